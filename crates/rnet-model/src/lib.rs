@@ -1,7 +1,30 @@
-//! The ResonanceNet V5 model (layer 2): configuration and parameter layout, the canonical
-//! bit-exact evaluator, the recurrent step used by inference, checkpoints, growth and the bundled
-//! validation data.
+//! The ResonanceNet V5 model (layer 2): configuration and parameter layout, seeded
+//! initialisation, the canonical bit-exact evaluator, the recurrent step used by inference,
+//! checkpoints (canonical bytes, chunk hashes, merkle root, safetensors export), function-preserving
+//! growth with the consensus growth schedule, and the bundled validation data.
+//!
+//! The consensus rules fixed here are written out in `docs/protocol.md (Part III)`.
 
+pub mod checkpoint;
 pub mod config;
+pub mod data;
+pub mod evaluator;
+pub mod forward;
+pub mod growth;
+pub mod init;
+pub mod kernels;
+pub mod model;
+pub mod safetensors;
+pub mod step;
 
-pub use config::{LayerLayout, Layout, ModelConfig, ModelNetwork, TensorSpec, VOCAB};
+#[cfg(test)]
+mod test_util;
+
+pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
+pub use config::{ConfigError, LayerLayout, Layout, ModelConfig, ModelNetwork, TensorSpec, VOCAB};
+pub use data::{training_text, validation_slice};
+pub use evaluator::{EvalError, EvalResult, evaluate, evaluate_params};
+pub use growth::{GrowthCaps, GrowthError, grow, next_shape, shape_at_height};
+pub use model::{Model, ModelError};
+pub use safetensors::SafetensorsError;
+pub use step::{RecurrentState, StateMismatch, step};
