@@ -1,0 +1,99 @@
+//! The two covenant rules: recovery-pending outputs (social recovery) and emission returns.
+//!
+//! These are the only opcodes that look at the spending transaction's outputs, and each checks
+//! one fixed shape; there is no general covenant machinery.
+
+use rnet_crypto::PublicKey;
+use rnet_primitives::Amount;
+
+use crate::error::ScriptError;
+use crate::locktime::RelativeLock;
+use crate::num::{MAX_LOCKTIME_NUM_SIZE, decode_num};
+use crate::templates::{heartbeat_script, script_hash_script_pubkey};
+use crate::verify::SpendContext;
+
+/// The scriptPubKey of an emission-return output: `OP_RETURN <"RNET-EMISSION">`. Consensus
+/// credits the value of every output with exactly this script to the emission pool (future block
+/// rewards) instead of adding it to the UTXO set. Anyone may create one; it can never be spent.
+pub const EMISSION_RETURN_SCRIPT: &[u8] = b"\x6a\x0dRNET-EMISSION";
+
+/// Whether `script_pubkey` is exactly [`EMISSION_RETURN_SCRIPT`].
+pub fn is_emission_return(script_pubkey: &[u8]) -> bool {
+    script_pubkey == EMISSION_RETURN_SCRIPT
+}
+
+/// The most fee a guardian recovery may take out of the recovered input: the recovery-pending
+/// output at the input's index must be worth at least the input's amount minus this
+/// (0.01 RNT).
+pub const MAX_RECOVERY_FEE: Amount = Amount(1_000_000);
+
+/// The most fee an emission sweep may take, per input of the sweeping transaction: the sum of the
+/// emission-return outputs must be at least the sum of all spent amounts minus this times the
+/// number of inputs (0.01 RNT per input).
+pub const MAX_EMISSION_SWEEP_FEE_PER_INPUT: Amount = Amount(1_000_000);
+
+/// `OP_CHECKRECOVERYPENDINGVERIFY` with its three operands (already popped).
+pub(crate) fn check_recovery_pending(
+    ctx: &SpendContext<'_>,
+    new_key: &[u8],
+    owner: &[u8],
+    cancel_window: &[u8],
+) -> Result<(), ScriptError> {
+    let window = decode_num(cancel_window, MAX_LOCKTIME_NUM_SIZE)?;
+    let window = u32::try_from(window)
+        .ok()
+        .and_then(RelativeLock::from_canonical)
+        .filter(|w| w.value() > 0)
+        .ok_or(ScriptError::InvalidRecoveryParameter)?;
+    let owner: &[u8; 32] = owner.try_into().map_err(|_| ScriptError::InvalidPublicKey)?;
+    let new_key: &[u8; 32] = new_key.try_into().map_err(|_| ScriptError::InvalidPublicKey)?;
+    // The new key must be a usable key, so that the pending output can be claimed at all.
+    PublicKey::from_bytes(new_key).map_err(|_| ScriptError::InvalidPublicKey)?;
+
+    let expected = script_hash_script_pubkey(&crate::templates::script_hash(&heartbeat_script(
+        owner, new_key, window,
+    )));
+    let amount = ctx.spent_output().value;
+    let min_value = Amount(amount.to_resonance().saturating_sub(MAX_RECOVERY_FEE.to_resonance()));
+    match ctx.tx().outputs.get(ctx.input_index()) {
+        Some(out) if out.script_pubkey == expected && out.value >= min_value => Ok(()),
+        _ => Err(ScriptError::RecoveryOutputMismatch),
+    }
+}
+
+/// `OP_CHECKEMISSIONVERIFY`.
+pub(crate) fn check_emission(ctx: &SpendContext<'_>) -> Result<(), ScriptError> {
+    let tx = ctx.tx();
+    if tx.outputs.is_empty() || !tx.outputs.iter().all(|o| is_emission_return(&o.script_pubkey)) {
+        return Err(ScriptError::EmissionOutputMismatch);
+    }
+    let total_out: u128 = tx.outputs.iter().map(|o| u128::from(o.value.to_resonance())).sum();
+    let total_in: u128 =
+        ctx.spent_outputs().iter().map(|o| u128::from(o.value.to_resonance())).sum();
+    let allowance =
+        u128::from(MAX_EMISSION_SWEEP_FEE_PER_INPUT.to_resonance()) * tx.inputs.len() as u128;
+    if total_out + allowance < total_in {
+        return Err(ScriptError::EmissionOutputMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emission_script() {
+        assert_eq!(EMISSION_RETURN_SCRIPT.len(), 15);
+        assert_eq!(EMISSION_RETURN_SCRIPT[0], crate::opcodes::OP_RETURN);
+        assert_eq!(usize::from(EMISSION_RETURN_SCRIPT[1]), EMISSION_RETURN_SCRIPT.len() - 2);
+        assert!(is_emission_return(b"\x6a\x0dRNET-EMISSION"));
+        assert!(!is_emission_return(b"\x6a\x0dRNET-EMISSIOM"));
+        assert!(!is_emission_return(b"\x6a"));
+        assert!(!is_emission_return(b""));
+        assert_eq!(
+            crate::script::disassemble(EMISSION_RETURN_SCRIPT),
+            "OP_RETURN <524e45542d454d495353494f4e>"
+        );
+    }
+}
