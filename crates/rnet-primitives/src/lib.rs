@@ -1,7 +1,7 @@
 //! ResonanceNet primitives (layer 2): amounts, hashes, the hand-written consensus encoding,
 //! transactions, block headers, blocks, merkle roots, bech32m addresses and networks.
 //!
-//! The byte-level rules are written down in `docs/protocol-encoding.md`; this crate is their
+//! The byte-level rules are written down in `docs/protocol.md (Part II)`; this crate is their
 //! reference implementation. Every decoder takes untrusted bytes: it never panics, never
 //! allocates more than the input can justify, and rejects non-canonical encodings, so a value has
 //! exactly one encoding and `encode(decode(b)) == b` for every accepted `b`.

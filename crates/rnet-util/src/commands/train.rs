@@ -1,0 +1,156 @@
+//! `train`: grow a checkpoint to the next height's shape, train it with the CPU engine, and report
+//! the canonical validation loss of the result.
+
+use super::checkpoint::load;
+use super::keys::write_new;
+use super::print_json;
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use rnet_model::{
+    Checkpoint, GrowthCaps, ModelConfig, ModelNetwork, evaluate, grow, shape_at_height,
+    training_text, validation_slice,
+};
+use rnet_training::{DataConfig, DataSource, OptimizerState, RunOptions, TrainConfig, Trainer};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+/// Arguments of `rnet-util train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// mainnet, testnet or regtest: the growth schedule and the validation slice.
+    #[arg(long)]
+    network: ModelNetwork,
+    /// Checkpoint to start from (its optimizer state, `IN.opt`, is resumed when present).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Training data file (any bytes); default: the bundled training text (the corpus without
+    /// the validation slices).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Updates to take.
+    #[arg(long)]
+    steps: u64,
+    /// Output checkpoint (its optimizer state goes to `OUT.opt`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Height the result is for; the model is grown to the schedule's shape there.
+    /// Default: the input checkpoint's height + 1.
+    #[arg(long)]
+    height: Option<u64>,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f32,
+    /// Windows per batch.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Seed for batch sampling and the weights growth adds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Runs `rnet-util train`.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a positive number");
+    }
+    let input = load(&args.checkpoint)?;
+    let height = args.height.unwrap_or(input.height + 1);
+    if height < input.height {
+        bail!("--height {height} is below the checkpoint's height {}", input.height);
+    }
+    let genesis = ModelConfig::genesis(args.network);
+    let (d, l) = shape_at_height(
+        (genesis.d_model, genesis.n_layers),
+        height,
+        GrowthCaps::for_network(args.network),
+    );
+    let model = if (d, l) == (input.model.config().d_model, input.model.config().n_layers) {
+        input.model
+    } else {
+        grow(&input.model, d, l, args.seed).context("cannot grow to the scheduled shape")?
+    };
+    let config = model.config().clone();
+
+    let state_path = OptimizerState::path_for_checkpoint(&args.checkpoint);
+    let state = if state_path.exists() {
+        Some(
+            OptimizerState::load(&state_path)
+                .with_context(|| format!("invalid optimizer state {}", state_path.display()))?,
+        )
+    } else {
+        None
+    };
+    let resumed_from = state.as_ref().map(|s| s.step).unwrap_or(0);
+
+    let data_config = DataConfig { window: config.window, holdout_fraction: 0.01, seed: args.seed };
+    let source = match &args.data {
+        Some(path) => DataSource::open(path, data_config)
+            .with_context(|| format!("cannot use {} as training data", path.display()))?,
+        None => DataSource::from_static(training_text(), data_config)?,
+    };
+    let train = TrainConfig {
+        lr: args.lr,
+        warmup: 20.min(args.steps),
+        total_steps: resumed_from + args.steps,
+        batch_windows: args.batch,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let (_, params) = model.into_parts();
+    let mut trainer = Trainer::new(params, config.clone(), train, state)?;
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  loss {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("static template"),
+    );
+    let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
+    let summary = trainer.run(&source, &options, |progress| {
+        bar.set_position(progress.step);
+        bar.set_message(format!(
+            "{:.4} nats/byte  {:.0} bytes/s",
+            progress.stats.loss, progress.bytes_per_sec
+        ));
+        ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+
+    let (params, state) = trainer.into_parts();
+    let model = rnet_model::Model::from_parts(config.clone(), params)?;
+    if !model.is_finite() {
+        bail!("training diverged (non-finite weights); try a smaller --lr");
+    }
+    let result = evaluate(&model, validation_slice(args.network))?;
+    let checkpoint = Checkpoint::new(height, model);
+    write_new(&args.out, &checkpoint.to_bytes())?;
+    let out_state = OptimizerState::path_for_checkpoint(&args.out);
+    state.save(&out_state).with_context(|| format!("writing {}", out_state.display()))?;
+
+    print_json(&serde_json::json!({
+        "height": height,
+        "d_model": config.d_model,
+        "n_layers": config.n_layers,
+        "steps": summary.steps,
+        "optimizer_step": state.step,
+        "train_bytes_per_sec": summary.bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9),
+        "last_train_loss": summary.last_loss,
+        "val_loss": result.val_loss_micronats,
+        "nats_per_byte": result.mean_nats,
+        "bits_per_byte": result.bits_per_byte(),
+        "checkpoint_root": hex::encode(checkpoint.root()),
+        "out": args.out.display().to_string(),
+    }));
+    Ok(())
+}
