@@ -1,0 +1,56 @@
+//! What validation needs to know about the chain a block extends, and what it reports back.
+
+use crate::coin::Coin;
+use rnet_primitives::{Amount, BlockHash, OutPoint};
+
+/// The consensus-relevant summary of one block already in the chain (stored in the block index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderSummary {
+    /// Block id.
+    pub hash: BlockHash,
+    /// Height.
+    pub height: u32,
+    /// Header time (unix seconds).
+    pub time: u64,
+    /// The block's evaluated `val_loss` (micro-nats per byte).
+    pub val_loss: u64,
+    /// The required improvement this block had to meet.
+    pub required_improvement: u64,
+    /// Model width at this height.
+    pub d_model: u32,
+    /// Model depth at this height.
+    pub n_layers: u32,
+    /// Total width growth since genesis up to and including this block.
+    pub cumulative_growth: u32,
+    /// Consecutive blocks up to and including this one that only just passed (stagnation count
+    /// that accelerates growth).
+    pub stagnation: u32,
+    /// Value in the UTXO set after this block (never above the supply cap).
+    pub circulating_supply: Amount,
+}
+
+/// Read access to the branch that a block extends: its ancestors by height. Implemented by the
+/// block index for the branch ending at the parent of the block being validated.
+pub trait HeaderChain {
+    /// The ancestor at `height` on this branch (`None` above the branch's tip).
+    fn ancestor(&self, height: u32) -> Option<HeaderSummary>;
+
+    /// The branch's tip: the parent of the block being validated.
+    fn tip(&self) -> HeaderSummary;
+}
+
+/// Everything connecting a valid block does to the chainstate, computed by validation and
+/// applied atomically by the chainstate (which keeps `spent` as undo data).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockEffects {
+    /// Coins the block spends, with their full data (the undo record).
+    pub spent: Vec<(OutPoint, Coin)>,
+    /// Coins the block creates (emission-return outputs and unspendable outputs excluded).
+    pub created: Vec<(OutPoint, Coin)>,
+    /// Value sent to the emission pool by emission-return outputs.
+    pub emission_returned: Amount,
+    /// Sum of the fees of the block's transactions.
+    pub fees: Amount,
+    /// The subsidy (base × bonus) the coinbase was allowed, before fees.
+    pub subsidy: Amount,
+}
