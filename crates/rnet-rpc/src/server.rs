@@ -1,0 +1,402 @@
+//! The HTTP side: binding, authentication, routing, body limits, Core's HTTP statuses.
+
+use std::future::{Future, IntoFuture};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::auth::{COOKIE_USER, CookieGuard, Credentials, random_cookie_password, write_cookie};
+use crate::error::RpcServerError;
+use crate::protocol::handle_body;
+use crate::registry::Registry;
+
+/// Core's limit on a request body (`MAX_SIZE`, 32 MiB); larger bodies get HTTP 413.
+pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
+/// How many requests may be in progress at once before new ones get HTTP 503, like Core's
+/// `-rpcworkqueue`.
+pub const DEFAULT_WORK_QUEUE: usize = 64;
+/// How long a client may take to send a request body (Core's `-rpcservertimeout`, 30 s).
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a failed authentication is held before the 401 goes out (Core: 250 ms), to slow
+/// down password guessing.
+pub const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
+
+/// How long [`RpcServer::run`] waits by default for open connections after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+const WWW_AUTHENTICATE: &str = "Basic realm=\"jsonrpc\"";
+
+/// Settings of the RPC server.
+#[derive(Clone)]
+pub struct RpcConfig {
+    /// The address to listen on. Loopback by default; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// Where `.cookie` is written at start and deleted at shutdown (the network's datadir).
+    pub cookie_dir: PathBuf,
+    /// Optional `rpcuser`/`rpcpassword`, accepted besides the cookie.
+    pub user_pass: Option<(String, String)>,
+    /// The largest request body accepted (HTTP 413 above it).
+    pub max_body: usize,
+    /// Requests in progress at once before HTTP 503 `Work queue depth exceeded`.
+    pub work_queue: usize,
+    /// The time allowed to receive a request body (HTTP 408 after it).
+    pub timeout: Duration,
+    /// The delay before answering a failed authentication.
+    pub auth_failure_delay: Duration,
+    /// How long [`RpcServer::run`] waits for open connections after the shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for RpcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcConfig")
+            .field("bind", &self.bind)
+            .field("cookie_dir", &self.cookie_dir)
+            .field("user", &self.user_pass.as_ref().map(|(u, _)| u))
+            .field("max_body", &self.max_body)
+            .field("work_queue", &self.work_queue)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RpcConfig {
+    /// A configuration listening on `bind` with the cookie in `cookie_dir` and Core's defaults.
+    pub fn new(bind: SocketAddr, cookie_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            bind,
+            cookie_dir: cookie_dir.into(),
+            user_pass: None,
+            max_body: DEFAULT_MAX_BODY,
+            work_queue: DEFAULT_WORK_QUEUE,
+            timeout: DEFAULT_SERVER_TIMEOUT,
+            auth_failure_delay: AUTH_FAILURE_DELAY,
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+
+    /// Listen on `127.0.0.1:port` (the default: RPC is bound to loopback).
+    pub fn localhost(port: u16, cookie_dir: impl Into<PathBuf>) -> Self {
+        Self::new(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), cookie_dir)
+    }
+}
+
+struct ServerState {
+    registry: Arc<Registry>,
+    credentials: Credentials,
+    max_body: usize,
+    queue: Arc<Semaphore>,
+    timeout: Duration,
+    auth_failure_delay: Duration,
+}
+
+/// A bound RPC server, not yet serving. [`RpcServer::bind`] has written the cookie;
+/// [`RpcServer::run`] serves until the shutdown future resolves and then deletes it.
+pub struct RpcServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: Arc<ServerState>,
+    cookie: CookieGuard,
+    shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for RpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcServer")
+            .field("local_addr", &self.local_addr)
+            .field("cookie", &self.cookie.path)
+            .finish()
+    }
+}
+
+impl RpcServer {
+    /// Bind the listening socket and write the authentication cookie.
+    pub async fn bind(config: RpcConfig, registry: Arc<Registry>) -> Result<Self, RpcServerError> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| RpcServerError::Bind { addr: config.bind, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| RpcServerError::Bind { addr: config.bind, source })?;
+        if !config.bind.ip().is_loopback() {
+            tracing::warn!(%local_addr, "RPC server is listening on a non-loopback address");
+        }
+        let password = random_cookie_password();
+        let cookie_path = write_cookie(&config.cookie_dir, &password).map_err(|source| {
+            RpcServerError::Cookie {
+                path: config.cookie_dir.join(crate::auth::COOKIE_FILE),
+                source,
+            }
+        })?;
+        let mut credentials = Credentials::default();
+        credentials.add(COOKIE_USER, &password);
+        if let Some((user, pass)) = &config.user_pass {
+            credentials.add(user, pass);
+        }
+        tracing::info!(%local_addr, cookie = %cookie_path.display(), "RPC server bound");
+        let state = Arc::new(ServerState {
+            registry,
+            credentials,
+            max_body: config.max_body,
+            queue: Arc::new(Semaphore::new(config.work_queue.max(1))),
+            timeout: config.timeout,
+            auth_failure_delay: config.auth_failure_delay,
+        });
+        let contents = format!("{COOKIE_USER}:{password}");
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            cookie: CookieGuard { path: cookie_path, contents },
+            shutdown_grace: config.shutdown_grace,
+        })
+    }
+
+    /// The address actually bound (the chosen port when the configuration asked for 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The path of the cookie file written by [`RpcServer::bind`].
+    pub fn cookie_path(&self) -> &Path {
+        &self.cookie.path
+    }
+
+    /// Serve until `shutdown` resolves, let requests in progress finish, delete the cookie.
+    pub async fn run<F>(self, shutdown: F) -> Result<(), RpcServerError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let Self { listener, local_addr, state, cookie, shutdown_grace } = self;
+        let app = Router::new().fallback(handle).with_state(state);
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        // Learn when the shutdown signal fired, so a connection that never finishes (a client
+        // stuck mid-request) cannot hold the node's shutdown forever.
+        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            let _ = fired_tx.send(());
+        };
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let grace = async move {
+            match fired_rx.await {
+                Ok(()) => tokio::time::sleep(shutdown_grace).await,
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        let result = tokio::select! {
+            r = serve => r.map_err(RpcServerError::Serve),
+            () = grace => {
+                tracing::warn!(%local_addr, "RPC connections still open {shutdown_grace:?} after shutdown; leaving them");
+                Ok(())
+            }
+        };
+        tracing::info!(%local_addr, "RPC server stopped");
+        drop(cookie);
+        result
+    }
+
+    /// Run the server on a new tokio task (see [`RpcServer::run`]).
+    pub fn spawn<F>(self, shutdown: F) -> RunningServer
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let local_addr = self.local_addr;
+        let cookie_path = self.cookie.path.clone();
+        let handle = tokio::spawn(self.run(shutdown));
+        RunningServer { local_addr, cookie_path, handle }
+    }
+}
+
+/// A server running on its own task (from [`RpcServer::spawn`]).
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    cookie_path: PathBuf,
+    handle: JoinHandle<Result<(), RpcServerError>>,
+}
+
+impl RunningServer {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The cookie file's path.
+    pub fn cookie_path(&self) -> &Path {
+        &self.cookie_path
+    }
+
+    /// Wait until the server has stopped (its shutdown future resolved).
+    pub async fn join(self) -> Result<(), RpcServerError> {
+        match self.handle.await {
+            Ok(r) => r,
+            Err(e) => Err(RpcServerError::Task(e.to_string())),
+        }
+    }
+}
+
+/// Bind, write the cookie, serve until `shutdown` resolves, delete the cookie. Returns the
+/// address it was bound to. To learn the address before serving (port 0), use
+/// [`RpcServer::bind`] then [`RpcServer::run`] or [`RpcServer::spawn`].
+pub async fn serve<F>(
+    config: RpcConfig,
+    registry: Arc<Registry>,
+    shutdown: F,
+) -> Result<SocketAddr, RpcServerError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let server = RpcServer::bind(config, registry).await?;
+    let addr = server.local_addr();
+    server.run(shutdown).await?;
+    Ok(addr)
+}
+
+/// The wallet a request path names: `/` → `Some(None)`, `/wallet/<name>` → `Some(Some(name))`
+/// (percent-decoded), anything else → `None` (HTTP 404).
+pub(crate) fn route(path: &str) -> Option<Option<String>> {
+    if path == "/" {
+        return Some(None);
+    }
+    let name = path.strip_prefix("/wallet/")?;
+    Some(Some(percent_decode(name)?))
+}
+
+/// Decode `%XX` escapes; `None` when the result is not UTF-8 or an escape is malformed.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    (status, text).into_response()
+}
+
+fn unauthorized() -> Response {
+    let mut r = StatusCode::UNAUTHORIZED.into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(WWW_AUTHENTICATE));
+    r
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+/// Read the whole body, failing as soon as it exceeds `limit` bytes.
+async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
+    let mut buf = Vec::new();
+    loop {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+        match frame {
+            None => return Ok(buf),
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len().saturating_add(data.len()) > limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<ServerState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let Some(wallet) = route(parts.uri.path()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if parts.method != Method::POST {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "JSONRPC server handles only POST requests");
+    }
+    let Some(auth) = parts.headers.get(header::AUTHORIZATION) else {
+        return unauthorized();
+    };
+    let Some(user) = state.credentials.check(auth.as_bytes()) else {
+        tracing::warn!(%peer, "RPC incorrect password attempt");
+        tokio::time::sleep(state.auth_failure_delay).await;
+        return unauthorized();
+    };
+    let Ok(_permit) = Arc::clone(&state.queue).try_acquire_owned() else {
+        tracing::warn!("RPC request rejected: work queue depth exceeded");
+        return plain(StatusCode::SERVICE_UNAVAILABLE, "Work queue depth exceeded");
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body as u64) {
+        return StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    }
+    let bytes = match tokio::time::timeout(state.timeout, read_body(body, state.max_body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        Ok(Err(BodyError::Broken)) => return StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
+    };
+    let reply = handle_body(&state.registry, &bytes, wallet.as_deref(), Some(&user)).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        None => status.into_response(),
+        Some(body) => {
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/"), Some(None));
+        assert_eq!(route("/wallet/foo"), Some(Some("foo".into())));
+        assert_eq!(route("/wallet/"), Some(Some(String::new())));
+        assert_eq!(route("/wallet/my%20w%C3%A9"), Some(Some("my wé".into())));
+        assert_eq!(route("/wallet/%zz"), None);
+        assert_eq!(route("/wallet/%4"), None);
+        assert_eq!(route("/other"), None);
+        assert_eq!(route("/wallet"), None);
+    }
+}
