@@ -15,7 +15,8 @@ pub struct Coin {
     /// True for a coinbase output (maturity applies).
     pub is_coinbase: bool,
     /// The chain's `val_loss` (micro-nats per byte) in the block that created it. A coin expires
-    /// when `creation_loss / tip_loss ≥ expiry_ratio`.
+    /// when `creation_loss / tip_loss ≥ expiry_ratio`, i.e. when
+    /// `creation_loss ≥ expiry_threshold(params, tip_loss)`.
     pub creation_loss: u64,
 }
 
@@ -24,10 +25,27 @@ pub struct Coin {
 pub trait UtxoView {
     /// The unspent coin at `outpoint`, if any.
     fn coin(&self, outpoint: &OutPoint) -> Option<Coin>;
+
+    /// Whether `outpoint` was a coin that expired (only asked about outpoints [`UtxoView::coin`]
+    /// does not have, to give a more precise error). The default says `false`: a spend of an
+    /// expired coin is then reported as missing-or-spent, which is equally invalid.
+    fn is_expired(&self, _outpoint: &OutPoint) -> bool {
+        false
+    }
 }
 
 impl UtxoView for std::collections::HashMap<OutPoint, Coin> {
     fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
         self.get(outpoint).cloned()
+    }
+}
+
+impl<T: UtxoView + ?Sized> UtxoView for &T {
+    fn coin(&self, outpoint: &OutPoint) -> Option<Coin> {
+        (**self).coin(outpoint)
+    }
+
+    fn is_expired(&self, outpoint: &OutPoint) -> bool {
+        (**self).is_expired(outpoint)
     }
 }

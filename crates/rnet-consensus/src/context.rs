@@ -26,7 +26,26 @@ pub struct HeaderSummary {
     /// that accelerates growth).
     pub stagnation: u32,
     /// Value in the UTXO set after this block (never above the supply cap).
+    ///
+    /// [`crate::connect_block`] returns it *before* expiry; the chainstate subtracts the value of
+    /// the coins that expire at this block ([`HeaderSummary::apply_expiry`]) before storing it. A
+    /// summary made from a header alone ([`crate::summarize_header`]) carries the parent's value
+    /// until the block is connected.
     pub circulating_supply: Amount,
+}
+
+impl HeaderSummary {
+    /// Subtracts the value of the coins that expired when this block became the tip. `None` if
+    /// that is more than the circulating supply (a chainstate bug).
+    pub fn apply_expiry(&mut self, expired_value: Amount) -> Option<()> {
+        self.circulating_supply = self.circulating_supply.checked_sub(expired_value)?;
+        Some(())
+    }
+
+    /// The model shape `(d_model, n_layers)`.
+    pub fn shape(&self) -> (u32, u32) {
+        (self.d_model, self.n_layers)
+    }
 }
 
 /// Read access to the branch that a block extends: its ancestors by height. Implemented by the
@@ -39,18 +58,44 @@ pub trait HeaderChain {
     fn tip(&self) -> HeaderSummary;
 }
 
+impl<T: HeaderChain + ?Sized> HeaderChain for &T {
+    fn ancestor(&self, height: u32) -> Option<HeaderSummary> {
+        (**self).ancestor(height)
+    }
+
+    fn tip(&self) -> HeaderSummary {
+        (**self).tip()
+    }
+}
+
 /// Everything connecting a valid block does to the chainstate, computed by validation and
 /// applied atomically by the chainstate (which keeps `spent` as undo data).
+///
+/// The lists are *net* effects: an output created and spent inside the same block appears in
+/// neither. Apply as "remove every `spent` outpoint, add every `created` coin", then run expiry.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BlockEffects {
     /// Coins the block spends, with their full data (the undo record).
     pub spent: Vec<(OutPoint, Coin)>,
     /// Coins the block creates (emission-return outputs and unspendable outputs excluded).
     pub created: Vec<(OutPoint, Coin)>,
-    /// Value sent to the emission pool by emission-return outputs.
+    /// Value that left circulation through outputs that create no coin: emission-return outputs
+    /// and every other provably unspendable output (see [`crate::is_unspendable`]).
     pub emission_returned: Amount,
     /// Sum of the fees of the block's transactions.
     pub fees: Amount,
     /// The subsidy (base × bonus) the coinbase was allowed, before fees.
     pub subsidy: Amount,
+}
+
+impl BlockEffects {
+    /// Total value of the spent coins.
+    pub fn spent_value(&self) -> Amount {
+        Amount(self.spent.iter().fold(0u64, |a, (_, c)| a.saturating_add(c.output.value.0)))
+    }
+
+    /// Total value of the created coins.
+    pub fn created_value(&self) -> Amount {
+        Amount(self.created.iter().fold(0u64, |a, (_, c)| a.saturating_add(c.output.value.0)))
+    }
 }

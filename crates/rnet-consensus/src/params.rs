@@ -1,0 +1,454 @@
+//! Chain parameters of mainnet, testnet and regtest, and the genesis block of each.
+//!
+//! Every number a node needs to agree with its peers lives in [`ChainParams`]. The values are
+//! written out (with their reasons) in `docs/protocol.md` (Part V, §1). Tests may build modified
+//! parameters with struct update syntax (`ChainParams { coinbase_maturity: 2, ..ChainParams::regtest() }`);
+//! [`ChainParams::validate`] says whether such a set is usable.
+
+use rnet_crypto::{SigningKey, keccak256};
+use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
+use rnet_model::{Checkpoint, GrowthCaps, Model, ModelConfig, ModelNetwork, evaluate};
+use rnet_primitives::{
+    Amount, Block, BlockHash, BlockHeader, COIN, Hash256, MAX_BLOCK_SIZE, ModelShape, Network,
+    OutPoint, Transaction, TxIn, TxOut, Witness,
+};
+use thiserror::Error;
+
+use crate::context::HeaderSummary;
+
+/// Version of every block header this code produces; headers with a lower version are invalid.
+pub const BLOCK_VERSION: u32 = 1;
+
+/// Largest performance bonus: a block is paid at most `2 ×` the base reward.
+pub const MAX_BONUS_MULTIPLE: u64 = 2;
+
+/// Largest coinbase `script_sig` (the 4-byte height plus up to 96 bytes of miner data).
+pub const MAX_COINBASE_SCRIPT_SIG: usize = 100;
+
+/// The consensus parameters of one network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainParams {
+    /// Which network these are.
+    pub network: Network,
+    /// The model crate's name for the network (genesis shape, validation slice).
+    pub model_network: ModelNetwork,
+    /// P2P message-start bytes.
+    pub magic: [u8; 4],
+    /// Default P2P port.
+    pub p2p_port: u16,
+    /// Default JSON-RPC port.
+    pub rpc_port: u16,
+    /// Bech32m human-readable part of addresses (`rnt`, `trnt`, `rrnt`).
+    pub address_hrp: &'static str,
+    /// Time of the genesis block (unix seconds).
+    pub genesis_time: u64,
+    /// Seed of `Model::init` for the genesis checkpoint.
+    pub genesis_seed: u64,
+    /// The genesis model shape (`n_slots`, `kernel_sizes` and `window` never change afterwards).
+    pub genesis_model: ModelConfig,
+    /// The canonical `val_loss` of the genesis checkpoint on the validation slice (pinned: the
+    /// mainnet evaluation takes half a minute, so it is not recomputed at start-up; tests check it).
+    pub genesis_val_loss: u64,
+    /// Caps of the growth schedule.
+    pub growth_caps: GrowthCaps,
+    /// Keccak-256d of the validation slice every node evaluates on.
+    pub validation_slice_hash: [u8; 32],
+    /// Block spacing the required improvement is retargeted towards (seconds).
+    pub target_spacing_secs: u64,
+    /// Blocks between retargets of the required improvement; `0` disables retargeting (the
+    /// required improvement then stays at `initial_required_improvement` forever).
+    pub retarget_interval: u32,
+    /// Largest factor by which one retarget may raise or lower the required improvement.
+    pub max_retarget_factor: u64,
+    /// Floor of the required improvement (micro-nats); at least 1, so the loss strictly falls.
+    pub min_required_improvement: u64,
+    /// Required improvement of the first block (micro-nats), recorded in the genesis header.
+    pub initial_required_improvement: u64,
+    /// A block "only just passes" (and extends the stagnation count) when its improvement is
+    /// below this multiple of the required improvement.
+    pub stagnation_multiple: u64,
+    /// Block reward before halvings and bonus.
+    pub base_reward: Amount,
+    /// A coinbase output created at height `h` may be spent from height `h + coinbase_maturity`.
+    pub coinbase_maturity: u32,
+    /// `(num, den)`: a coin expires when `creation_loss / tip_loss ≥ num / den` (must be > 1).
+    pub expiry_ratio: (u64, u64),
+    /// Default inactivity period (blocks) of wallet emission-return policies. Not enforced by
+    /// consensus: each output's script carries its own period.
+    pub emission_inactivity_blocks: u32,
+    /// A block's time may be at most this far ahead of the validating node's clock (seconds).
+    pub max_future_block_time_secs: u64,
+    /// Number of blocks whose median time a new block must exceed (11).
+    pub median_time_span: u32,
+    /// Largest encoded block, in bytes.
+    pub max_block_size: usize,
+}
+
+/// A parameter set that cannot work.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ParamsError {
+    /// The genesis model shape is invalid.
+    #[error("invalid genesis model: {0}")]
+    GenesisModel(String),
+    /// The floor of the required improvement is 0 or above the initial value.
+    #[error("required-improvement floor must be in 1..=initial")]
+    ImprovementFloor,
+    /// The expiry ratio is not a fraction above 1.
+    #[error("expiry ratio must be num/den with num > den > 0")]
+    ExpiryRatio,
+    /// The retarget factor is below 1 or the spacing is 0.
+    #[error("retarget factor must be ≥ 1 and spacing > 0")]
+    Retarget,
+    /// The median-time span is 0.
+    #[error("median time span must be positive")]
+    MedianTimeSpan,
+    /// The stagnation multiple is 0.
+    #[error("stagnation multiple must be positive")]
+    StagnationMultiple,
+    /// The base reward exceeds the supply cap.
+    #[error("base reward above the supply cap")]
+    BaseReward,
+}
+
+impl ChainParams {
+    /// The parameters of `network`.
+    pub fn for_network(network: Network) -> ChainParams {
+        match network {
+            Network::Mainnet => Self::mainnet(),
+            Network::Testnet => Self::testnet(),
+            Network::Regtest => Self::regtest(),
+        }
+    }
+
+    /// Mainnet.
+    pub fn mainnet() -> ChainParams {
+        ChainParams {
+            network: Network::Mainnet,
+            model_network: ModelNetwork::Mainnet,
+            magic: [0xf1, b'r', b'n', b't'],
+            p2p_port: 9555,
+            rpc_port: 9554,
+            address_hrp: Network::Mainnet.hrp(),
+            // 2026-01-01T00:00:00Z.
+            genesis_time: 1_767_225_600,
+            genesis_seed: 0,
+            genesis_model: ModelConfig::genesis(ModelNetwork::Mainnet),
+            genesis_val_loss: 5_559_405,
+            growth_caps: GrowthCaps { max_d_model: 4096, max_layers: 48 },
+            validation_slice_hash: rnet_model::data::MAINNET_SLICE.hash,
+            target_spacing_secs: 600,
+            retarget_interval: 144,
+            max_retarget_factor: 4,
+            min_required_improvement: 1,
+            initial_required_improvement: 10_000,
+            stagnation_multiple: 2,
+            base_reward: Amount(50 * COIN),
+            coinbase_maturity: 100,
+            expiry_ratio: (10, 1),
+            emission_inactivity_blocks: 52_560,
+            max_future_block_time_secs: 2 * 60 * 60,
+            median_time_span: 11,
+            max_block_size: MAX_BLOCK_SIZE,
+        }
+    }
+
+    /// Testnet: mainnet's rules with the smaller testnet model and slice.
+    pub fn testnet() -> ChainParams {
+        ChainParams {
+            network: Network::Testnet,
+            model_network: ModelNetwork::Testnet,
+            magic: [0xf2, b'r', b'n', b't'],
+            p2p_port: 19555,
+            rpc_port: 19554,
+            address_hrp: Network::Testnet.hrp(),
+            // 2026-01-01T00:00:00Z.
+            genesis_time: 1_767_225_600,
+            genesis_seed: 0,
+            genesis_model: ModelConfig::genesis(ModelNetwork::Testnet),
+            genesis_val_loss: 5_552_276,
+            growth_caps: GrowthCaps { max_d_model: 4096, max_layers: 48 },
+            validation_slice_hash: rnet_model::data::TESTNET_SLICE.hash,
+            emission_inactivity_blocks: 4_320,
+            ..Self::mainnet()
+        }
+    }
+
+    /// Regtest: a tiny model, a constant small required improvement (no retargeting), short
+    /// maturity and a low expiry ratio, so tests mine real blocks in milliseconds and reach every
+    /// rule within a few blocks.
+    pub fn regtest() -> ChainParams {
+        ChainParams {
+            network: Network::Regtest,
+            model_network: ModelNetwork::Regtest,
+            magic: [0xf3, b'r', b'n', b't'],
+            p2p_port: 29555,
+            rpc_port: 29554,
+            address_hrp: Network::Regtest.hrp(),
+            // 2023-11-14T22:13:20Z.
+            genesis_time: 1_700_000_000,
+            genesis_seed: 0,
+            genesis_model: ModelConfig::genesis(ModelNetwork::Regtest),
+            genesis_val_loss: 5_578_786,
+            growth_caps: GrowthCaps { max_d_model: 64, max_layers: 4 },
+            validation_slice_hash: rnet_model::data::REGTEST_SLICE.hash,
+            target_spacing_secs: 600,
+            retarget_interval: 0,
+            max_retarget_factor: 4,
+            min_required_improvement: 100,
+            initial_required_improvement: 100,
+            stagnation_multiple: 2,
+            base_reward: Amount(50 * COIN),
+            coinbase_maturity: 5,
+            expiry_ratio: (2, 1),
+            emission_inactivity_blocks: 20,
+            max_future_block_time_secs: 2 * 60 * 60,
+            median_time_span: 11,
+            max_block_size: MAX_BLOCK_SIZE,
+        }
+    }
+
+    /// Checks that the parameters are internally consistent.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        self.genesis_model.validate().map_err(|e| ParamsError::GenesisModel(e.to_string()))?;
+        if self.min_required_improvement == 0
+            || self.min_required_improvement > self.initial_required_improvement
+        {
+            return Err(ParamsError::ImprovementFloor);
+        }
+        let (num, den) = self.expiry_ratio;
+        if den == 0 || num <= den {
+            return Err(ParamsError::ExpiryRatio);
+        }
+        if self.max_retarget_factor == 0 || self.target_spacing_secs == 0 {
+            return Err(ParamsError::Retarget);
+        }
+        if self.median_time_span == 0 {
+            return Err(ParamsError::MedianTimeSpan);
+        }
+        if self.stagnation_multiple == 0 {
+            return Err(ParamsError::StagnationMultiple);
+        }
+        if !self.base_reward.is_valid_money() {
+            return Err(ParamsError::BaseReward);
+        }
+        Ok(())
+    }
+
+    /// The model config of a block with header shape `(d_model, n_layers)`: the genesis config
+    /// with that width and depth (`d_ff = 2·d`; slots, kernels and window as at genesis).
+    pub fn model_config(&self, d_model: u32, n_layers: u32) -> ModelConfig {
+        self.genesis_model.with_shape(d_model as usize, n_layers as usize)
+    }
+
+    /// The exact checkpoint size (bytes) of a block of shape `(d_model, n_layers)`, or `None` if
+    /// that shape is not a valid model.
+    pub fn checkpoint_size(&self, d_model: u32, n_layers: u32) -> Option<u64> {
+        let config = self.model_config(d_model, n_layers);
+        config.validate().ok()?;
+        Some(rnet_model::checkpoint::encoded_len(&config))
+    }
+
+    /// The canonical validation bytes of this network.
+    pub fn validation_slice(&self) -> &'static [u8] {
+        rnet_model::validation_slice(self.model_network)
+    }
+
+    /// The genesis checkpoint: `Model::init(genesis_model, genesis_seed)` at height 0.
+    ///
+    /// # Panics
+    /// Only if `genesis_model` is invalid, which [`ChainParams::validate`] rules out (the built-in
+    /// networks are tested).
+    pub fn genesis_checkpoint(&self) -> Checkpoint {
+        let model = Model::init(self.genesis_model.clone(), self.genesis_seed)
+            .expect("the genesis model config is valid");
+        Checkpoint::new(0, model)
+    }
+
+    /// Evaluates the genesis checkpoint (what `genesis_val_loss` pins). Slow on mainnet.
+    pub fn evaluate_genesis(&self) -> u64 {
+        let ckpt = self.genesis_checkpoint();
+        evaluate(&ckpt.model, self.validation_slice())
+            .map(|r| r.val_loss_micronats)
+            .expect("the genesis model evaluates")
+    }
+
+    /// The key that signs the genesis header: secret `Keccak-256("ResonanceNet/genesis/" ‖
+    /// network name)`. It is public on purpose; it only makes the genesis block pass the same
+    /// context-free checks as every other block.
+    pub fn genesis_signing_key(&self) -> SigningKey {
+        let mut seed = b"ResonanceNet/genesis/".to_vec();
+        seed.extend_from_slice(self.network.name().as_bytes());
+        SigningKey::from_bytes(&keccak256(&seed))
+    }
+
+    /// The genesis coinbase: script_sig = height 0 (u32 LE) ‖ `"ResonanceNet/<network>"`, one
+    /// zero-value `OP_RETURN` output carrying a message. It creates no coin, so the circulating
+    /// supply at genesis is 0.
+    pub fn genesis_coinbase(&self) -> Transaction {
+        let mut script_sig = 0u32.to_le_bytes().to_vec();
+        script_sig.extend_from_slice(b"ResonanceNet/");
+        script_sig.extend_from_slice(self.network.name().as_bytes());
+        let message: &[u8] = b"ResonanceNet genesis: one shared model, trained by every miner";
+        let mut script_pubkey = vec![0x6a, message.len() as u8];
+        script_pubkey.extend_from_slice(message);
+        Transaction {
+            version: 1,
+            inputs: vec![TxIn {
+                previous_output: OutPoint::NULL,
+                script_sig,
+                sequence: u32::MAX,
+                witness: Witness::new(),
+            }],
+            outputs: vec![TxOut { value: Amount::ZERO, script_pubkey }],
+            lock_time: 0,
+        }
+    }
+
+    /// The genesis block (deterministic): the genesis coinbase and a header committing to the
+    /// genesis checkpoint's root and size and its pinned `val_loss`, signed by
+    /// [`ChainParams::genesis_signing_key`].
+    pub fn genesis_block(&self) -> Block {
+        let ckpt_bytes = self.genesis_checkpoint().to_bytes();
+        let root = checkpoint_merkle_root(&chunk_hashes(&ckpt_bytes));
+        let coinbase = self.genesis_coinbase();
+        let merkle_root = Hash256::from(coinbase.wtxid());
+        let key = self.genesis_signing_key();
+        let mut header = BlockHeader {
+            version: BLOCK_VERSION,
+            prev_block_hash: BlockHash::ZERO,
+            merkle_root,
+            time: self.genesis_time,
+            height: 0,
+            shape: ModelShape {
+                d_model: self.genesis_model.d_model as u32,
+                n_layers: self.genesis_model.n_layers as u32,
+            },
+            checkpoint_root: Hash256(root),
+            checkpoint_size: ckpt_bytes.len() as u64,
+            val_loss: self.genesis_val_loss,
+            required_improvement: self.initial_required_improvement,
+            training_steps: 0,
+            dataset_commitment: Hash256::ZERO,
+            miner_pubkey: key.public_key().to_bytes(),
+            signature: [0; 64],
+        };
+        header.signature = key.sign(header.hash().as_bytes()).to_bytes();
+        Block { header, transactions: vec![coinbase] }
+    }
+
+    /// The summary of the genesis block (the root of every block index).
+    pub fn genesis_summary(&self) -> HeaderSummary {
+        let block = self.genesis_block();
+        HeaderSummary {
+            hash: block.block_hash(),
+            height: 0,
+            time: self.genesis_time,
+            val_loss: self.genesis_val_loss,
+            required_improvement: self.initial_required_improvement,
+            d_model: block.header.shape.d_model,
+            n_layers: block.header.shape.n_layers,
+            cumulative_growth: 0,
+            stagnation: 0,
+            circulating_supply: Amount::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reward::is_unspendable;
+
+    #[test]
+    fn every_network_is_consistent() {
+        let all = Network::ALL.map(ChainParams::for_network);
+        for p in &all {
+            p.validate().unwrap();
+            assert_eq!(p.address_hrp, p.network.hrp());
+            assert_eq!(p.median_time_span, 11);
+            assert_eq!(p.max_future_block_time_secs, 7200);
+            assert_eq!(p.base_reward, Amount(50 * COIN));
+            assert_eq!(p.validation_slice_hash, rnet_crypto::keccak256d(p.validation_slice()));
+            let g = &p.genesis_model;
+            assert_eq!(
+                p.checkpoint_size(g.d_model as u32, g.n_layers as u32),
+                Some(rnet_model::checkpoint::encoded_len(g))
+            );
+            assert!(p.emission_inactivity_blocks <= u32::from(u16::MAX));
+        }
+        let ports: Vec<(u16, u16)> = all.iter().map(|p| (p.p2p_port, p.rpc_port)).collect();
+        assert_eq!(ports, [(9555, 9554), (19555, 19554), (29555, 29554)]);
+        assert_ne!(all[0].magic, all[1].magic);
+        assert_ne!(all[1].magic, all[2].magic);
+        assert_ne!(all[0].magic, all[2].magic);
+        assert_eq!(all[0].growth_caps, GrowthCaps { max_d_model: 4096, max_layers: 48 });
+        assert_eq!(all[0].coinbase_maturity, 100);
+        assert_eq!(all[2].coinbase_maturity, 5);
+        assert_eq!(all[0].expiry_ratio, (10, 1));
+        assert_eq!((all[0].retarget_interval, all[2].retarget_interval), (144, 0));
+    }
+
+    #[test]
+    fn broken_parameters_are_refused() {
+        let r = ChainParams::regtest;
+        let bad = [
+            (ChainParams { min_required_improvement: 0, ..r() }, ParamsError::ImprovementFloor),
+            (ChainParams { initial_required_improvement: 1, ..r() }, ParamsError::ImprovementFloor),
+            (ChainParams { expiry_ratio: (1, 1), ..r() }, ParamsError::ExpiryRatio),
+            (ChainParams { expiry_ratio: (2, 0), ..r() }, ParamsError::ExpiryRatio),
+            (ChainParams { max_retarget_factor: 0, ..r() }, ParamsError::Retarget),
+            (ChainParams { median_time_span: 0, ..r() }, ParamsError::MedianTimeSpan),
+            (ChainParams { stagnation_multiple: 0, ..r() }, ParamsError::StagnationMultiple),
+            (ChainParams { base_reward: Amount(u64::MAX), ..r() }, ParamsError::BaseReward),
+        ];
+        for (p, e) in bad {
+            assert_eq!(p.validate(), Err(e));
+        }
+        let mut odd = r();
+        odd.genesis_model.d_model = 33;
+        assert!(matches!(odd.validate(), Err(ParamsError::GenesisModel(_))));
+    }
+
+    /// Consensus pin: the regtest genesis checkpoint (seed 0) evaluates to the model crate's
+    /// golden value, and the genesis block built from it has this id.
+    #[test]
+    fn regtest_genesis_is_pinned() {
+        let p = ChainParams::regtest();
+        assert_eq!(p.genesis_val_loss, 5_578_786);
+        assert_eq!(p.evaluate_genesis(), p.genesis_val_loss);
+        let block = p.genesis_block();
+        assert_eq!(block, p.genesis_block(), "deterministic");
+        assert_eq!(block.header.checkpoint_size, p.genesis_checkpoint().encoded_len());
+        assert_eq!(block.header.checkpoint_root.0, p.genesis_checkpoint().root());
+        assert_eq!(block.header.val_loss, 5_578_786);
+        assert_eq!(block.header.required_improvement, 100);
+        assert_eq!(block.block_hash().to_string(), REGTEST_GENESIS_HASH);
+        let s = p.genesis_summary();
+        assert_eq!(s.hash, block.block_hash());
+        assert_eq!((s.height, s.d_model, s.n_layers), (0, 32, 2));
+        assert_eq!(s.circulating_supply, Amount::ZERO);
+        // The genesis coinbase creates no coin.
+        assert!(block.transactions[0].outputs.iter().all(|o| is_unspendable(&o.script_pubkey)));
+        // Another network's genesis differs.
+        assert_ne!(ChainParams::testnet().genesis_block().block_hash(), block.block_hash());
+    }
+
+    const REGTEST_GENESIS_HASH: &str =
+        "60c675edbe7d9d767bfa9d45476e41d4374da24d36cef6d6ef35061d463a5002";
+
+    #[test]
+    fn testnet_genesis_loss_is_pinned() {
+        let p = ChainParams::testnet();
+        assert_eq!(p.evaluate_genesis(), 5_552_276);
+        assert_eq!(p.genesis_val_loss, 5_552_276);
+    }
+
+    /// Half a minute on two cores: `cargo test -p rnet-consensus -- --ignored`.
+    #[test]
+    #[ignore]
+    fn mainnet_genesis_loss_is_pinned() {
+        let p = ChainParams::mainnet();
+        assert_eq!(p.evaluate_genesis(), 5_559_405);
+        assert_eq!(p.genesis_val_loss, 5_559_405);
+    }
+}
