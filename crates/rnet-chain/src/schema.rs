@@ -1,0 +1,45 @@
+//! The redb tables of the chainstate (documented in `docs/chainstate.md`).
+
+use redb::TableDefinition;
+
+/// Version of the table layout and record encodings; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "chainstate.redb";
+
+/// Directory (inside the data directory) holding checkpoint files.
+pub const CHECKPOINT_DIR: &str = "checkpoints";
+
+/// `meta`: string key → value bytes (see the `META_*` keys).
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// `block_index`: block hash → encoded `IndexEntry`.
+pub const BLOCK_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block_index");
+/// `children`: parent hash ‖ child hash → ().
+pub const CHILDREN: TableDefinition<&[u8], ()> = TableDefinition::new("children");
+/// `active_chain`: height → block hash of the active chain.
+pub const ACTIVE_CHAIN: TableDefinition<u32, &[u8]> = TableDefinition::new("active_chain");
+/// `blocks`: block hash → consensus encoding of the block.
+pub const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// `undo`: block hash → encoded `UndoRecord` (blocks of the active chain only).
+pub const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
+/// `utxo`: outpoint (txid ‖ vout LE) → encoded coin.
+pub const UTXO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("utxo");
+/// `expiry_index`: creation_loss BE u64 ‖ outpoint → ().
+pub const EXPIRY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("expiry_index");
+/// `checkpoints`: block hash → encoded `CheckpointRecord` (the bytes live in a file).
+pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+/// `checkpoint_heights`: height BE u32 ‖ block hash → () (pruning order).
+pub const CHECKPOINT_HEIGHTS: TableDefinition<&[u8], ()> =
+    TableDefinition::new("checkpoint_heights");
+
+/// `meta` key: schema version, u32 LE.
+pub const META_SCHEMA: &str = "schema_version";
+/// `meta` key: network name (its `Display` form).
+pub const META_NETWORK: &str = "network";
+/// `meta` key: genesis block hash.
+pub const META_GENESIS: &str = "genesis";
+/// `meta` key: active tip hash.
+pub const META_TIP: &str = "tip";
+/// `meta` key: next first-seen sequence number, u64 LE.
+pub const META_NEXT_SEQ: &str = "next_seq";
