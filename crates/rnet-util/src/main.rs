@@ -75,6 +75,14 @@ enum Command {
     Checkpoint(commands::checkpoint::CheckpointCommand),
     /// Train a checkpoint on a data file with the CPU training engine.
     Train(commands::train::TrainArgs),
+    /// Generate text from a checkpoint, streamed to stdout.
+    Generate(commands::generate::GenerateArgs),
+    /// Chat with a checkpoint: one message per line of stdin, the conversation kept in the
+    /// recurrent state.
+    Chat(commands::generate::ChatArgs),
+    /// Serve a checkpoint over the OpenAI-compatible HTTP API (/v1/models, /v1/completions,
+    /// /v1/chat/completions).
+    Serve(commands::generate::ServeArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -92,6 +100,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DecodeHeader { hex } => decode::header(&hex),
         Command::Checkpoint(command) => checkpoint::run(command),
         Command::Train(args) => train::run(args),
+        Command::Generate(args) => generate::run_generate(args),
+        Command::Chat(args) => generate::run_chat(args),
+        Command::Serve(args) => generate::run_serve(args),
     }
 }
 

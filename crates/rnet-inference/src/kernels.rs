@@ -1,0 +1,978 @@
+//! Fast (non-consensus) kernels of the decode engine: row-major weight matrices in f32 or int8
+//! (one f32 scale per output row), matrix–vector and matrix–matrix products, RMSNorm and the
+//! activation functions.
+//!
+//! Unlike `rnet_model::kernels` nothing here is bit-exact: sums are split over several
+//! accumulators and SIMD lanes, and on x86-64 with AVX2 + FMA products are fused. The engine is
+//! held to the canonical forward by tolerance tests instead.
+//!
+//! On x86-64 the products run AVX2 + FMA code when the CPU has both (checked once at run time);
+//! everywhere else a portable version written so the compiler vectorises it.
+
+use std::sync::OnceLock;
+
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// When set, the AVX2 paths are skipped (tests compare both paths).
+static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
+
+/// Forces the portable kernels (`true`) or lets them use AVX2 + FMA where the CPU has it (`false`,
+/// the default). Results differ only by rounding.
+pub fn set_portable_only(portable: bool) {
+    PORTABLE_ONLY.store(portable, Ordering::Relaxed);
+}
+
+/// Whether the AVX2 + FMA kernels are in use on this machine.
+pub fn simd_enabled() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        let has = *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        });
+        has && !PORTABLE_ONLY.load(Ordering::Relaxed)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = &OnceLock::<bool>::new;
+        false
+    }
+}
+
+/// Fewest positions per thread when a product is split across threads.
+const PAR_MIN_POSITIONS: usize = 8;
+
+/// Fewest multiply-adds (`rows · cols · n_t`) worth splitting across threads.
+const PAR_MIN_WORK: usize = 1 << 20;
+
+/// Storage of a weight matrix.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MatrixData {
+    /// f32 values, row-major.
+    F32(Vec<f32>),
+    /// int8 values, row-major, with one scale per row: `w[o][k] ≈ q[o][k] · scale[o]`.
+    Int8 {
+        /// Quantised values in `-127..=127`.
+        q: Vec<i8>,
+        /// Per-row scale (`max |w[o][·]| / 127`, or 0 for an all-zero row).
+        scale: Vec<f32>,
+    },
+}
+
+/// A `[rows, cols]` row-major weight matrix applied as `y = W x`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: MatrixData,
+}
+
+/// What a product does with its destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// `y = W x`.
+    Overwrite,
+    /// `y = y + W x` (residual updates).
+    Add,
+}
+
+impl Matrix {
+    /// An f32 matrix. `values.len()` must be `rows · cols` (checked by the engine that builds it).
+    pub fn f32(rows: usize, cols: usize, values: Vec<f32>) -> Self {
+        debug_assert_eq!(values.len(), rows * cols);
+        Self { rows, cols, data: MatrixData::F32(values) }
+    }
+
+    /// An int8 matrix quantised from f32 `values` with one symmetric scale per row
+    /// (`scale = max |row| / 127`, `q = round(w / scale)`).
+    pub fn int8(rows: usize, cols: usize, values: &[f32]) -> Self {
+        debug_assert_eq!(values.len(), rows * cols);
+        let mut q = vec![0i8; rows * cols];
+        let mut scale = vec![0.0f32; rows];
+        for ((row, qrow), s) in
+            values.chunks_exact(cols).zip(q.chunks_exact_mut(cols)).zip(&mut scale)
+        {
+            let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            if max > 0.0 && max.is_finite() {
+                *s = max / 127.0;
+                let inv = 127.0 / max;
+                for (qv, &v) in qrow.iter_mut().zip(row) {
+                    *qv = (v * inv).round().clamp(-127.0, 127.0) as i8;
+                }
+            }
+        }
+        Self { rows, cols, data: MatrixData::Int8 { q, scale } }
+    }
+
+    /// Output rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The storage.
+    pub fn data(&self) -> &MatrixData {
+        &self.data
+    }
+
+    /// Bytes read by one full product (values plus scales).
+    pub fn bytes(&self) -> usize {
+        match &self.data {
+            MatrixData::F32(v) => 4 * v.len(),
+            MatrixData::Int8 { q, scale } => q.len() + 4 * scale.len(),
+        }
+    }
+
+    /// The value at `(row, col)` as f32 (dequantised for int8).
+    pub fn get(&self, row: usize, col: usize) -> f32 {
+        let i = row * self.cols + col;
+        match &self.data {
+            MatrixData::F32(v) => v[i],
+            MatrixData::Int8 { q, scale } => q[i] as f32 * scale[row],
+        }
+    }
+
+    /// `y = W x` or `y += W x` for one vector: `x.len() == cols`, `y.len() == rows`.
+    pub fn matvec(&self, x: &[f32], y: &mut [f32], store: Store) {
+        self.matmul(x, 1, y, store);
+    }
+
+    /// The product over `n_t` vectors: `x` is `[n_t, cols]`, `y` is `[n_t, rows]`.
+    ///
+    /// # Panics
+    /// When a slice is shorter than the dimensions say (a programming error).
+    pub fn matmul(&self, x: &[f32], n_t: usize, y: &mut [f32], store: Store) {
+        let (rows, cols) = (self.rows, self.cols);
+        assert!(x.len() >= n_t * cols && y.len() >= n_t * rows, "matmul: slices too short");
+        if n_t == 0 || rows == 0 {
+            return;
+        }
+        // Large position blocks (prefill) are split across threads by positions; every thread
+        // reads the whole matrix (from the shared cache) and writes its own rows of `y`.
+        let threads = rayon::current_num_threads();
+        if threads > 1 && n_t >= 2 * PAR_MIN_POSITIONS && rows * cols * n_t >= PAR_MIN_WORK {
+            let per = n_t.div_ceil(threads).max(PAR_MIN_POSITIONS);
+            y[..n_t * rows]
+                .par_chunks_mut(per * rows)
+                .zip(x[..n_t * cols].par_chunks(per * cols))
+                .for_each(|(yc, xc)| self.matmul_serial(xc, xc.len() / cols, yc, store));
+            return;
+        }
+        self.matmul_serial(x, n_t, y, store);
+    }
+
+    fn matmul_serial(&self, x: &[f32], n_t: usize, y: &mut [f32], store: Store) {
+        let (rows, cols) = (self.rows, self.cols);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd_enabled() {
+                if let (MatrixData::Int8 { q, scale }, 1) = (&self.data, n_t) {
+                    Q8_SCRATCH.with(|cell| {
+                        let mut guard = cell.borrow_mut();
+                        let (xq, xs) = &mut *guard;
+                        quantize_q8(&x[..cols], xq, xs);
+                        // SAFETY: AVX2 and FMA are present; `q` holds `rows · cols` weights,
+                        // `scale` `rows`, `xq`/`xs` the quantised `x`, `y` at least `rows`.
+                        unsafe { avx2::matvec_q8(q, scale, rows, cols, xq, xs, x, y, store) };
+                    });
+                    return;
+                }
+                // SAFETY: AVX2 and FMA are present (checked by `simd_enabled`), and the slice
+                // lengths were checked above.
+                unsafe {
+                    match &self.data {
+                        MatrixData::F32(w) => {
+                            avx2::matmul::<f32>(w, None, rows, cols, x, n_t, y, store)
+                        }
+                        MatrixData::Int8 { q, scale } => {
+                            avx2::matmul::<i8>(q, Some(scale), rows, cols, x, n_t, y, store)
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        match &self.data {
+            MatrixData::F32(w) => portable_matmul(w, None, rows, cols, x, n_t, y, store),
+            MatrixData::Int8 { q, scale } => {
+                portable_matmul(q, Some(scale), rows, cols, x, n_t, y, store)
+            }
+        }
+    }
+}
+
+/// Block length of the activation quantisation of the int8 decode product.
+pub const Q8_BLOCK: usize = 32;
+
+thread_local! {
+    /// Per-thread buffers of the quantised activation vector.
+    static Q8_SCRATCH: std::cell::RefCell<(Vec<i8>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Quantises the whole blocks of [`Q8_BLOCK`] elements of `x` to int8, symmetric with one f32
+/// scale per block (`scale = max |block| / 127`). Elements past the last whole block are left
+/// out (products take them as f32).
+///
+/// The int8 decode product (one vector, AVX2) multiplies int8 weights by these int8 activations
+/// with integer multiply-adds (`vpmaddubsw`/`vpmaddwd`, exact) and scales each block's sum in
+/// f32: about twice the throughput of converting every weight to f32, at the cost of rounding
+/// the activations to 8 bits per block.
+pub fn quantize_q8(x: &[f32], q: &mut Vec<i8>, scales: &mut Vec<f32>) {
+    let nb = x.len() / Q8_BLOCK;
+    q.clear();
+    q.resize(nb * Q8_BLOCK, 0);
+    scales.clear();
+    scales.resize(nb, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_enabled() {
+            // SAFETY: AVX2 and FMA are present.
+            unsafe { quantize_q8_avx2(x, q, scales) };
+            return;
+        }
+    }
+    quantize_q8_impl(x, q, scales);
+}
+
+/// [`quantize_q8_impl`] in AVX2 (`vcvtps2dq` rounds to nearest even, as `round_ties_even`).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `q` holds `32 · scales.len()` values and `x` at least as
+/// many.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_q8_avx2(x: &[f32], q: &mut [i8], scales: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for ((xb, qb), s) in x.chunks_exact(Q8_BLOCK).zip(q.chunks_exact_mut(Q8_BLOCK)).zip(scales) {
+        // SAFETY: each block has 32 floats in `xb` and 32 bytes in `qb`; AVX2 is present.
+        unsafe {
+            let p = xb.as_ptr();
+            let a = [
+                _mm256_loadu_ps(p),
+                _mm256_loadu_ps(p.add(8)),
+                _mm256_loadu_ps(p.add(16)),
+                _mm256_loadu_ps(p.add(24)),
+            ];
+            let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+            let m = _mm256_max_ps(
+                _mm256_max_ps(_mm256_and_ps(a[0], abs), _mm256_and_ps(a[1], abs)),
+                _mm256_max_ps(_mm256_and_ps(a[2], abs), _mm256_and_ps(a[3], abs)),
+            );
+            let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps::<1>(m));
+            let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+            let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+            let max = _mm_cvtss_f32(m);
+            if !(max > 0.0 && max.is_finite()) {
+                *s = 0.0;
+                qb.fill(0);
+                continue;
+            }
+            *s = max / 127.0;
+            let inv = _mm256_set1_ps(127.0 / max);
+            let i = a.map(|v| _mm256_cvtps_epi32(_mm256_mul_ps(v, inv)));
+            let packed =
+                _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
+            // The packs work per 128-bit lane; put the 4-byte groups back in order.
+            let ordered =
+                _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256(qb.as_mut_ptr() as *mut __m256i, ordered);
+        }
+    }
+}
+
+#[inline(always)]
+fn quantize_q8_impl(x: &[f32], q: &mut [i8], scales: &mut [f32]) {
+    for ((xb, qb), s) in x.chunks_exact(Q8_BLOCK).zip(q.chunks_exact_mut(Q8_BLOCK)).zip(scales) {
+        // Lane-wise maxima (vectorised), then across lanes.
+        let mut m8 = [0.0f32; 8];
+        for c in xb.chunks_exact(8) {
+            for l in 0..8 {
+                m8[l] = m8[l].max(c[l].abs());
+            }
+        }
+        let max = m8.iter().fold(0.0f32, |m, &v| m.max(v));
+        if max > 0.0 && max.is_finite() {
+            *s = max / 127.0;
+            let inv = 127.0 / max;
+            for (qv, &v) in qb.iter_mut().zip(xb) {
+                *qv = (v * inv).round_ties_even().clamp(-127.0, 127.0) as i8;
+            }
+        } else {
+            *s = 0.0;
+            qb.fill(0);
+        }
+    }
+}
+
+/// The depthwise causal convolution of one position over a ring buffer:
+/// `c = Σ_{k<r} conv[k] ⊙ ring[(slot − k) mod r]`, where `conv` is `[r, d]` and `ring` holds the
+/// last `r` inputs (`[r, d]`, the current one in row `slot`).
+pub fn ring_conv(conv: &[f32], ring: &[f32], r: usize, d: usize, slot: usize, c: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_enabled() {
+            // SAFETY: AVX2 and FMA are present.
+            unsafe { ring_conv_avx2(conv, ring, r, d, slot, c) };
+            return;
+        }
+    }
+    ring_conv_impl(conv, ring, r, d, slot, c);
+}
+
+/// [`ring_conv_impl`] compiled with AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn ring_conv_avx2(
+    conv: &[f32],
+    ring: &[f32],
+    r: usize,
+    d: usize,
+    slot: usize,
+    c: &mut [f32],
+) {
+    ring_conv_impl(conv, ring, r, d, slot, c);
+}
+
+#[inline(always)]
+fn ring_conv_impl(conv: &[f32], ring: &[f32], r: usize, d: usize, slot: usize, c: &mut [f32]) {
+    let c = &mut c[..d];
+    c.fill(0.0);
+    for k in 0..r {
+        let src = (slot + r - k) % r;
+        let w = &conv[k * d..(k + 1) * d];
+        let u = &ring[src * d..(src + 1) * d];
+        for ((o, &wv), &uv) in c.iter_mut().zip(w).zip(u) {
+            *o += wv * uv;
+        }
+    }
+}
+
+/// A weight element: f32 or i8.
+pub trait Weight: Copy + Send + Sync + 'static {
+    /// The element as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl Weight for f32 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl Weight for i8 {
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self as f32
+    }
+}
+
+#[inline(always)]
+fn store_value(y: &mut f32, v: f32, store: Store) {
+    match store {
+        Store::Overwrite => *y = v,
+        Store::Add => *y += v,
+    }
+}
+
+/// Dot product with eight independent accumulators (vectorised by the compiler).
+#[inline(always)]
+fn dot_portable<W: Weight>(w: &[W], x: &[f32]) -> f32 {
+    let n = w.len().min(x.len());
+    let (w, x) = (&w[..n], &x[..n]);
+    let mut acc = [0.0f32; 8];
+    let mut wc = w.chunks_exact(8);
+    let mut xc = x.chunks_exact(8);
+    for (a, b) in (&mut wc).zip(&mut xc) {
+        for l in 0..8 {
+            acc[l] += a[l].to_f32() * b[l];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in wc.remainder().iter().zip(xc.remainder()) {
+        s += a.to_f32() * b;
+    }
+    s
+}
+
+#[allow(clippy::too_many_arguments)]
+fn portable_matmul<W: Weight>(
+    w: &[W],
+    scale: Option<&[f32]>,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_t: usize,
+    y: &mut [f32],
+    store: Store,
+) {
+    for t in 0..n_t {
+        let xr = &x[t * cols..(t + 1) * cols];
+        let yr = &mut y[t * rows..(t + 1) * rows];
+        for (o, out) in yr.iter_mut().enumerate() {
+            let mut v = dot_portable(&w[o * cols..(o + 1) * cols], xr);
+            if let Some(s) = scale {
+                v *= s[o];
+            }
+            store_value(out, v, store);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
+mod avx2 {
+    //! AVX2 + FMA products. Every function requires a CPU with both features.
+
+    use super::{Store, Weight, store_value};
+    use std::arch::x86_64::*;
+
+    /// Loads of eight weights as f32 lanes.
+    pub trait Load8: Weight {
+        /// Eight consecutive elements at `p` as f32.
+        ///
+        /// # Safety
+        /// `p..p+8` must be readable and the CPU must have AVX2.
+        unsafe fn load8(p: *const Self) -> __m256;
+    }
+
+    impl Load8 for f32 {
+        #[inline(always)]
+        unsafe fn load8(p: *const f32) -> __m256 {
+            // SAFETY: the caller guarantees 8 readable floats and AVX2.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+    }
+
+    impl Load8 for i8 {
+        #[inline(always)]
+        unsafe fn load8(p: *const i8) -> __m256 {
+            // SAFETY: the caller guarantees 8 readable bytes and AVX2.
+            unsafe {
+                _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
+            }
+        }
+    }
+
+    /// Horizontal sum of eight lanes.
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        // SAFETY: AVX2 is present (caller).
+        unsafe {
+            let lo = _mm256_castps256_ps128(v);
+            let hi = _mm256_extractf128_ps::<1>(v);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+            _mm_cvtss_f32(s)
+        }
+    }
+
+    /// `R` rows × one position, two accumulators per row (the decode kernel).
+    #[inline(always)]
+    unsafe fn rows_x1<W: Load8, const R: usize>(
+        w: *const W,
+        cols: usize,
+        x: *const f32,
+    ) -> [f32; R] {
+        // SAFETY: the caller guarantees `R` rows of `cols` weights at `w`, `cols` floats at `x`,
+        // and AVX2 + FMA.
+        unsafe {
+            let mut a0 = [_mm256_setzero_ps(); R];
+            let mut a1 = [_mm256_setzero_ps(); R];
+            let mut k = 0;
+            while k + 16 <= cols {
+                let x0 = _mm256_loadu_ps(x.add(k));
+                let x1 = _mm256_loadu_ps(x.add(k + 8));
+                for r in 0..R {
+                    let row = w.add(r * cols + k);
+                    a0[r] = _mm256_fmadd_ps(W::load8(row), x0, a0[r]);
+                    a1[r] = _mm256_fmadd_ps(W::load8(row.add(8)), x1, a1[r]);
+                }
+                k += 16;
+            }
+            if k + 8 <= cols {
+                let x0 = _mm256_loadu_ps(x.add(k));
+                for r in 0..R {
+                    a0[r] = _mm256_fmadd_ps(W::load8(w.add(r * cols + k)), x0, a0[r]);
+                }
+                k += 8;
+            }
+            let mut out = [0.0f32; R];
+            for r in 0..R {
+                let mut s = hsum(_mm256_add_ps(a0[r], a1[r]));
+                for kk in k..cols {
+                    s += (*w.add(r * cols + kk)).to_f32() * *x.add(kk);
+                }
+                out[r] = s;
+            }
+            out
+        }
+    }
+
+    /// `R` rows × `P` positions (the prefill kernel); `x` rows are `cols` apart.
+    #[inline(always)]
+    unsafe fn rows_xp<W: Load8, const R: usize, const P: usize>(
+        w: *const W,
+        cols: usize,
+        x: *const f32,
+    ) -> [[f32; P]; R] {
+        // SAFETY: the caller guarantees `R` rows of `cols` weights at `w`, `P` rows of `cols`
+        // floats at `x`, and AVX2 + FMA.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); P]; R];
+            let mut k = 0;
+            while k + 8 <= cols {
+                let mut xv = [_mm256_setzero_ps(); P];
+                for p in 0..P {
+                    xv[p] = _mm256_loadu_ps(x.add(p * cols + k));
+                }
+                for r in 0..R {
+                    let wv = W::load8(w.add(r * cols + k));
+                    for p in 0..P {
+                        acc[r][p] = _mm256_fmadd_ps(wv, xv[p], acc[r][p]);
+                    }
+                }
+                k += 8;
+            }
+            let mut out = [[0.0f32; P]; R];
+            for r in 0..R {
+                for p in 0..P {
+                    let mut s = hsum(acc[r][p]);
+                    for kk in k..cols {
+                        s += (*w.add(r * cols + kk)).to_f32() * *x.add(p * cols + kk);
+                    }
+                    out[r][p] = s;
+                }
+            }
+            out
+        }
+    }
+
+    /// `R` int8 rows · the block-quantised vector: `Σ_b scale_x[b] · Σ_{k∈b} w[k]·xq[k]`, each
+    /// block's integer sum exact (`|w|, |xq| ≤ 127`, so the pairwise `i16` sums cannot saturate).
+    #[inline(always)]
+    unsafe fn rows_q8<const R: usize>(
+        w: *const i8,
+        cols: usize,
+        xq: *const i8,
+        xs: *const f32,
+        nb: usize,
+    ) -> [f32; R] {
+        // SAFETY: the caller guarantees `R` rows of `cols ≥ 32·nb` weights at `w`, `32·nb`
+        // quantised values at `xq`, `nb` scales at `xs`, and AVX2 + FMA.
+        unsafe {
+            let ones = _mm256_set1_epi16(1);
+            let mut acc = [_mm256_setzero_ps(); R];
+            for b in 0..nb {
+                let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+                let sx = _mm256_set1_ps(*xs.add(b));
+                for r in 0..R {
+                    let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                    let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+                    let p32 = _mm256_madd_epi16(p16, ones);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
+                }
+            }
+            let mut out = [0.0f32; R];
+            for r in 0..R {
+                out[r] = hsum(acc[r]);
+            }
+            out
+        }
+    }
+
+    /// The int8 matrix times one vector with block-quantised activations (see
+    /// [`super::quantize_q8`]); elements past the last whole block use `x` in f32.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` `rows` values,
+    /// `xq`/`xs` the output of `quantize_q8(&x[..cols])`, `x` `cols` and `y` `rows` floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn matvec_q8(
+        w: &[i8],
+        scale: &[f32],
+        rows: usize,
+        cols: usize,
+        xq: &[i8],
+        xs: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        store: Store,
+    ) {
+        const R: usize = 4;
+        let nb = xs.len();
+        let tail = nb * 32;
+        let finish = |o: usize, v: f32| -> f32 {
+            let row = &w[o * cols + tail..(o + 1) * cols];
+            let mut t = 0.0f32;
+            for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
+                t += wv as f32 * xv;
+            }
+            (v + t) * scale[o]
+        };
+        let mut o = 0;
+        // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
+        // the buffers.
+        while o + R <= rows {
+            let acc =
+                unsafe { rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
+            for (r, &v) in acc.iter().enumerate() {
+                store_value(&mut y[o + r], finish(o + r, v), store);
+            }
+            o += R;
+        }
+        while o < rows {
+            let acc =
+                unsafe { rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
+            store_value(&mut y[o], finish(o, acc[0]), store);
+            o += 1;
+        }
+    }
+
+    /// See [`super::Matrix::matmul`].
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` (if any) `rows`
+    /// values, `x` `n_t · cols` and `y` `n_t · rows` floats.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn matmul<W: Load8>(
+        w: &[W],
+        scale: Option<&[f32]>,
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n_t: usize,
+        y: &mut [f32],
+        store: Store,
+    ) {
+        const R: usize = 4;
+        let mut o = 0;
+        // Rows outer (a block of rows stays in L1 while every position passes over it), positions
+        // inner: the weights are streamed from memory once per call, whatever `n_t`.
+        // SAFETY: `o + R <= rows` and `o < rows` keep the row blocks inside `w`.
+        while o + R <= rows {
+            unsafe { row_block::<W, R>(w, scale, o, rows, cols, x, n_t, y, store) };
+            o += R;
+        }
+        while o < rows {
+            unsafe { row_block::<W, 1>(w, scale, o, rows, cols, x, n_t, y, store) };
+            o += 1;
+        }
+    }
+
+    /// Rows `o..o + RR` for every position.
+    ///
+    /// # Safety
+    /// As [`matmul`], and `o + RR <= rows`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn row_block<W: Load8, const RR: usize>(
+        w: &[W],
+        scale: Option<&[f32]>,
+        o: usize,
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n_t: usize,
+        y: &mut [f32],
+        store: Store,
+    ) {
+        const P: usize = 3;
+        let sc: [f32; RR] = std::array::from_fn(|r| scale.map_or(1.0, |s| s[o + r]));
+        let wp = w[o * cols..].as_ptr();
+        let mut t = 0;
+        // SAFETY (both loops): positions `t..t + P` (or `t`) are below `n_t`, so the reads stay in
+        // `x`; the caller guarantees the rows.
+        while t + P <= n_t {
+            let acc = unsafe { rows_xp::<W, RR, P>(wp, cols, x[t * cols..].as_ptr()) };
+            for (r, accr) in acc.iter().enumerate() {
+                for (p, &v) in accr.iter().enumerate() {
+                    store_value(&mut y[(t + p) * rows + o + r], v * sc[r], store);
+                }
+            }
+            t += P;
+        }
+        while t < n_t {
+            let acc = unsafe { rows_x1::<W, RR>(wp, cols, x[t * cols..].as_ptr()) };
+            for (r, &v) in acc.iter().enumerate() {
+                store_value(&mut y[t * rows + o + r], v * sc[r], store);
+            }
+            t += 1;
+        }
+    }
+}
+
+/// `out = RMSNorm(x)·γ` for one row: `out_k = x_k · (1/sqrt(mean(x²) + 1e-6)) · γ_k`.
+#[inline]
+pub fn rms_norm(x: &[f32], gamma: &[f32], out: &mut [f32]) {
+    let d = gamma.len();
+    let ss = sum_squares(&x[..d]);
+    let r = 1.0f32 / (ss / d as f32 + rnet_model::kernels::RMS_EPS).sqrt();
+    for ((o, &v), &g) in out[..d].iter_mut().zip(&x[..d]).zip(gamma) {
+        *o = v * r * g;
+    }
+}
+
+/// `Σ x²` with eight accumulators.
+#[inline]
+fn sum_squares(x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let mut c = x.chunks_exact(8);
+    for ch in &mut c {
+        for l in 0..8 {
+            acc[l] += ch[l] * ch[l];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for v in c.remainder() {
+        s += v * v;
+    }
+    s
+}
+
+/// `1 / (1 + e^{−x})`.
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `x · σ(x)`.
+#[inline]
+pub fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
+}
+
+/// The minGRU candidate activation: `x + 0.5` for `x ≥ 0`, else `σ(x)`.
+#[inline]
+pub fn gru_g(x: f32) -> f32 {
+    if x >= 0.0 { x + 0.5 } else { sigmoid(x) }
+}
+
+/// Softmax in place (max-subtracted).
+pub fn softmax(v: &mut [f32]) {
+    let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut z = 0.0f32;
+    for e in v.iter_mut() {
+        *e = (*e - m).exp();
+        z += *e;
+    }
+    if z > 0.0 {
+        let inv = 1.0 / z;
+        for e in v.iter_mut() {
+            *e *= inv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn naive(w: &Matrix, x: &[f32], n_t: usize) -> Vec<f64> {
+        let (rows, cols) = (w.rows(), w.cols());
+        let mut y = vec![0.0f64; n_t * rows];
+        for t in 0..n_t {
+            for o in 0..rows {
+                y[t * rows + o] =
+                    (0..cols).map(|k| w.get(o, k) as f64 * x[t * cols + k] as f64).sum();
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn products_match_a_naive_f64_loop_on_every_path_and_shape() {
+        for &(rows, cols, n_t) in &[
+            (1, 1, 1),
+            (7, 5, 3),
+            (13, 17, 4),
+            (6, 8, 16),
+            (25, 31, 37),
+            (64, 32, 7),
+            (5, 3, 100),
+            (9, 40, 2),
+            (256, 384, 1),
+        ] {
+            let values = pseudo(rows * cols, 1);
+            let x = pseudo(n_t * cols, 2);
+            for m in [Matrix::f32(rows, cols, values.clone()), Matrix::int8(rows, cols, &values)] {
+                let want = naive(&m, &x, n_t);
+                let is_int8 = matches!(m.data(), MatrixData::Int8 { .. });
+                // Σ |w·x| of output (t, o): the scale of the int8 decode path's activation
+                // rounding (see `int8_decode_product_is_exact_on_the_quantised_activations`).
+                let mag = |t: usize, o: usize| -> f64 {
+                    (0..cols).map(|k| (m.get(o, k) as f64 * x[t * cols + k] as f64).abs()).sum()
+                };
+                for portable in [false, true] {
+                    set_portable_only(portable);
+                    let q8 = is_int8 && simd_enabled();
+                    let tol = |t: usize, o: usize, single: bool| {
+                        if q8 && single {
+                            0.01 * mag(t, o) + 1e-5
+                        } else {
+                            1e-5 * (cols as f64).sqrt().max(1.0)
+                        }
+                    };
+                    let mut y = vec![0.0; n_t * rows];
+                    m.matmul(&x, n_t, &mut y, Store::Overwrite);
+                    for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - w).abs() <= tol(i / rows, i % rows, n_t == 1),
+                            "{rows}x{cols}x{n_t} portable={portable} i={i}: {g} vs {w}"
+                        );
+                    }
+                    let base = pseudo(n_t * rows, 3);
+                    let mut y2 = base.clone();
+                    m.matmul(&x, n_t, &mut y2, Store::Add);
+                    for i in 0..y2.len() {
+                        assert!((y2[i] - (base[i] + y[i])).abs() <= 1e-5);
+                    }
+                    // One position at a time gives the same values up to rounding.
+                    for t in 0..n_t {
+                        let mut y1 = vec![0.0; rows];
+                        m.matvec(&x[t * cols..(t + 1) * cols], &mut y1, Store::Overwrite);
+                        for o in 0..rows {
+                            let w = want[t * rows + o];
+                            assert!(
+                                (y1[o] as f64 - w).abs() <= tol(t, o, true),
+                                "{rows}x{cols} t={t} o={o}"
+                            );
+                        }
+                    }
+                }
+                set_portable_only(false);
+            }
+        }
+    }
+
+    #[test]
+    fn int8_decode_product_is_exact_on_the_quantised_activations() {
+        #[cfg(target_arch = "x86_64")]
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        return;
+        #[cfg(target_arch = "x86_64")]
+        for &(rows, cols) in &[(1, 1), (5, 31), (7, 32), (9, 33), (13, 100), (256, 384), (6, 64)] {
+            let m = Matrix::int8(rows, cols, &pseudo(rows * cols, 5));
+            let mut x = pseudo(cols, 6);
+            if cols > 40 {
+                x[3] = 25.0; // an outlier only affects its own block
+            }
+            let (mut xq, mut xs) = (Vec::new(), Vec::new());
+            quantize_q8(&x, &mut xq, &mut xs);
+            let xd: Vec<f64> = (0..cols)
+                .map(|k| match xs.get(k / Q8_BLOCK) {
+                    Some(&s) => xq[k] as f64 * s as f64,
+                    None => x[k] as f64,
+                })
+                .collect();
+            let mut y = vec![0.0; rows];
+            let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
+            // SAFETY: AVX2 and FMA were detected above; the buffers have the required sizes.
+            unsafe {
+                avx2::matvec_q8(q, scale, rows, cols, &xq, &xs, &x, &mut y, Store::Overwrite)
+            };
+            for (o, &yo) in y.iter().enumerate() {
+                let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();
+                assert!(
+                    (yo as f64 - want).abs() <= 1e-5 * (cols as f64).sqrt(),
+                    "{rows}x{cols} row {o}"
+                );
+                // And close to the unquantised product.
+                let exact: f64 = (0..cols).map(|k| m.get(o, k) as f64 * x[k] as f64).sum();
+                let norm: f64 = (0..cols).map(|k| (m.get(o, k) as f64 * x[k] as f64).abs()).sum();
+                assert!((yo as f64 - exact).abs() <= 0.01 * norm + 1e-6, "{rows}x{cols} row {o}");
+            }
+        }
+    }
+
+    #[test]
+    fn activation_quantisation_is_the_same_on_both_paths() {
+        let x: Vec<f32> =
+            pseudo(32 * 9 + 5, 8).iter().enumerate().map(|(i, v)| v * (i % 7) as f32).collect();
+        let mut x = x;
+        x[40..72].fill(0.0); // an all-zero block
+        let (mut q1, mut s1) = (vec![0i8; 32 * 9], vec![0f32; 9]);
+        quantize_q8_impl(&x, &mut q1, &mut s1);
+        let (mut q2, mut s2) = (Vec::new(), Vec::new());
+        quantize_q8(&x, &mut q2, &mut s2);
+        assert_eq!(s1, s2);
+        assert_eq!(q1, q2);
+        assert!(q1.iter().all(|&v| v >= -127));
+        for (b, &s) in s1.iter().enumerate() {
+            for k in 0..32 {
+                assert!((q1[b * 32 + k] as f32 * s - x[b * 32 + k]).abs() <= s * 0.5 + 1e-6);
+            }
+        }
+    }
+
+    #[test]
+    fn int8_quantisation_is_per_row_and_bounded() {
+        let rows = 8;
+        let cols = 100;
+        let mut values = pseudo(rows * cols, 9);
+        // Rows of very different magnitudes, and one zero row.
+        for (o, row) in values.chunks_exact_mut(cols).enumerate() {
+            for v in row.iter_mut() {
+                *v *= 10f32.powi(o as i32 - 4);
+            }
+        }
+        values[3 * cols..4 * cols].fill(0.0);
+        let m = Matrix::int8(rows, cols, &values);
+        for o in 0..rows {
+            let max = values[o * cols..(o + 1) * cols].iter().fold(0.0f32, |a, v| a.max(v.abs()));
+            for k in 0..cols {
+                let err = (m.get(o, k) - values[o * cols + k]).abs();
+                assert!(err <= max / 254.0 * 1.0001 + 1e-30, "row {o} col {k}");
+            }
+        }
+        assert_eq!(m.bytes(), rows * cols + 4 * rows);
+    }
+
+    #[test]
+    fn scalar_functions() {
+        assert_eq!(gru_g(0.0), 0.5);
+        assert_eq!(gru_g(2.0), 2.5);
+        assert!((gru_g(-1.0) - 0.268_941_43).abs() < 1e-6);
+        assert!((silu(1.0) - 0.731_058_6).abs() < 1e-6);
+        let mut v = vec![1.0, 2.0, 3.0, f32::NEG_INFINITY];
+        softmax(&mut v);
+        assert!((v.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert_eq!(v[3], 0.0);
+        let x = pseudo(37, 4);
+        let g = vec![1.0; 37];
+        let mut out = vec![0.0; 37];
+        rms_norm(&x, &g, &mut out);
+        let ms = out.iter().map(|v| v * v).sum::<f32>() / 37.0;
+        assert!((ms - 1.0).abs() < 1e-4);
+    }
+}

@@ -1,0 +1,52 @@
+//! Local inference for ResonanceNet (layer 7, not consensus): run the chain's shared byte-level
+//! model on your own machine.
+//!
+//! * [`engine`]: the recurrent decode engine. A checkpoint's weights are repacked at load (f32, or
+//!   int8 with one f32 scale per output row); a [`Session`] holds O(1) state (per layer the minGRU
+//!   `h` and a conv ring buffer), prefill runs the prompt in position blocks, decode runs one byte
+//!   at a time with vectorised (AVX2 + FMA where available) matrix–vector products.
+//! * [`sampling`]: temperature, top-k, top-p, repetition / presence / frequency penalties, logit
+//!   bias, seeded; temperature 0 is greedy.
+//! * [`text`]: stop sequences and incremental UTF-8 decoding that never splits a character.
+//! * [`generate()`]: prefill + sample loop with streaming output.
+//! * [`chat`]: the plain-text chat template and multi-turn conversations in one state.
+//! * [`server`]: the OpenAI-compatible HTTP API (`/v1/models`, `/v1/completions`,
+//!   `/v1/chat/completions`, SSE streaming) with a hot-swappable model for the node.
+//! * [`bench`](mod@bench): memory-bandwidth measurement for the decode benchmark.
+//!
+//! Tokens are bytes: `max_tokens` and usage counts are bytes. The design and the API are written
+//! up in `docs/inference.md`.
+//!
+//! # Chat template
+//!
+//! ```text
+//! <|system|>
+//! {system message}
+//! <|user|>
+//! {user message}
+//! <|assistant|>
+//! {reply}
+//! ...
+//! <|assistant|>
+//! ```
+//!
+//! One `"<|role|>\n" content "\n"` block per message, then `"<|assistant|>\n"`; the reply stops at
+//! `"\n<|"` ([`chat::CHAT_STOP`]).
+
+pub mod bench;
+pub mod chat;
+pub mod engine;
+pub mod generate;
+pub mod kernels;
+pub mod sampling;
+pub mod server;
+pub mod text;
+
+pub use chat::{ChatMessage, Conversation, Role, render_chat};
+pub use engine::{Engine, EngineError, Precision, Session};
+pub use generate::{FinishReason, GenerateOutput, GenerateParams, generate};
+pub use sampling::{Sampler, SamplingParams};
+pub use server::{
+    ApiError, DEFAULT_ADDR, DEFAULT_MODEL_ID, LoadedModel, ServerConfig, ServerError, ServerState,
+    router, serve, serve_listener,
+};

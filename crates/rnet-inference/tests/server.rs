@@ -1,0 +1,575 @@
+//! The OpenAI-compatible server over real HTTP on 127.0.0.1: completions and chat completions,
+//! streaming and not, errors with the right status and OpenAI shape, API keys, state isolation
+//! of concurrent requests, cancellation, and hot reload.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rnet_inference::generate::GenerateParams;
+use rnet_inference::sampling::SamplingParams;
+use rnet_inference::{
+    ChatMessage, Precision, Role, ServerConfig, ServerState, generate, render_chat, serve_listener,
+};
+use rnet_model::{Model, ModelConfig, ModelNetwork};
+use serde_json::{Value, json};
+
+struct TestServer {
+    addr: SocketAddr,
+    state: Arc<ServerState>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn model() -> Model {
+    Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 0).unwrap()
+}
+
+fn config() -> ServerConfig {
+    ServerConfig {
+        precision: Precision::F32,
+        max_prompt_bytes: 1024,
+        max_tokens_limit: 512,
+        default_max_tokens: 16,
+        max_sessions: 8,
+        max_body_bytes: 64 * 1024,
+        ..ServerConfig::default()
+    }
+}
+
+fn start(config: ServerConfig) -> TestServer {
+    let state = ServerState::from_model(config, &model(), 0);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            serve_listener(listener, st, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    TestServer { addr, state, shutdown: Some(tx), thread: Some(thread) }
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `data:` payloads of a server-sent event stream.
+    fn events(&self) -> Vec<String> {
+        let text = String::from_utf8(self.body.clone()).unwrap();
+        text.split("\n\n")
+            .filter_map(|ev| {
+                let data: Vec<&str> = ev
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data: ").or(l.strip_prefix("data:")))
+                    .collect();
+                (!data.is_empty()).then(|| data.join("\n"))
+            })
+            .collect()
+    }
+}
+
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size_line = std::str::from_utf8(&body[..eol]).unwrap();
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap().trim(), 16).unwrap();
+        body = &body[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+    out
+}
+
+fn raw_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+fn post(addr: SocketAddr, path: &str, body: &Value) -> Reply {
+    raw_request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+}
+
+fn get(addr: SocketAddr, path: &str) -> Reply {
+    raw_request(addr, "GET", path, &[], b"")
+}
+
+/// Asserts an OpenAI-shaped error with this status, and returns its `error` object.
+fn assert_error(r: &Reply, status: u16) -> Value {
+    assert_eq!(r.status, status, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v = r.json();
+    let e = v["error"].clone();
+    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert!(e["type"].is_string(), "{v}");
+    assert!(e.get("param").is_some() && e.get("code").is_some(), "{v}");
+    e
+}
+
+/// What the library generates for the same request, for comparison.
+fn direct(
+    prompt: &[u8],
+    max_tokens: usize,
+    sampling: SamplingParams,
+    stop: Vec<Vec<u8>>,
+) -> String {
+    let engine = rnet_inference::Engine::new(&model(), Precision::F32);
+    let mut s = engine.new_session();
+    let params = GenerateParams { max_tokens, sampling, stop };
+    generate(&engine, &mut s, prompt, &params, |_| std::ops::ControlFlow::Continue(()))
+        .unwrap()
+        .text
+}
+
+#[test]
+fn models_are_listed() {
+    let srv = start(config());
+    let r = get(srv.addr, "/v1/models");
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["object"], "list");
+    assert_eq!(v["data"][0]["id"], "resonancenet-v5");
+    assert_eq!(v["data"][0]["object"], "model");
+    assert_eq!(v["data"][0]["owned_by"], "resonancenet");
+    assert_eq!(v["data"][0]["height"], 0);
+    assert_eq!(get(srv.addr, "/v1/models/resonancenet-v5").json()["id"], "resonancenet-v5");
+    let e = assert_error(&get(srv.addr, "/v1/models/gpt-4"), 404);
+    assert_eq!(e["code"], "model_not_found");
+}
+
+#[test]
+fn completion_non_streaming() {
+    let srv = start(config());
+    let r = post(
+        srv.addr,
+        "/v1/completions",
+        &json!({"model": "resonancenet-v5", "prompt": "In the beginning", "max_tokens": 20, "temperature": 0}),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["object"], "text_completion");
+    assert!(v["id"].as_str().unwrap().starts_with("cmpl-"));
+    assert_eq!(v["model"], "resonancenet-v5");
+    let c = &v["choices"][0];
+    assert_eq!(c["index"], 0);
+    assert_eq!(c["finish_reason"], "length");
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 16, "completion_tokens": 20, "total_tokens": 36})
+    );
+    let want = direct(b"In the beginning", 20, SamplingParams::greedy(), vec![]);
+    assert_eq!(c["text"], want);
+    // Byte-array prompts (tokens are bytes) and echo.
+    let bytes: Vec<u8> = b"In the beginning".to_vec();
+    let r = post(
+        srv.addr,
+        "/v1/completions",
+        &json!({"prompt": bytes, "max_tokens": 20, "temperature": 0, "echo": true}),
+    );
+    assert_eq!(r.json()["choices"][0]["text"], format!("In the beginning{want}"));
+}
+
+#[test]
+fn completion_streaming_matches_non_streaming() {
+    let srv = start(config());
+    let req = json!({"prompt": "And God said", "max_tokens": 60, "temperature": 0.9, "top_k": 40, "top_p": 0.95, "seed": 11});
+    let whole = post(srv.addr, "/v1/completions", &req).json();
+    let mut sreq = req.clone();
+    sreq["stream"] = json!(true);
+    let r = post(srv.addr, "/v1/completions", &sreq);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/event-stream"));
+    let events = r.events();
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert!(chunks.len() >= 2);
+    let mut text = String::new();
+    for c in &chunks {
+        assert_eq!(c["object"], "text_completion");
+        text.push_str(c["choices"][0]["text"].as_str().unwrap());
+    }
+    assert_eq!(text, whole["choices"][0]["text"].as_str().unwrap());
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length");
+    assert_eq!(last["usage"]["completion_tokens"], 60);
+    assert!(chunks[..chunks.len() - 1].iter().all(|c| c["choices"][0]["finish_reason"].is_null()));
+    // stream_options.include_usage: a final chunk with no choices carries the usage.
+    sreq["stream_options"] = json!({"include_usage": true});
+    let events = post(srv.addr, "/v1/completions", &sreq).events();
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["total_tokens"], 12 + 60);
+}
+
+#[test]
+fn chat_completion_streaming_and_not() {
+    let srv = start(config());
+    let messages = json!([
+        {"role": "system", "content": "Answer in the style of the King James Bible."},
+        {"role": "user", "content": "Who made the heaven and the earth?"},
+    ]);
+    let req =
+        json!({"model": "resonancenet-v5", "messages": messages, "max_tokens": 40, "seed": 3});
+    let r = post(srv.addr, "/v1/chat/completions", &req);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(v["object"], "chat.completion");
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    let msg = &v["choices"][0]["message"];
+    assert_eq!(msg["role"], "assistant");
+    let content = msg["content"].as_str().unwrap();
+    assert!(!content.contains("\n<|"), "the reply stops before the next header");
+    let rendered = render_chat(&[
+        ChatMessage {
+            role: Role::System,
+            content: "Answer in the style of the King James Bible.".into(),
+        },
+        ChatMessage { role: Role::User, content: "Who made the heaven and the earth?".into() },
+    ]);
+    assert_eq!(v["usage"]["prompt_tokens"], rendered.len());
+    let sampling = SamplingParams { seed: Some(3), ..SamplingParams::default() };
+    assert_eq!(content, direct(rendered.as_bytes(), 40, sampling, vec![b"\n<|".to_vec()]));
+
+    let mut sreq = req.clone();
+    sreq["stream"] = json!(true);
+    let events = post(srv.addr, "/v1/chat/completions", &sreq).events();
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> =
+        events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    assert_eq!(chunks[0]["object"], "chat.completion.chunk");
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(streamed, content);
+    let last = chunks.last().unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], v["choices"][0]["finish_reason"]);
+    assert_eq!(last["choices"][0]["delta"], json!({}));
+    // Content given as text parts renders the same.
+    let parts = json!({"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Answer in the style of the King James Bible."}]},
+        {"role": "user", "content": [{"type": "text", "text": "Who made the heaven "}, {"type": "text", "text": "and the earth?"}]},
+    ], "max_tokens": 40, "seed": 3});
+    assert_eq!(
+        post(srv.addr, "/v1/chat/completions", &parts).json()["choices"][0]["message"]["content"],
+        content
+    );
+}
+
+#[test]
+fn stop_sequences_and_logit_bias() {
+    let srv = start(config());
+    // A bias of 100 on 'a' makes every byte 'a'.
+    let r = post(
+        srv.addr,
+        "/v1/completions",
+        &json!({"prompt": "x", "max_tokens": 10, "logit_bias": {"97": 100}}),
+    );
+    assert_eq!(r.json()["choices"][0]["text"], "aaaaaaaaaa");
+    let v = post(
+        srv.addr,
+        "/v1/completions",
+        &json!({"prompt": "x", "max_tokens": 10, "logit_bias": {"97": 100}, "stop": ["zz", "aaaa"]}),
+    )
+    .json();
+    assert_eq!(v["choices"][0]["text"], "");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["completion_tokens"], 4);
+    // A two-byte character forced byte by byte never reaches the client split: "é" = c3 a9.
+    let v = post(
+        srv.addr,
+        "/v1/completions",
+        &json!({"prompt": "x", "max_tokens": 1, "logit_bias": {"195": 100}, "stream": true}),
+    );
+    let events = v.events();
+    let text: String = events[..events.len() - 1]
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e).unwrap()["choices"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(text, "\u{fffd}", "an incomplete character at the end is one replacement character");
+}
+
+#[test]
+fn errors_have_the_right_status_and_openai_shape() {
+    let srv = start(config());
+    let a = srv.addr;
+    let post_raw = |path: &str, body: &str| {
+        raw_request(a, "POST", path, &[("Content-Type", "application/json")], body.as_bytes())
+    };
+    // Malformed JSON.
+    for path in ["/v1/completions", "/v1/chat/completions"] {
+        let e = assert_error(&post_raw(path, "{\"prompt\": \"unterminated"), 400);
+        assert_eq!(e["type"], "invalid_request_error");
+        assert_error(&post_raw(path, "[1, 2, 3]"), 400);
+        assert_error(&post_raw(path, ""), 400);
+    }
+    // Wrong types.
+    for (body, param) in [
+        (json!({"prompt": "a", "temperature": "hot"}), "temperature"),
+        (json!({"prompt": "a", "max_tokens": "ten"}), "max_tokens"),
+        (json!({"prompt": "a", "max_tokens": 1.5}), "max_tokens"),
+        (json!({"prompt": "a", "stream": "yes"}), "stream"),
+        (json!({"prompt": "a", "stop": 5}), "stop"),
+        (json!({"prompt": 42}), "prompt"),
+        (json!({"prompt": "a", "model": 7}), "model"),
+        (json!({"prompt": "a", "seed": "x"}), "seed"),
+    ] {
+        let e = assert_error(&post(a, "/v1/completions", &body), 400);
+        assert_eq!(e["param"], param, "{body}");
+        assert_eq!(e["code"], "invalid_type", "{body}");
+    }
+    for (body, param) in [
+        (json!({"messages": "hi"}), "messages"),
+        (json!({"messages": [{"role": "user", "content": 5}]}), "messages[0].content"),
+        (json!({"messages": [{"role": 1, "content": "x"}]}), "messages[0].role"),
+    ] {
+        let e = assert_error(&post(a, "/v1/chat/completions", &body), 400);
+        assert_eq!(e["param"], param, "{body}");
+    }
+    // Values out of range.
+    for (body, param) in [
+        (json!({"prompt": "a", "temperature": 5}), "temperature"),
+        (json!({"prompt": "a", "top_p": 0}), "top_p"),
+        (json!({"prompt": "a", "max_tokens": -1}), "max_tokens"),
+        (json!({"prompt": "a", "max_tokens": 100000}), "max_tokens"),
+        (json!({"prompt": "a", "n": 2}), "n"),
+        (json!({"prompt": [300]}), "prompt"),
+        (json!({"prompt": "a", "logit_bias": {"x": 1}}), "logit_bias"),
+        (json!({"prompt": "a", "logit_bias": {"1": 1000}}), "logit_bias"),
+    ] {
+        let e = assert_error(&post(a, "/v1/completions", &body), 400);
+        assert_eq!(e["param"], param, "{body}");
+    }
+    let e = assert_error(
+        &post(
+            a,
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "wizard", "content": "x"}]}),
+        ),
+        400,
+    );
+    assert_eq!(e["param"], "messages[0].role");
+    let e =
+        assert_error(&post(a, "/v1/chat/completions", &json!({"model": "resonancenet-v5"})), 400);
+    assert_eq!(e["param"], "messages");
+    assert_error(&post(a, "/v1/chat/completions", &json!({"messages": []})), 400);
+    // Unknown model.
+    for path in ["/v1/completions", "/v1/chat/completions"] {
+        let body = json!({"model": "gpt-4o", "prompt": "a", "messages": [{"role": "user", "content": "a"}]});
+        let e = assert_error(&post(a, path, &body), 404);
+        assert_eq!(e["code"], "model_not_found");
+        assert_eq!(e["param"], "model");
+    }
+    // Oversized prompt (the server allows 1024 bytes) and conversation.
+    let e = assert_error(&post(a, "/v1/completions", &json!({"prompt": "x".repeat(1025)})), 400);
+    assert_eq!(e["code"], "context_length_exceeded");
+    assert_eq!(e["param"], "prompt");
+    let e = assert_error(
+        &post(
+            a,
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "y".repeat(1001)}]}),
+        ),
+        400,
+    );
+    assert_eq!(e["code"], "context_length_exceeded");
+    assert_eq!(e["param"], "messages");
+    // A body over the limit (64 KiB here).
+    let big = json!({"prompt": "z".repeat(70_000)});
+    assert_error(&post(a, "/v1/completions", &big), 413);
+    // Unknown route and wrong method.
+    assert_error(&get(a, "/v1/nothing"), 404);
+    assert_error(&get(a, "/v1/completions"), 405);
+    // Unsupported features are refused rather than ignored.
+    let e = assert_error(&post(a, "/v1/completions", &json!({"prompt": "a", "suffix": "b"})), 400);
+    assert_eq!(e["param"], "suffix");
+}
+
+#[test]
+fn api_key_is_enforced_when_configured() {
+    let srv = start(ServerConfig { api_key: Some("s3cret".into()), ..config() });
+    let body = json!({"prompt": "a", "max_tokens": 2}).to_string();
+    let call = |auth: Option<&str>| {
+        let mut h = vec![("Content-Type", "application/json")];
+        if let Some(v) = auth {
+            h.push(("Authorization", v));
+        }
+        raw_request(srv.addr, "POST", "/v1/completions", &h, body.as_bytes())
+    };
+    let e = assert_error(&call(None), 401);
+    assert_eq!(e["code"], "invalid_api_key");
+    assert_error(&call(Some("Bearer wrong")), 401);
+    assert_error(&call(Some("s3cret")), 401);
+    assert_eq!(call(Some("Bearer s3cret")).status, 200);
+    assert_error(&get(srv.addr, "/v1/models"), 401);
+    let r = raw_request(srv.addr, "GET", "/v1/models", &[("Authorization", "Bearer s3cret")], b"");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn concurrent_requests_do_not_share_state() {
+    let srv = start(config());
+    let same = json!({"prompt": "In the beginning God created", "max_tokens": 120, "temperature": 1.0, "seed": 7});
+    let other = json!({"prompt": "Jesus wept. zzzz qqqq", "max_tokens": 200, "temperature": 1.0, "seed": 7});
+    let sequential = post(srv.addr, "/v1/completions", &same).json()["choices"][0]["text"].clone();
+    let addr = srv.addr;
+    let threads: Vec<_> = [same.clone(), other.clone(), same.clone(), other.clone(), same.clone()]
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            std::thread::spawn(move || {
+                let mut body = body;
+                if i == 3 {
+                    body["stream"] = json!(true);
+                }
+                let r = post(addr, "/v1/completions", &body);
+                assert_eq!(r.status, 200);
+                if i == 3 {
+                    let ev = r.events();
+                    ev[..ev.len() - 1]
+                        .iter()
+                        .map(|e| {
+                            serde_json::from_str::<Value>(e).unwrap()["choices"][0]["text"]
+                                .as_str()
+                                .unwrap()
+                                .to_string()
+                        })
+                        .collect::<String>()
+                } else {
+                    r.json()["choices"][0]["text"].as_str().unwrap().to_string()
+                }
+            })
+        })
+        .collect();
+    let out: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert_eq!(out[0], sequential.as_str().unwrap());
+    assert_eq!(out[2], out[0]);
+    assert_eq!(out[4], out[0]);
+    assert_eq!(out[1], out[3], "streamed and not, concurrently, the same");
+    assert_ne!(out[1], out[0]);
+    // Every session was given back.
+    assert_eq!(srv.state.free_sessions(), 8);
+}
+
+#[test]
+fn a_client_that_goes_away_frees_its_session() {
+    let srv = start(config());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let body = json!({"prompt": "a", "max_tokens": 512, "stream": true}).to_string();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    drop(s);
+    let t0 = Instant::now();
+    while srv.state.free_sessions() < 8 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "session not released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_swaps_the_model_for_new_requests() {
+    let srv = start(config());
+    let req = json!({"prompt": "In the beginning", "max_tokens": 30, "temperature": 0});
+    let before = post(srv.addr, "/v1/completions", &req).json();
+    assert_eq!(before["system_fingerprint"], "rnet-h0-f32");
+    let other =
+        Model::init(ModelConfig::genesis(ModelNetwork::Regtest).with_shape(34, 2), 9).unwrap();
+    srv.state.reload_model(&other, 5);
+    let models = get(srv.addr, "/v1/models").json();
+    assert_eq!(models["data"][0]["height"], 5);
+    assert_eq!(models["data"][0]["d_model"], 34);
+    let after = post(srv.addr, "/v1/completions", &req).json();
+    assert_eq!(after["system_fingerprint"], "rnet-h5-f32");
+    assert_ne!(after["choices"][0]["text"], before["choices"][0]["text"]);
+}
