@@ -1,0 +1,227 @@
+//! `rnet-miner`: mines Proof-of-Training blocks against a running `rnetd` over JSON-RPC.
+//!
+//! Loop: `getblocktemplate` → download the tip checkpoint (`getcheckpointinfo`,
+//! `getcheckpointchunk`) → train on `-data=FILE` (default: the bundled training text) →
+//! `submitcheckpoint` → `submitblock`; `-blocks=N` stops after N accepted blocks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rnet_consensus::ChainParams;
+use rnet_miner::{
+    MINER_KEY_FILE, MineControl, Miner, TrainingData, job_from_template, key_script_pubkey,
+    load_or_create_key, loss_bits, loss_nats,
+};
+use rnet_model::Checkpoint;
+use rnet_primitives::{Address, Network};
+use rnet_rpc::{Auth, RpcClient, default_datadir, network_datadir};
+use serde_json::{Value, json};
+
+const USAGE: &str = "Usage: rnet-miner [options]
+
+Mines blocks against a running rnetd (JSON-RPC, cookie or user/password auth).
+
+Options (Bitcoin style -opt=value or GNU style --opt=value):
+  -regtest | -testnet | -chain=main|test|regtest
+  -datadir=DIR        base data directory (default ~/.resonancenet); the cookie and miner.key
+                      are read from its network subdirectory
+  -rpcconnect=HOST    node address (default 127.0.0.1)
+  -rpcport=N          node RPC port (default: the network's)
+  -rpcuser=U -rpcpassword=P   credentials instead of the cookie
+  -data=FILE          training data (default: the bundled training text)
+  -address=ADDR       pay the coinbase to ADDR (default: the miner key's address)
+  -blocks=N           stop after N accepted blocks (default: run forever)
+  -noprogress         no progress bar
+  -help               this text";
+
+struct Args {
+    network: Network,
+    datadir: Option<PathBuf>,
+    host: String,
+    port: Option<u16>,
+    user: Option<String>,
+    password: Option<String>,
+    data: Option<PathBuf>,
+    address: Option<String>,
+    blocks: Option<u64>,
+    progress: bool,
+}
+
+fn parse_args() -> Result<Option<Args>> {
+    let mut a = Args {
+        network: Network::Mainnet,
+        datadir: None,
+        host: "127.0.0.1".into(),
+        port: None,
+        user: None,
+        password: None,
+        data: None,
+        address: None,
+        blocks: None,
+        progress: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let Some(opt) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            bail!("unexpected argument {arg:?} (see -help)");
+        };
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (opt.to_string(), None),
+        };
+        let flag = |v: &Option<String>| !matches!(v.as_deref(), Some("0" | "false"));
+        let needs_value = matches!(
+            name.as_str(),
+            "chain"
+                | "datadir"
+                | "rpcconnect"
+                | "rpcport"
+                | "rpcuser"
+                | "rpcpassword"
+                | "data"
+                | "address"
+                | "blocks"
+        );
+        let value = if needs_value && value.is_none() && arg.starts_with("--") {
+            Some(it.next().ok_or_else(|| anyhow!("option -{name} needs a value"))?)
+        } else {
+            value
+        };
+        let val = || value.clone().ok_or_else(|| anyhow!("option -{name} needs a value"));
+        match name.as_str() {
+            "help" | "h" | "?" => return Ok(None),
+            "regtest" if flag(&value) => a.network = Network::Regtest,
+            "testnet" if flag(&value) => a.network = Network::Testnet,
+            "regtest" | "testnet" => {}
+            "chain" => {
+                a.network = match val()?.as_str() {
+                    "main" | "mainnet" => Network::Mainnet,
+                    "test" | "testnet" => Network::Testnet,
+                    "regtest" => Network::Regtest,
+                    other => bail!("unknown chain {other:?}"),
+                }
+            }
+            "datadir" => a.datadir = Some(val()?.into()),
+            "rpcconnect" => a.host = val()?,
+            "rpcport" => a.port = Some(val()?.parse().context("invalid -rpcport")?),
+            "rpcuser" => a.user = Some(val()?),
+            "rpcpassword" => a.password = Some(val()?),
+            "data" => a.data = Some(val()?.into()),
+            "address" => a.address = Some(val()?),
+            "blocks" => a.blocks = Some(val()?.parse().context("invalid -blocks")?),
+            "noprogress" => a.progress = false,
+            "progress" => a.progress = flag(&value),
+            _ => bail!("unknown option -{name} (see -help)"),
+        }
+    }
+    Ok(Some(a))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn download_checkpoint(client: &RpcClient, hash: &str) -> Result<Vec<u8>> {
+    let info = client.call("getcheckpointinfo", json!([hash]))?;
+    let chunks = info["chunks"].as_u64().ok_or_else(|| anyhow!("getcheckpointinfo: no chunks"))?;
+    let size = info["size"].as_u64().ok_or_else(|| anyhow!("getcheckpointinfo: no size"))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    for i in 0..chunks {
+        let chunk: String = client.call_as("getcheckpointchunk", json!([hash, i]))?;
+        bytes.extend(hex::decode(chunk).context("checkpoint chunk is not hex")?);
+    }
+    if bytes.len() as u64 != size {
+        bail!("checkpoint of {} bytes, expected {size}", bytes.len());
+    }
+    Ok(bytes)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let Some(args) = parse_args()? else {
+        println!("{USAGE}");
+        return Ok(());
+    };
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
+    let params = ChainParams::for_network(args.network);
+    let base = match &args.datadir {
+        Some(d) => d.clone(),
+        None => default_datadir().ok_or_else(|| anyhow!("no home directory; pass -datadir"))?,
+    };
+    let netdir = network_datadir(&base, args.network);
+    let auth = match (&args.user, &args.password) {
+        (Some(u), Some(p)) => Auth::UserPass(u.clone(), p.clone()),
+        _ => Auth::Cookie(netdir.join(rnet_rpc::COOKIE_FILE)),
+    };
+    let port = args.port.unwrap_or(params.rpc_port);
+    let client = RpcClient::new(&format!("http://{}:{port}", args.host), auth)?;
+    let key = load_or_create_key(&netdir.join(MINER_KEY_FILE))?;
+    let payout = match &args.address {
+        Some(a) => Address::from_str_for(a, args.network)
+            .map_err(|e| anyhow!("invalid -address: {e}"))?
+            .script_pubkey(),
+        None => key_script_pubkey(&key),
+    };
+    let data = match &args.data {
+        Some(p) => TrainingData::Bytes(Arc::new(
+            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )),
+        None => TrainingData::Bundled,
+    };
+    let miner = Miner::new(params, key, data);
+    let mut cached: Option<(String, Arc<Checkpoint>)> = None;
+    let mut mined = 0u64;
+    while args.blocks.is_none_or(|n| mined < n) {
+        let t = client.call("getblocktemplate", json!([]))?;
+        let parent = t["previousblockhash"].as_str().unwrap_or_default().to_string();
+        let ckpt = match &cached {
+            Some((h, c)) if *h == parent => c.clone(),
+            _ => {
+                let bytes = download_checkpoint(&client, &parent)?;
+                let c = Arc::new(Checkpoint::from_bytes(&bytes).context("tip checkpoint")?);
+                cached = Some((parent.clone(), c.clone()));
+                c
+            }
+        };
+        let mut job = job_from_template(&t, ckpt, payout.clone())?;
+        job.time = job.time.max(now());
+        let block = miner
+            .mine(&job, &MineControl { progress: args.progress, cancel: &|| false })
+            .context("mining")?;
+        let hash = block.block.block_hash().to_hex();
+        let root = block.block.header.checkpoint_root.to_hex();
+        client.call("submitcheckpoint", json!([root, hex::encode(&block.checkpoint_bytes)]))?;
+        let result = client.call("submitblock", json!([hex::encode(block.block.to_bytes())]))?;
+        let h = &block.block.header;
+        match result {
+            Value::Null => {
+                mined += 1;
+                tracing::info!(
+                    "mined block height={} hash={hash} val_loss={} ({:.6} nats/byte, {:.6} bits/byte) shape=d{}xL{} reward={} RNT steps={} time={:.2}s",
+                    h.height,
+                    h.val_loss,
+                    loss_nats(h.val_loss),
+                    loss_bits(h.val_loss),
+                    h.shape.d_model,
+                    h.shape.n_layers,
+                    block.subsidy,
+                    block.steps,
+                    block.elapsed.as_secs_f64()
+                );
+            }
+            other => {
+                tracing::warn!("block {hash} at height {} not accepted: {other}", h.height);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,400 @@
+//! `rnetd` configuration: command-line options (Bitcoin style `-opt=value`, `-noopt`, and GNU
+//! style `--opt=value`, `--opt value`) and the config file `<datadir>/rnet.conf` (`key=value`
+//! lines, same keys, `#` comments). Command-line values win over the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rnet_primitives::Network;
+use thiserror::Error;
+
+/// Name of the config file inside the base data directory.
+pub const CONFIG_FILE: &str = "rnet.conf";
+
+/// Why the configuration is unusable.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// An option that `rnetd` does not know.
+    #[error("unknown option -{0} (see -help)")]
+    UnknownOption(String),
+    /// An argument that is not an option.
+    #[error("unexpected argument {0:?}: options start with '-' (see -help)")]
+    NotAnOption(String),
+    /// An option without its value.
+    #[error("option -{0} needs a value")]
+    MissingValue(String),
+    /// A value that does not parse.
+    #[error("invalid value {value:?} for -{name}: {reason}")]
+    InvalidValue {
+        /// The option.
+        name: String,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// A line of the config file that is not `key=value`.
+    #[error("{file}:{line}: expected key=value")]
+    BadLine {
+        /// The config file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {file}: {source}")]
+    Read {
+        /// The config file.
+        file: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Both `-testnet` and `-regtest` (or a conflicting `-chain`).
+    #[error("invalid combination of -regtest, -testnet and -chain")]
+    ConflictingNetworks,
+    /// No home directory and no `-datadir`.
+    #[error("cannot find a home directory; pass -datadir")]
+    NoDatadir,
+}
+
+/// What `rnetd` was asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Run the node.
+    Run(Box<Config>),
+    /// Print the help text.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+/// The node's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The network.
+    pub network: Network,
+    /// The base data directory (`-datadir`, default `~/.resonancenet`).
+    pub datadir: PathBuf,
+    /// RPC port (`-rpcport`; `0` picks a free one, written to `<netdir>/rpc.port`).
+    pub rpc_port: u16,
+    /// RPC bind address (`-rpcbind`, default 127.0.0.1).
+    pub rpc_bind: std::net::IpAddr,
+    /// `-rpcuser` / `-rpcpassword`.
+    pub rpc_user_pass: Option<(String, String)>,
+    /// Run the in-node miner (`-mine`).
+    pub mine: bool,
+    /// Where the in-node miner pays (`-mineaddress`; default: the miner key's address).
+    pub mine_address: Option<String>,
+    /// Training data of the in-node miner (`-minedata=FILE`; default: the bundled text).
+    pub mine_data: Option<PathBuf>,
+    /// Log to stderr as well as `debug.log` (`-printtoconsole`, default on).
+    pub print_to_console: bool,
+    /// Log filter (`-debug=FILTER`, `tracing` env-filter syntax, default `info`).
+    pub log_filter: String,
+    /// Checkpoints of the last N blocks are kept (`-prunecheckpoints=N`, 0 = keep all).
+    pub prune_checkpoints: Option<u32>,
+}
+
+impl Config {
+    /// The network's data directory (`<datadir>` or `<datadir>/testnet|regtest`).
+    pub fn network_dir(&self) -> PathBuf {
+        rnet_rpc::network_datadir(&self.datadir, self.network)
+    }
+}
+
+/// The `-help` text.
+pub const HELP: &str = "Usage: rnetd [options]
+
+Starts the ResonanceNet full node.
+
+Options (Bitcoin style -opt=value / -noopt, or GNU style --opt=value / --opt value; the same
+keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins):
+  -regtest, -testnet, -chain=main|test|regtest   network (default: main)
+  -datadir=DIR          base data directory (default ~/.resonancenet; testnet and regtest use
+                        the testnet/ and regtest/ subdirectories)
+  -conf=FILE            config file (default <datadir>/rnet.conf)
+  -rpcport=N            JSON-RPC port (default 9554 / 19554 / 29554; 0 = any free port, written
+                        to <netdir>/rpc.port)
+  -rpcbind=ADDR         JSON-RPC bind address (default 127.0.0.1)
+  -rpcuser=U -rpcpassword=P   accept these credentials (the .cookie file is always written)
+  -mine                 run the in-node miner (trains the tip model, mines continuously)
+  -mineaddress=ADDR     pay mined blocks to ADDR (default: a key output of <netdir>/miner.key)
+  -minedata=FILE        training data of the in-node miner (default: the bundled text)
+  -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
+  -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
+  -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
+  -help, -version";
+
+const KNOWN: &[(&str, bool)] = &[
+    // (name, takes a value)
+    ("regtest", false),
+    ("testnet", false),
+    ("chain", true),
+    ("datadir", true),
+    ("conf", true),
+    ("rpcport", true),
+    ("rpcbind", true),
+    ("rpcuser", true),
+    ("rpcpassword", true),
+    ("mine", false),
+    ("mineaddress", true),
+    ("minedata", true),
+    ("prunecheckpoints", true),
+    ("printtoconsole", false),
+    ("debug", true),
+    ("help", false),
+    ("version", false),
+];
+
+fn known(name: &str) -> Option<bool> {
+    KNOWN.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// Parses command-line arguments (without the program name) into options.
+fn parse_args(args: &[String]) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let gnu = arg.starts_with("--");
+        let Some(opt) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            return Err(ConfigError::NotAnOption(arg.clone()));
+        };
+        if opt.is_empty() {
+            return Err(ConfigError::NotAnOption(arg.clone()));
+        }
+        let (mut name, mut value) = match opt.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (opt.to_string(), None),
+        };
+        if matches!(name.as_str(), "h" | "?") {
+            name = "help".into();
+        }
+        if known(&name).is_none() {
+            if let Some(neg) = name.strip_prefix("no") {
+                if known(neg) == Some(false) && value.is_none() {
+                    out.insert(neg.to_string(), "0".to_string());
+                    continue;
+                }
+            }
+            return Err(ConfigError::UnknownOption(name));
+        }
+        let takes_value = known(&name) == Some(true);
+        if takes_value && value.is_none() {
+            if gnu && i < args.len() {
+                value = Some(args[i].clone());
+                i += 1;
+            } else {
+                return Err(ConfigError::MissingValue(name));
+            }
+        }
+        out.insert(name, value.unwrap_or_else(|| "1".to_string()));
+    }
+    Ok(out)
+}
+
+/// Parses a config file's text into options.
+fn parse_file(text: &str, file: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() || line.starts_with('[') {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            return Err(ConfigError::BadLine { file: file.to_string(), line: n + 1 });
+        };
+        let k = k.trim();
+        if known(k).is_none() || matches!(k, "conf" | "datadir" | "help" | "version") {
+            return Err(ConfigError::UnknownOption(k.to_string()));
+        }
+        out.insert(k.to_string(), v.trim().to_string());
+    }
+    Ok(out)
+}
+
+fn flag(opts: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, ConfigError> {
+    match opts.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some("1" | "true" | "yes" | "") => Ok(Some(true)),
+        Some("0" | "false" | "no") => Ok(Some(false)),
+        Some(v) => Err(ConfigError::InvalidValue {
+            name: name.into(),
+            value: v.into(),
+            reason: "expected 0 or 1".into(),
+        }),
+    }
+}
+
+fn parse_value<T: std::str::FromStr>(
+    opts: &BTreeMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    opts.get(name)
+        .map(|v| {
+            v.parse().map_err(|e: T::Err| ConfigError::InvalidValue {
+                name: name.into(),
+                value: v.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
+/// Parses the command line (without the program name), reads the config file and returns what to
+/// do. `home_datadir` is the default base data directory (`~/.resonancenet`), if there is one.
+pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, ConfigError> {
+    let cli = parse_args(args)?;
+    if flag(&cli, "help")? == Some(true) {
+        return Ok(Command::Help);
+    }
+    if flag(&cli, "version")? == Some(true) {
+        return Ok(Command::Version);
+    }
+    let datadir = match cli.get("datadir") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => home_datadir.ok_or(ConfigError::NoDatadir)?,
+    };
+    let conf_path = match cli.get("conf") {
+        Some(c) => {
+            let p = PathBuf::from(c);
+            if p.is_absolute() { p } else { datadir.join(p) }
+        }
+        None => datadir.join(CONFIG_FILE),
+    };
+    let mut opts = read_conf(&conf_path, cli.contains_key("conf"))?;
+    opts.extend(cli);
+    let regtest = flag(&opts, "regtest")?.unwrap_or(false);
+    let testnet = flag(&opts, "testnet")?.unwrap_or(false);
+    let chain = match opts.get("chain").map(String::as_str) {
+        None => None,
+        Some("main" | "mainnet") => Some(Network::Mainnet),
+        Some("test" | "testnet") => Some(Network::Testnet),
+        Some("regtest") => Some(Network::Regtest),
+        Some(v) => {
+            return Err(ConfigError::InvalidValue {
+                name: "chain".into(),
+                value: v.into(),
+                reason: "expected main, test or regtest".into(),
+            });
+        }
+    };
+    let network = match (regtest, testnet, chain) {
+        (true, true, _) => return Err(ConfigError::ConflictingNetworks),
+        (true, false, None | Some(Network::Regtest)) => Network::Regtest,
+        (false, true, None | Some(Network::Testnet)) => Network::Testnet,
+        (false, false, c) => c.unwrap_or(Network::Mainnet),
+        _ => return Err(ConfigError::ConflictingNetworks),
+    };
+    let rpc_port = parse_value::<u16>(&opts, "rpcport")?
+        .unwrap_or_else(|| rnet_rpc::default_rpc_port(network));
+    let rpc_bind = parse_value(&opts, "rpcbind")?.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let rpc_user_pass = match (opts.get("rpcuser"), opts.get("rpcpassword")) {
+        (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError::InvalidValue {
+                name: "rpcpassword".into(),
+                value: String::new(),
+                reason: "-rpcuser and -rpcpassword go together".into(),
+            });
+        }
+    };
+    Ok(Command::Run(Box::new(Config {
+        network,
+        datadir,
+        rpc_port,
+        rpc_bind,
+        rpc_user_pass,
+        mine: flag(&opts, "mine")?.unwrap_or(false),
+        mine_address: opts.get("mineaddress").cloned(),
+        mine_data: opts.get("minedata").map(PathBuf::from),
+        print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
+        log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
+        prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
+    })))
+}
+
+fn read_conf(path: &Path, required: bool) -> Result<BTreeMap<String, String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_file(&text, &path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(BTreeMap::new()),
+        Err(source) => Err(ConfigError::Read { file: path.display().to_string(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(a: &[&str]) -> Config {
+        match parse(&args(a), Some("/nonexistent-home".into())).unwrap() {
+            Command::Run(c) => *c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bitcoin_and_gnu_styles() {
+        let c = run(&["-regtest", "-datadir=/tmp/x", "-rpcport=0", "-mine"]);
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.rpc_port, 0);
+        assert!(c.mine);
+        assert_eq!(c.network_dir(), PathBuf::from("/tmp/x/regtest"));
+        let c = run(&["--regtest", "--datadir", "/tmp/y", "--rpcport=5", "--nomine"]);
+        assert_eq!(c.datadir, PathBuf::from("/tmp/y"));
+        assert_eq!(c.rpc_port, 5);
+        assert!(!c.mine);
+        let c = run(&["-testnet", "-datadir=/tmp/x"]);
+        assert_eq!(c.rpc_port, 19554);
+    }
+
+    #[test]
+    fn errors() {
+        let home = Some(PathBuf::from("/nonexistent-home"));
+        assert!(matches!(
+            parse(&args(&["-bogus"]), home.clone()),
+            Err(ConfigError::UnknownOption(_))
+        ));
+        assert!(matches!(
+            parse(&args(&["-rpcport"]), home.clone()),
+            Err(ConfigError::MissingValue(_))
+        ));
+        assert!(matches!(
+            parse(&args(&["-rpcport=x"]), home.clone()),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(matches!(
+            parse(&args(&["-regtest", "-testnet"]), home.clone()),
+            Err(ConfigError::ConflictingNetworks)
+        ));
+        assert!(matches!(parse(&args(&["x"]), home.clone()), Err(ConfigError::NotAnOption(_))));
+        assert_eq!(parse(&args(&["-help"]), home.clone()).unwrap(), Command::Help);
+        assert_eq!(parse(&args(&["--version"]), home).unwrap(), Command::Version);
+    }
+
+    #[test]
+    fn config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "# comment\nregtest=1\nrpcport=7\nmine=1\n")
+            .unwrap();
+        let d = format!("-datadir={}", dir.path().display());
+        let c = run(&[&d, "-rpcport=8"]);
+        assert_eq!(c.network, Network::Regtest);
+        assert_eq!(c.rpc_port, 8);
+        assert!(c.mine);
+        std::fs::write(dir.path().join(CONFIG_FILE), "nonsense\n").unwrap();
+        assert!(matches!(parse(&args(&[&d]), None), Err(ConfigError::BadLine { line: 1, .. })));
+        std::fs::write(dir.path().join(CONFIG_FILE), "bogus=1\n").unwrap();
+        assert!(matches!(parse(&args(&[&d]), None), Err(ConfigError::UnknownOption(_))));
+    }
+}

@@ -1,0 +1,171 @@
+//! ResonanceNet full node (layer 6): `rnetd`'s configuration, data-directory lock, logging,
+//! shared node state (chainstate behind a mutex, miner key, in-node miner) and JSON-RPC methods.
+//!
+//! [`run`] is the whole node lifecycle: lock the data directory, open the chainstate and activate
+//! the best chain, register the RPC methods and serve them, start the miner thread with `-mine`,
+//! and shut down cleanly on SIGINT/SIGTERM or the `stop` RPC. See `docs/node.md`.
+
+pub mod config;
+pub mod lock;
+pub mod logging;
+pub mod node;
+pub mod rpc;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rnet_consensus::ChainParams;
+use rnet_miner::{MINER_KEY_FILE, TrainingData, key_script_pubkey, load_or_create_key};
+use rnet_primitives::Address;
+use rnet_rpc::{Registry, RpcConfig, RpcServer};
+use thiserror::Error;
+
+pub use config::{Command, Config, ConfigError};
+pub use lock::{DataDirLock, LockError};
+pub use node::{Node, NodeError};
+
+/// File in the network data directory holding the bound RPC port while the node runs.
+pub const RPC_PORT_FILE: &str = "rpc.port";
+
+/// Why the node could not run.
+#[derive(Debug, Error)]
+pub enum RunError {
+    /// The data directory is locked or unusable.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// Logging could not be set up.
+    #[error(transparent)]
+    Log(#[from] logging::LogError),
+    /// The miner key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] rnet_miner::KeyError),
+    /// The node could not open its state.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// A bad `-mineaddress` or `-minedata`.
+    #[error("{0}")]
+    Config(String),
+    /// The RPC server failed.
+    #[error("RPC server: {0}")]
+    Rpc(String),
+    /// Runtime or file-system failure.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the node until it is stopped (SIGINT, SIGTERM, or the `stop` RPC).
+pub fn run(config: &Config) -> Result<(), RunError> {
+    let netdir = config.network_dir();
+    let _lock = DataDirLock::acquire(&netdir)?;
+    logging::init(&netdir, &config.log_filter, config.print_to_console)?;
+    tracing::info!("ResonanceNet node {} starting", env!("CARGO_PKG_VERSION"));
+    tracing::info!("network {}, data directory {}", config.network, netdir.display());
+    let params = ChainParams::for_network(config.network);
+    let key = load_or_create_key(&netdir.join(MINER_KEY_FILE))?;
+    let mine_data = match &config.mine_data {
+        Some(p) => TrainingData::Bytes(Arc::new(
+            std::fs::read(p)
+                .map_err(|e| RunError::Config(format!("-minedata {}: {e}", p.display())))?,
+        )),
+        None => TrainingData::Bundled,
+    };
+    let payout = match &config.mine_address {
+        Some(a) => Address::from_str_for(a, config.network)
+            .map_err(|e| RunError::Config(format!("invalid -mineaddress {a:?}: {e}")))?
+            .script_pubkey(),
+        None => key_script_pubkey(&key),
+    };
+    let node = Arc::new(Node::open(params, &netdir, key, mine_data, config.prune_checkpoints)?);
+    {
+        let chain = node.chain();
+        let tip = chain.tip();
+        tracing::info!(
+            "chain tip height={} hash={} val_loss={} shape=(d={}, L={})",
+            tip.height,
+            tip.hash,
+            tip.val_loss,
+            tip.d_model,
+            tip.n_layers
+        );
+    }
+    let mut registry = Registry::new();
+    rpc::register_all(&mut registry, &node).map_err(|e| RunError::Rpc(e.to_string()))?;
+    let registry = Arc::new(registry);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(serve(config, node.clone(), registry, payout));
+    node.request_shutdown();
+    runtime.shutdown_timeout(Duration::from_secs(10));
+    let _ = std::fs::remove_file(netdir.join(RPC_PORT_FILE));
+    tracing::info!("shutdown complete");
+    result
+}
+
+async fn serve(
+    config: &Config,
+    node: Arc<Node>,
+    registry: Arc<Registry>,
+    payout: Vec<u8>,
+) -> Result<(), RunError> {
+    let netdir = config.network_dir();
+    let mut rpc_config =
+        RpcConfig::new(std::net::SocketAddr::new(config.rpc_bind, config.rpc_port), &netdir);
+    rpc_config.user_pass = config.rpc_user_pass.clone();
+    let server = RpcServer::bind(rpc_config, registry.clone())
+        .await
+        .map_err(|e| RunError::Rpc(e.to_string()))?;
+    let addr = server.local_addr();
+    std::fs::write(netdir.join(RPC_PORT_FILE), format!("{}\n", addr.port()))?;
+    tracing::info!("RPC server listening on {addr}");
+
+    // Signals trigger the same shutdown as the `stop` RPC.
+    let shutdown = registry.shutdown();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        shutdown.trigger();
+    });
+    let stop_node = node.clone();
+    let stopped = registry.stopped();
+    let running = server.spawn(async move {
+        stopped.await;
+        stop_node.request_shutdown();
+    });
+
+    let miner = if config.mine {
+        let node = node.clone();
+        Some(
+            std::thread::Builder::new()
+                .name("miner".into())
+                .spawn(move || node.mining_loop(payout))?,
+        )
+    } else {
+        None
+    };
+    let result = running.join().await.map_err(|e| RunError::Rpc(e.to_string()));
+    node.request_shutdown();
+    if let Some(m) = miner {
+        let _ = tokio::task::spawn_blocking(move || m.join()).await;
+    }
+    result
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,466 @@
+//! The node's shared state: chainstate behind a mutex, the miner key, checkpoints uploaded ahead of
+//! their blocks, and mining (block templates, the in-node miner loop, `generatetoaddress`).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainState, ConsensusRules};
+use rnet_consensus::{
+    ChainParams, HeaderSummary, block_subsidy, median_time_past, next_block_shape,
+    required_improvement,
+};
+use rnet_crypto::SigningKey;
+use rnet_mempool::{Mempool, MempoolPolicy, TipContext};
+use rnet_miner::{
+    MineControl, MineError, MinedBlock, Miner, MiningJob, TrainingData, checkpoint_root, loss_bits,
+    loss_nats,
+};
+use rnet_model::Checkpoint;
+use rnet_primitives::{Amount, Block, BlockHash, Hash256, Network, Transaction};
+use thiserror::Error;
+
+/// Most checkpoints kept in memory that were uploaded before their block.
+pub const MAX_PENDING_CHECKPOINTS: usize = 8;
+
+/// Errors of node operations.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The chainstate failed.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// Mining failed.
+    #[error("mining: {0}")]
+    Mine(#[from] MineError),
+    /// The tip's checkpoint is not available (pruned, or never received).
+    #[error("the checkpoint of the tip {0} is not available")]
+    NoTipCheckpoint(BlockHash),
+    /// A stored checkpoint does not parse.
+    #[error("stored checkpoint of {0} is unreadable: {1}")]
+    BadCheckpoint(BlockHash, String),
+    /// A mined block was not connected.
+    #[error("mined block {hash} was not connected: {outcome}")]
+    NotConnected {
+        /// The block.
+        hash: BlockHash,
+        /// What the chainstate said.
+        outcome: String,
+    },
+    /// The node is shutting down.
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A block template: the job fields as the node computes them.
+#[derive(Clone, Debug)]
+pub struct Template {
+    /// The parent (the active tip).
+    pub parent: HeaderSummary,
+    /// Height of the new block.
+    pub height: u32,
+    /// Required improvement.
+    pub required_improvement: u64,
+    /// Scheduled shape.
+    pub shape: (u32, u32),
+    /// Median time past of the parent.
+    pub median_time_past: u64,
+    /// Transactions (after the coinbase) with their fees.
+    pub transactions: Vec<(Transaction, Amount)>,
+    /// Subsidy at exactly the required improvement.
+    pub base_subsidy: Amount,
+    /// Tip checkpoint root and size.
+    pub checkpoint: (Hash256, u64),
+}
+
+impl Template {
+    /// Sum of the fees.
+    pub fn fees(&self) -> Amount {
+        Amount(self.transactions.iter().fold(0u64, |a, (_, f)| a.saturating_add(f.0)))
+    }
+}
+
+/// Everything the RPC handlers and the miner thread share.
+pub struct Node {
+    /// Chain parameters.
+    pub params: ChainParams,
+    /// The network data directory.
+    pub netdir: PathBuf,
+    /// The miner's signing key (`<netdir>/miner.key`).
+    pub miner_key: SigningKey,
+    /// Training data of the in-node miner and `generatetoaddress`.
+    pub mine_data: TrainingData,
+    chain: Mutex<ChainState>,
+    mempool: Mutex<Mempool>,
+    tip_version: AtomicU64,
+    shutdown: AtomicBool,
+    /// Set while the in-node miner (`-mine`) runs.
+    pub mining: AtomicBool,
+    mining_lock: Mutex<()>,
+    pending_checkpoints: Mutex<VecDeque<(Hash256, Arc<Vec<u8>>)>>,
+    parsed_checkpoint: Mutex<Option<(BlockHash, Arc<Checkpoint>)>>,
+    checkpoint_bytes: Mutex<Option<(BlockHash, Arc<Vec<u8>>)>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("network", &self.params.network).finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Opens the chainstate in `netdir`, activates the best chain and builds the node.
+    pub fn open(
+        params: ChainParams,
+        netdir: &Path,
+        miner_key: SigningKey,
+        mine_data: TrainingData,
+        prune_checkpoints: Option<u32>,
+    ) -> Result<Self, NodeError> {
+        let mut options = ChainOptions::default();
+        if let Some(k) = prune_checkpoints {
+            options.prune_checkpoints_depth = k;
+        }
+        let mut chain =
+            ChainState::open_with(netdir, Box::new(ConsensusRules::new(params.clone())), options)?;
+        chain.activate_best_chain(now())?;
+        Ok(Self {
+            params: params.clone(),
+            netdir: netdir.to_path_buf(),
+            miner_key,
+            mine_data,
+            chain: Mutex::new(chain),
+            mempool: Mutex::new(Mempool::new(params.clone(), MempoolPolicy::default())),
+            tip_version: AtomicU64::new(0),
+            shutdown: AtomicBool::new(false),
+            mining: AtomicBool::new(false),
+            mining_lock: Mutex::new(()),
+            pending_checkpoints: Mutex::new(VecDeque::new()),
+            parsed_checkpoint: Mutex::new(None),
+            checkpoint_bytes: Mutex::new(None),
+        })
+    }
+
+    /// The network.
+    pub fn network(&self) -> Network {
+        self.params.network
+    }
+
+    /// Locks the chainstate.
+    pub fn chain(&self) -> MutexGuard<'_, ChainState> {
+        self.chain.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the mempool (lock order: chainstate first, then mempool).
+    pub fn mempool(&self) -> MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The tip context transactions are validated against.
+    pub fn tip_context(&self, chain: &ChainState) -> Result<TipContext, ChainError> {
+        let tip = chain.tip();
+        let view = chain.header_chain(&tip.hash)?;
+        Ok(TipContext {
+            height: tip.height,
+            median_time_past: median_time_past(&view, tip.height),
+            tip_loss: tip.val_loss,
+        })
+    }
+
+    /// Updates the mempool after the active chain changed: transactions of disconnected blocks
+    /// go back to the pool, those of connected blocks (and conflicts) leave it.
+    fn chain_changed(
+        &self,
+        chain: &ChainState,
+        connected: &[BlockHash],
+        disconnected: &[BlockHash],
+    ) {
+        if connected.is_empty() && disconnected.is_empty() {
+            return;
+        }
+        self.tip_changed();
+        let (Ok(utxos), Ok(tip)) = (chain.utxo_snapshot(), self.tip_context(chain)) else {
+            tracing::warn!("mempool not updated: chainstate unreadable");
+            return;
+        };
+        let mut pool = self.mempool();
+        for hash in disconnected {
+            if let Ok(Some(block)) = chain.block(hash) {
+                pool.block_disconnected(&block, &utxos, &tip);
+            }
+        }
+        for hash in connected {
+            if let Ok(Some(block)) = chain.block(hash) {
+                pool.block_connected(&block, &utxos, &tip);
+            }
+        }
+    }
+
+    /// `invalidateblock`: marks `hash` invalid and activates the best remaining chain.
+    pub fn invalidate(&self, hash: &BlockHash) -> Result<Activation, ChainError> {
+        let mut chain = self.chain();
+        let a = chain.invalidate_block(hash)?;
+        self.chain_changed(&chain, &a.connected, &a.disconnected);
+        Ok(a)
+    }
+
+    /// `reconsiderblock`: clears the invalid marks and runs fork choice.
+    pub fn reconsider(&self, hash: &BlockHash) -> Result<Activation, ChainError> {
+        let mut chain = self.chain();
+        let a = chain.reconsider_block(hash)?;
+        self.chain_changed(&chain, &a.connected, &a.disconnected);
+        Ok(a)
+    }
+
+    /// Supplies the checkpoint of a stored block.
+    pub fn accept_checkpoint(
+        &self,
+        hash: &BlockHash,
+        bytes: Vec<u8>,
+    ) -> Result<AcceptOutcome, ChainError> {
+        let mut chain = self.chain();
+        let outcome = chain.accept_checkpoint(hash, bytes, now())?;
+        if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
+            self.chain_changed(&chain, connected, disconnected);
+        }
+        Ok(outcome)
+    }
+
+    /// Asks long-running work (the miner, `generatetoaddress`) to stop.
+    pub fn request_shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether shutdown was requested.
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Records that the active tip may have changed (miners abandon their job).
+    pub fn tip_changed(&self) {
+        self.tip_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Keeps a checkpoint uploaded before its block (keyed by chunk root).
+    pub fn add_pending_checkpoint(&self, root: Hash256, bytes: Vec<u8>) {
+        let mut p = self.pending_checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        if p.iter().any(|(r, _)| *r == root) {
+            return;
+        }
+        if p.len() >= MAX_PENDING_CHECKPOINTS {
+            p.pop_front();
+        }
+        p.push_back((root, Arc::new(bytes)));
+    }
+
+    /// A pending checkpoint with this root and size (it stays pending: a rejected block with
+    /// the same checkpoint must not use it up for the genuine one).
+    fn pending_checkpoint(&self, root: &Hash256, size: u64) -> Option<Vec<u8>> {
+        let p = self.pending_checkpoints.lock().unwrap_or_else(|e| e.into_inner());
+        p.iter().find(|(r, b)| r == root && b.len() as u64 == size).map(|(_, b)| b.as_ref().clone())
+    }
+
+    /// Accepts a block (with its checkpoint, or one uploaded earlier with `submitcheckpoint`).
+    pub fn submit_block(
+        &self,
+        block: Block,
+        checkpoint: Option<Vec<u8>>,
+    ) -> Result<AcceptOutcome, ChainError> {
+        let checkpoint = checkpoint.or_else(|| {
+            self.pending_checkpoint(&block.header.checkpoint_root, block.header.checkpoint_size)
+        });
+        let mut chain = self.chain();
+        let outcome = chain.accept_block(block, checkpoint, now());
+        if let Ok(AcceptOutcome::Connected { connected, disconnected, .. }) = &outcome {
+            self.chain_changed(&chain, connected, disconnected);
+        }
+        outcome
+    }
+
+    /// The checkpoint bytes of `hash`, cached (the tip's is asked for chunk by chunk).
+    pub fn checkpoint_bytes(&self, hash: &BlockHash) -> Result<Option<Arc<Vec<u8>>>, ChainError> {
+        {
+            let c = self.checkpoint_bytes.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((h, b)) = c.as_ref() {
+                if h == hash {
+                    return Ok(Some(b.clone()));
+                }
+            }
+        }
+        let Some(bytes) = self.chain().checkpoint(hash)? else { return Ok(None) };
+        let bytes = Arc::new(bytes);
+        *self.checkpoint_bytes.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((*hash, bytes.clone()));
+        Ok(Some(bytes))
+    }
+
+    fn parsed_checkpoint(&self, hash: &BlockHash) -> Result<Arc<Checkpoint>, NodeError> {
+        {
+            let c = self.parsed_checkpoint.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((h, ck)) = c.as_ref() {
+                if h == hash {
+                    return Ok(ck.clone());
+                }
+            }
+        }
+        let bytes = self.checkpoint_bytes(hash)?.ok_or(NodeError::NoTipCheckpoint(*hash))?;
+        let ck = Arc::new(
+            Checkpoint::from_bytes(&bytes)
+                .map_err(|e| NodeError::BadCheckpoint(*hash, e.to_string()))?,
+        );
+        *self.parsed_checkpoint.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((*hash, ck.clone()));
+        Ok(ck)
+    }
+
+    /// The template for the next block on the active tip (transactions from the mempool).
+    pub fn template(&self) -> Result<Template, NodeError> {
+        let chain = self.chain();
+        self.template_locked(&chain)
+    }
+
+    fn template_locked(&self, chain: &ChainState) -> Result<Template, NodeError> {
+        let tip = chain.tip();
+        let view = chain.header_chain(&tip.hash)?;
+        let required = required_improvement(&self.params, &view);
+        let shape = next_block_shape(&self.params, &tip);
+        let mtp = median_time_past(&view, tip.height);
+        let header = chain.header(&tip.hash)?.ok_or(ChainError::UnknownBlock(tip.hash))?;
+        // Room for the header and the coinbase.
+        let max_bytes = self.params.max_block_size.saturating_sub(4_000);
+        let transactions: Vec<(Transaction, Amount)> = {
+            let pool = self.mempool();
+            let selection = pool.assemble(max_bytes);
+            selection
+                .transactions
+                .into_iter()
+                .zip(selection.txids)
+                .map(|(tx, txid)| (tx, pool.get(&txid).map(|e| e.fee).unwrap_or(Amount::ZERO)))
+                .collect()
+        };
+        let base_subsidy = block_subsidy(&self.params, tip.circulating_supply, required, required);
+        Ok(Template {
+            height: tip.height + 1,
+            required_improvement: required,
+            shape,
+            median_time_past: mtp,
+            transactions,
+            base_subsidy,
+            checkpoint: (header.checkpoint_root, header.checkpoint_size),
+            parent: tip,
+        })
+    }
+
+    /// Builds a mining job on the active tip paying `payout`; also returns the tip version it
+    /// was built at.
+    pub fn job(&self, payout: Vec<u8>) -> Result<(MiningJob, u64), NodeError> {
+        let (template, version) = {
+            let chain = self.chain();
+            (self.template_locked(&chain)?, self.tip_version.load(Ordering::SeqCst))
+        };
+        let parent_checkpoint = self.parsed_checkpoint(&template.parent.hash)?;
+        let fees = template.fees();
+        let job = MiningJob {
+            parent_hash: template.parent.hash,
+            parent_val_loss: template.parent.val_loss,
+            parent_supply: template.parent.circulating_supply,
+            parent_checkpoint,
+            height: template.height,
+            required_improvement: template.required_improvement,
+            shape: template.shape,
+            transactions: template.transactions.into_iter().map(|(t, _)| t).collect(),
+            fees,
+            min_time: template.median_time_past + 1,
+            time: now().max(template.parent.time),
+            payout_script: payout,
+        };
+        Ok((job, version))
+    }
+
+    /// Mines one block on the active tip paying `payout` and submits it. With `abandon_on_new_tip`
+    /// the work is cancelled (`MineError::Cancelled`) when the tip changes meanwhile.
+    pub fn mine_one(
+        &self,
+        payout: Vec<u8>,
+        abandon_on_new_tip: bool,
+    ) -> Result<(MinedBlock, AcceptOutcome), NodeError> {
+        let _guard = self.mining_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if self.shutting_down() {
+            return Err(NodeError::ShuttingDown);
+        }
+        let (job, version) = self.job(payout)?;
+        let miner = Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
+        let cancel = || {
+            self.shutting_down()
+                || (abandon_on_new_tip && self.tip_version.load(Ordering::SeqCst) != version)
+        };
+        let mined = miner.mine(&job, &MineControl { progress: false, cancel: &cancel })?;
+        let outcome =
+            self.submit_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()))?;
+        let h = &mined.block.header;
+        if matches!(outcome, AcceptOutcome::Connected { .. }) {
+            tracing::info!(
+                "mined block height={} val_loss={} ({:.6} nats/byte, {:.6} bits/byte) shape=(d={}, L={}) reward={} RNT steps={} time={:.3}s hash={}",
+                h.height,
+                h.val_loss,
+                loss_nats(h.val_loss),
+                loss_bits(h.val_loss),
+                h.shape.d_model,
+                h.shape.n_layers,
+                mined.subsidy,
+                mined.steps,
+                mined.elapsed.as_secs_f64(),
+                mined.block.block_hash(),
+            );
+        }
+        Ok((mined, outcome))
+    }
+
+    /// Mines `n` blocks paying `payout` (for `generatetoaddress`); returns their hashes.
+    pub fn generate(&self, n: u32, payout: Vec<u8>) -> Result<Vec<BlockHash>, NodeError> {
+        let mut hashes = Vec::new();
+        for _ in 0..n {
+            let (mined, outcome) = self.mine_one(payout.clone(), false)?;
+            let hash = mined.block.block_hash();
+            if !matches!(outcome, AcceptOutcome::Connected { .. }) {
+                return Err(NodeError::NotConnected { hash, outcome: format!("{outcome:?}") });
+            }
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
+
+    /// The in-node miner loop (`-mine`): mines on the tip until shutdown.
+    pub fn mining_loop(&self, payout: Vec<u8>) {
+        self.mining.store(true, Ordering::SeqCst);
+        tracing::info!("in-node miner started");
+        while !self.shutting_down() {
+            match self.mine_one(payout.clone(), true) {
+                Ok(_) => {}
+                Err(NodeError::Mine(MineError::Cancelled)) | Err(NodeError::ShuttingDown) => {}
+                Err(e) => {
+                    tracing::warn!("miner: {e}");
+                    for _ in 0..10 {
+                        if self.shutting_down() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+        }
+        self.mining.store(false, Ordering::SeqCst);
+        tracing::info!("in-node miner stopped");
+    }
+
+    /// Verifies uploaded checkpoint bytes against `root` (chunk merkle root).
+    pub fn checkpoint_matches(bytes: &[u8], root: &Hash256) -> bool {
+        checkpoint_root(bytes) == *root
+    }
+}

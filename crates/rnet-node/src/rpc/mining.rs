@@ -1,0 +1,188 @@
+//! Mining methods: Proof-of-Training block templates, block and checkpoint submission,
+//! `generatetoaddress` (regtest), mining info.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rnet_chain::{AcceptOutcome, ChainError};
+use rnet_model::checkpoint::CHUNK_SIZE;
+use rnet_primitives::{Address, Block, Network};
+use rnet_rpc::{MethodInfo, RegisterError, Registry, RpcError};
+use serde_json::{Value, json};
+
+use super::json::{amount_json, chain_reject_reason};
+use super::{chain_err, node_err, param_hash, param_hex, reg};
+use crate::node::{Node, NodeError, now};
+
+/// Most blocks one `generatetoaddress` call mines.
+pub const MAX_GENERATE: u32 = 1000;
+
+pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError> {
+    reg(
+        r,
+        node,
+        MethodInfo::new("getmininginfo", "Mining").help(
+            "getmininginfo\n\nReturns mining-related information: blocks, tip val_loss, required improvement and \
+             shape of the next block, whether the in-node miner runs.",
+        ),
+        |node, _| {
+            let t = node.template().map_err(node_err)?;
+            Ok(json!({
+                "blocks": t.parent.height,
+                "chain": node.network().name(),
+                "val_loss": t.parent.val_loss,
+                "target_val_loss": t.parent.val_loss.saturating_sub(t.required_improvement),
+                "required_improvement": t.required_improvement,
+                "next_shape": { "d_model": t.shape.0, "n_layers": t.shape.1 },
+                "pooledtx": node.mempool().len(),
+                "mining": node.mining.load(Ordering::SeqCst),
+                "warnings": "",
+            }))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("getblocktemplate", "Mining").params(["template_request"]).help(
+            "getblocktemplate ( \"template_request\" )\n\nProof-of-Training block template: parent hash and loss, \
+             height, required improvement, target loss, scheduled shape, the tip checkpoint (root, size, chunks; \
+             download with getcheckpointchunk), transactions (data, txid, hash, fee), coinbasevalue (at exactly the \
+             required improvement, plus fees; a larger improvement earns up to twice the subsidy), fees, \
+             circulating_supply (resonance), mintime, curtime, mediantime.",
+        ),
+        |node, _| {
+            let t = node.template().map_err(node_err)?;
+            let fees = t.fees();
+            let txs: Vec<Value> = t
+                .transactions
+                .iter()
+                .map(|(tx, fee)| {
+                    json!({
+                        "data": hex::encode(tx.to_bytes()),
+                        "txid": tx.txid().to_hex(),
+                        "hash": tx.wtxid().to_hex(),
+                        "fee": fee.0,
+                    })
+                })
+                .collect();
+            Ok(json!({
+                "version": rnet_consensus::BLOCK_VERSION,
+                "chain": node.network().name(),
+                "previousblockhash": t.parent.hash.to_hex(),
+                "height": t.height,
+                "parent_val_loss": t.parent.val_loss,
+                "required_improvement": t.required_improvement,
+                "target_val_loss": t.parent.val_loss.saturating_sub(t.required_improvement),
+                "shape": { "d_model": t.shape.0, "n_layers": t.shape.1 },
+                "checkpoint": {
+                    "root": t.checkpoint.0.to_hex(),
+                    "size": t.checkpoint.1,
+                    "chunk_size": CHUNK_SIZE,
+                    "chunks": t.checkpoint.1.div_ceil(CHUNK_SIZE as u64),
+                },
+                "transactions": txs,
+                "coinbasevalue": t.base_subsidy.0.saturating_add(fees.0),
+                "fees": fees.0,
+                "circulating_supply": t.parent.circulating_supply.0,
+                "mintime": t.median_time_past + 1,
+                "curtime": now().max(t.median_time_past + 1),
+                "mediantime": t.median_time_past,
+                "dataset_commitment": hex::encode(rnet_model::data::TRAINING_HASH),
+            }))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("submitblock", "Mining").params(["hexdata", "dummy"]).help(
+            "submitblock \"hexdata\" ( \"dummy\" )\n\nAttempts to submit a new block. The checkpoint is taken from an \
+             earlier submitcheckpoint. Returns null when accepted, \"duplicate\", \"inconclusive\" (stored, not \
+             connected: side branch or missing checkpoint), or the rejection reason (e.g. \"bad-val-loss: …\").",
+        ),
+        |node, p| {
+            let bytes = param_hex(p, 0, "Block")?;
+            let block = Block::from_bytes(&bytes)
+                .map_err(|_| RpcError::deserialization("Block decode failed"))?;
+            if block.transactions.first().is_none_or(|t| !t.is_coinbase()) {
+                return Err(RpcError::deserialization("Block does not start with a coinbase"));
+            }
+            match node.submit_block(block, None) {
+                Ok(AcceptOutcome::Connected { .. }) => Ok(Value::Null),
+                Ok(AcceptOutcome::AlreadyHave) => Ok(json!("duplicate")),
+                Ok(AcceptOutcome::Orphan { .. }) => Ok(json!("prev-blk-not-found")),
+                Ok(AcceptOutcome::StoredSideBranch | AcceptOutcome::MissingCheckpoint) => {
+                    Ok(json!("inconclusive"))
+                }
+                Err(e) => match chain_reject_reason(&e) {
+                    Some(reason) => Ok(json!(reason)),
+                    None => Err(chain_err(e)),
+                },
+            }
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("submitcheckpoint", "Mining").params(["id", "hexdata"]).help(
+            "submitcheckpoint \"blockhash|root\" \"hexdata\"\n\nUploads a model checkpoint: for a known block (by hash) \
+             it is checked against the header and the block validated; otherwise `id` must be the checkpoint's chunk \
+             merkle root and it is kept for a block submitted next with submitblock. Returns null.",
+        ),
+        |node, p| {
+            let id = param_hash(p, 0, "id")?;
+            let bytes = param_hex(p, 1, "Checkpoint")?;
+            let block_hash = rnet_primitives::BlockHash(id.0);
+            let known = node.chain().header(&block_hash).map_err(chain_err)?;
+            if known.is_some() {
+                return match node.accept_checkpoint(&block_hash, bytes) {
+                    Ok(_) => Ok(Value::Null),
+                    Err(ChainError::CheckpointMismatch { .. }) => Err(RpcError::verify(
+                        "checkpoint does not match the block's checkpoint root and size",
+                    )),
+                    Err(e @ ChainError::InvalidBlock { .. }) => Err(RpcError::verify(
+                        chain_reject_reason(&e).unwrap_or_else(|| e.to_string()),
+                    )),
+                    Err(e) => Err(chain_err(e)),
+                };
+            }
+            if !Node::checkpoint_matches(&bytes, &id) {
+                return Err(RpcError::verify(
+                    "unknown block, and the data's chunk root is not the given id",
+                ));
+            }
+            node.add_pending_checkpoint(id, bytes);
+            Ok(Value::Null)
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("generatetoaddress", "Generating")
+            .params(["nblocks", "address", "maxtries"])
+            .help(
+                "generatetoaddress nblocks \"address\" ( maxtries )\n\nRegtest only: mine nblocks blocks immediately \
+                 (really training the tip model on the bundled data) paying address. Returns the block hashes.",
+            ),
+        |node, p| {
+            let n: i64 = p.required(0)?;
+            let address: String = p.required(1)?;
+            if node.network() != Network::Regtest {
+                return Err(RpcError::misc("generatetoaddress is only available on regtest"));
+            }
+            let n = u32::try_from(n)
+                .ok()
+                .filter(|n| *n <= MAX_GENERATE)
+                .ok_or_else(|| RpcError::invalid_parameter(format!("nblocks must be 0..={MAX_GENERATE}")))?;
+            let payout = Address::from_str_for(&address, node.network())
+                .map_err(|_| RpcError::invalid_address_or_key("Error: Invalid address"))?
+                .script_pubkey();
+            let hashes = node.generate(n, payout).map_err(|e| match e {
+                NodeError::ShuttingDown => RpcError::misc("shutting down"),
+                other => node_err(other),
+            })?;
+            Ok(json!(hashes.iter().map(|h| h.to_hex()).collect::<Vec<_>>()))
+        },
+    )?;
+    let _ = amount_json;
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! Functional tests: real `rnetd` processes on free loopback ports in temporary data directories,
+//! driven over JSON-RPC (harness: `rnet-functional`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rnet_crypto::SigningKey;
+use rnet_functional::TestNode;
+use rnet_miner::{
+    MineControl, Miner, TrainingData, checkpoint_root, job_from_template, sign_header,
+};
+use rnet_model::Checkpoint;
+use rnet_primitives::{Block, Network};
+use rnet_rpc::{Auth, ClientError, RpcClient};
+use rnet_script::PlainKey;
+use serde_json::{Value, json};
+
+const RNETD: &str = env!("CARGO_BIN_EXE_rnetd");
+
+fn start(extra: &[&str]) -> TestNode {
+    TestNode::start(std::path::Path::new(RNETD), extra).expect("rnetd starts")
+}
+
+fn test_key() -> SigningKey {
+    SigningKey::from_bytes(&[0x11; 32])
+}
+
+fn test_address() -> String {
+    PlainKey::new(test_key().public_key()).address(Network::Regtest).to_string()
+}
+
+fn rpc_code(r: Result<Value, ClientError>) -> i32 {
+    match r {
+        Err(ClientError::Rpc { code, .. }) => code,
+        other => panic!("expected an RPC error, got {other:?}"),
+    }
+}
+
+fn download_checkpoint(node: &TestNode, hash: &str) -> Vec<u8> {
+    let info = node.call("getcheckpointinfo", json!([hash])).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..info["chunks"].as_u64().unwrap() {
+        let chunk = node.call("getcheckpointchunk", json!([hash, i])).unwrap();
+        bytes.extend(hex::decode(chunk.as_str().unwrap()).unwrap());
+    }
+    assert_eq!(bytes.len() as u64, info["size"].as_u64().unwrap());
+    bytes
+}
+
+/// Mines a block from `getblocktemplate` in the test process (the node's own checkpoint, a test
+/// key), returning it and its checkpoint bytes.
+fn mine_from_template(node: &TestNode) -> (Block, Vec<u8>) {
+    let t = node.call("getblocktemplate", json!([])).unwrap();
+    let parent = t["previousblockhash"].as_str().unwrap();
+    let ckpt = Checkpoint::from_bytes(&download_checkpoint(node, parent)).unwrap();
+    let payout = PlainKey::new(test_key().public_key()).script_pubkey();
+    let job = job_from_template(&t, Arc::new(ckpt), payout).unwrap();
+    let miner =
+        Miner::new(rnet_consensus::ChainParams::regtest(), test_key(), TrainingData::Bundled);
+    let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+    (mined.block, mined.checkpoint_bytes)
+}
+
+#[test]
+fn generate_read_back_submit_and_restart() {
+    let mut node = start(&[]);
+    let addr = test_address();
+    let started = std::time::Instant::now();
+    let hashes: Vec<String> =
+        serde_json::from_value(node.call("generatetoaddress", json!([10, addr])).unwrap()).unwrap();
+    let per_block = started.elapsed() / 10;
+    eprintln!("generatetoaddress: {per_block:?} per block end to end");
+    assert_eq!(hashes.len(), 10);
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(10));
+    assert_eq!(node.call("getbestblockhash", json!([])).unwrap(), json!(hashes[9]));
+    for (i, h) in hashes.iter().enumerate() {
+        assert_eq!(node.call("getblockhash", json!([i + 1])).unwrap(), json!(h));
+        let b = node.call("getblock", json!([h])).unwrap();
+        assert_eq!(b["height"], json!(i + 1));
+        assert_eq!(b["confirmations"], json!(10 - i));
+    }
+    // Loss strictly decreasing, from the training history and the headers.
+    let history = node.call("gettraininginfo", json!([11])).unwrap();
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 11);
+    let losses: Vec<u64> = history.iter().map(|e| e["val_loss"].as_u64().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    for w in history.windows(2) {
+        let req = w[1]["required_improvement"].as_u64().unwrap();
+        assert!(w[0]["val_loss"].as_u64().unwrap() - w[1]["val_loss"].as_u64().unwrap() >= req);
+    }
+
+    // Chain info.
+    let info = node.call("getblockchaininfo", json!([])).unwrap();
+    assert_eq!(info["chain"], json!("regtest"));
+    assert_eq!(info["blocks"], json!(10));
+    assert_eq!(info["bestblockhash"], json!(hashes[9]));
+    assert_eq!(info["val_loss"], json!(losses[10]));
+    assert!(info["val_loss_bits"].as_f64().unwrap() > info["val_loss_nats"].as_f64().unwrap());
+    assert!(info["required_improvement"].as_u64().unwrap() > 0);
+    assert!(info["circulating_supply"].as_f64().unwrap() > 0.0);
+    let mining = node.call("getmininginfo", json!([])).unwrap();
+    assert_eq!(mining["blocks"], json!(10));
+    assert_eq!(mining["mining"], json!(false));
+
+    // Blocks, headers, transactions, coins.
+    let b1 = node.call("getblock", json!([hashes[0], 2])).unwrap();
+    let cb = &b1["tx"][0];
+    assert_eq!(cb["vout"][0]["scriptPubKey"]["address"], json!(addr));
+    let txid = cb["txid"].as_str().unwrap().to_string();
+    let hex0 = node.call("getblock", json!([hashes[0], 0])).unwrap();
+    let block = Block::from_bytes(&hex::decode(hex0.as_str().unwrap()).unwrap()).unwrap();
+    assert_eq!(block.block_hash().to_hex(), hashes[0]);
+    let hdr = node.call("getblockheader", json!([hashes[0], false])).unwrap();
+    assert_eq!(hdr.as_str().unwrap().len() % 2, 0);
+    let hdr = node.call("getblockheader", json!([hashes[0]])).unwrap();
+    assert_eq!(hdr["nextblockhash"], json!(hashes[1]));
+    let raw = node.call("getrawtransaction", json!([txid, true])).unwrap();
+    assert_eq!(raw["blockhash"], json!(hashes[0]));
+    let raw_hex = node.call("getrawtransaction", json!([txid, false, hashes[0]])).unwrap();
+    let decoded = node.call("decoderawtransaction", json!([raw_hex])).unwrap();
+    assert_eq!(decoded["txid"], json!(txid));
+    let coin = node.call("gettxout", json!([txid, 0])).unwrap();
+    assert_eq!(coin["coinbase"], json!(true));
+    assert_eq!(coin["confirmations"], json!(10));
+    assert_eq!(node.call("gettxout", json!([txid, 7])).unwrap(), Value::Null);
+    let set = node.call("gettxoutsetinfo", json!([])).unwrap();
+    assert_eq!(set["txouts"].as_u64().unwrap(), 10);
+    assert_eq!(set["utxo_set_hash"].as_str().unwrap().len(), 64);
+    let tips = node.call("getchaintips", json!([])).unwrap();
+    assert_eq!(tips[0]["status"], json!("active"));
+
+    // A block whose header claims a lower loss than its checkpoint evaluates to is rejected with
+    // the reason; the genuine block is accepted, then reported as a duplicate.
+    let (genuine, ckpt) = mine_from_template(&node);
+    let mut fake = genuine.clone();
+    fake.header.val_loss -= 1_000;
+    sign_header(&mut fake.header, &test_key());
+    let root = checkpoint_root(&ckpt).to_hex();
+    node.call("submitcheckpoint", json!([root, hex::encode(&ckpt)])).unwrap();
+    let r = node.call("submitblock", json!([hex::encode(fake.to_bytes())])).unwrap();
+    assert!(r.as_str().unwrap().starts_with("bad-val-loss"), "{r}");
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(10));
+    let r = node.call("submitblock", json!([hex::encode(genuine.to_bytes())])).unwrap();
+    assert_eq!(r, Value::Null);
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(11));
+    let r = node.call("submitblock", json!([hex::encode(genuine.to_bytes())])).unwrap();
+    assert_eq!(r, json!("duplicate"));
+    // A block submitted before its checkpoint is "inconclusive" until the checkpoint arrives.
+    let (next, next_ckpt) = mine_from_template(&node);
+    let r = node.call("submitblock", json!([hex::encode(next.to_bytes())])).unwrap();
+    assert_eq!(r, json!("inconclusive"));
+    node.call("submitcheckpoint", json!([next.block_hash().to_hex(), hex::encode(&next_ckpt)]))
+        .unwrap();
+    let log = std::fs::read_to_string(node.network_dir().join("debug.log")).unwrap();
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(12), "{log}");
+    let bad = node.call("submitcheckpoint", json!([root, "00"]));
+    assert_eq!(rpc_code(bad), -25);
+
+    // invalidate / reconsider.
+    let tip = next.block_hash().to_hex();
+    node.call("invalidateblock", json!([tip])).unwrap();
+    assert_eq!(
+        node.call("getbestblockhash", json!([])).unwrap(),
+        json!(genuine.block_hash().to_hex())
+    );
+    node.call("reconsiderblock", json!([tip])).unwrap();
+    assert_eq!(node.call("getbestblockhash", json!([])).unwrap(), json!(tip));
+
+    // Restart keeps the chain.
+    let before = node.call("gettxoutsetinfo", json!([])).unwrap();
+    node.restart(&[]).unwrap();
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(12));
+    assert_eq!(node.call("getbestblockhash", json!([])).unwrap(), json!(tip));
+    assert_eq!(node.call("gettxoutsetinfo", json!([])).unwrap(), before);
+    assert!(node.stop(), "rnetd exits cleanly on stop");
+}
+
+#[test]
+fn bad_rpc_input_gets_core_errors() {
+    let node = start(&[]);
+    // Unknown method, wrong parameters, bad values.
+    assert_eq!(rpc_code(node.call("nosuchmethod", json!([]))), -32601);
+    assert_eq!(rpc_code(node.call("getblockhash", json!([]))), -1);
+    assert_eq!(rpc_code(node.call("getblockhash", json!(["x"]))), -3);
+    assert_eq!(rpc_code(node.call("getblockhash", json!([5]))), -8);
+    assert_eq!(rpc_code(node.call("getblockhash", json!([-1]))), -8);
+    assert_eq!(rpc_code(node.call("getblock", json!(["zz"]))), -8);
+    assert_eq!(rpc_code(node.call("getblock", json!(["00".repeat(32)]))), -5);
+    assert_eq!(rpc_code(node.call("getblock", json!(["00".repeat(32), 7]))), -8);
+    assert_eq!(rpc_code(node.call("getblockheader", json!(["11".repeat(32)]))), -5);
+    assert_eq!(rpc_code(node.call("submitblock", json!(["zz"]))), -22);
+    assert_eq!(rpc_code(node.call("submitblock", json!(["00"]))), -22);
+    assert_eq!(rpc_code(node.call("decoderawtransaction", json!(["0000"]))), -22);
+    assert_eq!(rpc_code(node.call("getrawtransaction", json!(["22".repeat(32)]))), -5);
+    assert_eq!(rpc_code(node.call("generatetoaddress", json!([1, "nonsense"]))), -5);
+    assert_eq!(rpc_code(node.call("generatetoaddress", json!([-1, test_address()]))), -8);
+    assert_eq!(rpc_code(node.call("getcheckpointchunk", json!(["00".repeat(32), 0]))), -5);
+    let genesis = node.call("getblockhash", json!([0])).unwrap();
+    assert_eq!(rpc_code(node.call("getcheckpointchunk", json!([genesis, 99]))), -8);
+    assert_eq!(rpc_code(node.call("invalidateblock", json!([genesis]))), -8);
+    assert_eq!(rpc_code(node.call("invalidateblock", json!(["33".repeat(32)]))), -5);
+    let help = node.call("help", json!([])).unwrap();
+    assert!(help.as_str().unwrap().contains("getblocktemplate"));
+    assert!(node.call("uptime", json!([])).unwrap().as_u64().is_some());
+
+    // No credentials: HTTP 401.
+    let anon = RpcClient::new(&node.url(), Auth::None).unwrap();
+    assert!(matches!(anon.call("getblockcount", json!([])), Err(ClientError::Unauthorized)));
+
+    // Malformed JSON: HTTP 500 with -32700.
+    let cookie = std::fs::read_to_string(node.network_dir().join(".cookie")).unwrap();
+    let (user, pass) = cookie.trim().split_once(':').unwrap();
+    let body = "{not json";
+    let mut s = TcpStream::connect(("127.0.0.1", node.rpc_port())).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        rnet_rpc::basic_auth_header(user, pass),
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 500"), "{reply}");
+    assert!(reply.contains("-32700"), "{reply}");
+}
+
+#[test]
+fn two_nodes_cannot_share_a_datadir() {
+    let node = start(&[]);
+    let (status, stderr) = node.run_second_instance().unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("Cannot obtain a lock on data directory"), "{stderr}");
+    // The first node is unaffected.
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(0));
+}
+
+#[test]
+fn in_node_miner_mines_and_stops() {
+    let mut node = start(&["-mine"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while node.call("getblockcount", json!([])).unwrap().as_u64().unwrap() < 3 {
+        assert!(std::time::Instant::now() < deadline, "miner made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(node.call("getmininginfo", json!([])).unwrap()["mining"], json!(true));
+    let log = std::fs::read_to_string(node.network_dir().join("debug.log")).unwrap();
+    assert!(log.contains("mined block height=1 val_loss="), "{log}");
+    assert!(node.stop(), "rnetd exits cleanly on stop while mining");
+}
+
+fn miner_binary() -> Option<PathBuf> {
+    let p = std::path::Path::new(RNETD)
+        .with_file_name(format!("rnet-miner{}", std::env::consts::EXE_SUFFIX));
+    p.exists().then_some(p)
+}
+
+#[test]
+fn rnet_miner_binary_mines_against_the_node() {
+    let Some(miner) = miner_binary() else {
+        eprintln!("skipped: rnet-miner binary not built (run with -p rnet-miner too)");
+        return;
+    };
+    let node = start(&[]);
+    let out = std::process::Command::new(miner)
+        .args(node.connect_args())
+        .args(["-blocks=2", "-noprogress"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("mined block height=2"), "{stderr}");
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(2));
+    let history = node.call("gettraininginfo", json!([])).unwrap();
+    let losses: Vec<u64> =
+        history.as_array().unwrap().iter().map(|e| e["val_loss"].as_u64().unwrap()).collect();
+    assert!(losses.windows(2).all(|w| w[1] < w[0]));
+}
+
+#[test]
+fn mempool_transaction_enters_the_next_block() {
+    use rnet_primitives::{Amount, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+    use rnet_script::{SighashCache, SighashType};
+
+    let node = start(&[]);
+    let addr = test_address();
+    let hashes = node.call("generatetoaddress", json!([6, addr])).unwrap();
+    // Spend the (now mature) coinbase of block 1 back to the test key, paying a fee.
+    let b1 = node.call("getblock", json!([hashes[0], 2])).unwrap();
+    let cb_txid: Txid = b1["tx"][0]["txid"].as_str().unwrap().parse().unwrap();
+    let cb_hex = node.call("getrawtransaction", json!([cb_txid.to_hex(), false])).unwrap();
+    let cb = Transaction::from_bytes(&hex::decode(cb_hex.as_str().unwrap()).unwrap()).unwrap();
+    let spent = cb.outputs[0].clone();
+    let key = test_key();
+    let spk = PlainKey::new(key.public_key()).script_pubkey();
+    let fee = 100_000;
+    let mut tx = Transaction {
+        version: 2,
+        inputs: vec![TxIn {
+            previous_output: OutPoint::new(cb_txid, 0),
+            script_sig: Vec::new(),
+            sequence: u32::MAX,
+            witness: Witness::new(),
+        }],
+        outputs: vec![TxOut { value: Amount(spent.value.0 - fee), script_pubkey: spk.clone() }],
+        lock_time: 0,
+    };
+    let sig = {
+        let spent_outputs = [spent.clone()];
+        let cache = SighashCache::new(&tx, &spent_outputs).unwrap();
+        cache.sign(&key, 0, &spk, SighashType::All).unwrap()
+    };
+    tx.inputs[0].witness = Witness(vec![sig]);
+    let raw = hex::encode(tx.to_bytes());
+    let txid = tx.txid().to_hex();
+
+    let test = node.call("testmempoolaccept", json!([[raw]])).unwrap();
+    assert_eq!(test[0]["allowed"], json!(true), "{test}");
+    assert_eq!(node.call("sendrawtransaction", json!([raw])).unwrap(), json!(txid));
+    assert_eq!(node.call("getrawmempool", json!([])).unwrap(), json!([txid]));
+    let entry = node.call("getmempoolentry", json!([txid])).unwrap();
+    assert_eq!(entry["fees"]["base"], json!(0.001));
+    let info = node.call("getmempoolinfo", json!([])).unwrap();
+    assert_eq!(info["size"], json!(1));
+    assert_eq!(node.call("getrawtransaction", json!([txid])).unwrap(), json!(raw));
+    let gbt = node.call("getblocktemplate", json!([])).unwrap();
+    assert_eq!(gbt["transactions"][0]["txid"], json!(txid));
+    assert_eq!(gbt["fees"], json!(fee));
+    // Double spend is refused; a second submission of the same tx returns its txid.
+    assert_eq!(node.call("sendrawtransaction", json!([raw])).unwrap(), json!(txid));
+    let est = node.call("estimatesmartfee", json!([2])).unwrap();
+    assert_eq!(est["blocks"], json!(2));
+    assert_eq!(rpc_code(node.call("estimatesmartfee", json!([0]))), -8);
+    assert_eq!(rpc_code(node.call("getmempoolentry", json!(["44".repeat(32)]))), -5);
+
+    // Mined into the next block, removed from the pool.
+    let h = node.call("generatetoaddress", json!([1, addr])).unwrap();
+    let block = node.call("getblock", json!([h[0]])).unwrap();
+    assert_eq!(block["tx"][1], json!(txid));
+    assert_eq!(node.call("getrawmempool", json!([])).unwrap(), json!([]));
+    assert_eq!(node.call("gettxout", json!([cb_txid.to_hex(), 0])).unwrap(), Value::Null);
+    assert!(node.call("gettxout", json!([txid, 0])).unwrap().is_object());
+    let confirmed = node.call("sendrawtransaction", json!([raw]));
+    assert!(matches!(rpc_code(confirmed), -27..=-25));
+
+    // Disconnecting the block puts the transaction back into the pool.
+    node.call("invalidateblock", json!([h[0]])).unwrap();
+    assert_eq!(node.call("getrawmempool", json!([])).unwrap(), json!([txid]));
+}
