@@ -94,6 +94,15 @@ pub struct Config {
     pub log_filter: String,
     /// Checkpoints of the last N blocks are kept (`-prunecheckpoints=N`, 0 = keep all).
     pub prune_checkpoints: Option<u32>,
+    /// Serve the tip model over the OpenAI-compatible API here (`-inference[=ADDR]`; default
+    /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
+    /// `<netdir>/inference.port`).
+    pub inference: Option<std::net::SocketAddr>,
+}
+
+/// Default port of the inference server per network (two above the RPC port).
+pub fn default_inference_port(network: Network) -> u16 {
+    rnet_rpc::default_rpc_port(network) + 2
 }
 
 impl Config {
@@ -121,6 +130,8 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -mine                 run the in-node miner (trains the tip model, mines continuously)
   -mineaddress=ADDR     pay mined blocks to ADDR (default: a key output of <netdir>/miner.key)
   -minedata=FILE        training data of the in-node miner (default: the bundled text)
+  -inference[=ADDR]     serve the tip model over the OpenAI-compatible API (default address
+                        127.0.0.1:9556 / 19556 / 29556); follows the tip and reloads on new blocks
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
   -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
@@ -138,6 +149,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("rpcuser", true),
     ("rpcpassword", true),
     ("mine", false),
+    ("inference", false),
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
@@ -317,7 +329,29 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
         prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
+        inference: inference_addr(&opts, network)?,
     })))
+}
+
+/// `-inference` alone (or `=1`) means the default address, `=0` means off, anything else must be
+/// `IP:PORT`.
+fn inference_addr(
+    opts: &BTreeMap<String, String>,
+    network: Network,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match opts.get("inference").map(String::as_str) {
+        None | Some("0" | "false" | "no") => Ok(None),
+        Some("1" | "true" | "yes" | "") => {
+            Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], default_inference_port(network)))))
+        }
+        Some(v) => {
+            v.parse().map(Some).map_err(|e: std::net::AddrParseError| ConfigError::InvalidValue {
+                name: "inference".into(),
+                value: v.into(),
+                reason: format!("expected IP:PORT ({e})"),
+            })
+        }
+    }
 }
 
 fn read_conf(path: &Path, required: bool) -> Result<BTreeMap<String, String>, ConfigError> {
@@ -341,6 +375,20 @@ mod tests {
             Command::Run(c) => *c,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn inference_option() {
+        assert_eq!(run(&["-regtest", "-datadir=/tmp/x"]).inference, None);
+        let c = run(&["-regtest", "-datadir=/tmp/x", "-inference"]);
+        assert_eq!(c.inference, Some("127.0.0.1:29556".parse().unwrap()));
+        let c = run(&["-datadir=/tmp/x", "--inference=0.0.0.0:8080"]);
+        assert_eq!(c.inference, Some("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(run(&["-datadir=/tmp/x", "-inference=0"]).inference, None);
+        assert!(matches!(
+            parse(&args(&["-datadir=/tmp/x", "-inference=nope"]), None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
     }
 
     #[test]

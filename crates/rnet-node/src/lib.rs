@@ -6,6 +6,7 @@
 //! and shut down cleanly on SIGINT/SIGTERM or the `stop` RPC. See `docs/node.md`.
 
 pub mod config;
+pub mod inference;
 pub mod lock;
 pub mod logging;
 pub mod node;
@@ -141,8 +142,21 @@ async fn serve(
     } else {
         None
     };
+    let inference = config.inference.map(|addr| {
+        let node = node.clone();
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            if let Err(e) = inference::run(addr, node, netdir).await {
+                tracing::error!("inference server: {e}; shutting down");
+                registry.shutdown().trigger();
+            }
+        })
+    });
     let result = running.join().await.map_err(|e| RunError::Rpc(e.to_string()));
     node.request_shutdown();
+    if let Some(task) = inference {
+        let _ = task.await;
+    }
     if let Some(m) = miner {
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
     }

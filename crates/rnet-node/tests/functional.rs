@@ -350,3 +350,56 @@ fn mempool_transaction_enters_the_next_block() {
     node.call("invalidateblock", json!([h[0]])).unwrap();
     assert_eq!(node.call("getrawmempool", json!([])).unwrap(), json!([txid]));
 }
+
+/// Sends one HTTP/1.1 request to `port` and returns (status, body).
+fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to inference server");
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+        payload.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+    (status, serde_json::from_str(body.trim()).unwrap_or(Value::Null))
+}
+
+#[test]
+fn inference_server_serves_and_follows_the_tip() {
+    let node = start(&["-inference=127.0.0.1:0"]);
+    let port_file = node.network_dir().join("inference.port");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !port_file.exists() {
+        assert!(std::time::Instant::now() < deadline, "inference server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let port: u16 = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+
+    let (status, models) = http_json(port, "GET", "/v1/models", None);
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "resonancenet-v5");
+
+    let request = json!({"model": "resonancenet-v5", "prompt": "Ge1:1 In the", "max_tokens": 8,
+        "temperature": 0});
+    let (status, completion) = http_json(port, "POST", "/v1/completions", Some(&request));
+    assert_eq!(status, 200, "{completion}");
+    assert_eq!(completion["usage"]["prompt_tokens"], 12);
+    assert!(completion["system_fingerprint"].as_str().unwrap().starts_with("rnet-h0-"));
+
+    // A new block: the server reloads the tip model (height 1) on its own.
+    node.call("generatetoaddress", json!([1, test_address()])).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, c) = http_json(port, "POST", "/v1/completions", Some(&request));
+        if c["system_fingerprint"].as_str().unwrap_or("").starts_with("rnet-h1-") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "server still serves the old tip: {c}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
