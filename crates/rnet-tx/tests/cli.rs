@@ -1,0 +1,66 @@
+//! End-to-end runs of the `rnet-tx` binary.
+
+use std::process::{Command, Output};
+
+use rnet_crypto::SigningKey;
+use rnet_primitives::Network;
+use rnet_script::{Heartbeat, PlainKey, RelativeLock, ScriptTemplate};
+
+fn tx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rnet-tx")).args(args).output().expect("run")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+#[test]
+fn create_sign_decode() {
+    let owner = SigningKey::from_bytes(&[5; 32]);
+    let hb = Heartbeat::new(
+        owner.public_key(),
+        SigningKey::from_bytes(&[6; 32]).public_key(),
+        RelativeLock::Blocks(10),
+    )
+    .expect("template");
+    let plain = PlainKey::new(owner.public_key());
+    let txid = "11".repeat(32);
+    let in1 = format!("{txid}:0:2.5:{}", hex::encode(hb.script_pubkey()));
+    let in2 = format!("{txid}:1:1:{}", hex::encode(plain.script_pubkey()));
+    let dest =
+        PlainKey::new(SigningKey::from_bytes(&[7; 32]).public_key()).address(Network::Regtest);
+    let out = format!("{dest}:3.4");
+    let created = json(&tx(&["create", "--input", &in1, "--input", &in2, "--output", &out]));
+    assert_eq!(created["fee"], 10_000_000);
+    let unsigned = created["hex"].as_str().expect("hex").to_owned();
+    let key = hex::encode(owner.as_bytes());
+    let script = hex::encode(hb.witness_script());
+    let signed = json(&tx(&[
+        "sign",
+        "--tx",
+        &unsigned,
+        "--input",
+        &in1,
+        "--input",
+        &in2,
+        "--key",
+        &key,
+        "--witness-script",
+        &script,
+    ]));
+    assert_eq!(signed["complete"], true);
+    let decoded = json(&tx(&["decode", signed["hex"].as_str().expect("hex")]));
+    assert_eq!(decoded["txid"], created["txid"]);
+
+    for bad in [
+        vec!["decode", "zz"],
+        vec!["create", "--input", "x:0:1:00", "--output", &out],
+        vec!["create", "--input", &in2, "--output", &out],
+        vec!["sign", "--tx", &unsigned, "--input", &in1, "--key", &key],
+    ] {
+        let o = tx(&bad);
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(String::from_utf8_lossy(&o.stderr).trim_end().lines().count(), 1);
+    }
+}

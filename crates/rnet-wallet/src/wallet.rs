@@ -1,0 +1,1351 @@
+//! The [`Wallet`]: keys, policy, storage, chain tracking, balances, spending, backups.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use redb::Database;
+use rnet_consensus::{ChainParams, expiry_threshold};
+use rnet_crypto::{BackupParams, Mnemonic, PublicKey, SigningKey, decrypt_backup, encrypt_backup};
+use rnet_mempool::FeeRate;
+use rnet_primitives::{
+    Address, Amount, Block, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
+};
+use rnet_script::{
+    OutputKind, RecoveryPending, RecoveryPolicy, RelativeLock, ScriptTemplate, SighashCache,
+    SighashType, classify,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Result, WalletError};
+use crate::keys::{GAP_LIMIT, KeyChain, Keys, Secret};
+use crate::policy::{PolicyConfig, StoredPolicy};
+use crate::recovery::{RBF_SEQUENCE, RecoveryRequest, TX_VERSION};
+use crate::select::select_coins;
+use crate::store;
+
+/// Version of the wallet state and of the backup export.
+pub const STATE_VERSION: u32 = 1;
+/// Minimum relay fee rate a replacement must add on top of the replaced fee (BIP125 rule 4).
+pub const INCREMENTAL_RELAY_FEE: FeeRate = FeeRate(1000);
+/// Smallest change output the wallet creates (the mempool's default dust limit, 453 resonance).
+pub const DUST_LIMIT: Amount = Amount(453);
+/// Recent tips remembered for undo (older ones fall back to "loss unknown").
+const TIP_HISTORY: usize = 1000;
+
+/// Encryption settings for a wallet file: the passphrase and Argon2id cost.
+pub struct Encryption {
+    /// The wallet passphrase (zeroized on drop).
+    pub passphrase: Zeroizing<String>,
+    /// Argon2id parameters (default: 64 MiB, t = 3, p = 1).
+    pub params: BackupParams,
+}
+
+impl Encryption {
+    /// Encryption under `passphrase` with the default Argon2id parameters.
+    pub fn new(passphrase: &str) -> Self {
+        Self { passphrase: Zeroizing::new(passphrase.to_owned()), params: BackupParams::DEFAULT }
+    }
+
+    /// The same with other Argon2id parameters (tests use small ones).
+    pub fn with_params(mut self, params: BackupParams) -> Self {
+        self.params = params;
+        self
+    }
+}
+
+/// Who controls a wallet coin and how the wallet spends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoinOwner {
+    /// An output of the wallet's policy for the key at `(chain, index)`.
+    Policy {
+        /// Key chain (0 receive, 1 change).
+        chain: u32,
+        /// Key index.
+        index: u32,
+    },
+    /// A social recovery-pending output for that key: the owner can cancel (reclaim) it.
+    Pending {
+        /// Key chain.
+        chain: u32,
+        /// Key index.
+        index: u32,
+        /// The key the guardians named.
+        new_key: [u8; 32],
+    },
+}
+
+/// A coin of the wallet with its creation facts (as consensus records them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletCoin {
+    /// Where it is.
+    pub outpoint: OutPoint,
+    /// Value and script.
+    pub output: TxOut,
+    /// Height of the creating block.
+    pub height: u32,
+    /// MTP of the block before the creating block (BIP68 time locks start here).
+    pub creation_mtp: u64,
+    /// Whether it is a coinbase output.
+    pub is_coinbase: bool,
+    /// `val_loss` of the creating block (expiry).
+    pub creation_loss: u64,
+    /// Whose it is.
+    pub owner: CoinOwner,
+}
+
+/// The wallet's balances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Balances {
+    /// Confirmed, mature policy coins not spent by an unconfirmed transaction.
+    pub trusted: Amount,
+    /// Outputs to the wallet in unconfirmed transactions.
+    pub pending: Amount,
+    /// Coinbase outputs not yet mature.
+    pub immature: Amount,
+    /// Coins (any of the above confirmed ones) whose creation loss is within the given margin
+    /// of the expiry threshold at the current tip.
+    pub expiring_soon: Amount,
+    /// Social recovery-pending outputs the owner can still cancel.
+    pub recovery_pending: Amount,
+}
+
+/// When a coin's non-owner path opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Deadline {
+    /// From the block at this height on.
+    Height(u32),
+    /// Once the chain's median-time-past reaches this unix time.
+    MedianTime(u64),
+}
+
+/// Per-coin recovery status (`getrecoveryinfo`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CoinRecovery {
+    /// The coin.
+    pub outpoint: String,
+    /// Its value.
+    pub value: Amount,
+    /// Height of its block.
+    pub height: u32,
+    /// `recovery` (heartbeat), `guardians` (social, any time), `sweep` (emission) or
+    /// `claim` (pending output: the new key after the cancel window).
+    pub path: &'static str,
+    /// When that path opens (`None`: at any time, only the guardians' threshold limits it).
+    pub deadline: Option<Deadline>,
+}
+
+/// `getrecoveryinfo`: the policy and every coin's deadline.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryInfo {
+    /// The policy (JSON view).
+    pub policy: serde_json::Value,
+    /// Last scanned height.
+    pub tip_height: Option<u32>,
+    /// The coins.
+    pub coins: Vec<CoinRecovery>,
+}
+
+/// A transaction the wallet built and signed.
+#[derive(Debug, Clone)]
+pub struct CreatedTx {
+    /// The signed transaction.
+    pub tx: Transaction,
+    /// Its fee.
+    pub fee: Amount,
+    /// Index of the change output, if any.
+    pub change_index: Option<usize>,
+}
+
+struct KeyInfo {
+    chain: KeyChain,
+    index: u32,
+    pubkey: PublicKey,
+    template: RecoveryPolicy,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Tip {
+    height: u32,
+    val_loss: Option<u64>,
+}
+
+/// A ResonanceNet HD wallet with a mandatory recovery policy, stored in one redb file.
+///
+/// Build it with [`Wallet::create`] (words + policy), [`Wallet::open`] or
+/// [`Wallet::restore_backup`]; feed it blocks with [`Wallet::scan_block`] /
+/// [`Wallet::undo_block`] and unconfirmed transactions with [`Wallet::add_unconfirmed`].
+pub struct Wallet {
+    db: Database,
+    path: PathBuf,
+    network: Network,
+    params: ChainParams,
+    account: u32,
+    policy: PolicyConfig,
+    keys: Vec<KeyInfo>,
+    by_spk: HashMap<Vec<u8>, CoinOwner>,
+    pending_watch: Vec<CoinOwner>,
+    next: [u32; 2],
+    guardian_key: PublicKey,
+    coins: BTreeMap<OutPoint, WalletCoin>,
+    spent: BTreeMap<OutPoint, (WalletCoin, u32)>,
+    unconfirmed: BTreeMap<Txid, Transaction>,
+    tips: Vec<(u32, u64)>,
+    tip: Option<Tip>,
+    secret_blob: Zeroizing<Vec<u8>>,
+    encrypted: bool,
+    unlocked: Option<(Keys, Option<Instant>)>,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("path", &self.path)
+            .field("network", &self.network)
+            .field("policy", &self.policy.kind())
+            .field("encrypted", &self.encrypted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Wallet {
+    // ----- creation, opening, locking ---------------------------------------------------------
+
+    /// Creates a new wallet file at `path` (which must not exist) from `mnemonic` (24 words) and
+    /// an optional BIP39 passphrase, with the mandatory recovery `policy`. With `encryption`, the
+    /// secret is stored only encrypted; the new wallet stays unlocked until [`Wallet::lock`] or
+    /// drop.
+    pub fn create(
+        path: &Path,
+        network: Network,
+        mnemonic: &Mnemonic,
+        bip39_passphrase: &str,
+        policy: PolicyConfig,
+        encryption: Option<Encryption>,
+    ) -> Result<Self> {
+        policy.validate()?;
+        let secret = Secret::from_mnemonic(mnemonic, bip39_passphrase);
+        let keys = Keys::new(secret.clone())?;
+        let (blob, encrypted) = match &encryption {
+            Some(e) => {
+                if e.passphrase.is_empty() {
+                    return Err(WalletError::EmptyPassphrase);
+                }
+                (encrypt_backup(&secret.encode(), e.passphrase.as_bytes(), e.params)?, true)
+            }
+            None => (secret.encode().to_vec(), false),
+        };
+        let guardian_key = keys.signing_key(0, KeyChain::Guardian, 0)?.public_key();
+        let db = store::create(path)?;
+        let mut w = Self {
+            db,
+            path: path.to_owned(),
+            network,
+            params: ChainParams::for_network(network),
+            account: 0,
+            policy,
+            keys: Vec::new(),
+            by_spk: HashMap::new(),
+            pending_watch: Vec::new(),
+            next: [0, 0],
+            guardian_key,
+            coins: BTreeMap::new(),
+            spent: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
+            tips: Vec::new(),
+            tip: None,
+            secret_blob: Zeroizing::new(blob),
+            encrypted,
+            unlocked: Some((keys, None)),
+        };
+        w.top_up()?;
+        w.persist(true)?;
+        Ok(w)
+    }
+
+    /// Opens an existing wallet file (locked if it is encrypted).
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = store::open(path)?;
+        let (secret_blob, state) = store::read(&db)?;
+        let state: State =
+            serde_json::from_slice(&state).map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        let mut w = state.into_wallet(db, path, Zeroizing::new(secret_blob))?;
+        if !w.encrypted {
+            let secret = Secret::decode(&w.secret_blob)?;
+            w.unlocked = Some((Keys::new(secret)?, None));
+        }
+        Ok(w)
+    }
+
+    /// Unlocks an encrypted wallet for `duration` (`Duration::MAX` = until [`Wallet::lock`]).
+    pub fn unlock(&mut self, passphrase: &str, duration: Duration) -> Result<()> {
+        if !self.encrypted {
+            return Err(WalletError::NotEncrypted);
+        }
+        let plain = decrypt_backup(&self.secret_blob, passphrase.as_bytes())?;
+        let keys = Keys::new(Secret::decode(&plain)?)?;
+        self.unlocked = Some((keys, Instant::now().checked_add(duration)));
+        self.top_up()?;
+        self.persist(false)
+    }
+
+    /// Forgets the decrypted keys (no effect on an unencrypted wallet, which cannot be locked).
+    pub fn lock(&mut self) {
+        if self.encrypted {
+            self.unlocked = None;
+        }
+    }
+
+    /// Whether private keys are unavailable (encrypted and locked, or the unlock timed out).
+    pub fn is_locked(&self) -> bool {
+        match &self.unlocked {
+            None => true,
+            Some((_, Some(until))) => Instant::now() >= *until,
+            Some((_, None)) => false,
+        }
+    }
+
+    /// Whether the secret is stored encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    fn keys(&self) -> Result<&Keys> {
+        if self.is_locked() {
+            return Err(WalletError::Locked);
+        }
+        self.unlocked.as_ref().map(|(k, _)| k).ok_or(WalletError::Locked)
+    }
+
+    /// Encrypts an unencrypted wallet (rewrites the file so no plaintext page survives).
+    pub fn encrypt(&mut self, encryption: Encryption) -> Result<()> {
+        if self.encrypted {
+            return Err(WalletError::AlreadyEncrypted);
+        }
+        if encryption.passphrase.is_empty() {
+            return Err(WalletError::EmptyPassphrase);
+        }
+        let plain = self.keys()?.secret.encode();
+        let blob = encrypt_backup(&plain, encryption.passphrase.as_bytes(), encryption.params)?;
+        self.secret_blob = Zeroizing::new(blob);
+        self.encrypted = true;
+        self.rewrite_file()
+    }
+
+    /// Changes the passphrase of an encrypted wallet (rewrites the file).
+    pub fn change_passphrase(&mut self, old: &str, new: Encryption) -> Result<()> {
+        if !self.encrypted {
+            return Err(WalletError::NotEncrypted);
+        }
+        if new.passphrase.is_empty() {
+            return Err(WalletError::EmptyPassphrase);
+        }
+        let plain = decrypt_backup(&self.secret_blob, old.as_bytes())?;
+        let blob = encrypt_backup(&plain, new.passphrase.as_bytes(), new.params)?;
+        self.secret_blob = Zeroizing::new(blob);
+        self.rewrite_file()
+    }
+
+    fn rewrite_file(&mut self) -> Result<()> {
+        let tmp = self.path.with_extension("rewrite.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let db = store::create(&tmp)?;
+            store::write(&db, Some(&self.secret_blob), &self.state_bytes()?)?;
+        }
+        // Swap the handle: the old database must be closed before the rename on some systems.
+        let _ = std::fs::remove_file(self.path.with_extension("swap.tmp"));
+        let placeholder = store::create(&self.path.with_extension("swap.tmp"))?;
+        drop(std::mem::replace(&mut self.db, placeholder));
+        std::fs::rename(&tmp, &self.path)?;
+        let old = std::mem::replace(&mut self.db, store::open(&self.path)?);
+        drop(old);
+        let _ = std::fs::remove_file(self.path.with_extension("swap.tmp"));
+        Ok(())
+    }
+
+    // ----- public information ------------------------------------------------------------------
+
+    /// The wallet's network.
+    pub fn network(&self) -> Network {
+        self.network
+    }
+
+    /// The recovery policy.
+    pub fn policy(&self) -> &PolicyConfig {
+        &self.policy
+    }
+
+    /// The wallet file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The public key this wallet offers to act as a guardian of other wallets
+    /// (`m/44'/9555'/0'/2'/0'`).
+    pub fn guardian_public_key(&self) -> PublicKey {
+        self.guardian_key
+    }
+
+    /// Last scanned height.
+    pub fn tip_height(&self) -> Option<u32> {
+        self.tip.map(|t| t.height)
+    }
+
+    /// Number of keys derived on the receive and change chains.
+    pub fn derived_counts(&self) -> [u32; 2] {
+        let mut c = [0u32; 2];
+        for k in &self.keys {
+            if let Some(slot) = c.get_mut(k.chain.index() as usize) {
+                *slot += 1;
+            }
+        }
+        c
+    }
+
+    /// Next unused receive and change indices.
+    pub fn next_indices(&self) -> [u32; 2] {
+        self.next
+    }
+
+    /// The address of key `(chain, index)` if derived.
+    pub fn address_at(&self, chain: KeyChain, index: u32) -> Option<Address> {
+        self.key(chain, index).map(|k| k.template.address(self.network))
+    }
+
+    /// The policy template of key `(chain, index)` if derived.
+    pub fn template_at(&self, chain: KeyChain, index: u32) -> Option<&RecoveryPolicy> {
+        self.key(chain, index).map(|k| &k.template)
+    }
+
+    fn key(&self, chain: KeyChain, index: u32) -> Option<&KeyInfo> {
+        self.keys.iter().find(|k| k.chain == chain && k.index == index)
+    }
+
+    /// A fresh receive address (the next unused index; needs the keypool or an unlocked wallet).
+    pub fn new_address(&mut self) -> Result<Address> {
+        self.fresh(KeyChain::Receive).map(|t| t.address(self.network))
+    }
+
+    fn fresh(&mut self, chain: KeyChain) -> Result<RecoveryPolicy> {
+        let slot = chain.index() as usize;
+        let index = self.next[slot];
+        if self.key(chain, index).is_none() {
+            self.top_up()?;
+        }
+        let t = self.key(chain, index).ok_or(WalletError::Locked)?.template.clone();
+        self.next[slot] = index.checked_add(1).ok_or(WalletError::IndexExhausted)?;
+        self.top_up_if_unlocked();
+        self.persist(false)?;
+        Ok(t)
+    }
+
+    /// Whether `script_pubkey` pays the wallet (policy or pending output).
+    pub fn is_mine(&self, script_pubkey: &[u8]) -> bool {
+        self.by_spk.contains_key(script_pubkey)
+    }
+
+    fn top_up_if_unlocked(&mut self) {
+        if !self.is_locked() {
+            let _ = self.top_up();
+        }
+    }
+
+    /// Derives keys until each chain has [`GAP_LIMIT`] unused keys ahead.
+    fn top_up(&mut self) -> Result<()> {
+        let counts = self.derived_counts();
+        let mut new = Vec::new();
+        {
+            let keys = match self.keys() {
+                Ok(k) => k,
+                Err(_)
+                    if counts[0] >= self.next[0] + GAP_LIMIT
+                        && counts[1] >= self.next[1] + GAP_LIMIT =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            for chain in [KeyChain::Receive, KeyChain::Change] {
+                let slot = chain.index() as usize;
+                for index in counts[slot]..self.next[slot].saturating_add(GAP_LIMIT) {
+                    let pubkey = keys.signing_key(self.account, chain, index)?.public_key();
+                    new.push((chain, index, pubkey));
+                }
+            }
+        }
+        for (chain, index, pubkey) in new {
+            self.add_key(chain, index, pubkey)?;
+        }
+        Ok(())
+    }
+
+    fn add_key(&mut self, chain: KeyChain, index: u32, pubkey: PublicKey) -> Result<()> {
+        let template = self.policy.template(pubkey)?;
+        self.by_spk
+            .insert(template.script_pubkey(), CoinOwner::Policy { chain: chain.index(), index });
+        self.keys.push(KeyInfo { chain, index, pubkey, template });
+        Ok(())
+    }
+
+    fn owner_key(&self, owner: &CoinOwner) -> Option<&KeyInfo> {
+        let (CoinOwner::Policy { chain, index } | CoinOwner::Pending { chain, index, .. }) = owner;
+        self.key(KeyChain::from_index(*chain)?, *index)
+    }
+
+    fn pending_template(&self, owner: &CoinOwner) -> Option<RecoveryPending> {
+        let CoinOwner::Pending { new_key, .. } = owner else { return None };
+        let k = self.owner_key(owner)?;
+        let RecoveryPolicy::Social(s) = &k.template else { return None };
+        Some(s.pending(PublicKey::from_bytes(new_key).ok()?))
+    }
+
+    fn watch_pending(&mut self, owner: CoinOwner) {
+        if let Some(p) = self.pending_template(&owner) {
+            self.by_spk.insert(p.script_pubkey(), owner);
+            if !self.pending_watch.contains(&owner) {
+                self.pending_watch.push(owner);
+            }
+        }
+    }
+
+    // ----- chain tracking ------------------------------------------------------------------------
+
+    /// Processes a connected block at `height` (its `val_loss`, and `mtp` = the median-time-past
+    /// of its parent, which consensus records as the new coins' `creation_mtp`): adds the
+    /// wallet's new outputs, removes spent and expired coins (kept for [`Wallet::undo_block`]),
+    /// drops confirmed and conflicting unconfirmed transactions, watches for recovery-pending
+    /// outputs guardians create for the wallet's social coins, and tops up the keypool.
+    /// Returns the number of wallet coins created and spent.
+    pub fn scan_block(
+        &mut self,
+        block: &Block,
+        height: u32,
+        val_loss: u64,
+        mtp: u64,
+    ) -> Result<(usize, usize)> {
+        let (mut created, mut spent) = (0, 0);
+        for tx in &block.transactions {
+            let txid = tx.txid();
+            let coinbase = tx.is_coinbase();
+            if !coinbase {
+                for input in &tx.inputs {
+                    let op = input.previous_output;
+                    if let Some(coin) = self.coins.remove(&op) {
+                        self.detect_guardian_spend(&coin, &input.witness);
+                        self.spent.insert(op, (coin, height));
+                        spent += 1;
+                    }
+                }
+                self.remove_conflicts(tx);
+            }
+            self.unconfirmed.remove(&txid);
+            for (vout, output) in tx.outputs.iter().enumerate() {
+                let Some(owner) = self.by_spk.get(&output.script_pubkey).copied() else {
+                    continue;
+                };
+                let outpoint = OutPoint::new(txid, vout as u32);
+                self.coins.insert(
+                    outpoint,
+                    WalletCoin {
+                        outpoint,
+                        output: output.clone(),
+                        height,
+                        creation_mtp: mtp,
+                        is_coinbase: coinbase,
+                        creation_loss: val_loss,
+                        owner,
+                    },
+                );
+                created += 1;
+                if let CoinOwner::Policy { chain, index } = owner
+                    && let Some(n) = self.next.get_mut(chain as usize)
+                    && index >= *n
+                {
+                    *n = index.saturating_add(1);
+                    self.top_up_if_unlocked();
+                }
+            }
+        }
+        // The expiry sweep at the new tip.
+        let threshold = expiry_threshold(&self.params, val_loss);
+        let expired: Vec<OutPoint> = self
+            .coins
+            .values()
+            .filter(|c| c.creation_loss >= threshold)
+            .map(|c| c.outpoint)
+            .collect();
+        for op in expired {
+            if let Some(c) = self.coins.remove(&op) {
+                self.spent.insert(op, (c, height));
+            }
+        }
+        self.tip = Some(Tip { height, val_loss: Some(val_loss) });
+        self.tips.push((height, val_loss));
+        if self.tips.len() > TIP_HISTORY {
+            self.tips.remove(0);
+        }
+        self.persist(false)?;
+        Ok((created, spent))
+    }
+
+    fn detect_guardian_spend(&mut self, coin: &WalletCoin, witness: &Witness) {
+        let Some(k) = self.owner_key(&coin.owner) else { return };
+        let RecoveryPolicy::Social(s) = &k.template else { return };
+        let items = witness.items();
+        // Guardian path: [new_key, slot_1..slot_n, "", script].
+        if items.len() == s.guardians().len() + 3
+            && items.first().is_some_and(|k| k.len() == 32)
+            && items.get(items.len() - 2).is_some_and(|b| b.is_empty())
+            && let CoinOwner::Policy { chain, index } = coin.owner
+        {
+            let mut new_key = [0u8; 32];
+            new_key.copy_from_slice(&items[0]);
+            self.watch_pending(CoinOwner::Pending { chain, index, new_key });
+        }
+    }
+
+    fn remove_conflicts(&mut self, tx: &Transaction) {
+        let txid = tx.txid();
+        let spends: Vec<OutPoint> = tx.inputs.iter().map(|i| i.previous_output).collect();
+        self.unconfirmed.retain(|id, other| {
+            *id == txid || !other.inputs.iter().any(|i| spends.contains(&i.previous_output))
+        });
+    }
+
+    /// Reverts [`Wallet::scan_block`] for the block at `height` (the tip being disconnected):
+    /// removes its outputs and restores the coins it spent or expired.
+    pub fn undo_block(&mut self, block: &Block, height: u32) -> Result<()> {
+        for tx in block.transactions.iter().rev() {
+            let txid = tx.txid();
+            for vout in 0..tx.outputs.len() {
+                self.coins.remove(&OutPoint::new(txid, vout as u32));
+            }
+        }
+        let restore: Vec<OutPoint> =
+            self.spent.iter().filter(|(_, (_, h))| *h == height).map(|(o, _)| *o).collect();
+        for op in restore {
+            if let Some((c, _)) = self.spent.remove(&op) {
+                self.coins.insert(op, c);
+            }
+        }
+        self.tips.retain(|(h, _)| *h < height);
+        self.tip = match (height.checked_sub(1), self.tips.last()) {
+            (Some(h), Some(&(th, loss))) if th == h => {
+                Some(Tip { height: h, val_loss: Some(loss) })
+            }
+            (Some(h), _) => Some(Tip { height: h, val_loss: None }),
+            (None, _) => None,
+        };
+        self.persist(false)
+    }
+
+    /// Records an unconfirmed transaction that spends or pays the wallet (returns whether it
+    /// did). Earlier unconfirmed transactions it conflicts with are dropped (replacement).
+    pub fn add_unconfirmed(&mut self, tx: Transaction) -> Result<bool> {
+        let touches = tx.inputs.iter().any(|i| self.coins.contains_key(&i.previous_output))
+            || tx.outputs.iter().any(|o| self.by_spk.contains_key(&o.script_pubkey));
+        if !touches || tx.is_coinbase() {
+            return Ok(false);
+        }
+        self.remove_conflicts(&tx);
+        self.unconfirmed.insert(tx.txid(), tx);
+        self.persist(false)?;
+        Ok(true)
+    }
+
+    /// Forgets an unconfirmed transaction (e.g. evicted from the mempool).
+    pub fn abandon(&mut self, txid: &Txid) -> Result<bool> {
+        let removed = self.unconfirmed.remove(txid).is_some();
+        self.persist(false)?;
+        Ok(removed)
+    }
+
+    /// The unconfirmed transactions the wallet knows.
+    pub fn unconfirmed(&self) -> impl Iterator<Item = &Transaction> {
+        self.unconfirmed.values()
+    }
+
+    /// Every confirmed wallet coin (spent-in-mempool ones included), by outpoint.
+    pub fn coins(&self) -> impl Iterator<Item = &WalletCoin> {
+        self.coins.values()
+    }
+
+    fn spent_in_mempool(&self, op: &OutPoint) -> bool {
+        self.unconfirmed.values().any(|t| t.inputs.iter().any(|i| i.previous_output == *op))
+    }
+
+    fn is_mature(&self, c: &WalletCoin) -> bool {
+        if !c.is_coinbase {
+            return true;
+        }
+        let next = self.tip.map_or(0, |t| t.height.saturating_add(1));
+        next.saturating_sub(c.height) >= self.params.coinbase_maturity
+    }
+
+    /// Confirmed mature policy coins not spent by an unconfirmed transaction.
+    pub fn spendable_coins(&self) -> Vec<WalletCoin> {
+        self.coins
+            .values()
+            .filter(|c| matches!(c.owner, CoinOwner::Policy { .. }))
+            .filter(|c| self.is_mature(c) && !self.spent_in_mempool(&c.outpoint))
+            .cloned()
+            .collect()
+    }
+
+    /// Balances; a coin counts as expiring soon when `creation_loss + expiry_margin` reaches the
+    /// expiry threshold of the tip's loss.
+    pub fn balances(&self, expiry_margin: u64) -> Balances {
+        let mut b = Balances::default();
+        let threshold =
+            self.tip.and_then(|t| t.val_loss).map(|l| expiry_threshold(&self.params, l));
+        let add = |a: &mut Amount, v: Amount| *a = Amount(a.0.saturating_add(v.0));
+        for c in self.coins.values() {
+            if self.spent_in_mempool(&c.outpoint) {
+                continue;
+            }
+            let v = c.output.value;
+            match c.owner {
+                CoinOwner::Pending { .. } => add(&mut b.recovery_pending, v),
+                CoinOwner::Policy { .. } if self.is_mature(c) => add(&mut b.trusted, v),
+                CoinOwner::Policy { .. } => add(&mut b.immature, v),
+            }
+            if threshold.is_some_and(|t| c.creation_loss.saturating_add(expiry_margin) >= t) {
+                add(&mut b.expiring_soon, v);
+            }
+        }
+        for tx in self.unconfirmed.values() {
+            for o in &tx.outputs {
+                if self.by_spk.contains_key(&o.script_pubkey) {
+                    add(&mut b.pending, o.value);
+                }
+            }
+        }
+        b
+    }
+
+    fn deadline(c: &WalletCoin, lock: RelativeLock) -> Deadline {
+        match lock {
+            RelativeLock::Blocks(n) => Deadline::Height(c.height.saturating_add(u32::from(n))),
+            RelativeLock::Time(_) => Deadline::MedianTime(
+                c.creation_mtp.saturating_add(u64::from(lock.seconds().unwrap_or(0))),
+            ),
+        }
+    }
+
+    /// `getrecoveryinfo`: the policy and, per coin, which non-owner path exists and when it
+    /// opens.
+    pub fn recovery_info(&self) -> RecoveryInfo {
+        let coins = self
+            .coins
+            .values()
+            .map(|c| {
+                let (path, deadline) = match (&c.owner, &self.policy) {
+                    (CoinOwner::Pending { .. }, PolicyConfig::Social { cancel_window, .. }) => {
+                        ("claim", Some(Self::deadline(c, *cancel_window)))
+                    }
+                    (_, PolicyConfig::Heartbeat { interval, .. }) => {
+                        ("recovery", Some(Self::deadline(c, *interval)))
+                    }
+                    (_, PolicyConfig::Social { .. }) => ("guardians", None),
+                    (_, PolicyConfig::EmissionReturn { inactivity }) => {
+                        ("sweep", Some(Self::deadline(c, *inactivity)))
+                    }
+                };
+                CoinRecovery {
+                    outpoint: format!("{}:{}", c.outpoint.txid, c.outpoint.vout),
+                    value: c.output.value,
+                    height: c.height,
+                    path,
+                    deadline,
+                }
+            })
+            .collect();
+        RecoveryInfo { policy: self.policy.to_json(), tip_height: self.tip_height(), coins }
+    }
+
+    // ----- spending ------------------------------------------------------------------------------
+
+    fn check_destination(&self, address: &Address) -> Result<Vec<u8>> {
+        if address.network() != self.network {
+            return Err(WalletError::WrongNetwork {
+                expected: self.network,
+                found: address.network(),
+            });
+        }
+        let spk = address.script_pubkey();
+        match classify(&spk) {
+            OutputKind::Key | OutputKind::ScriptHash => Ok(spk),
+            _ => Err(WalletError::NonStandardDestination),
+        }
+    }
+
+    /// The owner-path witness for a coin, with `sig` as signature.
+    fn owner_witness(&self, owner: &CoinOwner, sig: Vec<u8>) -> Option<(Witness, Vec<u8>)> {
+        match owner {
+            CoinOwner::Policy { .. } => {
+                let t = &self.owner_key(owner)?.template;
+                Some((t.owner_witness(sig), t.witness_script()))
+            }
+            CoinOwner::Pending { .. } => {
+                let p = self.pending_template(owner)?;
+                Some((p.cancel_witness(sig), p.witness_script()))
+            }
+        }
+    }
+
+    fn input_size(&self, owner: &CoinOwner) -> usize {
+        let w = self.owner_witness(owner, vec![0; 64]).map(|(w, _)| w).unwrap_or_default();
+        41 + witness_size(&w)
+    }
+
+    /// Builds, signs and records (as unconfirmed) a transaction paying `recipients` at
+    /// `fee_rate`, with change to a fresh change address of the policy. Inputs signal RBF.
+    pub fn send(
+        &mut self,
+        recipients: &[(Address, Amount)],
+        fee_rate: FeeRate,
+    ) -> Result<CreatedTx> {
+        let mut outputs = Vec::with_capacity(recipients.len());
+        for (a, v) in recipients {
+            if *v < DUST_LIMIT || !v.is_valid_money() {
+                return Err(WalletError::InvalidAmount(format!("{v} RNT")));
+            }
+            outputs.push(TxOut { value: *v, script_pubkey: self.check_destination(a)? });
+        }
+        if outputs.is_empty() {
+            return Err(WalletError::InvalidAmount("no recipients".into()));
+        }
+        self.keys()?;
+        let coins = self.spendable_coins();
+        let created = self.fund(coins, outputs, fee_rate, false)?;
+        self.add_unconfirmed(created.tx.clone())?;
+        Ok(created)
+    }
+
+    /// Selects coins for `outputs` (all of `candidates` when `spend_all`, the last output then
+    /// receiving everything after the fee), adds change, signs.
+    fn fund(
+        &mut self,
+        candidates: Vec<WalletCoin>,
+        outputs: Vec<TxOut>,
+        fee_rate: FeeRate,
+        spend_all: bool,
+    ) -> Result<CreatedTx> {
+        let out_sum = outputs.iter().try_fold(0u64, |a, o| a.checked_add(o.value.0));
+        let out_sum = out_sum.ok_or_else(|| WalletError::InvalidAmount("overflow".into()))?;
+        let available: u64 = candidates.iter().map(|c| c.output.value.0).sum();
+        let chosen: Vec<WalletCoin> = if spend_all {
+            candidates
+        } else {
+            let base = 4 + 2 + 1 + 1 + outputs.iter().map(output_size).sum::<usize>() + 4;
+            let effective: Vec<i64> = candidates
+                .iter()
+                .map(|c| {
+                    c.output.value.0 as i64 - fee_rate.fee_for(self.input_size(&c.owner)).0 as i64
+                })
+                .collect();
+            let change_fee = fee_rate.fee_for(43).0 as i64;
+            let target = out_sum as i64 + fee_rate.fee_for(base).0 as i64;
+            let sel = select_coins(
+                &effective,
+                target,
+                change_fee + DUST_LIMIT.0 as i64,
+                change_fee + DUST_LIMIT.0 as i64,
+            )
+            .ok_or(WalletError::InsufficientFunds { needed: target as u64, available })?;
+            sel.chosen.iter().map(|&i| candidates[i].clone()).collect()
+        };
+        if chosen.is_empty() {
+            return Err(WalletError::InsufficientFunds { needed: out_sum, available });
+        }
+        let in_sum: u64 = chosen.iter().map(|c| c.output.value.0).sum();
+        let mut tx = Transaction {
+            version: TX_VERSION,
+            inputs: chosen
+                .iter()
+                .map(|c| TxIn {
+                    previous_output: c.outpoint,
+                    script_sig: Vec::new(),
+                    sequence: RBF_SEQUENCE,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            outputs,
+            lock_time: 0,
+        };
+        let spent: Vec<TxOut> = chosen.iter().map(|c| c.output.clone()).collect();
+        let owners: Vec<CoinOwner> = chosen.iter().map(|c| c.owner).collect();
+        let mut change_index = None;
+        if spend_all {
+            let size = self.dummy_size(&tx, &owners);
+            let fee = fee_rate.fee_for(size).0;
+            let rest = in_sum.checked_sub(fee).filter(|v| *v >= DUST_LIMIT.0).ok_or(
+                WalletError::InsufficientFunds { needed: fee + DUST_LIMIT.0, available: in_sum },
+            )?;
+            if let Some(last) = tx.outputs.last_mut() {
+                last.value = Amount(rest);
+            }
+        } else {
+            let change_t = self.fresh(KeyChain::Change)?;
+            tx.outputs.push(change_t.output(Amount::ZERO));
+            let size = self.dummy_size(&tx, &owners);
+            let fee = fee_rate.fee_for(size).0;
+            match in_sum.checked_sub(out_sum).and_then(|r| r.checked_sub(fee)) {
+                Some(change) if change >= DUST_LIMIT.0 => {
+                    if let Some(o) = tx.outputs.last_mut() {
+                        o.value = Amount(change);
+                    }
+                    change_index = Some(tx.outputs.len() - 1);
+                }
+                _ => {
+                    tx.outputs.pop();
+                    let size = self.dummy_size(&tx, &owners);
+                    let fee = fee_rate.fee_for(size).0;
+                    if in_sum < out_sum.saturating_add(fee) {
+                        return Err(WalletError::InsufficientFunds {
+                            needed: out_sum.saturating_add(fee),
+                            available,
+                        });
+                    }
+                }
+            }
+        }
+        self.sign_owned(&mut tx, &spent)?;
+        let fee = Amount(in_sum - tx.outputs.iter().map(|o| o.value.0).sum::<u64>());
+        Ok(CreatedTx { tx, fee, change_index })
+    }
+
+    fn dummy_size(&self, tx: &Transaction, owners: &[CoinOwner]) -> usize {
+        let mut t = tx.clone();
+        for (i, o) in t.inputs.iter_mut().zip(owners) {
+            i.witness = self.owner_witness(o, vec![0; 64]).map(|(w, _)| w).unwrap_or_default();
+        }
+        t.total_size()
+    }
+
+    /// Signs every input whose spent output belongs to the wallet (owner path; cancel path for
+    /// recovery-pending outputs). Returns how many inputs were signed.
+    fn sign_owned(&self, tx: &mut Transaction, spent: &[TxOut]) -> Result<usize> {
+        if spent.len() != tx.inputs.len() {
+            return Err(WalletError::InvalidTransaction("one spent output per input".into()));
+        }
+        let keys = self.keys()?;
+        let mut witnesses = Vec::new();
+        {
+            let cache = SighashCache::new(tx, spent)?;
+            for (i, s) in spent.iter().enumerate() {
+                let Some(owner) = self.by_spk.get(&s.script_pubkey) else { continue };
+                let Some(k) = self.owner_key(owner) else { continue };
+                let key: SigningKey = keys.signing_key(self.account, k.chain, k.index)?;
+                let (_, script) = self
+                    .owner_witness(owner, Vec::new())
+                    .ok_or_else(|| WalletError::Script("unknown template".into()))?;
+                let sig = cache.sign(&key, i, &script, SighashType::All)?;
+                let (w, _) = self
+                    .owner_witness(owner, sig)
+                    .ok_or_else(|| WalletError::Script("unknown template".into()))?;
+                witnesses.push((i, w));
+            }
+        }
+        let n = witnesses.len();
+        for (i, w) in witnesses {
+            if let Some(input) = tx.inputs.get_mut(i) {
+                input.witness = w;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Signs the inputs of `tx` the wallet owns (`spent_outputs`: one per input, in order).
+    /// Returns the transaction and whether every input now has a witness.
+    pub fn sign_raw_transaction(
+        &self,
+        mut tx: Transaction,
+        spent_outputs: &[TxOut],
+    ) -> Result<(Transaction, bool)> {
+        self.sign_owned(&mut tx, spent_outputs)?;
+        let complete = tx.inputs.iter().all(|i| !i.witness.is_empty());
+        Ok((tx, complete))
+    }
+
+    /// Replaces the unconfirmed wallet transaction `txid` by one spending the same inputs at
+    /// `new_fee_rate` (at least the old fee plus the incremental relay fee), paid from its
+    /// change output (dropped if it falls below dust). Records the replacement.
+    pub fn bump_fee(&mut self, txid: &Txid, new_fee_rate: FeeRate) -> Result<CreatedTx> {
+        let old = self
+            .unconfirmed
+            .get(txid)
+            .cloned()
+            .ok_or_else(|| WalletError::UnknownTransaction(txid.to_string()))?;
+        if !old.inputs.iter().all(|i| i.sequence < 0xFFFF_FFFE) {
+            return Err(WalletError::BumpFee("transaction does not signal replaceability".into()));
+        }
+        let spent: Vec<TxOut> = old
+            .inputs
+            .iter()
+            .map(|i| {
+                self.coins.get(&i.previous_output).map(|c| c.output.clone()).ok_or_else(|| {
+                    WalletError::BumpFee("spends a coin that is not the wallet's".into())
+                })
+            })
+            .collect::<Result<_>>()?;
+        let in_sum: u64 = spent.iter().map(|o| o.value.0).sum();
+        let out_sum: u64 = old.outputs.iter().map(|o| o.value.0).sum();
+        let old_fee = in_sum.saturating_sub(out_sum);
+        let size = old.total_size();
+        let new_fee = new_fee_rate
+            .fee_for(size)
+            .0
+            .max(old_fee.saturating_add(INCREMENTAL_RELAY_FEE.fee_for(size).0));
+        let change_idx = old
+            .outputs
+            .iter()
+            .rposition(|o| {
+                matches!(
+                    self.by_spk.get(&o.script_pubkey),
+                    Some(CoinOwner::Policy { chain: 1, .. })
+                )
+            })
+            .ok_or_else(|| WalletError::BumpFee("no change output to pay the fee from".into()))?;
+        let extra = new_fee - old_fee;
+        let mut tx = old.clone();
+        let change = tx.outputs[change_idx].value.0;
+        let mut change_index = Some(change_idx);
+        match change.checked_sub(extra) {
+            Some(c) if c >= DUST_LIMIT.0 => tx.outputs[change_idx].value = Amount(c),
+            Some(_) if tx.outputs.len() > 1 => {
+                tx.outputs.remove(change_idx);
+                change_index = None;
+            }
+            _ => return Err(WalletError::BumpFee("change too small for the new fee".into())),
+        }
+        for i in &mut tx.inputs {
+            i.witness = Witness::new();
+        }
+        self.sign_owned(&mut tx, &spent)?;
+        let fee = Amount(in_sum - tx.outputs.iter().map(|o| o.value.0).sum::<u64>());
+        self.unconfirmed.remove(txid);
+        self.add_unconfirmed(tx.clone())?;
+        Ok(CreatedTx { tx, fee, change_index })
+    }
+
+    /// Proves life: sends the policy coins whose recovery/sweep deadline is at most `within`
+    /// blocks away (all coins with `None`; time-locked deadlines count as near) to one fresh
+    /// receive address, restarting their intervals. Records the transaction.
+    pub fn send_heartbeat(&mut self, fee_rate: FeeRate, within: Option<u32>) -> Result<CreatedTx> {
+        self.keys()?;
+        let tip = self.tip_height().unwrap_or(0);
+        let lock = self.policy.coin_lock();
+        let coins: Vec<WalletCoin> = self
+            .spendable_coins()
+            .into_iter()
+            .filter(|c| match (within, lock) {
+                (None, _) | (_, None) => true,
+                (Some(w), Some(l)) => match Self::deadline(c, l) {
+                    Deadline::Height(h) => h <= tip.saturating_add(w),
+                    Deadline::MedianTime(_) => true,
+                },
+            })
+            .collect();
+        if coins.is_empty() {
+            return Err(WalletError::InsufficientFunds { needed: 1, available: 0 });
+        }
+        let dest = self.fresh(KeyChain::Receive)?;
+        let created = self.fund(coins, vec![dest.output(Amount::ZERO)], fee_rate, true)?;
+        self.add_unconfirmed(created.tx.clone())?;
+        Ok(created)
+    }
+
+    /// Cancels social recoveries: spends every recovery-pending output of the wallet (owner
+    /// path) back to a fresh receive address of the policy. Records the transaction.
+    pub fn cancel_recovery(&mut self, fee_rate: FeeRate) -> Result<CreatedTx> {
+        self.keys()?;
+        let coins: Vec<WalletCoin> = self
+            .coins
+            .values()
+            .filter(|c| matches!(c.owner, CoinOwner::Pending { .. }))
+            .filter(|c| !self.spent_in_mempool(&c.outpoint))
+            .cloned()
+            .collect();
+        if coins.is_empty() {
+            return Err(WalletError::UnknownCoin("no recovery-pending output".into()));
+        }
+        let dest = self.fresh(KeyChain::Receive)?;
+        let created = self.fund(coins, vec![dest.output(Amount::ZERO)], fee_rate, true)?;
+        self.add_unconfirmed(created.tx.clone())?;
+        Ok(created)
+    }
+
+    /// Signs a guardian recovery request with this wallet's guardian key.
+    pub fn sign_recovery_request(&self, request: &mut RecoveryRequest) -> Result<()> {
+        let key = self.keys()?.signing_key(self.account, KeyChain::Guardian, 0)?;
+        request.sign(&key)
+    }
+
+    /// The owner signing key of `(chain, index)` (needs an unlocked wallet; for tools).
+    pub fn signing_key(&self, chain: KeyChain, index: u32) -> Result<SigningKey> {
+        self.keys()?.signing_key(self.account, chain, index)
+    }
+
+    /// The 24 words (needs an unlocked wallet).
+    pub fn mnemonic(&self) -> Result<Mnemonic> {
+        Ok(self.keys()?.secret.mnemonic())
+    }
+
+    // ----- backups -------------------------------------------------------------------------------
+
+    /// Writes an encrypted backup of the wallet (versioned export: words, BIP39 passphrase,
+    /// network, account, policy, next indices) to `path` in rnet-crypto's backup format.
+    pub fn backup(&self, path: &Path, passphrase: &str, params: BackupParams) -> Result<()> {
+        if passphrase.is_empty() {
+            return Err(WalletError::EmptyPassphrase);
+        }
+        let keys = self.keys()?;
+        let export = Export {
+            format: "rnet-wallet-export".into(),
+            version: STATE_VERSION,
+            network: self.network.to_string(),
+            account: self.account,
+            policy: self.policy.to_stored(),
+            entropy: hex::encode(keys.secret.entropy),
+            bip39_passphrase: keys.secret.bip39_passphrase.clone(),
+            next: self.next,
+        };
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&export).map_err(|e| WalletError::Corrupt(e.to_string()))?,
+        );
+        let blob = encrypt_backup(&plain, passphrase.as_bytes(), params)?;
+        std::fs::write(path, blob)?;
+        Ok(())
+    }
+
+    /// Creates the wallet file `wallet_path` from an encrypted backup; feed it blocks to rescan.
+    pub fn restore_backup(
+        backup_path: &Path,
+        passphrase: &str,
+        wallet_path: &Path,
+        encryption: Option<Encryption>,
+    ) -> Result<Self> {
+        let blob = std::fs::read(backup_path)?;
+        let plain = decrypt_backup(&blob, passphrase.as_bytes())?;
+        let export: Export = serde_json::from_slice(&plain)
+            .map_err(|e| WalletError::Corrupt(format!("backup contents: {e}")))?;
+        if export.format != "rnet-wallet-export" || export.version != STATE_VERSION {
+            return Err(WalletError::Corrupt("unknown backup export version".into()));
+        }
+        let network: Network =
+            export.network.parse().map_err(|_| WalletError::Corrupt("network".into()))?;
+        let mut entropy = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(&export.entropy, entropy.as_mut())
+            .map_err(|_| WalletError::Corrupt("entropy".into()))?;
+        let mnemonic = Mnemonic::from_entropy(&entropy);
+        let policy = PolicyConfig::from_stored(&export.policy)?;
+        let mut w = Self::create(
+            wallet_path,
+            network,
+            &mnemonic,
+            &export.bip39_passphrase,
+            policy,
+            encryption,
+        )?;
+        w.next = export.next;
+        w.top_up()?;
+        w.persist(false)?;
+        Ok(w)
+    }
+
+    // ----- persistence ---------------------------------------------------------------------------
+
+    fn state_bytes(&self) -> Result<Vec<u8>> {
+        let state = State {
+            version: STATE_VERSION,
+            network: self.network.to_string(),
+            account: self.account,
+            policy: self.policy.to_stored(),
+            encrypted: self.encrypted,
+            keys: self
+                .keys
+                .iter()
+                .map(|k| (k.chain.index(), k.index, *k.pubkey.as_bytes()))
+                .collect(),
+            next: self.next,
+            guardian_key: *self.guardian_key.as_bytes(),
+            pending_watch: self.pending_watch.clone(),
+            coins: self.coins.values().map(StoredCoin::from).collect(),
+            spent: self.spent.values().map(|(c, h)| (StoredCoin::from(c), *h)).collect(),
+            unconfirmed: self.unconfirmed.values().map(|t| hex::encode(t.to_bytes())).collect(),
+            tips: self.tips.clone(),
+            tip: self.tip.map(|t| (t.height, t.val_loss)),
+        };
+        serde_json::to_vec(&state).map_err(|e| WalletError::Corrupt(e.to_string()))
+    }
+
+    fn persist(&self, with_secret: bool) -> Result<()> {
+        let state = self.state_bytes()?;
+        store::write(&self.db, with_secret.then_some(&self.secret_blob[..]), &state)
+    }
+}
+
+/// Serialized size of a witness (item count + items).
+fn witness_size(w: &Witness) -> usize {
+    compact_size_len(w.len())
+        + w.items().iter().map(|i| compact_size_len(i.len()) + i.len()).sum::<usize>()
+}
+
+fn output_size(o: &TxOut) -> usize {
+    8 + compact_size_len(o.script_pubkey.len()) + o.script_pubkey.len()
+}
+
+fn compact_size_len(n: usize) -> usize {
+    match n {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Export {
+    format: String,
+    version: u32,
+    network: String,
+    account: u32,
+    policy: StoredPolicy,
+    entropy: String,
+    bip39_passphrase: String,
+    next: [u32; 2],
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        self.entropy.zeroize();
+        self.bip39_passphrase.zeroize();
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredCoin {
+    txid: [u8; 32],
+    vout: u32,
+    value: u64,
+    script_pubkey: String,
+    height: u32,
+    creation_mtp: u64,
+    is_coinbase: bool,
+    creation_loss: u64,
+    owner: CoinOwner,
+}
+
+impl From<&WalletCoin> for StoredCoin {
+    fn from(c: &WalletCoin) -> Self {
+        Self {
+            txid: c.outpoint.txid.to_bytes(),
+            vout: c.outpoint.vout,
+            value: c.output.value.0,
+            script_pubkey: hex::encode(&c.output.script_pubkey),
+            height: c.height,
+            creation_mtp: c.creation_mtp,
+            is_coinbase: c.is_coinbase,
+            creation_loss: c.creation_loss,
+            owner: c.owner,
+        }
+    }
+}
+
+impl StoredCoin {
+    fn into_coin(self) -> Result<WalletCoin> {
+        let outpoint = OutPoint::new(Txid::from_bytes(self.txid), self.vout);
+        let script_pubkey =
+            hex::decode(&self.script_pubkey).map_err(|_| WalletError::Corrupt("coin".into()))?;
+        Ok(WalletCoin {
+            outpoint,
+            output: TxOut { value: Amount(self.value), script_pubkey },
+            height: self.height,
+            creation_mtp: self.creation_mtp,
+            is_coinbase: self.is_coinbase,
+            creation_loss: self.creation_loss,
+            owner: self.owner,
+        })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    version: u32,
+    network: String,
+    account: u32,
+    policy: StoredPolicy,
+    encrypted: bool,
+    keys: Vec<(u32, u32, [u8; 32])>,
+    next: [u32; 2],
+    guardian_key: [u8; 32],
+    pending_watch: Vec<CoinOwner>,
+    coins: Vec<StoredCoin>,
+    spent: Vec<(StoredCoin, u32)>,
+    unconfirmed: Vec<String>,
+    tips: Vec<(u32, u64)>,
+    tip: Option<(u32, Option<u64>)>,
+}
+
+impl State {
+    fn into_wallet(
+        self,
+        db: Database,
+        path: &Path,
+        secret_blob: Zeroizing<Vec<u8>>,
+    ) -> Result<Wallet> {
+        let corrupt = |s: &str| WalletError::Corrupt(s.to_owned());
+        if self.version != STATE_VERSION {
+            return Err(corrupt("unknown wallet state version"));
+        }
+        let network: Network = self.network.parse().map_err(|_| corrupt("network"))?;
+        let policy = PolicyConfig::from_stored(&self.policy)?;
+        let guardian_key = PublicKey::from_bytes(&self.guardian_key).map_err(|_| corrupt("key"))?;
+        let mut w = Wallet {
+            db,
+            path: path.to_owned(),
+            network,
+            params: ChainParams::for_network(network),
+            account: self.account,
+            policy,
+            keys: Vec::new(),
+            by_spk: HashMap::new(),
+            pending_watch: Vec::new(),
+            next: self.next,
+            guardian_key,
+            coins: BTreeMap::new(),
+            spent: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
+            tips: self.tips,
+            tip: self.tip.map(|(height, val_loss)| Tip { height, val_loss }),
+            secret_blob,
+            encrypted: self.encrypted,
+            unlocked: None,
+        };
+        for (chain, index, pk) in self.keys {
+            let chain = KeyChain::from_index(chain).ok_or_else(|| corrupt("key chain"))?;
+            let pk = PublicKey::from_bytes(&pk).map_err(|_| corrupt("key"))?;
+            w.add_key(chain, index, pk)?;
+        }
+        for owner in self.pending_watch {
+            w.watch_pending(owner);
+        }
+        for c in self.coins {
+            let c = c.into_coin()?;
+            w.coins.insert(c.outpoint, c);
+        }
+        for (c, h) in self.spent {
+            let c = c.into_coin()?;
+            w.spent.insert(c.outpoint, (c, h));
+        }
+        for t in self.unconfirmed {
+            let bytes = hex::decode(t).map_err(|_| corrupt("tx"))?;
+            let tx = Transaction::from_bytes(&bytes).map_err(|_| corrupt("tx"))?;
+            w.unconfirmed.insert(tx.txid(), tx);
+        }
+        Ok(w)
+    }
+}
