@@ -98,6 +98,28 @@ pub struct Config {
     /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
     /// `<netdir>/inference.port`).
     pub inference: Option<std::net::SocketAddr>,
+    /// Accept inbound P2P connections (`-listen`, default on).
+    pub listen: bool,
+    /// P2P port (`-port`, default 9555 / 19555 / 29555; `0` picks a free one, written to
+    /// `<netdir>/p2p.port`).
+    pub p2p_port: u16,
+    /// P2P listen addresses (`-bind=IP[,IP…]`, default 0.0.0.0).
+    pub bind: Vec<std::net::IpAddr>,
+    /// Connect only to these (`-connect=ADDR[,ADDR…]`; `-connect=0` disables automatic
+    /// connections).
+    pub connect: Vec<String>,
+    /// Automatic outbound connections (off with `-connect`).
+    pub auto_connect: bool,
+    /// Keep connections to these (`-addnode=ADDR[,ADDR…]`).
+    pub addnode: Vec<String>,
+    /// Connect once to learn addresses (`-seednode=ADDR[,ADDR…]`).
+    pub seednode: Vec<String>,
+    /// Connection limit (`-maxconnections`, default 125).
+    pub max_connections: usize,
+    /// SOCKS5 proxy for outbound P2P connections (`-proxy=IP:PORT`).
+    pub proxy: Option<std::net::SocketAddr>,
+    /// Only connect to onion addresses (`-onlynet=onion`).
+    pub onion_only: bool,
 }
 
 /// Default port of the inference server per network (two above the RPC port).
@@ -132,6 +154,16 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -minedata=FILE        training data of the in-node miner (default: the bundled text)
   -inference[=ADDR]     serve the tip model over the OpenAI-compatible API (default address
                         127.0.0.1:9556 / 19556 / 29556); follows the tip and reloads on new blocks
+  -listen=0|1           accept P2P connections (default 1)
+  -port=N               P2P port (default 9555 / 19555 / 29555; 0 = any free port, written to
+                        <netdir>/p2p.port)
+  -bind=IP[,IP...]      P2P listen addresses (default 0.0.0.0)
+  -connect=ADDR[,...]   connect only to these peers (-connect=0: no automatic connections)
+  -addnode=ADDR[,...]   keep connections to these peers
+  -seednode=ADDR[,...]  connect once to learn addresses
+  -maxconnections=N     connection limit (default 125)
+  -proxy=IP:PORT        SOCKS5 proxy for outbound P2P connections (e.g. Tor)
+  -onlynet=onion        only connect to onion addresses (needs -proxy)
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
   -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
@@ -153,6 +185,15 @@ const KNOWN: &[(&str, bool)] = &[
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
+    ("listen", false),
+    ("port", true),
+    ("bind", true),
+    ("connect", true),
+    ("addnode", true),
+    ("seednode", true),
+    ("maxconnections", true),
+    ("proxy", true),
+    ("onlynet", true),
     ("printtoconsole", false),
     ("debug", true),
     ("help", false),
@@ -330,7 +371,52 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
         prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
         inference: inference_addr(&opts, network)?,
+        listen: flag(&opts, "listen")?.unwrap_or(true),
+        p2p_port: parse_value::<u16>(&opts, "port")?
+            .unwrap_or_else(|| rnet_consensus::ChainParams::for_network(network).p2p_port),
+        bind: match opts.get("bind") {
+            Some(v) => list(v)
+                .iter()
+                .map(|s| {
+                    s.parse().map_err(|e: std::net::AddrParseError| ConfigError::InvalidValue {
+                        name: "bind".into(),
+                        value: s.clone(),
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            None => vec![std::net::IpAddr::from([0, 0, 0, 0])],
+        },
+        auto_connect: !opts.contains_key("connect"),
+        connect: opts
+            .get("connect")
+            .map(|v| list(v))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s != "0")
+            .collect(),
+        addnode: opts.get("addnode").map(|v| list(v)).unwrap_or_default(),
+        seednode: opts.get("seednode").map(|v| list(v)).unwrap_or_default(),
+        max_connections: parse_value(&opts, "maxconnections")?.unwrap_or(125),
+        proxy: parse_value(&opts, "proxy")?,
+        onion_only: match opts.get("onlynet").map(String::as_str) {
+            None => false,
+            Some("onion") => true,
+            Some("ipv4" | "ipv6") => false,
+            Some(v) => {
+                return Err(ConfigError::InvalidValue {
+                    name: "onlynet".into(),
+                    value: v.into(),
+                    reason: "expected onion, ipv4 or ipv6".into(),
+                });
+            }
+        },
     })))
+}
+
+/// A comma-separated option value.
+fn list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 /// `-inference` alone (or `=1`) means the default address, `=0` means off, anything else must be

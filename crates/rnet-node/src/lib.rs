@@ -10,6 +10,7 @@ pub mod inference;
 pub mod lock;
 pub mod logging;
 pub mod node;
+pub mod p2p;
 pub mod rpc;
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     node.request_shutdown();
     runtime.shutdown_timeout(Duration::from_secs(10));
     let _ = std::fs::remove_file(netdir.join(RPC_PORT_FILE));
+    let _ = std::fs::remove_file(netdir.join(p2p::P2P_PORT_FILE));
     tracing::info!("shutdown complete");
     result
 }
@@ -117,6 +119,7 @@ async fn serve(
     let addr = server.local_addr();
     std::fs::write(netdir.join(RPC_PORT_FILE), format!("{}\n", addr.port()))?;
     tracing::info!("RPC server listening on {addr}");
+    p2p::start(config, &node).await.map_err(|e| RunError::Config(format!("P2P network: {e}")))?;
 
     // Signals trigger the same shutdown as the `stop` RPC.
     let shutdown = registry.shutdown();

@@ -106,6 +106,8 @@ pub struct Node {
     pending_checkpoints: Mutex<VecDeque<(Hash256, Arc<Vec<u8>>)>>,
     parsed_checkpoint: Mutex<Option<(BlockHash, Arc<Checkpoint>)>>,
     checkpoint_bytes: Mutex<Option<(BlockHash, Arc<Vec<u8>>)>>,
+    /// The P2P network, once started (`-listen`/`-connect`; see `crate::p2p`).
+    pub net: std::sync::OnceLock<rnet_net::NetHandle>,
 }
 
 impl std::fmt::Debug for Node {
@@ -144,6 +146,7 @@ impl Node {
             pending_checkpoints: Mutex::new(VecDeque::new()),
             parsed_checkpoint: Mutex::new(None),
             checkpoint_bytes: Mutex::new(None),
+            net: std::sync::OnceLock::new(),
         })
     }
 

@@ -6,6 +6,7 @@ mod blockchain;
 mod json;
 mod mempool;
 mod mining;
+mod net;
 mod rawtx;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub fn register_all(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterEr
     mining::register(r, node)?;
     rawtx::register(r, node)?;
     mempool::register(r, node)?;
+    net::register(r, node)?;
     Ok(())
 }
 

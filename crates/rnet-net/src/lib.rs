@@ -1,0 +1,20 @@
+//! ResonanceNet peer-to-peer network (layer 5): an encrypted Noise transport with a persistent
+//! node key ([`transport`]), the strict message set ([`message`]), an address manager with Tor v3
+//! addresses ([`addr`]), persisted bans ([`ban`]), a SOCKS5 client ([`socks5`]) and the peer
+//! manager ([`net`]): handshake, ping, timeouts, misbehaviour scores, headers-first sync with
+//! parallel block download and stall detection, chunked checkpoint transfer verified against the
+//! header's checkpoint root, `inv`/`getdata` relay and mempool sync. See `docs/network.md`.
+
+pub mod addr;
+pub mod backend;
+pub mod ban;
+pub mod message;
+pub mod net;
+pub mod socks5;
+pub mod transport;
+
+pub use addr::{AddrMan, NetAddr, PeerAddr};
+pub use backend::{Accepted, Backend, Rejected};
+pub use message::{Message, MessageError};
+pub use net::{NetConfig, NetHandle, PeerInfo, start};
+pub use transport::{NodeKey, TransportError};

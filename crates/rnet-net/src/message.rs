@@ -1,0 +1,443 @@
+//! P2P messages and their strict hand-written encoding (`rnet_primitives::Encode`/`Decode`).
+//! A message travels as a command byte and a payload; [`Message::decode`] rejects unknown
+//! commands, oversize counts and trailing bytes.
+
+use rnet_primitives::encode::{write_compact_size, write_var_bytes, write_vec};
+use rnet_primitives::{
+    Block, BlockHash, BlockHeader, Decode, DecodeError, Encode, Reader, Transaction, Txid,
+};
+use thiserror::Error;
+
+use crate::addr::AddrEntry;
+
+/// Protocol version spoken by this implementation.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Service bit: serves full blocks and the checkpoints it retains.
+pub const NODE_NETWORK: u64 = 1;
+/// Most headers in one `headers` message.
+pub const MAX_HEADERS: usize = 2000;
+/// Most inventory items in one `inv`/`getdata`/`notfound`.
+pub const MAX_INV: usize = 50_000;
+/// Most addresses in one `addr`.
+pub const MAX_ADDR: usize = 1000;
+/// Most block hashes in a locator.
+pub const MAX_LOCATOR: usize = 101;
+/// Longest user agent.
+pub const MAX_USER_AGENT: usize = 256;
+/// Most chunk hashes in `chunkhashes` (a 4 GiB checkpoint).
+pub const MAX_CHUNK_HASHES: usize = 4096;
+/// Longest `reject` reason.
+pub const MAX_REASON: usize = 111;
+
+/// Why a message did not decode.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MessageError {
+    /// The command byte is not known.
+    #[error("unknown command {0}")]
+    UnknownCommand(u8),
+    /// The payload is malformed.
+    #[error("malformed payload of {command}: {source}")]
+    Malformed {
+        /// The command name.
+        command: &'static str,
+        /// The decoding failure.
+        source: DecodeError,
+    },
+}
+
+/// The kind of an inventory item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvKind {
+    /// A transaction (by txid).
+    Tx,
+    /// A block (by block hash).
+    Block,
+}
+
+/// An inventory item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Inv {
+    /// Kind.
+    pub kind: InvKind,
+    /// Hash (txid or block hash).
+    pub hash: [u8; 32],
+}
+
+impl Inv {
+    /// A block item.
+    pub fn block(h: BlockHash) -> Self {
+        Self { kind: InvKind::Block, hash: h.0 }
+    }
+    /// A transaction item.
+    pub fn tx(h: Txid) -> Self {
+        Self { kind: InvKind::Tx, hash: h.0 }
+    }
+}
+
+impl Encode for Inv {
+    fn encode(&self, w: &mut Vec<u8>) {
+        w.push(match self.kind {
+            InvKind::Tx => 1,
+            InvKind::Block => 2,
+        });
+        w.extend_from_slice(&self.hash);
+    }
+}
+
+impl Decode for Inv {
+    const MIN_ENCODED_SIZE: usize = 33;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let kind = match r.read_u8()? {
+            1 => InvKind::Tx,
+            2 => InvKind::Block,
+            _ => return Err(DecodeError::InvalidValue("inventory kind")),
+        };
+        Ok(Self { kind, hash: r.read_array()? })
+    }
+}
+
+/// The `version` message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Protocol version.
+    pub version: u32,
+    /// Network magic.
+    pub magic: [u8; 4],
+    /// Service bits.
+    pub services: u64,
+    /// Sender's time (Unix seconds).
+    pub timestamp: u64,
+    /// Best (active tip) height.
+    pub best_height: u32,
+    /// Best tip `val_loss`.
+    pub best_loss: u64,
+    /// Best tip hash.
+    pub best_hash: BlockHash,
+    /// Random per-process nonce (self-connection detection).
+    pub nonce: u64,
+    /// The port the sender listens on (0: not listening).
+    pub listen_port: u16,
+    /// User agent, e.g. `/rnetd:0.1.0/`.
+    pub user_agent: String,
+}
+
+/// One P2P message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Handshake: who we are.
+    Version(Box<Version>),
+    /// Handshake acknowledgement.
+    Verack,
+    /// Liveness probe.
+    Ping(u64),
+    /// Reply to `ping`.
+    Pong(u64),
+    /// Ask for addresses.
+    GetAddr,
+    /// Known addresses (addrv2 style: IPv4, IPv6, Tor v3).
+    Addr(Vec<AddrEntry>),
+    /// Announce blocks/transactions.
+    Inv(Vec<Inv>),
+    /// Ask for blocks/transactions.
+    GetData(Vec<Inv>),
+    /// Items we do not have.
+    NotFound(Vec<Inv>),
+    /// Ask for headers after the first locator hash on the active chain.
+    GetHeaders {
+        /// Block hashes, newest first.
+        locator: Vec<BlockHash>,
+        /// Stop at this hash (zero: up to [`MAX_HEADERS`]).
+        stop: BlockHash,
+    },
+    /// Headers, in chain order.
+    Headers(Vec<BlockHeader>),
+    /// A full block.
+    Block(Box<Block>),
+    /// A transaction.
+    Tx(Box<Transaction>),
+    /// Ask for the peer's mempool (answered with `inv`).
+    Mempool,
+    /// Ask for the chunk hashes of a block's checkpoint.
+    GetChunkHashes(BlockHash),
+    /// The chunk hashes of a block's checkpoint (their merkle root is the header's root).
+    ChunkHashes {
+        /// The block.
+        block: BlockHash,
+        /// Keccak-256d of each 1 MiB chunk.
+        hashes: Vec<[u8; 32]>,
+    },
+    /// Ask for one checkpoint chunk.
+    GetChunk {
+        /// The block.
+        block: BlockHash,
+        /// Chunk index.
+        index: u32,
+    },
+    /// One checkpoint chunk.
+    Chunk {
+        /// The block.
+        block: BlockHash,
+        /// Chunk index.
+        index: u32,
+        /// The chunk bytes (at most 1 MiB).
+        data: Vec<u8>,
+    },
+    /// A refusal with a reason (informational).
+    Reject(String),
+}
+
+/// Command bytes.
+pub mod cmd {
+    #![allow(missing_docs)]
+    pub const VERSION: u8 = 0;
+    pub const VERACK: u8 = 1;
+    pub const PING: u8 = 2;
+    pub const PONG: u8 = 3;
+    pub const GETADDR: u8 = 4;
+    pub const ADDR: u8 = 5;
+    pub const INV: u8 = 6;
+    pub const GETDATA: u8 = 7;
+    pub const NOTFOUND: u8 = 8;
+    pub const GETHEADERS: u8 = 9;
+    pub const HEADERS: u8 = 10;
+    pub const BLOCK: u8 = 11;
+    pub const TX: u8 = 12;
+    pub const MEMPOOL: u8 = 13;
+    pub const GETCHUNKHASHES: u8 = 14;
+    pub const CHUNKHASHES: u8 = 15;
+    pub const GETCHUNK: u8 = 16;
+    pub const CHUNK: u8 = 17;
+    pub const REJECT: u8 = 18;
+}
+
+fn read_string(r: &mut Reader<'_>, max: usize) -> Result<String, DecodeError> {
+    String::from_utf8(r.read_var_bytes(max)?).map_err(|_| DecodeError::InvalidValue("utf-8"))
+}
+
+fn hash(r: &mut Reader<'_>) -> Result<BlockHash, DecodeError> {
+    Ok(BlockHash(r.read_array()?))
+}
+
+impl Message {
+    /// The message's command name (for logs and statistics).
+    pub fn name(&self) -> &'static str {
+        command_name(self.command())
+    }
+
+    /// The command byte.
+    pub fn command(&self) -> u8 {
+        match self {
+            Message::Version(_) => cmd::VERSION,
+            Message::Verack => cmd::VERACK,
+            Message::Ping(_) => cmd::PING,
+            Message::Pong(_) => cmd::PONG,
+            Message::GetAddr => cmd::GETADDR,
+            Message::Addr(_) => cmd::ADDR,
+            Message::Inv(_) => cmd::INV,
+            Message::GetData(_) => cmd::GETDATA,
+            Message::NotFound(_) => cmd::NOTFOUND,
+            Message::GetHeaders { .. } => cmd::GETHEADERS,
+            Message::Headers(_) => cmd::HEADERS,
+            Message::Block(_) => cmd::BLOCK,
+            Message::Tx(_) => cmd::TX,
+            Message::Mempool => cmd::MEMPOOL,
+            Message::GetChunkHashes(_) => cmd::GETCHUNKHASHES,
+            Message::ChunkHashes { .. } => cmd::CHUNKHASHES,
+            Message::GetChunk { .. } => cmd::GETCHUNK,
+            Message::Chunk { .. } => cmd::CHUNK,
+            Message::Reject(_) => cmd::REJECT,
+        }
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> Vec<u8> {
+        let mut w = Vec::new();
+        match self {
+            Message::Version(v) => {
+                v.version.encode(&mut w);
+                w.extend_from_slice(&v.magic);
+                v.services.encode(&mut w);
+                v.timestamp.encode(&mut w);
+                v.best_height.encode(&mut w);
+                v.best_loss.encode(&mut w);
+                v.best_hash.0.encode(&mut w);
+                v.nonce.encode(&mut w);
+                v.listen_port.encode(&mut w);
+                write_var_bytes(&mut w, v.user_agent.as_bytes());
+            }
+            Message::Verack | Message::GetAddr | Message::Mempool => {}
+            Message::Ping(n) | Message::Pong(n) => n.encode(&mut w),
+            Message::Addr(a) => {
+                write_compact_size(&mut w, a.len() as u64);
+                for e in a {
+                    e.encode(&mut w);
+                }
+            }
+            Message::Inv(v) | Message::GetData(v) | Message::NotFound(v) => write_vec(&mut w, v),
+            Message::GetHeaders { locator, stop } => {
+                write_compact_size(&mut w, locator.len() as u64);
+                for h in locator {
+                    w.extend_from_slice(&h.0);
+                }
+                w.extend_from_slice(&stop.0);
+            }
+            Message::Headers(h) => write_vec(&mut w, h),
+            Message::Block(b) => b.encode(&mut w),
+            Message::Tx(t) => t.encode(&mut w),
+            Message::GetChunkHashes(h) => w.extend_from_slice(&h.0),
+            Message::ChunkHashes { block, hashes } => {
+                w.extend_from_slice(&block.0);
+                write_vec(&mut w, hashes);
+            }
+            Message::GetChunk { block, index } => {
+                w.extend_from_slice(&block.0);
+                index.encode(&mut w);
+            }
+            Message::Chunk { block, index, data } => {
+                w.extend_from_slice(&block.0);
+                index.encode(&mut w);
+                write_var_bytes(&mut w, data);
+            }
+            Message::Reject(s) => write_var_bytes(&mut w, s.as_bytes()),
+        }
+        w
+    }
+
+    /// Decodes a message from its command byte and payload (strict: no trailing bytes).
+    pub fn decode(command: u8, payload: &[u8]) -> Result<Self, MessageError> {
+        let name = command_name(command);
+        if name == "unknown" {
+            return Err(MessageError::UnknownCommand(command));
+        }
+        let mut r = Reader::new(payload);
+        let m = decode_body(command, &mut r)
+            .and_then(|m| r.finish().map(|_| m))
+            .map_err(|source| MessageError::Malformed { command: name, source })?;
+        Ok(m)
+    }
+}
+
+fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    Ok(match command {
+        cmd::VERSION => Message::Version(Box::new(Version {
+            version: r.read_u32()?,
+            magic: r.read_array()?,
+            services: r.read_u64()?,
+            timestamp: r.read_u64()?,
+            best_height: r.read_u32()?,
+            best_loss: r.read_u64()?,
+            best_hash: hash(r)?,
+            nonce: r.read_u64()?,
+            listen_port: r.read_u16()?,
+            user_agent: read_string(r, MAX_USER_AGENT)?,
+        })),
+        cmd::VERACK => Message::Verack,
+        cmd::PING => Message::Ping(r.read_u64()?),
+        cmd::PONG => Message::Pong(r.read_u64()?),
+        cmd::GETADDR => Message::GetAddr,
+        cmd::ADDR => {
+            let n = r.read_len(AddrEntry::MIN_SIZE, MAX_ADDR)?;
+            let mut v = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                v.push(AddrEntry::decode(r)?);
+            }
+            Message::Addr(v)
+        }
+        cmd::INV => Message::Inv(r.read_vec(MAX_INV)?),
+        cmd::GETDATA => Message::GetData(r.read_vec(MAX_INV)?),
+        cmd::NOTFOUND => Message::NotFound(r.read_vec(MAX_INV)?),
+        cmd::GETHEADERS => {
+            let n = r.read_len(32, MAX_LOCATOR)?;
+            let mut locator = Vec::with_capacity(n);
+            for _ in 0..n {
+                locator.push(hash(r)?);
+            }
+            Message::GetHeaders { locator, stop: hash(r)? }
+        }
+        cmd::HEADERS => Message::Headers(r.read_vec(MAX_HEADERS)?),
+        cmd::BLOCK => Message::Block(Box::new(Block::decode(r)?)),
+        cmd::TX => Message::Tx(Box::new(Transaction::decode(r)?)),
+        cmd::MEMPOOL => Message::Mempool,
+        cmd::GETCHUNKHASHES => Message::GetChunkHashes(hash(r)?),
+        cmd::CHUNKHASHES => {
+            Message::ChunkHashes { block: hash(r)?, hashes: r.read_vec(MAX_CHUNK_HASHES)? }
+        }
+        cmd::GETCHUNK => Message::GetChunk { block: hash(r)?, index: r.read_u32()? },
+        cmd::CHUNK => Message::Chunk {
+            block: hash(r)?,
+            index: r.read_u32()?,
+            data: r.read_var_bytes(rnet_model::checkpoint::CHUNK_SIZE)?,
+        },
+        cmd::REJECT => Message::Reject(read_string(r, MAX_REASON)?),
+        _ => return Err(DecodeError::InvalidValue("command")),
+    })
+}
+
+/// The name of a command byte (`"unknown"` if none).
+pub fn command_name(command: u8) -> &'static str {
+    const NAMES: [&str; 19] = [
+        "version",
+        "verack",
+        "ping",
+        "pong",
+        "getaddr",
+        "addr",
+        "inv",
+        "getdata",
+        "notfound",
+        "getheaders",
+        "headers",
+        "block",
+        "tx",
+        "mempool",
+        "getchunkhashes",
+        "chunkhashes",
+        "getchunk",
+        "chunk",
+        "reject",
+    ];
+    NAMES.get(command as usize).copied().unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::NetAddr;
+
+    fn rt(m: Message) {
+        let p = m.payload();
+        assert_eq!(Message::decode(m.command(), &p).unwrap(), m);
+        let mut longer = p.clone();
+        longer.push(0);
+        assert!(Message::decode(m.command(), &longer).is_err());
+    }
+
+    #[test]
+    fn round_trips() {
+        rt(Message::Version(Box::new(Version {
+            version: 1,
+            magic: *b"abcd",
+            services: 1,
+            timestamp: 5,
+            best_height: 7,
+            best_loss: 99,
+            best_hash: BlockHash([3; 32]),
+            nonce: 42,
+            listen_port: 29555,
+            user_agent: "/rnetd:0.1.0/".into(),
+        })));
+        rt(Message::Verack);
+        rt(Message::Ping(9));
+        rt(Message::Inv(vec![Inv::block(BlockHash([1; 32])), Inv::tx(Txid([2; 32]))]));
+        rt(Message::GetHeaders { locator: vec![BlockHash([1; 32])], stop: BlockHash::ZERO });
+        rt(Message::Chunk { block: BlockHash([1; 32]), index: 3, data: vec![1, 2, 3] });
+        rt(Message::ChunkHashes { block: BlockHash([1; 32]), hashes: vec![[5; 32]] });
+        rt(Message::Addr(vec![
+            AddrEntry { time: 1, services: 1, addr: NetAddr::V4([127, 0, 0, 1]), port: 1 },
+            AddrEntry { time: 1, services: 1, addr: NetAddr::TorV3([9; 32]), port: 9555 },
+        ]));
+        rt(Message::Reject("bad".into()));
+        assert_eq!(Message::decode(200, &[]), Err(MessageError::UnknownCommand(200)));
+        assert!(Message::decode(cmd::INV, &[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+}

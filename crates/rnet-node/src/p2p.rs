@@ -1,0 +1,191 @@
+//! The node's side of the P2P network: [`rnet_net::Backend`] for [`Node`] and start-up from the
+//! configuration (`-listen`, `-port`, `-bind`, `-connect`, `-addnode`, `-seednode`,
+//! `-maxconnections`, `-proxy`, `-onlynet`).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rnet_chain::{AcceptOutcome, BlockStatus, ChainError};
+use rnet_mempool::MempoolError;
+use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected};
+use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
+
+use crate::config::Config;
+use crate::node::{Node, now};
+
+/// File in the network data directory holding the bound P2P port while the node runs.
+pub const P2P_PORT_FILE: &str = "p2p.port";
+
+/// The network's view of a node.
+pub struct NodeBackend(pub Arc<Node>);
+
+fn outcome(r: Result<AcceptOutcome, ChainError>) -> Result<Accepted, Rejected> {
+    match r {
+        Ok(AcceptOutcome::Connected { .. }) => Ok(Accepted::Connected),
+        Ok(AcceptOutcome::StoredSideBranch) => Ok(Accepted::Stored),
+        Ok(AcceptOutcome::MissingCheckpoint) => Ok(Accepted::NeedCheckpoint),
+        Ok(AcceptOutcome::AlreadyHave) => Ok(Accepted::AlreadyHave),
+        Ok(AcceptOutcome::Orphan { missing_parent }) => Ok(Accepted::Orphan(missing_parent)),
+        Err(e) => {
+            let invalid = matches!(
+                e,
+                ChainError::InvalidBlock { .. }
+                    | ChainError::InvalidAncestor { .. }
+                    | ChainError::KnownInvalid(_)
+                    | ChainError::BadHeight { .. }
+                    | ChainError::CheckpointMismatch { .. }
+            );
+            Err(Rejected { invalid, reason: e.to_string() })
+        }
+    }
+}
+
+impl Backend for NodeBackend {
+    fn best(&self) -> (u32, u64, BlockHash) {
+        let t = self.0.chain().tip();
+        (t.height, t.val_loss, t.hash)
+    }
+
+    fn locator(&self) -> Vec<BlockHash> {
+        let chain = self.0.chain();
+        let mut h = chain.tip().height;
+        let mut step = 1u32;
+        let mut out = Vec::new();
+        loop {
+            if let Ok(Some(hash)) = chain.block_hash_at(h) {
+                out.push(hash);
+            }
+            if h == 0 || out.len() >= rnet_net::message::MAX_LOCATOR - 1 {
+                break;
+            }
+            if out.len() >= 10 {
+                step = step.saturating_mul(2);
+            }
+            h = h.saturating_sub(step);
+        }
+        if out.last() != Some(&chain.genesis_hash()) {
+            out.push(chain.genesis_hash());
+        }
+        out
+    }
+
+    fn headers_after(
+        &self,
+        locator: &[BlockHash],
+        stop: &BlockHash,
+        max: usize,
+    ) -> Vec<BlockHeader> {
+        let chain = self.0.chain();
+        let start = locator
+            .iter()
+            .find_map(|h| {
+                chain
+                    .block_info(h)
+                    .ok()
+                    .flatten()
+                    .filter(|i| i.in_active_chain)
+                    .map(|i| i.header.height)
+            })
+            .unwrap_or(0);
+        let mut out = Vec::new();
+        let mut h = start + 1;
+        while out.len() < max {
+            let Ok(Some(hash)) = chain.block_hash_at(h) else { break };
+            let Ok(Some(header)) = chain.header(&hash) else { break };
+            out.push(header);
+            if hash == *stop {
+                break;
+            }
+            h += 1;
+        }
+        out
+    }
+
+    fn has_block(&self, hash: &BlockHash) -> bool {
+        matches!(self.0.chain().block_status(hash), Ok(Some(s)) if s != BlockStatus::HeaderValid)
+    }
+
+    fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
+        self.0.chain().header(hash).ok().flatten()
+    }
+
+    fn block(&self, hash: &BlockHash) -> Option<Block> {
+        self.0.chain().block(hash).ok().flatten()
+    }
+
+    fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
+        outcome(self.0.submit_block(block, None))
+    }
+
+    fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
+        outcome(self.0.accept_checkpoint(hash, bytes))
+    }
+
+    fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        self.0.checkpoint_bytes(hash).ok().flatten()
+    }
+
+    fn has_checkpoint(&self, hash: &BlockHash) -> bool {
+        self.0.chain().has_checkpoint(hash).unwrap_or(false)
+    }
+
+    fn mempool_txids(&self) -> Vec<Txid> {
+        self.0.mempool().txids()
+    }
+
+    fn tx(&self, txid: &Txid) -> Option<Transaction> {
+        self.0.mempool().get(txid).map(|e| e.tx.clone())
+    }
+
+    fn accept_tx(&self, tx: Transaction) -> Result<bool, Rejected> {
+        let chain = self.0.chain();
+        let utxos = chain
+            .utxo_snapshot()
+            .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
+        let tip = self
+            .0
+            .tip_context(&chain)
+            .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
+        let mut pool = self.0.mempool();
+        match pool.accept(tx, &utxos, &tip, now()) {
+            Ok(_) => {
+                drop(pool);
+                drop(chain);
+                self.0.tip_changed();
+                Ok(true)
+            }
+            Err(MempoolError::AlreadyInMempool(_)) => Ok(false),
+            Err(e) => Err(Rejected { invalid: false, reason: e.to_string() }),
+        }
+    }
+}
+
+/// The network configuration of a node configuration.
+pub fn net_config(config: &Config, node: &Node) -> NetConfig {
+    let mut c = NetConfig::new(node.params.magic, node.params.p2p_port);
+    c.listen = config.listen;
+    c.bind = config.bind.iter().map(|ip| SocketAddr::new(*ip, config.p2p_port)).collect();
+    c.connect = config.connect.clone();
+    c.auto_connect = config.auto_connect;
+    c.addnode = config.addnode.clone();
+    c.seednode = config.seednode.clone();
+    c.max_connections = config.max_connections;
+    c.proxy = config.proxy;
+    c.onion_only = config.onion_only;
+    c.netdir = Some(node.netdir.clone());
+    c
+}
+
+/// Starts the network and records the handle in the node; writes `<netdir>/p2p.port`.
+pub async fn start(
+    config: &Config,
+    node: &Arc<Node>,
+) -> Result<NetHandle, rnet_net::TransportError> {
+    let cfg = net_config(config, node);
+    let handle = rnet_net::start(cfg, Arc::new(NodeBackend(node.clone()))).await?;
+    if let Some(a) = handle.local.first() {
+        std::fs::write(node.netdir.join(P2P_PORT_FILE), format!("{}\n", a.port()))?;
+    }
+    let _ = node.net.set(handle.clone());
+    Ok(handle)
+}
