@@ -12,6 +12,7 @@ pub mod logging;
 pub mod node;
 pub mod p2p;
 pub mod rpc;
+pub mod wallets;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -108,6 +108,8 @@ pub struct Node {
     checkpoint_bytes: Mutex<Option<(BlockHash, Arc<Vec<u8>>)>>,
     /// The P2P network, once started (`-listen`/`-connect`; see `crate::p2p`).
     pub net: std::sync::OnceLock<rnet_net::NetHandle>,
+    /// The loaded wallets (see `crate::wallets`); they follow every active-chain change.
+    pub wallets: crate::wallets::Wallets,
 }
 
 impl std::fmt::Debug for Node {
@@ -147,6 +149,7 @@ impl Node {
             parsed_checkpoint: Mutex::new(None),
             checkpoint_bytes: Mutex::new(None),
             net: std::sync::OnceLock::new(),
+            wallets: crate::wallets::Wallets::default(),
         })
     }
 
@@ -203,6 +206,7 @@ impl Node {
                 pool.block_connected(&block, &utxos, &tip);
             }
         }
+        self.wallets.chain_changed(chain, connected, disconnected);
     }
 
     /// `invalidateblock`: marks `hash` invalid and activates the best remaining chain.

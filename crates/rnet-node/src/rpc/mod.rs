@@ -8,6 +8,7 @@ mod mempool;
 mod mining;
 mod net;
 mod rawtx;
+mod wallet;
 
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub fn register_all(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterEr
     rawtx::register(r, node)?;
     mempool::register(r, node)?;
     net::register(r, node)?;
+    wallet::register(r, node)?;
     Ok(())
 }
 
