@@ -10,10 +10,14 @@ use std::time::{Duration, Instant};
 
 use rnet_crypto::SigningKey;
 use rnet_functional::TestNode;
+use rnet_miner::{MineControl, Miner, TrainingData, job_from_template, sign_header};
+use rnet_model::Checkpoint;
 use rnet_net::message::{Message, Version};
 use rnet_net::transport::{self, NodeKey};
-use rnet_primitives::{BlockHash, Network};
-use rnet_script::PlainKey;
+use rnet_primitives::{
+    Amount, Block, BlockHash, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
+};
+use rnet_script::{PlainKey, SighashCache, SighashType};
 use serde_json::{Value, json};
 
 const RNETD: &str = env!("CARGO_BIN_EXE_rnetd");
@@ -45,15 +49,91 @@ fn connect(a: &TestNode, b: &TestNode) {
     a.call("addnode", json!([addr(b), "onetry"])).unwrap();
 }
 
+/// A test key; `seed` tells keys apart.
+fn test_key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn address_of(key: &SigningKey) -> String {
+    PlainKey::new(key.public_key()).address(Network::Regtest).to_string()
+}
+
 fn address() -> String {
-    PlainKey::new(SigningKey::from_bytes(&[0x22; 32]).public_key())
-        .address(Network::Regtest)
-        .to_string()
+    address_of(&test_key(0x22))
+}
+
+fn mine_to(n: &TestNode, k: u32, address: &str) -> Vec<String> {
+    let v = n.call("generatetoaddress", json!([k, address])).unwrap();
+    v.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
 }
 
 fn mine(n: &TestNode, k: u32) -> Vec<String> {
-    let v = n.call("generatetoaddress", json!([k, address()])).unwrap();
-    v.as_array().unwrap().iter().map(|h| h.as_str().unwrap().to_string()).collect()
+    mine_to(n, k, &address())
+}
+
+/// The coinbase txid of a block.
+fn coinbase_txid(n: &TestNode, block: &str) -> String {
+    let b = n.call("getblock", json!([block, 1])).unwrap();
+    b["tx"][0].as_str().unwrap().to_string()
+}
+
+/// A transaction spending output 0 of the coinbase of `block` (paid to `key`) back to `key`,
+/// with a fee, signed in the test: `(raw hex, txid)`.
+fn spend_coinbase(n: &TestNode, block: &str, key: &SigningKey) -> (String, String) {
+    let cb_txid: Txid = coinbase_txid(n, block).parse().unwrap();
+    let cb_hex = n.call("getrawtransaction", json!([cb_txid.to_hex(), false, block])).unwrap();
+    let cb = Transaction::from_bytes(&hex::decode(cb_hex.as_str().unwrap()).unwrap()).unwrap();
+    let spent = cb.outputs[0].clone();
+    let spk = PlainKey::new(key.public_key()).script_pubkey();
+    assert_eq!(spent.script_pubkey, spk, "the coinbase pays the test key");
+    let fee = 100_000;
+    let mut tx = Transaction {
+        version: 2,
+        inputs: vec![TxIn {
+            previous_output: OutPoint::new(cb_txid, 0),
+            script_sig: Vec::new(),
+            sequence: u32::MAX,
+            witness: Witness::new(),
+        }],
+        outputs: vec![TxOut { value: Amount(spent.value.0 - fee), script_pubkey: spk.clone() }],
+        lock_time: 0,
+    };
+    let sig = {
+        let spent_outputs = [spent];
+        let cache = SighashCache::new(&tx, &spent_outputs).unwrap();
+        cache.sign(key, 0, &spk, SighashType::All).unwrap()
+    };
+    tx.inputs[0].witness = Witness(vec![sig]);
+    (hex::encode(tx.to_bytes()), tx.txid().to_hex())
+}
+
+fn mempool(n: &TestNode) -> Value {
+    n.call("getrawmempool", json!([])).unwrap()
+}
+
+fn download_checkpoint(n: &TestNode, hash: &str) -> Vec<u8> {
+    let info = n.call("getcheckpointinfo", json!([hash])).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..info["chunks"].as_u64().unwrap() {
+        let c = n.call("getcheckpointchunk", json!([hash, i])).unwrap();
+        bytes.extend(hex::decode(c.as_str().unwrap()).unwrap());
+    }
+    assert_eq!(bytes.len() as u64, info["size"].as_u64().unwrap());
+    bytes
+}
+
+/// Mines a genuine block on `n`'s tip from `getblocktemplate` in the test process, signed by
+/// `key`: the block and its checkpoint bytes.
+fn mine_from_template(n: &TestNode, key: &SigningKey) -> (Block, Vec<u8>) {
+    let t = n.call("getblocktemplate", json!([])).unwrap();
+    let parent = t["previousblockhash"].as_str().unwrap();
+    let ckpt = Checkpoint::from_bytes(&download_checkpoint(n, parent)).unwrap();
+    let payout = PlainKey::new(key.public_key()).script_pubkey();
+    let job = job_from_template(&t, Arc::new(ckpt), payout).unwrap();
+    let miner =
+        Miner::new(rnet_consensus::ChainParams::regtest(), key.clone(), TrainingData::Bundled);
+    let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+    (mined.block, mined.checkpoint_bytes)
 }
 
 fn tip(n: &TestNode) -> (String, u64, u64) {
@@ -131,25 +211,112 @@ fn four_nodes_sync_late_node_partition_and_reorg() {
         n1.call("getconnectioncount", json!([])).unwrap() == json!(1)
             && n2.call("getconnectioncount", json!([])).unwrap() == json!(1)
     });
-    mine(&n0, 2);
-    mine(&n3, 3);
+    // Each side pays its coinbases to its own address.
+    let (addr_a, addr_b) = (address_of(&test_key(0x31)), address_of(&test_key(0x32)));
+    let blocks_a = mine_to(&n0, 2, &addr_a);
+    let blocks_b = mine_to(&n3, 3, &addr_b);
     let a = wait_same_tip(&[&n0, &n1], 30);
     let b = wait_same_tip(&[&n2, &n3], 30);
     assert_ne!(a.0, b.0);
+    let coinbases_a: Vec<String> = blocks_a.iter().map(|h| coinbase_txid(&n0, h)).collect();
+    let coinbases_b: Vec<String> = blocks_b.iter().map(|h| coinbase_txid(&n3, h)).collect();
+    // Before the reconnection each side sees its own rewards and not the other side's.
+    for (side, own, theirs) in
+        [(&[&n0, &n1], &coinbases_a, &coinbases_b), (&[&n2, &n3], &coinbases_b, &coinbases_a)]
+    {
+        for n in side {
+            for c in own {
+                assert!(n.call("gettxout", json!([c, 0])).unwrap().is_object());
+            }
+            for c in theirs {
+                assert_eq!(n.call("gettxout", json!([c, 0])).unwrap(), Value::Null);
+            }
+        }
+    }
     connect(&n2, &n1);
-    let best = if a.1 <= b.1 { a.clone() } else { b.clone() };
     let t = wait_same_tip(&[&n0, &n1, &n2, &n3], 60);
     // Lowest tip loss wins (ties: the first seen, so only check the loss then).
-    assert_eq!(t.1, best.1.min(a.1.max(b.1)).min(best.1));
+    assert_eq!(t.1, a.1.min(b.1));
     if a.1 != b.1 {
-        assert_eq!(t.0, best.0);
+        assert_eq!(&t.0, if a.1 < b.1 { &a.0 } else { &b.0 });
     }
-    // Same UTXO set everywhere.
-    let h: Vec<Value> = [&n0, &n1, &n2, &n3]
+    assert!(t.0 == a.0 || t.0 == b.0);
+    let (winners, winner_addr, losers, loser_addr) = if t.0 == a.0 {
+        (&coinbases_a, &addr_a, &coinbases_b, &addr_b)
+    } else {
+        (&coinbases_b, &addr_b, &coinbases_a, &addr_a)
+    };
+    // Wallet-visible consistency: the losing branch's coinbase outputs (paid to `loser_addr`)
+    // are gone on every node, the winning branch's are there with the same value everywhere.
+    for n in [&n0, &n1, &n2, &n3] {
+        for c in losers {
+            assert_eq!(
+                n.call("gettxout", json!([c, 0])).unwrap(),
+                Value::Null,
+                "coinbase {c} to {loser_addr} of the losing branch still unspent"
+            );
+        }
+        for c in winners {
+            let out = n.call("gettxout", json!([c, 0])).unwrap();
+            assert_eq!(out["coinbase"], json!(true), "{out}");
+            assert_eq!(out["scriptPubKey"]["address"], json!(winner_addr), "{out}");
+            let first = n0.call("gettxout", json!([c, 0])).unwrap();
+            assert_eq!(out["value"], first["value"]);
+            assert_eq!(out["bestblock"], json!(t.0));
+        }
+    }
+    // Same UTXO set everywhere: hash, count and total amount; one coinbase output per block.
+    let sets: Vec<Value> = [&n0, &n1, &n2, &n3]
         .iter()
-        .map(|n| n.call("gettxoutsetinfo", json!([])).unwrap()["utxo_set_hash"].clone())
+        .map(|n| n.call("gettxoutsetinfo", json!([])).unwrap())
         .collect();
-    assert!(h.iter().all(|x| *x == h[0]));
+    for s in &sets {
+        assert_eq!(s["bestblock"], json!(t.0), "{s}");
+        assert_eq!(s["height"], json!(t.2), "{s}");
+        assert_eq!(s["txouts"], json!(t.2), "{s}");
+        for k in ["txouts", "total_amount", "utxo_set_hash"] {
+            assert_eq!(s[k], sets[0][k], "{k} differs: {s} vs {}", sets[0]);
+        }
+    }
+}
+
+#[test]
+fn transaction_reaches_every_mempool() {
+    let nodes: Vec<TestNode> = (0..4).map(|_| start(&[])).collect();
+    let all: Vec<&TestNode> = nodes.iter().collect();
+    // Line topology n0 - n1 - n2 - n3: the transaction needs three hops.
+    for w in nodes.windows(2) {
+        connect(&w[1], &w[0]);
+    }
+    wait_peers(&nodes[1], 2);
+    wait_peers(&nodes[2], 2);
+    // Regtest coinbase maturity is 5: the coinbase of block 1 may be spent in block 6.
+    let key = test_key(0x22);
+    let blocks = mine_to(&nodes[0], 5, &address_of(&key));
+    assert_eq!(wait_same_tip(&all, 60).2, 5);
+    let (raw, txid) = spend_coinbase(&nodes[0], &blocks[0], &key);
+    let cb = coinbase_txid(&nodes[0], &blocks[0]);
+    assert_eq!(nodes[3].call("sendrawtransaction", json!([raw])).unwrap(), json!(txid));
+    for (i, n) in nodes.iter().enumerate() {
+        wait_until(&format!("transaction in the mempool of node {i}"), 20, || {
+            mempool(n) == json!([txid])
+        });
+        let entry = n.call("getmempoolentry", json!([txid])).unwrap();
+        assert_eq!(entry["fees"]["base"], json!(0.001), "{entry}");
+    }
+
+    // Mined on another node: in its block everywhere, out of every mempool, the coin spent.
+    let h = mine(&nodes[1], 1);
+    let block = nodes[1].call("getblock", json!([h[0]])).unwrap();
+    assert_eq!(block["tx"][1], json!(txid), "{block}");
+    let t = wait_same_tip(&all, 30);
+    assert_eq!((t.0.as_str(), t.2), (h[0].as_str(), 6));
+    for (i, n) in nodes.iter().enumerate() {
+        wait_until(&format!("empty mempool on node {i}"), 20, || mempool(n) == json!([]));
+        assert_eq!(n.call("gettxout", json!([cb, 0])).unwrap(), Value::Null);
+        let out = n.call("gettxout", json!([txid, 0])).unwrap();
+        assert_eq!(out["confirmations"], json!(1), "{out}");
+    }
 }
 
 /// A hostile peer speaking the real transport.
@@ -162,6 +329,12 @@ struct Hostile {
 
 impl Hostile {
     fn connect(port: u16) -> Self {
+        Self::connect_with(port, &NodeKey::generate().unwrap())
+    }
+
+    /// Connects with a given Noise key (the version and verack are sent; a node refusing the key
+    /// after the Noise handshake shows as a closed connection).
+    fn connect_with(port: u16, key: &NodeKey) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -170,8 +343,7 @@ impl Hostile {
         let est = rt.block_on(async {
             let s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             let (r, w) = s.into_split();
-            let key = NodeKey::generate().unwrap();
-            let mut est = transport::handshake(r, w, &key, MAGIC, true).await.unwrap();
+            let mut est = transport::handshake(r, w, key, MAGIC, true).await.unwrap();
             let v = Message::Version(Box::new(Version {
                 version: 1,
                 magic: MAGIC,
@@ -184,8 +356,8 @@ impl Hostile {
                 listen_port: 0,
                 user_agent: "/hostile/".into(),
             }));
-            est.sender.send(v.command(), &v.payload()).await.unwrap();
-            est.sender.send(Message::Verack.command(), &[]).await.unwrap();
+            let _ = est.sender.send(v.command(), &v.payload()).await;
+            let _ = est.sender.send(Message::Verack.command(), &[]).await;
             est
         });
         Self { rt, est: Some(est) }
@@ -218,6 +390,48 @@ impl Hostile {
                     if let Some(t) = f(m) {
                         return Some(t);
                     }
+                }
+            }
+        })
+    }
+
+    /// Answers the node's requests for `block`'s checkpoint (chunk hashes, chunks) from `bytes`
+    /// until it closes the connection or `secs` pass: `(chunk hashes served, chunks served,
+    /// closed)`.
+    fn serve_checkpoint(
+        &mut self,
+        block: BlockHash,
+        bytes: &[u8],
+        secs: u64,
+    ) -> (bool, usize, bool) {
+        let est = self.est.as_mut().unwrap();
+        let chunk = rnet_model::checkpoint::CHUNK_SIZE;
+        self.rt.block_on(async {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+            let (mut hashes, mut chunks) = (false, 0);
+            loop {
+                let Ok(r) = tokio::time::timeout_at(deadline, est.receiver.recv(8 << 20)).await
+                else {
+                    return (hashes, chunks, false);
+                };
+                let Ok((c, p, _)) = r else { return (hashes, chunks, true) };
+                let reply = match Message::decode(c, &p) {
+                    Ok(Message::GetChunkHashes(b)) if b == block => {
+                        hashes = true;
+                        let hashes = rnet_model::checkpoint::chunk_hashes(bytes);
+                        Message::ChunkHashes { block, hashes }
+                    }
+                    Ok(Message::GetChunk { block: b, index }) if b == block => {
+                        chunks += 1;
+                        let start = index as usize * chunk;
+                        let data = bytes[start..(start + chunk).min(bytes.len())].to_vec();
+                        Message::Chunk { block, index, data }
+                    }
+                    Ok(Message::Ping(n)) => Message::Pong(n),
+                    _ => continue,
+                };
+                if est.sender.send(reply.command(), &reply.payload()).await.is_err() {
+                    return (hashes, chunks, true);
                 }
             }
         })
@@ -276,7 +490,8 @@ fn hostile_peers_are_disconnected_and_banned() {
     assert!(h.closed(10));
     wait_until("ban after flood", 10, || banned(&victim) >= 2);
 
-    // A block with a faked loss (header altered; the signature no longer matches): banned.
+    // A block with a faked loss (header altered, not re-signed: the signature no longer matches):
+    // banned. The re-signed case is `resigned_block_with_faked_loss_is_rejected_on_reevaluation`.
     let hash1 = honest.call("getblockhash", json!([1])).unwrap();
     let raw = honest.call("getblock", json!([hash1, 0])).unwrap();
     let mut block =
@@ -323,6 +538,60 @@ fn hostile_peers_are_disconnected_and_banned() {
     wait_same_tip(&[&honest, &victim], 60);
     victim.call("clearbanned", json!([])).unwrap();
     assert_eq!(banned(&victim), 0);
+}
+
+/// A block whose header claims a lower loss than its checkpoint evaluates to, properly re-signed
+/// (the attacker's key, correct merkle root, genuine checkpoint served by the attacker): only the
+/// re-evaluation (proof of training) catches it. The victim bans the attacker and keeps its
+/// honest peer and chain.
+#[test]
+fn resigned_block_with_faked_loss_is_rejected_on_reevaluation() {
+    let honest = start(&[]);
+    mine(&honest, 3);
+    let victim = start(&[]);
+    connect(&victim, &honest);
+    let t = wait_same_tip(&[&honest, &victim], 60);
+    assert_eq!(t.2, 3);
+
+    // A genuine block on the victim's tip, mined by the attacker, then its claimed loss lowered
+    // (so fork choice prefers it) and the header re-signed.
+    let attacker = test_key(0x66);
+    let (genuine, ckpt) = mine_from_template(&victim, &attacker);
+    let mut fake = genuine.clone();
+    fake.header.val_loss -= 1_000;
+    sign_header(&mut fake.header, &attacker);
+    assert_eq!(fake.header.merkle_root, genuine.header.merkle_root);
+    assert_eq!(fake.header.miner_pubkey, attacker.public_key().to_bytes());
+    assert_ne!(fake.block_hash(), genuine.block_hash());
+    let fake_hash = fake.block_hash();
+
+    let attacker_noise = NodeKey::generate().unwrap();
+    let mut h = Hostile::connect_with(p2p_port(&victim), &attacker_noise);
+    assert!(h.send(&Message::Block(Box::new(fake))));
+    let (hashes, chunks, closed) = h.serve_checkpoint(fake_hash, &ckpt, 30);
+    assert!(hashes, "victim did not ask the attacker for the chunk hashes");
+    let n_chunks = ckpt.len().div_ceil(rnet_model::checkpoint::CHUNK_SIZE);
+    assert!(chunks >= n_chunks, "victim asked for {chunks} of {n_chunks} chunks");
+    assert!(closed, "attacker not disconnected");
+    wait_until("ban after re-evaluation", 10, || banned(&victim) == 1);
+    let ban = &victim.call("listbanned", json!([])).unwrap()[0];
+    assert_eq!(ban["address"], json!(format!("key:{}", hex::encode(attacker_noise.public))));
+    let reason = ban["ban_reason"].as_str().unwrap();
+    assert!(reason.contains(&fake_hash.to_hex()) && reason.contains("evaluates to"), "{reason}");
+    // Marked invalid, not on the active chain; the honest peer stays connected.
+    assert_eq!(tip(&victim), t);
+    assert_eq!(victim.call("getconnectioncount", json!([])).unwrap(), json!(1));
+    let tips = victim.call("getchaintips", json!([])).unwrap();
+    let fake_tip = tips.as_array().unwrap().iter().find(|x| x["hash"] == json!(fake_hash.to_hex()));
+    assert_eq!(fake_tip.map(|x| &x["status"]), Some(&json!("invalid")), "{tips}");
+
+    // The attacker cannot come back under the same key; honest sync goes on.
+    let mut again = Hostile::connect_with(p2p_port(&victim), &attacker_noise);
+    assert!(again.closed(10), "banned key let back in");
+    mine(&honest, 2);
+    let t = wait_same_tip(&[&honest, &victim], 60);
+    assert_eq!(t.2, 5);
+    assert_eq!(banned(&victim), 1);
 }
 
 /// A one-connection-at-a-time SOCKS5 server (no auth, IPv4 CONNECT) forwarding to the target.
