@@ -309,7 +309,13 @@ struct CkFetch {
     chunks: Vec<Option<Vec<u8>>>,
     req: HashMap<u32, (u64, Instant)>,
     skip: HashSet<u64>,
+    /// Peers that answered `notfound` for this checkpoint, and when: not asked again (no
+    /// penalty) until `LACKING_RETRY` has passed and nobody else is left to ask.
+    lacking: HashMap<u64, Instant>,
 }
+
+/// How long a peer that answered `notfound` for a checkpoint is left out of its download.
+const LACKING_RETRY: Duration = Duration::from_secs(60);
 
 struct Manager {
     cfg: NetConfig,
@@ -858,6 +864,7 @@ impl Manager {
             Message::Inv(items) => self.on_inv(id, items),
             Message::GetData(items) => self.on_getdata(id, items),
             Message::NotFound(items) => {
+                let mut resched = false;
                 for i in items {
                     if i.kind == InvKind::Block {
                         let h = BlockHash(i.hash);
@@ -865,10 +872,17 @@ impl Manager {
                             p.blocks.remove(&h);
                         }
                         if let Some(w) = self.wanted.get_mut(&h) {
-                            w.requested = None;
+                            if w.requested.is_some_and(|(p, _)| p == id) {
+                                w.requested = None;
+                                resched = true;
+                            }
                             w.peers.retain(|p| *p != id);
                         }
+                        resched |= self.checkpoint_not_found(id, h);
                     }
+                }
+                if resched {
+                    self.schedule();
                 }
             }
             Message::GetHeaders { locator, stop } => {
@@ -1092,6 +1106,27 @@ impl Manager {
         self.schedule();
     }
 
+    /// `notfound` for a checkpoint being fetched: the peer is honest but lacks it. It is not asked
+    /// again for it, and its outstanding requests (chunk hashes, chunks) are unassigned so the
+    /// next `schedule` gives them to other peers at once instead of waiting for the stall timeout.
+    /// Returns whether anything changed.
+    fn checkpoint_not_found(&mut self, id: u64, block: BlockHash) -> bool {
+        let Some(f) = self.ck.get_mut(&block) else { return false };
+        let new = f.lacking.insert(id, Instant::now()).is_none();
+        let hashes = f.hashes_req.is_some_and(|(p, _)| p == id);
+        if hashes {
+            f.hashes_req = None;
+        }
+        let before = f.req.len();
+        f.req.retain(|_, (p, _)| *p != id);
+        let freed = before - f.req.len();
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.chunks = p.chunks.saturating_sub(freed);
+        }
+        tracing::debug!(peer = id, %block, freed, "peer lacks the checkpoint; asking elsewhere");
+        new || hashes || freed > 0
+    }
+
     fn on_chunk(&mut self, id: u64, block: BlockHash, index: u32, data: Vec<u8>) {
         if let Some(p) = self.peers.get_mut(&id) {
             p.chunks = p.chunks.saturating_sub(1);
@@ -1223,6 +1258,7 @@ impl Manager {
                     chunks: Vec::new(),
                     req: HashMap::new(),
                     skip: HashSet::new(),
+                    lacking: HashMap::new(),
                 },
             );
         }
@@ -1231,13 +1267,16 @@ impl Manager {
         let mut sends = Vec::new();
         let mut drop_fetch = Vec::new();
         for (hash, f) in self.ck.iter_mut() {
-            let candidates: Vec<u64> =
-                ready.iter().copied().filter(|p| !f.skip.contains(p)).collect();
+            let candidates: Vec<u64> = ready
+                .iter()
+                .copied()
+                .filter(|p| !f.skip.contains(p) && !f.lacking.contains_key(p))
+                .collect();
             if candidates.is_empty() {
-                if ready.is_empty() || f.skip.len() >= ready.len() {
-                    // Nobody left to ask; retry later from scratch.
-                    f.skip.clear();
-                }
+                // Nobody left to ask; retry later from scratch (peers that said `notfound` only
+                // once `LACKING_RETRY` has passed: they may have fetched it meanwhile).
+                f.skip.clear();
+                f.lacking.retain(|_, at| now.duration_since(*at) < LACKING_RETRY);
                 continue;
             }
             if f.hashes.is_none() {

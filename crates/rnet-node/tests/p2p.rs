@@ -594,6 +594,61 @@ fn resigned_block_with_faked_loss_is_rejected_on_reevaluation() {
     assert_eq!(banned(&victim), 1);
 }
 
+/// A peer that answers `notfound` for a checkpoint (honest: it lacks it) does not stall the
+/// download: its requests go to another peer at once (well under the 10 s stall timeout), the
+/// checkpoint arrives, and the `notfound` peer is neither asked again nor penalised.
+#[test]
+fn checkpoint_notfound_peer_does_not_stall_download() {
+    let honest = start(&[]);
+    mine(&honest, 1);
+    let hash1 = honest.call("getblockhash", json!([1])).unwrap();
+    let raw = honest.call("getblock", json!([hash1, 0])).unwrap();
+    let block = Block::from_bytes(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+    let bh = block.block_hash();
+    let ck = download_checkpoint(&honest, hash1.as_str().unwrap());
+    let hashes = rnet_model::checkpoint::chunk_hashes(&ck);
+
+    let victim = start(&[]);
+    let port = p2p_port(&victim);
+    // `server` has the checkpoint; `lacking` sends the block (so it is asked first) but not the
+    // checkpoint.
+    let mut server = Hostile::connect(port);
+    let mut lacking = Hostile::connect(port);
+    wait_peers(&victim, 2);
+    assert!(lacking.send(&Message::Block(Box::new(block))));
+    let asked = lacking.recv_until(15, |m| match m {
+        Message::GetChunkHashes(b) if b == bh => Some(()),
+        _ => None,
+    });
+    assert!(asked.is_some(), "victim did not ask the block's source for the chunk hashes");
+    assert!(lacking.send(&Message::NotFound(vec![rnet_net::message::Inv::block(bh)])));
+    let t0 = Instant::now();
+    let asked = server.recv_until(5, |m| match m {
+        Message::GetChunkHashes(b) if b == bh => Some(()),
+        _ => None,
+    });
+    let waited = t0.elapsed();
+    assert!(asked.is_some(), "chunk hashes not re-requested from the other peer within 5 s");
+    assert!(waited < Duration::from_secs(5), "re-request took {waited:?}");
+    assert!(server.send(&Message::ChunkHashes { block: bh, hashes }));
+    let (_, chunks, closed) = server.serve_checkpoint(bh, &ck, 4);
+    let n_chunks = ck.len().div_ceil(rnet_model::checkpoint::CHUNK_SIZE);
+    assert_eq!(chunks, n_chunks, "every chunk from the peer that has the checkpoint");
+    assert!(!closed, "serving peer disconnected");
+    wait_until("checkpoint accepted", 10, || {
+        victim.call("getcheckpointinfo", json!([hash1])).is_ok()
+    });
+    assert!(t0.elapsed() < Duration::from_secs(10), "download took {:?}", t0.elapsed());
+    // The `notfound` peer was not asked again (no chunk requests) and not penalised.
+    let again = lacking.recv_until(1, |m| match m {
+        Message::GetChunkHashes(b) | Message::GetChunk { block: b, .. } if b == bh => Some(()),
+        _ => None,
+    });
+    assert!(again.is_none(), "peer that answered notfound was asked again");
+    assert_eq!(banned(&victim), 0);
+    assert_eq!(victim.call("getconnectioncount", json!([])).unwrap(), json!(2));
+}
+
 /// A one-connection-at-a-time SOCKS5 server (no auth, IPv4 CONNECT) forwarding to the target.
 fn socks5_server(count: Arc<AtomicUsize>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
