@@ -48,8 +48,14 @@ pub fn init(netdir: &Path, filter: &str, console: bool) -> Result<(), LogError> 
         .with_ansi(false)
         .with_target(false)
         .with_writer(Mutex::new(file));
-    let console_layer = console
-        .then(|| tracing_subscriber::fmt::layer().with_target(false).with_writer(std::io::stderr));
+    let console_layer = console.then(|| {
+        // Colour only on a terminal, so redirected logs stay plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(ansi)
+            .with_writer(std::io::stderr)
+    });
     tracing_subscriber::registry()
         .with(filter)
         .with(file_layer)
