@@ -235,3 +235,195 @@ impl RecoveryRequest {
         Ok(tx)
     }
 }
+
+/// Magic of the serialised [`RecoveryRequest`] (`RNETRRQ`), followed by the format version.
+const REQUEST_MAGIC: &[u8; 7] = b"RNETRRQ";
+/// Current [`RecoveryRequest`] encoding version.
+pub const RECOVERY_REQUEST_VERSION: u8 = 1;
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.0.len() < n {
+            return Err(bad_request("truncated"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn bytes(&mut self, max: usize) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(bad_request("field too long"));
+        }
+        self.take(n)
+    }
+    fn key(&mut self) -> Result<PublicKey> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32)?);
+        PublicKey::from_bytes(&a).map_err(|_| bad_request("invalid key"))
+    }
+}
+
+fn bad_request(why: &str) -> WalletError {
+    WalletError::InvalidTransaction(format!("invalid recovery request: {why}"))
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+impl RecoveryRequest {
+    /// The versioned encoding: `"RNETRRQ" ‖ version (1) ‖ owner (32) ‖ guardian count (1) ‖
+    /// guardians (32 each) ‖ threshold (1) ‖ cancel window sequence (u32 LE) ‖ new key (32) ‖
+    /// tx (u32 LE length ‖ bytes) ‖ per input: spent value (u64 LE) ‖ spent script (u32 LE
+    /// length ‖ bytes) ‖ per guardian: 0 (no signature) or 1 ‖ signature (u32 LE length ‖
+    /// bytes)`. Integers little-endian; no trailing bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = REQUEST_MAGIC.to_vec();
+        out.push(RECOVERY_REQUEST_VERSION);
+        out.extend_from_slice(self.social.owner().as_bytes());
+        out.push(self.social.guardians().len() as u8);
+        for g in self.social.guardians() {
+            out.extend_from_slice(g.as_bytes());
+        }
+        out.push(self.social.threshold() as u8);
+        out.extend_from_slice(&self.social.cancel_window().to_sequence().to_le_bytes());
+        out.extend_from_slice(self.new_key.as_bytes());
+        put_bytes(&mut out, &self.tx.to_bytes());
+        for (spent, sigs) in self.spent.iter().zip(&self.signatures) {
+            out.extend_from_slice(&spent.value.0.to_le_bytes());
+            put_bytes(&mut out, &spent.script_pubkey);
+            for s in sigs {
+                match s {
+                    None => out.push(0),
+                    Some(sig) => {
+                        out.push(1);
+                        put_bytes(&mut out, sig);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Decodes [`RecoveryRequest::to_bytes`] strictly: known version, valid policy, one spent
+    /// output and signature row per input, every input paying the policy and every output the
+    /// matching recovery-pending output, no trailing bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader(bytes);
+        if r.take(REQUEST_MAGIC.len())? != REQUEST_MAGIC {
+            return Err(bad_request("bad magic"));
+        }
+        let version = r.u8()?;
+        if version != RECOVERY_REQUEST_VERSION {
+            return Err(bad_request(&format!("unknown version {version}")));
+        }
+        let owner = r.key()?;
+        let n = usize::from(r.u8()?);
+        let guardians = (0..n).map(|_| r.key()).collect::<Result<Vec<_>>>()?;
+        let threshold = usize::from(r.u8()?);
+        let window = rnet_script::RelativeLock::from_canonical(r.u32()?)
+            .ok_or_else(|| bad_request("bad cancel window"))?;
+        let social = Social::new(owner, guardians, threshold, window)
+            .map_err(|e| bad_request(&e.to_string()))?;
+        let new_key = r.key()?;
+        let tx = Transaction::from_bytes(r.bytes(4_000_000)?)
+            .map_err(|_| bad_request("bad transaction"))?;
+        if tx.inputs.is_empty() || tx.inputs.len() != tx.outputs.len() {
+            return Err(bad_request("inputs and outputs must pair up"));
+        }
+        let spk = social.script_pubkey();
+        let pending_spk = social.pending(new_key).script_pubkey();
+        let mut spent = Vec::with_capacity(tx.inputs.len());
+        let mut signatures = Vec::with_capacity(tx.inputs.len());
+        for _ in 0..tx.inputs.len() {
+            let value = Amount(r.u64()?);
+            let script_pubkey = r.bytes(10_000)?.to_vec();
+            if script_pubkey != spk {
+                return Err(bad_request("a spent output does not pay the policy"));
+            }
+            spent.push(TxOut { value, script_pubkey });
+            let mut row = Vec::with_capacity(n);
+            for _ in 0..n {
+                row.push(match r.u8()? {
+                    0 => None,
+                    1 => Some(r.bytes(1_000)?.to_vec()),
+                    _ => return Err(bad_request("bad signature flag")),
+                });
+            }
+            signatures.push(row);
+        }
+        if !r.0.is_empty() {
+            return Err(bad_request("trailing bytes"));
+        }
+        if tx.outputs.iter().any(|o| o.script_pubkey != pending_spk) {
+            return Err(bad_request("an output does not pay the recovery-pending output"));
+        }
+        Ok(Self { social, new_key, tx, spent, signatures })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rnet_primitives::Txid;
+    use rnet_script::RelativeLock;
+
+    use super::*;
+
+    fn key(b: u8) -> SigningKey {
+        SigningKey::from_bytes(&[b; 32])
+    }
+
+    #[test]
+    fn request_encoding_round_trips_and_is_strict() {
+        let guardians = vec![key(2).public_key(), key(3).public_key(), key(4).public_key()];
+        let social =
+            Social::new(key(1).public_key(), guardians, 2, RelativeLock::Blocks(5)).unwrap();
+        let coins = vec![
+            (
+                OutPoint::new(Txid([7; 32]), 0),
+                TxOut { value: Amount(5_000_000), script_pubkey: social.script_pubkey() },
+            ),
+            (
+                OutPoint::new(Txid([8; 32]), 1),
+                TxOut { value: Amount(9_000_000), script_pubkey: social.script_pubkey() },
+            ),
+        ];
+        let mut req =
+            create_recovery_tx(&social, &coins, key(9).public_key(), Amount(1_000)).unwrap();
+        req.sign(&key(3)).unwrap();
+        let bytes = req.to_bytes();
+        let back = RecoveryRequest::from_bytes(&bytes).unwrap();
+        assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.signature_count(), 1);
+        assert_eq!(back.tx, req.tx);
+        let mut back = back;
+        back.sign(&key(4)).unwrap();
+        assert!(back.finalize().is_ok());
+        // Truncated, trailing bytes, unknown version, bad magic.
+        assert!(RecoveryRequest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(RecoveryRequest::from_bytes(&[bytes.as_slice(), &[0]].concat()).is_err());
+        let mut v2 = bytes.clone();
+        v2[7] = 2;
+        assert!(RecoveryRequest::from_bytes(&v2).is_err());
+        let mut magic = bytes;
+        magic[0] = b'X';
+        assert!(RecoveryRequest::from_bytes(&magic).is_err());
+    }
+}

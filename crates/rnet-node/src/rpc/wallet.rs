@@ -1104,5 +1104,332 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             Ok(json!(hex::encode(e.wallet.guardian_public_key().as_bytes())))
         },
     )?;
-    Ok(())
+    register_recovery(r, node)
+}
+
+// ----- guardian recovery, claim and emission sweep ------------------------------------------------
+
+/// `"txid:vout"`.
+fn parse_outpoint(s: &str) -> Result<OutPoint, RpcError> {
+    let bad =
+        || RpcError::invalid_parameter(format!("Invalid outpoint {s:?} (expected \"txid:vout\")"));
+    let (txid, vout) = s.split_once(':').ok_or_else(bad)?;
+    let txid: Txid = txid.parse().map_err(|_| bad())?;
+    let vout: u32 = vout.parse().map_err(|_| bad())?;
+    Ok(OutPoint::new(txid, vout))
+}
+
+/// One outpoint string or an array of them.
+fn outpoints_param(v: &Value) -> Result<Vec<OutPoint>, RpcError> {
+    let ops = match v {
+        Value::String(s) => vec![parse_outpoint(s)?],
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .ok_or_else(|| {
+                        RpcError::invalid_parameter("outpoints must be \"txid:vout\" strings")
+                    })
+                    .and_then(parse_outpoint)
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(RpcError::invalid_parameter("outpoints must be \"txid:vout\" strings")),
+    };
+    if ops.is_empty() {
+        return Err(RpcError::invalid_parameter("no outpoint given"));
+    }
+    Ok(ops)
+}
+
+fn key_param(s: &str) -> Result<rnet_crypto::PublicKey, RpcError> {
+    rnet_wallet::parse_hex_key(s)
+        .map_err(|_| RpcError::invalid_address_or_key(format!("Invalid key: {s}")))
+}
+
+fn json_key(v: &Value, what: &str) -> Result<rnet_crypto::PublicKey, RpcError> {
+    v.as_str()
+        .ok_or_else(|| RpcError::invalid_parameter(format!("template: {what} missing")))
+        .and_then(key_param)
+}
+
+/// The unspent output at `op` (UTXO set, else the mempool).
+fn utxo(node: &Node, op: &OutPoint) -> Result<TxOut, RpcError> {
+    let chain = node.chain();
+    if let Some(c) = chain.coin(op).map_err(chain_err)? {
+        return Ok(c.output);
+    }
+    let pool = node.mempool();
+    pool.get(&op.txid).and_then(|e| e.tx.outputs.get(op.vout as usize).cloned()).ok_or_else(|| {
+        RpcError::invalid_address_or_key(format!(
+            "Output {}:{} not found or already spent",
+            op.txid.to_hex(),
+            op.vout
+        ))
+    })
+}
+
+/// The template of a coin a loaded wallet knows (its policy output, or the recovery-pending
+/// output it watches).
+enum Known {
+    Policy(rnet_script::RecoveryPolicy),
+    Pending(rnet_script::RecoveryPending),
+}
+
+fn known_template(node: &Node, op: &OutPoint) -> Option<Known> {
+    use rnet_script::RecoveryPolicy;
+    for w in node.wallets.all() {
+        let e = lock_entry(&w);
+        let Some(c) = e.wallet.coins().find(|c| c.outpoint == *op).cloned() else { continue };
+        let (chain, index, new_key) = match c.owner {
+            rnet_wallet::CoinOwner::Policy { chain, index } => (chain, index, None),
+            rnet_wallet::CoinOwner::Pending { chain, index, new_key } => {
+                (chain, index, Some(new_key))
+            }
+        };
+        let t = e.wallet.template_at(rnet_wallet::KeyChain::from_index(chain)?, index)?.clone();
+        return match (new_key, t) {
+            (None, t) => Some(Known::Policy(t)),
+            (Some(k), RecoveryPolicy::Social(s)) => {
+                Some(Known::Pending(s.pending(rnet_crypto::PublicKey::from_bytes(&k).ok()?)))
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+/// Submits a transaction built outside any wallet; a mempool refusal is -26 with its reason
+/// (-25 for missing inputs), as `sendrawtransaction`. Every loaded wallet then sees it.
+fn submit_foreign(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
+    let result = {
+        let chain = node.chain();
+        let utxos = chain.utxo_snapshot().map_err(chain_err)?;
+        let tip = node.tip_context(&chain).map_err(chain_err)?;
+        let mut pool = node.mempool();
+        pool.accept(tx.clone(), &utxos, &tip, now())
+    };
+    match result {
+        Ok(r) => {
+            node.tip_changed();
+            for w in node.wallets.all() {
+                let _ = lock_entry(&w).add_unconfirmed(tx);
+            }
+            Ok(r.txid)
+        }
+        Err(e @ rnet_mempool::MempoolError::MissingInputs { .. }) => {
+            Err(RpcError::verify(format!("bad-txns-inputs-missingorspent ({e})")))
+        }
+        Err(e) => Err(RpcError::verify_rejected(e.to_string())),
+    }
+}
+
+fn request_param(p: &Params, index: usize) -> Result<rnet_wallet::RecoveryRequest, RpcError> {
+    let bytes = param_hex(p, index, "recovery request")?;
+    rnet_wallet::RecoveryRequest::from_bytes(&bytes)
+        .map_err(|e| RpcError::deserialization(e.to_string()))
+}
+
+fn request_json(req: &rnet_wallet::RecoveryRequest) -> Value {
+    let have = req.signature_count();
+    let threshold = req.social.threshold();
+    let mut o = json!({
+        "hex": hex::encode(req.to_bytes()),
+        "txid": req.tx.txid().to_hex(),
+        "signatures": have,
+        "threshold": threshold,
+        "complete": have >= threshold,
+    });
+    if let Ok(tx) = req.finalize() {
+        o["tx"] = json!(hex::encode(tx.to_bytes()));
+    }
+    o
+}
+
+/// Fee for `size` bytes at the conf-target rate, clamped to `max`.
+fn clamped_fee(node: &Node, size: usize, max: Amount) -> Amount {
+    let f = fee_rate(node, DEFAULT_CONF_TARGET).fee_for(size);
+    if f > max { max } else { f }
+}
+
+fn register_recovery(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError> {
+    reg(
+        r,
+        node,
+        MethodInfo::new("createrecoverytx", "Wallet").params(["outpoints", "new_key", "policy"]).help(
+            "createrecoverytx \"txid:vout\"|[\"txid:vout\",...] \"new_key_hex\" ( {\"owner\":KEY,\"guardians\":[KEY,...],\"threshold\":M,\"cancel_window\":N} )\n\n\
+             Builds the unsigned guardian recovery of social-policy coins (one template) to new_key: output i pays the \
+             recovery-pending output the value of coin i minus the fee (<= 0.01 RNT). The policy is taken from a \
+             loaded wallet that owns the coins, or given. Returns {hex (the RecoveryRequest, RNETRRQ v1), txid, \
+             signatures, threshold, complete}. Pass hex to each guardian's signrecoverytx.",
+        ),
+        |node, p| {
+            let ops = outpoints_param(&p.required::<Value>(0)?)?;
+            let new_key: String = p.required(1)?;
+            let new_key = key_param(&new_key)?;
+            let given: Option<Value> = p.optional(2)?;
+            let social = match given {
+                Some(v) => {
+                    let guardians = v["guardians"]
+                        .as_array()
+                        .ok_or_else(|| RpcError::invalid_parameter("template: guardians missing"))?
+                        .iter()
+                        .map(|g| json_key(g, "guardian"))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let threshold = v["threshold"]
+                        .as_u64()
+                        .ok_or_else(|| RpcError::invalid_parameter("template: threshold missing"))?;
+                    rnet_script::Social::new(
+                        json_key(&v["owner"], "owner")?,
+                        guardians,
+                        threshold as usize,
+                        lock_param(&v["cancel_window"], "cancel_window")?,
+                    )
+                    .map_err(|e| RpcError::invalid_parameter(e.to_string()))?
+                }
+                None => match known_template(node, &ops[0]) {
+                    Some(Known::Policy(rnet_script::RecoveryPolicy::Social(s))) => s,
+                    _ => {
+                        return Err(RpcError::invalid_parameter(
+                            "no loaded wallet knows a social policy for this coin: pass the policy",
+                        ));
+                    }
+                },
+            };
+            let coins = ops
+                .iter()
+                .map(|op| utxo(node, op).map(|o| (*op, o)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let per_input = 250 + 100 * social.guardians().len();
+            let fee = clamped_fee(node, per_input, rnet_script::MAX_RECOVERY_FEE);
+            let req = rnet_wallet::create_recovery_tx(&social, &coins, new_key, fee).map_err(wallet_err)?;
+            Ok(request_json(&req))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("signrecoverytx", "Wallet").params(["request"]).help(
+            "signrecoverytx \"request_hex\"\n\nAdds this wallet's guardian signature (getguardiankey) to a \
+             createrecoverytx request. Returns {hex, txid, signatures, threshold, complete, tx (the final \
+             transaction hex, once complete)}.",
+        ),
+        |node, p| {
+            let mut req = request_param(p, 0)?;
+            let w = wallet_of(node, p)?;
+            lock_entry(&w).wallet.sign_recovery_request(&mut req).map_err(|e| match e {
+                WalletError::NotAGuardian => {
+                    RpcError::invalid_parameter("this wallet's guardian key is not a guardian of the policy")
+                }
+                e => wallet_err(e),
+            })?;
+            Ok(request_json(&req))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("sendrecoverytx", "Wallet").params(["request"]).help(
+            "sendrecoverytx \"request_hex\"\n\nFinalizes a request signed by enough guardians and submits it. \
+             Returns the txid.",
+        ),
+        |node, p| {
+            let req = request_param(p, 0)?;
+            let tx = req.finalize().map_err(|e| RpcError::invalid_parameter(e.to_string()))?;
+            Ok(json!(submit_foreign(node, &tx)?.to_hex()))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("completerecovery", "Wallet")
+            .params(["outpoints", "new_key_secret", "address", "policy"])
+            .help(
+                "completerecovery \"txid:vout\"|[...] \"new_key_secret_hex\" \"address\" ( {\"owner\":KEY,\"cancel_window\":N} )\n\n\
+                 After the cancel window, the new key claims recovery-pending outputs to address. The owner and \
+                 window come from a loaded wallet that watches the outputs, or are given. Returns {txid, fee}.",
+            ),
+        |node, p| {
+            let ops = outpoints_param(&p.required::<Value>(0)?)?;
+            let secret = param_hex(p, 1, "secret")?;
+            let secret: [u8; 32] =
+                secret.try_into().map_err(|_| RpcError::invalid_address_or_key("secret must be 32 bytes"))?;
+            let key = rnet_crypto::SigningKey::from_bytes(&secret);
+            let addr: String = p.required(2)?;
+            let dest = param_address(node, &addr)?.script_pubkey();
+            let given: Option<Value> = p.optional(3)?;
+            let pending = match given {
+                Some(v) => rnet_script::RecoveryPending {
+                    owner: json_key(&v["owner"], "owner")?,
+                    new_key: key.public_key(),
+                    cancel_window: lock_param(&v["cancel_window"], "cancel_window")?,
+                },
+                None => match known_template(node, &ops[0]) {
+                    Some(Known::Pending(p)) if p.new_key == key.public_key() => p,
+                    _ => {
+                        return Err(RpcError::invalid_parameter(
+                            "no loaded wallet watches this recovery-pending output: pass the policy",
+                        ));
+                    }
+                },
+            };
+            let coins = ops
+                .iter()
+                .map(|op| utxo(node, op).map(|o| (*op, o)))
+                .collect::<Result<Vec<_>, _>>()?;
+            use rnet_script::ScriptTemplate;
+            let spk = pending.script_pubkey();
+            if coins.iter().any(|(_, o)| o.script_pubkey != spk) {
+                return Err(RpcError::invalid_address_or_key(
+                    "the outputs do not pay this key's recovery-pending output",
+                ));
+            }
+            let draft = rnet_wallet::complete_recovery(&pending, &coins, &key, dest.clone(), Amount::ZERO)
+                .map_err(wallet_err)?;
+            let fee = fee_rate(node, DEFAULT_CONF_TARGET).fee_for(draft.to_bytes().len() + 8);
+            let tx = rnet_wallet::complete_recovery(&pending, &coins, &key, dest, fee).map_err(wallet_err)?;
+            let txid = submit_foreign(node, &tx)?;
+            Ok(json!({ "txid": txid.to_hex(), "fee": amount_json(fee) }))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("sweepemission", "Wallet").params(["outpoints", "policy"]).help(
+            "sweepemission \"txid:vout\"|[...] ( {\"owner\":KEY,\"inactivity\":N} )\n\nAnyone: sweeps dormant \
+             emission-return coins (one template) into the emission pool once they are `inactivity` old, leaving at \
+             most 0.01 RNT per input to the miner. The template comes from a loaded wallet that owns the coins, \
+             or is given. Returns {txid, fee, amount}.",
+        ),
+        |node, p| {
+            let ops = outpoints_param(&p.required::<Value>(0)?)?;
+            let given: Option<Value> = p.optional(1)?;
+            let template = match given {
+                Some(v) => rnet_script::EmissionReturn::new(
+                    json_key(&v["owner"], "owner")?,
+                    lock_param(&v["inactivity"], "inactivity")?,
+                )
+                .map_err(|e| RpcError::invalid_parameter(e.to_string()))?,
+                None => match known_template(node, &ops[0]) {
+                    Some(Known::Policy(rnet_script::RecoveryPolicy::EmissionReturn(t))) => t,
+                    _ => {
+                        return Err(RpcError::invalid_parameter(
+                            "no loaded wallet knows an emission policy for this coin: pass the policy",
+                        ));
+                    }
+                },
+            };
+            let coins = ops
+                .iter()
+                .map(|op| utxo(node, op).map(|o| (*op, o)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let fee_per_input = clamped_fee(node, 250, rnet_script::MAX_EMISSION_SWEEP_FEE_PER_INPUT);
+            let tx = rnet_wallet::sweep_emission(&template, &coins, fee_per_input).map_err(wallet_err)?;
+            let txid = submit_foreign(node, &tx)?;
+            Ok(json!({
+                "txid": txid.to_hex(),
+                "fee": amount_json(Amount(fee_per_input.0 * coins.len() as u64)),
+                "amount": amount_json(tx.outputs[0].value),
+            }))
+        },
+    )
 }
