@@ -17,6 +17,7 @@ use rnet_net::transport::{self, NodeKey};
 use rnet_primitives::{
     Amount, Block, BlockHash, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
 };
+use rnet_rpc::{Auth, RpcClient};
 use rnet_script::{PlainKey, SighashCache, SighashType};
 use serde_json::{Value, json};
 
@@ -170,6 +171,65 @@ fn wait_same_tip(nodes: &[&TestNode], secs: u64) -> (String, u64, u64) {
     last.unwrap_or_default()
 }
 
+/// An RPC client for wallet `name` on `n` (`/wallet/<name>`).
+fn wallet(n: &TestNode, name: &str) -> RpcClient {
+    RpcClient::new(
+        &format!("{}/wallet/{name}", n.url()),
+        Auth::Cookie(n.network_dir().join(rnet_rpc::COOKIE_FILE)),
+    )
+    .unwrap()
+}
+
+/// A heartbeat recovery policy with a fixed recovery key.
+fn wallet_policy() -> Value {
+    let recovery = hex::encode(test_key(0x11).public_key().as_bytes());
+    json!({ "heartbeat": { "recovery": recovery, "interval": 50 } })
+}
+
+/// Creates wallet `name` on `n`: its client and its 24 words.
+fn create_wallet(n: &TestNode, name: &str) -> (RpcClient, String) {
+    let created = n.call("createwallet", json!([name, wallet_policy()])).unwrap();
+    (wallet(n, name), created["mnemonic"].as_str().unwrap().to_string())
+}
+
+/// RNT JSON number → resonance.
+fn res(v: &Value) -> i64 {
+    (v.as_f64().unwrap_or_else(|| panic!("not an amount: {v}")) * 1e8).round() as i64
+}
+
+/// A wallet's `mine.trusted + mine.immature`.
+fn wallet_total(w: &RpcClient) -> i64 {
+    let b = w.call("getbalances", json!([])).unwrap();
+    res(&b["mine"]["trusted"]) + res(&b["mine"]["immature"])
+}
+
+/// Waits (bounded) until the wallet's total is `expected`, then asserts it.
+fn assert_wallet_total(w: &RpcClient, expected: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while wallet_total(w) != expected && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let b = w.call("getbalances", json!([])).unwrap();
+    assert_eq!(wallet_total(w), expected, "{what}: {b}");
+}
+
+/// The sum of the outputs paying `address` in the blocks `from..=to` of `n`'s active chain.
+fn paid_to(n: &TestNode, address: &str, from: u64, to: u64) -> i64 {
+    let mut sum = 0;
+    for h in from..=to {
+        let hash = n.call("getblockhash", json!([h])).unwrap();
+        let b = n.call("getblock", json!([hash, 2])).unwrap();
+        for tx in b["tx"].as_array().unwrap() {
+            for o in tx["vout"].as_array().unwrap() {
+                if o["scriptPubKey"]["address"] == json!(address) {
+                    sum += res(&o["value"]);
+                }
+            }
+        }
+    }
+    sum
+}
+
 #[test]
 fn four_nodes_sync_late_node_partition_and_reorg() {
     let n0 = start(&[]);
@@ -211,8 +271,12 @@ fn four_nodes_sync_late_node_partition_and_reorg() {
         n1.call("getconnectioncount", json!([])).unwrap() == json!(1)
             && n2.call("getconnectioncount", json!([])).unwrap() == json!(1)
     });
-    // Each side pays its coinbases to its own address.
-    let (addr_a, addr_b) = (address_of(&test_key(0x31)), address_of(&test_key(0x32)));
+    // Each side pays its coinbases to its own wallet: W1 on n0 (side a), W2 on n3 (side b).
+    let (w1, words1) = create_wallet(&n0, "W1");
+    let (w2, words2) = create_wallet(&n3, "W2");
+    let addr_a = w1.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    let addr_b = w2.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    assert_eq!((wallet_total(&w1), wallet_total(&w2)), (0, 0));
     let blocks_a = mine_to(&n0, 2, &addr_a);
     let blocks_b = mine_to(&n3, 3, &addr_b);
     let a = wait_same_tip(&[&n0, &n1], 30);
@@ -233,6 +297,12 @@ fn four_nodes_sync_late_node_partition_and_reorg() {
             }
         }
     }
+    // Each wallet sees exactly its own side's rewards.
+    let side_a = paid_to(&n0, &addr_a, 21, a.2);
+    let side_b = paid_to(&n3, &addr_b, 21, b.2);
+    assert!(side_a > 0 && side_b > 0, "{side_a} {side_b}");
+    assert_wallet_total(&w1, side_a, "W1 before reconnecting");
+    assert_wallet_total(&w2, side_b, "W2 before reconnecting");
     connect(&n2, &n1);
     let t = wait_same_tip(&[&n0, &n1, &n2, &n3], 60);
     // Lowest tip loss wins (ties: the first seen, so only check the loss then).
@@ -265,6 +335,33 @@ fn four_nodes_sync_late_node_partition_and_reorg() {
             assert_eq!(out["bestblock"], json!(t.0));
         }
     }
+    // Wallets after the reorg: each holds exactly what the final chain pays it (the loser's
+    // orphaned rewards are gone: 0), the winner's total is the value of its coinbases, and a
+    // wallet restored from its words on a node of the other side reports the same balances.
+    let winner_coinbases: i64 =
+        winners.iter().map(|c| res(&n0.call("gettxout", json!([c, 0])).unwrap()["value"])).sum();
+    let (final_a, final_b) = (paid_to(&n1, &addr_a, 0, t.2), paid_to(&n2, &addr_b, 0, t.2));
+    if t.0 == a.0 {
+        assert_eq!((final_a, final_b), (winner_coinbases, 0));
+    } else {
+        assert_eq!((final_a, final_b), (0, winner_coinbases));
+    }
+    assert!(winner_coinbases > 0);
+    assert_wallet_total(&w1, final_a, "W1 after the reorg");
+    assert_wallet_total(&w2, final_b, "W2 after the reorg");
+    for (orig, words, other, name, expected) in
+        [(&w1, &words1, &n2, "W1r", final_a), (&w2, &words2, &n1, "W2r", final_b)]
+    {
+        other.call("createwallet", json!([name, wallet_policy(), null, words])).unwrap();
+        let restored = wallet(other, name);
+        assert_wallet_total(&restored, expected, name);
+        let (r, o) = (
+            restored.call("getbalances", json!([])).unwrap(),
+            orig.call("getbalances", json!([])).unwrap(),
+        );
+        assert_eq!(r["mine"], o["mine"], "{name} vs original");
+    }
+
     // Same UTXO set everywhere: hash, count and total amount; one coinbase output per block.
     let sets: Vec<Value> = [&n0, &n1, &n2, &n3]
         .iter()
