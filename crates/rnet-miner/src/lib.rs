@@ -9,7 +9,8 @@
 //!
 //! The miner key lives in a file (`miner.key`, hex, mode 0600), created on first use by
 //! [`load_or_create_key`]. The `rnet-miner` binary mines against a node over JSON-RPC
-//! (`getblocktemplate`, `getcheckpointchunk`, `submitcheckpoint`, `submitblock`).
+//! (`getblocktemplate`, `getcheckpointchunk`, `submitcheckpoint` / `uploadcheckpointpart`,
+//! `submitblock`).
 
 pub mod template;
 

@@ -2,7 +2,8 @@
 //!
 //! Loop: `getblocktemplate` → download the tip checkpoint (`getcheckpointinfo`,
 //! `getcheckpointchunk`) → train on `-data=FILE` (default: the bundled training text) →
-//! `submitcheckpoint` → `submitblock`; `-blocks=N` stops after N accepted blocks.
+//! `submitcheckpoint` (`uploadcheckpointpart` in 1 MiB parts above 1 MiB) → `submitblock`;
+//! `-blocks=N` stops after N accepted blocks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -138,6 +139,27 @@ fn download_checkpoint(client: &RpcClient, hash: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Uploads a mined checkpoint: one `submitcheckpoint` when it fits one chunk, else
+/// `uploadcheckpointpart` in consecutive 1 MiB parts (an RPC body is capped well below a mainnet
+/// checkpoint).
+fn upload_checkpoint(client: &RpcClient, root: &str, bytes: &[u8]) -> Result<()> {
+    let part = rnet_model::checkpoint::CHUNK_SIZE;
+    if bytes.len() <= part {
+        client.call("submitcheckpoint", json!([root, hex::encode(bytes)]))?;
+        return Ok(());
+    }
+    let mut offset = 0usize;
+    for chunk in bytes.chunks(part) {
+        let r = client
+            .call("uploadcheckpointpart", json!([root, bytes.len(), offset, hex::encode(chunk)]))?;
+        offset += chunk.len();
+        if r["received"].as_u64() != Some(offset as u64) {
+            bail!("uploadcheckpointpart: unexpected reply {r}");
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
@@ -198,7 +220,7 @@ fn run() -> Result<()> {
             .context("mining")?;
         let hash = block.block.block_hash().to_hex();
         let root = block.block.header.checkpoint_root.to_hex();
-        client.call("submitcheckpoint", json!([root, hex::encode(&block.checkpoint_bytes)]))?;
+        upload_checkpoint(&client, &root, &block.checkpoint_bytes)?;
         let result = client.call("submitblock", json!([hex::encode(block.block.to_bytes())]))?;
         let h = &block.block.header;
         match result {

@@ -120,6 +120,8 @@ pub struct Config {
     pub proxy: Option<std::net::SocketAddr>,
     /// Only connect to onion addresses (`-onlynet=onion`).
     pub onion_only: bool,
+    /// Wallets loaded at startup (`-wallet=NAME[,NAME…]`).
+    pub wallets: Vec<String>,
 }
 
 /// Default port of the inference server per network (two above the RPC port).
@@ -164,6 +166,7 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -maxconnections=N     connection limit (default 125)
   -proxy=IP:PORT        SOCKS5 proxy for outbound P2P connections (e.g. Tor)
   -onlynet=onion        only connect to onion addresses (needs -proxy)
+  -wallet=NAME[,...]    load these wallets (<netdir>/wallets/NAME.wallet) at startup
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
   -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
@@ -194,6 +197,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("maxconnections", true),
     ("proxy", true),
     ("onlynet", true),
+    ("wallet", true),
     ("printtoconsole", false),
     ("debug", true),
     ("help", false),
@@ -399,6 +403,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         seednode: opts.get("seednode").map(|v| list(v)).unwrap_or_default(),
         max_connections: parse_value(&opts, "maxconnections")?.unwrap_or(125),
         proxy: parse_value(&opts, "proxy")?,
+        wallets: opts.get("wallet").map(|v| list(v)).unwrap_or_default(),
         onion_only: match opts.get("onlynet").map(String::as_str) {
             None => false,
             Some("onion") => true,
@@ -490,6 +495,11 @@ mod tests {
         assert!(!c.mine);
         let c = run(&["-testnet", "-datadir=/tmp/x"]);
         assert_eq!(c.rpc_port, 19554);
+        assert!(c.wallets.is_empty());
+        let c = run(&["-regtest", "-wallet=A, B", "--wallet", "C"]);
+        assert_eq!(c.wallets, ["C"]);
+        let c = run(&["-regtest", "-wallet=A, B"]);
+        assert_eq!(c.wallets, ["A", "B"]);
     }
 
     #[test]
@@ -519,13 +529,17 @@ mod tests {
     #[test]
     fn config_file() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(CONFIG_FILE), "# comment\nregtest=1\nrpcport=7\nmine=1\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "# comment\nregtest=1\nrpcport=7\nmine=1\nwallet=W\n",
+        )
+        .unwrap();
         let d = format!("-datadir={}", dir.path().display());
         let c = run(&[&d, "-rpcport=8"]);
         assert_eq!(c.network, Network::Regtest);
         assert_eq!(c.rpc_port, 8);
         assert!(c.mine);
+        assert_eq!(c.wallets, ["W"]);
         std::fs::write(dir.path().join(CONFIG_FILE), "nonsense\n").unwrap();
         assert!(matches!(parse(&args(&[&d]), None), Err(ConfigError::BadLine { line: 1, .. })));
         std::fs::write(dir.path().join(CONFIG_FILE), "bogus=1\n").unwrap();

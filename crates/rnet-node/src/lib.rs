@@ -12,6 +12,7 @@ pub mod logging;
 pub mod node;
 pub mod p2p;
 pub mod rpc;
+pub mod upload;
 pub mod wallets;
 
 use std::sync::Arc;
@@ -90,6 +91,11 @@ pub fn run(config: &Config) -> Result<(), RunError> {
             tip.d_model,
             tip.n_layers
         );
+    }
+    for name in &config.wallets {
+        rpc::load_wallet(&node, name)
+            .map_err(|e| RunError::Config(format!("-wallet={name}: {}", e.message)))?;
+        tracing::info!("loaded wallet {name}");
     }
     let mut registry = Registry::new();
     rpc::register_all(&mut registry, &node).map_err(|e| RunError::Rpc(e.to_string()))?;

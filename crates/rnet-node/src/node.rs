@@ -104,6 +104,8 @@ pub struct Node {
     pub mining: AtomicBool,
     mining_lock: Mutex<()>,
     pending_checkpoints: Mutex<VecDeque<(Hash256, Arc<Vec<u8>>)>>,
+    /// Checkpoint uploads in parts (`uploadcheckpointpart`).
+    pub checkpoint_uploads: Mutex<crate::upload::Uploads>,
     parsed_checkpoint: Mutex<Option<(BlockHash, Arc<Checkpoint>)>>,
     checkpoint_bytes: Mutex<Option<(BlockHash, Arc<Vec<u8>>)>>,
     /// The P2P network, once started (`-listen`/`-connect`; see `crate::p2p`).
@@ -146,6 +148,7 @@ impl Node {
             mining: AtomicBool::new(false),
             mining_lock: Mutex::new(()),
             pending_checkpoints: Mutex::new(VecDeque::new()),
+            checkpoint_uploads: Mutex::new(crate::upload::Uploads::default()),
             parsed_checkpoint: Mutex::new(None),
             checkpoint_bytes: Mutex::new(None),
             net: std::sync::OnceLock::new(),
@@ -237,6 +240,16 @@ impl Node {
             self.chain_changed(&chain, connected, disconnected);
         }
         Ok(outcome)
+    }
+
+    /// After a mempool acceptance from outside the wallets (`sendrawtransaction`, P2P): the
+    /// transaction and the orphans it let in, for the loaded wallets (call with the pool locked,
+    /// then pass the result to [`crate::wallets::Wallets::mempool_accepted`] after unlocking).
+    pub fn accepted_txs(pool: &Mempool, res: &rnet_mempool::AcceptResult) -> Vec<Transaction> {
+        std::iter::once(&res.txid)
+            .chain(&res.accepted_orphans)
+            .filter_map(|t| pool.get(t).map(|e| e.tx.clone()))
+            .collect()
     }
 
     /// Asks long-running work (the miner, `generatetoaddress`) to stop.

@@ -148,10 +148,12 @@ impl Backend for NodeBackend {
             .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
         let mut pool = self.0.mempool();
         match pool.accept(tx, &utxos, &tip, now()) {
-            Ok(_) => {
+            Ok(res) => {
+                let txs = Node::accepted_txs(&pool, &res);
                 drop(pool);
                 drop(chain);
                 self.0.tip_changed();
+                self.0.wallets.mempool_accepted(&txs, &res.replaced);
                 Ok(true)
             }
             Err(MempoolError::AlreadyInMempool(_)) => Ok(false),

@@ -298,6 +298,25 @@ impl Wallets {
         self.map().remove(name).is_some()
     }
 
+    /// Feeds every loaded wallet transactions the mempool accepted from outside the wallets
+    /// (`sendrawtransaction`, P2P): they show as pending; `replaced` ones are forgotten.
+    pub fn mempool_accepted(&self, txs: &[Transaction], replaced: &[Txid]) {
+        if txs.is_empty() && replaced.is_empty() {
+            return;
+        }
+        for w in self.all() {
+            let mut e = lock_entry(&w);
+            for r in replaced {
+                e.forget(r);
+            }
+            for tx in txs {
+                if let Err(err) = e.add_unconfirmed(tx) {
+                    tracing::warn!("wallet could not record {}: {err}", tx.txid());
+                }
+            }
+        }
+    }
+
     /// Feeds every loaded wallet the blocks of an active-chain change (disconnected tip first,
     /// then connected in order). Called with the chainstate locked.
     pub fn chain_changed(

@@ -175,6 +175,35 @@ fn generate_read_back_submit_and_restart() {
     assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(12));
     assert_eq!(node.call("getbestblockhash", json!([])).unwrap(), json!(tip));
     assert_eq!(node.call("gettxoutsetinfo", json!([])).unwrap(), before);
+
+    // The same flow with the checkpoint uploaded in 3 parts (`uploadcheckpointpart`).
+    let (third, third_ckpt) = mine_from_template(&node);
+    let third_root = checkpoint_root(&third_ckpt).to_hex();
+    let n = third_ckpt.len();
+    let cuts = [0, n / 3, 2 * n / 3, n];
+    let part = |i: usize| hex::encode(&third_ckpt[cuts[i]..cuts[i + 1]]);
+    let r = node.call("uploadcheckpointpart", json!([third_root, n, 0, part(0)])).unwrap();
+    assert_eq!(r, json!({"received": cuts[1], "complete": false}));
+    // A repeated part is fine; a gap, a size change, an oversized part are -8.
+    node.call("uploadcheckpointpart", json!([third_root, n, 0, part(0)])).unwrap();
+    let gap = node.call("uploadcheckpointpart", json!([third_root, n, cuts[2], part(2)]));
+    assert_eq!(rpc_code(gap), -8);
+    let resized = node.call("uploadcheckpointpart", json!([third_root, n + 1, cuts[1], part(1)]));
+    assert_eq!(rpc_code(resized), -8);
+    let big = hex::encode(vec![0u8; (1 << 20) + 1]);
+    assert_eq!(
+        rpc_code(node.call("uploadcheckpointpart", json!([third_root, 2 << 20, 0, big]))),
+        -8
+    );
+    node.call("uploadcheckpointpart", json!([third_root, n, cuts[1], part(1)])).unwrap();
+    let r = node.call("uploadcheckpointpart", json!([third_root, n, cuts[2], part(2)])).unwrap();
+    assert_eq!(r, json!({"received": n, "complete": true}));
+    let r = node.call("submitblock", json!([hex::encode(third.to_bytes())])).unwrap();
+    assert_eq!(r, Value::Null);
+    assert_eq!(node.call("getblockcount", json!([])).unwrap(), json!(13));
+    // Complete but not matching the root: -25.
+    let wrong = node.call("uploadcheckpointpart", json!([third_root, 3, 0, "010203"]));
+    assert_eq!(rpc_code(wrong), -25);
     assert!(node.stop(), "rnetd exits cleanly on stop");
 }
 
@@ -326,6 +355,20 @@ fn mempool_transaction_enters_the_next_block() {
     let info = node.call("getmempoolinfo", json!([])).unwrap();
     assert_eq!(info["size"], json!(1));
     assert_eq!(node.call("getrawtransaction", json!([txid])).unwrap(), json!(raw));
+    // gettxout: the coin spent in the mempool is gone unless include_mempool=false; the mempool
+    // output shows with 0 confirmations (and not at all without the mempool).
+    let cb_out = cb_txid.to_hex();
+    assert_eq!(node.call("gettxout", json!([cb_out, 0])).unwrap(), Value::Null);
+    assert_eq!(node.call("gettxout", json!([cb_out, 0, true])).unwrap(), Value::Null);
+    let c = node.call("gettxout", json!([cb_out, 0, false])).unwrap();
+    assert_eq!(c["confirmations"], json!(6));
+    let m = node.call("gettxout", json!([txid, 0])).unwrap();
+    assert_eq!(m["confirmations"], json!(0), "{m}");
+    assert_eq!(m["coinbase"], json!(false));
+    let value: f64 = Amount(spent.value.0 - fee).to_string().parse().unwrap();
+    assert_eq!(m["value"], json!(value));
+    assert_eq!(node.call("gettxout", json!([txid, 0, false])).unwrap(), Value::Null);
+    assert_eq!(node.call("gettxout", json!([txid, 1])).unwrap(), Value::Null);
     let gbt = node.call("getblocktemplate", json!([])).unwrap();
     assert_eq!(gbt["transactions"][0]["txid"], json!(txid));
     assert_eq!(gbt["fees"], json!(fee));

@@ -191,3 +191,68 @@ fn two_wallets_send_bump_restore_encrypt_heartbeat() {
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// `-wallet=A,B` loads wallets at startup (a missing one stops the node); a raw transaction
+/// from `sendrawtransaction` paying B shows in B's `untrusted_pending`.
+#[test]
+fn startup_wallets_and_raw_transactions_reach_wallets() {
+    use rnet_primitives::{Address, Amount, Network, OutPoint, Transaction, TxIn, TxOut, Txid};
+
+    let missing = TestNode::start(std::path::Path::new(RNETD), &["-wallet=nope"]);
+    let err = missing.err().expect("a missing -wallet stops rnetd").to_string();
+    assert!(err.contains("exited early"), "{err}");
+
+    let mut node = start();
+    node.call("createwallet", json!(["A", heartbeat_policy(50)])).unwrap();
+    node.call("createwallet", json!(["B", heartbeat_policy(50)])).unwrap();
+    let a_addr = wallet(&node, "A").call("getnewaddress", json!([])).unwrap();
+    node.call("generatetoaddress", json!([7, a_addr])).unwrap();
+    let a_total = total(&wallet(&node, "A"));
+    assert!(a_total > 0);
+
+    node.restart(&["-wallet=A,B"]).unwrap();
+    assert_eq!(node.call("listwallets", json!([])).unwrap(), json!(["A", "B"]));
+    let (a, b) = (wallet(&node, "A"), wallet(&node, "B"));
+    assert_eq!(total(&a), a_total);
+
+    // A raw transaction spending a mature coin of A to B, signed by A, sent with
+    // sendrawtransaction (not through the wallet).
+    let coins = a.call("listunspent", json!([6])).unwrap();
+    let coin = coins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["confirmations"].as_u64().unwrap() >= 6)
+        .expect("a mature coin")
+        .clone();
+    let value = res(&coin["amount"]);
+    let b_addr = b.call("getnewaddress", json!([])).unwrap();
+    let b_spk =
+        Address::from_str_for(b_addr.as_str().unwrap(), Network::Regtest).unwrap().script_pubkey();
+    let pay = value - 1_000_000;
+    let tx = Transaction {
+        version: 2,
+        inputs: vec![TxIn {
+            previous_output: OutPoint::new(
+                coin["txid"].as_str().unwrap().parse::<Txid>().unwrap(),
+                coin["vout"].as_u64().unwrap() as u32,
+            ),
+            script_sig: Vec::new(),
+            sequence: u32::MAX - 2,
+            witness: Default::default(),
+        }],
+        outputs: vec![TxOut { value: Amount(pay as u64), script_pubkey: b_spk }],
+        lock_time: 0,
+    };
+    let signed =
+        a.call("signrawtransactionwithwallet", json!([hex::encode(tx.to_bytes())])).unwrap();
+    assert_eq!(signed["complete"], json!(true), "{signed}");
+    let txid = node.call("sendrawtransaction", json!([signed["hex"]])).unwrap();
+    assert_eq!(txid, json!(tx.txid().to_hex()));
+    let bal = b.call("getbalances", json!([])).unwrap();
+    assert_eq!(res(&bal["mine"]["untrusted_pending"]), pay, "{bal}");
+    assert_eq!(res(&bal["mine"]["trusted"]), 0);
+    // A sees the spend too (the coin is no longer trusted balance).
+    assert_eq!(total(&a), a_total - value);
+    assert!(node.stop());
+}

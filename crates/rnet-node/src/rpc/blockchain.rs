@@ -191,17 +191,43 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         r,
         node,
         MethodInfo::new("gettxout", "Blockchain").params(["txid", "n", "include_mempool"]).help(
-            "gettxout \"txid\" n ( include_mempool )\n\nReturns details about an unspent transaction output, or null.",
+            "gettxout \"txid\" n ( include_mempool )\n\nReturns details about an unspent transaction output, or null. \
+             With include_mempool (default true) a coin spent by a mempool transaction is null and outputs of \
+             mempool transactions are returned with 0 confirmations.",
         ),
         |node, p| {
             let txid = param_txid(p, 0)?;
             let n: u32 = p.required(1)?;
-            let _include_mempool: bool = p.optional_or(2, true)?;
+            let include_mempool: bool = p.optional_or(2, true)?;
+            let outpoint = OutPoint::new(txid, n);
             let chain = node.chain();
-            let Some(coin) = chain.coin(&OutPoint::new(txid, n)).map_err(chain_err)? else {
+            let tip = chain.tip();
+            let coin = chain.coin(&outpoint).map_err(chain_err)?;
+            if include_mempool {
+                // Like Core: a coin spent by a mempool transaction is gone; outputs of mempool
+                // transactions are shown with 0 confirmations (lock order: chain → mempool).
+                let pool = node.mempool();
+                if pool.spender(&outpoint).is_some() {
+                    return Ok(Value::Null);
+                }
+                if coin.is_none() {
+                    let Some(out) = pool.get(&txid).and_then(|e| e.tx.outputs.get(n as usize))
+                    else {
+                        return Ok(Value::Null);
+                    };
+                    return Ok(json!({
+                        "bestblock": tip.hash.to_hex(),
+                        "confirmations": 0,
+                        "value": amount_json(out.value),
+                        "scriptPubKey": script_json(&out.script_pubkey, node.network()),
+                        "coinbase": false,
+                        "creation_loss": Value::Null,
+                    }));
+                }
+            }
+            let Some(coin) = coin else {
                 return Ok(Value::Null);
             };
-            let tip = chain.tip();
             Ok(json!({
                 "bestblock": tip.hash.to_hex(),
                 "confirmations": i64::from(tip.height) - i64::from(coin.height) + 1,

@@ -69,9 +69,11 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let mut pool = node.mempool();
             match pool.accept(tx, &utxos, &tip, now()) {
                 Ok(res) => {
+                    let txs = Node::accepted_txs(&pool, &res);
                     drop(pool);
                     drop(chain);
                     node.tip_changed();
+                    node.wallets.mempool_accepted(&txs, &res.replaced);
                     Ok(json!(res.txid.to_hex()))
                 }
                 Err(MempoolError::AlreadyInMempool(_)) => Ok(json!(txid.to_hex())),

@@ -6,13 +6,14 @@ use std::sync::atomic::Ordering;
 
 use rnet_chain::{AcceptOutcome, ChainError};
 use rnet_model::checkpoint::CHUNK_SIZE;
-use rnet_primitives::{Address, Block, Network};
+use rnet_primitives::{Address, Block, Hash256, Network};
 use rnet_rpc::{MethodInfo, RegisterError, Registry, RpcError};
 use serde_json::{Value, json};
 
 use super::json::{amount_json, chain_reject_reason};
 use super::{chain_err, node_err, param_hash, param_hex, reg};
 use crate::node::{Node, NodeError, now};
+use crate::upload::PartOutcome;
 
 /// Most blocks one `generatetoaddress` call mines.
 pub const MAX_GENERATE: u32 = 1000;
@@ -131,27 +132,42 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         |node, p| {
             let id = param_hash(p, 0, "id")?;
             let bytes = param_hex(p, 1, "Checkpoint")?;
-            let block_hash = rnet_primitives::BlockHash(id.0);
-            let known = node.chain().header(&block_hash).map_err(chain_err)?;
-            if known.is_some() {
-                return match node.accept_checkpoint(&block_hash, bytes) {
-                    Ok(_) => Ok(Value::Null),
-                    Err(ChainError::CheckpointMismatch { .. }) => Err(RpcError::verify(
-                        "checkpoint does not match the block's checkpoint root and size",
-                    )),
-                    Err(e @ ChainError::InvalidBlock { .. }) => Err(RpcError::verify(
-                        chain_reject_reason(&e).unwrap_or_else(|| e.to_string()),
-                    )),
-                    Err(e) => Err(chain_err(e)),
-                };
+            submit_checkpoint(node, id, bytes)
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("uploadcheckpointpart", "Mining")
+            .params(["id", "total_size", "offset", "hexdata"])
+            .help(
+                "uploadcheckpointpart \"blockhash|root\" total_size offset \"hexdata\"\n\nUploads a checkpoint too large \
+                 for one request in consecutive parts of at most 1 MiB: offset is the number of bytes sent so far \
+                 (a repeated part is accepted again). When the last byte arrives the checkpoint is handled like \
+                 submitcheckpoint (size and chunk merkle root checked). Returns {\"received\", \"complete\"}.",
+            ),
+        |node, p| {
+            let id = param_hash(p, 0, "id")?;
+            let total: i64 = p.required(1)?;
+            let offset: i64 = p.required(2)?;
+            let part = param_hex(p, 3, "Part")?;
+            let total = u64::try_from(total)
+                .map_err(|_| RpcError::invalid_parameter("total_size must be positive"))?;
+            let offset = u64::try_from(offset)
+                .map_err(|_| RpcError::invalid_parameter("offset out of range"))?;
+            let outcome = node
+                .checkpoint_uploads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_part(id, total, offset, &part)
+                .map_err(|e| RpcError::invalid_parameter(e.to_string()))?;
+            match outcome {
+                PartOutcome::Partial(n) => Ok(json!({ "received": n, "complete": false })),
+                PartOutcome::Complete(bytes) => {
+                    submit_checkpoint(node, id, bytes)?;
+                    Ok(json!({ "received": total, "complete": true }))
+                }
             }
-            if !Node::checkpoint_matches(&bytes, &id) {
-                return Err(RpcError::verify(
-                    "unknown block, and the data's chunk root is not the given id",
-                ));
-            }
-            node.add_pending_checkpoint(id, bytes);
-            Ok(Value::Null)
         },
     )?;
     reg(
@@ -185,4 +201,30 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     )?;
     let _ = amount_json;
     Ok(())
+}
+
+/// `submitcheckpoint` (and a completed `uploadcheckpointpart`): for a known block the checkpoint
+/// is checked against its header and the block validated; otherwise `id` must be its chunk root.
+fn submit_checkpoint(node: &Node, id: Hash256, bytes: Vec<u8>) -> Result<Value, RpcError> {
+    let block_hash = rnet_primitives::BlockHash(id.0);
+    let known = node.chain().header(&block_hash).map_err(chain_err)?;
+    if known.is_some() {
+        return match node.accept_checkpoint(&block_hash, bytes) {
+            Ok(_) => Ok(Value::Null),
+            Err(ChainError::CheckpointMismatch { .. }) => Err(RpcError::verify(
+                "checkpoint does not match the block's checkpoint root and size",
+            )),
+            Err(e @ ChainError::InvalidBlock { .. }) => {
+                Err(RpcError::verify(chain_reject_reason(&e).unwrap_or_else(|| e.to_string())))
+            }
+            Err(e) => Err(chain_err(e)),
+        };
+    }
+    if !Node::checkpoint_matches(&bytes, &id) {
+        return Err(RpcError::verify(
+            "unknown block, and the data's chunk root is not the given id",
+        ));
+    }
+    node.add_pending_checkpoint(id, bytes);
+    Ok(Value::Null)
 }

@@ -20,6 +20,7 @@ use serde_json::Value;
 use crate::node::{Node, NodeError};
 
 pub use json::{amount_json, reject_reason};
+pub(crate) use wallet::load_wallet;
 
 /// Registers `f` to run on a blocking thread with the node.
 fn reg<F>(r: &mut Registry, node: &Arc<Node>, info: MethodInfo, f: F) -> Result<(), RegisterError>

@@ -276,6 +276,37 @@ fn already_loaded(name: &str) -> RpcError {
 
 /// Rescans the active chain from `from` into `entry` and adds it to the loaded wallets (under
 /// the chainstate lock, so no block is missed in between).
+/// `loadwallet name` (also `-wallet=NAME` at startup): opens `<netdir>/wallets/<name>.wallet`
+/// and rescans from its last scanned block to the tip.
+pub(crate) fn load_wallet(node: &Node, name: &str) -> Result<(), RpcError> {
+    check_name(name)?;
+    if node.wallets.get(name).is_some() {
+        return Err(already_loaded(name));
+    }
+    let path = wallet_path(&node.netdir, name);
+    if !path.exists() {
+        return Err(RpcError::new(
+            codes::RPC_WALLET_NOT_FOUND,
+            format!(
+                "Wallet file verification failed. Failed to load database path '{}'. Path does not exist.",
+                path.display()
+            ),
+        ));
+    }
+    let wallet = Wallet::open(&path).map_err(|e| {
+        RpcError::new(codes::RPC_WALLET_ERROR, format!("Wallet file verification failed. {e}"))
+    })?;
+    if wallet.network() != node.network() {
+        return Err(RpcError::new(
+            codes::RPC_WALLET_ERROR,
+            format!("wallet is for {}, node runs {}", wallet.network(), node.network()),
+        ));
+    }
+    let from = wallet.tip_height().map_or(0, |h| h + 1);
+    let entry = WalletEntry::new(wallet, log_path(&node.netdir, name));
+    load_entry(node, name, entry, Some(from))
+}
+
 fn load_entry(
     node: &Node,
     name: &str,
@@ -436,32 +467,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         ),
         |node, p| {
             let name: String = p.required(0)?;
-            check_name(&name)?;
-            if node.wallets.get(&name).is_some() {
-                return Err(already_loaded(&name));
-            }
-            let path = wallet_path(&node.netdir, &name);
-            if !path.exists() {
-                return Err(RpcError::new(
-                    codes::RPC_WALLET_NOT_FOUND,
-                    format!(
-                        "Wallet file verification failed. Failed to load database path '{}'. Path does not exist.",
-                        path.display()
-                    ),
-                ));
-            }
-            let wallet = Wallet::open(&path).map_err(|e| {
-                RpcError::new(codes::RPC_WALLET_ERROR, format!("Wallet file verification failed. {e}"))
-            })?;
-            if wallet.network() != node.network() {
-                return Err(RpcError::new(
-                    codes::RPC_WALLET_ERROR,
-                    format!("wallet is for {}, node runs {}", wallet.network(), node.network()),
-                ));
-            }
-            let from = wallet.tip_height().map_or(0, |h| h + 1);
-            let entry = WalletEntry::new(wallet, log_path(&node.netdir, &name));
-            load_entry(node, &name, entry, Some(from))?;
+            load_wallet(node, &name)?;
             Ok(json!({ "name": name, "warnings": [] }))
         },
     )?;
