@@ -274,6 +274,29 @@ fn already_loaded(name: &str) -> RpcError {
     RpcError::new(codes::RPC_WALLET_ALREADY_LOADED, format!("Wallet \"{name}\" is already loaded."))
 }
 
+/// The file for a new wallet `name`: fails like Core when the name is loaded (-35) or its file
+/// already exists (-4); creates the wallets directory.
+fn fresh_wallet_path(node: &Node, name: &str) -> Result<std::path::PathBuf, RpcError> {
+    if node.wallets.get(name).is_some() {
+        return Err(already_loaded(name));
+    }
+    let path = wallet_path(&node.netdir, name);
+    if path.exists() {
+        return Err(RpcError::new(
+            codes::RPC_WALLET_ERROR,
+            format!(
+                "Failed to create database path '{}'. Database already exists.",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()))?;
+    }
+    Ok(path)
+}
+
 /// Rescans the active chain from `from` into `entry` and adds it to the loaded wallets (under
 /// the chainstate lock, so no block is missed in between).
 /// `loadwallet name` (also `-wallet=NAME` at startup): opens `<netdir>/wallets/<name>.wallet`
@@ -421,20 +444,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let passphrase: Option<String> = p.optional(2)?;
             let words: Option<String> = p.optional(3)?;
             let bip39: String = p.optional_or(4, String::new())?;
-            if node.wallets.get(&name).is_some() {
-                return Err(already_loaded(&name));
-            }
-            let path = wallet_path(&node.netdir, &name);
-            if path.exists() {
-                return Err(RpcError::new(
-                    codes::RPC_WALLET_ERROR,
-                    format!("Failed to create database path '{}'. Database already exists.", path.display()),
-                ));
-            }
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()))?;
-            }
+            let path = fresh_wallet_path(node, &name)?;
             let (mnemonic, generated) = match words.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
                 Some(w) => (
                     Mnemonic::parse(w)
@@ -944,20 +954,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let file: String = p.required(1)?;
             let pass: String = p.required(2)?;
             let wpass: Option<String> = p.optional(3)?;
-            if node.wallets.get(&name).is_some() {
-                return Err(already_loaded(&name));
-            }
-            let path = wallet_path(&node.netdir, &name);
-            if path.exists() {
-                return Err(RpcError::new(
-                    codes::RPC_WALLET_ERROR,
-                    format!("Failed to create database path '{}'. Database already exists.", path.display()),
-                ));
-            }
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()))?;
-            }
+            let path = fresh_wallet_path(node, &name)?;
             let enc = wpass.as_deref().filter(|s| !s.is_empty()).map(|s| encryption(node, s));
             let wallet = Wallet::restore_backup(std::path::Path::new(&file), &pass, &path, enc)
                 .map_err(wallet_err)?;
