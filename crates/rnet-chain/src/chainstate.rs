@@ -1,6 +1,7 @@
 //! The chainstate: block index, blocks, checkpoints, the UTXO set with its expiry index, undo
 //! data, fork choice and reorganisations, on one redb database.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,7 +10,7 @@ use redb::{
     Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, WriteTransaction,
 };
 use rnet_consensus::BlockError;
-use rnet_consensus::{Coin, HeaderSummary};
+use rnet_consensus::{Coin, HeaderChain, HeaderSummary};
 use rnet_crypto::keccak::Keccak256dWriter;
 use rnet_primitives::encode::{decode_exact, encode_to_vec};
 use rnet_primitives::{Amount, Block, BlockHash, BlockHeader, Hash256, MAX_MONEY, OutPoint, Txid};
@@ -23,7 +24,7 @@ use crate::encoding::{
 use crate::error::ChainError;
 use crate::rules::{ChainRules, ConsensusRules};
 use crate::schema::*;
-use crate::views::{BranchView, UtxoSnapshot, read_active, read_entry};
+use crate::views::{BranchView, ExtendedBranch, UtxoSnapshot, read_active, read_entry};
 
 /// Default of [`ChainOptions::prune_checkpoints_depth`]: one day of mainnet blocks.
 pub const DEFAULT_PRUNE_CHECKPOINTS_DEPTH: u32 = 144;
@@ -67,8 +68,8 @@ pub enum AcceptOutcome {
         /// Blocks disconnected, tip first (the mempool re-adds their transactions).
         disconnected: Vec<BlockHash>,
     },
-    /// Stored; its branch does not beat the active tip (fork choice: lowest tip `val_loss`, ties
-    /// to the first seen).
+    /// Stored; its branch does not beat the active tip (fork choice: most chainwork, ties to the
+    /// first seen).
     StoredSideBranch,
     /// Stored, but its checkpoint (or an ancestor's) is missing, so it cannot be validated yet;
     /// supply it with [`ChainState::accept_checkpoint`].
@@ -128,6 +129,8 @@ pub struct BlockInfo {
     pub summary: Option<HeaderSummary>,
     /// First-seen order among connectable blocks (0: not connectable yet).
     pub sequence: u64,
+    /// Chainwork up to this block (claimed from headers until the block is validated).
+    pub chainwork: u128,
 }
 
 /// Status of a branch tip, as in Bitcoin Core's `getchaintips`.
@@ -154,6 +157,8 @@ pub struct ChainTip {
     pub height: u32,
     /// The tip's (claimed, unless validated) `val_loss`.
     pub val_loss: u64,
+    /// The branch's (claimed, unless validated) chainwork.
+    pub chainwork: u128,
     /// Blocks between the tip and the active chain (0 for the active tip).
     pub branch_len: u32,
     /// Status of the branch.
@@ -217,7 +222,8 @@ enum Step {
     Unavailable,
 }
 
-type Key = (u64, u64, BlockHash);
+/// Fork-choice order: most chainwork first, then first seen, then id.
+type Key = (Reverse<u128>, u64, BlockHash);
 
 /// The durable chainstate of one network.
 pub struct ChainState {
@@ -228,7 +234,7 @@ pub struct ChainState {
     genesis: BlockHash,
     tip: HeaderSummary,
     tip_seq: u64,
-    /// Connectable blocks that may beat the tip, ordered by (val_loss, first-seen, hash); the
+    /// Connectable blocks that may beat the tip, ordered by (most chainwork, first-seen, hash); the
     /// tip itself is always present. Derived data: rebuilt from the index on open.
     candidates: BTreeSet<Key>,
     fail_point: Option<FailPoint>,
@@ -253,7 +259,7 @@ fn corrupt(msg: impl Into<String>) -> ChainError {
 }
 
 fn entry_key(e: &IndexEntry) -> Key {
-    (e.header.val_loss, if e.seq == 0 { u64::MAX } else { e.seq }, e.hash())
+    (Reverse(e.chainwork), if e.seq == 0 { u64::MAX } else { e.seq }, e.hash())
 }
 
 fn put_entry(table: &mut Table<&[u8], &[u8]>, entry: &IndexEntry) -> Result<(), ChainError> {
@@ -362,8 +368,13 @@ impl ChainState {
                 hash: genesis,
                 height: 0,
                 time: 0,
+                parent_loss: 0,
                 val_loss: 0,
                 required_improvement: 0,
+                required_eff: 0,
+                loss_index: 0,
+                chainwork: 0,
+                checkpoint_root: Hash256::ZERO,
                 d_model: 0,
                 n_layers: 0,
                 cumulative_growth: 0,
@@ -419,6 +430,7 @@ impl ChainState {
                 | flags::VALID_HEADER
                 | flags::VALID_FULL,
             seq: 1,
+            chainwork: summary.chainwork,
             summary: Some(summary),
         };
         put_entry(&mut w.open_table(BLOCK_INDEX)?, &entry)?;
@@ -473,7 +485,7 @@ impl ChainState {
     }
 
     fn tip_key(&self) -> Key {
-        (self.tip.val_loss, self.tip_seq, self.tip.hash)
+        (Reverse(self.tip.chainwork), self.tip_seq, self.tip.hash)
     }
 
     fn cleanup_checkpoint_files(&self) -> Result<(), ChainError> {
@@ -633,6 +645,7 @@ impl ChainState {
                 header: header.clone(),
                 status: status | (prior & flags::VALID_HEADER),
                 seq: 0,
+                chainwork: parent.chainwork.saturating_add(u128::from(header.required_improvement)),
                 summary: None,
             };
             if entry.is_connectable() {
@@ -780,7 +793,8 @@ impl ChainState {
         let w = self.begin_write()?;
         {
             let mut index = w.open_table(BLOCK_INDEX)?;
-            let entry = IndexEntry { header: header.clone(), status, seq: 0, summary: None };
+            let entry =
+                IndexEntry { header: header.clone(), status, seq: 0, chainwork: 0, summary: None };
             put_entry(&mut index, &entry)?;
             w.open_table(CHILDREN)?
                 .insert(child_key(&header.prev_block_hash, &hash).as_slice(), ())?;
@@ -830,10 +844,12 @@ impl ChainState {
         }
     }
 
-    /// Makes the best connectable branch active: the candidate with the lowest `val_loss`, ties
-    /// to the first seen. Disconnects back to the fork point and connects the branch block by
-    /// block (one write transaction each); a block that fails validation is marked invalid with
-    /// its descendants and the next best branch is tried. Then prunes old checkpoints.
+    /// Makes the best connectable branch active: the candidate with the most (claimed)
+    /// chainwork, ties to the first seen. First checks the header and Proof-of-Training of every
+    /// block of the branch without touching the active chain; then disconnects back to the fork
+    /// point and connects the branch block by block (one write transaction each). A block that
+    /// fails validation is marked invalid with its descendants and the next best branch is
+    /// tried. Then prunes old checkpoints.
     pub fn activate_best_chain(&mut self, now: u64) -> Result<Activation, ChainError> {
         let old_tip = self.tip.hash;
         let result = self.activate_inner(now);
@@ -864,11 +880,26 @@ impl ChainState {
             if best.2 == self.tip.hash {
                 break;
             }
-            let (fork_height, path) = self.path_from_active(&best.2)?;
+            let (fork_height, mut path) = self.path_from_active(&best.2)?;
             if path.iter().any(|e| !e.is_connectable()) {
                 debug!(candidate = %best.2, "candidate has an unavailable block on its path");
                 self.candidates.remove(&best);
                 continue;
+            }
+            // Proof-of-Training on every block of the branch before anything is disconnected:
+            // a branch that fails costs its evaluation and nothing else.
+            match self.prevalidate_branch(&mut path, now)? {
+                None => {}
+                Some((hash, Step::Invalid(reason))) => {
+                    warn!(%hash, %reason, "invalid block on a candidate branch");
+                    self.mark_invalid(&hash, true)?;
+                    report.invalid.push((hash, reason));
+                    continue;
+                }
+                Some((_, _)) => {
+                    self.candidates.remove(&best);
+                    continue;
+                }
             }
             while self.tip.height > fork_height {
                 let hash = self.tip.hash;
@@ -895,6 +926,84 @@ impl ChainState {
         Ok(report)
     }
 
+    /// Checks the headers and Proof-of-Training of the blocks of `path` (in connect order, from
+    /// just above the active chain) against the branch below each of them, without touching the
+    /// active chain. Marks each block whose Proof-of-Training passed (`VALID_POT`, in the index
+    /// and in `path`). Returns the first block that failed and how.
+    fn prevalidate_branch(
+        &mut self,
+        path: &mut [IndexEntry],
+        now: u64,
+    ) -> Result<Option<(BlockHash, Step)>, ChainError> {
+        let Some(first) = path.first() else { return Ok(None) };
+        let r = self.read()?;
+        let base = BranchView::new(&r, &first.header.prev_block_hash)?;
+        let mut branch = ExtendedBranch::new(&base);
+        for entry in path.iter_mut() {
+            let hash = entry.hash();
+            let block =
+                self.stored_block(&hash)?.ok_or_else(|| corrupt(format!("no data for {hash}")))?;
+            if let Err(reason) = self.rules.check_header_context(&block.header, &branch, now) {
+                if let Some(e) = base.take_error() {
+                    return Err(e);
+                }
+                return Ok(Some((hash, self.classify(reason))));
+            }
+            if !entry.has(flags::VALID_FULL | flags::VALID_POT) {
+                let parent = branch.tip();
+                if let Some(step) = self.check_pot(&block, &parent)? {
+                    return Ok(Some((hash, step)));
+                }
+                entry.status |= flags::VALID_POT;
+                let w = self.begin_write()?;
+                {
+                    let mut index = w.open_table(BLOCK_INDEX)?;
+                    if let Some(mut stored) = read_entry(&index, &hash)? {
+                        stored.status |= flags::VALID_POT;
+                        put_entry(&mut index, &stored)?;
+                    }
+                }
+                w.commit()?;
+            }
+            let summary = match &entry.summary {
+                Some(s) => s.clone(),
+                None => self.rules.summarize_header(&block.header, &branch),
+            };
+            branch.push(summary);
+        }
+        if let Some(e) = base.take_error() {
+            return Err(e);
+        }
+        Ok(None)
+    }
+
+    /// Runs Proof-of-Training for `block` on `parent` with the stored checkpoints of both.
+    /// `Some(step)` if it cannot pass now (unavailable data) or ever (invalid).
+    fn check_pot(
+        &mut self,
+        block: &Block,
+        parent: &HeaderSummary,
+    ) -> Result<Option<Step>, ChainError> {
+        let hash = block.block_hash();
+        let Some(bytes) = self.load_checkpoint_for_validation(&hash)? else {
+            return Ok(Some(Step::Unavailable));
+        };
+        let Some(parent_bytes) = self.load_checkpoint_for_validation(&parent.hash)? else {
+            debug!(%hash, parent = %parent.hash, "parent checkpoint unavailable");
+            return Ok(Some(Step::Unavailable));
+        };
+        match self.rules.check_proof_of_training(
+            &block.header,
+            parent,
+            &block.sample,
+            &parent_bytes,
+            &bytes,
+        ) {
+            Ok(()) => Ok(None),
+            Err(reason) => Ok(Some(self.classify(reason))),
+        }
+    }
+
     /// Connects `entry` (whose parent is the tip) in one write transaction.
     fn connect_tip(&mut self, entry: &IndexEntry, now: u64) -> Result<Step, ChainError> {
         let hash = entry.hash();
@@ -912,14 +1021,10 @@ impl ChainState {
             }
             return Ok(self.classify(reason));
         }
-        if !entry.has(flags::VALID_FULL) {
-            let Some(bytes) = self.load_checkpoint_for_validation(&hash)? else {
-                return Ok(Step::Unavailable);
-            };
-            if let Err(reason) =
-                self.rules.check_proof_of_training(&block.header, &self.tip, &bytes)
-            {
-                return Ok(self.classify(reason));
+        if !entry.has(flags::VALID_FULL | flags::VALID_POT) {
+            let tip = self.tip.clone();
+            if let Some(step) = self.check_pot(&block, &tip)? {
+                return Ok(step);
             }
         }
         let utxos = UtxoSnapshot::new(&r)?;
@@ -957,7 +1062,10 @@ impl ChainState {
                 if stored != *coin {
                     return Err(corrupt(format!("spent coin {outpoint:?} differs from the set")));
                 }
-                if expiry.remove(expiry_key(stored.creation_loss, outpoint).as_slice())?.is_none() {
+                if expiry
+                    .remove(expiry_key(stored.creation_loss_index, outpoint).as_slice())?
+                    .is_none()
+                {
                     return Err(corrupt(format!("coin {outpoint:?} missing from expiry index")));
                 }
                 undo.spent.push((*outpoint, stored));
@@ -970,13 +1078,13 @@ impl ChainState {
                 if utxo.insert(key.as_slice(), coin_bytes(coin).as_slice())?.is_some() {
                     return Err(corrupt(format!("created coin {outpoint:?} already exists")));
                 }
-                expiry.insert(expiry_key(coin.creation_loss, outpoint).as_slice(), ())?;
+                expiry.insert(expiry_key(coin.creation_loss_index, outpoint).as_slice(), ())?;
                 undo.created.push(*outpoint);
             }
             self.fire_connect_fail_point()?;
 
-            // Expiry sweep: every coin with creation_loss >= threshold, O(expired).
-            let threshold = self.rules.expiry_threshold(summary.val_loss);
+            // Expiry sweep: every coin with creation_loss_index >= threshold, O(expired).
+            let threshold = self.rules.expiry_threshold(summary.loss_index);
             let start = expiry_key(threshold, &OutPoint::new(Txid::ZERO, 0));
             let mut expired_keys = Vec::new();
             for item in expiry.range(start.as_slice()..)? {
@@ -992,7 +1100,7 @@ impl ChainState {
                     .remove(outpoint_key(&outpoint).as_slice())?
                     .ok_or_else(|| corrupt(format!("indexed coin {outpoint:?} not in the set")))?;
                 let coin = coin_from_bytes(stored.value()).map_err(ChainError::record("utxo"))?;
-                if coin.creation_loss != loss {
+                if coin.creation_loss_index != loss {
                     return Err(corrupt(format!("expiry key of {outpoint:?} has another loss")));
                 }
                 expired_value = expired_value
@@ -1063,7 +1171,7 @@ impl ChainState {
                 {
                     return Err(corrupt(format!("restored coin {outpoint:?} already in the set")));
                 }
-                expiry.insert(expiry_key(coin.creation_loss, outpoint).as_slice(), ())?;
+                expiry.insert(expiry_key(coin.creation_loss_index, outpoint).as_slice(), ())?;
                 Ok(())
             };
             // Expired first: a coin the block created may also have expired in its own sweep.
@@ -1081,7 +1189,10 @@ impl ChainState {
                     .remove(outpoint_key(outpoint).as_slice())?
                     .ok_or_else(|| corrupt(format!("created coin {outpoint:?} not in the set")))?;
                 let coin = coin_from_bytes(stored.value()).map_err(ChainError::record("utxo"))?;
-                if expiry.remove(expiry_key(coin.creation_loss, outpoint).as_slice())?.is_none() {
+                if expiry
+                    .remove(expiry_key(coin.creation_loss_index, outpoint).as_slice())?
+                    .is_none()
+                {
                     return Err(corrupt(format!("coin {outpoint:?} missing from expiry index")));
                 }
             }
@@ -1366,6 +1477,7 @@ impl ChainState {
             status: BlockStatus::of(&e),
             has_checkpoint: e.has(flags::HAVE_CHECKPOINT),
             sequence: e.seq,
+            chainwork: e.chainwork,
             summary: e.summary,
             header: e.header,
         }))
@@ -1436,7 +1548,8 @@ impl ChainState {
                 continue;
             }
             let tip = read_entry(&index, &hash)?.ok_or(ChainError::UnknownBlock(hash))?;
-            let (height, val_loss) = (tip.header.height, tip.header.val_loss);
+            let (height, val_loss, chainwork) =
+                (tip.header.height, tip.header.val_loss, tip.chainwork);
             let mut status = if hash == self.tip.hash {
                 ChainTipStatus::Active
             } else if tip.is_failed() {
@@ -1458,9 +1571,9 @@ impl ChainState {
                 let parent = cursor.header.prev_block_hash;
                 cursor = read_entry(&index, &parent)?.ok_or(ChainError::UnknownBlock(parent))?;
             }
-            tips.push(ChainTip { hash, height, val_loss, branch_len, status });
+            tips.push(ChainTip { hash, height, val_loss, chainwork, branch_len, status });
         }
-        tips.sort_by_key(|t| (t.status != ChainTipStatus::Active, t.val_loss, t.height));
+        tips.sort_by_key(|t| (t.status != ChainTipStatus::Active, Reverse(t.chainwork), t.height));
         Ok(tips)
     }
 
@@ -1520,7 +1633,7 @@ impl ChainState {
             let (k, v) = item?;
             let outpoint = outpoint_from_key(k.value()).map_err(ChainError::record("utxo"))?;
             let coin = coin_from_bytes(v.value()).map_err(ChainError::record("utxo"))?;
-            if expiry.get(expiry_key(coin.creation_loss, &outpoint).as_slice())?.is_none() {
+            if expiry.get(expiry_key(coin.creation_loss_index, &outpoint).as_slice())?.is_none() {
                 return Err(corrupt(format!("coin {outpoint:?} not in the expiry index")));
             }
             total = total.checked_add(coin.output.value).ok_or_else(|| corrupt("overflow"))?;

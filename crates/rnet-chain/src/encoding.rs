@@ -7,19 +7,19 @@
 
 use rnet_consensus::{Coin, HeaderSummary};
 use rnet_primitives::encode::{Decode, DecodeError, Encode, Reader, write_compact_size};
-use rnet_primitives::{Amount, BlockHash, BlockHeader, OutPoint, TxOut};
+use rnet_primitives::{Amount, BlockHash, BlockHeader, Hash256, OutPoint, TxOut};
 
 /// Encoded size of an outpoint (txid ‖ vout LE).
 pub const OUTPOINT_LEN: usize = 36;
 
 /// Appends the encoding of a coin: `TxOut ‖ height u32 ‖ creation_mtp u64 ‖ is_coinbase u8 ‖
-/// creation_loss u64`.
+/// creation_loss_index u64`.
 pub fn encode_coin(coin: &Coin, w: &mut Vec<u8>) {
     coin.output.encode(w);
     coin.height.encode(w);
     coin.creation_mtp.encode(w);
     w.push(u8::from(coin.is_coinbase));
-    coin.creation_loss.encode(w);
+    coin.creation_loss_index.encode(w);
 }
 
 /// The encoding of a coin as a fresh vector.
@@ -38,8 +38,8 @@ pub fn decode_coin(r: &mut Reader<'_>) -> Result<Coin, DecodeError> {
     let height = r.read_u32()?;
     let creation_mtp = r.read_u64()?;
     let is_coinbase = read_bool(r)?;
-    let creation_loss = r.read_u64()?;
-    Ok(Coin { output, height, creation_mtp, is_coinbase, creation_loss })
+    let creation_loss_index = r.read_u64()?;
+    Ok(Coin { output, height, creation_mtp, is_coinbase, creation_loss_index })
 }
 
 /// Decodes a coin spanning `bytes` exactly.
@@ -74,10 +74,10 @@ pub fn outpoint_from_key(key: &[u8]) -> Result<OutPoint, DecodeError> {
 /// Length of an `expiry_index` key.
 pub const EXPIRY_KEY_LEN: usize = 8 + OUTPOINT_LEN;
 
-/// The `expiry_index` key: `creation_loss` big-endian (so keys sort by loss) ‖ outpoint.
-pub fn expiry_key(creation_loss: u64, outpoint: &OutPoint) -> [u8; EXPIRY_KEY_LEN] {
+/// The `expiry_index` key: `creation_loss_index` big-endian (so keys sort by loss) ‖ outpoint.
+pub fn expiry_key(creation_loss_index: u64, outpoint: &OutPoint) -> [u8; EXPIRY_KEY_LEN] {
     let mut key = [0u8; EXPIRY_KEY_LEN];
-    key[..8].copy_from_slice(&creation_loss.to_be_bytes());
+    key[..8].copy_from_slice(&creation_loss_index.to_be_bytes());
     key[8..].copy_from_slice(&outpoint_key(outpoint));
     key
 }
@@ -113,20 +113,31 @@ pub fn hash_from_slice(bytes: &[u8]) -> Result<BlockHash, DecodeError> {
     rnet_primitives::decode_exact(bytes)
 }
 
-/// Appends a header summary: `hash ‖ height u32 ‖ time u64 ‖ val_loss u64 ‖
-/// required_improvement u64 ‖ d_model u32 ‖ n_layers u32 ‖ cumulative_growth u32 ‖
-/// stagnation u32 ‖ circulating_supply u64`.
+/// Appends a header summary: `hash ‖ height u32 ‖ time u64 ‖ parent_loss u64 ‖ val_loss u64 ‖
+/// required_improvement u64 ‖ required_eff u64 ‖ loss_index u64 ‖ chainwork u128 ‖
+/// checkpoint_root ‖ d_model u32 ‖ n_layers u32 ‖ cumulative_growth u32 ‖ stagnation u32 ‖
+/// circulating_supply u64`.
 pub fn encode_summary(s: &HeaderSummary, w: &mut Vec<u8>) {
     s.hash.encode(w);
     s.height.encode(w);
     s.time.encode(w);
+    s.parent_loss.encode(w);
     s.val_loss.encode(w);
     s.required_improvement.encode(w);
+    s.required_eff.encode(w);
+    s.loss_index.encode(w);
+    w.extend_from_slice(&s.chainwork.to_le_bytes());
+    s.checkpoint_root.encode(w);
     s.d_model.encode(w);
     s.n_layers.encode(w);
     s.cumulative_growth.encode(w);
     s.stagnation.encode(w);
     s.circulating_supply.encode(w);
+}
+
+/// Reads a u128 (16 bytes, little-endian).
+fn read_u128(r: &mut Reader<'_>) -> Result<u128, DecodeError> {
+    Ok(u128::from_le_bytes(r.read_array()?))
 }
 
 /// Reads a header summary.
@@ -135,8 +146,13 @@ pub fn decode_summary(r: &mut Reader<'_>) -> Result<HeaderSummary, DecodeError> 
         hash: BlockHash::decode(r)?,
         height: r.read_u32()?,
         time: r.read_u64()?,
+        parent_loss: r.read_u64()?,
         val_loss: r.read_u64()?,
         required_improvement: r.read_u64()?,
+        required_eff: r.read_u64()?,
+        loss_index: r.read_u64()?,
+        chainwork: read_u128(r)?,
+        checkpoint_root: Hash256::decode(r)?,
         d_model: r.read_u32()?,
         n_layers: r.read_u32()?,
         cumulative_growth: r.read_u32()?,
@@ -160,9 +176,13 @@ pub mod flags {
     pub const FAILED: u8 = 1 << 4;
     /// An ancestor of the block is invalid.
     pub const FAILED_CHILD: u8 = 1 << 5;
+    /// Proof-of-Training passed (checkpoint, parent checkpoint, sample and both losses), so a
+    /// later connection skips the evaluation. Fork choice sets it on every block of a candidate
+    /// branch before disconnecting anything.
+    pub const VALID_POT: u8 = 1 << 6;
     /// Every defined bit.
     pub const ALL: u8 =
-        HAVE_DATA | HAVE_CHECKPOINT | VALID_HEADER | VALID_FULL | FAILED | FAILED_CHILD;
+        HAVE_DATA | HAVE_CHECKPOINT | VALID_HEADER | VALID_FULL | FAILED | FAILED_CHILD | VALID_POT;
     /// Either failure bit.
     pub const FAILED_MASK: u8 = FAILED | FAILED_CHILD;
 }
@@ -177,6 +197,9 @@ pub struct IndexEntry {
     /// First-seen order: assigned when the block first became connectable (data and checkpoint,
     /// or already validated); 0 while it is not. Ties in fork choice go to the lower number.
     pub seq: u64,
+    /// Claimed chainwork: the parent's plus this header's `required_improvement` (known from
+    /// headers alone; equal to the summary's once the block is validated).
+    pub chainwork: u128,
     /// The consensus summary, set once the block has been connected (validated) once.
     pub summary: Option<HeaderSummary>,
 }
@@ -211,6 +234,7 @@ impl Encode for IndexEntry {
         self.header.encode(w);
         w.push(self.status);
         self.seq.encode(w);
+        w.extend_from_slice(&self.chainwork.to_le_bytes());
         match &self.summary {
             None => w.push(0),
             Some(s) => {
@@ -222,7 +246,7 @@ impl Encode for IndexEntry {
 }
 
 impl Decode for IndexEntry {
-    const MIN_ENCODED_SIZE: usize = rnet_primitives::HEADER_SIZE + 1 + 8 + 1;
+    const MIN_ENCODED_SIZE: usize = rnet_primitives::HEADER_SIZE + 1 + 8 + 16 + 1;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let header = BlockHeader::decode(r)?;
         let status = r.read_u8()?;
@@ -230,13 +254,14 @@ impl Decode for IndexEntry {
             return Err(DecodeError::InvalidValue("unknown block status bits"));
         }
         let seq = r.read_u64()?;
+        let chainwork = read_u128(r)?;
         let summary = if read_bool(r)? { Some(decode_summary(r)?) } else { None };
         if let Some(s) = &summary {
             if s.hash != header.hash() || s.height != header.height {
                 return Err(DecodeError::InvalidValue("summary does not match header"));
             }
         }
-        Ok(Self { header, status, seq, summary })
+        Ok(Self { header, status, seq, chainwork, summary })
     }
 }
 
@@ -330,7 +355,7 @@ mod tests {
             height: 9,
             creation_mtp: 1234,
             is_coinbase: v % 2 == 0,
-            creation_loss: loss,
+            creation_loss_index: loss,
         }
     }
 
@@ -340,8 +365,13 @@ mod tests {
             hash: header.hash(),
             height: 3,
             time: 77,
+            parent_loss: 5_002_000,
             val_loss: 5_000_000,
             required_improvement: 1000,
+            required_eff: 500,
+            loss_index: 4_999_000,
+            chainwork: (1u128 << 70) + 5,
+            checkpoint_root: Hash256([7; 32]),
             d_model: 64,
             n_layers: 2,
             cumulative_growth: 6,
@@ -370,12 +400,17 @@ mod tests {
         let s = summary();
         let header = BlockHeader { height: 3, ..BlockHeader::default() };
         for summary in [None, Some(s)] {
-            let e =
-                IndexEntry { header: header.clone(), status: flags::HAVE_DATA, seq: 4, summary };
+            let e = IndexEntry {
+                header: header.clone(),
+                status: flags::HAVE_DATA | flags::VALID_POT,
+                seq: 4,
+                chainwork: 1 << 100,
+                summary,
+            };
             let b = encode_to_vec(&e);
             assert_eq!(decode_exact::<IndexEntry>(&b).unwrap(), e);
         }
-        let e = IndexEntry { header, status: 0x80, seq: 0, summary: None };
+        let e = IndexEntry { header, status: 0x80, seq: 0, chainwork: 0, summary: None };
         assert!(decode_exact::<IndexEntry>(&encode_to_vec(&e)).is_err());
     }
 

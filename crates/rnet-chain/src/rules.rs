@@ -8,7 +8,7 @@
 use rnet_consensus::BlockError;
 use rnet_consensus::ChainParams;
 use rnet_consensus::{BlockEffects, HeaderChain, HeaderSummary, UtxoView};
-use rnet_primitives::{Block, BlockHeader, Network};
+use rnet_primitives::{Block, BlockHeader, EvalSample, Network};
 
 /// What the chainstate asks of consensus. See `rnet_consensus::validation` for the meaning of
 /// each check; every method is deterministic.
@@ -36,14 +36,21 @@ pub trait ChainRules: Send + Sync {
         now: u64,
     ) -> Result<(), BlockError>;
 
-    /// Proof-of-Training: the checkpoint evaluates to the header's `val_loss`, which improves on
-    /// the parent's by the required improvement.
+    /// Proof-of-Training: the sample is the one the header draws, and the checkpoint and the
+    /// parent's checkpoint evaluate on it to the header's `val_loss` and `parent_loss`, which
+    /// differ by at least the header's required improvement.
     fn check_proof_of_training(
         &self,
         header: &BlockHeader,
         parent: &HeaderSummary,
+        sample: &EvalSample,
+        parent_checkpoint: &[u8],
         checkpoint: &[u8],
     ) -> Result<(), BlockError>;
+
+    /// The summary of `header` on top of `chain.tip()` before its transactions are connected
+    /// (fork choice uses it to check Proof-of-Training along a candidate branch).
+    fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary;
 
     /// Validates the block's transactions against the parent's UTXO set and returns the new
     /// summary (before the expiry sweep) and the block's effects.
@@ -54,9 +61,9 @@ pub trait ChainRules: Send + Sync {
         utxos: &dyn UtxoView,
     ) -> Result<(HeaderSummary, BlockEffects), BlockError>;
 
-    /// After a block with `val_loss == tip_loss` is connected, every coin whose creation loss is
-    /// at least this value expires.
-    fn expiry_threshold(&self, tip_loss: u64) -> u64;
+    /// After a block with loss index `tip_loss_index` is connected, every coin whose creation
+    /// loss index is at least this value expires.
+    fn expiry_threshold(&self, tip_loss_index: u64) -> u64;
 
     /// Whether a failure proves that the block is invalid forever (and may be recorded as such).
     /// A failure that depends on the moment (a time too far in the future) or on something that
@@ -116,9 +123,22 @@ impl ChainRules for ConsensusRules {
         &self,
         header: &BlockHeader,
         parent: &HeaderSummary,
+        sample: &EvalSample,
+        parent_checkpoint: &[u8],
         checkpoint: &[u8],
     ) -> Result<(), BlockError> {
-        rnet_consensus::check_proof_of_training(&self.params, header, parent, checkpoint)
+        rnet_consensus::check_proof_of_training(
+            &self.params,
+            header,
+            parent,
+            sample,
+            parent_checkpoint,
+            checkpoint,
+        )
+    }
+
+    fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary {
+        rnet_consensus::summarize_header(&self.params, header, chain)
     }
 
     fn connect_block(
@@ -130,8 +150,8 @@ impl ChainRules for ConsensusRules {
         rnet_consensus::connect_block(&self.params, block, chain, utxos)
     }
 
-    fn expiry_threshold(&self, tip_loss: u64) -> u64 {
-        rnet_consensus::expiry_threshold(&self.params, tip_loss)
+    fn expiry_threshold(&self, tip_loss_index: u64) -> u64 {
+        rnet_consensus::expiry_threshold(&self.params, tip_loss_index)
     }
 
     fn is_permanent(&self, error: &BlockError) -> bool {

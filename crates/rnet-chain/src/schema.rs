@@ -3,7 +3,7 @@
 use redb::TableDefinition;
 
 /// Version of the table layout and record encodings; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "chainstate.redb";
@@ -25,7 +25,7 @@ pub const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks")
 pub const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 /// `utxo`: outpoint (txid ‖ vout LE) → encoded coin.
 pub const UTXO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("utxo");
-/// `expiry_index`: creation_loss BE u64 ‖ outpoint → ().
+/// `expiry_index`: creation_loss_index BE u64 ‖ outpoint → ().
 pub const EXPIRY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("expiry_index");
 /// `checkpoints`: block hash → encoded `CheckpointRecord` (the bytes live in a file).
 pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");

@@ -173,3 +173,38 @@ impl HeaderChain for BranchView {
         self.tip.clone()
     }
 }
+
+/// A [`BranchView`] extended by blocks that are not connected yet: fork choice walks a candidate
+/// branch from its fork point, checking each header and its Proof-of-Training against the
+/// branch below it, and pushes each block's provisional summary
+/// (`rnet_consensus::summarize_header`) before checking the next.
+pub(crate) struct ExtendedBranch<'a> {
+    base: &'a BranchView,
+    extra: Vec<HeaderSummary>,
+}
+
+impl<'a> ExtendedBranch<'a> {
+    /// The branch `base` with nothing added yet.
+    pub(crate) fn new(base: &'a BranchView) -> Self {
+        Self { base, extra: Vec::new() }
+    }
+
+    /// Adds the next block's summary (its parent must be the current tip).
+    pub(crate) fn push(&mut self, summary: HeaderSummary) {
+        self.extra.push(summary);
+    }
+}
+
+impl HeaderChain for ExtendedBranch<'_> {
+    fn ancestor(&self, height: u32) -> Option<HeaderSummary> {
+        let base_height = self.base.tip.height;
+        if height <= base_height {
+            return self.base.ancestor(height);
+        }
+        self.extra.get((height - base_height - 1) as usize).cloned()
+    }
+
+    fn tip(&self) -> HeaderSummary {
+        self.extra.last().cloned().unwrap_or_else(|| self.base.tip())
+    }
+}

@@ -76,7 +76,7 @@ fn linear_chain_spends_and_restart() {
         assert!(chain.coin(&b1.out(0, 0)).unwrap().is_none(), "spent");
         let c = chain.coin(&b1.out(0, 1)).unwrap().unwrap();
         assert_eq!(
-            (c.output.value, c.height, c.is_coinbase, c.creation_loss),
+            (c.output.value, c.height, c.is_coinbase, c.creation_loss_index),
             (Amount(5 * COIN), 1, true, 900_000)
         );
         // The intra-block coin never entered the set.
@@ -510,9 +510,18 @@ fn a_coin_created_and_expired_by_the_same_block_round_trips() {
             &self,
             h: &rnet_primitives::BlockHeader,
             p: &rnet_consensus::HeaderSummary,
+            s: &rnet_primitives::EvalSample,
+            pc: &[u8],
             c: &[u8],
         ) -> Result<(), BlockError> {
-            self.0.check_proof_of_training(h, p, c)
+            self.0.check_proof_of_training(h, p, s, pc, c)
+        }
+        fn summarize_header(
+            &self,
+            h: &rnet_primitives::BlockHeader,
+            c: &dyn rnet_consensus::HeaderChain,
+        ) -> rnet_consensus::HeaderSummary {
+            self.0.summarize_header(h, c)
         }
         fn connect_block(
             &self,
@@ -649,9 +658,18 @@ fn wrong_network_is_refused() {
             &self,
             h: &rnet_primitives::BlockHeader,
             p: &rnet_consensus::HeaderSummary,
+            s: &rnet_primitives::EvalSample,
+            pc: &[u8],
             c: &[u8],
         ) -> Result<(), BlockError> {
-            self.0.check_proof_of_training(h, p, c)
+            self.0.check_proof_of_training(h, p, s, pc, c)
+        }
+        fn summarize_header(
+            &self,
+            h: &rnet_primitives::BlockHeader,
+            c: &dyn rnet_consensus::HeaderChain,
+        ) -> rnet_consensus::HeaderSummary {
+            self.0.summarize_header(h, c)
         }
         fn connect_block(
             &self,

@@ -48,7 +48,7 @@ fn canonical_hash(set: &HashMap<OutPoint, Coin>) -> Hash256 {
             v.extend_from_slice(&c.height.to_le_bytes());
             v.extend_from_slice(&c.creation_mtp.to_le_bytes());
             v.push(u8::from(c.is_coinbase));
-            v.extend_from_slice(&c.creation_loss.to_le_bytes());
+            v.extend_from_slice(&c.creation_loss_index.to_le_bytes());
             (encode_to_vec(o), v)
         })
         .collect();
@@ -141,12 +141,9 @@ fn regtest_reorgs_match_the_memory_chain_and_a_fresh_replay() {
     assert_same(&chain, &mem_a);
     assert!(chain.coin(&coin.0).unwrap().is_none());
 
-    // Branch B: three blocks paying Bob, the last one below A's tip.
+    // Branch B: three blocks paying Bob; the third gives B more chainwork than A.
     let b = mem_b.mine_empty(&miner, 2, &plain_spk(&bob)).unwrap();
-    let a_tip_loss = mem_a.summary(mem_a.height()).unwrap().val_loss;
-    let t = mem_b.template(&miner, vec![], plain_spk(&bob), None, Some(a_tip_loss - 1)).unwrap();
-    let b3 = t.finish(&miner.key);
-    mem_b.submit_at(&b3.block, &b3.checkpoint_bytes, now(&mem_b) + 600).unwrap();
+    let b3 = mem_b.mine_empty(&miner, 1, &plain_spk(&bob)).unwrap().remove(0);
     let clock = now(&mem_b).max(now(&mem_a));
     for m in &b[..2] {
         let outcome = accept(&mut chain, m, clock);
@@ -174,15 +171,22 @@ fn regtest_reorgs_match_the_memory_chain_and_a_fresh_replay() {
         assert_eq!(fresh.tip(), chain.tip());
     }
 
-    // A grows below B's tip: reorg back.
-    let b_tip_loss = mem_b.summary(mem_b.height()).unwrap().val_loss;
-    let t = mem_a.template(&miner, vec![], plain_spk(&alice), None, Some(b_tip_loss - 1)).unwrap();
-    let a3 = t.finish(&miner.key);
-    mem_a.submit_at(&a3.block, &a3.checkpoint_bytes, now(&mem_a) + 600).unwrap();
-    match accept(&mut chain, &a3, now(&mem_a).max(clock)) {
+    // A catches up (equal chainwork: the first seen, B, stays), then passes B: reorg back.
+    let a3 = mem_a.mine_empty(&miner, 1, &plain_spk(&alice)).unwrap().remove(0);
+    assert_eq!(
+        mem_a.summary(mem_a.height()).unwrap().chainwork,
+        mem_b.summary(mem_b.height()).unwrap().chainwork
+    );
+    assert!(matches!(
+        accept(&mut chain, &a3, now(&mem_a).max(clock)),
+        AcceptOutcome::StoredSideBranch
+    ));
+    assert_same(&chain, &mem_b);
+    let a4 = mem_a.mine_empty(&miner, 1, &plain_spk(&alice)).unwrap().remove(0);
+    match accept(&mut chain, &a4, now(&mem_a).max(clock)) {
         AcceptOutcome::Connected { disconnected, connected, .. } => {
             assert_eq!(disconnected.len(), 3);
-            assert_eq!(connected.len(), 3);
+            assert_eq!(connected.len(), 4);
         }
         other => panic!("{other:?}"),
     }
@@ -292,8 +296,14 @@ fn regtest_invalid_blocks() {
 
 #[test]
 fn regtest_expiry_follows_the_memory_chain_and_undoes() {
-    // Coins expire once the loss has fallen by 2 % since their creation.
-    let params = ChainParams { expiry_ratio: (102, 100), ..ChainParams::regtest() };
+    // Coins expire once the loss index has fallen by 2 % since their creation; with a
+    // requirement of 30,000 µnat the index falls by 30,000 to 60,000 per block.
+    let params = ChainParams {
+        expiry_ratio: (102, 100),
+        initial_required_improvement: 30_000,
+        min_required_improvement: 30_000,
+        ..ChainParams::regtest()
+    };
     params.validate().unwrap();
     let miner = TestMiner::new(params.clone());
     let payout = plain_spk(&test_key(4));

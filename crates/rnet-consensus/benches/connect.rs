@@ -43,7 +43,7 @@ fn main() {
                     height: 0,
                     creation_mtp: 0,
                     is_coinbase: false,
-                    creation_loss: tip.val_loss,
+                    creation_loss_index: tip.val_loss,
                 },
             );
             inputs.push((op, out));
@@ -72,6 +72,7 @@ fn main() {
         shape: ModelShape { d_model: d, n_layers: l },
         checkpoint_root: Hash256::ZERO,
         checkpoint_size: params.checkpoint_size(d, l).unwrap(),
+        parent_loss: tip.val_loss,
         val_loss,
         required_improvement: required,
         training_steps: 0,
@@ -79,7 +80,9 @@ fn main() {
         miner_pubkey: [0; 32],
         signature: [0; 64],
     };
-    let mut block = Block { header: header.clone(), transactions };
+    // connect_block does not look at the sample (Proof-of-Training does).
+    let sample = rnet_primitives::EvalSample { records: Vec::new() };
+    let mut block = Block { header: header.clone(), transactions, sample };
     header.merkle_root = block.compute_merkle_root().0;
     sign_header(&mut header, &key);
     block.header = header;

@@ -15,9 +15,9 @@ pub struct Coin {
     /// True for a coinbase output (maturity applies).
     pub is_coinbase: bool,
     /// The chain's `val_loss` (micro-nats per byte) in the block that created it. A coin expires
-    /// when `creation_loss / tip_loss ≥ expiry_ratio`, i.e. when
-    /// `creation_loss ≥ expiry_threshold(params, tip_loss)`.
-    pub creation_loss: u64,
+    /// when `creation_loss_index / tip_loss ≥ expiry_ratio`, i.e. when
+    /// `creation_loss_index ≥ expiry_threshold(params, tip_loss)`.
+    pub creation_loss_index: u64,
 }
 
 /// Read access to the UTXO set as of the parent of the block being validated. Coins that have

@@ -1,7 +1,7 @@
 //! What validation needs to know about the chain a block extends, and what it reports back.
 
 use crate::coin::Coin;
-use rnet_primitives::{Amount, BlockHash, OutPoint};
+use rnet_primitives::{Amount, BlockHash, Hash256, OutPoint};
 
 /// The consensus-relevant summary of one block already in the chain (stored in the block index).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,10 +12,25 @@ pub struct HeaderSummary {
     pub height: u32,
     /// Header time (unix seconds).
     pub time: u64,
-    /// The block's evaluated `val_loss` (micro-nats per byte).
+    /// The parent checkpoint's loss on this block's sample (micro-nats per byte).
+    pub parent_loss: u64,
+    /// This block's checkpoint's loss on its sample (micro-nats per byte).
     pub val_loss: u64,
-    /// The required improvement this block had to meet.
+    /// The base required improvement at this block (the retargeted value, before the
+    /// stall-escape discount; what the next retarget starts from).
     pub required_improvement: u64,
+    /// The effective required improvement this block had to meet (the header's field): its
+    /// work.
+    pub required_eff: u64,
+    /// The chain loss index after this block (`max(1, parent − min(improvement, 2·required_eff))`;
+    /// genesis: its own loss). UTXO expiry is measured against it.
+    pub loss_index: u64,
+    /// Sum of `required_eff` from genesis to this block (genesis has work 0): fork choice picks
+    /// the valid chain with the most.
+    pub chainwork: u128,
+    /// The block's checkpoint root (its child's Proof-of-Training checks the parent bytes
+    /// against it).
+    pub checkpoint_root: Hash256,
     /// Model width at this height.
     pub d_model: u32,
     /// Model depth at this height.

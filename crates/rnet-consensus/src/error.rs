@@ -232,8 +232,8 @@ pub enum BlockError {
         /// The header's.
         got: u64,
     },
-    /// `val_loss > parent.val_loss − required_improvement`.
-    #[error("val_loss {val_loss} does not improve on {parent_loss} by {required}")]
+    /// `parent_loss − val_loss` is below the effective required improvement.
+    #[error("val_loss {val_loss} does not improve on parent_loss {parent_loss} by {required}")]
     InsufficientImprovement {
         /// Parent's loss.
         parent_loss: u64,
@@ -258,6 +258,57 @@ pub enum BlockError {
     /// The checkpoint bytes do not hash to the header's root.
     #[error("checkpoint root mismatch")]
     CheckpointRootMismatch,
+    /// The parent's checkpoint is not available (a node that has not obtained or has pruned it
+    /// passes an empty slice).
+    #[error("parent checkpoint missing")]
+    MissingParentCheckpoint,
+    /// The parent checkpoint bytes are not the ones the parent's header commits to.
+    #[error("parent checkpoint does not match the parent's root")]
+    ParentCheckpointMismatch,
+    /// The parent checkpoint matches its root but does not parse (its block was never valid:
+    /// a chainstate inconsistency, never the child's fault).
+    #[error("parent checkpoint invalid: {0}")]
+    InvalidParentCheckpoint(CheckpointError),
+    /// A sample record's index is not above the previous one.
+    #[error("sample record {index} out of order")]
+    SampleOutOfOrder {
+        /// The record's index.
+        index: u32,
+    },
+    /// The sample carries more than `K` records.
+    #[error("sample carries an extra record {index}")]
+    SampleExtraRecord {
+        /// The extra record's index.
+        index: u32,
+    },
+    /// A drawn record is absent from the sample.
+    #[error("sample lacks drawn record {index}")]
+    SampleRecordMissing {
+        /// The index that should have been there.
+        index: u64,
+    },
+    /// A record that was not drawn for this header (for another root, key or parent).
+    #[error("sample record {index} was not drawn for this block")]
+    SampleRecordNotDrawn {
+        /// The record's index.
+        index: u32,
+    },
+    /// A record of the wrong length.
+    #[error("sample record {index} has {len} bytes, expected {expected}")]
+    SampleRecordLength {
+        /// The record's index.
+        index: u32,
+        /// Its length.
+        len: usize,
+        /// `T + 1`.
+        expected: usize,
+    },
+    /// A record whose branch does not prove it under `corpus_root`.
+    #[error("sample record {index} has a bad merkle branch")]
+    SampleBadProof {
+        /// The record's index.
+        index: u32,
+    },
     /// The bytes match the header but are not a valid checkpoint.
     #[error("invalid checkpoint: {0}")]
     InvalidCheckpoint(CheckpointError),
@@ -283,6 +334,14 @@ pub enum BlockError {
         /// The canonical evaluation.
         evaluated: u64,
     },
+    /// The parent checkpoint's loss on the sample differs from the header's `parent_loss`.
+    #[error("header claims parent_loss {claimed}, the parent evaluates to {evaluated}")]
+    ParentLossMismatch {
+        /// The header's value.
+        claimed: u64,
+        /// The canonical evaluation of the parent checkpoint on this block's sample.
+        evaluated: u64,
+    },
 
     // ----- connection (connect_block) -----
     /// The coinbase pays more than the subsidy plus fees.
@@ -306,8 +365,9 @@ pub enum BlockError {
 impl BlockError {
     /// True when the error may come from data that does not match a valid header — corrupted
     /// transactions (bad or mutated merkle tree), a stripped or altered miner signature (the
-    /// signature is not part of the block id), or checkpoint bytes that are missing or are not the
-    /// ones the header commits to. The block id must then **not** be marked permanently invalid:
+    /// signature is not part of the block id), checkpoint bytes (the block's or its parent's)
+    /// that are missing or are not the ones the headers commit to, or an evaluation sample that
+    /// is not the one the header draws. The block id must then **not** be marked permanently invalid:
     /// the same header with the right data may be valid. For every other error the header (and
     /// so the id) is invalid.
     pub fn is_data_mismatch(&self) -> bool {
@@ -319,6 +379,15 @@ impl BlockError {
                 | BlockError::MissingCheckpoint
                 | BlockError::CheckpointSizeMismatch { .. }
                 | BlockError::CheckpointRootMismatch
+                | BlockError::MissingParentCheckpoint
+                | BlockError::ParentCheckpointMismatch
+                | BlockError::InvalidParentCheckpoint(_)
+                | BlockError::SampleOutOfOrder { .. }
+                | BlockError::SampleExtraRecord { .. }
+                | BlockError::SampleRecordMissing { .. }
+                | BlockError::SampleRecordNotDrawn { .. }
+                | BlockError::SampleRecordLength { .. }
+                | BlockError::SampleBadProof { .. }
         )
     }
 

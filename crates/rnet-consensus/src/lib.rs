@@ -10,7 +10,9 @@
 //! - [`params`]: [`ChainParams`] of mainnet, testnet and regtest, genesis blocks.
 //! - [`validation`]: the four stages of block validity ([`check_block`],
 //!   [`check_header_context`], [`check_proof_of_training`], [`connect_block`]) and their errors.
-//! - [`schedule`]: median time past, the retargeted required improvement, the growth schedule.
+//! - [`schedule`]: median time past, the retargeted required improvement and its stall escape,
+//!   the growth schedule, the loss index.
+//! - [`sample`]: the evaluation sample a block draws after fixing its weights, and its check.
 //! - [`reward`]: subsidy with performance bonus and adaptive halving, expiry, supply accounting.
 
 pub mod coin;
@@ -18,6 +20,7 @@ pub mod context;
 pub mod error;
 pub mod params;
 pub mod reward;
+pub mod sample;
 pub mod schedule;
 pub mod validation;
 
@@ -29,10 +32,15 @@ pub use reward::{
     base_subsidy, block_subsidy, emission_pool, expiry_threshold, halvings, is_expired,
     is_unspendable,
 };
+pub use sample::{
+    CandidateError, CorpusTree, SampleEvaluation, build_sample, check_sample, draw_sample,
+    evaluate_candidate, sample_indices, sample_seed,
+};
 pub use schedule::{
-    median_time_past, next_block_shape, next_stagnation, required_improvement, summarize_header,
+    effective_required_improvement, median_time_past, next_block_shape, next_loss_index,
+    next_stagnation, required_improvement, stall_shift, summarize_header,
 };
 pub use validation::{
-    check_block, check_header_context, check_proof_of_training, check_transaction, connect_block,
-    is_final, relative_lock_passed, validate_block,
+    CheckpointPair, check_block, check_header_context, check_proof_of_training, check_transaction,
+    connect_block, is_final, relative_lock_passed, validate_block,
 };

@@ -7,10 +7,11 @@
 
 use rnet_crypto::{SigningKey, keccak256};
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, GrowthCaps, Model, ModelConfig, ModelNetwork, evaluate};
+use rnet_model::data::hex32;
+use rnet_model::{Checkpoint, GrowthCaps, Model, ModelConfig, ModelNetwork, evaluate_windows};
 use rnet_primitives::{
-    Amount, Block, BlockHash, BlockHeader, COIN, Hash256, MAX_BLOCK_SIZE, ModelShape, Network,
-    OutPoint, Transaction, TxIn, TxOut, Witness,
+    Amount, Block, BlockHash, BlockHeader, COIN, Hash256, MAX_BLOCK_SIZE, MAX_SAMPLE_RECORDS,
+    ModelShape, Network, OutPoint, Transaction, TxIn, TxOut, Witness,
 };
 use thiserror::Error;
 
@@ -25,12 +26,36 @@ pub const MAX_BONUS_MULTIPLE: u64 = 2;
 /// Largest coinbase `script_sig` (the 4-byte height plus up to 96 bytes of miner data).
 pub const MAX_COINBASE_SCRIPT_SIG: usize = 100;
 
+/// Mainnet `corpus_root` (window 512, 8,474 records).
+const CORPUS_ROOT_MAINNET: [u8; 32] =
+    hex32("1c3e6cb64c891f1f4c8443c1dc50473eb3b83c5e6e0fcf8c6294c630ec88e183");
+/// Testnet `corpus_root` (window 256, 16,948 records).
+const CORPUS_ROOT_TESTNET: [u8; 32] =
+    hex32("f11342c33e8de7051b42bbaa2dd76a87fa945081025f5a7a06c1b9bb3a5ffcc9");
+/// Regtest `corpus_root` (window 64, 67,794 records).
+const CORPUS_ROOT_REGTEST: [u8; 32] =
+    hex32("44991f77a24d824f61628a3b4e0fa1313ee00340afb718ff19de49db1281cab2");
+
+/// Genesis losses on each genesis block's own sample (tests recompute them).
+const GENESIS_LOSS_MAINNET: u64 = 5_555_653;
+const GENESIS_LOSS_TESTNET: u64 = 5_551_272;
+const GENESIS_LOSS_REGTEST: u64 = 5_579_651;
+
+/// Required-improvement floors (µnat), each at least ten times the best improvement that grinding
+/// roots finds in 256 tries (`docs/protocol.md` Part V §8; `tests/grinding.rs` measures it):
+/// testnet 10 × 765 (K = 64, parent trained 300 steps); mainnet keeps testnet's floor (its
+/// 128-record sample is less noisy, so grinding finds less); regtest 10 × 1,507 (K = 32, parent
+/// trained 1,500 steps), rounded up.
+const FLOOR_MAINNET: u64 = 8_000;
+const FLOOR_TESTNET: u64 = 8_000;
+const FLOOR_REGTEST: u64 = 16_000;
+
 /// The consensus parameters of one network.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainParams {
     /// Which network these are.
     pub network: Network,
-    /// The model crate's name for the network (genesis shape, validation slice).
+    /// The model crate's name for the network (genesis shape).
     pub model_network: ModelNetwork,
     /// P2P message-start bytes.
     pub magic: [u8; 4],
@@ -46,13 +71,19 @@ pub struct ChainParams {
     pub genesis_seed: u64,
     /// The genesis model shape (`n_slots`, `kernel_sizes` and `window` never change afterwards).
     pub genesis_model: ModelConfig,
-    /// The canonical `val_loss` of the genesis checkpoint on the validation slice (pinned: the
-    /// mainnet evaluation takes half a minute, so it is not recomputed at start-up; tests check it).
+    /// The canonical loss of the genesis checkpoint on the genesis block's own sample (pinned:
+    /// tests recompute it). It is the genesis `val_loss`, `parent_loss` and loss index.
     pub genesis_val_loss: u64,
     /// Caps of the growth schedule.
     pub growth_caps: GrowthCaps,
-    /// Keccak-256d of the validation slice every node evaluates on.
-    pub validation_slice_hash: [u8; 32],
+    /// The shape grows only at heights that are multiples of this (mainnet 144: once a day).
+    pub growth_interval: u32,
+    /// Merkle root over the leaves of the corpus records (window = the genesis window `T`).
+    pub corpus_root: Hash256,
+    /// Number of corpus records `R = ⌊(corpus length − 1) / T⌋`.
+    pub corpus_records: u64,
+    /// Records in each block's evaluation sample (`K`).
+    pub sample_records: usize,
     /// Block spacing the required improvement is retargeted towards (seconds).
     pub target_spacing_secs: u64,
     /// Blocks between retargets of the required improvement; `0` disables retargeting (the
@@ -60,7 +91,9 @@ pub struct ChainParams {
     pub retarget_interval: u32,
     /// Largest factor by which one retarget may raise or lower the required improvement.
     pub max_retarget_factor: u64,
-    /// Floor of the required improvement (micro-nats); at least 1, so the loss strictly falls.
+    /// Floor of the required improvement (micro-nats), also the floor of the stall escape: at
+    /// least ten times the best improvement that grinding roots finds in 256 tries
+    /// (`docs/protocol.md` Part V §8).
     pub min_required_improvement: u64,
     /// Required improvement of the first block (micro-nats), recorded in the genesis header.
     pub initial_required_improvement: u64,
@@ -71,7 +104,7 @@ pub struct ChainParams {
     pub base_reward: Amount,
     /// A coinbase output created at height `h` may be spent from height `h + coinbase_maturity`.
     pub coinbase_maturity: u32,
-    /// `(num, den)`: a coin expires when `creation_loss / tip_loss ≥ num / den` (must be > 1).
+    /// `(num, den)`: a coin expires when `creation_loss_index / tip_loss ≥ num / den` (must be > 1).
     pub expiry_ratio: (u64, u64),
     /// Default inactivity period (blocks) of wallet emission-return policies. Not enforced by
     /// consensus: each output's script carries its own period.
@@ -108,6 +141,12 @@ pub enum ParamsError {
     /// The base reward exceeds the supply cap.
     #[error("base reward above the supply cap")]
     BaseReward,
+    /// The sample size is 0, above the encoding limit or above the number of records.
+    #[error("sample size must be in 1..=min(records, 256)")]
+    SampleSize,
+    /// The growth interval is 0.
+    #[error("growth interval must be positive")]
+    GrowthInterval,
 }
 
 impl ChainParams {
@@ -133,13 +172,16 @@ impl ChainParams {
             genesis_time: 1_767_225_600,
             genesis_seed: 0,
             genesis_model: ModelConfig::genesis(ModelNetwork::Mainnet),
-            genesis_val_loss: 5_559_405,
-            growth_caps: GrowthCaps { max_d_model: 4096, max_layers: 48 },
-            validation_slice_hash: rnet_model::data::MAINNET_SLICE.hash,
+            genesis_val_loss: GENESIS_LOSS_MAINNET,
+            growth_caps: GrowthCaps::MAINNET,
+            growth_interval: 144,
+            corpus_root: Hash256(CORPUS_ROOT_MAINNET),
+            corpus_records: 8_474,
+            sample_records: 128,
             target_spacing_secs: 600,
             retarget_interval: 144,
             max_retarget_factor: 4,
-            min_required_improvement: 1,
+            min_required_improvement: FLOOR_MAINNET,
             initial_required_improvement: 10_000,
             stagnation_multiple: 2,
             base_reward: Amount(50 * COIN),
@@ -165,9 +207,12 @@ impl ChainParams {
             genesis_time: 1_767_225_600,
             genesis_seed: 0,
             genesis_model: ModelConfig::genesis(ModelNetwork::Testnet),
-            genesis_val_loss: 5_552_276,
-            growth_caps: GrowthCaps { max_d_model: 4096, max_layers: 48 },
-            validation_slice_hash: rnet_model::data::TESTNET_SLICE.hash,
+            genesis_val_loss: GENESIS_LOSS_TESTNET,
+            growth_caps: GrowthCaps::TESTNET,
+            corpus_root: Hash256(CORPUS_ROOT_TESTNET),
+            corpus_records: 16_948,
+            sample_records: 64,
+            min_required_improvement: FLOOR_TESTNET,
             emission_inactivity_blocks: 4_320,
             ..Self::mainnet()
         }
@@ -188,14 +233,17 @@ impl ChainParams {
             genesis_time: 1_700_000_000,
             genesis_seed: 0,
             genesis_model: ModelConfig::genesis(ModelNetwork::Regtest),
-            genesis_val_loss: 5_578_786,
-            growth_caps: GrowthCaps { max_d_model: 64, max_layers: 4 },
-            validation_slice_hash: rnet_model::data::REGTEST_SLICE.hash,
+            genesis_val_loss: GENESIS_LOSS_REGTEST,
+            growth_caps: GrowthCaps::REGTEST,
+            growth_interval: 1,
+            corpus_root: Hash256(CORPUS_ROOT_REGTEST),
+            corpus_records: 67_794,
+            sample_records: 32,
             target_spacing_secs: 600,
             retarget_interval: 0,
             max_retarget_factor: 4,
-            min_required_improvement: 100,
-            initial_required_improvement: 100,
+            min_required_improvement: FLOOR_REGTEST,
+            initial_required_improvement: FLOOR_REGTEST,
             stagnation_multiple: 2,
             base_reward: Amount(50 * COIN),
             coinbase_maturity: 5,
@@ -231,6 +279,15 @@ impl ChainParams {
         if !self.base_reward.is_valid_money() {
             return Err(ParamsError::BaseReward);
         }
+        if self.sample_records == 0
+            || self.sample_records > MAX_SAMPLE_RECORDS
+            || self.sample_records as u64 > self.corpus_records
+        {
+            return Err(ParamsError::SampleSize);
+        }
+        if self.growth_interval == 0 {
+            return Err(ParamsError::GrowthInterval);
+        }
         Ok(())
     }
 
@@ -248,11 +305,6 @@ impl ChainParams {
         Some(rnet_model::checkpoint::encoded_len(&config))
     }
 
-    /// The canonical validation bytes of this network.
-    pub fn validation_slice(&self) -> &'static [u8] {
-        rnet_model::validation_slice(self.model_network)
-    }
-
     /// The genesis checkpoint: `Model::init(genesis_model, genesis_seed)` at height 0.
     ///
     /// # Panics
@@ -264,10 +316,13 @@ impl ChainParams {
         Checkpoint::new(0, model)
     }
 
-    /// Evaluates the genesis checkpoint (what `genesis_val_loss` pins). Slow on mainnet.
+    /// Evaluates the genesis checkpoint on the genesis block's own sample (what
+    /// `genesis_val_loss` pins). Seconds on mainnet.
     pub fn evaluate_genesis(&self) -> u64 {
         let ckpt = self.genesis_checkpoint();
-        evaluate(&ckpt.model, self.validation_slice())
+        let block = self.genesis_block();
+        let windows: Vec<&[u8]> = block.sample.records.iter().map(|r| r.bytes.as_slice()).collect();
+        evaluate_windows(&ckpt.model, &windows)
             .map(|r| r.val_loss_micronats)
             .expect("the genesis model evaluates")
     }
@@ -325,6 +380,7 @@ impl ChainParams {
             },
             checkpoint_root: Hash256(root),
             checkpoint_size: ckpt_bytes.len() as u64,
+            parent_loss: self.genesis_val_loss,
             val_loss: self.genesis_val_loss,
             required_improvement: self.initial_required_improvement,
             training_steps: 0,
@@ -333,7 +389,8 @@ impl ChainParams {
             signature: [0; 64],
         };
         header.signature = key.sign(header.hash().as_bytes()).to_bytes();
-        Block { header, transactions: vec![coinbase] }
+        let sample = crate::sample::build_sample(self, &header).unwrap_or_default();
+        Block { header, transactions: vec![coinbase], sample }
     }
 
     /// The summary of the genesis block (the root of every block index).
@@ -343,8 +400,13 @@ impl ChainParams {
             hash: block.block_hash(),
             height: 0,
             time: self.genesis_time,
+            parent_loss: self.genesis_val_loss,
             val_loss: self.genesis_val_loss,
             required_improvement: self.initial_required_improvement,
+            required_eff: self.initial_required_improvement,
+            loss_index: self.genesis_val_loss,
+            chainwork: 0,
+            checkpoint_root: block.header.checkpoint_root,
             d_model: block.header.shape.d_model,
             n_layers: block.header.shape.n_layers,
             cumulative_growth: 0,
@@ -368,7 +430,8 @@ mod tests {
             assert_eq!(p.median_time_span, 11);
             assert_eq!(p.max_future_block_time_secs, 7200);
             assert_eq!(p.base_reward, Amount(50 * COIN));
-            assert_eq!(p.validation_slice_hash, rnet_crypto::keccak256d(p.validation_slice()));
+            assert_eq!(p.corpus_records, rnet_model::data::record_count(p.genesis_model.window));
+            assert!(p.growth_interval >= 1);
             let g = &p.genesis_model;
             assert_eq!(
                 p.checkpoint_size(g.d_model as u32, g.n_layers as u32),
@@ -382,6 +445,16 @@ mod tests {
         assert_ne!(all[1].magic, all[2].magic);
         assert_ne!(all[0].magic, all[2].magic);
         assert_eq!(all[0].growth_caps, GrowthCaps { max_d_model: 4096, max_layers: 48 });
+        assert_eq!(all[2].growth_caps, GrowthCaps { max_d_model: 64, max_layers: 2 });
+        assert_eq!(all[2].growth_caps, GrowthCaps::for_network(ModelNetwork::Regtest));
+        assert_eq!(
+            [all[0].growth_interval, all[1].growth_interval, all[2].growth_interval],
+            [144, 144, 1]
+        );
+        assert_eq!(
+            [all[0].sample_records, all[1].sample_records, all[2].sample_records],
+            [128, 64, 32]
+        );
         assert_eq!(all[0].coinbase_maturity, 100);
         assert_eq!(all[2].coinbase_maturity, 5);
         assert_eq!(all[0].expiry_ratio, (10, 1));
@@ -400,6 +473,10 @@ mod tests {
             (ChainParams { median_time_span: 0, ..r() }, ParamsError::MedianTimeSpan),
             (ChainParams { stagnation_multiple: 0, ..r() }, ParamsError::StagnationMultiple),
             (ChainParams { base_reward: Amount(u64::MAX), ..r() }, ParamsError::BaseReward),
+            (ChainParams { sample_records: 0, ..r() }, ParamsError::SampleSize),
+            (ChainParams { sample_records: 257, ..r() }, ParamsError::SampleSize),
+            (ChainParams { corpus_records: 5, sample_records: 6, ..r() }, ParamsError::SampleSize),
+            (ChainParams { growth_interval: 0, ..r() }, ParamsError::GrowthInterval),
         ];
         for (p, e) in bad {
             assert_eq!(p.validate(), Err(e));
@@ -409,23 +486,34 @@ mod tests {
         assert!(matches!(odd.validate(), Err(ParamsError::GenesisModel(_))));
     }
 
-    /// Consensus pin: the regtest genesis checkpoint (seed 0) evaluates to the model crate's
-    /// golden value, and the genesis block built from it has this id.
+    /// Consensus pin: the regtest genesis checkpoint (seed 0) evaluated on the genesis block's
+    /// own sample, and the genesis block built from it.
     #[test]
     fn regtest_genesis_is_pinned() {
         let p = ChainParams::regtest();
-        assert_eq!(p.genesis_val_loss, 5_578_786);
+        eprintln!(
+            "regtest genesis loss {} id {}",
+            p.evaluate_genesis(),
+            p.genesis_block().block_hash()
+        );
         assert_eq!(p.evaluate_genesis(), p.genesis_val_loss);
         let block = p.genesis_block();
         assert_eq!(block, p.genesis_block(), "deterministic");
         assert_eq!(block.header.checkpoint_size, p.genesis_checkpoint().encoded_len());
         assert_eq!(block.header.checkpoint_root.0, p.genesis_checkpoint().root());
-        assert_eq!(block.header.val_loss, 5_578_786);
-        assert_eq!(block.header.required_improvement, 100);
+        assert_eq!(block.header.val_loss, p.genesis_val_loss);
+        assert_eq!(block.header.parent_loss, p.genesis_val_loss);
+        assert_eq!(block.header.required_improvement, p.initial_required_improvement);
+        assert_eq!(block.sample.records.len(), p.sample_records);
+        assert_eq!(
+            crate::sample::check_sample(&p, &block.header, &block.sample).map(|w| w.len()),
+            Ok(p.sample_records)
+        );
         assert_eq!(block.block_hash().to_string(), REGTEST_GENESIS_HASH);
         let s = p.genesis_summary();
         assert_eq!(s.hash, block.block_hash());
         assert_eq!((s.height, s.d_model, s.n_layers), (0, 32, 2));
+        assert_eq!((s.loss_index, s.chainwork), (p.genesis_val_loss, 0));
         assert_eq!(s.circulating_supply, Amount::ZERO);
         // The genesis coinbase creates no coin.
         assert!(block.transactions[0].outputs.iter().all(|o| is_unspendable(&o.script_pubkey)));
@@ -434,21 +522,22 @@ mod tests {
     }
 
     const REGTEST_GENESIS_HASH: &str =
-        "60c675edbe7d9d767bfa9d45476e41d4374da24d36cef6d6ef35061d463a5002";
+        "e6da45c989f7363b8d067d01200f11f4ede066165565ab38333210adcfe68afd";
 
     #[test]
     fn testnet_genesis_loss_is_pinned() {
         let p = ChainParams::testnet();
-        assert_eq!(p.evaluate_genesis(), 5_552_276);
-        assert_eq!(p.genesis_val_loss, 5_552_276);
+        eprintln!("testnet genesis loss {}", p.evaluate_genesis());
+        assert_eq!(p.evaluate_genesis(), p.genesis_val_loss);
     }
 
-    /// Half a minute on two cores: `cargo test -p rnet-consensus -- --ignored`.
+    /// Seconds on two cores (128 windows of 512): `cargo test -p rnet-consensus -- --ignored`.
     #[test]
     #[ignore]
     fn mainnet_genesis_loss_is_pinned() {
         let p = ChainParams::mainnet();
-        assert_eq!(p.evaluate_genesis(), 5_559_405);
-        assert_eq!(p.genesis_val_loss, 5_559_405);
+        let start = std::time::Instant::now();
+        eprintln!("mainnet genesis loss {} ({:?})", p.evaluate_genesis(), start.elapsed());
+        assert_eq!(p.evaluate_genesis(), p.genesis_val_loss);
     }
 }

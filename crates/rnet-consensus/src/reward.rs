@@ -57,8 +57,8 @@ pub fn block_subsidy(
 }
 
 /// The expiry threshold when the new tip's loss is `tip_loss`: a coin expires iff
-/// `creation_loss ≥ threshold`, where `threshold = max(1, ⌈tip_loss · num / den⌉)` for
-/// `expiry_ratio = (num, den)` — exactly `creation_loss / tip_loss ≥ num / den` for
+/// `creation_loss_index ≥ threshold`, where `threshold = max(1, ⌈tip_loss · num / den⌉)` for
+/// `expiry_ratio = (num, den)` — exactly `creation_loss_index / tip_loss_index ≥ num / den` for
 /// `tip_loss > 0` (and, for `tip_loss = 0`, every coin created at a positive loss). Saturates at
 /// `u64::MAX` (no coin can reach it).
 pub fn expiry_threshold(params: &ChainParams, tip_loss: u64) -> u64 {
@@ -68,9 +68,9 @@ pub fn expiry_threshold(params: &ChainParams, tip_loss: u64) -> u64 {
     u64::try_from(t).unwrap_or(u64::MAX).max(1)
 }
 
-/// Whether a coin created at `creation_loss` has expired once the tip's loss is `tip_loss`.
-pub fn is_expired(params: &ChainParams, creation_loss: u64, tip_loss: u64) -> bool {
-    creation_loss >= expiry_threshold(params, tip_loss)
+/// Whether a coin created at `creation_loss_index` has expired once the tip's loss is `tip_loss`.
+pub fn is_expired(params: &ChainParams, creation_loss_index: u64, tip_loss: u64) -> bool {
+    creation_loss_index >= expiry_threshold(params, tip_loss)
 }
 
 /// Whether an output can never be spent, so connecting it creates no coin and its value returns

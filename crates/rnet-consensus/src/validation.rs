@@ -3,9 +3,10 @@
 //! 1. [`check_block`] — context-free: merkle root, size, header version, miner signature, coinbase
 //!    shape, duplicate transactions, transaction syntax.
 //! 2. [`check_header_context`] — the header against the branch it extends: parent, height, time,
-//!    scheduled shape and checkpoint size, required improvement, claimed loss.
-//! 3. [`check_proof_of_training`] — the checkpoint bytes: size, root, strict parse, height, config,
-//!    canonical evaluation equal to the header's `val_loss`, enough improvement.
+//!    scheduled shape and checkpoint size, effective required improvement, claimed improvement.
+//! 3. [`check_proof_of_training`] — the checkpoint bytes (size, root, strict parse, height,
+//!    config), the parent's checkpoint, the evaluation sample drawn from the header, and the
+//!    canonical evaluation of both checkpoints on it, equal to `val_loss` and `parent_loss`.
 //! 4. [`connect_block`] — the transactions against the parent's UTXO set: existence, double spends,
 //!    maturity, lock times, scripts (one signature batch per block), value, the coinbase limit and
 //!    the supply cap; returns the new summary and the [`BlockEffects`].
@@ -16,8 +17,10 @@ use std::collections::{HashMap, HashSet};
 
 use rnet_crypto::{BatchVerifier, PublicKey, Signature};
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, evaluate};
-use rnet_primitives::{Amount, Block, BlockHeader, MAX_MONEY, OutPoint, Transaction, TxOut, Txid};
+use rnet_model::{Checkpoint, evaluate_windows};
+use rnet_primitives::{
+    Amount, Block, BlockHeader, EvalSample, MAX_MONEY, OutPoint, Transaction, TxOut, Txid,
+};
 use rnet_script::{
     LOCKTIME_THRESHOLD, RelativeLock, VerifyFlags, locktime::MIN_RELATIVE_LOCK_TX_VERSION,
     relative_lock, verify_transaction, verify_transaction_batched,
@@ -28,14 +31,16 @@ use crate::context::{BlockEffects, HeaderChain, HeaderSummary};
 pub use crate::error::{BlockError, TxError};
 use crate::params::{BLOCK_VERSION, ChainParams, MAX_COINBASE_SCRIPT_SIG};
 pub use crate::reward::{block_subsidy, expiry_threshold, is_unspendable};
+use crate::sample::check_sample;
 use crate::schedule::median_time_past_span;
 pub use crate::schedule::{
-    median_time_past, next_block_shape, next_stagnation, required_improvement, summarize_header,
+    effective_required_improvement, median_time_past, next_block_shape, next_stagnation,
+    required_improvement, summarize_header,
 };
 
 /// Context-free checks, in this order: at least one transaction (`NoTransactions`); the merkle
 /// root over the wtxids matches (`BadMerkleRoot`) and the tree is not mutated (`MutatedMerkle`);
-/// the encoded size is at most `max_block_size` (`Oversize`); `version ≥ 1` (`BadVersion`); the
+/// the encoded size of the header and transactions is at most `max_block_size` (`Oversize`); `version ≥ 1` (`BadVersion`); the
 /// miner key is a point (`BadMinerKey`) and signs the block id (`BadMinerSignature`); the first
 /// transaction is a coinbase (`FirstNotCoinbase`) whose `script_sig` is 4..=100 bytes starting
 /// with the height as u32 LE and whose witness is empty; no other coinbase (`MultipleCoinbase`);
@@ -53,7 +58,7 @@ pub fn check_block(params: &ChainParams, block: &Block) -> Result<(), BlockError
     if mutated {
         return Err(BlockError::MutatedMerkle);
     }
-    let size = block.to_bytes().len();
+    let size = block.base_size();
     if size > params.max_block_size {
         return Err(BlockError::Oversize { size, max: params.max_block_size });
     }
@@ -142,9 +147,10 @@ pub fn check_transaction(tx: &Transaction) -> Result<(), TxError> {
 /// time > median time past of the last `median_time_span` blocks (`TimeTooOld`) and
 /// ≤ `now + max_future_block_time_secs` (`TimeTooNew`); shape = [`next_block_shape`]
 /// (`BadShape`); `checkpoint_size` = the exact size of a checkpoint of that shape
-/// (`BadCheckpointSize`); `required_improvement` = [`required_improvement`]
-/// (`BadRequiredImprovement`); the claimed `val_loss ≤ tip.val_loss − required`
-/// (`InsufficientImprovement`). The claim itself is verified by [`check_proof_of_training`].
+/// (`BadCheckpointSize`); `required_improvement` = [`effective_required_improvement`] at the
+/// header's time (`BadRequiredImprovement`); the claimed `parent_loss − val_loss ≥
+/// required_improvement` (`InsufficientImprovement`). The claims themselves are verified by
+/// [`check_proof_of_training`].
 pub fn check_header_context(
     params: &ChainParams,
     header: &BlockHeader,
@@ -169,14 +175,24 @@ pub fn check_header_context(
             got: header.checkpoint_size,
         });
     }
-    let required = required_improvement(params, chain);
+    check_required(params, header, chain)?;
+    check_improvement(header)?;
+    Ok(())
+}
+
+/// `header.required_improvement` = the effective requirement at the header's time.
+fn check_required(
+    params: &ChainParams,
+    header: &BlockHeader,
+    chain: &dyn HeaderChain,
+) -> Result<(), BlockError> {
+    let required = effective_required_improvement(params, chain, header.time);
     if header.required_improvement != required {
         return Err(BlockError::BadRequiredImprovement {
             expected: required,
             got: header.required_improvement,
         });
     }
-    check_improvement(header, &tip, required)?;
     Ok(())
 }
 
@@ -207,40 +223,44 @@ fn check_shape(
     Ok(())
 }
 
-/// `header.val_loss ≤ parent.val_loss − required`; returns the improvement.
-fn check_improvement(
-    header: &BlockHeader,
-    parent: &HeaderSummary,
-    required: u64,
-) -> Result<u64, BlockError> {
+/// The header's claimed `improvement = parent_loss − val_loss` reaches its
+/// `required_improvement`; returns the improvement.
+fn check_improvement(header: &BlockHeader) -> Result<u64, BlockError> {
+    let required = header.required_improvement;
     let insufficient = || BlockError::InsufficientImprovement {
-        parent_loss: parent.val_loss,
+        parent_loss: header.parent_loss,
         val_loss: header.val_loss,
         required,
     };
-    let improvement = parent.val_loss.checked_sub(header.val_loss).ok_or_else(insufficient)?;
+    let improvement = header.parent_loss.checked_sub(header.val_loss).ok_or_else(insufficient)?;
     if improvement < required {
         return Err(insufficient());
     }
     Ok(improvement)
 }
 
-/// Proof-of-Training, in this order: bytes present (`MissingCheckpoint`: a node that has not
-/// obtained the checkpoint passes an empty slice); length = `header.checkpoint_size`
-/// (`CheckpointSizeMismatch`); chunk merkle root = `header.checkpoint_root`
-/// (`CheckpointRootMismatch`); the header's shape is scheduled after `parent` (`BadShape`) and
-/// its claimed loss improves on the parent's by `header.required_improvement`
-/// (`InsufficientImprovement`, checked before the expensive evaluation); strict parse
-/// (`InvalidCheckpoint`); checkpoint height = block height (`CheckpointHeightMismatch`); config =
-/// the genesis config at the header's shape (`CheckpointConfigMismatch`); the canonical evaluation
-/// on the network's validation slice succeeds (`EvaluationFailed`) and equals `header.val_loss`
-/// (`ValLossMismatch`).
+/// Proof-of-Training, in this order: the checkpoint bytes are present (`MissingCheckpoint`: a
+/// node that has not obtained the checkpoint passes an empty slice), `header.checkpoint_size`
+/// long (`CheckpointSizeMismatch`) and under `header.checkpoint_root`
+/// (`CheckpointRootMismatch`); the parent's checkpoint bytes are present
+/// (`MissingParentCheckpoint`) and under `parent.checkpoint_root` (`ParentCheckpointMismatch`);
+/// the sample is the one the header draws, every record proven under `corpus_root`
+/// ([`check_sample`]); the shape is scheduled after `parent` (`BadShape`) and the claimed
+/// improvement reaches `header.required_improvement` (`InsufficientImprovement`), both before
+/// the expensive part; strict parse (`InvalidCheckpoint`); checkpoint height = block height
+/// (`CheckpointHeightMismatch`); config = the genesis config at the header's shape
+/// (`CheckpointConfigMismatch`); the parent checkpoint parses (`InvalidParentCheckpoint`); the
+/// canonical evaluation of the new checkpoint on the sample succeeds (`EvaluationFailed`) and
+/// equals `val_loss` (`ValLossMismatch`); the parent's on the same sample equals `parent_loss`
+/// (`ParentLossMismatch`).
 ///
 /// `header.required_improvement` is trusted here; [`check_header_context`] verifies it.
 pub fn check_proof_of_training(
     params: &ChainParams,
     header: &BlockHeader,
     parent: &HeaderSummary,
+    sample: &EvalSample,
+    parent_checkpoint: &[u8],
     checkpoint_bytes: &[u8],
 ) -> Result<(), BlockError> {
     if checkpoint_bytes.is_empty() {
@@ -253,8 +273,15 @@ pub fn check_proof_of_training(
     if checkpoint_merkle_root(&chunk_hashes(checkpoint_bytes)) != header.checkpoint_root.0 {
         return Err(BlockError::CheckpointRootMismatch);
     }
+    if parent_checkpoint.is_empty() {
+        return Err(BlockError::MissingParentCheckpoint);
+    }
+    if checkpoint_merkle_root(&chunk_hashes(parent_checkpoint)) != parent.checkpoint_root.0 {
+        return Err(BlockError::ParentCheckpointMismatch);
+    }
+    let windows = check_sample(params, header, sample)?;
     check_shape(params, header, parent)?;
-    check_improvement(header, parent, header.required_improvement)?;
+    check_improvement(header)?;
     let checkpoint =
         Checkpoint::from_bytes(checkpoint_bytes).map_err(BlockError::InvalidCheckpoint)?;
     if checkpoint.height != u64::from(header.height) {
@@ -268,11 +295,21 @@ pub fn check_proof_of_training(
     {
         return Err(BlockError::CheckpointConfigMismatch);
     }
-    let evaluated = evaluate(&checkpoint.model, params.validation_slice())
+    let parent_model = Checkpoint::from_bytes(parent_checkpoint)
+        .map_err(BlockError::InvalidParentCheckpoint)?
+        .model;
+    let evaluated = evaluate_windows(&checkpoint.model, &windows)
         .map_err(BlockError::EvaluationFailed)?
         .val_loss_micronats;
     if evaluated != header.val_loss {
         return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
+    }
+    drop(checkpoint);
+    let evaluated = evaluate_windows(&parent_model, &windows)
+        .map_err(BlockError::EvaluationFailed)?
+        .val_loss_micronats;
+    if evaluated != header.parent_loss {
+        return Err(BlockError::ParentLossMismatch { claimed: header.parent_loss, evaluated });
     }
     Ok(())
 }
@@ -327,17 +364,18 @@ enum Source {
 /// the scripts under `VerifyFlags::CONSENSUS` with signatures queued into one batch per block
 /// (`Script`; after a failed batch the first transaction with a bad signature is reported with
 /// `SigCheckFailed`). Then the coinbase: final, and paying at most
-/// [`block_subsidy`]`(parent circulating, improvement, required) + fees` (`CoinbaseTooLarge`);
-/// and the new circulating supply is at most `MAX_MONEY` (`SupplyCapExceeded`).
+/// [`block_subsidy`]`(parent circulating, improvement, required_eff) + fees`
+/// (`CoinbaseTooLarge`); and the new circulating supply is at most `MAX_MONEY`
+/// (`SupplyCapExceeded`).
 ///
-/// The header's link, shape, required improvement and claimed improvement are re-checked
-/// (cheaply), because the returned summary is built from them; the loss itself must have been
-/// verified by [`check_proof_of_training`].
+/// The header's link, shape, effective requirement and claimed improvement are re-checked
+/// (cheaply), because the returned summary is built from them; the losses themselves must have
+/// been verified by [`check_proof_of_training`].
 ///
 /// Returns the block's summary — `circulating_supply` = parent's + created − spent, **before**
 /// expiry — and the effects. New coins get `height`, `creation_mtp` = the parent's MTP,
-/// `creation_loss = header.val_loss`. The chainstate then removes every coin with
-/// `creation_loss ≥ expiry_threshold(params, header.val_loss)` and subtracts their value
+/// `creation_loss_index` = the block's loss index. The chainstate then removes every coin with
+/// `creation_loss_index ≥ expiry_threshold(params, summary.loss_index)` and subtracts their value
 /// ([`HeaderSummary::apply_expiry`]).
 pub fn connect_block(
     params: &ChainParams,
@@ -349,14 +387,10 @@ pub fn connect_block(
     let tip = chain.tip();
     check_parent(header, &tip)?;
     check_shape(params, header, &tip)?;
-    let required = required_improvement(params, chain);
-    if header.required_improvement != required {
-        return Err(BlockError::BadRequiredImprovement {
-            expected: required,
-            got: header.required_improvement,
-        });
-    }
-    let improvement = check_improvement(header, &tip, required)?;
+    check_required(params, header, chain)?;
+    let improvement = check_improvement(header)?;
+    let required = header.required_improvement;
+    let mut summary = summarize_header(params, header, chain);
     let height = header.height;
     let mtp = median_time_past_span(chain, tip.height, params.median_time_span);
 
@@ -389,7 +423,7 @@ pub fn connect_block(
         height,
         creation_mtp: mtp,
         is_coinbase,
-        creation_loss: header.val_loss,
+        creation_loss_index: summary.loss_index,
     };
 
     for (index, tx) in block.transactions.iter().enumerate().skip(1) {
@@ -524,7 +558,6 @@ pub fn connect_block(
         .filter(|v| *v <= MAX_MONEY)
         .ok_or(BlockError::SupplyCapExceeded)?;
 
-    let mut summary = summarize_header(params, header, &tip);
     summary.circulating_supply = Amount(circulating);
     Ok((summary, effects))
 }
@@ -556,19 +589,35 @@ fn add_output(
     Ok(())
 }
 
+/// The checkpoints Proof-of-Training compares: the parent's and the block's canonical bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckpointPair<'a> {
+    /// The parent block's checkpoint.
+    pub parent: &'a [u8],
+    /// The block's own checkpoint.
+    pub block: &'a [u8],
+}
+
 /// Runs all four stages: [`check_block`], [`check_header_context`],
-/// [`check_proof_of_training`] (with `checkpoint_bytes`), [`connect_block`].
+/// [`check_proof_of_training`] (with the block's sample and `checkpoints`), [`connect_block`].
 pub fn validate_block(
     params: &ChainParams,
     block: &Block,
-    checkpoint_bytes: &[u8],
+    checkpoints: CheckpointPair<'_>,
     chain: &dyn HeaderChain,
     utxos: &dyn UtxoView,
     now: u64,
 ) -> Result<(HeaderSummary, BlockEffects), BlockError> {
     check_block(params, block)?;
     check_header_context(params, &block.header, chain, now)?;
-    check_proof_of_training(params, &block.header, &chain.tip(), checkpoint_bytes)?;
+    check_proof_of_training(
+        params,
+        &block.header,
+        &chain.tip(),
+        &block.sample,
+        checkpoints.parent,
+        checkpoints.block,
+    )?;
     connect_block(params, block, chain, utxos)
 }
 
@@ -619,7 +668,7 @@ mod tests {
             height: 100,
             creation_mtp: 1_000_000,
             is_coinbase: false,
-            creation_loss: 1,
+            creation_loss_index: 1,
         };
         assert!(relative_lock_passed(RelativeLock::Blocks(5).to_sequence(), &coin, 105, 0));
         assert!(!relative_lock_passed(RelativeLock::Blocks(5).to_sequence(), &coin, 104, 0));

@@ -6,7 +6,8 @@ mod common;
 
 use common::*;
 use rnet_consensus::{
-    BlockError, ChainParams, HeaderChain, TxError, median_time_past, summarize_header,
+    BlockError, ChainParams, HeaderChain, TxError, block_subsidy, median_time_past,
+    summarize_header,
 };
 use rnet_crypto::SigningKey;
 use rnet_primitives::{Amount, COIN, OutPoint, Transaction, TxOut, Witness};
@@ -65,24 +66,34 @@ fn a_mined_chain_keeps_its_books() {
     let mut chain = MemoryChain::new(params.clone());
     let spk = plain_spk(&payout_key());
     let genesis = chain.tip();
-    assert_eq!(genesis.val_loss, 5_578_786);
+    assert_eq!(genesis.val_loss, params.genesis_val_loss);
+    assert_eq!((genesis.loss_index, genesis.chainwork), (params.genesis_val_loss, 0));
     let mut snapshots = vec![(chain.tip(), chain.utxo_set().clone())];
     for h in 1..=20u32 {
+        let before = chain.clone();
         let parent = chain.tip();
         let (mined, c) = chain.mine(&miner, vec![], spk.clone()).unwrap();
         let s = &c.summary;
         assert_eq!(s.height, h);
-        // Width +2 per block up to the regtest cap of 64; depth never grows on regtest.
-        assert_eq!((s.d_model, s.n_layers), ((32 + 2 * h).min(64), 2));
-        assert_eq!(s.cumulative_growth, (2 * h).min(32));
-        assert!(s.val_loss <= parent.val_loss - 100);
-        assert_eq!(s.stagnation, 0, "regtest blocks improve far more than 2 × 100");
-        // Full bonus, no halving yet: 100 RNT per block, all of it circulating.
-        assert_eq!(c.effects.subsidy, Amount(100 * COIN));
-        assert_eq!(s.circulating_supply, Amount(u64::from(h) * 100 * COIN));
+        // Width +2·(1 + ⌊stagnation/10⌋) per block up to the regtest cap of 64; depth stays 2.
+        let step = 2 * (1 + parent.stagnation / 10);
+        assert_eq!((s.d_model, s.n_layers), ((parent.d_model + step).min(64), 2));
+        // The paired improvement reaches the requirement; the loss index moves by it, capped at
+        // twice the requirement; chainwork adds the requirement.
+        let improvement = s.parent_loss - s.val_loss;
+        assert!(improvement >= s.required_eff);
+        assert_eq!(s.required_eff, params.min_required_improvement);
+        assert_eq!(s.loss_index, parent.loss_index - improvement.min(2 * s.required_eff));
+        assert_eq!(s.chainwork, parent.chainwork + u128::from(s.required_eff));
+        // The bonus follows the improvement; no halving yet; all of it circulates.
+        let subsidy =
+            block_subsidy(&params, parent.circulating_supply, improvement, s.required_eff);
+        assert!(subsidy >= Amount(50 * COIN) && subsidy <= Amount(100 * COIN));
+        assert_eq!(c.effects.subsidy, subsidy);
+        assert_eq!(s.circulating_supply, Amount(parent.circulating_supply.0 + subsidy.0));
         assert_eq!(chain.utxo_value(), s.circulating_supply);
         // The summary is what the header alone says, plus the supply.
-        let mut from_header = summarize_header(&params, &mined.block.header, &parent);
+        let mut from_header = summarize_header(&params, &mined.block.header, &before);
         from_header.circulating_supply = s.circulating_supply;
         assert_eq!(&from_header, s);
         assert!(mined.block.header.time > median_time_past(&chain, h - 1));
@@ -338,8 +349,14 @@ fn time_based_relative_lock_measures_median_time_past() {
 
 #[test]
 fn required_improvement_retargets_on_a_real_chain() {
-    // Regtest with retargeting every 3 blocks towards 600 s; blocks come every 60 s.
-    let params = ChainParams { retarget_interval: 3, ..ChainParams::regtest() };
+    // Regtest with retargeting every 3 blocks towards 600 s from a floor of 100 (so sixteen times
+    // the start is still reachable by training); blocks come every 60 s.
+    let params = ChainParams {
+        retarget_interval: 3,
+        min_required_improvement: 100,
+        initial_required_improvement: 100,
+        ..ChainParams::regtest()
+    };
     let miner = TestMiner::new(params.clone());
     let mut chain = MemoryChain::new(params.clone());
     let spk = plain_spk(&payout_key());

@@ -5,11 +5,11 @@ mod common;
 
 use common::*;
 use rnet_consensus::{
-    BlockError, ChainParams, HeaderChain, TxError, check_block, check_header_context,
-    check_proof_of_training, median_time_past,
+    BlockError, ChainParams, CorpusTree, HeaderChain, TxError, block_subsidy, build_sample,
+    check_block, check_header_context, median_time_past,
 };
 use rnet_model::{Checkpoint, CheckpointError, grow};
-use rnet_primitives::{Amount, Hash256, OutPoint, TxOut};
+use rnet_primitives::{Amount, Hash256, OutPoint, SampleRecord, TxOut};
 use rnet_script::{RelativeLock, ScriptError, TxScriptError};
 use rnet_testkit::{
     MemoryChain, TestMiner, plain_spk, sign_header, sign_plain, spend_plain, test_key, unsigned_tx,
@@ -46,26 +46,23 @@ fn faked_val_loss() {
 fn loss_above_parent_minus_required() {
     let (mut chain, miner) = base();
     let mut t = template(&chain, &miner, vec![]);
-    // The parent model grown to the new shape, untrained: its true loss is the parent's ± rounding.
+    // The parent model grown to the new shape, untrained: on its sample it scores like the parent.
     let (d, l) = (t.header.shape.d_model as usize, t.header.shape.n_layers as usize);
     let grown = grow(&chain.tip_checkpoint().model, d, l, 1).unwrap();
-    t.set_checkpoint(chain.params(), Checkpoint::new(8, grown)).unwrap();
-    let parent = chain.tip();
-    assert!(t.header.val_loss > parent.val_loss - 100);
+    t.set_checkpoint(Checkpoint::new(8, grown)).unwrap();
+    let required = required(&chain);
+    assert!(t.header.val_loss + required > t.header.parent_loss);
     let mined = t.finish(&miner.key);
     // The header stage already rejects the claim...
-    assert!(matches!(
-        reject(&mut chain, &mined),
-        BlockError::InsufficientImprovement { required: 100, .. }
-    ));
+    let e = reject(&mut chain, &mined);
+    assert!(
+        matches!(e, BlockError::InsufficientImprovement { required: r, .. } if r == required),
+        "{e:?}"
+    );
+    assert!(e.is_permanent());
     // ...and so does Proof-of-Training on its own.
     assert!(matches!(
-        check_proof_of_training(
-            chain.params(),
-            &mined.block.header,
-            &parent,
-            &mined.checkpoint_bytes
-        ),
+        pot(&chain, &mined.block, &mined.checkpoint_bytes),
         Err(BlockError::InsufficientImprovement { .. })
     ));
 }
@@ -73,12 +70,21 @@ fn loss_above_parent_minus_required() {
 #[test]
 fn wrong_required_improvement_field() {
     let (mut chain, miner) = base();
+    let required = required(&chain);
     let mut t = template(&chain, &miner, vec![]);
-    t.header.required_improvement = 99;
+    t.header.required_improvement = required - 1;
     let mined = t.finish(&miner.key);
     assert_eq!(
         reject(&mut chain, &mined),
-        BlockError::BadRequiredImprovement { expected: 100, got: 99 }
+        BlockError::BadRequiredImprovement { expected: required, got: required - 1 }
+    );
+    // Claiming the stall discount without the time for it: `required_eff` is computed from the
+    // header's own time, so halving it needs 6 spacings since the parent.
+    let mut t = template(&chain, &miner, vec![]);
+    t.header.required_improvement = required / 2;
+    assert_eq!(
+        reject(&mut chain, &t.finish(&miner.key)),
+        BlockError::BadRequiredImprovement { expected: required, got: required / 2 }
     );
 }
 
@@ -99,14 +105,13 @@ fn wrong_shape() {
     t.set_checkpoint_bytes(Checkpoint::new(8, bigger).to_bytes());
     let mined = t.finish(&miner.key);
     assert!(matches!(reject(&mut chain, &mined), BlockError::BadCheckpointSize { .. }));
-    let parent = chain.tip();
     let header = mined.block.header.clone();
     assert!(matches!(
         check_header_context(chain.params(), &header, &chain, header.time),
         Err(BlockError::BadCheckpointSize { .. })
     ));
     assert_eq!(
-        check_proof_of_training(chain.params(), &header, &parent, &mined.checkpoint_bytes),
+        pot(&chain, &mined.block, &mined.checkpoint_bytes),
         Err(BlockError::CheckpointConfigMismatch)
     );
 }
@@ -126,8 +131,7 @@ fn checkpoint_root_or_size_mismatch() {
     // One byte more.
     let mut bytes = mined.checkpoint_bytes.clone();
     bytes.push(0);
-    let parent = chain.tip();
-    let e = check_proof_of_training(chain.params(), &mined.block.header, &parent, &bytes);
+    let e = pot(&chain, &mined.block, &bytes);
     assert_eq!(
         e,
         Err(BlockError::CheckpointSizeMismatch { header: n as u64, actual: n as u64 + 1 })
@@ -170,7 +174,7 @@ fn malformed_checkpoint_committed_by_the_header() {
     // The checkpoint of another height.
     let mut t = template(&chain, &miner, vec![]);
     let model = t.checkpoint.model.clone();
-    t.set_checkpoint(chain.params(), Checkpoint::new(3, model)).unwrap();
+    t.set_checkpoint(Checkpoint::new(3, model)).unwrap();
     let mined = t.finish(&miner.key);
     assert_eq!(
         reject(&mut chain, &mined),
@@ -320,23 +324,34 @@ fn double_spend_against_the_chain() {
 
 #[test]
 fn spend_of_an_expired_coin() {
-    let (mut chain, miner) = base();
+    // Regtest with a ratio of 1.01, so the first coins expire after a few blocks of the floor.
+    let params = ChainParams { expiry_ratio: (101, 100), ..ChainParams::regtest() };
+    let miner = TestMiner::new(params.clone());
+    let mut chain = MemoryChain::new(params);
+    chain.mine_empty(&miner, 1, &plain_spk(&payout_key())).unwrap();
     let (op, out) = coinbase_coin(&chain, 1);
-    let coin_loss = chain.utxo_set()[&op].creation_loss;
-    // A block whose loss is at most half the coin's creation loss (regtest ratio 2) expires it.
-    let fast = TestMiner {
-        steps_per_round: 5,
-        train: rnet_training::TrainConfig { lr: 1e-2, ..miner.train.clone() },
-        ..miner.clone()
-    };
-    let t =
-        chain.template(&fast, vec![], plain_spk(&payout_key()), None, Some(coin_loss / 2)).unwrap();
-    let c = chain.submit(&t.finish(&fast.key)).unwrap();
-    assert!(c.expired.iter().any(|(o, _)| *o == op));
-    // The new block's own coinbase never expires with it.
-    let new_cb = OutPoint::new(chain.block(8).unwrap().transactions[0].txid(), 0);
-    assert!(chain.utxo_set().contains_key(&new_cb));
-    assert_eq!(chain.utxo_value(), chain.tip().circulating_supply);
+    let coin_index = chain.utxo_set()[&op].creation_loss_index;
+    let mut expired_at = None;
+    for _ in 0..40 {
+        let (_, c) = chain.mine(&miner, vec![], plain_spk(&payout_key())).unwrap();
+        // The sweep takes exactly the coins at or above the threshold of the new index.
+        let threshold = rnet_consensus::expiry_threshold(chain.params(), c.summary.loss_index);
+        assert_eq!(c.expired.iter().any(|(o, _)| *o == op), coin_index >= threshold);
+        // The new block's own coinbase never expires with it.
+        let new_cb = OutPoint::new(chain.block(chain.height()).unwrap().transactions[0].txid(), 0);
+        assert!(chain.utxo_set().contains_key(&new_cb));
+        assert_eq!(chain.utxo_value(), chain.tip().circulating_supply);
+        if coin_index >= threshold {
+            expired_at = Some(chain.height());
+            break;
+        }
+    }
+    let expired_at = expired_at.expect("the coin expires");
+    // Mature by then (maturity 5): the spend is refused for expiry, not immaturity.
+    while chain.height() < 6 {
+        chain.mine(&miner, vec![], plain_spk(&payout_key())).unwrap();
+    }
+    assert!(expired_at >= 2);
     let tx = spend_plain(&payout_key(), &[(op, out.clone())], vec![to_payout(out.value.0)]);
     let mined = template(&chain, &miner, vec![tx]).finish(&miner.key);
     assert_eq!(
@@ -438,8 +453,16 @@ fn coinbase_above_subsidy_plus_fees() {
     let mut t = template(&chain, &miner, vec![tx]);
     let allowed = Amount(t.subsidy.0 + 500);
     assert_eq!(t.transactions[0].outputs[0].value, allowed);
-    // Regtest improvements are far above 2 × 100: full bonus.
-    assert_eq!(t.subsidy, Amount(100 * rnet_primitives::COIN));
+    // The bonus follows the improvement on the sample: between 1× and 2× the base reward.
+    let improvement = t.header.parent_loss - t.header.val_loss;
+    let expected = block_subsidy(
+        chain.params(),
+        chain.tip().circulating_supply,
+        improvement,
+        t.header.required_improvement,
+    );
+    assert_eq!(t.subsidy, expected);
+    assert!(t.subsidy >= Amount(50 * rnet_primitives::COIN));
     t.coinbase_mut().outputs[0].value.0 += 1;
     let mined = t.finish(&miner.key);
     assert_eq!(
@@ -569,7 +592,8 @@ fn header_link_and_version() {
 fn oversize_block() {
     let (chain, miner) = base();
     let mined = template(&chain, &miner, vec![]).finish(&miner.key);
-    let size = mined.block.to_bytes().len();
+    // The bound is on the block without its sample (the sample has its own limits).
+    let size = mined.block.base_size();
     let small = ChainParams { max_block_size: size - 1, ..chain.params().clone() };
     assert_eq!(
         check_block(&small, &mined.block),
@@ -639,7 +663,7 @@ mod mutations {
             let p = chain.params();
             let stages = check_block(p, &block)
                 .and_then(|_| check_header_context(p, &block.header, chain, block.header.time))
-                .and_then(|_| check_proof_of_training(p, &block.header, &chain.tip(), &ckpt));
+                .and_then(|_| pot(chain, &block, &ckpt));
             let connected = connect_block(p, &block, chain, chain);
             if changed {
                 // Some byte flips are no-ops on the decoded value (none here: the encoding is
@@ -650,4 +674,139 @@ mod mutations {
             }
         }
     }
+}
+
+#[test]
+fn wrong_parent_loss() {
+    let (mut chain, miner) = base();
+    let mut t = template(&chain, &miner, vec![]);
+    // Claims a worse parent (a bigger improvement) than the parent checkpoint has on the sample.
+    t.header.parent_loss += 1000;
+    let mined = t.finish(&miner.key);
+    let e = reject(&mut chain, &mined);
+    assert!(
+        matches!(e, BlockError::ParentLossMismatch { claimed, evaluated } if claimed == evaluated + 1000),
+        "{e:?}"
+    );
+    assert!(e.is_permanent());
+}
+
+/// A valid block whose sample the test edits (the block id does not commit to the sample, so the
+/// header and its signature stay valid).
+fn with_sample(
+    chain: &MemoryChain,
+    miner: &TestMiner,
+    edit: impl FnOnce(&mut Vec<SampleRecord>),
+) -> rnet_testkit::MinedBlock {
+    let mut mined = template(chain, miner, vec![]).finish(&miner.key);
+    edit(&mut mined.block.sample.records);
+    mined
+}
+
+/// The record at `index` with its proof, from the bundled corpus.
+fn corpus_record(chain: &MemoryChain, index: u64) -> SampleRecord {
+    let tree = CorpusTree::shared(chain.params().genesis_model.window).unwrap();
+    tree.record(index).unwrap()
+}
+
+#[test]
+fn sample_records_not_drawn_out_of_order_missing_or_extra() {
+    let (mut chain, miner) = base();
+    let control = with_sample(&chain, &miner, |_| {});
+    let drawn: Vec<u32> = control.block.sample.records.iter().map(|r| r.index).collect();
+    assert_eq!(drawn.len(), chain.params().sample_records);
+    // An undrawn record (with a valid proof) in place of a drawn one.
+    let undrawn = (0..chain.params().corpus_records as u32)
+        .find(|i| !drawn.contains(i) && *i > drawn[2] && *i < drawn[3])
+        .unwrap_or_else(|| panic!("a gap between drawn records"));
+    let mined = with_sample(&chain, &miner, |r| r[3] = corpus_record(&chain, undrawn.into()));
+    let e = reject(&mut chain, &mined);
+    assert_eq!(e, BlockError::SampleRecordNotDrawn { index: undrawn });
+    assert!(e.is_data_mismatch() && !e.is_permanent());
+    // Two records swapped.
+    let mined = with_sample(&chain, &miner, |r| r.swap(4, 5));
+    assert_eq!(reject(&mut chain, &mined), BlockError::SampleOutOfOrder { index: drawn[4] });
+    // A record left out, in the middle and at the end.
+    let mined = with_sample(&chain, &miner, |r| {
+        r.remove(7);
+    });
+    assert_eq!(
+        reject(&mut chain, &mined),
+        BlockError::SampleRecordMissing { index: drawn[7].into() }
+    );
+    let mined = with_sample(&chain, &miner, |r| {
+        r.pop();
+    });
+    let last = *drawn.last().unwrap();
+    assert_eq!(reject(&mut chain, &mined), BlockError::SampleRecordMissing { index: last.into() });
+    // One record too many (after the last drawn one).
+    let extra = last + 1;
+    assert!(
+        u64::from(extra) < chain.params().corpus_records,
+        "the last draw is not the last record"
+    );
+    let mined = with_sample(&chain, &miner, |r| r.push(corpus_record(&chain, extra.into())));
+    assert_eq!(reject(&mut chain, &mined), BlockError::SampleExtraRecord { index: extra });
+    // The untouched block is accepted.
+    chain.submit(&control).unwrap();
+}
+
+#[test]
+fn sample_bad_proof_or_bytes() {
+    let (mut chain, miner) = base();
+    let index = |m: &rnet_testkit::MinedBlock| m.block.sample.records[1].index;
+    // A flipped proof hash.
+    let mined = with_sample(&chain, &miner, |r| r[1].proof[0].0[0] ^= 1);
+    let e = reject(&mut chain, &mined);
+    assert_eq!(e, BlockError::SampleBadProof { index: index(&mined) });
+    assert!(e.is_data_mismatch());
+    // A branch one level short.
+    let mined = with_sample(&chain, &miner, |r| {
+        r[1].proof.pop();
+    });
+    assert_eq!(reject(&mut chain, &mined), BlockError::SampleBadProof { index: index(&mined) });
+    // Record bytes changed under a valid proof.
+    let mined = with_sample(&chain, &miner, |r| r[1].bytes[10] ^= 0x20);
+    assert_eq!(reject(&mut chain, &mined), BlockError::SampleBadProof { index: index(&mined) });
+    // A record one byte short.
+    let mined = with_sample(&chain, &miner, |r| {
+        r[1].bytes.pop();
+    });
+    let window = chain.params().genesis_model.window;
+    assert_eq!(
+        reject(&mut chain, &mined),
+        BlockError::SampleRecordLength { index: index(&mined), len: window, expected: window + 1 }
+    );
+}
+
+#[test]
+fn sample_of_another_checkpoint_root_or_miner_key() {
+    let (mut chain, miner) = base();
+    let t = template(&chain, &miner, vec![]);
+    // The sample the same parent and checkpoint would draw for another miner.
+    let mut other_key = t.header.clone();
+    other_key.miner_pubkey = test_key(0x55).public_key().to_bytes();
+    let for_other_key = build_sample(chain.params(), &other_key).unwrap();
+    // The sample of another checkpoint root (a second template, trained further).
+    let mut other_root = t.header.clone();
+    other_root.checkpoint_root = Hash256([0x42; 32]);
+    let for_other_root = build_sample(chain.params(), &other_root).unwrap();
+    for sample in [for_other_key, for_other_root] {
+        assert_ne!(sample, t.sample);
+        let mut mined = t.clone().finish(&miner.key);
+        mined.block.sample = sample;
+        let e = reject(&mut chain, &mined);
+        assert!(
+            matches!(
+                e,
+                BlockError::SampleRecordNotDrawn { .. } | BlockError::SampleRecordMissing { .. }
+            ),
+            "{e:?}"
+        );
+        assert!(e.is_data_mismatch());
+    }
+    // The header's own sample is what validators draw.
+    let own = build_sample(chain.params(), &t.header).unwrap();
+    assert_eq!(own, t.sample);
+    chain.submit(&t.finish(&miner.key)).unwrap();
 }

@@ -14,7 +14,7 @@ use rnet_inference::bench::memory_bandwidth;
 use rnet_inference::kernels::simd_enabled;
 use rnet_inference::sampling::argmax;
 use rnet_inference::{Engine, Precision};
-use rnet_model::{Model, ModelConfig, ModelNetwork, RecurrentState, step, validation_slice};
+use rnet_model::{Model, ModelConfig, ModelNetwork, RecurrentState, excerpt, step};
 
 fn gb(bytes_per_s: f64) -> String {
     format!("{:.2} GB/s", bytes_per_s / 1e9)
@@ -77,7 +77,7 @@ fn main() {
         mib(4 * model.param_count()),
         t0.elapsed().as_secs_f64()
     );
-    let prompt = &validation_slice(ModelNetwork::Mainnet)[..512];
+    let prompt = &excerpt(ModelNetwork::Mainnet)[..512];
     let (warm, n, rounds) = if quick { (20, 100, 3) } else { (100, 500, 6) };
 
     for precision in [Precision::F32, Precision::Int8] {
@@ -127,7 +127,7 @@ fn main() {
             100.0 * total / bound_all
         );
         // Prefill (position-blocked).
-        let long = &validation_slice(ModelNetwork::Mainnet)[..if quick { 1024 } else { 4096 }];
+        let long = &excerpt(ModelNetwork::Mainnet)[..if quick { 1024 } else { 4096 }];
         let mut secs = f64::INFINITY;
         for _ in 0..3 {
             let mut s = engine.new_session();

@@ -8,7 +8,7 @@ use rnet_inference::kernels::set_portable_only;
 use rnet_inference::{Engine, EngineError, Precision};
 use rnet_model::forward::window_logits;
 use rnet_model::{
-    Model, ModelConfig, ModelNetwork, RecurrentState, VOCAB, evaluate, step, validation_slice,
+    Model, ModelConfig, ModelNetwork, RecurrentState, VOCAB, evaluate, excerpt, step,
 };
 
 /// Largest `|got − want|` over a position's logits, relative to the largest `|want|` there.
@@ -163,7 +163,7 @@ fn int8_stays_within_its_documented_tolerance() {
     println!("worst int8 relative logit error (random models): {worst:.3e}");
 
     let model = trained_regtest();
-    let data = validation_slice(ModelNetwork::Regtest);
+    let data = excerpt(ModelNetwork::Regtest);
     let canonical = evaluate(model, data).unwrap().mean_nats;
     let f32_loss = Engine::new(model, Precision::F32).mean_loss(data).unwrap();
     let int8 = Engine::new(model, Precision::Int8);

@@ -140,8 +140,8 @@ pub struct TipContext {
     /// Median time past of the tip (the median of the last `median_time_span` block times
     /// ending at the tip): what the next block's lock times are checked against.
     pub median_time_past: u64,
-    /// The tip's `val_loss`, for the expiry rule.
-    pub tip_loss: u64,
+    /// The tip's loss index, for the expiry rule.
+    pub tip_loss_index: u64,
 }
 
 impl TipContext {

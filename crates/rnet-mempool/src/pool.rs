@@ -435,7 +435,7 @@ impl Mempool {
                 self.lookup(utxos, &outpoint, tip)
                     .ok_or(TxError::MissingOrSpent { input, outpoint })?
             } else if let Some(coin) = utxos.coin(&outpoint) {
-                if is_expired(&self.params, coin.creation_loss, tip.tip_loss) {
+                if is_expired(&self.params, coin.creation_loss_index, tip.tip_loss_index) {
                     return Err(TxError::Expired { input, outpoint }.into());
                 }
                 coin
@@ -883,7 +883,7 @@ impl Mempool {
                 }
                 match utxos.coin(op) {
                     None => true,
-                    Some(c) => is_expired(&self.params, c.creation_loss, tip.tip_loss),
+                    Some(c) => is_expired(&self.params, c.creation_loss_index, tip.tip_loss_index),
                 }
             });
             if gone {
@@ -1008,7 +1008,7 @@ pub(crate) fn unconfirmed_coin(out: &TxOut, tip: &TipContext) -> Coin {
         height: tip.next_height(),
         creation_mtp: tip.median_time_past,
         is_coinbase: false,
-        creation_loss: tip.tip_loss,
+        creation_loss_index: tip.tip_loss_index,
     }
 }
 

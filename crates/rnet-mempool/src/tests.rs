@@ -43,7 +43,7 @@ impl Fx {
         TipContext {
             height: t.height,
             median_time_past: median_time_past(&self.chain, t.height),
-            tip_loss: t.val_loss,
+            tip_loss_index: t.loss_index,
         }
     }
 
@@ -634,12 +634,12 @@ proptest! {
                         height: 1,
                         creation_mtp: 0,
                         is_coinbase: false,
-                        creation_loss: 10,
+                        creation_loss_index: 10,
                     });
                 }
             }
         }
-        let tip = TipContext { height: 10, median_time_past: 1_700_000_000, tip_loss: 100 };
+        let tip = TipContext { height: 10, median_time_past: 1_700_000_000, tip_loss_index: 100 };
         for tx in txs {
             let _ = pool.test_accept(&tx, &utxos, &tip, 1_700_000_000);
             let _ = pool.accept(tx, &utxos, &tip, 1_700_000_000);
@@ -692,7 +692,7 @@ fn apply_block(utxos: &mut HashMap<OutPoint, Coin>, txs: &[Transaction], height:
                     height,
                     creation_mtp: 0,
                     is_coinbase: false,
-                    creation_loss: 10,
+                    creation_loss_index: 10,
                 },
             );
         }
@@ -712,12 +712,12 @@ proptest! {
         let coin_out = TxOut { value: Amount(10_000_000), script_pubkey: spk.clone() };
         let mut utxos: HashMap<OutPoint, Coin> = (1..=6u8)
             .map(|i| (OutPoint::new(Txid([i; 32]), 0), Coin {
-                output: coin_out.clone(), height: 1, creation_mtp: 0, is_coinbase: false, creation_loss: 10,
+                output: coin_out.clone(), height: 1, creation_mtp: 0, is_coinbase: false, creation_loss_index: 10,
             }))
             .collect();
         let mut known: Vec<(OutPoint, TxOut)> = utxos.iter().map(|(o, c)| (*o, c.output.clone())).collect();
         known.sort_by_key(|(o, _)| *o);
-        let mut tip = TipContext { height: 10, median_time_past: 1_700_000_000, tip_loss: 100 };
+        let mut tip = TipContext { height: 10, median_time_past: 1_700_000_000, tip_loss_index: 100 };
         let policy = MempoolPolicy {
             max_size_bytes: 3000, max_ancestors: 5, max_descendants: 5, ..MempoolPolicy::default()
         };

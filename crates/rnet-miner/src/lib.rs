@@ -1,11 +1,14 @@
 //! ResonanceNet Proof-of-Training miner (layer 5).
 //!
-//! A [`MiningJob`] describes the block to build on a parent (its hash, loss, checkpoint and
-//! supply, the required improvement, the scheduled shape, the transactions and the time bounds).
-//! [`Miner::mine`] grows the parent model to the scheduled shape, trains it with
-//! `rnet_training` on the miner's data until the canonical evaluation beats the parent by the
-//! required improvement, then builds the coinbase, merkle root and header and signs it with the
-//! miner's Ed25519 key. The result is a [`MinedBlock`]: the block and its checkpoint bytes.
+//! A [`MiningJob`] describes the block to build on a parent (its hash, checkpoint and supply,
+//! the effective required improvement at the job's time, the scheduled shape, the transactions
+//! and the time bounds). [`Miner::mine`] grows the parent model to the scheduled shape and trains
+//! it with `rnet_training` on the miner's data. After each round it fixes the weights, draws the
+//! evaluation sample those weights select (Proof-of-Training v2: the sample depends on the
+//! checkpoint root, so it is known only afterwards) and evaluates parent and candidate on it;
+//! once the improvement reaches the requirement it builds the coinbase, merkle root, header and
+//! sample and signs with the miner's Ed25519 key. The result is a [`MinedBlock`]: the block
+//! (with its sample) and its checkpoint bytes.
 //!
 //! The miner key lives in a file (`miner.key`, hex, mode 0600), created on first use by
 //! [`load_or_create_key`]. The `rnet-miner` binary mines against a node over JSON-RPC
@@ -21,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rnet_consensus::{ChainParams, block_subsidy};
+use rnet_consensus::{CandidateError, ChainParams, SampleEvaluation, block_subsidy};
 use rnet_crypto::SigningKey;
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, evaluate, grow};
+use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, grow};
 use rnet_primitives::{
     Amount, Block, BlockHash, BlockHeader, Hash256, ModelShape, OutPoint, Transaction, TxIn, TxOut,
     Witness,
@@ -56,23 +59,18 @@ pub enum MineError {
     /// The canonical evaluation failed.
     #[error("evaluation: {0}")]
     Eval(#[from] EvalError),
-    /// The loss did not reach the target within the step budget.
-    #[error("loss {best} did not reach {target} after {steps} steps")]
+    /// The sample could not be drawn or evaluated.
+    #[error("sample: {0}")]
+    Candidate(#[from] CandidateError),
+    /// The improvement on the sample did not reach the requirement within the step budget.
+    #[error("improvement {best} did not reach {target} after {steps} steps")]
     NotEnoughImprovement {
-        /// Best loss reached.
+        /// Best improvement reached (micro-nats).
         best: u64,
-        /// The target.
+        /// The requirement.
         target: u64,
         /// Steps taken.
         steps: u64,
-    },
-    /// The parent's loss is too low for the required improvement.
-    #[error("parent loss {parent} cannot improve by {required}")]
-    Impossible {
-        /// Parent loss.
-        parent: u64,
-        /// Required improvement.
-        required: u64,
     },
     /// Mining was cancelled (shutdown, or the tip changed).
     #[error("mining cancelled")]
@@ -144,15 +142,13 @@ pub fn checkpoint_root(bytes: &[u8]) -> Hash256 {
 pub struct MiningJob {
     /// The parent block.
     pub parent_hash: BlockHash,
-    /// The parent's `val_loss` (micro-nats per byte).
-    pub parent_val_loss: u64,
     /// Circulating supply after the parent (for the subsidy).
     pub parent_supply: Amount,
     /// The parent's checkpoint.
     pub parent_checkpoint: Arc<Checkpoint>,
     /// Height of the new block.
     pub height: u32,
-    /// Required improvement for the new block.
+    /// Effective required improvement of the new block at [`MiningJob::time`] (micro-nats).
     pub required_improvement: u64,
     /// Scheduled model shape `(d_model, n_layers)` of the new block.
     pub shape: (u32, u32),
@@ -166,13 +162,6 @@ pub struct MiningJob {
     pub time: u64,
     /// Output script of the coinbase.
     pub payout_script: Vec<u8>,
-}
-
-impl MiningJob {
-    /// The loss the new block must reach: `parent − required`.
-    pub fn target_loss(&self) -> Option<u64> {
-        self.parent_val_loss.checked_sub(self.required_improvement)
-    }
 }
 
 /// The miner's training data.
@@ -189,7 +178,7 @@ impl TrainingData {
     /// Keccak-256d of the miner's bytes.
     pub fn commitment(&self) -> Hash256 {
         match self {
-            TrainingData::Bundled => Hash256(rnet_model::data::TRAINING_HASH),
+            TrainingData::Bundled => Hash256(rnet_model::data::CORPUS_HASH),
             TrainingData::Bytes(b) => Hash256(rnet_crypto::keccak256d(b)),
         }
     }
@@ -236,7 +225,7 @@ impl MineControl<'_> {
 /// The Proof-of-Training miner: key, data and training hyper-parameters.
 #[derive(Clone, Debug)]
 pub struct Miner {
-    /// Chain parameters (validation slice, subsidy rules).
+    /// Chain parameters (sample size, corpus, subsidy rules).
     pub params: ChainParams,
     /// The key that signs headers.
     pub key: SigningKey,
@@ -274,76 +263,87 @@ impl Miner {
         }
     }
 
-    /// Mines `job`: grow, train until the target, evaluate, build and sign the block.
+    /// Mines `job`: grow, train until the improvement on the drawn sample reaches the
+    /// requirement, build and sign the block.
     pub fn mine(
         &self,
         job: &MiningJob,
         control: &MineControl<'_>,
     ) -> Result<MinedBlock, MineError> {
         let started = Instant::now();
-        let Some(target) = job.target_loss() else {
-            return Err(MineError::Impossible {
-                parent: job.parent_val_loss,
-                required: job.required_improvement,
-            });
-        };
-        let mut best = u64::MAX;
+        let mut best = 0;
         let mut total_steps = 0;
         let mut last = None;
         for attempt in 0..self.attempts.max(1) {
-            match self.train(job, target, attempt, control) {
-                Ok((checkpoint, loss, steps)) => {
-                    last = Some((checkpoint, loss, total_steps + steps));
+            match self.train(job, attempt, control) {
+                Ok((checkpoint, eval, steps)) => {
+                    last = Some((checkpoint, eval, total_steps + steps));
                     break;
                 }
                 Err(MineError::NotEnoughImprovement { best: b, steps, .. }) => {
-                    best = best.min(b);
+                    best = best.max(b);
                     total_steps += steps;
                 }
                 Err(e) => return Err(e),
             }
         }
-        let Some((checkpoint, loss, steps)) = last else {
-            return Err(MineError::NotEnoughImprovement { best, target, steps: total_steps });
+        let Some((checkpoint, eval, steps)) = last else {
+            return Err(MineError::NotEnoughImprovement {
+                best,
+                target: job.required_improvement,
+                steps: total_steps,
+            });
         };
-        let improvement = job.parent_val_loss - loss;
-        let subsidy =
-            block_subsidy(&self.params, job.parent_supply, improvement, job.required_improvement);
+        let subsidy = block_subsidy(
+            &self.params,
+            job.parent_supply,
+            eval.improvement(),
+            job.required_improvement,
+        );
         let checkpoint_bytes = checkpoint.to_bytes();
-        let config = checkpoint.model.config();
-        let header = BlockHeader {
-            version: rnet_consensus::BLOCK_VERSION,
-            prev_block_hash: job.parent_hash,
-            merkle_root: Hash256::ZERO,
-            time: job.time.max(job.min_time),
-            height: job.height,
-            shape: ModelShape { d_model: config.d_model as u32, n_layers: config.n_layers as u32 },
-            checkpoint_root: checkpoint_root(&checkpoint_bytes),
-            checkpoint_size: checkpoint_bytes.len() as u64,
-            val_loss: loss,
-            required_improvement: job.required_improvement,
-            training_steps: steps,
-            dataset_commitment: self.data.commitment(),
-            miner_pubkey: [0; 32],
-            signature: [0; 64],
-        };
+        let mut header = self.header_for(job, &checkpoint_bytes);
+        header.parent_loss = eval.parent_loss;
+        header.val_loss = eval.val_loss;
+        header.training_steps = steps;
         let value = Amount(subsidy.0.saturating_add(job.fees.0));
         let mut transactions = vec![coinbase(job.height, value, job.payout_script.clone())];
         transactions.extend(job.transactions.iter().cloned());
-        let mut block = Block { header, transactions };
+        let mut block = Block { header, transactions, sample: eval.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, &self.key);
         Ok(MinedBlock { block, checkpoint_bytes, subsidy, steps, elapsed: started.elapsed() })
     }
 
+    /// The header of `job`'s block committing to `checkpoint_bytes`, before its losses, merkle
+    /// root and signature are known: everything the sample seed depends on is final.
+    fn header_for(&self, job: &MiningJob, checkpoint_bytes: &[u8]) -> BlockHeader {
+        BlockHeader {
+            version: rnet_consensus::BLOCK_VERSION,
+            prev_block_hash: job.parent_hash,
+            merkle_root: Hash256::ZERO,
+            time: job.time.max(job.min_time),
+            height: job.height,
+            shape: ModelShape { d_model: job.shape.0, n_layers: job.shape.1 },
+            checkpoint_root: checkpoint_root(checkpoint_bytes),
+            checkpoint_size: checkpoint_bytes.len() as u64,
+            parent_loss: 0,
+            val_loss: 0,
+            required_improvement: job.required_improvement,
+            training_steps: 0,
+            dataset_commitment: self.data.commitment(),
+            miner_pubkey: self.key.public_key().to_bytes(),
+            signature: [0; 64],
+        }
+    }
+
     fn train(
         &self,
         job: &MiningJob,
-        target: u64,
         attempt: u32,
         control: &MineControl<'_>,
-    ) -> Result<(Checkpoint, u64, u64), MineError> {
+    ) -> Result<(Checkpoint, SampleEvaluation, u64), MineError> {
         let (d, l) = job.shape;
+        let target = job.required_improvement;
         let seed = self.train.seed
             ^ u64::from(job.height).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ u64::from(attempt).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
@@ -354,9 +354,8 @@ impl Miner {
         let train = TrainConfig { seed, lr, ..self.train.clone() };
         let (_, params) = model.into_parts();
         let mut trainer = Trainer::new(params, config.clone(), train, None)?;
-        let val = self.params.validation_slice();
         let bar = if control.progress {
-            let bar = ProgressBar::new(job.parent_val_loss.saturating_sub(target));
+            let bar = ProgressBar::new(target);
             bar.set_style(
                 ProgressStyle::with_template(
                     "{spinner} block {prefix} [{bar:30}] {pos}/{len} µnats {msg} ({elapsed})",
@@ -369,7 +368,7 @@ impl Miner {
         } else {
             ProgressBar::hidden()
         };
-        let mut best = u64::MAX;
+        let mut best = 0;
         let rounds = (self.max_steps / self.steps_per_round.max(1)).max(1);
         for _ in 0..rounds {
             if (control.cancel)() {
@@ -380,20 +379,22 @@ impl Miner {
                 let batch = source.batch(trainer.global_step(), self.train.batch_windows.max(1));
                 trainer.step(&batch)?;
             }
+            // Fix the weights, then learn the sample they draw.
             let model = Model::from_parts(config.clone(), trainer.params().to_vec())?;
-            let loss = evaluate(&model, val)?.val_loss_micronats;
-            best = best.min(loss);
-            bar.set_position(
-                job.parent_val_loss.saturating_sub(best).min(bar.length().unwrap_or(0)),
-            );
-            bar.set_message(format!("loss {best} step {}", trainer.global_step()));
-            if loss <= target {
+            let checkpoint = Checkpoint::new(u64::from(job.height), model);
+            let header = self.header_for(job, &checkpoint.to_bytes());
+            let eval = rnet_consensus::evaluate_candidate(
+                &self.params,
+                &header,
+                &job.parent_checkpoint.model,
+                &checkpoint.model,
+            )?;
+            best = best.max(eval.improvement());
+            bar.set_position(best.min(target));
+            bar.set_message(format!("best {best} step {}", trainer.global_step()));
+            if eval.improvement() >= target {
                 bar.finish_and_clear();
-                return Ok((
-                    Checkpoint::new(u64::from(job.height), model),
-                    loss,
-                    trainer.global_step(),
-                ));
+                return Ok((checkpoint, eval, trainer.global_step()));
             }
         }
         bar.finish_and_clear();
@@ -463,7 +464,6 @@ mod tests {
         let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
         let job = MiningJob {
             parent_hash: genesis.hash,
-            parent_val_loss: genesis.val_loss,
             parent_supply: genesis.circulating_supply,
             parent_checkpoint: Arc::new(params.genesis_checkpoint()),
             height: 1,
@@ -476,10 +476,19 @@ mod tests {
             payout_script: key_script_pubkey(&key),
         };
         let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
-        assert!(mined.block.header.val_loss <= genesis.val_loss - job.required_improvement);
+        let header = &mined.block.header;
+        assert!(header.parent_loss - header.val_loss >= job.required_improvement);
         rnet_consensus::check_block(&params, &mined.block).unwrap();
-        let ckpt = Checkpoint::from_bytes(&mined.checkpoint_bytes).unwrap();
-        let loss = evaluate(&ckpt.model, params.validation_slice()).unwrap().val_loss_micronats;
-        assert_eq!(loss, mined.block.header.val_loss);
+        // Proof-of-Training as a validator runs it: sample, both checkpoints, both losses.
+        let parent_bytes = params.genesis_checkpoint().to_bytes();
+        rnet_consensus::check_proof_of_training(
+            &params,
+            header,
+            &genesis,
+            &mined.block.sample,
+            &parent_bytes,
+            &mined.checkpoint_bytes,
+        )
+        .unwrap();
     }
 }

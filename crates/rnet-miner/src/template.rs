@@ -61,7 +61,6 @@ pub fn job_from_template(
     }
     Ok(MiningJob {
         parent_hash,
-        parent_val_loss: u64_field(t, "parent_val_loss")?,
         parent_supply: Amount(u64_field(t, "circulating_supply")?),
         parent_checkpoint,
         height,

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use rnet_model::{
-    Checkpoint, Model, ModelConfig, ModelNetwork, RecurrentState, evaluate, step, validation_slice,
+    Checkpoint, Model, ModelConfig, ModelNetwork, RecurrentState, evaluate, excerpt, step,
 };
 
 fn main() {
@@ -23,7 +23,7 @@ fn main() {
         let t0 = Instant::now();
         let model = Model::init(cfg.clone(), 0).expect("genesis config is valid");
         let init_s = t0.elapsed().as_secs_f64();
-        let full = validation_slice(net);
+        let full = excerpt(net);
         let data = if net == ModelNetwork::Mainnet && quick { &full[..8 * 1024 + 1] } else { full };
         // Warm-up on a small prefix (page faults, thread pool start).
         let _ = evaluate(&model, &data[..(2 * cfg.window + 1).min(data.len())]);

@@ -58,6 +58,14 @@ pub enum EvalError {
     /// More than [`MAX_EVAL_BYTES`].
     #[error("dataset of {0} bytes exceeds the evaluator limit of {MAX_EVAL_BYTES}")]
     TooLong(usize),
+    /// An explicit window ([`evaluate_windows`]) longer than the model's window plus one.
+    #[error("window of {len} bytes exceeds the model window {window} + 1")]
+    WindowTooLong {
+        /// Bytes in the window.
+        len: usize,
+        /// The model's window `T`.
+        window: usize,
+    },
     /// The loss overflowed or became NaN: the model is numerically broken.
     #[error("loss is not finite (total {0})")]
     NonFinite(f64),
@@ -84,14 +92,45 @@ pub fn evaluate(model: &Model, data: &[u8]) -> Result<EvalResult, EvalError> {
         return Err(EvalError::TooLong(data.len()));
     }
     let t = model.config().window;
-    let ranges: Vec<_> = windows(data.len(), t).collect();
-    let sums: Vec<f64> = ranges
+    let slices: Vec<&[u8]> = windows(data.len(), t).map(|r| &data[r.start..r.end + 1]).collect();
+    sum_windows(model, &slices)
+}
+
+/// Evaluates `model` on explicit windows: each slice of `n + 1` bytes (`1 ≤ n ≤ T`) is one
+/// window of `n` predictions from the zero state, and the windows are accumulated in the given
+/// order exactly as [`evaluate`] accumulates its own (window sums in f64, then their f64 sum).
+/// This is how Proof-of-Training evaluates a block's sample: one window per corpus record, in
+/// ascending record order. Bit-identical for any rayon pool size.
+pub fn evaluate_windows(model: &Model, windows: &[&[u8]]) -> Result<EvalResult, EvalError> {
+    let t = model.config().window;
+    let mut predictions = 0usize;
+    for w in windows {
+        if w.len() < 2 {
+            return Err(EvalError::TooShort(w.len()));
+        }
+        if w.len() > t + 1 {
+            return Err(EvalError::WindowTooLong { len: w.len(), window: t });
+        }
+        predictions += w.len() - 1;
+    }
+    if windows.is_empty() {
+        return Err(EvalError::TooShort(0));
+    }
+    if predictions > MAX_EVAL_BYTES {
+        return Err(EvalError::TooLong(predictions));
+    }
+    sum_windows(model, windows)
+}
+
+/// The canonical accumulation over windows that are already cut (each ≤ T + 1 bytes, ≥ 2).
+fn sum_windows(model: &Model, windows: &[&[u8]]) -> Result<EvalResult, EvalError> {
+    let sums: Vec<f64> = windows
         .par_iter()
         .map_init(
             || (RecurrentState::new(model.config()), Scratch::default()),
-            |(state, scratch), r| {
+            |(state, scratch), w| {
                 state.reset();
-                let losses = window_losses_with(model, &data[r.start..r.end + 1], state, scratch);
+                let losses = window_losses_with(model, w, state, scratch);
                 let mut sum = 0.0f64;
                 for l in losses {
                     sum += l as f64;
@@ -104,7 +143,7 @@ pub fn evaluate(model: &Model, data: &[u8]) -> Result<EvalResult, EvalError> {
     for s in &sums {
         total += *s;
     }
-    let p = data.len() - 1;
+    let p: usize = windows.iter().map(|w| w.len() - 1).sum();
     if !total.is_finite() {
         return Err(EvalError::NonFinite(total));
     }
@@ -190,6 +229,31 @@ mod tests {
     }
 
     #[test]
+    fn explicit_windows_match_the_dataset_evaluation() {
+        let model = crate::test_util::random_model(
+            ModelConfig::genesis(crate::config::ModelNetwork::Regtest),
+            3,
+        );
+        let t = model.config().window;
+        let data = &crate::data::training_text()[1000..1000 + 3 * t + 1];
+        let whole = evaluate(&model, data).unwrap();
+        let cut: Vec<&[u8]> = windows(data.len(), t).map(|r| &data[r.start..r.end + 1]).collect();
+        assert_eq!(cut.len(), 3);
+        assert_eq!(evaluate_windows(&model, &cut).unwrap(), whole);
+        // Order matters only through the f64 accumulation; a single window is its own total.
+        let one = evaluate_windows(&model, &cut[1..2]).unwrap();
+        assert_eq!(one.bytes, t);
+        assert_eq!(one, evaluate(&model, cut[1]).unwrap());
+        // Malformed windows are refused.
+        assert_eq!(evaluate_windows(&model, &[]), Err(EvalError::TooShort(0)));
+        assert_eq!(evaluate_windows(&model, &[&data[..1]]), Err(EvalError::TooShort(1)));
+        assert_eq!(
+            evaluate_windows(&model, &[&data[..t + 2]]),
+            Err(EvalError::WindowTooLong { len: t + 2, window: t })
+        );
+    }
+
+    #[test]
     fn micronats_rounds_half_to_even_exactly() {
         assert_eq!(micronats(1.0, 1), 1_000_000);
         assert_eq!(micronats(0.0, 5), 0);
@@ -218,7 +282,7 @@ mod tests {
 mod golden {
     use super::*;
     use crate::config::ModelNetwork;
-    use crate::data::validation_slice;
+    use crate::data::excerpt;
     use crate::test_util::{random_bytes, random_model};
 
     /// Consensus pin: `val_loss` of `Model::init(regtest genesis, 0)` on the regtest validation
@@ -232,7 +296,7 @@ mod golden {
 
     #[test]
     fn golden_val_loss_of_the_seeded_regtest_checkpoint() {
-        let r = evaluate(&regtest_seed0(), validation_slice(ModelNetwork::Regtest)).unwrap();
+        let r = evaluate(&regtest_seed0(), excerpt(ModelNetwork::Regtest)).unwrap();
         assert_eq!(r.bytes, 2047);
         assert_eq!(r.windows, 32);
         assert_eq!(r.val_loss_micronats, GOLDEN_REGTEST_SEED0);
@@ -241,7 +305,7 @@ mod golden {
     #[test]
     fn portable_and_simd_kernels_give_the_golden_value() {
         let model = regtest_seed0();
-        let data = validation_slice(ModelNetwork::Regtest);
+        let data = excerpt(ModelNetwork::Regtest);
         crate::kernels::set_portable_only(true);
         let portable = evaluate(&model, data);
         crate::kernels::set_portable_only(false);
@@ -254,7 +318,7 @@ mod golden {
     #[test]
     fn the_result_does_not_depend_on_the_thread_count() {
         let cases = [
-            (regtest_seed0(), validation_slice(ModelNetwork::Regtest).to_vec()),
+            (regtest_seed0(), excerpt(ModelNetwork::Regtest).to_vec()),
             (
                 random_model(ModelConfig::genesis(ModelNetwork::Regtest), 4),
                 random_bytes(3 * 64 + 17, 4),
@@ -318,9 +382,7 @@ mod golden {
         assert!(matches!(evaluate_params(&cfg, &[0.0; 3], b"abc"), Err(EvalError::Model(_))));
         let p = regtest_seed0().into_parts().1;
         assert_eq!(
-            evaluate_params(&cfg, &p, validation_slice(ModelNetwork::Regtest))
-                .unwrap()
-                .val_loss_micronats,
+            evaluate_params(&cfg, &p, excerpt(ModelNetwork::Regtest)).unwrap().val_loss_micronats,
             GOLDEN_REGTEST_SEED0
         );
     }

@@ -232,7 +232,7 @@ mod tests {
     fn initial_loss_is_close_to_uniform() {
         let cfg = ModelConfig::genesis(ModelNetwork::Regtest);
         let model = Model::init(cfg, 0).unwrap();
-        let eval = evaluate(&model, crate::data::validation_slice(ModelNetwork::Regtest)).unwrap();
+        let eval = evaluate(&model, crate::data::excerpt(ModelNetwork::Regtest)).unwrap();
         assert!((eval.mean_nats - 256f64.ln()).abs() < 0.05, "{}", eval.mean_nats);
     }
 }

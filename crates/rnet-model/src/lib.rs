@@ -22,8 +22,8 @@ mod test_util;
 
 pub use checkpoint::{Checkpoint, CheckpointError, CheckpointHeader};
 pub use config::{ConfigError, LayerLayout, Layout, ModelConfig, ModelNetwork, TensorSpec, VOCAB};
-pub use data::{training_text, validation_slice};
-pub use evaluator::{EvalError, EvalResult, evaluate, evaluate_params};
+pub use data::{benchmark_slice, corpus, excerpt, training_text};
+pub use evaluator::{EvalError, EvalResult, evaluate, evaluate_params, evaluate_windows};
 pub use growth::{GrowthCaps, GrowthError, grow, next_shape, shape_at_height};
 pub use model::{Model, ModelError};
 pub use safetensors::SafetensorsError;

@@ -31,8 +31,8 @@ pub struct Rejected {
 
 /// The node as the network sees it. Methods block (they lock the chainstate).
 pub trait Backend: Send + Sync + 'static {
-    /// Active tip `(height, val_loss, hash)`.
-    fn best(&self) -> (u32, u64, BlockHash);
+    /// Active tip `(height, chainwork, hash)`.
+    fn best(&self) -> (u32, u128, BlockHash);
     /// A block locator of the active chain (tip first, then exponentially sparser, genesis).
     fn locator(&self) -> Vec<BlockHash>;
     /// Active-chain headers after the first locator hash found on the active chain (genesis if

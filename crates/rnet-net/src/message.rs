@@ -109,8 +109,8 @@ pub struct Version {
     pub timestamp: u64,
     /// Best (active tip) height.
     pub best_height: u32,
-    /// Best tip `val_loss`.
-    pub best_loss: u64,
+    /// Best tip chainwork (fork choice's measure).
+    pub best_chainwork: u128,
     /// Best tip hash.
     pub best_hash: BlockHash,
     /// Random per-process nonce (self-connection detection).
@@ -259,7 +259,7 @@ impl Message {
                 v.services.encode(&mut w);
                 v.timestamp.encode(&mut w);
                 v.best_height.encode(&mut w);
-                v.best_loss.encode(&mut w);
+                w.extend_from_slice(&v.best_chainwork.to_le_bytes());
                 v.best_hash.0.encode(&mut w);
                 v.nonce.encode(&mut w);
                 v.listen_port.encode(&mut w);
@@ -325,7 +325,7 @@ fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
             services: r.read_u64()?,
             timestamp: r.read_u64()?,
             best_height: r.read_u32()?,
-            best_loss: r.read_u64()?,
+            best_chainwork: u128::from_le_bytes(r.read_array()?),
             best_hash: hash(r)?,
             nonce: r.read_u64()?,
             listen_port: r.read_u16()?,
@@ -420,7 +420,7 @@ mod tests {
             services: 1,
             timestamp: 5,
             best_height: 7,
-            best_loss: 99,
+            best_chainwork: 99 << 70,
             best_hash: BlockHash([3; 32]),
             nonce: 42,
             listen_port: 29555,

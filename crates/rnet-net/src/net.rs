@@ -122,8 +122,8 @@ pub struct PeerInfo {
     pub services: u64,
     /// Best height at handshake, then the highest announced.
     pub best_height: u32,
-    /// Best tip loss announced at handshake.
-    pub best_loss: u64,
+    /// Best tip chainwork announced at handshake.
+    pub best_chainwork: u128,
     /// Bytes sent.
     pub bytes_sent: u64,
     /// Bytes received.
@@ -766,7 +766,7 @@ impl Manager {
             services: NODE_NETWORK,
             timestamp: unix_now(),
             best_height: h,
-            best_loss: l,
+            best_chainwork: l,
             best_hash: hash,
             nonce: self.nonce,
             listen_port: self.local.first().map_or(0, |a| a.port()),
@@ -1487,7 +1487,7 @@ impl Manager {
                             .unwrap_or_default(),
                         services: p.version.as_ref().map_or(0, |v| v.services),
                         best_height: p.best_height,
-                        best_loss: p.version.as_ref().map_or(0, |v| v.best_loss),
+                        best_chainwork: p.version.as_ref().map_or(0, |v| v.best_chainwork),
                         bytes_sent: p.sent.load(Ordering::Relaxed),
                         bytes_recv: p.recv.load(Ordering::Relaxed),
                         conn_time: p.conn_time,

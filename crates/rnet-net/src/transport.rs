@@ -22,9 +22,9 @@ pub const MAX_NOISE_MSG: usize = 65_535;
 const TAG_LEN: usize = 16;
 /// Largest plaintext carried by one Noise message.
 pub const MAX_FRAME_PLAINTEXT: usize = MAX_NOISE_MSG - TAG_LEN;
-/// Largest application message (command and payload): a 4 MB block or a 1 MiB checkpoint chunk
-/// plus overhead.
-pub const MAX_MESSAGE_SIZE: usize = 4_000_000 + 256 * 1024;
+/// Largest application message (command and payload): the largest block (4 MB base plus its
+/// evaluation sample) or a 1 MiB checkpoint chunk, plus overhead.
+pub const MAX_MESSAGE_SIZE: usize = rnet_primitives::MAX_BLOCK_WIRE_SIZE + 256 * 1024;
 /// Noise messages per direction between two rekeys.
 pub const REKEY_INTERVAL: u64 = 1024;
 /// File in the network data directory holding the node's static Noise key (hex).

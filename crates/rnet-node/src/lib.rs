@@ -5,6 +5,7 @@
 //! the best chain, register the RPC methods and serve them, start the miner thread with `-mine`,
 //! and shut down cleanly on SIGINT/SIGTERM or the `stop` RPC. See `docs/node.md`.
 
+pub mod benchmark;
 pub mod config;
 pub mod inference;
 pub mod lock;
@@ -142,6 +143,10 @@ async fn serve(
         stop_node.request_shutdown();
     });
 
+    let benchmark = {
+        let node = node.clone();
+        std::thread::Builder::new().name("benchmark".into()).spawn(move || benchmark::run(&node))?
+    };
     let miner = if config.mine {
         let node = node.clone();
         Some(
@@ -170,6 +175,7 @@ async fn serve(
     if let Some(m) = miner {
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
     }
+    let _ = tokio::task::spawn_blocking(move || benchmark.join()).await;
     result
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainState, ConsensusRules};
 use rnet_consensus::{
-    ChainParams, HeaderSummary, block_subsidy, median_time_past, next_block_shape,
-    required_improvement,
+    ChainParams, HeaderSummary, block_subsidy, effective_required_improvement, median_time_past,
+    next_block_shape, required_improvement,
 };
 use rnet_crypto::SigningKey;
 use rnet_mempool::{Mempool, MempoolPolicy, TipContext};
@@ -65,8 +65,12 @@ pub struct Template {
     pub parent: HeaderSummary,
     /// Height of the new block.
     pub height: u32,
-    /// Required improvement.
+    /// Header time of the new block: the node's clock, at least `median_time_past + 1`.
+    pub time: u64,
+    /// Effective required improvement at `time` (the header's `required_improvement`).
     pub required_improvement: u64,
+    /// The base requirement before the stall-escape discount.
+    pub base_required_improvement: u64,
     /// Scheduled shape.
     pub shape: (u32, u32),
     /// Median time past of the parent.
@@ -112,6 +116,11 @@ pub struct Node {
     pub net: std::sync::OnceLock<rnet_net::NetHandle>,
     /// The loaded wallets (see `crate::wallets`); they follow every active-chain change.
     pub wallets: crate::wallets::Wallets,
+    /// `setmocktime` (regtest): the clock the node uses instead of the system's; 0 = real time.
+    mock_time: AtomicU64,
+    /// The tip model's loss on the benchmark slice, computed off the hot path
+    /// (`crate::benchmark`).
+    pub benchmark: crate::benchmark::BenchmarkCache,
 }
 
 impl std::fmt::Debug for Node {
@@ -135,8 +144,11 @@ impl Node {
         }
         let mut chain =
             ChainState::open_with(netdir, Box::new(ConsensusRules::new(params.clone())), options)?;
+        let mock_time = AtomicU64::new(0);
         chain.activate_best_chain(now())?;
         Ok(Self {
+            mock_time,
+            benchmark: Default::default(),
             params: params.clone(),
             netdir: netdir.to_path_buf(),
             miner_key,
@@ -178,7 +190,7 @@ impl Node {
         Ok(TipContext {
             height: tip.height,
             median_time_past: median_time_past(&view, tip.height),
-            tip_loss: tip.val_loss,
+            tip_loss_index: tip.loss_index,
         })
     }
 
@@ -235,7 +247,7 @@ impl Node {
         bytes: Vec<u8>,
     ) -> Result<AcceptOutcome, ChainError> {
         let mut chain = self.chain();
-        let outcome = chain.accept_checkpoint(hash, bytes, now())?;
+        let outcome = chain.accept_checkpoint(hash, bytes, self.now())?;
         if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
             self.chain_changed(&chain, connected, disconnected);
         }
@@ -296,7 +308,7 @@ impl Node {
             self.pending_checkpoint(&block.header.checkpoint_root, block.header.checkpoint_size)
         });
         let mut chain = self.chain();
-        let outcome = chain.accept_block(block, checkpoint, now());
+        let outcome = chain.accept_block(block, checkpoint, self.now());
         if let Ok(AcceptOutcome::Connected { connected, disconnected, .. }) = &outcome {
             self.chain_changed(&chain, connected, disconnected);
         }
@@ -320,7 +332,7 @@ impl Node {
         Ok(Some(bytes))
     }
 
-    fn parsed_checkpoint(&self, hash: &BlockHash) -> Result<Arc<Checkpoint>, NodeError> {
+    pub(crate) fn parsed_checkpoint(&self, hash: &BlockHash) -> Result<Arc<Checkpoint>, NodeError> {
         {
             let c = self.parsed_checkpoint.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((h, ck)) = c.as_ref() {
@@ -339,6 +351,19 @@ impl Node {
         Ok(ck)
     }
 
+    /// The node's clock (unix seconds): the mock time set with `setmocktime`, else the system's.
+    pub fn now(&self) -> u64 {
+        match self.mock_time.load(Ordering::SeqCst) {
+            0 => now(),
+            t => t,
+        }
+    }
+
+    /// Sets (or with 0 clears) the mock clock (`setmocktime`, regtest only: the caller checks).
+    pub fn set_mock_time(&self, time: u64) {
+        self.mock_time.store(time, Ordering::SeqCst);
+    }
+
     /// The template for the next block on the active tip (transactions from the mempool).
     pub fn template(&self) -> Result<Template, NodeError> {
         let chain = self.chain();
@@ -348,9 +373,11 @@ impl Node {
     fn template_locked(&self, chain: &ChainState) -> Result<Template, NodeError> {
         let tip = chain.tip();
         let view = chain.header_chain(&tip.hash)?;
-        let required = required_improvement(&self.params, &view);
         let shape = next_block_shape(&self.params, &tip);
         let mtp = median_time_past(&view, tip.height);
+        let time = self.now().max(mtp + 1);
+        let base_required = required_improvement(&self.params, &view);
+        let required = effective_required_improvement(&self.params, &view, time);
         let header = chain.header(&tip.hash)?.ok_or(ChainError::UnknownBlock(tip.hash))?;
         // Room for the header and the coinbase.
         let max_bytes = self.params.max_block_size.saturating_sub(4_000);
@@ -367,7 +394,9 @@ impl Node {
         let base_subsidy = block_subsidy(&self.params, tip.circulating_supply, required, required);
         Ok(Template {
             height: tip.height + 1,
+            time,
             required_improvement: required,
+            base_required_improvement: base_required,
             shape,
             median_time_past: mtp,
             transactions,
@@ -388,7 +417,6 @@ impl Node {
         let fees = template.fees();
         let job = MiningJob {
             parent_hash: template.parent.hash,
-            parent_val_loss: template.parent.val_loss,
             parent_supply: template.parent.circulating_supply,
             parent_checkpoint,
             height: template.height,
@@ -397,7 +425,7 @@ impl Node {
             transactions: template.transactions.into_iter().map(|(t, _)| t).collect(),
             fees,
             min_time: template.median_time_past + 1,
-            time: now().max(template.parent.time),
+            time: template.time,
             payout_script: payout,
         };
         Ok((job, version))
@@ -425,12 +453,22 @@ impl Node {
             self.submit_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()))?;
         let h = &mined.block.header;
         if matches!(outcome, AcceptOutcome::Connected { .. }) {
+            let loss_index = self.chain().tip().loss_index;
+            let benchmark = self
+                .benchmark
+                .latest()
+                .map_or_else(|| "pending".to_string(), |b| format!("{} (h{})", b.loss, b.height));
             tracing::info!(
-                "mined block height={} val_loss={} ({:.6} nats/byte, {:.6} bits/byte) shape=(d={}, L={}) reward={} RNT steps={} time={:.3}s hash={}",
+                "mined block height={} val_loss={} ({:.6} nats/byte, {:.6} bits/byte) parent_loss={} improvement={} required={} loss_index={} benchmark_loss={} shape=(d={}, L={}) reward={} RNT steps={} time={:.3}s hash={}",
                 h.height,
                 h.val_loss,
                 loss_nats(h.val_loss),
                 loss_bits(h.val_loss),
+                h.parent_loss,
+                h.parent_loss.saturating_sub(h.val_loss),
+                h.required_improvement,
+                loss_index,
+                benchmark,
                 h.shape.d_model,
                 h.shape.n_layers,
                 mined.subsidy,

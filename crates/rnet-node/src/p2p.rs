@@ -11,7 +11,7 @@ use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected};
 use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
 
 use crate::config::Config;
-use crate::node::{Node, now};
+use crate::node::Node;
 
 /// File in the network data directory holding the bound P2P port while the node runs.
 pub const P2P_PORT_FILE: &str = "p2p.port";
@@ -41,9 +41,9 @@ fn outcome(r: Result<AcceptOutcome, ChainError>) -> Result<Accepted, Rejected> {
 }
 
 impl Backend for NodeBackend {
-    fn best(&self) -> (u32, u64, BlockHash) {
+    fn best(&self) -> (u32, u128, BlockHash) {
         let t = self.0.chain().tip();
-        (t.height, t.val_loss, t.hash)
+        (t.height, t.chainwork, t.hash)
     }
 
     fn locator(&self) -> Vec<BlockHash> {
@@ -147,7 +147,7 @@ impl Backend for NodeBackend {
             .tip_context(&chain)
             .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
         let mut pool = self.0.mempool();
-        match pool.accept(tx, &utxos, &tip, now()) {
+        match pool.accept(tx, &utxos, &tip, self.0.now()) {
             Ok(res) => {
                 let txs = Node::accepted_txs(&pool, &res);
                 drop(pool);

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rnet_chain::ChainState;
-use rnet_consensus::median_time_past;
+use rnet_consensus::{HeaderChain, median_time_past};
 use rnet_primitives::{Block, BlockHash, OutPoint, Transaction, Txid};
 use rnet_wallet::{Wallet, WalletError};
 use serde_json::{Value, json};
@@ -185,8 +185,9 @@ impl WalletEntry {
         }
     }
 
-    /// Feeds a connected block at `height` (`mtp`: median-time-past of its parent).
-    pub fn connect(&mut self, block: &Block, mtp: u64) -> Result<(), WalletError> {
+    /// Feeds a connected block (`loss_index`: the chain's loss index after it, which its coins'
+    /// expiry is measured by; `mtp`: median-time-past of its parent).
+    pub fn connect(&mut self, block: &Block, loss_index: u64, mtp: u64) -> Result<(), WalletError> {
         let height = block.header.height;
         let hash = block.block_hash();
         let mut extra = HashMap::new();
@@ -200,7 +201,7 @@ impl WalletEntry {
                 }
             }
         }
-        self.wallet.scan_block(block, height, block.header.val_loss, mtp)?;
+        self.wallet.scan_block(block, height, loss_index, mtp)?;
         if changed {
             self.save_log();
         }
@@ -235,7 +236,8 @@ impl WalletEntry {
             let Some(hash) = chain.block_hash_at(h).map_err(|e| e.to_string())? else { break };
             let Some(block) = chain.block(&hash).map_err(|e| e.to_string())? else { break };
             let mtp = h.checked_sub(1).map_or(0, |p| median_time_past(&view, p));
-            self.connect(&block, mtp).map_err(|e| e.to_string())?;
+            let Some(loss_index) = view.ancestor(h).map(|s| s.loss_index) else { break };
+            self.connect(&block, loss_index, mtp).map_err(|e| e.to_string())?;
             scanned += 1;
         }
         Ok(scanned)
@@ -344,7 +346,10 @@ impl Wallets {
             }
             for b in &up {
                 let mtp = b.header.height.checked_sub(1).map_or(0, |p| median_time_past(&view, p));
-                if let Err(err) = e.connect(b, mtp) {
+                let Some(loss_index) = view.ancestor(b.header.height).map(|s| s.loss_index) else {
+                    continue;
+                };
+                if let Err(err) = e.connect(b, loss_index, mtp) {
                     tracing::warn!("wallet scan_block: {err}");
                 }
             }

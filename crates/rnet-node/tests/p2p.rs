@@ -447,7 +447,7 @@ impl Hostile {
                 services: 1,
                 timestamp: 0,
                 best_height: 0,
-                best_loss: 0,
+                best_chainwork: 0,
                 best_hash: BlockHash::ZERO,
                 nonce: 7,
                 listen_port: 0,

@@ -153,13 +153,25 @@ fn social_recovery_cancel_claim_and_emission_sweep() {
     mine(&node, coin_height + INACTIVITY - 1 - height(&node));
     let pool =
         |n: &TestNode| res(&n.call("getblockchaininfo", json!([])).unwrap()["emission_pool"]);
+    // The tip's coinbase value (its subsidy varies with the block's improvement).
+    let tip_coinbase = |n: &TestNode| {
+        let tip = n.call("getbestblockhash", json!([])).unwrap();
+        let block = n.call("getblock", json!([tip, 2])).unwrap();
+        block["tx"][0]["vout"].as_array().unwrap().iter().map(|o| res(&o["value"])).sum::<i64>()
+    };
     let p0 = pool(&node);
     mine(&node, 1);
-    let empty_delta = pool(&node) - p0;
+    // An empty block: the pool pays the subsidy and nothing returns.
+    assert_eq!(pool(&node) - p0, -tip_coinbase(&node));
+    let coin_value = res(&e.call("listunspent", json!([])).unwrap()[0]["amount"]);
     let swept = node.call("sweepemission", json!([coin])).unwrap();
+    let fee = coin_value - res(&swept["amount"]);
+    assert!(fee > 0, "{swept}");
     let p1 = pool(&node);
     mine(&node, 1);
-    let sweep_delta = pool(&node) - p1;
-    assert_eq!(sweep_delta - empty_delta, res(&swept["amount"]), "{swept}");
+    // The sweep block: the pool pays the subsidy (coinbase minus the sweep's fee) and gets the
+    // swept amount back.
+    let subsidy = tip_coinbase(&node) - fee;
+    assert_eq!(pool(&node) - p1, res(&swept["amount"]) - subsidy, "{swept}");
     assert_eq!(res(&e.call("getbalances", json!([])).unwrap()["mine"]["trusted"]), 0);
 }

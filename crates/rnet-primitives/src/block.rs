@@ -1,4 +1,9 @@
-//! Blocks: a header and a CompactSize-counted list of transactions.
+//! Blocks: a header, a CompactSize-counted list of transactions, and the evaluation sample
+//! ([`EvalSample`]) the block's Proof-of-Training is checked on.
+//!
+//! [`MAX_BLOCK_SIZE`] bounds the header and transactions (the block's *base*, what miners fill
+//! with transactions); the sample has its own bound ([`MAX_SAMPLE_SIZE`]), so a full block
+//! never has to leave room for it. The decoder reads at most [`MAX_BLOCK_WIRE_SIZE`] bytes.
 //!
 //! The header's merkle root commits to the **wtxids** of all transactions, coinbase included, so
 //! the header (and thus the block id) commits to witnesses too. This departs from Bitcoin, which
@@ -10,10 +15,14 @@ use crate::encode::{Decode, DecodeError, Encode, MAX_VEC_LEN, Reader, encode_to_
 use crate::hash::{BlockHash, Hash256};
 use crate::header::{BlockHeader, HEADER_SIZE};
 use crate::merkle::merkle_root;
+use crate::sample::{EvalSample, MAX_SAMPLE_SIZE};
 use crate::transaction::Transaction;
 
-/// Largest encoded block, in bytes, the decoder accepts.
+/// Largest encoded header plus transactions (the block's base), in bytes.
 pub const MAX_BLOCK_SIZE: usize = 4_000_000;
+
+/// Largest encoded block the decoder accepts: the base plus the largest evaluation sample.
+pub const MAX_BLOCK_WIRE_SIZE: usize = MAX_BLOCK_SIZE + MAX_SAMPLE_SIZE;
 
 /// A block.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, Default)]
@@ -22,6 +31,9 @@ pub struct Block {
     pub header: BlockHeader,
     /// The transactions, coinbase first.
     pub transactions: Vec<Transaction>,
+    /// The corpus records the checkpoint is evaluated on, with their merkle branches. Not
+    /// covered by the block id; checked against `corpus_root` and the header (Part V).
+    pub sample: EvalSample,
 }
 
 impl Block {
@@ -43,16 +55,24 @@ impl Block {
         !mutated && root == self.header.merkle_root
     }
 
-    /// Decodes a block that spans `bytes` exactly; inputs over [`MAX_BLOCK_SIZE`] are rejected
-    /// before any parsing.
+    /// Decodes a block that spans `bytes` exactly; inputs over [`MAX_BLOCK_WIRE_SIZE`] are
+    /// rejected before any parsing.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_BLOCK_SIZE {
+        if bytes.len() > MAX_BLOCK_WIRE_SIZE {
             return Err(DecodeError::OversizeLength {
                 len: bytes.len() as u64,
-                max: MAX_BLOCK_SIZE as u64,
+                max: MAX_BLOCK_WIRE_SIZE as u64,
             });
         }
         crate::encode::decode_exact(bytes)
+    }
+
+    /// Encoded size of the header and transactions (what [`MAX_BLOCK_SIZE`] bounds).
+    pub fn base_size(&self) -> usize {
+        let mut w = Vec::new();
+        self.header.encode(&mut w);
+        write_vec(&mut w, &self.transactions);
+        w.len()
     }
 
     /// The full encoding.
@@ -65,24 +85,46 @@ impl Encode for Block {
     fn encode(&self, w: &mut Vec<u8>) {
         self.header.encode(w);
         write_vec(w, &self.transactions);
+        self.sample.encode(w);
     }
 }
 
 impl Decode for Block {
-    const MIN_ENCODED_SIZE: usize = HEADER_SIZE + 1;
+    const MIN_ENCODED_SIZE: usize = HEADER_SIZE + 2;
 
-    /// Reads at most [`MAX_BLOCK_SIZE`] bytes: a block that would need more is rejected as
-    /// oversize, even when `r` holds more input.
+    /// Reads at most [`MAX_BLOCK_WIRE_SIZE`] bytes, of which at most [`MAX_BLOCK_SIZE`] for the
+    /// header and transactions: a block that would need more is rejected as oversize, even when
+    /// `r` holds more input.
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let start = r.position();
-        let window_len = r.remaining().min(MAX_BLOCK_SIZE);
-        let truncated = r.remaining() > MAX_BLOCK_SIZE;
+        let window_len = r.remaining().min(MAX_BLOCK_WIRE_SIZE);
+        let truncated = r.remaining() > MAX_BLOCK_WIRE_SIZE;
         let window = r.clone().read_bytes(window_len)?;
         let mut sub = Reader::new(window);
+        let oversize = || DecodeError::OversizeLength {
+            len: (MAX_BLOCK_SIZE as u64).saturating_add(1),
+            max: MAX_BLOCK_SIZE as u64,
+        };
         let result = (|| -> Result<Self, DecodeError> {
             let header = BlockHeader::decode(&mut sub)?;
-            let transactions = sub.read_vec::<Transaction>(MAX_VEC_LEN)?;
-            Ok(Self { header, transactions })
+            let transactions = {
+                // The base may not use more than MAX_BLOCK_SIZE bytes of the window.
+                let base_window = &window[..window.len().min(MAX_BLOCK_SIZE)];
+                let mut base = Reader::new(base_window);
+                base.read_bytes(sub.position())?;
+                let txs = base.read_vec::<Transaction>(MAX_VEC_LEN).map_err(|e| match e {
+                    DecodeError::UnexpectedEnd { .. } | DecodeError::LengthExceedsInput { .. }
+                        if window.len() > MAX_BLOCK_SIZE =>
+                    {
+                        oversize()
+                    }
+                    e => e,
+                })?;
+                sub.read_bytes(base.position() - sub.position())?;
+                txs
+            };
+            let sample = EvalSample::decode(&mut sub)?;
+            Ok(Self { header, transactions, sample })
         })();
         match result {
             Ok(block) => {
@@ -94,8 +136,8 @@ impl Decode for Block {
                 if truncated =>
             {
                 Err(DecodeError::OversizeLength {
-                    len: (MAX_BLOCK_SIZE as u64).saturating_add(1),
-                    max: MAX_BLOCK_SIZE as u64,
+                    len: (MAX_BLOCK_WIRE_SIZE as u64).saturating_add(1),
+                    max: MAX_BLOCK_WIRE_SIZE as u64,
                 })
             }
             Err(e) => Err(e),
@@ -106,11 +148,12 @@ impl Decode for Block {
 /// JSON view: the block id, the header and the transactions.
 impl Serialize for Block {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Block", 4)?;
+        let mut st = s.serialize_struct("Block", 5)?;
         st.serialize_field("hash", &self.block_hash())?;
         st.serialize_field("size", &self.to_bytes().len())?;
         st.serialize_field("header", &self.header)?;
         st.serialize_field("transactions", &self.transactions)?;
+        st.serialize_field("sample", &self.sample)?;
         st.end()
     }
 }
@@ -139,11 +182,21 @@ mod tests {
     }
 
     #[test]
-    fn layout_is_header_then_transactions() {
-        let block = Block { header: BlockHeader::default(), transactions: vec![coinbase(1)] };
+    fn layout_is_header_then_transactions_then_sample() {
+        let sample = EvalSample {
+            records: vec![crate::sample::SampleRecord {
+                index: 5,
+                bytes: vec![1, 2],
+                proof: vec![],
+            }],
+        };
+        let block =
+            Block { header: BlockHeader::default(), transactions: vec![coinbase(1)], sample };
         let mut expected = block.header.to_bytes();
         expected.push(1);
         expected.extend(coinbase(1).to_bytes());
+        assert_eq!(block.base_size(), expected.len());
+        expected.extend(crate::encode::encode_to_vec(&block.sample));
         assert_eq!(block.to_bytes(), expected);
         assert_eq!(Block::from_bytes(&expected), Ok(block));
     }
@@ -151,7 +204,8 @@ mod tests {
     #[test]
     fn merkle_root_commits_to_wtxids() {
         let txs = vec![coinbase(1), coinbase(2)];
-        let mut block = Block { header: BlockHeader::default(), transactions: txs.clone() };
+        let mut block =
+            Block { header: BlockHeader::default(), transactions: txs.clone(), ..Block::default() };
         let expected = crate::merkle::merkle_node(&txs[0].wtxid().into(), &txs[1].wtxid().into());
         assert_eq!(block.compute_merkle_root(), (expected, false));
         assert!(!block.check_merkle_root());
@@ -166,7 +220,8 @@ mod tests {
     #[test]
     fn mutated_transaction_list_fails_the_check() {
         let txs = vec![coinbase(1), coinbase(2), coinbase(3)];
-        let mut block = Block { header: BlockHeader::default(), transactions: txs };
+        let mut block =
+            Block { header: BlockHeader::default(), transactions: txs, ..Block::default() };
         block.header.merkle_root = block.compute_merkle_root().0;
         assert!(block.check_merkle_root());
         block.transactions.push(block.transactions[2].clone());
@@ -176,12 +231,12 @@ mod tests {
 
     #[test]
     fn oversize_blocks_are_rejected_before_parsing() {
-        let big = vec![0u8; MAX_BLOCK_SIZE + 1];
+        let big = vec![0u8; MAX_BLOCK_WIRE_SIZE + 1];
         assert_eq!(
             Block::from_bytes(&big),
             Err(DecodeError::OversizeLength {
-                len: MAX_BLOCK_SIZE as u64 + 1,
-                max: MAX_BLOCK_SIZE as u64
+                len: MAX_BLOCK_WIRE_SIZE as u64 + 1,
+                max: MAX_BLOCK_WIRE_SIZE as u64
             })
         );
         // Through the generic decoder: a block that declares a transaction running past the
@@ -192,6 +247,25 @@ mod tests {
         tx.outputs[0].script_pubkey = vec![0; MAX_BLOCK_SIZE];
         b.extend(tx.to_bytes());
         assert!(matches!(decode_exact::<Block>(&b), Err(DecodeError::OversizeLength { .. })));
+        // A base exactly at the limit is accepted with a sample after it; one byte more is
+        // oversize even though the whole block fits the wire limit (the sample's allowance is
+        // not for transactions).
+        let block_with_script = |len: usize| {
+            let mut tx = coinbase(1);
+            tx.outputs[0].script_pubkey = vec![0; len];
+            Block { header: BlockHeader::default(), transactions: vec![tx], ..Block::default() }
+        };
+        let probe = block_with_script(3_000_000).base_size();
+        let at_limit = block_with_script(3_000_000 + MAX_BLOCK_SIZE - probe);
+        assert_eq!(at_limit.base_size(), MAX_BLOCK_SIZE);
+        let mut at_limit = at_limit;
+        at_limit.sample.records.push(crate::sample::SampleRecord::default());
+        assert_eq!(Block::from_bytes(&at_limit.to_bytes()), Ok(at_limit));
+        let over = block_with_script(3_000_001 + MAX_BLOCK_SIZE - probe);
+        assert!(matches!(
+            Block::from_bytes(&over.to_bytes()),
+            Err(DecodeError::OversizeLength { .. })
+        ));
     }
 
     #[test]
@@ -203,7 +277,11 @@ mod tests {
 
     #[test]
     fn json_view() {
-        let block = Block { header: BlockHeader::default(), transactions: vec![coinbase(1)] };
+        let block = Block {
+            header: BlockHeader::default(),
+            transactions: vec![coinbase(1)],
+            ..Block::default()
+        };
         let v = serde_json::to_value(&block).unwrap();
         assert_eq!(v["hash"], block.block_hash().to_string());
         assert_eq!(v["header"]["hash"], block.block_hash().to_string());

@@ -13,6 +13,7 @@
 //! | shape.n_layers | u32 | 4 |
 //! | checkpoint_root | Hash256 | 32 |
 //! | checkpoint_size | u64 | 8 |
+//! | parent_loss | u64 | 8 |
 //! | val_loss | u64 | 8 |
 //! | required_improvement | u64 | 8 |
 //! | training_steps | u64 | 8 |
@@ -20,8 +21,8 @@
 //! | miner_pubkey | [u8; 32] | 32 |
 //! | signature | [u8; 64] | 64 |
 //!
-//! Total [`HEADER_SIZE`] = 280 bytes; without the signature [`UNSIGNED_HEADER_SIZE`] = 216.
-//! The block id ([`BlockHeader::hash`]) is Keccak-256d of the 216 unsigned bytes and is exactly
+//! Total [`HEADER_SIZE`] = 288 bytes; without the signature [`UNSIGNED_HEADER_SIZE`] = 224.
+//! The block id ([`BlockHeader::hash`]) is Keccak-256d of the 224 unsigned bytes and is exactly
 //! what the miner signs: the signature is covered by the block's validity, not by its id (like a
 //! witness).
 
@@ -32,7 +33,7 @@ use crate::hash::{BlockHash, Hash256};
 use crate::hexser::HexBytes;
 
 /// Encoded size of a header, signature included.
-pub const HEADER_SIZE: usize = 280;
+pub const HEADER_SIZE: usize = 288;
 
 /// Encoded size of a header without its signature (what the block id hashes).
 pub const UNSIGNED_HEADER_SIZE: usize = HEADER_SIZE - 64;
@@ -79,9 +80,13 @@ pub struct BlockHeader {
     pub checkpoint_root: Hash256,
     /// Checkpoint size in bytes.
     pub checkpoint_size: u64,
-    /// Validation loss of the checkpoint (micro-nats per byte, canonical evaluator output).
+    /// The parent checkpoint's loss on this block's evaluation sample (micro-nats per byte,
+    /// canonical evaluator output).
+    pub parent_loss: u64,
+    /// This block's checkpoint's loss on the same sample (micro-nats per byte).
     pub val_loss: u64,
-    /// Required improvement over the parent (micro-nats), as computed from the chain.
+    /// The effective required improvement `parent_loss − val_loss` must reach (micro-nats): the
+    /// chain's base requirement after the stall-escape discount, as computed from the chain.
     pub required_improvement: u64,
     /// Training steps the miner claims (informational, never trusted).
     pub training_steps: u64,
@@ -104,6 +109,7 @@ impl Default for BlockHeader {
             shape: ModelShape::default(),
             checkpoint_root: Hash256::ZERO,
             checkpoint_size: 0,
+            parent_loss: 0,
             val_loss: 0,
             required_improvement: 0,
             training_steps: 0,
@@ -115,7 +121,7 @@ impl Default for BlockHeader {
 }
 
 impl BlockHeader {
-    /// Appends every field except the signature (the 216 bytes the id hashes).
+    /// Appends every field except the signature (the 224 bytes the id hashes).
     pub fn encode_unsigned_into(&self, w: &mut Vec<u8>) {
         self.version.encode(w);
         self.prev_block_hash.encode(w);
@@ -125,6 +131,7 @@ impl BlockHeader {
         self.shape.encode(w);
         self.checkpoint_root.encode(w);
         self.checkpoint_size.encode(w);
+        self.parent_loss.encode(w);
         self.val_loss.encode(w);
         self.required_improvement.encode(w);
         self.training_steps.encode(w);
@@ -149,12 +156,12 @@ impl BlockHeader {
         self.hash()
     }
 
-    /// Decodes a header that spans `bytes` exactly (280 bytes).
+    /// Decodes a header that spans `bytes` exactly (288 bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         crate::encode::decode_exact(bytes)
     }
 
-    /// The full 280-byte encoding.
+    /// The full 288-byte encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         encode_to_vec(self)
     }
@@ -183,6 +190,7 @@ impl Decode for BlockHeader {
             shape: ModelShape::decode(r)?,
             checkpoint_root: Hash256::decode(r)?,
             checkpoint_size: r.read_u64()?,
+            parent_loss: r.read_u64()?,
             val_loss: r.read_u64()?,
             required_improvement: r.read_u64()?,
             training_steps: r.read_u64()?,
@@ -196,7 +204,7 @@ impl Decode for BlockHeader {
 /// JSON view: the block id first, then every field; hashes, key and signature as hex.
 impl Serialize for BlockHeader {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("BlockHeader", 15)?;
+        let mut st = s.serialize_struct("BlockHeader", 16)?;
         st.serialize_field("hash", &self.hash())?;
         st.serialize_field("version", &self.version)?;
         st.serialize_field("prev_block_hash", &self.prev_block_hash)?;
@@ -206,6 +214,7 @@ impl Serialize for BlockHeader {
         st.serialize_field("shape", &self.shape)?;
         st.serialize_field("checkpoint_root", &self.checkpoint_root)?;
         st.serialize_field("checkpoint_size", &self.checkpoint_size)?;
+        st.serialize_field("parent_loss", &self.parent_loss)?;
         st.serialize_field("val_loss", &self.val_loss)?;
         st.serialize_field("required_improvement", &self.required_improvement)?;
         st.serialize_field("training_steps", &self.training_steps)?;
@@ -233,6 +242,7 @@ mod tests {
             shape: ModelShape { d_model: 0x3132_3334, n_layers: 0x4142_4344 },
             checkpoint_root: Hash256([0xA3; 32]),
             checkpoint_size: 0x5152_5354_5556_5758,
+            parent_loss: 0x9192_9394_9596_9798,
             val_loss: 0x6162_6364_6566_6768,
             required_improvement: 0x7172_7374_7576_7778,
             training_steps: 0x8182_8384_8586_8788,
@@ -249,6 +259,7 @@ mod tests {
         b.extend([0x44, 0x43, 0x42, 0x41]);
         b.extend([0xA3; 32]);
         b.extend([0x58, 0x57, 0x56, 0x55, 0x54, 0x53, 0x52, 0x51]);
+        b.extend([0x98, 0x97, 0x96, 0x95, 0x94, 0x93, 0x92, 0x91]);
         b.extend([0x68, 0x67, 0x66, 0x65, 0x64, 0x63, 0x62, 0x61]);
         b.extend([0x78, 0x77, 0x76, 0x75, 0x74, 0x73, 0x72, 0x71]);
         b.extend([0x88, 0x87, 0x86, 0x85, 0x84, 0x83, 0x82, 0x81]);
@@ -261,18 +272,18 @@ mod tests {
     #[test]
     fn layout_matches_spec() {
         let (h, b) = sample();
-        assert_eq!(b.len(), 280);
-        assert_eq!(HEADER_SIZE, 280);
-        assert_eq!(UNSIGNED_HEADER_SIZE, 216);
+        assert_eq!(b.len(), 288);
+        assert_eq!(HEADER_SIZE, 288);
+        assert_eq!(UNSIGNED_HEADER_SIZE, 224);
         assert_eq!(h.to_bytes(), b);
-        assert_eq!(h.encode_unsigned(), b[..216]);
+        assert_eq!(h.encode_unsigned(), b[..224]);
         assert_eq!(BlockHeader::from_bytes(&b), Ok(h));
     }
 
     #[test]
     fn id_excludes_signature() {
         let (mut h, b) = sample();
-        assert_eq!(h.hash().0, rnet_crypto::keccak256d(&b[..216]));
+        assert_eq!(h.hash().0, rnet_crypto::keccak256d(&b[..224]));
         assert_eq!(h.signing_hash(), h.hash());
         let id = h.hash();
         h.signature = [0; 64];
@@ -285,8 +296,8 @@ mod tests {
     fn rejects_wrong_sizes() {
         let (_, b) = sample();
         assert_eq!(
-            BlockHeader::from_bytes(&b[..279]),
-            Err(DecodeError::UnexpectedEnd { needed: 280, remaining: 279 })
+            BlockHeader::from_bytes(&b[..287]),
+            Err(DecodeError::UnexpectedEnd { needed: 288, remaining: 287 })
         );
         let mut long = b.clone();
         long.push(0);
@@ -301,6 +312,7 @@ mod tests {
         assert_eq!(v["prev_block_hash"], "a1".repeat(32));
         assert_eq!(v["shape"]["d_model"], 0x3132_3334);
         assert_eq!(v["val_loss"], 0x6162_6364_6566_6768u64);
+        assert_eq!(v["parent_loss"], 0x9192_9394_9596_9798u64);
         assert_eq!(v["miner_pubkey"], "a5".repeat(32));
         assert_eq!(v["signature"], "a6".repeat(64));
     }

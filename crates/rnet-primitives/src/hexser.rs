@@ -19,3 +19,8 @@ impl Serialize for HexList<'_> {
         s.collect_seq(self.0.iter().map(|b| HexBytes(b)))
     }
 }
+
+/// `serialize_with` helper: a byte vector as a lowercase hex string.
+pub(crate) fn hex_vec<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    HexBytes(bytes).serialize(s)
+}

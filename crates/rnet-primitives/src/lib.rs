@@ -19,6 +19,7 @@ pub mod hash;
 pub mod header;
 pub mod merkle;
 pub mod network;
+pub mod sample;
 pub mod transaction;
 
 mod hexser;
@@ -27,10 +28,11 @@ mod strategies;
 
 pub use address::{Address, AddressError, RawWitnessAddress};
 pub use amount::{Amount, COIN, MAX_MONEY, ParseAmountError};
-pub use block::{Block, MAX_BLOCK_SIZE};
+pub use block::{Block, MAX_BLOCK_SIZE, MAX_BLOCK_WIRE_SIZE};
 pub use encode::{Decode, DecodeError, Encode, Reader, decode_exact, encode_to_vec};
 pub use hash::{BlockHash, Hash256, ParseHashError, Txid, Wtxid};
 pub use header::{BlockHeader, HEADER_SIZE, ModelShape, UNSIGNED_HEADER_SIZE};
-pub use merkle::{merkle_node, merkle_root};
+pub use merkle::{MerkleTree, merkle_depth, merkle_node, merkle_root, merkle_root_from_branch};
 pub use network::{Network, ParseNetworkError};
+pub use sample::{EvalSample, MAX_SAMPLE_RECORDS, SampleRecord};
 pub use transaction::{OutPoint, Transaction, TxIn, TxOut, Witness};

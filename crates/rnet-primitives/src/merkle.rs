@@ -37,6 +37,93 @@ pub fn merkle_root(leaves: &[Hash256]) -> (Hash256, bool) {
     (level.first().copied().unwrap_or(Hash256::ZERO), mutated)
 }
 
+/// Depth of a tree over `leaf_count` leaves: the number of levels above the leaves
+/// (`⌈log₂ n⌉`; 0 for one leaf). Every branch of the tree has exactly this many hashes.
+pub fn merkle_depth(leaf_count: u64) -> u32 {
+    if leaf_count <= 1 { 0 } else { 64 - (leaf_count - 1).leading_zeros() }
+}
+
+/// A merkle tree with every level kept, so that branches can be read off (miners build one over
+/// the corpus records once and take the sample's branches from it).
+#[derive(Clone, Debug)]
+pub struct MerkleTree {
+    /// `levels[0]` are the leaves, the last level is the root alone.
+    levels: Vec<Vec<Hash256>>,
+}
+
+impl MerkleTree {
+    /// Builds the tree of [`merkle_root`] over `leaves` (at least one).
+    pub fn new(leaves: Vec<Hash256>) -> Option<Self> {
+        if leaves.is_empty() {
+            return None;
+        }
+        let mut levels = vec![leaves];
+        while let Some(level) = levels.last().filter(|l| l.len() > 1) {
+            let next =
+                level.chunks(2).map(|p| merkle_node(&p[0], p.get(1).unwrap_or(&p[0]))).collect();
+            levels.push(next);
+        }
+        Some(Self { levels })
+    }
+
+    /// The root.
+    pub fn root(&self) -> Hash256 {
+        self.levels.last().and_then(|l| l.first()).copied().unwrap_or(Hash256::ZERO)
+    }
+
+    /// Number of leaves.
+    pub fn leaf_count(&self) -> usize {
+        self.levels[0].len()
+    }
+
+    /// The branch of leaf `index`: its sibling at each level from the leaves up (a node without
+    /// a sibling, the last of an odd level, is its own sibling). `None` past the last leaf.
+    pub fn branch(&self, index: usize) -> Option<Vec<Hash256>> {
+        if index >= self.leaf_count() {
+            return None;
+        }
+        let mut i = index;
+        let mut branch = Vec::with_capacity(self.levels.len() - 1);
+        for level in &self.levels[..self.levels.len() - 1] {
+            let sibling = i ^ 1;
+            branch.push(*level.get(sibling).unwrap_or(&level[i]));
+            i >>= 1;
+        }
+        Some(branch)
+    }
+}
+
+/// The root that `leaf` at `index` proves with `branch` in a tree of `leaf_count` leaves, or
+/// `None` if the branch is not the canonical one for that position: `index ≥ leaf_count`, the
+/// branch length is not [`merkle_depth`]`(leaf_count)`, or a node that is the last of an odd
+/// level is given a sibling other than itself. So each (leaf, index) has exactly one branch.
+pub fn merkle_root_from_branch(
+    leaf: &Hash256,
+    index: u64,
+    branch: &[Hash256],
+    leaf_count: u64,
+) -> Option<Hash256> {
+    if index >= leaf_count || branch.len() != merkle_depth(leaf_count) as usize {
+        return None;
+    }
+    let mut node = *leaf;
+    let mut i = index;
+    let mut width = leaf_count;
+    for sibling in branch {
+        node = if i & 1 == 1 {
+            merkle_node(sibling, &node)
+        } else {
+            if i + 1 == width && *sibling != node {
+                return None;
+            }
+            merkle_node(&node, sibling)
+        };
+        i >>= 1;
+        width = width.div_ceil(2);
+    }
+    Some(node)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +189,65 @@ mod tests {
         assert!(merkle_root(&[a, a, b, b]).1);
         assert!(merkle_root(&[a, b, a, b]).1); // (ab) == (ab) at level 1
         assert!(!merkle_root(&[b, a, a, b]).1);
+    }
+
+    #[test]
+    fn depth_of_trees() {
+        assert_eq!(merkle_depth(0), 0);
+        assert_eq!(merkle_depth(1), 0);
+        assert_eq!(merkle_depth(2), 1);
+        assert_eq!(merkle_depth(3), 2);
+        assert_eq!(merkle_depth(4), 2);
+        assert_eq!(merkle_depth(5), 3);
+        assert_eq!(merkle_depth(1 << 32), 32);
+    }
+
+    #[test]
+    fn branches_prove_every_leaf_and_nothing_else() {
+        for n in 1..=17usize {
+            let leaves: Vec<Hash256> = (0..n).map(|i| leaf(i as u8 + 1)).collect();
+            let tree = MerkleTree::new(leaves.clone()).unwrap();
+            assert_eq!(tree.root(), merkle_root(&leaves).0);
+            assert!(tree.branch(n).is_none());
+            for (i, l) in leaves.iter().enumerate() {
+                let branch = tree.branch(i).unwrap();
+                let count = n as u64;
+                assert_eq!(merkle_root_from_branch(l, i as u64, &branch, count), Some(tree.root()));
+                // The wrong position, leaf count or length does not verify.
+                let other = (i + 1) % n;
+                if other != i {
+                    assert_ne!(
+                        merkle_root_from_branch(l, other as u64, &branch, count),
+                        Some(tree.root())
+                    );
+                }
+                assert_eq!(merkle_root_from_branch(l, count, &branch, count), None);
+                let mut long = branch.clone();
+                long.push(*l);
+                assert_eq!(merkle_root_from_branch(l, i as u64, &long, count), None);
+                // Any changed sibling changes the root or is refused.
+                for k in 0..branch.len() {
+                    let mut bad = branch.clone();
+                    bad[k].0[0] ^= 1;
+                    assert_ne!(
+                        merkle_root_from_branch(l, i as u64, &bad, count),
+                        Some(tree.root())
+                    );
+                }
+            }
+        }
+        assert!(MerkleTree::new(Vec::new()).is_none());
+    }
+
+    #[test]
+    fn the_last_odd_node_must_be_its_own_sibling() {
+        let leaves: Vec<Hash256> = (1..=3).map(leaf).collect();
+        let tree = MerkleTree::new(leaves.clone()).unwrap();
+        let branch = tree.branch(2).unwrap();
+        assert_eq!(branch[0], leaves[2]);
+        let mut other = branch.clone();
+        other[0] = leaf(9);
+        assert_eq!(merkle_root_from_branch(&leaves[2], 2, &other, 3), None);
     }
 
     proptest! {

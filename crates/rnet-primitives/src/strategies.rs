@@ -7,6 +7,7 @@ use crate::amount::Amount;
 use crate::block::Block;
 use crate::hash::{BlockHash, Hash256, Txid};
 use crate::header::{BlockHeader, ModelShape};
+use crate::sample::{EvalSample, SampleRecord};
 use crate::transaction::{OutPoint, Transaction, TxIn, TxOut, Witness};
 
 /// Byte strings, mostly short, sometimes long enough for multi-byte CompactSize lengths.
@@ -59,7 +60,7 @@ pub(crate) fn arb_header() -> impl Strategy<Value = BlockHeader> {
         (any::<u32>(), any::<[u8; 32]>(), any::<[u8; 32]>(), any::<u64>(), any::<u32>()),
         (any::<u32>(), any::<u32>(), any::<[u8; 32]>(), any::<u64>(), any::<u64>()),
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>(), any::<[u8; 32]>()),
-        (any::<[u8; 32]>(), any::<[u8; 32]>()),
+        (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<u64>()),
     )
         .prop_map(|(a, b, c, sig)| {
             let mut signature = [0u8; 64];
@@ -74,6 +75,7 @@ pub(crate) fn arb_header() -> impl Strategy<Value = BlockHeader> {
                 shape: ModelShape { d_model: b.0, n_layers: b.1 },
                 checkpoint_root: Hash256(b.2),
                 checkpoint_size: b.3,
+                parent_loss: sig.2,
                 val_loss: b.4,
                 required_improvement: c.0,
                 training_steps: c.1,
@@ -84,7 +86,19 @@ pub(crate) fn arb_header() -> impl Strategy<Value = BlockHeader> {
         })
 }
 
+/// Evaluation samples: a few records with short proofs.
+pub(crate) fn arb_sample() -> impl Strategy<Value = EvalSample> {
+    let record = (any::<u32>(), vec(any::<u8>(), 0..70), vec(any::<[u8; 32]>(), 0..5)).prop_map(
+        |(index, bytes, proof)| SampleRecord {
+            index,
+            bytes,
+            proof: proof.into_iter().map(Hash256).collect(),
+        },
+    );
+    vec(record, 0..4).prop_map(|records| EvalSample { records })
+}
+
 pub(crate) fn arb_block() -> impl Strategy<Value = Block> {
-    (arb_header(), vec(arb_transaction(), 0..5))
-        .prop_map(|(header, transactions)| Block { header, transactions })
+    (arb_header(), vec(arb_transaction(), 0..5), arb_sample())
+        .prop_map(|(header, transactions, sample)| Block { header, transactions, sample })
 }

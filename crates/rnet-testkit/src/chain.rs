@@ -5,8 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rnet_consensus::{
-    BlockEffects, BlockError, ChainParams, Coin, HeaderChain, HeaderSummary, UtxoView,
-    expiry_threshold, validate_block,
+    BlockEffects, BlockError, ChainParams, CheckpointPair, Coin, HeaderChain, HeaderSummary,
+    UtxoView, expiry_threshold, validate_block,
 };
 use rnet_model::Checkpoint;
 use rnet_primitives::{Amount, Block, OutPoint, Transaction};
@@ -137,8 +137,10 @@ impl MemoryChain {
         checkpoint_bytes: &[u8],
         now: u64,
     ) -> Result<Connected, SubmitError> {
+        let parent = self.tip_checkpoint().to_bytes();
+        let checkpoints = CheckpointPair { parent: &parent, block: checkpoint_bytes };
         let (summary, effects) =
-            validate_block(&self.params, block, checkpoint_bytes, &*self, &*self, now)?;
+            validate_block(&self.params, block, checkpoints, &*self, &*self, now)?;
         let checkpoint = Checkpoint::from_bytes(checkpoint_bytes)?;
         Ok(self.apply(block.clone(), checkpoint, summary, effects))
     }
@@ -149,8 +151,9 @@ impl MemoryChain {
     }
 
     /// Applies a validated block the way a chainstate must: remove the spent coins, add the
-    /// created ones, then expire every coin with `creation_loss ≥ expiry_threshold(new tip loss)`
-    /// (a range of the index ordered by creation loss) and subtract their value from the summary.
+    /// created ones, then expire every coin with
+    /// `creation_loss_index ≥ expiry_threshold(new loss index)` (a range of the index ordered by
+    /// creation loss index) and subtract their value from the summary.
     pub fn apply(
         &mut self,
         block: Block,
@@ -160,13 +163,13 @@ impl MemoryChain {
     ) -> Connected {
         for (outpoint, coin) in &effects.spent {
             self.utxos.remove(outpoint);
-            self.by_loss.remove(&(coin.creation_loss, *outpoint));
+            self.by_loss.remove(&(coin.creation_loss_index, *outpoint));
         }
         for (outpoint, coin) in &effects.created {
-            self.by_loss.insert((coin.creation_loss, *outpoint));
+            self.by_loss.insert((coin.creation_loss_index, *outpoint));
             self.utxos.insert(*outpoint, coin.clone());
         }
-        let threshold = expiry_threshold(&self.params, summary.val_loss);
+        let threshold = expiry_threshold(&self.params, summary.loss_index);
         let doomed: Vec<(u64, OutPoint)> =
             self.by_loss.range((threshold, OutPoint::default())..).copied().collect();
         let mut expired = Vec::with_capacity(doomed.len());
@@ -195,15 +198,15 @@ impl MemoryChain {
         let undo = self.undo.pop()?;
         for (outpoint, coin) in undo.expired {
             self.expired.remove(&outpoint);
-            self.by_loss.insert((coin.creation_loss, outpoint));
+            self.by_loss.insert((coin.creation_loss_index, outpoint));
             self.utxos.insert(outpoint, coin);
         }
         for (outpoint, coin) in &undo.effects.created {
             self.utxos.remove(outpoint);
-            self.by_loss.remove(&(coin.creation_loss, *outpoint));
+            self.by_loss.remove(&(coin.creation_loss_index, *outpoint));
         }
         for (outpoint, coin) in undo.effects.spent {
-            self.by_loss.insert((coin.creation_loss, outpoint));
+            self.by_loss.insert((coin.creation_loss_index, outpoint));
             self.utxos.insert(outpoint, coin);
         }
         self.summaries.pop();
@@ -218,9 +221,9 @@ impl MemoryChain {
         txs: Vec<Transaction>,
         payout: Vec<u8>,
         time: Option<u64>,
-        target_loss: Option<u64>,
+        min_improvement: Option<u64>,
     ) -> Result<BlockTemplate, MineError> {
-        miner.template(self, self, self.tip_checkpoint(), txs, payout, time, target_loss)
+        miner.template(self, self, self.tip_checkpoint(), txs, payout, time, min_improvement)
     }
 
     /// Mines the next block with `miner` (including `txs`, paying the coinbase to `payout`) and

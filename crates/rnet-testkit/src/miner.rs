@@ -4,14 +4,16 @@
 use std::collections::HashMap;
 
 use rnet_consensus::{
-    ChainParams, HeaderChain, HeaderSummary, UtxoView, block_subsidy, median_time_past,
-    next_block_shape, required_improvement,
+    CandidateError, ChainParams, HeaderChain, SampleEvaluation, UtxoView, block_subsidy,
+    build_sample, effective_required_improvement, evaluate_candidate, median_time_past,
+    next_block_shape,
 };
 use rnet_crypto::SigningKey;
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, evaluate, grow};
+use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, grow};
 use rnet_primitives::{
-    Amount, Block, BlockHeader, Hash256, ModelShape, OutPoint, Transaction, TxIn, TxOut, Witness,
+    Amount, Block, BlockHeader, EvalSample, Hash256, ModelShape, OutPoint, Transaction, TxIn,
+    TxOut, Witness,
 };
 use rnet_training::{DataConfig, DataError, DataSource, TrainConfig, TrainError, Trainer};
 use thiserror::Error;
@@ -34,23 +36,18 @@ pub enum MineError {
     /// The canonical evaluation failed.
     #[error("evaluation: {0}")]
     Eval(#[from] EvalError),
-    /// The loss did not reach the target within the allowed rounds.
-    #[error("loss {best} did not reach {target} after {steps} steps")]
+    /// The sample could not be drawn or evaluated.
+    #[error("sample: {0}")]
+    Candidate(#[from] CandidateError),
+    /// The improvement on the sample did not reach the target within the allowed rounds.
+    #[error("improvement {best} did not reach {target} after {steps} steps")]
     NotEnoughImprovement {
-        /// Best loss reached.
+        /// Best improvement reached.
         best: u64,
         /// The target.
         target: u64,
         /// Steps taken.
         steps: u64,
-    },
-    /// The parent's loss is too low for the required improvement.
-    #[error("parent loss {parent} cannot improve by {required}")]
-    Impossible {
-        /// Parent loss.
-        parent: u64,
-        /// Required improvement.
-        required: u64,
     },
 }
 
@@ -70,10 +67,16 @@ pub struct MinedBlock {
 /// any field, then [`BlockTemplate::finish`] to get a signed block.
 #[derive(Clone, Debug)]
 pub struct BlockTemplate {
+    /// The chain's parameters (to redraw the sample when the header changes).
+    pub params: ChainParams,
     /// The header (merkle root and signature are set by [`BlockTemplate::finish`]).
     pub header: BlockHeader,
     /// The transactions, coinbase first.
     pub transactions: Vec<Transaction>,
+    /// The evaluation sample the block will carry.
+    pub sample: EvalSample,
+    /// The parent's checkpoint (what `parent_loss` is measured on).
+    pub parent_checkpoint: Checkpoint,
     /// The trained checkpoint.
     pub checkpoint: Checkpoint,
     /// Its canonical bytes (the header commits to their root and size).
@@ -90,32 +93,54 @@ impl BlockTemplate {
         &mut self.transactions[0]
     }
 
-    /// Replaces the checkpoint: bytes, root and size in the header, and `val_loss` set to the
-    /// canonical evaluation of `checkpoint` on `params`' validation slice.
-    pub fn set_checkpoint(
-        &mut self,
-        params: &ChainParams,
-        checkpoint: Checkpoint,
-    ) -> Result<(), EvalError> {
-        let loss = evaluate(&checkpoint.model, params.validation_slice())?.val_loss_micronats;
-        self.header.val_loss = loss;
+    /// Replaces the checkpoint: bytes, root and size in the header, then redraws the sample and
+    /// sets `val_loss` and `parent_loss` to the canonical evaluations on it
+    /// ([`BlockTemplate::redraw_sample`]).
+    pub fn set_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<(), MineError> {
         self.set_checkpoint_bytes(checkpoint.to_bytes());
         self.checkpoint = checkpoint;
-        Ok(())
+        self.redraw_sample()
     }
 
-    /// Replaces the checkpoint bytes and commits the header to them (root and size), leaving
-    /// `val_loss` and [`BlockTemplate::checkpoint`] alone (for malformed-checkpoint tests).
+    /// Replaces the checkpoint bytes, commits the header to them (root and size) and carries
+    /// the sample the new root draws, leaving the losses and [`BlockTemplate::checkpoint`] alone
+    /// (for malformed-checkpoint tests: the bytes need not parse).
     pub fn set_checkpoint_bytes(&mut self, bytes: Vec<u8>) {
         self.header.checkpoint_root = Hash256(checkpoint_root(&bytes));
         self.header.checkpoint_size = bytes.len() as u64;
         self.checkpoint_bytes = bytes;
+        if let Some(sample) = build_sample(&self.params, &self.header) {
+            self.sample = sample;
+        }
+    }
+
+    /// Draws the sample for the header as it stands (parent, checkpoint root, miner key) and
+    /// sets `val_loss` and `parent_loss` to the evaluations of [`BlockTemplate::checkpoint`]
+    /// and the parent checkpoint on it.
+    pub fn redraw_sample(&mut self) -> Result<(), MineError> {
+        let eval = evaluate_candidate(
+            &self.params,
+            &self.header,
+            &self.parent_checkpoint.model,
+            &self.checkpoint.model,
+        )?;
+        self.header.val_loss = eval.val_loss;
+        self.header.parent_loss = eval.parent_loss;
+        self.sample = eval.sample;
+        Ok(())
     }
 
     /// Sets the merkle root from the transactions, signs the header with `key` and returns the
-    /// block.
-    pub fn finish(self, key: &SigningKey) -> MinedBlock {
-        let mut block = Block { header: self.header, transactions: self.transactions };
+    /// block. Signing with another key than the template's changes the sample seed, so the
+    /// sample is then redrawn and the losses re-evaluated.
+    pub fn finish(mut self, key: &SigningKey) -> MinedBlock {
+        if self.header.miner_pubkey != key.public_key().to_bytes() {
+            self.header.miner_pubkey = key.public_key().to_bytes();
+            // The parent and checkpoint were evaluated before: this cannot fail.
+            let _ = self.redraw_sample();
+        }
+        let mut block =
+            Block { header: self.header, transactions: self.transactions, sample: self.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, key);
         MinedBlock { block, checkpoint_bytes: self.checkpoint_bytes, checkpoint: self.checkpoint }
@@ -151,8 +176,8 @@ pub fn coinbase(height: u32, value: Amount, script_pubkey: Vec<u8>) -> Transacti
 }
 
 /// Builds real blocks: grows the parent model to the scheduled shape, trains it with
-/// `rnet_training` on the bundled training text until its canonical loss beats the parent's by
-/// the required improvement, and fills and signs the header.
+/// `rnet_training` on the bundled corpus until its improvement over the parent, on the sample its
+/// own weights draw, reaches the effective requirement, and fills and signs the header.
 #[derive(Clone, Debug)]
 pub struct TestMiner {
     /// The chain's parameters.
@@ -188,19 +213,21 @@ impl TestMiner {
         }
     }
 
-    /// Trains `parent_checkpoint`, grown to the shape scheduled after `parent`, until its loss is
-    /// at most `target` (≤ `parent.val_loss − required`). Returns the checkpoint, its loss and the
-    /// steps taken.
+    /// Trains `parent_checkpoint`, grown to the shape of `header` (whose parent, height, time,
+    /// shape and miner key are final), until the improvement on the sample its weights draw is
+    /// at least `min_improvement`. Each round fixes the weights, sets `header.checkpoint_root`,
+    /// draws the sample and evaluates parent and candidate on it (what validators will do).
+    /// Returns the checkpoint, its sample evaluation and the steps taken.
     pub fn train(
         &self,
-        parent: &HeaderSummary,
+        header: &mut BlockHeader,
         parent_checkpoint: &Checkpoint,
-        target: u64,
-    ) -> Result<(Checkpoint, u64, u64), MineError> {
-        let height = parent.height.saturating_add(1);
-        let (d, l) = next_block_shape(&self.params, parent);
+        min_improvement: u64,
+    ) -> Result<(Checkpoint, SampleEvaluation, u64), MineError> {
+        let height = header.height;
+        let (d, l) = (header.shape.d_model as usize, header.shape.n_layers as usize);
         let seed = self.train.seed ^ u64::from(height).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let model = grow(&parent_checkpoint.model, d as usize, l as usize, seed)?;
+        let model = grow(&parent_checkpoint.model, d, l, seed)?;
         let config = model.config().clone();
         let source = DataSource::from_static(
             rnet_model::training_text(),
@@ -209,31 +236,40 @@ impl TestMiner {
         let train = TrainConfig { seed, ..self.train.clone() };
         let (_, params) = model.into_parts();
         let mut trainer = Trainer::new(params, config.clone(), train, None)?;
-        let val = self.params.validation_slice();
-        let mut best = u64::MAX;
+        let mut best = 0;
         for _ in 0..self.max_rounds {
             for _ in 0..self.steps_per_round.max(1) {
                 let batch = source.batch(trainer.global_step(), self.train.batch_windows.max(1));
                 trainer.step(&batch)?;
             }
             let model = Model::from_parts(config.clone(), trainer.params().to_vec())?;
-            let loss = evaluate(&model, val)?.val_loss_micronats;
-            best = best.min(loss);
-            if loss <= target {
-                return Ok((
-                    Checkpoint::new(u64::from(height), model),
-                    loss,
-                    trainer.global_step(),
-                ));
+            let checkpoint = Checkpoint::new(u64::from(height), model);
+            let bytes = checkpoint.to_bytes();
+            header.checkpoint_root = Hash256(checkpoint_root(&bytes));
+            header.checkpoint_size = bytes.len() as u64;
+            let eval = evaluate_candidate(
+                &self.params,
+                header,
+                &parent_checkpoint.model,
+                &checkpoint.model,
+            )?;
+            best = best.max(eval.improvement());
+            if eval.improvement() >= min_improvement {
+                return Ok((checkpoint, eval, trainer.global_step()));
             }
         }
-        Err(MineError::NotEnoughImprovement { best, target, steps: trainer.global_step() })
+        Err(MineError::NotEnoughImprovement {
+            best,
+            target: min_improvement,
+            steps: trainer.global_step(),
+        })
     }
 
-    /// A template for the block after `chain.tip()`: trained checkpoint (loss at most
-    /// `parent − required`, and at most `target_loss` if given), coinbase paying `payout` the full
-    /// allowed subsidy plus the fees of `txs` (inputs looked up in `utxos` and in earlier `txs`),
-    /// time `max(MTP + 1, time)` (`time` defaults to the parent's time + target spacing).
+    /// A template for the block after `chain.tip()`: time `max(MTP + 1, time)` (`time`
+    /// defaults to the parent's time + target spacing), the effective requirement at that time,
+    /// a trained checkpoint whose sample improvement reaches it (and `min_improvement` if
+    /// given), and a coinbase paying `payout` the full allowed subsidy plus the fees of `txs`
+    /// (inputs looked up in `utxos` and in earlier `txs`).
     #[allow(clippy::too_many_arguments)]
     pub fn template(
         &self,
@@ -243,47 +279,56 @@ impl TestMiner {
         txs: Vec<Transaction>,
         payout: Vec<u8>,
         time: Option<u64>,
-        target_loss: Option<u64>,
+        min_improvement: Option<u64>,
     ) -> Result<BlockTemplate, MineError> {
         let parent = chain.tip();
-        let required = required_improvement(&self.params, chain);
-        let Some(mut target) = parent.val_loss.checked_sub(required) else {
-            return Err(MineError::Impossible { parent: parent.val_loss, required });
-        };
-        if let Some(t) = target_loss {
-            target = target.min(t);
-        }
-        let (checkpoint, loss, steps) = self.train(&parent, parent_checkpoint, target)?;
         let height = parent.height + 1;
-        let fees = fees_of(&txs, utxos);
-        let improvement = parent.val_loss - loss;
-        let subsidy = block_subsidy(&self.params, parent.circulating_supply, improvement, required);
         let mtp = median_time_past(chain, parent.height);
         let time = time
             .unwrap_or(parent.time.saturating_add(self.params.target_spacing_secs))
             .max(mtp + 1);
-        let checkpoint_bytes = checkpoint.to_bytes();
-        let config = checkpoint.model.config();
-        let header = BlockHeader {
+        let required = effective_required_improvement(&self.params, chain, time);
+        let (d, l) = next_block_shape(&self.params, &parent);
+        let mut header = BlockHeader {
             version: rnet_consensus::BLOCK_VERSION,
             prev_block_hash: parent.hash,
             merkle_root: Hash256::ZERO,
             time,
             height,
-            shape: ModelShape { d_model: config.d_model as u32, n_layers: config.n_layers as u32 },
-            checkpoint_root: Hash256(checkpoint_root(&checkpoint_bytes)),
-            checkpoint_size: checkpoint_bytes.len() as u64,
-            val_loss: loss,
+            shape: ModelShape { d_model: d, n_layers: l },
+            checkpoint_root: Hash256::ZERO,
+            checkpoint_size: 0,
+            parent_loss: 0,
+            val_loss: 0,
             required_improvement: required,
-            training_steps: steps,
-            dataset_commitment: Hash256(rnet_model::data::TRAINING_HASH),
+            training_steps: 0,
+            dataset_commitment: Hash256(rnet_model::data::CORPUS_HASH),
             miner_pubkey: self.key.public_key().to_bytes(),
             signature: [0; 64],
         };
+        let target = required.max(min_improvement.unwrap_or(0));
+        let (checkpoint, eval, steps) = self.train(&mut header, parent_checkpoint, target)?;
+        header.parent_loss = eval.parent_loss;
+        header.val_loss = eval.val_loss;
+        header.training_steps = steps;
+        let fees = fees_of(&txs, utxos);
+        let subsidy =
+            block_subsidy(&self.params, parent.circulating_supply, eval.improvement(), required);
+        let checkpoint_bytes = checkpoint.to_bytes();
         let value = Amount(subsidy.0.saturating_add(fees.0));
         let mut transactions = vec![coinbase(height, value, payout)];
         transactions.extend(txs);
-        Ok(BlockTemplate { header, transactions, checkpoint, checkpoint_bytes, subsidy, fees })
+        Ok(BlockTemplate {
+            params: self.params.clone(),
+            header,
+            transactions,
+            sample: eval.sample,
+            parent_checkpoint: parent_checkpoint.clone(),
+            checkpoint,
+            checkpoint_bytes,
+            subsidy,
+            fees,
+        })
     }
 
     /// Mines a valid block (as far as the miner can tell: the transactions are the caller's) on

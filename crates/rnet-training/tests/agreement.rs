@@ -1,6 +1,6 @@
 //! The training engine's forward loss agrees with the canonical evaluator of `rnet_model`.
 
-use rnet_model::{Layout, Model, ModelConfig, ModelNetwork, evaluate, validation_slice};
+use rnet_model::{Layout, Model, ModelConfig, ModelNetwork, evaluate, excerpt};
 use rnet_training::model::{ScanMode, Workspace, sequence_loss};
 
 fn check(config: ModelConfig, seed: u64, data: &[u8]) {
@@ -26,7 +26,7 @@ fn check(config: ModelConfig, seed: u64, data: &[u8]) {
 fn engine_forward_agrees_with_canonical_evaluator_regtest() {
     let cfg = ModelConfig::genesis(ModelNetwork::Regtest);
     // 2048 bytes: 31 full windows of 64 and a last one of 63.
-    check(cfg, 0, validation_slice(ModelNetwork::Regtest));
+    check(cfg, 0, excerpt(ModelNetwork::Regtest));
 }
 
 #[test]
@@ -41,7 +41,7 @@ fn engine_forward_agrees_with_canonical_evaluator_after_training_like_perturbati
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         *v += ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 1.0;
     }
-    let data = &validation_slice(ModelNetwork::Testnet)[..1500];
+    let data = &excerpt(ModelNetwork::Testnet)[..1500];
     let canonical = evaluate(&model, data).unwrap();
     let layout = Layout::new(&cfg);
     let mut ws = Workspace::<f32>::new();

@@ -3,16 +3,14 @@
 
 use std::time::Instant;
 
-use rnet_model::{
-    Layout, Model, ModelConfig, ModelNetwork, evaluate, training_text, validation_slice,
-};
+use rnet_model::{Layout, Model, ModelConfig, ModelNetwork, evaluate, excerpt, training_text};
 use rnet_training::model::{ScanMode, Workspace, sequence_loss};
 use rnet_training::{DataConfig, DataSource, RunOptions, TrainConfig, Trainer};
 
 #[test]
 fn a_few_hundred_steps_lower_the_canonical_validation_loss_below_2_5() {
     let config = ModelConfig::genesis(ModelNetwork::Regtest);
-    let val = validation_slice(ModelNetwork::Regtest);
+    let val = excerpt(ModelNetwork::Regtest);
     let model = Model::init(config.clone(), 0).unwrap();
     let before = evaluate(&model, val).unwrap().mean_nats;
     assert!((before - 256f64.ln()).abs() < 0.1, "initial loss {before}");

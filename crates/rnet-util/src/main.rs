@@ -75,6 +75,8 @@ enum Command {
     Checkpoint(commands::checkpoint::CheckpointCommand),
     /// Train a checkpoint on a data file with the CPU training engine.
     Train(commands::train::TrainArgs),
+    /// The evaluation sample a block draws: seed and sorted record indices as JSON.
+    Sample(commands::sample::SampleArgs),
     /// Generate text from a checkpoint, streamed to stdout.
     Generate(commands::generate::GenerateArgs),
     /// Chat with a checkpoint: one message per line of stdin, the conversation kept in the
@@ -100,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DecodeHeader { hex } => decode::header(&hex),
         Command::Checkpoint(command) => checkpoint::run(command),
         Command::Train(args) => train::run(args),
+        Command::Sample(args) => sample::run(args),
         Command::Generate(args) => generate::run_generate(args),
         Command::Chat(args) => generate::run_chat(args),
         Command::Serve(args) => generate::run_serve(args),

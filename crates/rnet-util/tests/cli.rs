@@ -113,9 +113,12 @@ fn decoders_reject_garbage_with_one_line() {
     fails(&["decode-tx", "00"]);
     fails(&["decode-tx", "zz"]);
     fails(&["decode-header", "0102"]);
-    // A well-formed header (all-zero 280 bytes) decodes and reports its id.
-    let header = json(&["decode-header", &"00".repeat(280)]);
+    // A well-formed header (all-zero 288 bytes) decodes and reports its id; 280 bytes (the
+    // header before `parent_loss`) is refused.
+    fails(&["decode-header", &"00".repeat(280)]);
+    let header = json(&["decode-header", &"00".repeat(rnet_primitives::HEADER_SIZE)]);
     assert_eq!(header["height"], 0);
+    assert_eq!(header["parent_loss"], 0);
     assert_eq!(header["hash"].as_str().unwrap().len(), 64);
 }
 
@@ -157,7 +160,7 @@ fn checkpoint_lifecycle_and_training() {
     assert_eq!(info["config"]["d_model"], 32);
 
     // A fresh model predicts bytes roughly uniformly: about ln 256 = 5.545 nats per byte.
-    let eval = json(&["checkpoint", "eval", p(&genesis), "--network", "regtest"]);
+    let eval = json(&["checkpoint", "eval", p(&genesis)]);
     let initial = eval["nats_per_byte"].as_f64().unwrap();
     assert!((initial - 5.545).abs() < 0.2, "{initial}");
 
@@ -175,7 +178,7 @@ fn checkpoint_lifecycle_and_training() {
         p(&grown),
     ]);
     assert_eq!(g["config"]["d_model"], 38);
-    let eval_grown = json(&["checkpoint", "eval", p(&grown), "--network", "regtest"]);
+    let eval_grown = json(&["checkpoint", "eval", p(&grown)]);
     let after = eval_grown["nats_per_byte"].as_f64().unwrap();
     assert!((after - initial).abs() / initial < 1e-5, "{initial} -> {after}");
 
@@ -197,8 +200,8 @@ fn checkpoint_lifecycle_and_training() {
     assert_eq!(t["d_model"], 34);
     assert!(t["nats_per_byte"].as_f64().unwrap() < initial - 1.0, "{t}");
     assert!(dir.join("block1.rnck.opt").exists());
-    let check = json(&["checkpoint", "eval", p(&trained), "--network", "regtest"]);
-    assert_eq!(check["val_loss"], t["val_loss"], "re-evaluation gives the same integer");
+    let check = json(&["checkpoint", "eval", p(&trained)]);
+    assert_eq!(check["val_loss"], t["benchmark_loss"], "re-evaluation gives the same integer");
 
     // Resuming continues the optimizer's step count.
     let trained2 = dir.join("block2.rnck");

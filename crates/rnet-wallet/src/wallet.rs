@@ -89,8 +89,8 @@ pub struct WalletCoin {
     pub creation_mtp: u64,
     /// Whether it is a coinbase output.
     pub is_coinbase: bool,
-    /// `val_loss` of the creating block (expiry).
-    pub creation_loss: u64,
+    /// Loss index of the creating block (expiry).
+    pub creation_loss_index: u64,
     /// Whose it is.
     pub owner: CoinOwner,
 }
@@ -168,7 +168,7 @@ struct KeyInfo {
 #[derive(Clone, Copy, Debug)]
 struct Tip {
     height: u32,
-    val_loss: Option<u64>,
+    loss_index: Option<u64>,
 }
 
 /// A ResonanceNet HD wallet with a mandatory recovery policy, stored in one redb file.
@@ -512,7 +512,7 @@ impl Wallet {
 
     // ----- chain tracking ------------------------------------------------------------------------
 
-    /// Processes a connected block at `height` (its `val_loss`, and `mtp` = the median-time-past
+    /// Processes a connected block at `height` (its loss index, and `mtp` = the median-time-past
     /// of its parent, which consensus records as the new coins' `creation_mtp`): adds the
     /// wallet's new outputs, removes spent and expired coins (kept for [`Wallet::undo_block`]),
     /// drops confirmed and conflicting unconfirmed transactions, watches for recovery-pending
@@ -522,7 +522,7 @@ impl Wallet {
         &mut self,
         block: &Block,
         height: u32,
-        val_loss: u64,
+        loss_index: u64,
         mtp: u64,
     ) -> Result<(usize, usize)> {
         let (mut created, mut spent) = (0, 0);
@@ -554,7 +554,7 @@ impl Wallet {
                         height,
                         creation_mtp: mtp,
                         is_coinbase: coinbase,
-                        creation_loss: val_loss,
+                        creation_loss_index: loss_index,
                         owner,
                     },
                 );
@@ -569,11 +569,11 @@ impl Wallet {
             }
         }
         // The expiry sweep at the new tip.
-        let threshold = expiry_threshold(&self.params, val_loss);
+        let threshold = expiry_threshold(&self.params, loss_index);
         let expired: Vec<OutPoint> = self
             .coins
             .values()
-            .filter(|c| c.creation_loss >= threshold)
+            .filter(|c| c.creation_loss_index >= threshold)
             .map(|c| c.outpoint)
             .collect();
         for op in expired {
@@ -581,8 +581,8 @@ impl Wallet {
                 self.spent.insert(op, (c, height));
             }
         }
-        self.tip = Some(Tip { height, val_loss: Some(val_loss) });
-        self.tips.push((height, val_loss));
+        self.tip = Some(Tip { height, loss_index: Some(loss_index) });
+        self.tips.push((height, loss_index));
         if self.tips.len() > TIP_HISTORY {
             self.tips.remove(0);
         }
@@ -633,9 +633,9 @@ impl Wallet {
         self.tips.retain(|(h, _)| *h < height);
         self.tip = match (height.checked_sub(1), self.tips.last()) {
             (Some(h), Some(&(th, loss))) if th == h => {
-                Some(Tip { height: h, val_loss: Some(loss) })
+                Some(Tip { height: h, loss_index: Some(loss) })
             }
-            (Some(h), _) => Some(Tip { height: h, val_loss: None }),
+            (Some(h), _) => Some(Tip { height: h, loss_index: None }),
             (None, _) => None,
         };
         self.persist(false)
@@ -694,12 +694,12 @@ impl Wallet {
             .collect()
     }
 
-    /// Balances; a coin counts as expiring soon when `creation_loss + expiry_margin` reaches the
+    /// Balances; a coin counts as expiring soon when `creation_loss_index + expiry_margin` reaches the
     /// expiry threshold of the tip's loss.
     pub fn balances(&self, expiry_margin: u64) -> Balances {
         let mut b = Balances::default();
         let threshold =
-            self.tip.and_then(|t| t.val_loss).map(|l| expiry_threshold(&self.params, l));
+            self.tip.and_then(|t| t.loss_index).map(|l| expiry_threshold(&self.params, l));
         let add = |a: &mut Amount, v: Amount| *a = Amount(a.0.saturating_add(v.0));
         for c in self.coins.values() {
             if self.spent_in_mempool(&c.outpoint) {
@@ -711,7 +711,7 @@ impl Wallet {
                 CoinOwner::Policy { .. } if self.is_mature(c) => add(&mut b.trusted, v),
                 CoinOwner::Policy { .. } => add(&mut b.immature, v),
             }
-            if threshold.is_some_and(|t| c.creation_loss.saturating_add(expiry_margin) >= t) {
+            if threshold.is_some_and(|t| c.creation_loss_index.saturating_add(expiry_margin) >= t) {
                 add(&mut b.expiring_soon, v);
             }
         }
@@ -1177,7 +1177,7 @@ impl Wallet {
             spent: self.spent.values().map(|(c, h)| (StoredCoin::from(c), *h)).collect(),
             unconfirmed: self.unconfirmed.values().map(|t| hex::encode(t.to_bytes())).collect(),
             tips: self.tips.clone(),
-            tip: self.tip.map(|t| (t.height, t.val_loss)),
+            tip: self.tip.map(|t| (t.height, t.loss_index)),
         };
         serde_json::to_vec(&state).map_err(|e| WalletError::Corrupt(e.to_string()))
     }
@@ -1235,7 +1235,7 @@ struct StoredCoin {
     height: u32,
     creation_mtp: u64,
     is_coinbase: bool,
-    creation_loss: u64,
+    creation_loss_index: u64,
     owner: CoinOwner,
 }
 
@@ -1249,7 +1249,7 @@ impl From<&WalletCoin> for StoredCoin {
             height: c.height,
             creation_mtp: c.creation_mtp,
             is_coinbase: c.is_coinbase,
-            creation_loss: c.creation_loss,
+            creation_loss_index: c.creation_loss_index,
             owner: c.owner,
         }
     }
@@ -1266,7 +1266,7 @@ impl StoredCoin {
             height: self.height,
             creation_mtp: self.creation_mtp,
             is_coinbase: self.is_coinbase,
-            creation_loss: self.creation_loss,
+            creation_loss_index: self.creation_loss_index,
             owner: self.owner,
         })
     }
@@ -1320,7 +1320,7 @@ impl State {
             spent: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
             tips: self.tips,
-            tip: self.tip.map(|(height, val_loss)| Tip { height, val_loss }),
+            tip: self.tip.map(|(height, loss_index)| Tip { height, loss_index }),
             secret_blob,
             encrypted: self.encrypted,
             unlocked: None,

@@ -62,7 +62,8 @@ impl Net {
         let h = self.chain.height();
         let mtp = median_time_past(&self.chain, h - 1);
         for w in wallets.iter_mut() {
-            w.scan_block(&mined.block, h, mined.block.header.val_loss, mtp).expect("scan");
+            let loss_index = self.chain.tip().loss_index;
+            w.scan_block(&mined.block, h, loss_index, mtp).expect("scan");
         }
         Ok(())
     }
@@ -78,7 +79,8 @@ impl Net {
         for h in 1..=self.chain.height() {
             let b = self.chain.block(h).expect("block");
             let mtp = median_time_past(&self.chain, h - 1);
-            w.scan_block(b, h, b.header.val_loss, mtp).expect("scan");
+            let loss_index = self.chain.summary(h).expect("summary").loss_index;
+            w.scan_block(b, h, loss_index, mtp).expect("scan");
         }
     }
 }
@@ -122,8 +124,8 @@ fn send_bump_and_exact_balances() {
     let coin = a.coins().next().expect("coin").clone();
     let chain_coin = net.chain.utxo_set().get(&coin.outpoint).expect("on chain").clone();
     assert_eq!(
-        (coin.height, coin.creation_mtp, coin.creation_loss),
-        (chain_coin.height, chain_coin.creation_mtp, chain_coin.creation_loss)
+        (coin.height, coin.creation_mtp, coin.creation_loss_index),
+        (chain_coin.height, chain_coin.creation_mtp, chain_coin.creation_loss_index)
     );
     net.mine_empty(4, &mut [&mut a, &mut b]);
     assert_eq!(a.balances(0), Balances { trusted: reward, ..Balances::default() });
@@ -348,7 +350,8 @@ fn emission_sweep_returns_value_to_the_pool() {
         net.chain.mine(&net.miner, vec![sweep.clone()], plain_spk(&test_key(200))).expect("swept");
     let h = net.chain.height();
     let b = net.chain.block(h).expect("block").clone();
-    a.scan_block(&b, h, b.header.val_loss, median_time_past(&net.chain, h - 1)).expect("scan");
+    let loss_index = net.chain.tip().loss_index;
+    a.scan_block(&b, h, loss_index, median_time_past(&net.chain, h - 1)).expect("scan");
     let returned = Amount(coins[0].1.value.0 - fee.0);
     assert_eq!(connected.effects.emission_returned, returned);
     let after = net.chain.tip().circulating_supply;

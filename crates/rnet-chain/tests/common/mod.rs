@@ -5,7 +5,9 @@
 //! bounded coinbase, supply = parent + created − spent, the regtest expiry threshold — so the
 //! chainstate's storage, fork choice, undo, expiry and crash behaviour can be exercised with
 //! hundreds of blocks in milliseconds. A "checkpoint" is 48 bytes whose first 8 are the loss it
-//! "evaluates" to.
+//! "evaluates" to. A synthetic block's `parent_loss` is its parent's `val_loss` and its work
+//! (`required_improvement`) is its claimed improvement, so a branch's chainwork is the genesis
+//! loss minus its tip's loss: most work = lowest tip loss, which keeps fork choice easy to steer.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -18,8 +20,8 @@ use rnet_consensus::{
     BlockEffects, BlockError, ChainParams, Coin, HeaderChain, HeaderSummary, TxError, UtxoView,
 };
 use rnet_primitives::{
-    Amount, Block, BlockHash, BlockHeader, COIN, Hash256, ModelShape, Network, OutPoint,
-    Transaction, TxIn, TxOut, Witness,
+    Amount, Block, BlockHash, BlockHeader, COIN, EvalSample, Hash256, ModelShape, Network,
+    OutPoint, Transaction, TxIn, TxOut, Witness,
 };
 
 /// Loss of the synthetic genesis block.
@@ -130,12 +132,14 @@ pub fn block_on(parent: &BlockHeader, val_loss: u64, tag: u64, txs: Vec<Transact
             shape: ModelShape { d_model: 8, n_layers: 1 },
             checkpoint_root: Hash256(checkpoint_root(&ckpt)),
             checkpoint_size: ckpt.len() as u64,
+            parent_loss: parent.val_loss,
             val_loss,
-            required_improvement: 1,
+            required_improvement: parent.val_loss.saturating_sub(val_loss),
             training_steps: tag,
             ..BlockHeader::default()
         },
         transactions: txs,
+        ..Block::default()
     };
     block.header.merkle_root = block.compute_merkle_root().0;
     Blk { block, ckpt }
@@ -177,23 +181,31 @@ pub fn genesis() -> Blk {
             shape: ModelShape { d_model: 8, n_layers: 1 },
             checkpoint_root: Hash256(checkpoint_root(&ckpt)),
             checkpoint_size: ckpt.len() as u64,
+            parent_loss: GENESIS_LOSS,
             val_loss: GENESIS_LOSS,
             required_improvement: 1,
             ..BlockHeader::default()
         },
         transactions: vec![cb],
+        ..Block::default()
     };
     block.header.merkle_root = block.compute_merkle_root().0;
     Blk { block, ckpt }
 }
 
-fn summary_of(header: &BlockHeader, supply: Amount) -> HeaderSummary {
+/// The summary of `header` on a parent with `parent_work` chainwork (genesis: `None`).
+fn summary_of(header: &BlockHeader, parent_work: Option<u128>, supply: Amount) -> HeaderSummary {
     HeaderSummary {
         hash: header.hash(),
         height: header.height,
         time: header.time,
+        parent_loss: header.parent_loss,
         val_loss: header.val_loss,
         required_improvement: header.required_improvement,
+        required_eff: header.required_improvement,
+        loss_index: header.val_loss,
+        chainwork: parent_work.map_or(0, |w| w + u128::from(header.required_improvement)),
+        checkpoint_root: header.checkpoint_root,
         d_model: header.shape.d_model,
         n_layers: header.shape.n_layers,
         cumulative_growth: 0,
@@ -212,7 +224,7 @@ impl ChainRules for SynthRules {
     }
 
     fn genesis_summary(&self) -> HeaderSummary {
-        summary_of(&genesis().block.header, Amount::ZERO)
+        summary_of(&genesis().block.header, None, Amount::ZERO)
     }
 
     fn genesis_checkpoint(&self) -> Vec<u8> {
@@ -276,10 +288,17 @@ impl ChainRules for SynthRules {
     fn check_proof_of_training(
         &self,
         header: &BlockHeader,
-        _parent: &HeaderSummary,
+        parent: &HeaderSummary,
+        _sample: &EvalSample,
+        parent_checkpoint: &[u8],
         checkpoint: &[u8],
     ) -> Result<(), BlockError> {
         self.pot_calls.fetch_add(1, Ordering::SeqCst);
+        if parent_checkpoint.is_empty()
+            || checkpoint_root(parent_checkpoint) != parent.checkpoint_root.0
+        {
+            return Err(BlockError::ParentCheckpointMismatch);
+        }
         let evaluated = u64::from_le_bytes(checkpoint[..8].try_into().unwrap());
         if evaluated != header.val_loss {
             return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
@@ -303,7 +322,7 @@ impl ChainRules for SynthRules {
             height: header.height,
             creation_mtp: tip.time,
             is_coinbase,
-            creation_loss: header.val_loss,
+            creation_loss_index: header.val_loss,
         };
         for (index, tx) in block.transactions.iter().enumerate() {
             let txid = tx.txid();
@@ -358,12 +377,17 @@ impl ChainRules for SynthRules {
         let created: u64 = effects.created.iter().map(|(_, c)| c.output.value.0).sum();
         let spent: u64 = effects.spent.iter().map(|(_, c)| c.output.value.0).sum();
         let supply = Amount(tip.circulating_supply.0 + created - spent);
-        Ok((summary_of(header, supply), effects))
+        Ok((summary_of(header, Some(tip.chainwork), supply), effects))
     }
 
-    fn expiry_threshold(&self, tip_loss: u64) -> u64 {
+    fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary {
+        let tip = chain.tip();
+        summary_of(header, Some(tip.chainwork), tip.circulating_supply)
+    }
+
+    fn expiry_threshold(&self, tip_loss_index: u64) -> u64 {
         // Regtest's ratio (2/1): a coin expires once the loss has halved since its creation.
-        rnet_consensus::expiry_threshold(&ChainParams::regtest(), tip_loss)
+        rnet_consensus::expiry_threshold(&ChainParams::regtest(), tip_loss_index)
     }
 
     fn is_permanent(&self, error: &BlockError) -> bool {

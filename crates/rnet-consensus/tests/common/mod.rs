@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use rnet_consensus::{BlockError, ChainParams, TxError};
+use rnet_consensus::{BlockError, ChainParams, HeaderChain, TxError, check_proof_of_training};
 use rnet_crypto::SigningKey;
-use rnet_primitives::{Amount, OutPoint, Transaction, TxOut};
+use rnet_primitives::{Amount, Block, OutPoint, Transaction, TxOut};
 use rnet_testkit::{
     BlockTemplate, MemoryChain, MinedBlock, SubmitError, TestMiner, plain_spk, test_key,
 };
@@ -70,4 +70,22 @@ pub fn tx_error(e: BlockError) -> (usize, TxError) {
 /// An output of `value` resonance to the payout key.
 pub fn to_payout(value: u64) -> TxOut {
     TxOut { value: Amount(value), script_pubkey: plain_spk(&payout_key()) }
+}
+
+/// The chain's required improvement for the next block (regtest: the floor).
+pub fn required(chain: &MemoryChain) -> u64 {
+    chain.params().min_required_improvement
+}
+
+/// Proof-of-Training of `block` with checkpoint bytes `checkpoint` on the chain's tip, exactly as
+/// a validator runs it (the tip's checkpoint is the parent's).
+pub fn pot(chain: &MemoryChain, block: &Block, checkpoint: &[u8]) -> Result<(), BlockError> {
+    check_proof_of_training(
+        chain.params(),
+        &block.header,
+        &chain.tip(),
+        &block.sample,
+        &chain.tip_checkpoint().to_bytes(),
+        checkpoint,
+    )
 }

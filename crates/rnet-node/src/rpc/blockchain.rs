@@ -29,14 +29,22 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         node,
         MethodInfo::new("getblockchaininfo", "Blockchain").help(
             "getblockchaininfo\n\nReturns an object containing various state info regarding blockchain processing, \
-             including the tip's val_loss (micro-nats per byte, nats and bits per byte), model shape, the required \
-             improvement for the next block, circulating supply and emission pool.",
+             including the tip's val_loss (micro-nats per byte, nats and bits per byte), loss_index, chainwork, \
+             benchmark_loss (the tip model on the held-out benchmark slice; null until computed), model shape, \
+             the required improvement for a block now (required_improvement, after the stall escape) and before the \
+             discount (base_required_improvement), circulating supply and emission pool.",
         ),
         |node, _| {
             let chain = node.chain();
             let tip = chain.tip();
             let view = chain.header_chain(&tip.hash).map_err(chain_err)?;
-            let required = required_improvement(&node.params, &view);
+            let base_required = required_improvement(&node.params, &view);
+            let mtp = median_time_past(&view, tip.height);
+            let required = rnet_consensus::effective_required_improvement(
+                &node.params,
+                &view,
+                node.now().max(mtp + 1),
+            );
             let (nd, nl) = next_block_shape(&node.params, &tip);
             let headers = chain
                 .chain_tips()
@@ -57,9 +65,13 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "val_loss": tip.val_loss,
                 "val_loss_nats": loss_nats(tip.val_loss),
                 "val_loss_bits": loss_bits(tip.val_loss),
+                "loss_index": tip.loss_index,
+                "chainwork": super::json::chainwork_hex(tip.chainwork),
+                "benchmark_loss": node.benchmark.for_block(&tip.hash),
                 "shape": { "d_model": tip.d_model, "n_layers": tip.n_layers },
                 "next_shape": { "d_model": nd, "n_layers": nl },
                 "required_improvement": required,
+                "base_required_improvement": base_required,
                 "circulating_supply": amount_json(chain.circulating_supply()),
                 "emission_pool": amount_json(chain.emission_pool()),
                 "verificationprogress": 1.0,
@@ -164,7 +176,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         node,
         MethodInfo::new("getchaintips", "Blockchain").help(
             "getchaintips\n\nReturn information about all known tips in the block tree: height, hash, branchlen, \
-             val_loss and status (active, valid-fork, valid-headers, headers-only, invalid).",
+             val_loss, chainwork and status (active, valid-fork, valid-headers, headers-only, invalid).",
         ),
         |node, _| {
             let tips = node.chain().chain_tips().map_err(chain_err)?;
@@ -175,6 +187,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                         "hash": t.hash.to_hex(),
                         "branchlen": t.branch_len,
                         "val_loss": t.val_loss,
+                        "chainwork": super::json::chainwork_hex(t.chainwork),
                         "status": match t.status {
                             ChainTipStatus::Active => "active",
                             ChainTipStatus::ValidFork => "valid-fork",
@@ -221,7 +234,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                         "value": amount_json(out.value),
                         "scriptPubKey": script_json(&out.script_pubkey, node.network()),
                         "coinbase": false,
-                        "creation_loss": Value::Null,
+                        "creation_loss_index": Value::Null,
                     }));
                 }
             }
@@ -234,7 +247,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "value": amount_json(coin.output.value),
                 "scriptPubKey": script_json(&coin.output.script_pubkey, node.network()),
                 "coinbase": coin.is_coinbase,
-                "creation_loss": coin.creation_loss,
+                "creation_loss_index": coin.creation_loss_index,
             }))
         },
     )?;
@@ -263,7 +276,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         node,
         MethodInfo::new("gettraininginfo", "Mining").params(["nblocks"]).help(
             "gettraininginfo ( nblocks )\n\nLoss history of the last nblocks (default 20) blocks of the active chain, \
-             oldest first: height, hash, val_loss (micro-nats/byte), nats, bits, shape, required improvement, \
+             oldest first: height, hash, val_loss (micro-nats/byte), nats, bits, parent_loss, improvement, shape, \
+             required improvement, \
              training steps, time.",
         ),
         |node, p| {
@@ -281,6 +295,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                     "val_loss": hd.val_loss,
                     "nats": loss_nats(hd.val_loss),
                     "bits": loss_bits(hd.val_loss),
+                    "parent_loss": hd.parent_loss,
+                    "improvement": hd.parent_loss.saturating_sub(hd.val_loss),
                     "d_model": hd.shape.d_model,
                     "n_layers": hd.shape.n_layers,
                     "required_improvement": hd.required_improvement,

@@ -112,13 +112,20 @@ pub fn tx_json(tx: &Transaction, network: Network) -> Value {
     })
 }
 
-/// A header with its chain context (confirmations, next block, median time).
+/// Chainwork as Bitcoin Core prints it: 64 lowercase hex digits.
+pub fn chainwork_hex(work: u128) -> String {
+    format!("{work:064x}")
+}
+
+/// A header with its chain context (confirmations, next block, median time, chainwork, loss
+/// index).
 pub fn header_json(
     chain: &ChainState,
     hash: &BlockHash,
     h: &BlockHeader,
 ) -> Result<Value, ChainError> {
     let active = chain.block_hash_at(h.height)? == Some(*hash);
+    let info = chain.block_info(hash)?;
     let tip_height = chain.height();
     let confirmations: i64 =
         if active { i64::from(tip_height) - i64::from(h.height) + 1 } else { -1 };
@@ -133,7 +140,11 @@ pub fn header_json(
         "val_loss": h.val_loss,
         "val_loss_nats": loss_nats(h.val_loss),
         "val_loss_bits": loss_bits(h.val_loss),
+        "parent_loss": h.parent_loss,
+        "improvement": h.parent_loss.saturating_sub(h.val_loss),
         "required_improvement": h.required_improvement,
+        "chainwork": chainwork_hex(info.as_ref().map_or(0, |i| i.chainwork)),
+        "loss_index": info.as_ref().and_then(|i| i.summary.as_ref()).map(|s| s.loss_index),
         "d_model": h.shape.d_model,
         "n_layers": h.shape.n_layers,
         "checkpoint_root": h.checkpoint_root.to_hex(),

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::json::amount_json;
 use super::{chain_err, param_hex, param_txid, reg};
-use crate::node::{Node, now};
+use crate::node::Node;
 
 /// A fee rate in RNT per kB, as Core renders `feerate`.
 fn feerate_json(r: FeeRate) -> Value {
@@ -67,7 +67,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let utxos = chain.utxo_snapshot().map_err(chain_err)?;
             let tip = node.tip_context(&chain).map_err(chain_err)?;
             let mut pool = node.mempool();
-            match pool.accept(tx, &utxos, &tip, now()) {
+            match pool.accept(tx, &utxos, &tip, node.now()) {
                 Ok(res) => {
                     let txs = Node::accepted_txs(&pool, &res);
                     drop(pool);
@@ -111,7 +111,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let pool = node.mempool();
             let out: Vec<Value> = txs
                 .iter()
-                .map(|tx| match pool.test_accept(tx, &utxos, &tip, now()) {
+                .map(|tx| match pool.test_accept(tx, &utxos, &tip, node.now()) {
                     Ok(r) => json!({
                         "txid": r.txid.to_hex(),
                         "wtxid": r.wtxid.to_hex(),

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::json::{amount_json, chain_reject_reason};
 use super::{chain_err, node_err, param_hash, param_hex, reg};
-use crate::node::{Node, NodeError, now};
+use crate::node::{Node, NodeError};
 use crate::upload::PartOutcome;
 
 /// Most blocks one `generatetoaddress` call mines.
@@ -23,8 +23,9 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         r,
         node,
         MethodInfo::new("getmininginfo", "Mining").help(
-            "getmininginfo\n\nReturns mining-related information: blocks, tip val_loss, required improvement and \
-             shape of the next block, whether the in-node miner runs.",
+            "getmininginfo\n\nReturns mining-related information: blocks, tip val_loss, loss_index, chainwork, \
+             benchmark_loss (null until computed), the required improvement of a block now (after the stall escape) \
+             and before the discount, shape of the next block, whether the in-node miner runs.",
         ),
         |node, _| {
             let t = node.template().map_err(node_err)?;
@@ -32,8 +33,11 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "blocks": t.parent.height,
                 "chain": node.network().name(),
                 "val_loss": t.parent.val_loss,
-                "target_val_loss": t.parent.val_loss.saturating_sub(t.required_improvement),
+                "loss_index": t.parent.loss_index,
+                "chainwork": super::json::chainwork_hex(t.parent.chainwork),
+                "benchmark_loss": node.benchmark.for_block(&t.parent.hash),
                 "required_improvement": t.required_improvement,
+                "base_required_improvement": t.base_required_improvement,
                 "next_shape": { "d_model": t.shape.0, "n_layers": t.shape.1 },
                 "pooledtx": node.mempool().len(),
                 "mining": node.mining.load(Ordering::SeqCst),
@@ -46,7 +50,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         node,
         MethodInfo::new("getblocktemplate", "Mining").params(["template_request"]).help(
             "getblocktemplate ( \"template_request\" )\n\nProof-of-Training block template: parent hash and loss, \
-             height, required improvement, target loss, scheduled shape, the tip checkpoint (root, size, chunks; \
+             height, required improvement (effective at curtime; a later header time may earn the stall-escape \
+             discount, see base_required_improvement), scheduled shape, the tip checkpoint (root, size, chunks; \
              download with getcheckpointchunk), transactions (data, txid, hash, fee), coinbasevalue (at exactly the \
              required improvement, plus fees; a larger improvement earns up to twice the subsidy), fees, \
              circulating_supply (resonance), mintime, curtime, mediantime.",
@@ -73,7 +78,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "height": t.height,
                 "parent_val_loss": t.parent.val_loss,
                 "required_improvement": t.required_improvement,
-                "target_val_loss": t.parent.val_loss.saturating_sub(t.required_improvement),
+                "base_required_improvement": t.base_required_improvement,
+                "sample_records": node.params.sample_records,
                 "shape": { "d_model": t.shape.0, "n_layers": t.shape.1 },
                 "checkpoint": {
                     "root": t.checkpoint.0.to_hex(),
@@ -86,9 +92,9 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "fees": fees.0,
                 "circulating_supply": t.parent.circulating_supply.0,
                 "mintime": t.median_time_past + 1,
-                "curtime": now().max(t.median_time_past + 1),
+                "curtime": t.time,
                 "mediantime": t.median_time_past,
-                "dataset_commitment": hex::encode(rnet_model::data::TRAINING_HASH),
+                "dataset_commitment": hex::encode(rnet_model::data::CORPUS_HASH),
             }))
         },
     )?;

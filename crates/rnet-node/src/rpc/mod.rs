@@ -3,6 +3,7 @@
 //! validation hold during evaluation.
 
 mod blockchain;
+mod control;
 mod json;
 mod mempool;
 mod mining;
@@ -43,6 +44,7 @@ where
 /// Registers every node method.
 pub fn register_all(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError> {
     blockchain::register(r, node)?;
+    control::register(r, node)?;
     mining::register(r, node)?;
     rawtx::register(r, node)?;
     mempool::register(r, node)?;

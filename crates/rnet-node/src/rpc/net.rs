@@ -40,7 +40,7 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
                             "subver": p.user_agent,
                             "services": format!("{:016x}", p.services),
                             "startingheight": p.best_height,
-                            "best_val_loss": p.best_loss,
+                            "best_chainwork": format!("{:064x}", p.best_chainwork),
                             "bytessent": p.bytes_sent,
                             "bytesrecv": p.bytes_recv,
                             "conntime": p.conn_time,

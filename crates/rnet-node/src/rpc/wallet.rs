@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::json::amount_json;
 use super::{chain_err, param_hex, param_txid, reg};
-use crate::node::{Node, now};
+use crate::node::Node;
 use crate::wallets::{WalletEntry, lock_entry, log_path, valid_name, wallet_path};
 
 type Entry = Arc<Mutex<WalletEntry>>;
@@ -160,7 +160,7 @@ fn submit(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
         let utxos = chain.utxo_snapshot().map_err(chain_err)?;
         let tip = node.tip_context(&chain).map_err(chain_err)?;
         let mut pool = node.mempool();
-        pool.accept(tx.clone(), &utxos, &tip, now())
+        pool.accept(tx.clone(), &utxos, &tip, node.now())
     };
     match result {
         Ok(r) => {
@@ -355,7 +355,7 @@ fn load_entry(
 }
 
 fn balances_json(node: &Node, w: &Entry) -> Value {
-    let margin = node.chain().tip().val_loss / 100;
+    let margin = node.chain().tip().loss_index / 100;
     let e = lock_entry(w);
     let b = e.wallet.balances(margin);
     json!({
@@ -1209,7 +1209,7 @@ fn submit_foreign(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
         let utxos = chain.utxo_snapshot().map_err(chain_err)?;
         let tip = node.tip_context(&chain).map_err(chain_err)?;
         let mut pool = node.mempool();
-        pool.accept(tx.clone(), &utxos, &tip, now())
+        pool.accept(tx.clone(), &utxos, &tip, node.now())
     };
     match result {
         Ok(r) => {

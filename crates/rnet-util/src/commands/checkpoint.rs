@@ -5,10 +5,7 @@ use super::print_json;
 use anyhow::{Context, bail};
 use clap::Subcommand;
 use rnet_model::checkpoint::parse_header;
-use rnet_model::{
-    Checkpoint, GrowthCaps, Model, ModelConfig, ModelNetwork, evaluate, grow, shape_at_height,
-    validation_slice,
-};
+use rnet_model::{Checkpoint, Model, ModelConfig, ModelNetwork, evaluate, grow};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -32,15 +29,12 @@ pub enum CheckpointCommand {
         /// Checkpoint file.
         file: PathBuf,
     },
-    /// Evaluate a checkpoint with the canonical evaluator: the consensus integer (micro-nats per
-    /// byte), nats/byte and bits/byte.
+    /// Evaluate a checkpoint with the canonical evaluator on the benchmark slice (or a file):
+    /// the integer (micro-nats per byte), nats/byte and bits/byte.
     Eval {
         /// Checkpoint file.
         file: PathBuf,
-        /// Network whose validation slice to use (unless --data is given).
-        #[arg(long)]
-        network: ModelNetwork,
-        /// Evaluate on this file instead of the network's validation slice.
+        /// Evaluate on this file instead of the benchmark slice.
         #[arg(long)]
         data: Option<PathBuf>,
     },
@@ -126,7 +120,7 @@ pub fn run(command: CheckpointCommand) -> anyhow::Result<()> {
                 "checkpoint_root": hex::encode(checkpoint.root()),
             }));
         }
-        CheckpointCommand::Eval { file, network, data } => {
+        CheckpointCommand::Eval { file, data } => {
             let checkpoint = load(&file)?;
             let owned;
             let data: &[u8] = match data {
@@ -135,7 +129,7 @@ pub fn run(command: CheckpointCommand) -> anyhow::Result<()> {
                         .with_context(|| format!("cannot read {}", path.display()))?;
                     &owned
                 }
-                None => validation_slice(network),
+                None => rnet_model::benchmark_slice(),
             };
             let result = evaluate(&checkpoint.model, data)?;
             print_json(&serde_json::json!({
@@ -154,12 +148,7 @@ pub fn run(command: CheckpointCommand) -> anyhow::Result<()> {
                     checkpoint.height
                 );
             }
-            let genesis = ModelConfig::genesis(network);
-            let (d, l) = shape_at_height(
-                (genesis.d_model, genesis.n_layers),
-                to_height,
-                GrowthCaps::for_network(network),
-            );
+            let (d, l) = super::scheduled_shape(network, to_height);
             let grown = grow(&checkpoint.model, d, l, seed)?;
             let grown = Checkpoint::new(to_height, grown);
             save(&grown, &out)?;

@@ -1,5 +1,5 @@
 //! `train`: grow a checkpoint to the next height's shape, train it with the CPU engine, and report
-//! the canonical validation loss of the result.
+//! the canonical loss of the result on the held-out benchmark slice.
 
 use super::checkpoint::load;
 use super::keys::write_new;
@@ -7,10 +7,7 @@ use super::print_json;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rnet_model::{
-    Checkpoint, GrowthCaps, ModelConfig, ModelNetwork, evaluate, grow, shape_at_height,
-    training_text, validation_slice,
-};
+use rnet_model::{Checkpoint, ModelNetwork, benchmark_slice, evaluate, grow, training_text};
 use rnet_training::{DataConfig, DataSource, OptimizerState, RunOptions, TrainConfig, Trainer};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -18,14 +15,14 @@ use std::path::PathBuf;
 /// Arguments of `rnet-util train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// mainnet, testnet or regtest: the growth schedule and the validation slice.
+    /// mainnet, testnet or regtest: the growth schedule (caps and interval).
     #[arg(long)]
     network: ModelNetwork,
     /// Checkpoint to start from (its optimizer state, `IN.opt`, is resumed when present).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Training data file (any bytes); default: the bundled training text (the corpus without
-    /// the validation slices).
+    /// Training data file (any bytes); default: the bundled corpus (everything but the
+    /// benchmark slice).
     #[arg(long)]
     data: Option<PathBuf>,
     /// Updates to take.
@@ -68,12 +65,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if height < input.height {
         bail!("--height {height} is below the checkpoint's height {}", input.height);
     }
-    let genesis = ModelConfig::genesis(args.network);
-    let (d, l) = shape_at_height(
-        (genesis.d_model, genesis.n_layers),
-        height,
-        GrowthCaps::for_network(args.network),
-    );
+    let (d, l) = super::scheduled_shape(args.network, height);
     let model = if (d, l) == (input.model.config().d_model, input.model.config().n_layers) {
         input.model
     } else {
@@ -132,7 +124,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if !model.is_finite() {
         bail!("training diverged (non-finite weights); try a smaller --lr");
     }
-    let result = evaluate(&model, validation_slice(args.network))?;
+    let result = evaluate(&model, benchmark_slice())?;
     let checkpoint = Checkpoint::new(height, model);
     write_new(&args.out, &checkpoint.to_bytes())?;
     let out_state = OptimizerState::path_for_checkpoint(&args.out);
@@ -146,7 +138,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "optimizer_step": state.step,
         "train_bytes_per_sec": summary.bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9),
         "last_train_loss": summary.last_loss,
-        "val_loss": result.val_loss_micronats,
+        "benchmark_loss": result.val_loss_micronats,
         "nats_per_byte": result.mean_nats,
         "bits_per_byte": result.bits_per_byte(),
         "checkpoint_root": hex::encode(checkpoint.root()),
