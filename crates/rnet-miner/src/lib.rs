@@ -243,8 +243,10 @@ pub struct Miner {
 
 impl Miner {
     /// A miner for `params` with `key`, training on `data` with gentle defaults (AdamW lr 1e-3,
-    /// 4 windows per step, evaluation after every step).
+    /// 4 windows per step) and [`Miner::balanced_steps_per_round`] steps between evaluations.
     pub fn new(params: ChainParams, key: SigningKey, data: TrainingData) -> Self {
+        let batch_windows = 4;
+        let steps_per_round = Self::balanced_steps_per_round(&params, batch_windows);
         Self {
             params,
             key,
@@ -253,14 +255,24 @@ impl Miner {
                 lr: 1e-3,
                 warmup: 0,
                 total_steps: 1_000_000,
-                batch_windows: 4,
+                batch_windows,
                 weight_decay: 0.0,
                 ..TrainConfig::default()
             },
-            steps_per_round: 1,
+            steps_per_round,
             max_steps: 2_000,
             attempts: 3,
         }
+    }
+
+    /// Training steps per evaluation round that spend about as much compute on training as on
+    /// evaluating: a round evaluates parent and candidate on `K` windows (`2K` window forwards)
+    /// and a step costs about three window forwards (forward and backward) per batch window, so
+    /// `⌈2K / (3 · batch_windows)⌉` (regtest 6, mainnet 22 with 4 windows per step). Evaluating
+    /// after every step would spend most of the time evaluating.
+    pub fn balanced_steps_per_round(params: &ChainParams, batch_windows: usize) -> u64 {
+        let k = params.sample_records as u64;
+        (2 * k).div_ceil(3 * batch_windows.max(1) as u64).max(1)
     }
 
     /// Mines `job`: grow, train until the improvement on the drawn sample reaches the

@@ -94,6 +94,10 @@ pub struct Config {
     pub log_filter: String,
     /// Checkpoints of the last N blocks are kept (`-prunecheckpoints=N`, 0 = keep all).
     pub prune_checkpoints: Option<u32>,
+    /// Regtest only: the initial (base) required improvement in µnat
+    /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
+    /// escape. It changes the genesis block, so a data directory keeps one value.
+    pub regtest_required_improvement: Option<u64>,
     /// Serve the tip model over the OpenAI-compatible API here (`-inference[=ADDR]`; default
     /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
     /// `<netdir>/inference.port`).
@@ -168,6 +172,8 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -onlynet=onion        only connect to onion addresses (needs -proxy)
   -wallet=NAME[,...]    load these wallets (<netdir>/wallets/NAME.wallet) at startup
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
+  -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
+                        minimum: the regtest floor, 16000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
   -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
   -help, -version";
@@ -188,6 +194,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
+    ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
     ("bind", true),
@@ -374,6 +381,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
         prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
+        regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),
         p2p_port: parse_value::<u16>(&opts, "port")?
@@ -422,6 +430,27 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
 /// A comma-separated option value.
 fn list(v: &str) -> Vec<String> {
     v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// `-requiredimprovement=N`: regtest only, at least the regtest floor.
+fn regtest_required_improvement(
+    opts: &BTreeMap<String, String>,
+    network: Network,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = parse_value::<u64>(opts, "requiredimprovement")? else { return Ok(None) };
+    let floor = rnet_consensus::ChainParams::regtest().min_required_improvement;
+    let invalid = |reason: String| ConfigError::InvalidValue {
+        name: "requiredimprovement".into(),
+        value: value.to_string(),
+        reason,
+    };
+    if network != Network::Regtest {
+        return Err(invalid("only regtest accepts it".into()));
+    }
+    if value < floor {
+        return Err(invalid(format!("below the regtest floor {floor}")));
+    }
+    Ok(Some(value))
 }
 
 /// `-inference` alone (or `=1`) means the default address, `=0` means off, anything else must be
@@ -480,6 +509,24 @@ mod tests {
             parse(&args(&["-datadir=/tmp/x", "-inference=nope"]), None),
             Err(ConfigError::InvalidValue { .. })
         ));
+    }
+
+    #[test]
+    fn required_improvement_option_is_regtest_only_and_above_the_floor() {
+        assert_eq!(run(&["-regtest", "-datadir=/tmp/x"]).regtest_required_improvement, None);
+        let c = run(&["-regtest", "-datadir=/tmp/x", "-requiredimprovement=8192000"]);
+        assert_eq!(c.regtest_required_improvement, Some(8_192_000));
+        for bad in [
+            &["-datadir=/tmp/x", "-requiredimprovement=8192000"][..],
+            &["-testnet", "-datadir=/tmp/x", "-requiredimprovement=8192000"],
+            &["-regtest", "-datadir=/tmp/x", "-requiredimprovement=15999"],
+            &["-regtest", "-datadir=/tmp/x", "-requiredimprovement=lots"],
+        ] {
+            assert!(
+                matches!(parse(&args(bad), None), Err(ConfigError::InvalidValue { .. })),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

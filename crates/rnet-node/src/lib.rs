@@ -65,7 +65,12 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     logging::init(&netdir, &config.log_filter, config.print_to_console)?;
     tracing::info!("ResonanceNet node {} starting", env!("CARGO_PKG_VERSION"));
     tracing::info!("network {}, data directory {}", config.network, netdir.display());
-    let params = ChainParams::for_network(config.network);
+    let mut params = ChainParams::for_network(config.network);
+    if let Some(required) = config.regtest_required_improvement {
+        params.initial_required_improvement = required;
+        params.validate().map_err(|e| RunError::Config(format!("-requiredimprovement: {e}")))?;
+        tracing::info!("regtest base required improvement {required} µnat (-requiredimprovement)");
+    }
     let key = load_or_create_key(&netdir.join(MINER_KEY_FILE))?;
     let mine_data = match &config.mine_data {
         Some(p) => TrainingData::Bytes(Arc::new(

@@ -432,18 +432,25 @@ impl Node {
     }
 
     /// Mines one block on the active tip paying `payout` and submits it. With `abandon_on_new_tip`
-    /// the work is cancelled (`MineError::Cancelled`) when the tip changes meanwhile.
+    /// the work is cancelled (`MineError::Cancelled`) when the tip changes meanwhile. `max_steps`
+    /// replaces the miner's budget with one attempt of at most that many training steps.
     pub fn mine_one(
         &self,
         payout: Vec<u8>,
         abandon_on_new_tip: bool,
+        max_steps: Option<u64>,
     ) -> Result<(MinedBlock, AcceptOutcome), NodeError> {
         let _guard = self.mining_lock.lock().unwrap_or_else(|e| e.into_inner());
         if self.shutting_down() {
             return Err(NodeError::ShuttingDown);
         }
         let (job, version) = self.job(payout)?;
-        let miner = Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
+        let mut miner =
+            Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
+        if let Some(steps) = max_steps {
+            miner.max_steps = steps.max(1);
+            miner.attempts = 1;
+        }
         let cancel = || {
             self.shutting_down()
                 || (abandon_on_new_tip && self.tip_version.load(Ordering::SeqCst) != version)
@@ -480,11 +487,17 @@ impl Node {
         Ok((mined, outcome))
     }
 
-    /// Mines `n` blocks paying `payout` (for `generatetoaddress`); returns their hashes.
-    pub fn generate(&self, n: u32, payout: Vec<u8>) -> Result<Vec<BlockHash>, NodeError> {
+    /// Mines `n` blocks paying `payout` (for `generatetoaddress`; `max_steps` is its
+    /// `maxtries`: the training-step budget of each block); returns their hashes.
+    pub fn generate(
+        &self,
+        n: u32,
+        payout: Vec<u8>,
+        max_steps: Option<u64>,
+    ) -> Result<Vec<BlockHash>, NodeError> {
         let mut hashes = Vec::new();
         for _ in 0..n {
-            let (mined, outcome) = self.mine_one(payout.clone(), false)?;
+            let (mined, outcome) = self.mine_one(payout.clone(), false, max_steps)?;
             let hash = mined.block.block_hash();
             if !matches!(outcome, AcceptOutcome::Connected { .. }) {
                 return Err(NodeError::NotConnected { hash, outcome: format!("{outcome:?}") });
@@ -499,7 +512,7 @@ impl Node {
         self.mining.store(true, Ordering::SeqCst);
         tracing::info!("in-node miner started");
         while !self.shutting_down() {
-            match self.mine_one(payout.clone(), true) {
+            match self.mine_one(payout.clone(), true, None) {
                 Ok(_) => {}
                 Err(NodeError::Mine(MineError::Cancelled)) | Err(NodeError::ShuttingDown) => {}
                 Err(e) => {

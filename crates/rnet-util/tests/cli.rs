@@ -243,3 +243,35 @@ fn checkpoint_lifecycle_and_training() {
         p(&trained),
     ]);
 }
+
+#[test]
+fn sample_reproduces_a_blocks_records_from_the_spec_inputs() {
+    // The regtest genesis block carries the sample its own header draws.
+    let params = rnet_consensus::ChainParams::regtest();
+    let genesis = params.genesis_block();
+    let h = &genesis.header;
+    let out = json(&[
+        "sample",
+        "--network",
+        "regtest",
+        "--prev",
+        &h.prev_block_hash.to_hex(),
+        "--root",
+        &h.checkpoint_root.to_hex(),
+        "--miner-key",
+        &hex::encode(h.miner_pubkey),
+    ]);
+    let expected: Vec<u64> = genesis.sample.records.iter().map(|r| u64::from(r.index)).collect();
+    let got: Vec<u64> =
+        out["records"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(got, expected);
+    assert_eq!(got.len(), 32);
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    let seed = rnet_consensus::sample_seed(&h.prev_block_hash, &h.checkpoint_root, &h.miner_pubkey);
+    assert_eq!(out["seed"], hex::encode(seed));
+    assert_eq!(out["corpus_records"], 67_794);
+    assert_eq!(out["corpus_root"], params.corpus_root.to_hex());
+    // Bad input: one line, exit 1.
+    fails(&["sample", "--network", "regtest", "--prev", "00", "--root", "00", "--miner-key", "00"]);
+    fails(&["sample", "--network", "moon", "--prev", "", "--root", "", "--miner-key", ""]);
+}

@@ -183,7 +183,9 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             .params(["nblocks", "address", "maxtries"])
             .help(
                 "generatetoaddress nblocks \"address\" ( maxtries )\n\nRegtest only: mine nblocks blocks immediately \
-                 (really training the tip model on the bundled data) paying address. Returns the block hashes.",
+                 (really training the tip model on the bundled data) paying address. maxtries: the training-step \
+                 budget of each block (default: the miner's, 3 attempts of 2000 steps); a block that does not \
+                 reach the requirement within it is an error. Returns the block hashes.",
             ),
         |node, p| {
             let n: i64 = p.required(0)?;
@@ -195,10 +197,17 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 .ok()
                 .filter(|n| *n <= MAX_GENERATE)
                 .ok_or_else(|| RpcError::invalid_parameter(format!("nblocks must be 0..={MAX_GENERATE}")))?;
+            let max_steps: Option<i64> = p.optional(2)?;
+            let max_steps = match max_steps {
+                None => None,
+                Some(m) => Some(u64::try_from(m).ok().filter(|m| *m > 0).ok_or_else(|| {
+                    RpcError::invalid_parameter("maxtries must be a positive number of steps")
+                })?),
+            };
             let payout = Address::from_str_for(&address, node.network())
                 .map_err(|_| RpcError::invalid_address_or_key("Error: Invalid address"))?
                 .script_pubkey();
-            let hashes = node.generate(n, payout).map_err(|e| match e {
+            let hashes = node.generate(n, payout, max_steps).map_err(|e| match e {
                 NodeError::ShuttingDown => RpcError::misc("shutting down"),
                 other => node_err(other),
             })?;
