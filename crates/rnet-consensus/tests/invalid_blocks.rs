@@ -171,6 +171,14 @@ fn malformed_checkpoint_committed_by_the_header() {
     let e = reject(&mut chain, &mined);
     assert!(matches!(e, BlockError::InvalidCheckpoint(CheckpointError::NonFinite { .. })), "{e:?}");
     assert!(e.is_permanent());
+    // A subnormal parameter (slow arithmetic on some CPUs) is refused the same way.
+    let mut t = template(&chain, &miner, vec![]);
+    let mut bytes = t.checkpoint_bytes.clone();
+    bytes[n - 4..].copy_from_slice(&f32::from_bits(3).to_le_bytes());
+    t.set_checkpoint_bytes(bytes);
+    let e = reject(&mut chain, &t.finish(&miner.key));
+    assert!(matches!(e, BlockError::InvalidCheckpoint(CheckpointError::Subnormal { .. })), "{e:?}");
+    assert!(e.is_permanent());
     // The checkpoint of another height.
     let mut t = template(&chain, &miner, vec![]);
     let model = t.checkpoint.model.clone();

@@ -83,6 +83,15 @@ pub enum CheckpointError {
         /// Element index inside that tensor.
         index: usize,
     },
+    /// A parameter is subnormal (non-zero with magnitude below `f32::MIN_POSITIVE`): slow on
+    /// some CPUs, so consensus refuses it (`Checkpoint::new` flushes such values to zero).
+    #[error("subnormal value in tensor {tensor} at element {index}")]
+    Subnormal {
+        /// Schema name of the tensor.
+        tensor: String,
+        /// Element index inside that tensor.
+        index: usize,
+    },
 }
 
 /// What the header says, parsed and validated (enough to know the exact size before the tensors
@@ -172,8 +181,15 @@ pub fn parse_header(bytes: &[u8]) -> Result<CheckpointHeader, CheckpointError> {
 }
 
 impl Checkpoint {
-    /// Wraps a model at a height.
-    pub fn new(height: u64, model: Model) -> Self {
+    /// Wraps a model at a height, flushing subnormal parameters to `+0.0` (consensus refuses
+    /// them, [`CheckpointError::Subnormal`]). Build the checkpoint before evaluating it, so the
+    /// evaluated model is the committed one.
+    pub fn new(height: u64, mut model: Model) -> Self {
+        for v in model.params_mut() {
+            if v.is_subnormal() {
+                *v = 0.0;
+            }
+        }
         Self { height, model }
     }
 
@@ -205,7 +221,7 @@ impl Checkpoint {
 
     /// Strictly parses canonical bytes: the header is validated and the exact size computed from
     /// the validated config is compared with the length before anything is allocated; every value
-    /// must be finite.
+    /// must be finite and not subnormal (the first offending value is reported).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CheckpointError> {
         let header = parse_header(bytes)?;
         let got = bytes.len() as u64;
@@ -218,12 +234,15 @@ impl Checkpoint {
         let body = &bytes[header.header_len..];
         let params: Vec<f32> =
             body.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if let Some(i) = params.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = params.iter().position(|v| !v.is_finite() || v.is_subnormal()) {
             let layout = Layout::new(&header.config);
             let spec = layout.tensors.iter().find(|t| t.range().contains(&i));
-            return Err(CheckpointError::NonFinite {
-                tensor: spec.map(|t| t.name.clone()).unwrap_or_default(),
-                index: spec.map(|t| i - t.offset).unwrap_or(i),
+            let tensor = spec.map(|t| t.name.clone()).unwrap_or_default();
+            let index = spec.map(|t| i - t.offset).unwrap_or(i);
+            return Err(if params[i].is_finite() {
+                CheckpointError::Subnormal { tensor, index }
+            } else {
+                CheckpointError::NonFinite { tensor, index }
             });
         }
         let model = Model::from_parts(header.config, params).map_err(|e| match e {
@@ -434,5 +453,48 @@ mod tests {
                 Err(CheckpointError::NonFinite { tensor: tensor.to_string(), index })
             );
         }
+    }
+
+    /// Subnormal parameters (|x| < 2⁻¹²⁶, non-zero) are refused at parse: on some CPUs they make
+    /// arithmetic 10–100× slower, so a block full of them would be a cheap way to slow every
+    /// validator. `Checkpoint::new` flushes them to zero, so honest miners never produce one.
+    #[test]
+    fn subnormal_parameters_are_refused_and_flushed_by_new() {
+        let ck = Checkpoint::new(
+            3,
+            Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 0).unwrap(),
+        );
+        let good = ck.to_bytes();
+        let hl = parse_header(&good).unwrap().header_len;
+        let layout = Layout::new(ck.model.config());
+        let tiny = f32::from_bits(1); // the smallest positive subnormal
+        let largest = f32::from_bits(0x007f_ffff); // the largest subnormal
+        for (value, tensor, index) in
+            [(tiny, "embed", 3usize), (-largest, "head", 9), (f32::MIN_POSITIVE / 2.0, "embed", 0)]
+        {
+            assert!(value.is_subnormal());
+            let spec = layout.tensors.iter().find(|t| t.name == tensor).unwrap();
+            let mut b = good.clone();
+            let at = hl + 4 * (spec.offset + index);
+            b[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            assert_eq!(
+                Checkpoint::from_bytes(&b),
+                Err(CheckpointError::Subnormal { tensor: tensor.to_string(), index })
+            );
+        }
+        // Zero of either sign and the smallest normal are fine.
+        for value in [0.0f32, -0.0, f32::MIN_POSITIVE, -f32::MIN_POSITIVE] {
+            let mut b = good.clone();
+            b[hl..hl + 4].copy_from_slice(&value.to_le_bytes());
+            assert!(Checkpoint::from_bytes(&b).is_ok(), "{value:e}");
+        }
+        // A model with subnormal weights becomes a valid checkpoint with those weights at +0.
+        let mut model = ck.model.clone();
+        model.params_mut()[7] = tiny;
+        model.params_mut()[8] = -largest;
+        let flushed = Checkpoint::new(3, model);
+        assert_eq!(flushed.model.params()[7].to_bits(), 0);
+        assert_eq!(flushed.model.params()[8].to_bits(), 0);
+        assert_eq!(Checkpoint::from_bytes(&flushed.to_bytes()).unwrap(), flushed);
     }
 }
