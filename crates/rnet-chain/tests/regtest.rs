@@ -236,6 +236,19 @@ fn regtest_invalid_blocks() {
     );
     assert_eq!(chain.block_status(&good.block.block_hash()).unwrap(), None);
 
+    // A wrong sample is not part of the block id either: the block is refused before it is
+    // stored, so the same id with its real sample is accepted later (a relayer that corrupts the
+    // sample cannot block the real block).
+    let mut bad_sample = good.block.clone();
+    bad_sample.sample.records.swap(0, 1);
+    let err =
+        chain.accept_block(bad_sample, Some(good.checkpoint_bytes.clone()), clock).unwrap_err();
+    assert!(
+        matches!(err, ChainError::InvalidBlock { reason: BlockError::SampleOutOfOrder { .. }, .. }),
+        "{err}"
+    );
+    assert_eq!(chain.block_status(&good.block.block_hash()).unwrap(), None);
+
     // The header claims a lower loss than its checkpoint evaluates to: Proof-of-Training fails,
     // the block is marked invalid for good.
     let mut liar = template.clone();

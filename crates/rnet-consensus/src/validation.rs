@@ -40,13 +40,16 @@ pub use crate::schedule::{
 
 /// Context-free checks, in this order: at least one transaction (`NoTransactions`); the merkle
 /// root over the wtxids matches (`BadMerkleRoot`) and the tree is not mutated (`MutatedMerkle`);
-/// the encoded size of the header and transactions is at most `max_block_size` (`Oversize`); `version ≥ 1` (`BadVersion`); the
+/// the encoded size of the header and transactions is at most `max_block_size` (`Oversize`);
+/// `version ≥ 1` (`BadVersion`); the
 /// miner key is a point (`BadMinerKey`) and signs the block id (`BadMinerSignature`); the first
 /// transaction is a coinbase (`FirstNotCoinbase`) whose `script_sig` is 4..=100 bytes starting
 /// with the height as u32 LE and whose witness is empty; no other coinbase (`MultipleCoinbase`);
 /// no two transactions share a txid (`DuplicateTransaction`); every transaction has inputs and
 /// outputs, output values and their sum within `MAX_MONEY`, no outpoint twice, and no null
-/// outpoint outside the coinbase.
+/// outpoint outside the coinbase; finally the evaluation sample is the one the header draws,
+/// every record proven ([`check_sample`]: it depends on the header and the parameters alone, so
+/// a node refuses a corrupted sample before storing anything under the block id).
 pub fn check_block(params: &ChainParams, block: &Block) -> Result<(), BlockError> {
     if block.transactions.is_empty() {
         return Err(BlockError::NoTransactions);
@@ -84,6 +87,7 @@ pub fn check_block(params: &ChainParams, block: &Block) -> Result<(), BlockError
         }
         check_transaction(tx).map_err(|e| BlockError::tx(index, txid, e))?;
     }
+    check_sample(params, &block.header, &block.sample)?;
     Ok(())
 }
 

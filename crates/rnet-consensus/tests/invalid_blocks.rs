@@ -591,6 +591,7 @@ fn header_link_and_version() {
     );
     let mut t = template(&chain, &miner, vec![]);
     t.header.prev_block_hash = chain.summary(6).unwrap().hash;
+    t.redraw_sample().unwrap(); // the parent id seeds the sample
     let e = reject(&mut chain, &t.finish(&miner.key));
     assert!(matches!(e, BlockError::BadPrevHash { .. }));
     assert!(!e.is_permanent());

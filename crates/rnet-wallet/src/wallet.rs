@@ -26,7 +26,10 @@ use crate::select::select_coins;
 use crate::store;
 
 /// Version of the wallet state and of the backup export.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
+
+/// Version of the backup export (keys, policy and indices only; independent of the chain).
+pub const EXPORT_VERSION: u32 = 1;
 /// Minimum relay fee rate a replacement must add on top of the replaced fee (BIP125 rule 4).
 pub const INCREMENTAL_RELAY_FEE: FeeRate = FeeRate(1000);
 /// Smallest change output the wallet creates (the mempool's default dust limit, 453 resonance).
@@ -268,8 +271,7 @@ impl Wallet {
     pub fn open(path: &Path) -> Result<Self> {
         let db = store::open(path)?;
         let (secret_blob, state) = store::read(&db)?;
-        let state: State =
-            serde_json::from_slice(&state).map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        let state = State::decode(&state)?;
         let mut w = state.into_wallet(db, path, Zeroizing::new(secret_blob))?;
         if !w.encrypted {
             let secret = Secret::decode(&w.secret_blob)?;
@@ -1105,7 +1107,7 @@ impl Wallet {
         let keys = self.keys()?;
         let export = Export {
             format: "rnet-wallet-export".into(),
-            version: STATE_VERSION,
+            version: EXPORT_VERSION,
             network: self.network.to_string(),
             account: self.account,
             policy: self.policy.to_stored(),
@@ -1132,7 +1134,7 @@ impl Wallet {
         let plain = decrypt_backup(&blob, passphrase.as_bytes())?;
         let export: Export = serde_json::from_slice(&plain)
             .map_err(|e| WalletError::Corrupt(format!("backup contents: {e}")))?;
-        if export.format != "rnet-wallet-export" || export.version != STATE_VERSION {
+        if export.format != "rnet-wallet-export" || export.version != EXPORT_VERSION {
             return Err(WalletError::Corrupt("unknown backup export version".into()));
         }
         let network: Network =
@@ -1291,6 +1293,23 @@ struct State {
 }
 
 impl State {
+    /// Parses stored state bytes, migrating older versions: version 1 predates Proof-of-Training
+    /// v2, whose new genesis made every chain it recorded obsolete, so its keys, policy and
+    /// indices are kept and its chain data (coins, spends, unconfirmed transactions, tips) is
+    /// dropped; feeding the wallet blocks (a rescan) rebuilds it.
+    fn decode(bytes: &[u8]) -> Result<State> {
+        let corrupt = |e: serde_json::Error| WalletError::Corrupt(e.to_string());
+        let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
+        if value.get("version").and_then(serde_json::Value::as_u64) == Some(1) {
+            for list in ["coins", "spent", "unconfirmed", "tips"] {
+                value[list] = serde_json::Value::Array(Vec::new());
+            }
+            value["tip"] = serde_json::Value::Null;
+            value["version"] = STATE_VERSION.into();
+        }
+        serde_json::from_value(value).map_err(corrupt)
+    }
+
     fn into_wallet(
         self,
         db: Database,
@@ -1347,5 +1366,56 @@ impl State {
             w.unconfirmed.insert(tx.txid(), tx);
         }
         Ok(w)
+    }
+}
+
+#[cfg(test)]
+mod state_version_tests {
+    use super::*;
+    use rnet_crypto::SigningKey;
+    use rnet_script::RelativeLock;
+
+    /// A wallet file written before Proof-of-Training v2 (state version 1: coins record
+    /// `creation_loss`, tips the old chain's losses) still opens: keys, policy and indices are
+    /// kept, the chain data of the old chain is dropped, and a rescan rebuilds it.
+    #[test]
+    fn a_version_1_wallet_opens_with_its_keys_and_without_old_chain_data() {
+        let dir = std::env::temp_dir().join(format!("rnet-wallet-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.wallet");
+        let words = Mnemonic::from_entropy(&[5; 32]);
+        let policy = PolicyConfig::Heartbeat {
+            recovery: SigningKey::from_bytes(&[7; 32]).public_key(),
+            interval: RelativeLock::Blocks(10),
+        };
+        let mut w = Wallet::create(&path, Network::Regtest, &words, "", policy, None).unwrap();
+        let address = w.new_address().unwrap();
+        // Rewrite the state as version 1 wrote it.
+        let mut state: serde_json::Value =
+            serde_json::from_slice(&w.state_bytes().unwrap()).unwrap();
+        state["version"] = 1.into();
+        let old_coin = serde_json::json!({
+            "txid": vec![1u8; 32], "vout": 0, "value": 5_000_000_000u64, "script_pubkey": "00",
+            "height": 3, "creation_mtp": 1_700_000_000u64, "is_coinbase": true,
+            "creation_loss": 5_411_532u64, "owner": state["pending_watch"].get(0).cloned()
+                .unwrap_or(serde_json::Value::Null),
+        });
+        state["coins"] = serde_json::json!([old_coin]);
+        state["tips"] = serde_json::json!([[3, 5_411_532u64]]);
+        state["tip"] = serde_json::json!([3, 5_411_532u64]);
+        store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
+        drop(w);
+        let w = Wallet::open(&path).unwrap();
+        assert_eq!(w.coins().count(), 0);
+        assert_eq!(w.tip_height(), None);
+        // Same keys: the first address is still the wallet's.
+        assert!(w.is_mine(&address.script_pubkey()));
+        // A state version from the future is refused.
+        state["version"] = (STATE_VERSION + 1).into();
+        store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
+        drop(w);
+        assert!(matches!(Wallet::open(&path), Err(WalletError::Corrupt(_))));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
