@@ -27,9 +27,10 @@ pub fn is_emission_return(script_pubkey: &[u8]) -> bool {
 /// (0.01 RNT).
 pub const MAX_RECOVERY_FEE: Amount = Amount(1_000_000);
 
-/// The most fee an emission sweep may take, per input of the sweeping transaction: the sum of the
-/// emission-return outputs must be at least the sum of all spent amounts minus this times the
-/// number of inputs (0.01 RNT per input).
+/// The most fee an emission sweep may take per input of the sweeping transaction (0.01 RNT),
+/// and never more than that input's own value: the sum of the emission-return outputs must be
+/// at least `Σ amount_i − Σ min(this, amount_i)` over all inputs. So inputs that are worth
+/// nothing (e.g. zero-value anyone-can-spend outputs) add nothing to the allowance.
 pub const MAX_EMISSION_SWEEP_FEE_PER_INPUT: Amount = Amount(1_000_000);
 
 /// `OP_CHECKRECOVERYPENDINGVERIFY` with its three operands (already popped).
@@ -70,8 +71,9 @@ pub(crate) fn check_emission(ctx: &SpendContext<'_>) -> Result<(), ScriptError> 
     let total_out: u128 = tx.outputs.iter().map(|o| u128::from(o.value.to_resonance())).sum();
     let total_in: u128 =
         ctx.spent_outputs().iter().map(|o| u128::from(o.value.to_resonance())).sum();
-    let allowance =
-        u128::from(MAX_EMISSION_SWEEP_FEE_PER_INPUT.to_resonance()) * tx.inputs.len() as u128;
+    let per_input = MAX_EMISSION_SWEEP_FEE_PER_INPUT.to_resonance();
+    let allowance: u128 =
+        ctx.spent_outputs().iter().map(|o| u128::from(o.value.to_resonance().min(per_input))).sum();
     if total_out + allowance < total_in {
         return Err(ScriptError::EmissionOutputMismatch);
     }

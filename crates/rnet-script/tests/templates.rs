@@ -550,6 +550,60 @@ fn emission_sweep_of_many_coins_into_one_output() {
     assert_eq!(verify(&tx, &spent), Err(ScriptError::EmissionOutputMismatch));
 }
 
+/// Padding a sweep with zero-value inputs that need no signature (witness version 2 and above
+/// are anyone-can-spend) must not raise the fee it may take from the pool: each input adds at
+/// most its own value to the allowance.
+#[test]
+fn emission_sweep_fee_allowance_is_bounded_by_the_swept_value() {
+    // A miner includes such a transaction itself: consensus flags (standardness would refuse
+    // the anyone-can-spend inputs anyway).
+    let verify_consensus = |tx: &Transaction, spent: &[TxOut]| {
+        verify_transaction(tx, spent, VerifyFlags::CONSENSUS).map_err(|e| e.error)
+    };
+    let e = emission();
+    let amount = 7 * COIN;
+    let free = TxOut { value: Amount(0), script_pubkey: [&[0x52u8, 32][..], &[9; 32]].concat() };
+    let padding = 50;
+    let mut spent = vec![e.output(Amount(amount))];
+    spent.extend(std::iter::repeat_n(free.clone(), padding));
+    let sweep = |fee: u64| {
+        let mut tx = Transaction {
+            version: 2,
+            inputs: (0..=padding)
+                .map(|i| {
+                    input(OutPoint::new(Txid::from_bytes([i as u8; 32]), 1), e.sweep_sequence())
+                })
+                .collect(),
+            outputs: vec![emission_output(Amount(amount - fee))],
+            lock_time: 0,
+        };
+        tx.inputs[0].witness = e.sweep_witness();
+        verify_consensus(&tx, &spent)
+    };
+    let per_input = MAX_EMISSION_SWEEP_FEE_PER_INPUT.to_resonance();
+    // The padding itself verifies (no signature needed), and the swept coin's own allowance is
+    // available.
+    assert_eq!(sweep(per_input), Ok(()));
+    // 51 inputs no longer allow 51 × 0.01 RNT when 50 of them are worth nothing.
+    assert_eq!(sweep(per_input + 1), Err(ScriptError::EmissionOutputMismatch));
+    assert_eq!(sweep(per_input * (padding as u64 + 1)), Err(ScriptError::EmissionOutputMismatch));
+    // An input worth less than the per-input allowance contributes only its value.
+    let mut spent_small = spent.clone();
+    spent_small[1].value = Amount(400);
+    let mut tx = Transaction {
+        version: 2,
+        inputs: (0..=padding)
+            .map(|i| input(OutPoint::new(Txid::from_bytes([i as u8; 32]), 1), e.sweep_sequence()))
+            .collect(),
+        outputs: vec![emission_output(Amount(amount + 400 - per_input - 400))],
+        lock_time: 0,
+    };
+    tx.inputs[0].witness = e.sweep_witness();
+    assert_eq!(verify_consensus(&tx, &spent_small), Ok(()));
+    tx.outputs[0].value.0 -= 1;
+    assert_eq!(verify_consensus(&tx, &spent_small), Err(ScriptError::EmissionOutputMismatch));
+}
+
 // ----- HTLC ----------------------------------------------------------------------------------
 
 #[test]

@@ -113,8 +113,9 @@ pub fn complete_recovery(
 }
 
 /// A sweep of dormant emission-return coins (all of one template) into the emission pool,
-/// leaving `fee_per_input` (at most 0.01 RNT) per input to the miner. Anyone can build it; it is
-/// valid on chain once every coin is `template.inactivity` old.
+/// leaving `fee_per_input` (at most 0.01 RNT, and never more than the coin's value, as the
+/// covenant allows) per input to the miner. Anyone can build it; it is valid on chain once every
+/// coin is `template.inactivity` old.
 pub fn sweep_emission(
     template: &EmissionReturn,
     coins: &[(OutPoint, TxOut)],
@@ -123,9 +124,10 @@ pub fn sweep_emission(
     if fee_per_input > MAX_EMISSION_SWEEP_FEE_PER_INPUT {
         return Err(WalletError::InvalidAmount("sweep fee above 0.01 RNT per input".into()));
     }
-    let fee = fee_per_input
-        .checked_mul(coins.len() as u64)
-        .ok_or_else(|| WalletError::InvalidAmount("overflow".into()))?;
+    let fee = coins.iter().try_fold(Amount::ZERO, |fee, (_, o)| {
+        fee.checked_add(fee_per_input.min(o.value))
+            .ok_or_else(|| WalletError::InvalidAmount("overflow".into()))
+    })?;
     let spk = template.script_pubkey();
     if coins.iter().any(|(_, o)| o.script_pubkey != spk) {
         return Err(WalletError::InvalidTransaction("coin does not pay this template".into()));
