@@ -31,6 +31,10 @@ pub enum ScriptError {
     /// `OP_CHECKMULTISIGVERIFY` got fewer signatures than its threshold.
     #[error("OP_CHECKMULTISIGVERIFY failed")]
     CheckMultisigVerify,
+    /// `OP_CHECKMULTISIG(VERIFY)` got a number of non-empty signature slots that is neither 0 nor
+    /// exactly its threshold (so no relayer can blank or add a signature).
+    #[error("multisig needs exactly the threshold of signatures, or none")]
+    MultisigSignatureCount,
 
     // ----- Signatures and keys -----
     /// A non-empty signature did not verify (NULLFAIL: only an empty signature may be false).

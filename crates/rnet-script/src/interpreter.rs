@@ -460,13 +460,17 @@ fn execute(
                 sigs.push(stack.pop()?);
             }
             sigs.reverse();
-            let mut valid = 0usize;
-            for (sig, key) in sigs.iter().zip(&keys) {
-                if checker.check_sig(sig, key)? {
-                    valid += 1;
-                }
+            // Count before verifying: exactly `m` signatures (true) or none (false); any other
+            // count fails, so the witness cannot be malleated by blanking a surplus signature.
+            let present = sigs.iter().filter(|sig| !sig.is_empty()).count();
+            if present != m && present != 0 {
+                return Err(ScriptError::MultisigSignatureCount);
             }
-            let ok = valid >= m;
+            for (sig, key) in sigs.iter().zip(&keys) {
+                // Empty slots give false; a non-empty one verifies or fails (NULLFAIL).
+                checker.check_sig(sig, key)?;
+            }
+            let ok = present == m;
             if op == OP_CHECKMULTISIGVERIFY {
                 if !ok {
                     return Err(ScriptError::CheckMultisigVerify);

@@ -299,9 +299,11 @@ impl Social {
     }
 
     /// Witness for the guardian path: one entry per guardian in [`Social::guardians`] order,
-    /// `Some(signature)` or `None`; at least `threshold` signatures. The transaction must pay
-    /// `self.pending(new_key)` at the output with the same index as this input, at least the
-    /// input's amount minus [`crate::MAX_RECOVERY_FEE`].
+    /// `Some(signature)` or `None`; at least `threshold` signatures, of which the first
+    /// `threshold` in guardian order are used (consensus wants exactly the threshold, so the
+    /// witness cannot be malleated). The transaction must pay `self.pending(new_key)` at the
+    /// output with the same index as this input, at least the input's amount minus
+    /// [`crate::MAX_RECOVERY_FEE`].
     pub fn guardian_witness(
         &self,
         new_key: &PublicKey,
@@ -313,7 +315,14 @@ impl Social {
             return Err(TemplateError::GuardianSignatures);
         }
         let mut args = vec![new_key.as_bytes().to_vec()];
-        args.extend(signatures.iter().map(|s| s.clone().unwrap_or_default()));
+        let mut used = 0;
+        args.extend(signatures.iter().map(|s| match s {
+            Some(sig) if used < self.threshold => {
+                used += 1;
+                sig.clone()
+            }
+            _ => Vec::new(),
+        }));
         args.push(BRANCH_ELSE.to_vec());
         Ok(script_witness(args, self.witness_script()))
     }

@@ -337,7 +337,8 @@ fn social_fewer_than_m_guardians_fail() {
     items.push(Vec::new());
     items.push(s.witness_script());
     tx.inputs[0].witness = Witness(items.clone());
-    assert_eq!(verify(&tx, &spent), Err(ScriptError::CheckMultisigVerify));
+    // One signature of two is neither none nor the threshold.
+    assert_eq!(verify(&tx, &spent), Err(ScriptError::MultisigSignatureCount));
 
     // A guardian's signature in another guardian's slot: the signature fails (NULLFAIL).
     let mut swapped = items.clone();
@@ -352,6 +353,38 @@ fn social_fewer_than_m_guardians_fail() {
     outsider[1] = sign(&tx, &spent, 0, &sk(99), &s.witness_script());
     tx.inputs[0].witness = Witness(outsider);
     assert_eq!(verify(&tx, &spent), Err(ScriptError::SigCheckFailed));
+}
+
+/// A guardian witness carries exactly the threshold of signatures, so a relayer cannot blank a
+/// surplus one (same txid, other wtxid: the merkle root commits to wtxids).
+#[test]
+fn social_guardian_witness_is_not_malleable() {
+    let s = social();
+    let amount = COIN;
+    let spent = vec![s.output(Amount(amount))];
+    let new_key = pk(50);
+    let mut tx = spending(0, 0, vec![s.pending(new_key).output(Amount(amount))]);
+    let all = guardian_sigs(&tx, &spent, &s, &[0, 1, 2]);
+    let by_hand = |sigs: &[Option<Vec<u8>>]| {
+        let mut items = vec![new_key.as_bytes().to_vec()];
+        items.extend(sigs.iter().map(|s| s.clone().unwrap_or_default()));
+        items.push(Vec::new());
+        items.push(s.witness_script());
+        Witness(items)
+    };
+    // Three signatures for a 2-of-3: refused, whichever way it was built.
+    tx.inputs[0].witness = by_hand(&all);
+    assert_eq!(verify(&tx, &spent), Err(ScriptError::MultisigSignatureCount));
+    // The builder keeps exactly the threshold (the first signatures in guardian order).
+    tx.inputs[0].witness = s.guardian_witness(&new_key, &all).unwrap();
+    assert_eq!(tx.inputs[0].witness.items()[3], Vec::<u8>::new());
+    assert_eq!(verify(&tx, &spent), Ok(()));
+    // Blanking one of the two leaves a count that is neither 0 nor the threshold.
+    let mut blanked = all.clone();
+    blanked[1] = None;
+    blanked[2] = None;
+    tx.inputs[0].witness = by_hand(&blanked);
+    assert_eq!(verify(&tx, &spent), Err(ScriptError::MultisigSignatureCount));
 }
 
 #[test]
