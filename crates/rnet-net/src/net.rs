@@ -2,7 +2,7 @@
 //! (handshake, decrypt, decode) and a writer task fed by a bounded queue.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,19 @@ impl NetConfig {
     }
 }
 
+/// A `setban` request (Bitcoin Core's parameters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetBanRequest {
+    /// An IP, a subnet (`/prefix` or `/netmask`) or `key:<hex>`.
+    pub target: String,
+    /// Ban (`add`) or lift the ban (`remove`).
+    pub add: bool,
+    /// Seconds from now (default 24 h), or with `absolute` the Unix time the ban ends.
+    pub bantime: Option<u64>,
+    /// Whether `bantime` is an absolute Unix time.
+    pub absolute: bool,
+}
+
 /// One peer, as `getpeerinfo` shows it.
 #[derive(Clone, Debug)]
 pub struct PeerInfo {
@@ -176,7 +189,7 @@ enum Cmd {
     AddNode(String, AddNodeMode, oneshot::Sender<Result<(), String>>),
     Disconnect(Option<String>, Option<u64>, oneshot::Sender<bool>),
     Ping,
-    SetBan(String, bool, u64, oneshot::Sender<Result<(), String>>),
+    SetBan(SetBanRequest, oneshot::Sender<Result<(), String>>),
     ListBanned(oneshot::Sender<Vec<(String, crate::ban::BanEntry)>>),
     ClearBanned,
 }
@@ -236,9 +249,8 @@ impl NetHandle {
     }
 
     /// `setban` (blocking): `add` bans for `secs` (0: 24 h), otherwise removes.
-    pub fn set_ban(&self, target: &str, add: bool, secs: u64) -> Result<(), String> {
-        self.ask(|t| Cmd::SetBan(target.to_string(), add, secs, t))
-            .unwrap_or_else(|| Err("network stopped".into()))
+    pub fn set_ban(&self, request: SetBanRequest) -> Result<(), String> {
+        self.ask(|t| Cmd::SetBan(request, t)).unwrap_or_else(|| Err("network stopped".into()))
     }
 
     /// Current bans (blocking).
@@ -701,7 +713,7 @@ impl Manager {
                 self.bans.ban(format!("key:{}", hex::encode(k)), now, until, why);
             }
             if !is_loopback(&p.addr) {
-                self.bans.ban(p.addr.addr.host(), now, until, why);
+                self.bans.ban(crate::ban::host_key(&p.addr.addr.host()), now, until, why);
             }
             let addr = p.addr;
             tracing::warn!(peer = id, %addr, "banned: {why}");
@@ -715,7 +727,7 @@ impl Manager {
                 let addr = PeerAddr::from(a);
                 let now = unix_now();
                 let inbound = self.peers.values().filter(|p| p.inbound).count();
-                if self.bans.is_banned(&addr.addr.host(), now) {
+                if self.bans.is_banned_host(&addr.addr.host(), now) {
                     tracing::debug!("refusing banned {addr}");
                 } else if inbound >= self.cfg.max_connections.saturating_sub(MAX_OUTBOUND).max(1) {
                     tracing::debug!("refusing {addr}: inbound limit");
@@ -1572,41 +1584,37 @@ impl Manager {
                     self.send(id, Message::Ping(n));
                 }
             }
-            Cmd::SetBan(target, add, secs, tx) => {
-                let host = target.split('/').next().unwrap_or("").to_string();
-                let key = if let Some(k) = target.strip_prefix("key:") {
-                    format!("key:{k}")
-                } else if host.parse::<IpAddr>().is_ok() {
-                    host.clone()
-                } else {
-                    let _ = tx.send(Err(format!("Invalid IP/Subnet: {target}")));
-                    return;
-                };
-                if add {
-                    let now = unix_now();
-                    if self.bans.is_banned(&key, now) {
-                        let _ = tx.send(Err("IP/Subnet already banned".into()));
-                        return;
+            Cmd::SetBan(r, tx) => {
+                let now = unix_now();
+                match self.bans.set_ban(&r.target, r.add, r.bantime, r.absolute, now) {
+                    Ok(key) if r.add => {
+                        let net = crate::ban::Subnet::parse(&key).ok();
+                        let victims: Vec<u64> = self
+                            .peers
+                            .iter()
+                            .filter(|(_, p)| {
+                                let by_ip = p
+                                    .addr
+                                    .addr
+                                    .ip()
+                                    .is_some_and(|ip| net.is_some_and(|n| n.contains(ip)));
+                                by_ip
+                                    || p.key
+                                        .is_some_and(|k| format!("key:{}", hex::encode(k)) == key)
+                            })
+                            .map(|(i, _)| *i)
+                            .collect();
+                        for v in victims {
+                            self.disconnect(v, "banned");
+                        }
+                        let _ = tx.send(Ok(()));
                     }
-                    let secs = if secs == 0 { DEFAULT_BAN_SECS } else { secs };
-                    self.bans.ban(key.clone(), now, now + secs, "manually added");
-                    let victims: Vec<u64> = self
-                        .peers
-                        .iter()
-                        .filter(|(_, p)| {
-                            p.addr.addr.host() == key
-                                || p.key.is_some_and(|k| format!("key:{}", hex::encode(k)) == key)
-                        })
-                        .map(|(i, _)| *i)
-                        .collect();
-                    for v in victims {
-                        self.disconnect(v, "banned");
+                    Ok(_) => {
+                        let _ = tx.send(Ok(()));
                     }
-                    let _ = tx.send(Ok(()));
-                } else if self.bans.unban(&key) {
-                    let _ = tx.send(Ok(()));
-                } else {
-                    let _ = tx.send(Err("Unban failed. Requested address/subnet was not previously manually banned.".into()));
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
                 }
             }
             Cmd::ListBanned(tx) => {

@@ -452,3 +452,34 @@ fn inference_server_serves_and_follows_the_tip() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// `setban` as in Bitcoin Core: a huge relative time bans (it used to wrap into the past and ban
+/// nothing), `absolute` takes a timestamp, and a `/24` is listed and enforced as the subnet.
+#[test]
+fn setban_huge_times_absolute_and_subnets() {
+    let node = start(&[]);
+    let banned = |n: &TestNode| -> Vec<(String, u64)> {
+        n.call("listbanned", json!([]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (b["address"].as_str().unwrap().to_string(), b["banned_until"].as_u64().unwrap())
+            })
+            .collect()
+    };
+    node.call("setban", json!(["10.1.1.1", "add", u64::MAX])).unwrap();
+    node.call("setban", json!(["10.2.2.7/24", "add"])).unwrap();
+    node.call("setban", json!(["10.3.3.3", "add", 4_000_000_000u64, true])).unwrap();
+    let list = banned(&node);
+    assert!(list.contains(&("10.1.1.1/32".to_string(), u64::MAX)), "{list:?}");
+    assert!(list.iter().any(|(a, _)| a == "10.2.2.0/24"), "{list:?}");
+    assert!(list.contains(&("10.3.3.3/32".to_string(), 4_000_000_000)), "{list:?}");
+    // An absolute time in the past, a second ban of the same subnet, and garbage are refused.
+    assert_eq!(rpc_code(node.call("setban", json!(["10.4.4.4", "add", 5, true]))), -23);
+    assert_eq!(rpc_code(node.call("setban", json!(["10.2.2.0/255.255.255.0", "add"]))), -23);
+    assert_eq!(rpc_code(node.call("setban", json!(["10.5.5.5/33", "add"]))), -23);
+    node.call("setban", json!(["10.2.2.200/24", "remove"])).unwrap();
+    assert!(!banned(&node).iter().any(|(a, _)| a == "10.2.2.0/24"));
+}

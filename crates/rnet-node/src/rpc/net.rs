@@ -154,16 +154,25 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
             Ok(Value::Null)
         },
     )?;
-    reg(r, node, MethodInfo::new("setban", "Network").params(["subnet", "command", "bantime", "absolute"]).help("setban \"ip|key:HEX\" \"add|remove\" ( bantime absolute )\n\nBans or unbans an IP address or node key."), |node, p| {
+    reg(r, node, MethodInfo::new("setban", "Network").params(["subnet", "command", "bantime", "absolute"]).help("setban \"ip(/netmask)|key:HEX\" \"add|remove\" ( bantime absolute )\n\nBans or unbans an IP, a subnet (1.2.3.0/24 or 1.2.3.0/255.255.255.0) or a node key. bantime: seconds \
+         (default 86400; 0 or negative: the default), or with absolute=true the Unix time the ban ends."), |node, p| {
         let target: String = p.required(0)?;
         let cmd: String = p.required(1)?;
-        let bantime: u64 = p.optional(2)?.unwrap_or(0);
+        // Seconds (any non-negative integer; ≤ 0 means the default, as in Core).
+        let bantime: Option<serde_json::Number> = p.optional(2)?;
+        let absolute: bool = p.optional(3)?.unwrap_or(false);
         let add = match cmd.as_str() {
             "add" => true,
             "remove" => false,
             _ => return Err(RpcError::invalid_parameter("command must be add or remove")),
         };
-        net(node)?.set_ban(&target, add, bantime).map_err(|e| RpcError::new(if add { -23 } else { -30 }, e))?;
+        let request = rnet_net::net::SetBanRequest {
+            target,
+            add,
+            bantime: bantime.and_then(|t| t.as_u64()).filter(|t| *t > 0),
+            absolute,
+        };
+        net(node)?.set_ban(request).map_err(|e| RpcError::new(if add { -23 } else { -30 }, e))?;
         Ok(Value::Null)
     })?;
     reg(
