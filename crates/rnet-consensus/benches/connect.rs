@@ -60,7 +60,7 @@ fn main() {
     let val_loss = tip.val_loss - 2 * required;
     let subsidy = block_subsidy(&params, tip.circulating_supply, 2 * required, required);
     let fees = Amount(1000 * n_txs as u64);
-    let mut transactions = vec![coinbase(1, Amount(subsidy.0 + fees.0), spk.clone())];
+    let mut transactions = vec![coinbase(&params, 1, Amount(subsidy.0 + fees.0), spk.clone())];
     transactions.extend(txs);
     let (d, l) = next_block_shape(&params, &tip);
     let mut header = BlockHeader {

@@ -37,8 +37,9 @@ pub enum TxError {
         /// Input index.
         input: usize,
     },
-    /// The coinbase `script_sig` is shorter than 4 or longer than 100 bytes.
-    #[error("coinbase script_sig of {len} bytes (must be 4..=100)")]
+    /// The coinbase `script_sig` is shorter than 8 bytes (the height and the network magic) or
+    /// longer than 100 bytes.
+    #[error("coinbase script_sig of {len} bytes (must be 8..=100)")]
     CoinbaseScriptSize {
         /// Its length.
         len: usize,
@@ -48,6 +49,19 @@ pub enum TxError {
     CoinbaseHeight {
         /// The block's height.
         expected: u32,
+    },
+    /// The coinbase `script_sig` does not carry this network's magic after the height: it was
+    /// made for another network (or is untagged).
+    #[error(
+        "coinbase script_sig is tagged {} after the height, not this network's magic {}",
+        hex(found),
+        hex(expected)
+    )]
+    CoinbaseNetwork {
+        /// This network's P2P message start.
+        expected: [u8; 4],
+        /// Bytes 4..8 of the `script_sig`.
+        found: [u8; 4],
     },
     /// The coinbase input has a witness.
     #[error("coinbase input has a witness")]
@@ -404,4 +418,9 @@ impl BlockError {
     pub(crate) fn tx(index: usize, txid: Txid, error: TxError) -> Self {
         BlockError::Transaction { index, txid, error }
     }
+}
+
+/// Lowercase hex of a byte string (for error messages).
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

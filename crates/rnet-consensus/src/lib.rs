@@ -27,7 +27,10 @@ pub mod validation;
 pub use coin::{Coin, UtxoView};
 pub use context::{BlockEffects, HeaderChain, HeaderSummary};
 pub use error::{BlockError, TxError};
-pub use params::{BLOCK_VERSION, ChainParams, MAX_BONUS_MULTIPLE, ParamsError};
+pub use params::{
+    BLOCK_VERSION, COINBASE_TAG_LEN, ChainParams, MAX_BONUS_MULTIPLE, MAX_COINBASE_SCRIPT_SIG,
+    ParamsError, coinbase_tag,
+};
 pub use reward::{
     base_subsidy, block_subsidy, emission_pool, expiry_threshold, halvings, is_expired,
     is_unspendable,

@@ -5,6 +5,9 @@
 //! parameters with struct update syntax (`ChainParams { coinbase_maturity: 2, ..ChainParams::regtest() }`);
 //! [`ChainParams::validate`] says whether such a set is usable.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
+
 use rnet_crypto::{SigningKey, keccak256};
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
 use rnet_model::data::hex32;
@@ -23,7 +26,8 @@ pub const BLOCK_VERSION: u32 = 1;
 /// Largest performance bonus: a block is paid at most `2 ×` the base reward.
 pub const MAX_BONUS_MULTIPLE: u64 = 2;
 
-/// Largest coinbase `script_sig` (the 4-byte height plus up to 96 bytes of miner data).
+/// Largest coinbase `script_sig` (the 8-byte tag, height and network magic, plus up to 92 bytes
+/// of miner data).
 pub const MAX_COINBASE_SCRIPT_SIG: usize = 100;
 
 /// Mainnet `corpus_root` (window 512, 8,474 records).
@@ -44,11 +48,11 @@ const GENESIS_LOSS_REGTEST: u64 = 5_579_651;
 /// Required-improvement floors (µnat), each at least ten times the best improvement that grinding
 /// roots finds in 256 tries (`docs/protocol.md` Part V §8; `tests/grinding.rs` measures it):
 /// testnet 10 × 765 (K = 64, parent trained 300 steps); mainnet keeps testnet's floor (its
-/// 128-record sample is less noisy, so grinding finds less); regtest 10 × 1,507 (K = 32, parent
-/// trained 1,500 steps), rounded up.
+/// 128-record sample is less noisy, so grinding finds less); regtest 10 × 1,769 (K = 32, parent
+/// trained 1,500 steps, the larger of two measurements), rounded up.
 const FLOOR_MAINNET: u64 = 8_000;
 const FLOOR_TESTNET: u64 = 8_000;
-const FLOOR_REGTEST: u64 = 16_000;
+const FLOOR_REGTEST: u64 = 20_000;
 
 /// The consensus parameters of one network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,9 +315,7 @@ impl ChainParams {
     /// Only if `genesis_model` is invalid, which [`ChainParams::validate`] rules out (the built-in
     /// networks are tested).
     pub fn genesis_checkpoint(&self) -> Checkpoint {
-        let model = Model::init(self.genesis_model.clone(), self.genesis_seed)
-            .expect("the genesis model config is valid");
-        Checkpoint::new(0, model)
+        GenesisInputs::of(self).checkpoint()
     }
 
     /// Evaluates the genesis checkpoint on the genesis block's own sample (what
@@ -331,16 +333,134 @@ impl ChainParams {
     /// network name)`. It is public on purpose; it only makes the genesis block pass the same
     /// context-free checks as every other block.
     pub fn genesis_signing_key(&self) -> SigningKey {
+        GenesisInputs::of(self).signing_key()
+    }
+
+    /// The first [`COINBASE_TAG_LEN`] bytes of the `script_sig` of the coinbase of the block at
+    /// `height` on this network: the height (u32 LE) then the P2P message start `magic`
+    /// (`docs/protocol.md` Part V §3.1). Miner data may follow, up to
+    /// [`MAX_COINBASE_SCRIPT_SIG`] bytes in all.
+    pub fn coinbase_tag(&self, height: u32) -> [u8; COINBASE_TAG_LEN] {
+        coinbase_tag(height, self.magic)
+    }
+
+    /// The genesis coinbase: script_sig = height 0 (u32 LE) ‖ `magic` ‖
+    /// `"ResonanceNet/<network>"`, one zero-value `OP_RETURN` output carrying a message. It
+    /// creates no coin, so the circulating supply at genesis is 0.
+    pub fn genesis_coinbase(&self) -> Transaction {
+        GenesisInputs::of(self).coinbase()
+    }
+
+    /// The genesis block (deterministic): the genesis coinbase and a header committing to the
+    /// genesis checkpoint's root and size and its pinned `val_loss`, signed by
+    /// [`ChainParams::genesis_signing_key`], with the sample its header draws.
+    pub fn genesis_block(&self) -> Block {
+        let inputs = GenesisInputs::of(self);
+        let (header, coinbase) = inputs.header_and_coinbase();
+        let sample = crate::sample::build_sample(self, &header).unwrap_or_default();
+        Block { header, transactions: vec![coinbase], sample }
+    }
+
+    /// The genesis block id, `genesis_block().block_hash()`, which every signature hash commits
+    /// to (`docs/protocol.md` Part IV §6).
+    ///
+    /// Building the genesis block costs about a second on mainnet (model initialisation and
+    /// 40 MB of checkpoint hashing), so the id is memoised for the process, keyed by every field
+    /// the genesis header depends on: `network`, `magic`, `genesis_time`, `genesis_seed`,
+    /// `genesis_model`, `genesis_val_loss` and `initial_required_improvement` (the sample, drawn
+    /// with `corpus_root`, `corpus_records` and `sample_records`, is not part of the id). Custom
+    /// parameters (`ChainParams { genesis_time: 7, ..ChainParams::regtest() }`) therefore get
+    /// their own id, and parameters differing only in other fields share one.
+    pub fn genesis_hash(&self) -> BlockHash {
+        static CACHE: OnceLock<Mutex<HashMap<GenesisInputs, BlockHash>>> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let lock = || cache.lock().unwrap_or_else(PoisonError::into_inner);
+        let inputs = GenesisInputs::of(self);
+        if let Some(hash) = lock().get(&inputs) {
+            return *hash;
+        }
+        // Computed without holding the lock: a concurrent caller may compute the same id.
+        let hash = inputs.header_and_coinbase().0.hash();
+        lock().insert(inputs, hash);
+        hash
+    }
+
+    /// The summary of the genesis block (the root of every block index).
+    pub fn genesis_summary(&self) -> HeaderSummary {
+        let (header, _) = GenesisInputs::of(self).header_and_coinbase();
+        HeaderSummary {
+            hash: header.hash(),
+            height: 0,
+            time: self.genesis_time,
+            parent_loss: self.genesis_val_loss,
+            val_loss: self.genesis_val_loss,
+            required_improvement: self.initial_required_improvement,
+            required_eff: self.initial_required_improvement,
+            loss_index: self.genesis_val_loss,
+            chainwork: 0,
+            checkpoint_root: header.checkpoint_root,
+            d_model: header.shape.d_model,
+            n_layers: header.shape.n_layers,
+            cumulative_growth: 0,
+            stagnation: 0,
+            circulating_supply: Amount::ZERO,
+        }
+    }
+}
+
+/// Length of the coinbase tag: the height (u32 LE) and the network magic (4 bytes).
+pub const COINBASE_TAG_LEN: usize = 8;
+
+/// `height` (u32 LE) ‖ `magic`: how every coinbase `script_sig` starts
+/// ([`ChainParams::coinbase_tag`]).
+pub fn coinbase_tag(height: u32, magic: [u8; 4]) -> [u8; COINBASE_TAG_LEN] {
+    let mut tag = [0u8; COINBASE_TAG_LEN];
+    tag[..4].copy_from_slice(&height.to_le_bytes());
+    tag[4..].copy_from_slice(&magic);
+    tag
+}
+
+/// Every field of [`ChainParams`] that the genesis header and coinbase (hence the genesis block
+/// id) are built from, and nothing else: the genesis block is computed from this struct alone,
+/// so the key of [`ChainParams::genesis_hash`]'s cache cannot miss a field it depends on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct GenesisInputs {
+    network: Network,
+    magic: [u8; 4],
+    time: u64,
+    seed: u64,
+    model: ModelConfig,
+    val_loss: u64,
+    required_improvement: u64,
+}
+
+impl GenesisInputs {
+    fn of(p: &ChainParams) -> Self {
+        Self {
+            network: p.network,
+            magic: p.magic,
+            time: p.genesis_time,
+            seed: p.genesis_seed,
+            model: p.genesis_model.clone(),
+            val_loss: p.genesis_val_loss,
+            required_improvement: p.initial_required_improvement,
+        }
+    }
+
+    fn checkpoint(&self) -> Checkpoint {
+        let model =
+            Model::init(self.model.clone(), self.seed).expect("the genesis model config is valid");
+        Checkpoint::new(0, model)
+    }
+
+    fn signing_key(&self) -> SigningKey {
         let mut seed = b"ResonanceNet/genesis/".to_vec();
         seed.extend_from_slice(self.network.name().as_bytes());
         SigningKey::from_bytes(&keccak256(&seed))
     }
 
-    /// The genesis coinbase: script_sig = height 0 (u32 LE) ‖ `"ResonanceNet/<network>"`, one
-    /// zero-value `OP_RETURN` output carrying a message. It creates no coin, so the circulating
-    /// supply at genesis is 0.
-    pub fn genesis_coinbase(&self) -> Transaction {
-        let mut script_sig = 0u32.to_le_bytes().to_vec();
+    fn coinbase(&self) -> Transaction {
+        let mut script_sig = coinbase_tag(0, self.magic).to_vec();
         script_sig.extend_from_slice(b"ResonanceNet/");
         script_sig.extend_from_slice(self.network.name().as_bytes());
         let message: &[u8] = b"ResonanceNet genesis: one shared model, trained by every miner";
@@ -359,60 +479,34 @@ impl ChainParams {
         }
     }
 
-    /// The genesis block (deterministic): the genesis coinbase and a header committing to the
-    /// genesis checkpoint's root and size and its pinned `val_loss`, signed by
-    /// [`ChainParams::genesis_signing_key`].
-    pub fn genesis_block(&self) -> Block {
-        let ckpt_bytes = self.genesis_checkpoint().to_bytes();
+    /// The signed genesis header and the coinbase it commits to.
+    fn header_and_coinbase(&self) -> (BlockHeader, Transaction) {
+        let ckpt_bytes = self.checkpoint().to_bytes();
         let root = checkpoint_merkle_root(&chunk_hashes(&ckpt_bytes));
-        let coinbase = self.genesis_coinbase();
-        let merkle_root = Hash256::from(coinbase.wtxid());
-        let key = self.genesis_signing_key();
+        let coinbase = self.coinbase();
+        let key = self.signing_key();
         let mut header = BlockHeader {
             version: BLOCK_VERSION,
             prev_block_hash: BlockHash::ZERO,
-            merkle_root,
-            time: self.genesis_time,
+            merkle_root: Hash256::from(coinbase.wtxid()),
+            time: self.time,
             height: 0,
             shape: ModelShape {
-                d_model: self.genesis_model.d_model as u32,
-                n_layers: self.genesis_model.n_layers as u32,
+                d_model: self.model.d_model as u32,
+                n_layers: self.model.n_layers as u32,
             },
             checkpoint_root: Hash256(root),
             checkpoint_size: ckpt_bytes.len() as u64,
-            parent_loss: self.genesis_val_loss,
-            val_loss: self.genesis_val_loss,
-            required_improvement: self.initial_required_improvement,
+            parent_loss: self.val_loss,
+            val_loss: self.val_loss,
+            required_improvement: self.required_improvement,
             training_steps: 0,
             dataset_commitment: Hash256::ZERO,
             miner_pubkey: key.public_key().to_bytes(),
             signature: [0; 64],
         };
         header.signature = key.sign(header.hash().as_bytes()).to_bytes();
-        let sample = crate::sample::build_sample(self, &header).unwrap_or_default();
-        Block { header, transactions: vec![coinbase], sample }
-    }
-
-    /// The summary of the genesis block (the root of every block index).
-    pub fn genesis_summary(&self) -> HeaderSummary {
-        let block = self.genesis_block();
-        HeaderSummary {
-            hash: block.block_hash(),
-            height: 0,
-            time: self.genesis_time,
-            parent_loss: self.genesis_val_loss,
-            val_loss: self.genesis_val_loss,
-            required_improvement: self.initial_required_improvement,
-            required_eff: self.initial_required_improvement,
-            loss_index: self.genesis_val_loss,
-            chainwork: 0,
-            checkpoint_root: block.header.checkpoint_root,
-            d_model: block.header.shape.d_model,
-            n_layers: block.header.shape.n_layers,
-            cumulative_growth: 0,
-            stagnation: 0,
-            circulating_supply: Amount::ZERO,
-        }
+        (header, coinbase)
     }
 }
 
@@ -521,8 +615,95 @@ mod tests {
         assert_ne!(ChainParams::testnet().genesis_block().block_hash(), block.block_hash());
     }
 
+    /// `genesis_hash` is the genesis block's id, memoised per genesis-defining parameter set:
+    /// changing any field the genesis header depends on gives that set's own id, changing
+    /// another field keeps the id.
+    #[test]
+    fn genesis_hash_is_the_genesis_block_id_for_any_parameters() {
+        let r = ChainParams::regtest;
+        let base = r().genesis_hash();
+        assert_eq!(base, r().genesis_block().block_hash());
+        assert_eq!(base, r().genesis_summary().hash);
+        assert_eq!(base.to_string(), REGTEST_GENESIS_HASH);
+        let mut wider = r();
+        wider.genesis_model.n_slots += 1;
+        let changed = [
+            ChainParams { network: Network::Testnet, ..r() },
+            ChainParams { magic: [0xf4, b'r', b'n', b't'], ..r() },
+            ChainParams { genesis_time: 1_700_000_001, ..r() },
+            ChainParams { genesis_seed: 1, ..r() },
+            wider,
+            ChainParams { genesis_val_loss: 5_000_000, ..r() },
+            ChainParams { initial_required_improvement: 30_000, ..r() },
+        ];
+        let mut seen = vec![base];
+        for p in &changed {
+            // Twice: the first call fills the cache, the second reads it.
+            for _ in 0..2 {
+                assert_eq!(p.genesis_hash(), p.genesis_block().block_hash());
+            }
+            assert!(!seen.contains(&p.genesis_hash()), "each genesis input changes the id");
+            seen.push(p.genesis_hash());
+        }
+        // The regtest id is still cached correctly, and fields outside the header keep it.
+        assert_eq!(r().genesis_hash(), base);
+        let same = [
+            ChainParams { coinbase_maturity: 2, ..r() },
+            ChainParams { corpus_records: 1_000, ..r() },
+            ChainParams { sample_records: 8, ..r() },
+            ChainParams { min_required_improvement: 1, ..r() },
+        ];
+        for p in &same {
+            assert_eq!(p.genesis_hash(), base);
+            assert_eq!(p.genesis_block().block_hash(), base);
+        }
+        assert_eq!(ChainParams::testnet().genesis_hash().to_string(), TESTNET_GENESIS_HASH);
+        assert_eq!(
+            ChainParams::testnet().genesis_hash(),
+            ChainParams::testnet().genesis_block().block_hash()
+        );
+    }
+
+    /// About a second (model initialisation and 40 MB of hashing): `-- --ignored`.
+    #[test]
+    #[ignore]
+    fn mainnet_genesis_hash_is_the_genesis_block_id() {
+        let p = ChainParams::mainnet();
+        let start = std::time::Instant::now();
+        let hash = p.genesis_hash();
+        eprintln!("mainnet genesis id {hash} ({:?})", start.elapsed());
+        let start = std::time::Instant::now();
+        assert_eq!(p.genesis_hash(), hash);
+        assert!(start.elapsed() < std::time::Duration::from_millis(100), "memoised");
+        assert_eq!(hash, p.genesis_block().block_hash());
+        assert_eq!(hash.to_string(), MAINNET_GENESIS_HASH);
+    }
+
+    /// The genesis coinbase follows the coinbase rule of every block: height 0, then the
+    /// network's magic (so no two networks share a genesis coinbase txid).
+    #[test]
+    fn genesis_coinbase_carries_the_network_tag() {
+        let mut txids = Vec::new();
+        for p in Network::ALL.map(ChainParams::for_network) {
+            let cb = p.genesis_coinbase();
+            let script_sig = &cb.inputs[0].script_sig;
+            assert_eq!(script_sig[..4], 0u32.to_le_bytes());
+            assert_eq!(script_sig[4..8], p.magic, "{}", p.network);
+            txids.push(cb.txid());
+        }
+        assert_ne!(txids[0], txids[1]);
+        assert_ne!(txids[1], txids[2]);
+        assert_ne!(txids[0], txids[2]);
+        let p = ChainParams::regtest();
+        assert_eq!(crate::validation::check_block(&p, &p.genesis_block()), Ok(()));
+    }
+
     const REGTEST_GENESIS_HASH: &str =
-        "e6da45c989f7363b8d067d01200f11f4ede066165565ab38333210adcfe68afd";
+        "3c46b9f5d79c135085bbf6c9a14434020a528e2a433716e6c31c873136c6557c";
+    const TESTNET_GENESIS_HASH: &str =
+        "41b862d80ccea325b894b55f227be9bf7118c1a42b1240ce7d2a562ade9a10d0";
+    const MAINNET_GENESIS_HASH: &str =
+        "ec5394c255a021bf9831aabb95be1bd9afa6ead2ea1f37e1c245d23276b1135b";
 
     #[test]
     fn testnet_genesis_loss_is_pinned() {

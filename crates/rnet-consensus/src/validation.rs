@@ -29,7 +29,7 @@ use rnet_script::{
 use crate::coin::{Coin, UtxoView};
 use crate::context::{BlockEffects, HeaderChain, HeaderSummary};
 pub use crate::error::{BlockError, TxError};
-use crate::params::{BLOCK_VERSION, ChainParams, MAX_COINBASE_SCRIPT_SIG};
+use crate::params::{BLOCK_VERSION, COINBASE_TAG_LEN, ChainParams, MAX_COINBASE_SCRIPT_SIG};
 pub use crate::reward::{block_subsidy, expiry_threshold, is_unspendable};
 use crate::sample::check_sample;
 use crate::schedule::median_time_past_span;
@@ -43,8 +43,9 @@ pub use crate::schedule::{
 /// the encoded size of the header and transactions is at most `max_block_size` (`Oversize`);
 /// `version ≥ 1` (`BadVersion`); the
 /// miner key is a point (`BadMinerKey`) and signs the block id (`BadMinerSignature`); the first
-/// transaction is a coinbase (`FirstNotCoinbase`) whose `script_sig` is 4..=100 bytes starting
-/// with the height as u32 LE and whose witness is empty; no other coinbase (`MultipleCoinbase`);
+/// transaction is a coinbase (`FirstNotCoinbase`) whose `script_sig` is 8..=100 bytes starting
+/// with the height as u32 LE and the network's `magic` ([`ChainParams::coinbase_tag`]) and whose
+/// witness is empty; no other coinbase (`MultipleCoinbase`);
 /// no two transactions share a txid (`DuplicateTransaction`); every transaction has inputs and
 /// outputs, output values and their sum within `MAX_MONEY`, no outpoint twice, and no null
 /// outpoint outside the coinbase; finally the evaluation sample is the one the header draws,
@@ -74,7 +75,7 @@ pub fn check_block(params: &ChainParams, block: &Block) -> Result<(), BlockError
     if !coinbase.is_coinbase() {
         return Err(BlockError::FirstNotCoinbase);
     }
-    check_coinbase_input(coinbase, block.header.height)
+    check_coinbase_input(params, coinbase, block.header.height)
         .map_err(|e| BlockError::tx(0, coinbase.txid(), e))?;
     let mut txids = HashSet::with_capacity(block.transactions.len());
     for (index, tx) in block.transactions.iter().enumerate() {
@@ -98,16 +99,26 @@ fn check_miner_signature(header: &BlockHeader) -> Result<(), BlockError> {
     key.verify(header.hash().as_bytes(), &signature).map_err(|_| BlockError::BadMinerSignature)
 }
 
-/// The coinbase input: `script_sig` of 4..=100 bytes starting with the height (u32 LE), no
-/// witness (BIP34-like: coinbase txids differ at every height).
-fn check_coinbase_input(coinbase: &Transaction, height: u32) -> Result<(), TxError> {
+/// The coinbase input: `script_sig` of 8..=100 bytes starting with the height (u32 LE; like
+/// BIP34, coinbase txids differ at every height) and the network's magic (coinbase txids differ
+/// across networks, so no coin, nor any spend of it, exists on two networks); no witness.
+fn check_coinbase_input(
+    params: &ChainParams,
+    coinbase: &Transaction,
+    height: u32,
+) -> Result<(), TxError> {
     let input = &coinbase.inputs[0];
     let len = input.script_sig.len();
-    if !(4..=MAX_COINBASE_SCRIPT_SIG).contains(&len) {
+    if !(COINBASE_TAG_LEN..=MAX_COINBASE_SCRIPT_SIG).contains(&len) {
         return Err(TxError::CoinbaseScriptSize { len });
     }
     if input.script_sig[..4] != height.to_le_bytes() {
         return Err(TxError::CoinbaseHeight { expected: height });
+    }
+    if input.script_sig[4..COINBASE_TAG_LEN] != params.magic {
+        let mut found = [0u8; 4];
+        found.copy_from_slice(&input.script_sig[4..COINBASE_TAG_LEN]);
+        return Err(TxError::CoinbaseNetwork { expected: params.magic, found });
     }
     if !input.witness.is_empty() {
         return Err(TxError::CoinbaseWitness);
@@ -365,8 +376,8 @@ enum Source {
 /// input of this block spent it; outputs of earlier transactions of the block may be spent),
 /// coinbase maturity (`ImmatureCoinbase`), BIP68 for version ≥ 2 (`SequenceLocked`); the input sum
 /// within `MAX_MONEY` (`InputValueOutOfRange`) and at least the output sum (`OutputsExceedInputs`);
-/// the scripts under `VerifyFlags::CONSENSUS` with signatures queued into one batch per block
-/// (`Script`; after a failed batch the first transaction with a bad signature is reported with
+/// the scripts under `VerifyFlags::CONSENSUS`, signatures committing to
+/// [`ChainParams::genesis_hash`] and queued into one batch per block (`Script`; after a failed batch the first transaction with a bad signature is reported with
 /// `SigCheckFailed`). Then the coinbase: final, and paying at most
 /// [`block_subsidy`]`(parent circulating, improvement, required_eff) + fees`
 /// (`CoinbaseTooLarge`); and the new circulating supply is at most `MAX_MONEY`
@@ -416,6 +427,9 @@ pub fn connect_block(
     let mut spent: Vec<(OutPoint, Coin)> = Vec::new();
     let mut fees = 0u64;
     let mut batch = BatchVerifier::new();
+    // Every signature commits to the genesis id: a transaction signed for another network (or
+    // another chain) fails here even when the coins it spends exist on both.
+    let genesis = params.genesis_hash();
     // Per transaction: its index, txid and spent outputs (to find a bad signature afterwards).
     let mut verified: Vec<(usize, Txid, Vec<TxOut>)> = Vec::with_capacity(block.transactions.len());
     let mut emission_returned = 0u64;
@@ -488,8 +502,14 @@ pub fn connect_block(
                 outputs: Amount(outputs_value),
             }));
         }
-        verify_transaction_batched(tx, &spent_outputs, VerifyFlags::CONSENSUS, &mut batch)
-            .map_err(|e| fail(TxError::Script(e)))?;
+        verify_transaction_batched(
+            &genesis,
+            tx,
+            &spent_outputs,
+            VerifyFlags::CONSENSUS,
+            &mut batch,
+        )
+        .map_err(|e| fail(TxError::Script(e)))?;
         fees =
             fees.checked_add(inputs_value - outputs_value).ok_or(BlockError::SupplyCapExceeded)?;
         for (outpoint, coin, source) in sources {
@@ -529,7 +549,8 @@ pub fn connect_block(
     if batch.verify().is_err() {
         for (index, txid, spent_outputs) in &verified {
             let tx = &block.transactions[*index];
-            if let Err(e) = verify_transaction(tx, spent_outputs, VerifyFlags::CONSENSUS) {
+            if let Err(e) = verify_transaction(&genesis, tx, spent_outputs, VerifyFlags::CONSENSUS)
+            {
                 return Err(BlockError::tx(*index, *txid, TxError::Script(e)));
             }
         }

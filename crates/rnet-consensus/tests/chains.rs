@@ -16,7 +16,9 @@ use rnet_script::{
     EmissionReturn, Heartbeat, Htlc, RelativeLock, ScriptError, ScriptTemplate, SighashCache,
     SighashType, Social, TxScriptError,
 };
-use rnet_testkit::{MemoryChain, TestMiner, plain_spk, spend_plain, test_key, unsigned_tx};
+use rnet_testkit::{
+    MemoryChain, TestMiner, plain_spk, regtest_genesis, spend_plain, test_key, unsigned_tx,
+};
 
 /// Pays the coinbase of `height` (to the payout key) into `out`, mined into the next block;
 /// returns the new outpoint.
@@ -41,7 +43,7 @@ fn spend_with(
 ) -> Transaction {
     let mut tx = unsigned_tx(2, &[(op, sequence)], outputs, lock_time);
     let spent = [spent.clone()];
-    let w = witness(&SighashCache::new(&tx, &spent).unwrap());
+    let w = witness(&SighashCache::new(&regtest_genesis(), &tx, &spent).unwrap());
     tx.inputs[0].witness = w;
     tx
 }

@@ -534,6 +534,36 @@ fn coinbase_structure() {
     assert_eq!(reject(&mut chain, &t.finish(&miner.key)), BlockError::NoTransactions);
 }
 
+/// The coinbase `script_sig` carries the network's magic after the height: a coinbase tagged for
+/// another network (or untagged) is invalid, so no coinbase txid is shared across networks.
+#[test]
+fn coinbase_network_tag() {
+    let (mut chain, miner) = base();
+    let regtest = chain.params().magic;
+    assert_eq!(t_script_sig(&chain, &miner)[..8], chain.params().coinbase_tag(8));
+    for other in [ChainParams::mainnet().magic, ChainParams::testnet().magic, [0; 4]] {
+        let mut t = template(&chain, &miner, vec![]);
+        t.coinbase_mut().inputs[0].script_sig[4..8].copy_from_slice(&other);
+        let e = reject(&mut chain, &t.finish(&miner.key));
+        assert!(e.is_permanent());
+        assert_eq!(tx_error(e), (0, TxError::CoinbaseNetwork { expected: regtest, found: other }));
+    }
+    // Only the height (the rule before network tags): too short to carry the tag.
+    let mut t = template(&chain, &miner, vec![]);
+    t.coinbase_mut().inputs[0].script_sig.truncate(4);
+    let e = tx_error(reject(&mut chain, &t.finish(&miner.key)));
+    assert_eq!(e, (0, TxError::CoinbaseScriptSize { len: 4 }));
+    // Exactly the tag, without miner data, is enough.
+    let mut t = template(&chain, &miner, vec![]);
+    t.coinbase_mut().inputs[0].script_sig.truncate(8);
+    assert!(chain.clone().submit(&t.finish(&miner.key)).is_ok());
+}
+
+/// The coinbase `script_sig` of the next block the test miner builds.
+fn t_script_sig(chain: &MemoryChain, miner: &TestMiner) -> Vec<u8> {
+    template(chain, miner, vec![]).transactions[0].inputs[0].script_sig.clone()
+}
+
 #[test]
 fn transaction_syntax() {
     let (mut chain, miner) = base();

@@ -157,6 +157,18 @@ impl PublicKey {
         &self.bytes
     }
 
+    /// Whether the key is unfit to protect coins: its encoding is not the canonical one of its
+    /// point, or the point has small order (order dividing 8, e.g. the identity `01 00…00` or
+    /// the all-zero encoding). Under the cofactored ZIP-215 rule a small-order key "signs" every
+    /// message (`R` of small order and `S = 0` verify), so consensus accepts such keys but
+    /// wallets, tools and relay policy refuse them.
+    pub fn is_weak(&self) -> bool {
+        match curve25519_dalek::edwards::CompressedEdwardsY(self.bytes).decompress() {
+            None => true,
+            Some(point) => point.is_small_order() || point.compress().to_bytes() != self.bytes,
+        }
+    }
+
     /// Verify `sig` on `msg` under the frozen ZIP-215 rule.
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> Result<(), SignatureError> {
         self.vk.verify(&sig.to_zebra(), msg).map_err(|_| SignatureError::InvalidSignature)
@@ -688,5 +700,31 @@ mod tests {
             prop_assert_eq!(b.clone().verify().is_ok(), all_good);
             prop_assert_eq!(b.verify_each(), expected);
         }
+    }
+
+    #[test]
+    fn weak_keys_are_small_order_or_non_canonical() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        // y = p - 1 (−1): the point of order 2.
+        let mut minus_one = [0xffu8; 32];
+        minus_one[0] = 0xec;
+        minus_one[31] = 0x7f;
+        for bytes in [[0u8; 32], identity, minus_one] {
+            assert!(PublicKey::from_bytes(&bytes).unwrap().is_weak(), "{bytes:02x?}");
+        }
+        // The identity written non-canonically (y = 1 + p).
+        let mut non_canonical = [0xffu8; 32];
+        non_canonical[0] = 0xee;
+        non_canonical[31] = 0x7f;
+        assert!(PublicKey::from_bytes(&non_canonical).unwrap().is_weak());
+        // A derived key is strong.
+        let key = SigningKey::from_bytes(&[7; 32]).public_key();
+        assert!(!key.is_weak());
+        // Anyone can "sign" for the identity key: R = identity, S = 0 verifies any message.
+        let mut forged = [0u8; 64];
+        forged[0] = 1;
+        let weak = PublicKey::from_bytes(&identity).unwrap();
+        assert!(weak.verify(b"any message", &Signature::from_bytes(forged)).is_ok());
     }
 }

@@ -7,7 +7,9 @@ use rnet_consensus::{
     ChainParams, Coin, TxError, UtxoView, check_transaction, is_expired, is_final, is_unspendable,
     relative_lock_passed,
 };
-use rnet_primitives::{Amount, Block, MAX_MONEY, OutPoint, Transaction, TxOut, Txid, Wtxid};
+use rnet_primitives::{
+    Amount, Block, BlockHash, MAX_MONEY, OutPoint, Transaction, TxOut, Txid, Wtxid,
+};
 use rnet_script::locktime::MIN_RELATIVE_LOCK_TX_VERSION;
 use rnet_script::{OutputKind, VerifyFlags, classify, verify_transaction};
 
@@ -120,6 +122,8 @@ struct RollingMinFee {
 #[derive(Clone, Debug)]
 pub struct Mempool {
     pub(crate) params: ChainParams,
+    /// `params.genesis_hash()`: what every signature of the chain commits to.
+    genesis: BlockHash,
     pub(crate) policy: MempoolPolicy,
     pub(crate) nodes: HashMap<Txid, Node>,
     /// Outpoint → the pooled transaction spending it.
@@ -138,6 +142,7 @@ impl Mempool {
     /// An empty pool for the chain `params` with relay `policy`.
     pub fn new(params: ChainParams, policy: MempoolPolicy) -> Self {
         Self {
+            genesis: params.genesis_hash(),
             params,
             policy,
             nodes: HashMap::new(),
@@ -547,7 +552,8 @@ impl Mempool {
         }
 
         if mode.verify_scripts {
-            verify_transaction(tx, &spent, VerifyFlags::STANDARD).map_err(MempoolError::Script)?;
+            verify_transaction(&self.genesis, tx, &spent, VerifyFlags::STANDARD)
+                .map_err(MempoolError::Script)?;
         }
         Ok(Checked {
             txid,

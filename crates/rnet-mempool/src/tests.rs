@@ -8,8 +8,10 @@ use proptest::prelude::*;
 use rnet_consensus::{ChainParams, Coin, HeaderChain, TxError, median_time_past};
 use rnet_crypto::SigningKey;
 use rnet_primitives::{Amount, Block, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+use rnet_script::{ScriptError, TxScriptError};
 use rnet_testkit::{
-    MemoryChain, TestMiner, plain_spk, sign_plain, spend_plain, test_key, unsigned_tx,
+    MemoryChain, TestMiner, plain_spk, sign_plain, spend_plain, spend_plain_on, test_key,
+    unsigned_tx,
 };
 
 use crate::*;
@@ -330,6 +332,30 @@ fn bad_signature_rejected() {
     assert!(matches!(fx.accept(&tampered), Err(MempoolError::Script(_))));
     assert!(fx.pool.is_empty());
     assert_eq!(fx.pool.orphan_count(), 0);
+}
+
+/// A spend signed for another network (its signature commits to that network's genesis id)
+/// is rejected by the regtest pool even though the coin is regtest's; signed for regtest, the
+/// same spend is accepted.
+#[test]
+fn spend_signed_for_another_network_rejected() {
+    let mut fx = Fx::new(6);
+    let coin = fx.coinbase_at(1);
+    let out = TxOut { value: Amount(coin.1.value.0 - 10_000), script_pubkey: fx.spk.clone() };
+    for other in [ChainParams::testnet(), ChainParams::mainnet()] {
+        let genesis = other.genesis_hash();
+        let replay = spend_plain_on(&genesis, &fx.key, &[coin.clone()], vec![out.clone()]);
+        assert_eq!(
+            fx.accept(&replay),
+            Err(MempoolError::Script(TxScriptError {
+                input: Some(0),
+                error: ScriptError::SigCheckFailed
+            }))
+        );
+    }
+    assert!(fx.pool.is_empty());
+    let native = spend_plain_on(&fx.pool.params().genesis_hash(), &fx.key, &[coin], vec![out]);
+    fx.accept(&native).expect("signed for regtest");
 }
 
 #[test]
@@ -760,7 +786,7 @@ proptest! {
                     let mut block = Block::default();
                     block.header.height = tip.height;
                     block.header.time = now;
-                    block.transactions = std::iter::once(rnet_testkit::coinbase(tip.height, Amount(0), spk.clone()))
+                    block.transactions = std::iter::once(rnet_testkit::coinbase(pool.params(), tip.height, Amount(0), spk.clone()))
                         .chain(selection.transactions)
                         .collect();
                     pool.block_connected(&block, &utxos, &tip);
@@ -781,7 +807,7 @@ proptest! {
                     apply_block(&mut utxos, std::slice::from_ref(&tx), tip.height);
                     let mut block = Block::default();
                     block.header.height = tip.height;
-                    block.transactions = vec![rnet_testkit::coinbase(tip.height, Amount(0), spk.clone()), tx];
+                    block.transactions = vec![rnet_testkit::coinbase(pool.params(), tip.height, Amount(0), spk.clone()), tx];
                     pool.block_connected(&block, &utxos, &tip);
                     prop_assert!(pool.spender(&op).is_none());
                 }

@@ -318,7 +318,8 @@ impl Miner {
         header.val_loss = eval.val_loss;
         header.training_steps = steps;
         let value = Amount(subsidy.0.saturating_add(job.fees.0));
-        let mut transactions = vec![coinbase(job.height, value, job.payout_script.clone())];
+        let payout = job.payout_script.clone();
+        let mut transactions = vec![coinbase(&self.params, job.height, value, payout)];
         transactions.extend(job.transactions.iter().cloned());
         let mut block = Block { header, transactions, sample: eval.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
@@ -420,9 +421,16 @@ pub fn sign_header(header: &mut BlockHeader, key: &SigningKey) {
     header.signature = key.sign(header.hash().as_bytes()).to_bytes();
 }
 
-/// A coinbase for `height`: script_sig = height (u32 LE) ‖ `"rnet-miner"`, one output.
-pub fn coinbase(height: u32, value: Amount, script_pubkey: Vec<u8>) -> Transaction {
-    let mut script_sig = height.to_le_bytes().to_vec();
+/// A coinbase for `height` on `params`' network: script_sig = height (u32 LE) ‖ network magic ‖
+/// `"rnet-miner"` ([`ChainParams::coinbase_tag`]; consensus requires the first 8 bytes), one
+/// output.
+pub fn coinbase(
+    params: &ChainParams,
+    height: u32,
+    value: Amount,
+    script_pubkey: Vec<u8>,
+) -> Transaction {
+    let mut script_sig = params.coinbase_tag(height).to_vec();
     script_sig.extend_from_slice(b"rnet-miner");
     Transaction {
         version: 1,
@@ -466,6 +474,26 @@ mod tests {
         }
         fs::write(&path, "zz").unwrap();
         assert!(matches!(load_or_create_key(&path), Err(KeyError::Malformed(_))));
+    }
+
+    /// The coinbases the miner builds for the same height, value and payout differ on every
+    /// network (the magic follows the height), so their txids, and every spend of their coins,
+    /// differ too.
+    #[test]
+    fn coinbases_differ_across_networks() {
+        let spk = key_script_pubkey(&SigningKey::from_bytes(&[7; 32]));
+        let value = Amount(50 * rnet_primitives::COIN);
+        let [main, test, reg] = rnet_primitives::Network::ALL.map(ChainParams::for_network);
+        for height in [1, 144, 1_000_000] {
+            let [m, t, r] =
+                [&main, &test, &reg].map(|p| coinbase(p, height, value, spk.clone()).txid());
+            assert_ne!(m, t, "mainnet and testnet at height {height}");
+            assert_ne!(t, r);
+            assert_ne!(m, r);
+            let cb = coinbase(&main, height, value, spk.clone());
+            assert_eq!(cb.inputs[0].script_sig[..8], main.coinbase_tag(height));
+            assert_eq!(cb.inputs[0].script_sig[4..8], main.magic);
+        }
     }
 
     #[test]

@@ -203,6 +203,12 @@ fn run() -> Result<()> {
     let mut mined = 0u64;
     while args.blocks.is_none_or(|n| mined < n) {
         let t = client.call("getblocktemplate", json!([]))?;
+        // The coinbase carries the miner's network magic: a block for another network's node
+        // would be rejected after all the training.
+        let chain = t["chain"].as_str().unwrap_or_default();
+        if chain != args.network.name() {
+            bail!("the node is on {chain:?}, the miner on {}", args.network);
+        }
         let parent = t["previousblockhash"].as_str().unwrap_or_default().to_string();
         let ckpt = match &cached {
             Some((h, c)) if *h == parent => c.clone(),

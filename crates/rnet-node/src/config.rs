@@ -173,7 +173,7 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -wallet=NAME[,...]    load these wallets (<netdir>/wallets/NAME.wallet) at startup
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
-                        minimum: the regtest floor, 16000); changes the regtest genesis block
+                        minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
   -debug=FILTER         log filter (default info), e.g. -debug=rnet_node=debug
   -help, -version";

@@ -317,10 +317,15 @@ fn rnet_miner_binary_mines_against_the_node() {
 
 #[test]
 fn mempool_transaction_enters_the_next_block() {
-    use rnet_primitives::{Amount, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+    use rnet_consensus::ChainParams;
+    use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
     use rnet_script::{SighashCache, SighashType};
 
     let node = start(&[]);
+    // Signatures commit to the chain's genesis id: the node's block 0.
+    let genesis: BlockHash =
+        node.call("getblockhash", json!([0])).unwrap().as_str().unwrap().parse().unwrap();
+    assert_eq!(genesis, ChainParams::regtest().genesis_hash());
     let addr = test_address();
     let hashes = node.call("generatetoaddress", json!([6, addr])).unwrap();
     // Spend the (now mature) coinbase of block 1 back to the test key, paying a fee.
@@ -343,12 +348,18 @@ fn mempool_transaction_enters_the_next_block() {
         outputs: vec![TxOut { value: Amount(spent.value.0 - fee), script_pubkey: spk.clone() }],
         lock_time: 0,
     };
-    let sig = {
+    let sign_for = |genesis: &BlockHash| {
         let spent_outputs = [spent.clone()];
-        let cache = SighashCache::new(&tx, &spent_outputs).unwrap();
+        let cache = SighashCache::new(genesis, &tx, &spent_outputs).unwrap();
         cache.sign(&key, 0, &spk, SighashType::All).unwrap()
     };
-    tx.inputs[0].witness = Witness(vec![sig]);
+    // Signed for testnet, the spend is invalid on this regtest node.
+    let mut replay = tx.clone();
+    replay.inputs[0].witness = Witness(vec![sign_for(&ChainParams::testnet().genesis_hash())]);
+    let test = node.call("testmempoolaccept", json!([[hex::encode(replay.to_bytes())]])).unwrap();
+    assert_eq!(test[0]["allowed"], json!(false), "{test}");
+    assert!(test[0]["reject-reason"].as_str().unwrap().contains("signature"), "{test}");
+    tx.inputs[0].witness = Witness(vec![sign_for(&genesis)]);
     let raw = hex::encode(tx.to_bytes());
     let txid = tx.txid().to_hex();
 
@@ -377,6 +388,9 @@ fn mempool_transaction_enters_the_next_block() {
     assert_eq!(node.call("gettxout", json!([txid, 1])).unwrap(), Value::Null);
     let gbt = node.call("getblocktemplate", json!([])).unwrap();
     assert_eq!(gbt["transactions"][0]["txid"], json!(txid));
+    // The coinbase must start with the height and the regtest magic.
+    let tag = ChainParams::regtest().coinbase_tag(gbt["height"].as_u64().unwrap() as u32);
+    assert_eq!(gbt["coinbase_tag"], json!(hex::encode(tag)));
     assert_eq!(gbt["fees"], json!(fee));
     // Double spend is refused; a second submission of the same tx returns its txid.
     assert_eq!(node.call("sendrawtransaction", json!([raw])).unwrap(), json!(txid));

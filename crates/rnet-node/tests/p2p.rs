@@ -101,7 +101,9 @@ fn spend_coinbase(n: &TestNode, block: &str, key: &SigningKey) -> (String, Strin
     };
     let sig = {
         let spent_outputs = [spent];
-        let cache = SighashCache::new(&tx, &spent_outputs).unwrap();
+        let genesis =
+            n.call("getblockhash", json!([0])).unwrap().as_str().unwrap().parse().unwrap();
+        let cache = SighashCache::new(&genesis, &tx, &spent_outputs).unwrap();
         cache.sign(key, 0, &spk, SighashType::All).unwrap()
     };
     tx.inputs[0].witness = Witness(vec![sig]);

@@ -67,6 +67,24 @@ fn two_wallets_send_bump_restore_encrypt_heartbeat() {
     let created_b =
         node.call("createwallet", json!(["B", heartbeat_policy(50), "secret pass"])).unwrap();
     let words_b = created_b["mnemonic"].as_str().unwrap().to_string();
+    // Wallet files are the owner's alone (0600 in a 0700 directory), and an unencrypted wallet
+    // says so, with how to encrypt it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = node.network_dir().join("wallets");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join("A.wallet")), 0o600);
+        assert_eq!(mode(&dir.join("B.wallet")), 0o600);
+    }
+    let warnings = created["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w.as_str().unwrap().contains("not encrypted")
+            && w.as_str().unwrap().contains("encryptwallet")),
+        "{created}"
+    );
+    assert_eq!(created_b["warnings"], json!([]));
     assert_eq!(rpc_code(node.call("createwallet", json!(["B", heartbeat_policy(50)]))), -35);
     // Two wallets: the plain path is ambiguous (-19).
     assert_eq!(rpc_code(node.call("getbalance", json!([]))), -19);
@@ -255,4 +273,25 @@ fn startup_wallets_and_raw_transactions_reach_wallets() {
     // A sees the spend too (the coin is no longer trusted balance).
     assert_eq!(total(&a), a_total - value);
     assert!(node.stop());
+}
+
+/// A regtest node with a custom initial required improvement has its own genesis block, so its
+/// signatures commit to another genesis id than default regtest's: the wallets it loads sign
+/// for the node's chain, and their spends are accepted and mined.
+#[test]
+fn wallets_sign_for_a_custom_regtest_genesis() {
+    let node = TestNode::start(std::path::Path::new(RNETD), &["-requiredimprovement=20001"])
+        .expect("rnetd starts");
+    let genesis = node.call("getblockhash", json!([0])).unwrap();
+    let default = rnet_consensus::ChainParams::regtest().genesis_hash().to_hex();
+    assert_ne!(genesis, json!(default), "a custom genesis");
+    node.call("createwallet", json!(["A", heartbeat_policy(50)])).unwrap();
+    let a = wallet(&node, "A");
+    let addr = a.call("getnewaddress", json!([])).unwrap();
+    node.call("generatetoaddress", json!([6, addr])).unwrap();
+    let txid = a.call("sendtoaddress", json!([outside_address(), 1.5])).unwrap();
+    assert_eq!(node.call("getrawmempool", json!([])).unwrap(), json!([txid]));
+    let block = node.call("generatetoaddress", json!([1, outside_address()])).unwrap();
+    let block = node.call("getblock", json!([block[0]])).unwrap();
+    assert_eq!(block["tx"][1], txid);
 }

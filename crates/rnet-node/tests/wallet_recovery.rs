@@ -62,9 +62,21 @@ fn recover(node: &TestNode, g1: &RpcClient, g2: &RpcClient, coin: &str, new_key:
     // A garbled or re-versioned request is refused.
     let hex = req["hex"].as_str().unwrap();
     assert_eq!(rpc_err(g1.call("signrecoverytx", json!([&hex[..hex.len() - 2]]))).0, -22);
-    let mut bumped = hex::decode(hex).unwrap();
-    bumped[7] = 2;
-    assert_eq!(rpc_err(g1.call("signrecoverytx", json!([hex::encode(bumped)]))).0, -22);
+    for version in [1, 3] {
+        let mut bumped = hex::decode(hex).unwrap();
+        bumped[7] = version;
+        assert_eq!(rpc_err(g1.call("signrecoverytx", json!([hex::encode(bumped)]))).0, -22);
+    }
+    // The request names the chain (its genesis id, bytes 8..40): a guardian wallet refuses to
+    // sign for another one.
+    let bytes = hex::decode(hex).unwrap();
+    let genesis = node.call("getblockhash", json!([0])).unwrap();
+    assert_eq!(json!(hex::encode(&bytes[8..40])), genesis);
+    let mut foreign = bytes;
+    foreign[8] ^= 1;
+    let (code, message) = rpc_err(g1.call("signrecoverytx", json!([hex::encode(foreign)])));
+    assert_eq!(code, -8, "{message}");
+    assert!(message.contains("genesis"), "{message}");
     let s1 = g1.call("signrecoverytx", json!([hex])).unwrap();
     assert_eq!(
         (s1["complete"].clone(), s1["signatures"].clone()),

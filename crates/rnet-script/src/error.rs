@@ -37,6 +37,10 @@ pub enum ScriptError {
     MultisigSignatureCount,
 
     // ----- Signatures and keys -----
+    /// Relay policy: a non-empty signature under a weak key (small order or non-canonical
+    /// encoding), which anyone can produce under ZIP-215.
+    #[error("signature under a weak public key (small order or non-canonical)")]
+    WeakPublicKey,
     /// A non-empty signature did not verify (NULLFAIL: only an empty signature may be false).
     #[error("signature check failed (a non-empty signature must be valid)")]
     SigCheckFailed,

@@ -20,7 +20,7 @@ use crate::script::{
     is_minimal_push,
 };
 use crate::sighash::{SighashType, parse_signature};
-use crate::verify::SpendContext;
+use crate::verify::{SpendContext, VerifyFlags};
 
 /// The maximum number of items on the stack and the alt stack together.
 pub const MAX_STACK_SIZE: usize = 1000;
@@ -34,6 +34,7 @@ pub(crate) struct Checker<'c, 'a> {
     ctx: &'c SpendContext<'a>,
     script_code: &'c [u8],
     batch: Option<&'c mut BatchVerifier>,
+    flags: VerifyFlags,
     sighash_all: Option<[u8; 32]>,
     sighash_acp: Option<[u8; 32]>,
 }
@@ -45,8 +46,9 @@ impl<'c, 'a> Checker<'c, 'a> {
         ctx: &'c SpendContext<'a>,
         script_code: &'c [u8],
         batch: Option<&'c mut BatchVerifier>,
+        flags: VerifyFlags,
     ) -> Self {
-        Self { ctx, script_code, batch, sighash_all: None, sighash_acp: None }
+        Self { ctx, script_code, batch, flags, sighash_all: None, sighash_acp: None }
     }
 
     /// The signature hash of this input for `ty`, computed at most once per type.
@@ -73,6 +75,9 @@ impl<'c, 'a> Checker<'c, 'a> {
         }
         let (sig, ty) = parse_signature(sig)?;
         let key = PublicKey::from_bytes(pubkey).map_err(|_| ScriptError::InvalidPublicKey)?;
+        if self.flags.reject_weak_keys && key.is_weak() {
+            return Err(ScriptError::WeakPublicKey);
+        }
         let msg = self.sighash(ty)?;
         match self.batch.as_deref_mut() {
             Some(batch) => {
@@ -532,9 +537,9 @@ mod tests {
         (version, lock_time, sequence): (u32, u32, u32),
     ) -> Result<Vec<Vec<u8>>, ScriptError> {
         let (tx, spent) = tx(version, lock_time, sequence);
-        let cache = SighashCache::new(&tx, &spent).unwrap();
+        let cache = SighashCache::new(&rnet_primitives::BlockHash::ZERO, &tx, &spent).unwrap();
         let ctx = cache.spend_context(0).unwrap();
-        let mut checker = Checker::new(&ctx, script, None);
+        let mut checker = Checker::new(&ctx, script, None, VerifyFlags::CONSENSUS);
         let mut stack = stack;
         eval_script(script, &mut stack, &mut checker)?;
         Ok(stack)

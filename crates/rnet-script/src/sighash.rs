@@ -3,11 +3,14 @@
 //! BIP143-style with Keccak-256d, committing to the amount and script of the spent output, and
 //! (except with `ANYONECANPAY`) to every input's spent output, like BIP341's `sha_amounts` and
 //! `sha_scriptpubkeys`, so a signer that is lied to about any input's amount or script produces
-//! a signature that is invalid. The message is
+//! a signature that is invalid. It also commits to the **genesis block id** of the chain the
+//! signature is for, so a transaction signed for one network is invalid on every other network
+//! (and on any chain with another genesis), even where the same outpoints exist. The message is
 //!
 //! ```text
 //! Keccak-256d(
-//!     "RNET/sighash/v1"          15 ASCII bytes
+//!     "RNET/sighash/v2"          15 ASCII bytes
+//!     genesis                    32   the chain's genesis block id (BlockHash bytes)
 //!     version                    u32 LE
 //!     hashPrevouts               32   Keccak-256d(outpoint of every input)          (0 if ACP)
 //!     hashSpentOutputs           32   Keccak-256d(spent TxOut of every input)       (0 if ACP)
@@ -31,13 +34,14 @@
 use rnet_crypto::keccak::Keccak256dWriter;
 use rnet_crypto::{Signature, SigningKey};
 use rnet_primitives::encode::write_var_bytes;
-use rnet_primitives::{Encode, Transaction, TxOut};
+use rnet_primitives::{BlockHash, Encode, Transaction, TxOut};
 
 use crate::error::ScriptError;
 use crate::verify::SpendContext;
 
-/// The domain-separation tag that starts every signature-hash preimage.
-pub const SIGHASH_TAG: &[u8] = b"RNET/sighash/v1";
+/// The domain-separation tag that starts every signature-hash preimage (`v2`: the preimage
+/// commits to the genesis block id right after the tag).
+pub const SIGHASH_TAG: &[u8] = b"RNET/sighash/v2";
 
 /// What a signature commits to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -91,6 +95,7 @@ pub fn parse_signature(bytes: &[u8]) -> Result<(Signature, SighashType), ScriptE
 /// The per-transaction part of the signature hash, computed once for all inputs.
 #[derive(Debug, Clone)]
 pub struct SighashCache<'a> {
+    genesis: BlockHash,
     tx: &'a Transaction,
     spent_outputs: &'a [TxOut],
     hash_prevouts: [u8; 32],
@@ -101,8 +106,14 @@ pub struct SighashCache<'a> {
 
 impl<'a> SighashCache<'a> {
     /// Precomputes the hashes for `tx`, whose inputs spend `spent_outputs` (one per input, in
-    /// input order). Fails with [`ScriptError::SpentOutputsMismatch`] if the counts differ.
-    pub fn new(tx: &'a Transaction, spent_outputs: &'a [TxOut]) -> Result<Self, ScriptError> {
+    /// input order), on the chain whose genesis block id is `genesis` (every signature made or
+    /// checked through this cache commits to it). Fails with
+    /// [`ScriptError::SpentOutputsMismatch`] if the counts differ.
+    pub fn new(
+        genesis: &BlockHash,
+        tx: &'a Transaction,
+        spent_outputs: &'a [TxOut],
+    ) -> Result<Self, ScriptError> {
         if spent_outputs.len() != tx.inputs.len() {
             return Err(ScriptError::SpentOutputsMismatch);
         }
@@ -128,6 +139,7 @@ impl<'a> SighashCache<'a> {
             outputs.update(&buf);
         }
         Ok(Self {
+            genesis: *genesis,
             tx,
             spent_outputs,
             hash_prevouts: prevouts.finalize(),
@@ -135,6 +147,11 @@ impl<'a> SighashCache<'a> {
             hash_sequences: sequences.finalize(),
             hash_outputs: outputs.finalize(),
         })
+    }
+
+    /// The genesis block id of the chain the signatures are for.
+    pub fn genesis(&self) -> &BlockHash {
+        &self.genesis
     }
 
     /// The transaction.
@@ -165,8 +182,9 @@ impl<'a> SighashCache<'a> {
         let spent = self.spent_outputs.get(input_index).ok_or(ScriptError::InputIndexOutOfRange)?;
         let zero = [0u8; 32];
         let acp = ty.anyone_can_pay();
-        let mut w = Vec::with_capacity(220 + script_code.len());
+        let mut w = Vec::with_capacity(252 + script_code.len());
         w.extend_from_slice(SIGHASH_TAG);
+        w.extend_from_slice(self.genesis.as_bytes());
         w.extend_from_slice(&self.tx.version.to_le_bytes());
         w.extend_from_slice(if acp { &zero } else { &self.hash_prevouts });
         w.extend_from_slice(if acp { &zero } else { &self.hash_spent_outputs });
@@ -194,15 +212,17 @@ impl<'a> SighashCache<'a> {
     }
 }
 
-/// One-shot [`SighashCache::signature_hash`] (builds the cache; use the cache for many inputs).
+/// One-shot [`SighashCache::signature_hash`] on the chain whose genesis block id is `genesis`
+/// (builds the cache; use the cache for many inputs).
 pub fn signature_hash(
+    genesis: &BlockHash,
     tx: &Transaction,
     input_index: usize,
     spent_outputs: &[TxOut],
     script_code: &[u8],
     ty: SighashType,
 ) -> Result<[u8; 32], ScriptError> {
-    SighashCache::new(tx, spent_outputs)?.signature_hash(input_index, script_code, ty)
+    SighashCache::new(genesis, tx, spent_outputs)?.signature_hash(input_index, script_code, ty)
 }
 
 #[cfg(test)]
@@ -210,6 +230,9 @@ mod tests {
     use rnet_primitives::{Amount, OutPoint, TxIn, Txid, Witness};
 
     use super::*;
+
+    /// The genesis id the test signatures are for (any 32 bytes).
+    const GENESIS: BlockHash = BlockHash([0x47; 32]);
 
     fn tx() -> (Transaction, Vec<TxOut>) {
         let input = |n: u8| TxIn {
@@ -250,7 +273,7 @@ mod tests {
     #[test]
     fn commits_to_everything() {
         let (tx, spent) = tx();
-        let base = signature_hash(&tx, 0, &spent, b"code", SighashType::All).unwrap();
+        let base = signature_hash(&GENESIS, &tx, 0, &spent, b"code", SighashType::All).unwrap();
         // The preimage, spelled out byte by byte as in the module docs.
         let d = |b: &[u8]| rnet_crypto::keccak256d(b).to_vec();
         let mut prevouts = Vec::new();
@@ -268,7 +291,8 @@ mod tests {
         let seqs = [0xffff_fffeu32.to_le_bytes(), 0xffff_fffeu32.to_le_bytes()].concat();
         let outs = [&5_000u64.to_le_bytes()[..], &[4, 0x51, 0x02, 1, 2]].concat();
         let preimage = [
-            &b"RNET/sighash/v1"[..],
+            &b"RNET/sighash/v2"[..],
+            &[0x47; 32],
             &2u32.to_le_bytes(),
             &d(&prevouts),
             &d(&spent_ser),
@@ -288,12 +312,18 @@ mod tests {
         // Pinned: changing the preimage layout is a consensus change.
         assert_eq!(
             hex::encode(base),
-            "704b1b1e708fe87b9e0c4a3766b8a6d411e272f5b67d3afdfe6d892bb031cef6"
+            "567e4d5414761038f54610b291538fc5364b951487707b4916635361b3dfba66"
         );
 
         let h = |tx: &Transaction, spent: &[TxOut], i, code: &[u8], ty| {
-            signature_hash(tx, i, spent, code, ty).unwrap()
+            signature_hash(&GENESIS, tx, i, spent, code, ty).unwrap()
         };
+        // Another chain (another genesis id): another message, so no signature replays there.
+        let other =
+            signature_hash(&BlockHash([0x48; 32]), &tx, 0, &spent, b"code", SighashType::All);
+        assert_ne!(other.unwrap(), base, "genesis");
+        let other = signature_hash(&BlockHash::ZERO, &tx, 0, &spent, b"code", SighashType::All);
+        assert_ne!(other.unwrap(), base, "genesis");
         assert_ne!(h(&tx, &spent, 1, b"code", SighashType::All), base, "input index");
         assert_ne!(h(&tx, &spent, 0, b"cod", SighashType::All), base, "script code");
         assert_ne!(h(&tx, &spent, 0, b"code", SighashType::AllAnyoneCanPay), base, "type");
@@ -336,24 +366,37 @@ mod tests {
     #[test]
     fn anyone_can_pay_ignores_other_inputs() {
         let (tx, spent) = tx();
-        let acp = signature_hash(&tx, 0, &spent, b"code", SighashType::AllAnyoneCanPay).unwrap();
+        let acp_hash = |tx: &Transaction, spent: &[TxOut]| {
+            signature_hash(&GENESIS, tx, 0, spent, b"code", SighashType::AllAnyoneCanPay).unwrap()
+        };
+        let acp = acp_hash(&tx, &spent);
         let mut t = tx.clone();
         t.inputs.truncate(1);
-        let s = &spent[..1];
-        assert_eq!(signature_hash(&t, 0, s, b"code", SighashType::AllAnyoneCanPay).unwrap(), acp);
+        assert_eq!(acp_hash(&t, &spent[..1]), acp);
         let mut s = spent.clone();
         s[0].value = Amount(1);
-        assert_ne!(signature_hash(&tx, 0, &s, b"code", SighashType::AllAnyoneCanPay).unwrap(), acp);
+        assert_ne!(acp_hash(&tx, &s), acp);
+        // ANYONECANPAY commits to the genesis id too.
+        let other = signature_hash(
+            &BlockHash([0x48; 32]),
+            &tx,
+            0,
+            &spent,
+            b"code",
+            SighashType::AllAnyoneCanPay,
+        );
+        assert_ne!(other.unwrap(), acp);
     }
 
     #[test]
     fn context_errors() {
         let (tx, spent) = tx();
         assert_eq!(
-            SighashCache::new(&tx, &spent[..1]).unwrap_err(),
+            SighashCache::new(&GENESIS, &tx, &spent[..1]).unwrap_err(),
             ScriptError::SpentOutputsMismatch
         );
-        let cache = SighashCache::new(&tx, &spent).unwrap();
+        let cache = SighashCache::new(&GENESIS, &tx, &spent).unwrap();
+        assert_eq!(cache.genesis(), &GENESIS);
         assert_eq!(
             cache.signature_hash(2, b"", SighashType::All),
             Err(ScriptError::InputIndexOutOfRange)

@@ -51,6 +51,15 @@ pub enum TemplateError {
     /// An HTLC timeout of zero is always satisfied.
     #[error("HTLC timeout must be non-zero")]
     ZeroTimeout,
+    /// A key of small order or with a non-canonical encoding: under the cofactored ZIP-215 rule
+    /// anyone can sign for a small-order key, so it protects nothing.
+    #[error("weak public key (small order or non-canonical encoding)")]
+    WeakKey,
+}
+
+/// Refuses weak keys ([`PublicKey::is_weak`]) in a policy.
+fn strong<'k>(keys: impl IntoIterator<Item = &'k PublicKey>) -> Result<(), TemplateError> {
+    if keys.into_iter().any(PublicKey::is_weak) { Err(TemplateError::WeakKey) } else { Ok(()) }
 }
 
 /// Keccak-256d of a witness script: the program of its script-hash output.
@@ -206,6 +215,7 @@ impl Heartbeat {
         recovery: PublicKey,
         interval: RelativeLock,
     ) -> Result<Self, TemplateError> {
+        strong([&owner, &recovery])?;
         Ok(Self { owner, recovery, interval: nonzero(interval)? })
     }
 
@@ -265,6 +275,7 @@ impl Social {
         if threshold == 0 || threshold > guardians.len() {
             return Err(TemplateError::Threshold);
         }
+        strong(std::iter::once(&owner).chain(&guardians))?;
         Ok(Self { owner, guardians, threshold, cancel_window: nonzero(cancel_window)? })
     }
 
@@ -401,6 +412,7 @@ pub struct EmissionReturn {
 impl EmissionReturn {
     /// An emission-return policy; the inactivity period must be non-zero.
     pub fn new(owner: PublicKey, inactivity: RelativeLock) -> Result<Self, TemplateError> {
+        strong([&owner])?;
         Ok(Self { owner, inactivity: nonzero(inactivity)? })
     }
 
@@ -511,6 +523,7 @@ impl Htlc {
         if timeout == 0 {
             return Err(TemplateError::ZeroTimeout);
         }
+        strong([&receiver, &sender])?;
         Ok(Self { receiver, sender, payment_hash, timeout })
     }
 

@@ -11,11 +11,15 @@
 //! | 2..=16 | 2..=40 bytes | reserved for soft forks: anyone can spend (consensus); non-standard | anything |
 //!
 //! Any other scriptPubKey cannot be spent (`NotWitnessProgram`). The `script_sig` must be empty.
+//!
+//! Signatures commit to the genesis block id of the chain (see [`crate::sighash`]): the entry
+//! points take it explicitly ([`verify_transaction`]) or through the [`SighashCache`] a
+//! [`SpendContext`] is made from ([`verify_input`]).
 
 use core::fmt;
 
 use rnet_crypto::BatchVerifier;
-use rnet_primitives::{Transaction, TxIn, TxOut};
+use rnet_primitives::{BlockHash, Transaction, TxIn, TxOut};
 
 use crate::covenant::is_emission_return;
 use crate::error::ScriptError;
@@ -42,13 +46,19 @@ pub struct VerifyFlags {
     /// Fail spends of witness versions 2..=16 (reserved for future soft forks) with
     /// [`ScriptError::DiscourageUpgradableWitnessProgram`] instead of accepting them.
     pub discourage_upgradable_witness_program: bool,
+    /// Fail a non-empty signature under a weak key ([`rnet_crypto::PublicKey::is_weak`]: small
+    /// order or non-canonical encoding, which anyone can sign for) with
+    /// [`ScriptError::WeakPublicKey`].
+    pub reject_weak_keys: bool,
 }
 
 impl VerifyFlags {
     /// The consensus rules only.
-    pub const CONSENSUS: Self = Self { discourage_upgradable_witness_program: false };
+    pub const CONSENSUS: Self =
+        Self { discourage_upgradable_witness_program: false, reject_weak_keys: false };
     /// Consensus plus relay policy.
-    pub const STANDARD: Self = Self { discourage_upgradable_witness_program: true };
+    pub const STANDARD: Self =
+        Self { discourage_upgradable_witness_program: true, reject_weak_keys: true };
 }
 
 /// Everything needed to verify one input: the transaction, the index of the input, the outputs
@@ -148,7 +158,8 @@ pub fn classify(script_pubkey: &[u8]) -> OutputKind {
 }
 
 /// Verifies that input `ctx.input_index()` may spend its output, checking every signature at
-/// once.
+/// once. Signatures are checked for the chain of the context's cache
+/// ([`SighashCache::genesis`]).
 pub fn verify_input(ctx: &SpendContext<'_>, flags: VerifyFlags) -> Result<(), ScriptError> {
     verify_input_inner(ctx, flags, None)
 }
@@ -187,7 +198,7 @@ fn verify_input_inner(
             let [sig] = witness else {
                 return Err(ScriptError::KeyWitnessCount);
             };
-            let mut checker = Checker::new(ctx, script_pubkey, batch);
+            let mut checker = Checker::new(ctx, script_pubkey, batch, flags);
             if checker.check_sig(sig, program)? { Ok(()) } else { Err(ScriptError::EvalFalse) }
         }
         SCRIPT_HASH_WITNESS_VERSION => {
@@ -205,7 +216,7 @@ fn verify_input_inner(
                 return Err(ScriptError::PushSize);
             }
             let mut stack = args.to_vec();
-            let mut checker = Checker::new(ctx, script, batch);
+            let mut checker = Checker::new(ctx, script, batch, flags);
             eval_script(script, &mut stack, &mut checker)?;
             match stack.as_slice() {
                 [] => Err(ScriptError::EvalFalse),
@@ -246,33 +257,37 @@ impl std::error::Error for TxScriptError {
     }
 }
 
-/// Verifies every input of `tx` (spending `spent_outputs`, in input order), signatures at once.
+/// Verifies every input of `tx` (spending `spent_outputs`, in input order), signatures at once,
+/// on the chain whose genesis block id is `genesis` (what every signature commits to).
 pub fn verify_transaction(
+    genesis: &BlockHash,
     tx: &Transaction,
     spent_outputs: &[TxOut],
     flags: VerifyFlags,
 ) -> Result<(), TxScriptError> {
-    verify_transaction_inner(tx, spent_outputs, flags, None)
+    verify_transaction_inner(genesis, tx, spent_outputs, flags, None)
 }
 
 /// Verifies every input of `tx`, queueing signatures into `batch` (see
 /// [`verify_input_batched`]); the transaction is valid iff this is `Ok` and the batch verifies.
 pub fn verify_transaction_batched(
+    genesis: &BlockHash,
     tx: &Transaction,
     spent_outputs: &[TxOut],
     flags: VerifyFlags,
     batch: &mut BatchVerifier,
 ) -> Result<(), TxScriptError> {
-    verify_transaction_inner(tx, spent_outputs, flags, Some(batch))
+    verify_transaction_inner(genesis, tx, spent_outputs, flags, Some(batch))
 }
 
 fn verify_transaction_inner(
+    genesis: &BlockHash,
     tx: &Transaction,
     spent_outputs: &[TxOut],
     flags: VerifyFlags,
     mut batch: Option<&mut BatchVerifier>,
 ) -> Result<(), TxScriptError> {
-    let cache = SighashCache::new(tx, spent_outputs)
+    let cache = SighashCache::new(genesis, tx, spent_outputs)
         .map_err(|error| TxScriptError { input: None, error })?;
     for index in 0..tx.inputs.len() {
         let wrap = |error| TxScriptError { input: Some(index), error };
@@ -289,6 +304,8 @@ mod tests {
 
     use super::*;
     use crate::opcodes::{OP_0, OP_1, OP_ENDIF, OP_IF};
+
+    const GENESIS: BlockHash = BlockHash([0x47; 32]);
     use crate::script::Builder;
     use crate::sighash::SighashType;
     use crate::templates::{key_script_pubkey, script_hash, script_hash_script_pubkey};
@@ -309,7 +326,7 @@ mod tests {
     }
 
     fn check(tx: &Transaction, spent: &[TxOut], flags: VerifyFlags) -> Result<(), ScriptError> {
-        verify_transaction(tx, spent, flags).map_err(|e| e.error)
+        verify_transaction(&GENESIS, tx, spent, flags).map_err(|e| e.error)
     }
 
     #[test]
@@ -341,10 +358,23 @@ mod tests {
         let sk = SigningKey::from_bytes(&[5; 32]);
         let spk = key_script_pubkey(&sk.public_key());
         let (mut tx, spent) = spend(spk.clone(), vec![]);
-        let sig =
-            SighashCache::new(&tx, &spent).unwrap().sign(&sk, 0, &spk, SighashType::All).unwrap();
+        let sig = SighashCache::new(&GENESIS, &tx, &spent)
+            .unwrap()
+            .sign(&sk, 0, &spk, SighashType::All)
+            .unwrap();
         tx.inputs[0].witness = Witness(vec![sig.clone()]);
         assert_eq!(check(&tx, &spent, VerifyFlags::STANDARD), Ok(()));
+        // The same transaction on a chain with another genesis: the signature does not verify.
+        assert_eq!(
+            verify_transaction(&BlockHash([0x48; 32]), &tx, &spent, VerifyFlags::STANDARD),
+            Err(TxScriptError { input: Some(0), error: ScriptError::SigCheckFailed })
+        );
+        let mut batch = BatchVerifier::new();
+        let other = BlockHash([0x48; 32]);
+        let queued =
+            verify_transaction_batched(&other, &tx, &spent, VerifyFlags::STANDARD, &mut batch);
+        assert_eq!(queued, Ok(()));
+        assert!(batch.verify().is_err(), "the batch fails on another chain");
 
         let mut t = tx.clone();
         t.inputs[0].witness = Witness(vec![vec![]]);
@@ -448,10 +478,10 @@ mod tests {
     #[test]
     fn transaction_errors_name_the_input() {
         let (tx, spent) = spend(vec![0x6a], vec![]);
-        let err = verify_transaction(&tx, &spent, VerifyFlags::CONSENSUS).unwrap_err();
+        let err = verify_transaction(&GENESIS, &tx, &spent, VerifyFlags::CONSENSUS).unwrap_err();
         assert_eq!(err, TxScriptError { input: Some(0), error: ScriptError::NotWitnessProgram });
         assert_eq!(err.to_string(), "input 0: spent output is not a witness program");
-        let err = verify_transaction(&tx, &[], VerifyFlags::CONSENSUS).unwrap_err();
+        let err = verify_transaction(&GENESIS, &tx, &[], VerifyFlags::CONSENSUS).unwrap_err();
         assert_eq!(err, TxScriptError { input: None, error: ScriptError::SpentOutputsMismatch });
     }
 }

@@ -3,13 +3,16 @@
 
 use proptest::prelude::*;
 use rnet_crypto::{BatchVerifier, SigningKey};
-use rnet_primitives::{Amount, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
 use rnet_script::opcodes::*;
 use rnet_script::templates::{script_hash, script_hash_script_pubkey};
 use rnet_script::{
     EmissionReturn, Heartbeat, Htlc, RelativeLock, ScriptTemplate, SighashCache, Social,
     VerifyFlags, verify_input, verify_input_batched,
 };
+
+/// The genesis id the signatures are checked for (any 32 bytes).
+const GENESIS: BlockHash = BlockHash([0x47; 32]);
 
 /// Defined opcodes plus a few undefined ones, so random scripts get past the parser often.
 const INTERESTING: &[u8] = &[
@@ -133,7 +136,7 @@ fn tx_with(
 /// Runs input 0 in both modes; asserts no panic (implicitly) and that batch mode is never
 /// stricter than immediate mode is lax: immediate Ok ⇒ batched Ok and the batch verifies.
 fn run_both(tx: &Transaction, spent: &[TxOut]) {
-    let cache = SighashCache::new(tx, spent).unwrap();
+    let cache = SighashCache::new(&GENESIS, tx, spent).unwrap();
     let ctx = cache.spend_context(0).unwrap();
     let immediate = verify_input(&ctx, VerifyFlags::CONSENSUS);
     let mut batch = BatchVerifier::new();

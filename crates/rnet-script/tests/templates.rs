@@ -4,16 +4,19 @@
 
 use rnet_crypto::{BatchVerifier, PublicKey, SigningKey};
 use rnet_primitives::transaction::SEQUENCE_FINAL;
-use rnet_primitives::{Amount, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
 use rnet_script::templates::emission_output;
 use rnet_script::{
     EMISSION_RETURN_SCRIPT, EmissionReturn, Heartbeat, Htlc, MAX_EMISSION_SWEEP_FEE_PER_INPUT,
     MAX_RECOVERY_FEE, PlainKey, RecoveryPending, RelativeLock, ScriptError, ScriptTemplate,
-    SighashCache, SighashType, Social, VerifyFlags, verify_input, verify_input_batched,
-    verify_transaction, verify_transaction_batched,
+    SighashCache, SighashType, Social, TemplateError, VerifyFlags, verify_input,
+    verify_input_batched, verify_transaction, verify_transaction_batched,
 };
 
 const COIN: u64 = 100_000_000;
+
+/// The genesis id of the chain every test signature is for.
+const GENESIS: BlockHash = BlockHash([0x47; 32]);
 
 fn sk(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
@@ -44,17 +47,22 @@ fn spending(sequence: u32, lock_time: u32, outputs: Vec<TxOut>) -> Transaction {
 
 /// Signs input `index` of `tx` with `key`, scriptCode `code`.
 fn sign(tx: &Transaction, spent: &[TxOut], index: usize, key: &SigningKey, code: &[u8]) -> Vec<u8> {
-    SighashCache::new(tx, spent).unwrap().sign(key, index, code, SighashType::All).unwrap()
+    SighashCache::new(&GENESIS, tx, spent)
+        .unwrap()
+        .sign(key, index, code, SighashType::All)
+        .unwrap()
 }
 
 /// Verifies every input of `tx`, immediately and batched, asserting that both modes agree on
 /// validity; returns the immediate result.
 fn verify(tx: &Transaction, spent: &[TxOut]) -> Result<(), ScriptError> {
-    let immediate = verify_transaction(tx, spent, VerifyFlags::STANDARD).map_err(|e| e.error);
+    let immediate =
+        verify_transaction(&GENESIS, tx, spent, VerifyFlags::STANDARD).map_err(|e| e.error);
     let mut batch = BatchVerifier::new();
-    let batched = verify_transaction_batched(tx, spent, VerifyFlags::STANDARD, &mut batch)
-        .map_err(|e| e.error)
-        .and_then(|()| batch.verify().map_err(|_| ScriptError::SigCheckFailed));
+    let batched =
+        verify_transaction_batched(&GENESIS, tx, spent, VerifyFlags::STANDARD, &mut batch)
+            .map_err(|e| e.error)
+            .and_then(|()| batch.verify().map_err(|_| ScriptError::SigCheckFailed));
     assert_eq!(
         immediate.is_ok(),
         batched.is_ok(),
@@ -123,7 +131,7 @@ fn anyone_can_pay_lets_others_add_inputs() {
     let owner = PlainKey::new(pk(1));
     let spent = vec![owner.output(Amount(COIN))];
     let mut tx = spending(SEQUENCE_FINAL, 0, vec![elsewhere(2 * COIN)]);
-    let cache = SighashCache::new(&tx, &spent).unwrap();
+    let cache = SighashCache::new(&GENESIS, &tx, &spent).unwrap();
     let acp = cache.sign(&sk(1), 0, &owner.script_code(), SighashType::AllAnyoneCanPay).unwrap();
     let all = cache.sign(&sk(1), 0, &owner.script_code(), SighashType::All).unwrap();
     assert_eq!(acp.len(), 65);
@@ -467,7 +475,7 @@ fn social_recovery_of_two_coins_in_one_transaction() {
         let sigs: Vec<_> = (0..3)
             .map(|g| {
                 (g < 2).then(|| {
-                    SighashCache::new(&tx, &spent)
+                    SighashCache::new(&GENESIS, &tx, &spent)
                         .unwrap()
                         .sign(&sk(GUARDIANS[g]), i, &s.witness_script(), SighashType::All)
                         .unwrap()
@@ -485,7 +493,7 @@ fn social_recovery_of_two_coins_in_one_transaction() {
         let sigs: Vec<_> = (0..3)
             .map(|g| {
                 (g < 2).then(|| {
-                    SighashCache::new(&t, &cache_spent)
+                    SighashCache::new(&GENESIS, &t, &cache_spent)
                         .unwrap()
                         .sign(&sk(GUARDIANS[g]), i, &s.witness_script(), SighashType::All)
                         .unwrap()
@@ -494,7 +502,7 @@ fn social_recovery_of_two_coins_in_one_transaction() {
             .collect();
         t.inputs[i].witness = s.guardian_witness(&new_key, &sigs).unwrap();
     }
-    let cache = SighashCache::new(&t, &spent).unwrap();
+    let cache = SighashCache::new(&GENESIS, &t, &spent).unwrap();
     assert_eq!(verify_input(&cache.spend_context(0).unwrap(), VerifyFlags::STANDARD), Ok(()));
     assert_eq!(
         verify_input(&cache.spend_context(1).unwrap(), VerifyFlags::STANDARD),
@@ -591,7 +599,7 @@ fn emission_sweep_fee_allowance_is_bounded_by_the_swept_value() {
     // A miner includes such a transaction itself: consensus flags (standardness would refuse
     // the anyone-can-spend inputs anyway).
     let verify_consensus = |tx: &Transaction, spent: &[TxOut]| {
-        verify_transaction(tx, spent, VerifyFlags::CONSENSUS).map_err(|e| e.error)
+        verify_transaction(&GENESIS, tx, spent, VerifyFlags::CONSENSUS).map_err(|e| e.error)
     };
     let e = emission();
     let amount = 7 * COIN;
@@ -635,6 +643,39 @@ fn emission_sweep_fee_allowance_is_bounded_by_the_swept_value() {
     assert_eq!(verify_consensus(&tx, &spent_small), Ok(()));
     tx.outputs[0].value.0 -= 1;
     assert_eq!(verify_consensus(&tx, &spent_small), Err(ScriptError::EmissionOutputMismatch));
+}
+
+/// A small-order recovery key "signs" every message under the cofactored ZIP-215 rule: once the
+/// interval has passed, anyone can take the coin with `R = identity, S = 0`. Consensus accepts
+/// the key (it is a curve point), so the templates refuse to build such a policy and relay
+/// policy refuses to verify a signature under such a key.
+#[test]
+fn weak_recovery_keys_are_refused() {
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let weak = PublicKey::from_bytes(&identity).unwrap();
+    let interval = RelativeLock::Blocks(50);
+    // The template refuses the key everywhere a policy takes one.
+    assert_eq!(Heartbeat::new(pk(1), weak, interval), Err(TemplateError::WeakKey));
+    assert_eq!(Heartbeat::new(weak, pk(2), interval), Err(TemplateError::WeakKey));
+    assert_eq!(
+        Social::new(pk(1), vec![pk(11), weak], 1, interval).map(|_| ()),
+        Err(TemplateError::WeakKey)
+    );
+    assert_eq!(EmissionReturn::new(weak, interval).map(|_| ()), Err(TemplateError::WeakKey));
+    assert_eq!(Htlc::new(weak, pk(2), [1; 32], 10).map(|_| ()), Err(TemplateError::WeakKey));
+    // The spend that would have worked: a policy built around the check, a forged signature.
+    let h = Heartbeat { owner: pk(1), recovery: weak, interval };
+    let spent = vec![h.output(Amount(COIN))];
+    let mut tx = spending(h.recovery_sequence(), 0, vec![elsewhere(COIN - 1000)]);
+    let mut forged = vec![0u8; 64];
+    forged[0] = 1;
+    tx.inputs[0].witness = h.recovery_witness(forged);
+    assert!(verify_transaction(&GENESIS, &tx, &spent, VerifyFlags::CONSENSUS).is_ok());
+    assert_eq!(
+        verify_transaction(&GENESIS, &tx, &spent, VerifyFlags::STANDARD).map_err(|e| e.error),
+        Err(ScriptError::WeakPublicKey)
+    );
 }
 
 // ----- HTLC ----------------------------------------------------------------------------------
@@ -732,7 +773,7 @@ fn batch_mode_agrees_with_immediate_mode() {
     }
     assert_eq!(verify(&tx, &spent), Ok(()));
 
-    let cache = SighashCache::new(&tx, &spent).unwrap();
+    let cache = SighashCache::new(&GENESIS, &tx, &spent).unwrap();
     let mut batch = BatchVerifier::new();
     for i in 0..5 {
         let ctx = cache.spend_context(i).unwrap();
@@ -748,12 +789,12 @@ fn batch_mode_agrees_with_immediate_mode() {
         let mut t = tx.clone();
         let sig = &mut t.inputs[i].witness.0[0];
         sig[5] ^= 1;
-        let err = verify_transaction(&t, &spent, VerifyFlags::CONSENSUS).unwrap_err();
+        let err = verify_transaction(&GENESIS, &t, &spent, VerifyFlags::CONSENSUS).unwrap_err();
         assert_eq!(err.input, Some(i));
         assert_eq!(err.error, ScriptError::SigCheckFailed);
         let mut batch = BatchVerifier::new();
         assert_eq!(
-            verify_transaction_batched(&t, &spent, VerifyFlags::CONSENSUS, &mut batch),
+            verify_transaction_batched(&GENESIS, &t, &spent, VerifyFlags::CONSENSUS, &mut batch),
             Ok(())
         );
         assert!(batch.verify().is_err());

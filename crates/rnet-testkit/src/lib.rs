@@ -9,7 +9,8 @@
 //! - [`MemoryChain`] is an in-memory chainstate implementing [`rnet_consensus::HeaderChain`] and
 //!   [`rnet_consensus::UtxoView`]: it validates submitted blocks with every consensus stage and
 //!   applies their effects and the expiry sweep, with undo.
-//! - [`tx`]: keys and plain-key spends.
+//! - [`tx`]: keys and plain-key spends (signed for regtest, or for any genesis id with the
+//!   `_on` variants).
 
 pub mod chain;
 pub mod miner;
@@ -20,4 +21,7 @@ pub use miner::{
     BlockTemplate, MineError, MinedBlock, TestMiner, checkpoint_root, coinbase, fees_of,
     sign_header,
 };
-pub use tx::{plain_spk, sign_plain, spend_plain, test_key, unsigned_tx};
+pub use tx::{
+    plain_spk, regtest_genesis, sign_plain, sign_plain_on, spend_plain, spend_plain_on, test_key,
+    unsigned_tx,
+};

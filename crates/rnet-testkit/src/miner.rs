@@ -158,9 +158,15 @@ pub fn sign_header(header: &mut BlockHeader, key: &SigningKey) {
     header.signature = key.sign(header.hash().as_bytes()).to_bytes();
 }
 
-/// A coinbase for `height`: script_sig = height (u32 LE) ‖ `"rnet-testkit"`, one output.
-pub fn coinbase(height: u32, value: Amount, script_pubkey: Vec<u8>) -> Transaction {
-    let mut script_sig = height.to_le_bytes().to_vec();
+/// A coinbase for `height` on `params`' network: script_sig = height (u32 LE) ‖ network magic ‖
+/// `"rnet-testkit"` ([`ChainParams::coinbase_tag`]), one output.
+pub fn coinbase(
+    params: &ChainParams,
+    height: u32,
+    value: Amount,
+    script_pubkey: Vec<u8>,
+) -> Transaction {
+    let mut script_sig = params.coinbase_tag(height).to_vec();
     script_sig.extend_from_slice(b"rnet-testkit");
     Transaction {
         version: 1,
@@ -316,7 +322,7 @@ impl TestMiner {
             block_subsidy(&self.params, parent.circulating_supply, eval.improvement(), required);
         let checkpoint_bytes = checkpoint.to_bytes();
         let value = Amount(subsidy.0.saturating_add(fees.0));
-        let mut transactions = vec![coinbase(height, value, payout)];
+        let mut transactions = vec![coinbase(&self.params, height, value, payout)];
         transactions.extend(txs);
         Ok(BlockTemplate {
             params: self.params.clone(),

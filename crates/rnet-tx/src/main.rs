@@ -1,13 +1,18 @@
 //! `rnet-tx`: offline transactions. `create` builds an unsigned transaction from
 //! `--input TXID:VOUT:AMOUNT:SCRIPTPUBKEY` and `--output ADDR:AMOUNT` (amounts in RNT);
 //! `sign` signs the inputs a key controls (v1 key outputs, or v0 outputs of a given witness
-//! script, on the owner `IF` branch or the delayed `ELSE` branch); `decode` prints JSON.
+//! script, on the owner `IF` branch or the delayed `ELSE` branch) for the network given by
+//! `--chain` (signatures commit to its genesis id, so they are valid on no other network);
+//! `decode` prints JSON.
 //! Errors: exit 1, one line.
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use rnet_consensus::ChainParams;
 use rnet_crypto::{DerivationPath, ExtendedSecretKey, Mnemonic, SigningKey};
-use rnet_primitives::{Address, Amount, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
+use rnet_primitives::{
+    Address, Amount, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
+};
 use rnet_script::templates::script_hash_script_pubkey;
 use rnet_script::{PlainKey, SighashCache, SighashType, VerifyFlags, verify_transaction};
 use zeroize::Zeroizing;
@@ -47,6 +52,10 @@ enum Cmd {
     },
     /// Sign the inputs the key controls (prints the hex and whether it is complete).
     Sign {
+        /// The network the transaction is for: main, test or regtest (the signatures commit to
+        /// its genesis block and are invalid on every other network).
+        #[arg(long, value_parser = parse_network)]
+        chain: Network,
         /// The transaction hex.
         #[arg(long)]
         tx: String,
@@ -71,6 +80,10 @@ enum Cmd {
         /// The transaction hex.
         hex: String,
     },
+}
+
+fn parse_network(s: &str) -> Result<Network, String> {
+    s.parse().map_err(|_| format!("unknown chain {s:?} (main, test or regtest)"))
 }
 
 fn parse_input(s: &str) -> Result<(OutPoint, TxOut)> {
@@ -151,7 +164,7 @@ fn run() -> Result<()> {
                 serde_json::json!({ "hex": hex::encode(tx.to_bytes()), "txid": tx.txid().to_string(), "fee": fee })
             );
         }
-        Cmd::Sign { tx, inputs, key, path, witness_script, branch } => {
+        Cmd::Sign { chain, tx, inputs, key, path, witness_script, branch } => {
             let mut tx = decode_tx(&tx)?;
             let spent: Vec<TxOut> =
                 inputs.iter().map(|s| parse_input(s).map(|(_, o)| o)).collect::<Result<_>>()?;
@@ -165,9 +178,11 @@ fn run() -> Result<()> {
                 .transpose()?;
             let script_spk =
                 script.as_ref().map(|s| script_hash_script_pubkey(&rnet_crypto::keccak256d(s)));
+            let genesis = ChainParams::for_network(chain).genesis_hash();
             let mut signed = Vec::new();
             {
-                let cache = SighashCache::new(&tx, &spent).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let cache =
+                    SighashCache::new(&genesis, &tx, &spent).map_err(|e| anyhow::anyhow!("{e}"))?;
                 for (i, s) in spent.iter().enumerate() {
                     if s.script_pubkey == plain {
                         let sig = cache
@@ -194,7 +209,7 @@ fn run() -> Result<()> {
             for (i, w) in signed {
                 tx.inputs[i].witness = w;
             }
-            let complete = verify_transaction(&tx, &spent, VerifyFlags::STANDARD).is_ok();
+            let complete = verify_transaction(&genesis, &tx, &spent, VerifyFlags::STANDARD).is_ok();
             println!(
                 "{}",
                 serde_json::json!({ "hex": hex::encode(tx.to_bytes()), "txid": tx.txid().to_string(), "complete": complete })

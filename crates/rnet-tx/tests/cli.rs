@@ -2,9 +2,10 @@
 
 use std::process::{Command, Output};
 
+use rnet_consensus::ChainParams;
 use rnet_crypto::SigningKey;
-use rnet_primitives::Network;
-use rnet_script::{Heartbeat, PlainKey, RelativeLock, ScriptTemplate};
+use rnet_primitives::{Amount, Network, Transaction, TxOut};
+use rnet_script::{Heartbeat, PlainKey, RelativeLock, ScriptTemplate, VerifyFlags};
 
 fn tx(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rnet-tx")).args(args).output().expect("run")
@@ -38,6 +39,8 @@ fn create_sign_decode() {
     let script = hex::encode(hb.witness_script());
     let signed = json(&tx(&[
         "sign",
+        "--chain",
+        "regtest",
         "--tx",
         &unsigned,
         "--input",
@@ -50,6 +53,24 @@ fn create_sign_decode() {
         &script,
     ]));
     assert_eq!(signed["complete"], true);
+    // Signed for regtest: valid there, invalid on testnet and mainnet.
+    let bytes = hex::decode(signed["hex"].as_str().expect("hex")).expect("hex");
+    let signed_tx = Transaction::from_bytes(&bytes).expect("tx");
+    let spent = [
+        TxOut { value: Amount(250_000_000), script_pubkey: hb.script_pubkey() },
+        TxOut { value: Amount(100_000_000), script_pubkey: plain.script_pubkey() },
+    ];
+    for n in Network::ALL {
+        let genesis = ChainParams::for_network(n).genesis_hash();
+        let verdict =
+            rnet_script::verify_transaction(&genesis, &signed_tx, &spent, VerifyFlags::STANDARD);
+        assert_eq!(verdict.is_ok(), n == Network::Regtest, "{n}");
+    }
+    // The network is required and must be known.
+    let base = ["sign", "--tx", &unsigned, "--input", &in1, "--input", &in2, "--key", &key];
+    assert!(!tx(&base).status.success());
+    let bad_chain = [&base[..], &["--chain", "moon"]].concat();
+    assert!(!tx(&bad_chain).status.success());
     let decoded = json(&tx(&["decode", signed["hex"].as_str().expect("hex")]));
     assert_eq!(decoded["txid"], created["txid"]);
 
@@ -57,7 +78,7 @@ fn create_sign_decode() {
         vec!["decode", "zz"],
         vec!["create", "--input", "x:0:1:00", "--output", &out],
         vec!["create", "--input", &in2, "--output", &out],
-        vec!["sign", "--tx", &unsigned, "--input", &in1, "--key", &key],
+        vec!["sign", "--chain", "test", "--tx", &unsigned, "--input", &in1, "--key", &key],
     ] {
         let o = tx(&bad);
         assert_eq!(o.status.code(), Some(1));

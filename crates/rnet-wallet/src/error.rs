@@ -47,6 +47,25 @@ pub enum WalletError {
         /// The address's network.
         found: rnet_primitives::Network,
     },
+    /// A recovery request (or other signing job) for another chain than the wallet's: its
+    /// signatures would commit to another genesis id.
+    #[error("request is for the chain with genesis {found}, wallet is on genesis {expected}")]
+    WrongChain {
+        /// The wallet's genesis id.
+        expected: rnet_primitives::BlockHash,
+        /// The request's genesis id.
+        found: rnet_primitives::BlockHash,
+    },
+    /// An encrypted testnet or regtest wallet file from before coin type 1 (state version < 3):
+    /// its keys must be derived again, which needs the secret.
+    #[error(
+        "this {network} wallet file derived its keys under coin type 9555 (test networks now use 1) \
+         and is encrypted: restore it from its words or an encrypted backup"
+    )]
+    LegacyKeys {
+        /// The wallet's network.
+        network: rnet_primitives::Network,
+    },
     /// The wallet refuses to pay to this output script (non-standard or reserved version).
     #[error("refusing to pay to a non-standard or reserved output script")]
     NonStandardDestination,

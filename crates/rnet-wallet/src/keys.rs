@@ -1,18 +1,31 @@
 //! Key paths and the wallet's secret material.
 //!
-//! Path scheme (SLIP-10 Ed25519, hardened only): `m/44'/9555'/account'/chain'/index'` with
+//! Path scheme (SLIP-10 Ed25519, hardened only): `m/44'/coin'/account'/chain'/index'` with
 //! chain `0'` = receive, `1'` = change, `2'` = the wallet's own guardian key (index `0'`, the key
-//! it offers when it acts as a guardian of another wallet). 9555 is ResonanceNet's coin type.
+//! it offers when it acts as a guardian of another wallet). The coin type is ResonanceNet's 9555
+//! on mainnet and 1 (BIP44's "testnet, all coins") on testnet and regtest, so the same words
+//! never give a test network a mainnet key.
 
 use rnet_crypto::{DerivationPath, ExtendedSecretKey, Mnemonic, Seed, SigningKey};
+use rnet_primitives::Network;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Result, WalletError};
 
 /// The BIP44 purpose level.
 pub const PURPOSE: u32 = 44;
-/// ResonanceNet's coin type.
+/// ResonanceNet's coin type (mainnet).
 pub const COIN_TYPE: u32 = 9555;
+/// The coin type of every test network (testnet, regtest), as BIP44 registers it for all coins.
+pub const TEST_COIN_TYPE: u32 = 1;
+
+/// The coin type of `network`'s keys: [`COIN_TYPE`] on mainnet, [`TEST_COIN_TYPE`] otherwise.
+pub fn coin_type(network: Network) -> u32 {
+    match network {
+        Network::Mainnet => COIN_TYPE,
+        Network::Testnet | Network::Regtest => TEST_COIN_TYPE,
+    }
+}
 /// Keys derived ahead of the highest used index on each chain (restore scans this far).
 pub const GAP_LIMIT: u32 = 20;
 /// Largest index below the hardened offset.
@@ -50,12 +63,18 @@ impl KeyChain {
     }
 }
 
-/// `m/44'/9555'/account'/chain'/index'`.
-pub fn key_path(account: u32, chain: KeyChain, index: u32) -> Result<DerivationPath> {
+/// `m/44'/coin'/account'/chain'/index'` with `coin` = [`coin_type`]`(network)`.
+pub fn key_path(
+    network: Network,
+    account: u32,
+    chain: KeyChain,
+    index: u32,
+) -> Result<DerivationPath> {
     if index > MAX_INDEX || account > MAX_INDEX {
         return Err(WalletError::IndexExhausted);
     }
-    Ok(DerivationPath::from_hardened_indices(&[PURPOSE, COIN_TYPE, account, chain.index(), index])?)
+    let coin = coin_type(network);
+    Ok(DerivationPath::from_hardened_indices(&[PURPOSE, coin, account, chain.index(), index])?)
 }
 
 /// The wallet's secret: the mnemonic entropy and the BIP39 passphrase (the seed is derived).
@@ -100,20 +119,22 @@ impl Secret {
     }
 }
 
-/// The unlocked key material: the seed's master key.
+/// The unlocked key material: the seed's master key, deriving for one network.
 pub(crate) struct Keys {
     pub secret: Secret,
     pub master: ExtendedSecretKey,
+    pub network: Network,
 }
 
 impl Keys {
-    pub fn new(secret: Secret) -> Result<Self> {
+    pub fn new(secret: Secret, network: Network) -> Result<Self> {
         let seed = secret.seed();
         let master = ExtendedSecretKey::from_seed(&seed);
-        Ok(Self { secret, master })
+        Ok(Self { secret, master, network })
     }
 
     pub fn signing_key(&self, account: u32, chain: KeyChain, index: u32) -> Result<SigningKey> {
-        Ok(self.master.derive_path(&key_path(account, chain, index)?).signing_key())
+        let path = key_path(self.network, account, chain, index)?;
+        Ok(self.master.derive_path(&path).signing_key())
     }
 }

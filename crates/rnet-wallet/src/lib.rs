@@ -11,7 +11,8 @@
 //! - [`recovery`]: paths that do not need the owner's wallet: heartbeat recovery key, guardian
 //!   [`RecoveryRequest`], claim after the cancel window, emission sweep.
 //! - [`select`]: coin selection (branch-and-bound, largest-first fallback).
-//! - [`keys`]: the derivation path scheme `m/44'/9555'/account'/chain'/index'`.
+//! - [`keys`]: the derivation path scheme `m/44'/coin'/account'/chain'/index'` (coin type 9555 on
+//!   mainnet, 1 on testnet and regtest).
 //! - [`policy`]: [`PolicyConfig`] and parsers.
 
 pub mod error;
@@ -23,7 +24,7 @@ mod store;
 pub mod wallet;
 
 pub use error::{Result, WalletError};
-pub use keys::{COIN_TYPE, GAP_LIMIT, KeyChain, key_path};
+pub use keys::{COIN_TYPE, GAP_LIMIT, KeyChain, TEST_COIN_TYPE, coin_type, key_path};
 pub use policy::{PolicyConfig, parse_hex_key, parse_key_or_address, parse_lock};
 pub use recovery::{
     RBF_SEQUENCE, RecoveryRequest, TX_VERSION, complete_recovery, create_recovery_tx,

@@ -1,9 +1,13 @@
 //! Non-owner spending paths, usable without the owner's wallet: the heartbeat recovery key, the
 //! social guardians (a [`RecoveryRequest`] that each guardian signs), the new key after the
 //! cancel window, and the emission sweep that anyone may build.
+//!
+//! Signatures commit to the genesis id of the chain they are for (`docs/protocol.md` Part IV
+//! §6): the signing functions take it (`ChainParams::genesis_hash()`), and a
+//! [`RecoveryRequest`] carries the one its creator chose, so every guardian signs for that chain.
 
 use rnet_crypto::{PublicKey, SigningKey};
-use rnet_primitives::{Amount, OutPoint, Transaction, TxIn, TxOut, Witness};
+use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Witness};
 use rnet_script::templates::emission_output;
 use rnet_script::{
     EmissionReturn, Heartbeat, MAX_EMISSION_SWEEP_FEE_PER_INPUT, MAX_RECOVERY_FEE, RecoveryPending,
@@ -41,6 +45,7 @@ fn total(coins: &[(OutPoint, TxOut)]) -> Result<Amount> {
 }
 
 fn sign_all(
+    genesis: &BlockHash,
     tx: &mut Transaction,
     spent: &[TxOut],
     key: &SigningKey,
@@ -48,7 +53,7 @@ fn sign_all(
     witness: impl Fn(Vec<u8>) -> Witness,
 ) -> Result<()> {
     let sigs = {
-        let cache = SighashCache::new(tx, spent)?;
+        let cache = SighashCache::new(genesis, tx, spent)?;
         (0..tx.inputs.len())
             .map(|i| cache.sign(key, i, script, SighashType::All))
             .collect::<Result<Vec<_>, _>>()?
@@ -78,8 +83,10 @@ fn spend_locked(
 }
 
 /// The recovery key's spend of heartbeat coins (all of one template) to `destination`, paying
-/// `fee`. Valid on chain once every coin is `heartbeat.interval` old.
+/// `fee`, signed for the chain whose genesis id is `genesis`. Valid on chain once every coin is
+/// `heartbeat.interval` old.
 pub fn heartbeat_recovery_tx(
+    genesis: &BlockHash,
     heartbeat: &Heartbeat,
     coins: &[(OutPoint, TxOut)],
     recovery_key: &SigningKey,
@@ -91,12 +98,14 @@ pub fn heartbeat_recovery_tx(
     }
     let (mut tx, spent) = spend_locked(coins, destination, fee, heartbeat.recovery_sequence())?;
     let script = heartbeat.witness_script();
-    sign_all(&mut tx, &spent, recovery_key, &script, |s| heartbeat.recovery_witness(s))?;
+    sign_all(genesis, &mut tx, &spent, recovery_key, &script, |s| heartbeat.recovery_witness(s))?;
     Ok(tx)
 }
 
-/// The new key's claim of recovery-pending coins after the cancel window.
+/// The new key's claim of recovery-pending coins after the cancel window, signed for the chain
+/// whose genesis id is `genesis`.
 pub fn complete_recovery(
+    genesis: &BlockHash,
     pending: &RecoveryPending,
     coins: &[(OutPoint, TxOut)],
     new_key: &SigningKey,
@@ -108,7 +117,7 @@ pub fn complete_recovery(
     }
     let (mut tx, spent) = spend_locked(coins, destination, fee, pending.claim_sequence())?;
     let script = pending.witness_script();
-    sign_all(&mut tx, &spent, new_key, &script, |s| pending.claim_witness(s))?;
+    sign_all(genesis, &mut tx, &spent, new_key, &script, |s| pending.claim_witness(s))?;
     Ok(tx)
 }
 
@@ -143,10 +152,12 @@ pub fn sweep_emission(
 
 /// A social recovery in progress: the unsigned transaction that moves each coin into the
 /// recovery-pending output for `new_key` (index-aligned), and the guardian signatures so far
-/// (one slot per guardian per input). Pass it from guardian to guardian, then
-/// [`RecoveryRequest::finalize`].
+/// (one slot per guardian per input), for the chain whose genesis id is `genesis`. Pass it from
+/// guardian to guardian, then [`RecoveryRequest::finalize`].
 #[derive(Debug, Clone)]
 pub struct RecoveryRequest {
+    /// The genesis id of the chain the coins are on: what every guardian signature commits to.
+    pub genesis: BlockHash,
     /// The policy of the coins (owner key + guardians + window).
     pub social: Social,
     /// The key the coins are recovered to.
@@ -159,9 +170,11 @@ pub struct RecoveryRequest {
     pub signatures: Vec<Vec<Option<Vec<u8>>>>,
 }
 
-/// Builds the unsigned recovery transaction for `coins` of one social template: output `i` pays
-/// `social.pending(new_key)` the value of coin `i` minus `fee_per_input` (≤ 0.01 RNT).
+/// Builds the unsigned recovery transaction for `coins` of one social template on the chain whose
+/// genesis id is `genesis`: output `i` pays `social.pending(new_key)` the value of coin `i` minus
+/// `fee_per_input` (≤ 0.01 RNT).
 pub fn create_recovery_tx(
+    genesis: &BlockHash,
     social: &Social,
     coins: &[(OutPoint, TxOut)],
     new_key: PublicKey,
@@ -189,6 +202,7 @@ pub fn create_recovery_tx(
     let tx = unsigned(&ins, outputs);
     let n = social.guardians().len();
     Ok(RecoveryRequest {
+        genesis: *genesis,
         social: social.clone(),
         new_key,
         tx,
@@ -198,8 +212,8 @@ pub fn create_recovery_tx(
 }
 
 impl RecoveryRequest {
-    /// Adds `guardian`'s signature on every input ([`WalletError::NotAGuardian`] if the key is
-    /// not one of the policy's guardians).
+    /// Adds `guardian`'s signature on every input, for the request's chain
+    /// ([`WalletError::NotAGuardian`] if the key is not one of the policy's guardians).
     pub fn sign(&mut self, guardian: &SigningKey) -> Result<()> {
         let pk = guardian.public_key();
         let slot = self
@@ -209,7 +223,7 @@ impl RecoveryRequest {
             .position(|g| g.as_bytes() == pk.as_bytes())
             .ok_or(WalletError::NotAGuardian)?;
         let script = self.social.witness_script();
-        let cache = SighashCache::new(&self.tx, &self.spent)?;
+        let cache = SighashCache::new(&self.genesis, &self.tx, &self.spent)?;
         for (i, sigs) in self.signatures.iter_mut().enumerate() {
             let sig = cache.sign(guardian, i, &script, SighashType::All)?;
             if let Some(s) = sigs.get_mut(slot) {
@@ -240,8 +254,9 @@ impl RecoveryRequest {
 
 /// Magic of the serialised [`RecoveryRequest`] (`RNETRRQ`), followed by the format version.
 const REQUEST_MAGIC: &[u8; 7] = b"RNETRRQ";
-/// Current [`RecoveryRequest`] encoding version.
-pub const RECOVERY_REQUEST_VERSION: u8 = 1;
+/// Current [`RecoveryRequest`] encoding version (2: the genesis id follows the version; version 1
+/// requests predate signatures that commit to it and are refused).
+pub const RECOVERY_REQUEST_VERSION: u8 = 2;
 
 struct Reader<'a>(&'a [u8]);
 
@@ -291,7 +306,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 impl RecoveryRequest {
-    /// The versioned encoding: `"RNETRRQ" ‖ version (1) ‖ owner (32) ‖ guardian count (1) ‖
+    /// The versioned encoding: `"RNETRRQ" ‖ version (2) ‖ genesis id (32) ‖ owner (32) ‖ guardian count (1) ‖
     /// guardians (32 each) ‖ threshold (1) ‖ cancel window sequence (u32 LE) ‖ new key (32) ‖
     /// tx (u32 LE length ‖ bytes) ‖ per input: spent value (u64 LE) ‖ spent script (u32 LE
     /// length ‖ bytes) ‖ per guardian: 0 (no signature) or 1 ‖ signature (u32 LE length ‖
@@ -299,6 +314,7 @@ impl RecoveryRequest {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = REQUEST_MAGIC.to_vec();
         out.push(RECOVERY_REQUEST_VERSION);
+        out.extend_from_slice(self.genesis.as_bytes());
         out.extend_from_slice(self.social.owner().as_bytes());
         out.push(self.social.guardians().len() as u8);
         for g in self.social.guardians() {
@@ -336,6 +352,9 @@ impl RecoveryRequest {
         if version != RECOVERY_REQUEST_VERSION {
             return Err(bad_request(&format!("unknown version {version}")));
         }
+        let mut genesis = [0u8; 32];
+        genesis.copy_from_slice(r.take(32)?);
+        let genesis = BlockHash(genesis);
         let owner = r.key()?;
         let n = usize::from(r.u8()?);
         let guardians = (0..n).map(|_| r.key()).collect::<Result<Vec<_>>>()?;
@@ -377,7 +396,7 @@ impl RecoveryRequest {
         if tx.outputs.iter().any(|o| o.script_pubkey != pending_spk) {
             return Err(bad_request("an output does not pay the recovery-pending output"));
         }
-        Ok(Self { social, new_key, tx, spent, signatures })
+        Ok(Self { genesis, social, new_key, tx, spent, signatures })
     }
 }
 
@@ -407,23 +426,37 @@ mod tests {
                 TxOut { value: Amount(9_000_000), script_pubkey: social.script_pubkey() },
             ),
         ];
+        let genesis = BlockHash([0x47; 32]);
         let mut req =
-            create_recovery_tx(&social, &coins, key(9).public_key(), Amount(1_000)).unwrap();
+            create_recovery_tx(&genesis, &social, &coins, key(9).public_key(), Amount(1_000))
+                .unwrap();
         req.sign(&key(3)).unwrap();
         let bytes = req.to_bytes();
+        assert_eq!(bytes[7], 2);
+        assert_eq!(bytes[8..40], [0x47; 32]);
         let back = RecoveryRequest::from_bytes(&bytes).unwrap();
         assert_eq!(back.to_bytes(), bytes);
+        assert_eq!(back.genesis, genesis);
         assert_eq!(back.signature_count(), 1);
         assert_eq!(back.tx, req.tx);
         let mut back = back;
         back.sign(&key(4)).unwrap();
         assert!(back.finalize().is_ok());
-        // Truncated, trailing bytes, unknown version, bad magic.
+        // The guardian signatures are for the request's chain: on another chain they fail.
+        let tx = back.finalize().unwrap();
+        let verify = |g: &BlockHash| {
+            rnet_script::verify_transaction(g, &tx, &back.spent, rnet_script::VerifyFlags::STANDARD)
+        };
+        assert_eq!(verify(&genesis), Ok(()));
+        assert!(verify(&BlockHash([0x48; 32])).is_err());
+        // Truncated, trailing bytes, unknown versions (1: before the genesis id), bad magic.
         assert!(RecoveryRequest::from_bytes(&bytes[..bytes.len() - 1]).is_err());
         assert!(RecoveryRequest::from_bytes(&[bytes.as_slice(), &[0]].concat()).is_err());
-        let mut v2 = bytes.clone();
-        v2[7] = 2;
-        assert!(RecoveryRequest::from_bytes(&v2).is_err());
+        for version in [1, 3] {
+            let mut other = bytes.clone();
+            other[7] = version;
+            assert!(RecoveryRequest::from_bytes(&other).is_err());
+        }
         let mut magic = bytes;
         magic[0] = b'X';
         assert!(RecoveryRequest::from_bytes(&magic).is_err());

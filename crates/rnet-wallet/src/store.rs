@@ -21,10 +21,17 @@ const TABLE: TableDefinition<&str, &[u8]> = TableDefinition::new("wallet");
 /// The value of the `format` record.
 pub const FORMAT: &[u8] = b"rnet-wallet/1";
 
+/// Creates a new wallet database at `path`, readable and writable by its owner only (0600 on
+/// Unix: an unencrypted wallet holds the mnemonic entropy).
 pub(crate) fn create(path: &Path) -> Result<Database> {
     if path.exists() {
         return Err(WalletError::AlreadyExists(path.display().to_string()));
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?;
     Ok(Database::create(path)?)
 }
 

@@ -9,7 +9,7 @@ use rnet_consensus::{ChainParams, expiry_threshold};
 use rnet_crypto::{BackupParams, Mnemonic, PublicKey, SigningKey, decrypt_backup, encrypt_backup};
 use rnet_mempool::FeeRate;
 use rnet_primitives::{
-    Address, Amount, Block, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
+    Address, Amount, Block, BlockHash, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
 };
 use rnet_script::{
     OutputKind, RecoveryPending, RecoveryPolicy, RelativeLock, ScriptTemplate, SighashCache,
@@ -25,8 +25,9 @@ use crate::recovery::{RBF_SEQUENCE, RecoveryRequest, TX_VERSION};
 use crate::select::select_coins;
 use crate::store;
 
-/// Version of the wallet state and of the backup export.
-pub const STATE_VERSION: u32 = 2;
+/// Version of the wallet state (3: test networks derive under coin type 1, every network has a
+/// new genesis; older states are migrated by [`Wallet::open`]).
+pub const STATE_VERSION: u32 = 3;
 
 /// Version of the backup export (keys, policy and indices only; independent of the chain).
 pub const EXPORT_VERSION: u32 = 1;
@@ -229,7 +230,7 @@ impl Wallet {
     ) -> Result<Self> {
         policy.validate()?;
         let secret = Secret::from_mnemonic(mnemonic, bip39_passphrase);
-        let keys = Keys::new(secret.clone())?;
+        let keys = Keys::new(secret.clone(), network)?;
         let (blob, encrypted) = match &encryption {
             Some(e) => {
                 if e.passphrase.is_empty() {
@@ -268,14 +269,29 @@ impl Wallet {
     }
 
     /// Opens an existing wallet file (locked if it is encrypted).
+    ///
+    /// A testnet or regtest wallet written before state version 3 derived its keys under coin
+    /// type 9555; it is migrated by deriving them again under coin type 1 (the indices are kept),
+    /// which needs the secret: an encrypted one is refused with [`WalletError::LegacyKeys`]
+    /// (restore it from its words or a backup).
     pub fn open(path: &Path) -> Result<Self> {
         let db = store::open(path)?;
         let (secret_blob, state) = store::read(&db)?;
-        let state = State::decode(&state)?;
+        let (state, rederive) = State::decode(&state)?;
+        if rederive && state.encrypted {
+            let network =
+                state.network.parse().map_err(|_| WalletError::Corrupt("network".into()))?;
+            return Err(WalletError::LegacyKeys { network });
+        }
         let mut w = state.into_wallet(db, path, Zeroizing::new(secret_blob))?;
         if !w.encrypted {
             let secret = Secret::decode(&w.secret_blob)?;
-            w.unlocked = Some((Keys::new(secret)?, None));
+            w.unlocked = Some((Keys::new(secret, w.network)?, None));
+        }
+        if rederive {
+            w.guardian_key = w.keys()?.signing_key(w.account, KeyChain::Guardian, 0)?.public_key();
+            w.top_up()?;
+            w.persist(false)?;
         }
         Ok(w)
     }
@@ -286,7 +302,7 @@ impl Wallet {
             return Err(WalletError::NotEncrypted);
         }
         let plain = decrypt_backup(&self.secret_blob, passphrase.as_bytes())?;
-        let keys = Keys::new(Secret::decode(&plain)?)?;
+        let keys = Keys::new(Secret::decode(&plain)?, self.network)?;
         self.unlocked = Some((keys, Instant::now().checked_add(duration)));
         self.top_up()?;
         self.persist(false)
@@ -385,7 +401,7 @@ impl Wallet {
     }
 
     /// The public key this wallet offers to act as a guardian of other wallets
-    /// (`m/44'/9555'/0'/2'/0'`).
+    /// (`m/44'/coin'/0'/2'/0'`, coin type 9555 on mainnet and 1 on test networks).
     pub fn guardian_public_key(&self) -> PublicKey {
         self.guardian_key
     }
@@ -936,7 +952,8 @@ impl Wallet {
         let keys = self.keys()?;
         let mut witnesses = Vec::new();
         {
-            let cache = SighashCache::new(tx, spent)?;
+            let genesis = self.params.genesis_hash();
+            let cache = SighashCache::new(&genesis, tx, spent)?;
             for (i, s) in spent.iter().enumerate() {
                 let Some(owner) = self.by_spk.get(&s.script_pubkey) else { continue };
                 let Some(k) = self.owner_key(owner) else { continue };
@@ -1080,10 +1097,42 @@ impl Wallet {
         Ok(created)
     }
 
-    /// Signs a guardian recovery request with this wallet's guardian key.
+    /// Signs a guardian recovery request with this wallet's guardian key. The request must be for
+    /// the wallet's chain ([`WalletError::WrongChain`] otherwise: the signatures would be invalid).
     pub fn sign_recovery_request(&self, request: &mut RecoveryRequest) -> Result<()> {
         let key = self.keys()?.signing_key(self.account, KeyChain::Guardian, 0)?;
+        let genesis = self.genesis_hash();
+        if request.genesis != genesis {
+            return Err(WalletError::WrongChain { expected: genesis, found: request.genesis });
+        }
         request.sign(&key)
+    }
+
+    /// The genesis id of the wallet's chain: what its signatures commit to.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.params.genesis_hash()
+    }
+
+    /// The consensus parameters the wallet follows (maturity, expiry, and the genesis id its
+    /// signatures commit to): `ChainParams::for_network(network)` unless
+    /// [`Wallet::set_chain_params`] changed them. Not stored in the file.
+    pub fn chain_params(&self) -> &ChainParams {
+        &self.params
+    }
+
+    /// Follows `params` instead of the network's defaults, e.g. a regtest node started with a
+    /// custom initial required improvement, which changes its genesis block (and so the genesis
+    /// id every signature must commit to). [`WalletError::WrongNetwork`] if `params` are for
+    /// another network.
+    pub fn set_chain_params(&mut self, params: ChainParams) -> Result<()> {
+        if params.network != self.network {
+            return Err(WalletError::WrongNetwork {
+                expected: self.network,
+                found: params.network,
+            });
+        }
+        self.params = params;
+        Ok(())
     }
 
     /// The owner signing key of `(chain, index)` (needs an unlocked wallet; for tools).
@@ -1293,21 +1342,32 @@ struct State {
 }
 
 impl State {
-    /// Parses stored state bytes, migrating older versions: version 1 predates Proof-of-Training
-    /// v2, whose new genesis made every chain it recorded obsolete, so its keys, policy and
-    /// indices are kept and its chain data (coins, spends, unconfirmed transactions, tips) is
-    /// dropped; feeding the wallet blocks (a rescan) rebuilds it.
-    fn decode(bytes: &[u8]) -> Result<State> {
+    /// Parses stored state bytes, migrating older versions. Version 1 predates Proof-of-Training
+    /// v2 and version 2 predates network-tagged coinbases: each time every network got a new
+    /// genesis, which made every chain the state recorded obsolete, so its chain data (coins,
+    /// spends, unconfirmed transactions, tips) is dropped and feeding the wallet blocks (a
+    /// rescan) rebuilds it; policy and indices are kept. Mainnet keys are kept too. Before
+    /// version 3, testnet and regtest keys were derived under coin type 9555: they (and the
+    /// recovery-pending outputs watched for them) are dropped and the second value is `true`,
+    /// telling [`Wallet::open`] to derive them again under coin type 1.
+    fn decode(bytes: &[u8]) -> Result<(State, bool)> {
         let corrupt = |e: serde_json::Error| WalletError::Corrupt(e.to_string());
         let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(corrupt)?;
-        if value.get("version").and_then(serde_json::Value::as_u64) == Some(1) {
+        let mut rederive = false;
+        if let Some(1 | 2) = value.get("version").and_then(serde_json::Value::as_u64) {
             for list in ["coins", "spent", "unconfirmed", "tips"] {
                 value[list] = serde_json::Value::Array(Vec::new());
             }
             value["tip"] = serde_json::Value::Null;
+            let network = value.get("network").and_then(serde_json::Value::as_str);
+            if network.and_then(|n| n.parse::<Network>().ok()) != Some(Network::Mainnet) {
+                value["keys"] = serde_json::Value::Array(Vec::new());
+                value["pending_watch"] = serde_json::Value::Array(Vec::new());
+                rederive = true;
+            }
             value["version"] = STATE_VERSION.into();
         }
-        serde_json::from_value(value).map_err(corrupt)
+        Ok((serde_json::from_value(value).map_err(corrupt)?, rederive))
     }
 
     fn into_wallet(
@@ -1372,47 +1432,136 @@ impl State {
 #[cfg(test)]
 mod state_version_tests {
     use super::*;
-    use rnet_crypto::SigningKey;
+    use crate::keys::key_path;
+    use rnet_crypto::{ExtendedSecretKey, SigningKey};
     use rnet_script::RelativeLock;
 
-    /// A wallet file written before Proof-of-Training v2 (state version 1: coins record
-    /// `creation_loss`, tips the old chain's losses) still opens: keys, policy and indices are
-    /// kept, the chain data of the old chain is dropped, and a rescan rebuilds it.
-    #[test]
-    fn a_version_1_wallet_opens_with_its_keys_and_without_old_chain_data() {
-        let dir = std::env::temp_dir().join(format!("rnet-wallet-v1-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("old.wallet");
-        let words = Mnemonic::from_entropy(&[5; 32]);
-        let policy = PolicyConfig::Heartbeat {
+    fn policy() -> PolicyConfig {
+        PolicyConfig::Heartbeat {
             recovery: SigningKey::from_bytes(&[7; 32]).public_key(),
             interval: RelativeLock::Blocks(10),
-        };
-        let mut w = Wallet::create(&path, Network::Regtest, &words, "", policy, None).unwrap();
-        let address = w.new_address().unwrap();
-        // Rewrite the state as version 1 wrote it.
+        }
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rnet-wallet-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The state `w` stores, rewritten as an older `version` with some chain data.
+    fn as_old_state(w: &Wallet, version: u32) -> serde_json::Value {
         let mut state: serde_json::Value =
             serde_json::from_slice(&w.state_bytes().unwrap()).unwrap();
-        state["version"] = 1.into();
+        state["version"] = version.into();
         let old_coin = serde_json::json!({
             "txid": vec![1u8; 32], "vout": 0, "value": 5_000_000_000u64, "script_pubkey": "00",
             "height": 3, "creation_mtp": 1_700_000_000u64, "is_coinbase": true,
-            "creation_loss": 5_411_532u64, "owner": state["pending_watch"].get(0).cloned()
-                .unwrap_or(serde_json::Value::Null),
+            "creation_loss": 5_411_532u64, "creation_loss_index": 5_411_532u64,
+            "owner": { "Policy": { "chain": 0, "index": 0 } },
         });
         state["coins"] = serde_json::json!([old_coin]);
         state["tips"] = serde_json::json!([[3, 5_411_532u64]]);
         state["tip"] = serde_json::json!([3, 5_411_532u64]);
+        state
+    }
+
+    /// Mainnet wallet files written before Proof-of-Training v2 (state version 1: coins record
+    /// `creation_loss`, tips the old chain's losses) or before network-tagged coinbases (version
+    /// 2) still open: keys, policy and indices are kept, the chain data of the old chain is
+    /// dropped, and a rescan rebuilds it.
+    #[test]
+    fn old_mainnet_wallets_open_with_their_keys_and_without_old_chain_data() {
+        let dir = temp_dir("old-mainnet");
+        for version in [1, 2] {
+            let path = dir.join(format!("v{version}.wallet"));
+            let words = Mnemonic::from_entropy(&[5; 32]);
+            let mut w =
+                Wallet::create(&path, Network::Mainnet, &words, "", policy(), None).unwrap();
+            let address = w.new_address().unwrap();
+            let guardian = w.guardian_public_key();
+            let state = as_old_state(&w, version);
+            store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
+            drop(w);
+            let w = Wallet::open(&path).unwrap();
+            assert_eq!(w.coins().count(), 0);
+            assert_eq!(w.tip_height(), None);
+            // Same keys: the first address is still the wallet's.
+            assert!(w.is_mine(&address.script_pubkey()));
+            assert_eq!(w.guardian_public_key(), guardian);
+            assert_eq!(w.next_indices(), [1, 0]);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A regtest wallet file of state version 2 derived its keys under coin type 9555: opening
+    /// it derives them again under coin type 1 (same indices) and forgets the old ones; an
+    /// encrypted one cannot be migrated without its passphrase and is refused with a clear error.
+    #[test]
+    fn a_version_2_test_network_wallet_derives_its_keys_again() {
+        let dir = temp_dir("v2-regtest");
+        let path = dir.join("old.wallet");
+        let words = Mnemonic::from_entropy(&[5; 32]);
+        let mut w = Wallet::create(&path, Network::Regtest, &words, "", policy(), None).unwrap();
+        let current = w.new_address().unwrap();
+        // What version 2 stored: keys derived at m/44'/9555'/… (mainnet's paths).
+        let master = ExtendedSecretKey::from_seed(&words.to_seed(""));
+        let old = |chain, index| {
+            let path = key_path(Network::Mainnet, 0, chain, index).unwrap();
+            master.derive_path(&path).signing_key().public_key()
+        };
+        let old_receive = old(KeyChain::Receive, 0);
+        let mut state = as_old_state(&w, 2);
+        state["keys"] = serde_json::json!([[0, 0, old_receive.as_bytes()]]);
+        state["guardian_key"] = serde_json::json!(old(KeyChain::Guardian, 0).as_bytes());
         store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
         drop(w);
+
         let w = Wallet::open(&path).unwrap();
         assert_eq!(w.coins().count(), 0);
         assert_eq!(w.tip_height(), None);
-        // Same keys: the first address is still the wallet's.
-        assert!(w.is_mine(&address.script_pubkey()));
+        let old_spk = policy().template(old_receive).unwrap().script_pubkey();
+        assert!(!w.is_mine(&old_spk), "the coin type 9555 key is gone");
+        assert!(w.is_mine(&current.script_pubkey()), "the coin type 1 key is derived");
+        let new_guardian = master
+            .derive_path(&key_path(Network::Regtest, 0, KeyChain::Guardian, 0).unwrap())
+            .signing_key()
+            .public_key();
+        assert_eq!(w.guardian_public_key(), new_guardian);
+        assert_eq!(w.next_indices(), [1, 0]);
+        assert_eq!(w.derived_counts(), [1 + GAP_LIMIT, GAP_LIMIT]);
+        drop(w);
+        // The migration was written: the file now opens as version 3 with the same keys.
+        let w = Wallet::open(&path).unwrap();
+        assert!(w.is_mine(&current.script_pubkey()));
+        assert_eq!(w.guardian_public_key(), new_guardian);
+        drop(w);
+
+        // Encrypted: refused, and the file is left as it was.
+        let path = dir.join("encrypted.wallet");
+        let enc = Encryption::new("pass").with_params(BackupParams {
+            m_cost_kib: 8,
+            t_cost: 1,
+            p_cost: 1,
+        });
+        let w = Wallet::create(&path, Network::Testnet, &words, "", policy(), Some(enc)).unwrap();
+        let state = as_old_state(&w, 2);
+        store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
+        drop(w);
+        assert!(matches!(
+            Wallet::open(&path),
+            Err(WalletError::LegacyKeys { network: Network::Testnet })
+        ));
+        assert!(matches!(
+            Wallet::open(&path),
+            Err(WalletError::LegacyKeys { network: Network::Testnet })
+        ));
+
         // A state version from the future is refused.
-        state["version"] = (STATE_VERSION + 1).into();
+        let path = dir.join("future.wallet");
+        let w = Wallet::create(&path, Network::Regtest, &words, "", policy(), None).unwrap();
+        let state = as_old_state(&w, STATE_VERSION + 1);
         store::write(&w.db, None, &serde_json::to_vec(&state).unwrap()).unwrap();
         drop(w);
         assert!(matches!(Wallet::open(&path), Err(WalletError::Corrupt(_))));

@@ -11,7 +11,7 @@ use rnet_crypto::{BackupParams, ExtendedSecretKey, Mnemonic, SigningKey};
 use rnet_mempool::FeeRate;
 use rnet_primitives::{Amount, COIN, Network, OutPoint, Transaction, TxOut};
 use rnet_script::{RecoveryPolicy, RelativeLock, ScriptTemplate, VerifyFlags, verify_transaction};
-use rnet_testkit::{MemoryChain, TestMiner, plain_spk, test_key};
+use rnet_testkit::{MemoryChain, TestMiner, plain_spk, regtest_genesis, test_key};
 use rnet_wallet::*;
 use tempfile::TempDir;
 
@@ -136,7 +136,11 @@ fn send_bump_and_exact_balances() {
     let tx = created.tx.clone();
     assert!(tx.inputs.iter().all(|i| i.sequence == RBF_SEQUENCE));
     let spent = spent_outputs(&a, &tx);
-    verify_transaction(&tx, &spent, VerifyFlags::STANDARD).expect("signed tx verifies");
+    verify_transaction(&regtest_genesis(), &tx, &spent, VerifyFlags::STANDARD)
+        .expect("signed tx verifies");
+    // Signed for regtest only: the same transaction is invalid on testnet.
+    let testnet = ChainParams::testnet().genesis_hash();
+    assert!(verify_transaction(&testnet, &tx, &spent, VerifyFlags::STANDARD).is_err());
     assert!(created.fee >= RATE.fee_for(tx.total_size()));
     let change = reward.0 - sent.0 - created.fee.0;
     assert_eq!(a.balances(0), Balances { pending: Amount(change), ..Balances::default() });
@@ -150,7 +154,8 @@ fn send_bump_and_exact_balances() {
     assert_eq!(old_ins, new_ins);
     assert!(bumped.fee > created.fee);
     assert!(bumped.fee >= FeeRate(10_000).fee_for(bumped.tx.total_size()));
-    verify_transaction(&bumped.tx, &spent, VerifyFlags::STANDARD).expect("replacement verifies");
+    verify_transaction(&regtest_genesis(), &bumped.tx, &spent, VerifyFlags::STANDARD)
+        .expect("replacement verifies");
     assert_eq!(a.unconfirmed().count(), 1);
     net.mine(vec![bumped.tx.clone()], plain_spk(&test_key(200)), &mut [&mut a, &mut b]);
 
@@ -209,6 +214,7 @@ fn heartbeat_recovery_and_proof_of_life() {
     // No heartbeat past the interval: the recovery key spends coin 2.
     let hb = tmpl(&a, &c2.1.script_pubkey);
     let rtx = heartbeat_recovery_tx(
+        &regtest_genesis(),
         &hb,
         &[c2.clone()],
         &test_key(7),
@@ -216,7 +222,8 @@ fn heartbeat_recovery_and_proof_of_life() {
         Amount(10_000),
     )
     .expect("recovery tx");
-    verify_transaction(&rtx, &[c2.1.clone()], VerifyFlags::STANDARD).expect("verifies");
+    verify_transaction(&regtest_genesis(), &rtx, &[c2.1.clone()], VerifyFlags::STANDARD)
+        .expect("verifies");
     net.mine(vec![rtx], plain_spk(&test_key(200)), &mut [&mut a]); // h8
     assert_eq!(a.coins().count(), 1);
 
@@ -234,6 +241,7 @@ fn heartbeat_recovery_and_proof_of_life() {
         _ => panic!("template"),
     };
     let early = heartbeat_recovery_tx(
+        &regtest_genesis(),
         &hb_new,
         &[(fresh.outpoint, fresh.output.clone())],
         &test_key(7),
@@ -277,14 +285,31 @@ fn social_recovery_cancel_and_complete() {
     let new_key = test_key(21);
 
     // Guardians 1 (plain key) and 2 (a wallet) move coin 1 into a recovery-pending output.
-    let mut req = create_recovery_tx(&social, &coins[..1], new_key.public_key(), Amount(10_000))
-        .expect("req");
+    let mut req = create_recovery_tx(
+        &regtest_genesis(),
+        &social,
+        &coins[..1],
+        new_key.public_key(),
+        Amount(10_000),
+    )
+    .expect("req");
     req.sign(&test_key(11)).expect("g1");
     assert!(matches!(req.finalize(), Err(WalletError::NotEnoughSignatures { needed: 2, have: 1 })));
     assert!(matches!(req.sign(&test_key(99)), Err(WalletError::NotAGuardian)));
+    // A request for another network is refused: the guardian's signature would be for the wrong
+    // genesis id.
+    let testnet = ChainParams::testnet().genesis_hash();
+    let mut foreign =
+        create_recovery_tx(&testnet, &social, &coins[..1], new_key.public_key(), Amount(10_000))
+            .expect("req");
+    assert!(matches!(
+        guardian_wallet.sign_recovery_request(&mut foreign),
+        Err(WalletError::WrongChain { expected, found }) if expected == regtest_genesis() && found == testnet
+    ));
     guardian_wallet.sign_recovery_request(&mut req).expect("g2");
     let rtx = req.finalize().expect("finalize");
-    verify_transaction(&rtx, &req.spent, VerifyFlags::STANDARD).expect("verifies");
+    verify_transaction(&regtest_genesis(), &rtx, &req.spent, VerifyFlags::STANDARD)
+        .expect("verifies");
     net.mine(vec![rtx], plain_spk(&test_key(200)), &mut [&mut a]);
     let bal = a.balances(0);
     assert_eq!(bal.recovery_pending, Amount(coins[0].1.value.0 - 10_000));
@@ -302,8 +327,14 @@ fn social_recovery_cancel_and_complete() {
     );
 
     // Coin 2: no cancel; the new key can claim only after the window.
-    let mut req = create_recovery_tx(&social, &coins[1..2], new_key.public_key(), Amount(10_000))
-        .expect("req");
+    let mut req = create_recovery_tx(
+        &regtest_genesis(),
+        &social,
+        &coins[1..2],
+        new_key.public_key(),
+        Amount(10_000),
+    )
+    .expect("req");
     req.sign(&test_key(13)).expect("g3");
     req.sign(&test_key(11)).expect("g1");
     net.mine(vec![req.finalize().expect("final")], plain_spk(&test_key(200)), &mut [&mut a]);
@@ -313,6 +344,7 @@ fn social_recovery_cancel_and_complete() {
         .map(|c| (c.outpoint, c.output.clone()))
         .expect("pending watched");
     let claim = complete_recovery(
+        &regtest_genesis(),
         &social.pending(new_key.public_key()),
         &[pending_coin.clone()],
         &new_key,
@@ -320,7 +352,13 @@ fn social_recovery_cancel_and_complete() {
         Amount(10_000),
     )
     .expect("claim");
-    verify_transaction(&claim, &[pending_coin.1.clone()], VerifyFlags::STANDARD).expect("verifies");
+    verify_transaction(
+        &regtest_genesis(),
+        &claim,
+        &[pending_coin.1.clone()],
+        VerifyFlags::STANDARD,
+    )
+    .expect("verifies");
     assert!(net.try_mine(vec![claim.clone()], plain_spk(&test_key(200)), &mut [&mut a]).is_err());
     net.mine_empty(2, &mut [&mut a]);
     net.mine(vec![claim], plain_spk(&test_key(200)), &mut [&mut a]);
@@ -439,8 +477,9 @@ fn assert_no_secrets(path: &Path, m: &Mnemonic, bip39: &str, indices: u32) {
     let master = ExtendedSecretKey::from_seed(&seed);
     for chain in [KeyChain::Receive, KeyChain::Change, KeyChain::Guardian] {
         for i in 0..indices {
-            let k: SigningKey =
-                master.derive_path(&key_path(0, chain, i).expect("path")).signing_key();
+            let k: SigningKey = master
+                .derive_path(&key_path(Network::Regtest, 0, chain, i).expect("path"))
+                .signing_key();
             assert!(!contains(&bytes, k.as_bytes()), "private key in file");
             assert!(!contains(&bytes, hex::encode(k.as_bytes()).as_bytes()));
         }
@@ -484,7 +523,17 @@ fn encryption_at_rest_lock_unlock_and_passphrase_change() {
     let mut p =
         Wallet::create(&plain, Network::Regtest, &m, "", heartbeat(10), None).expect("create");
     assert!(contains(&std::fs::read(&plain).expect("read"), m.to_entropy().as_slice()));
+    // Owner-only, before and after the rewrite that encryption does.
+    #[cfg(unix)]
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+    };
+    #[cfg(unix)]
+    assert_eq!(mode(&plain), 0o600);
     p.encrypt(Encryption::new("pw").with_params(SMALL)).expect("encrypt");
+    #[cfg(unix)]
+    assert_eq!(mode(&plain), 0o600);
     assert!(matches!(p.encrypt(Encryption::new("pw")), Err(WalletError::AlreadyEncrypted)));
     drop(p);
     assert_no_secrets(&plain, &m, "", 45);
@@ -510,4 +559,70 @@ fn bad_policies_are_rejected() {
     assert!(parse_lock("0").is_err());
     assert_eq!(parse_lock("1024s").expect("time"), RelativeLock::Time(2));
     assert!(PolicyConfig::heartbeat("zz", RelativeLock::Blocks(1)).is_err());
+    // Small-order keys (anyone can sign for them under ZIP-215) as recovery key or guardian.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    for weak in [[0u8; 32], identity] {
+        let weak = rnet_crypto::PublicKey::from_bytes(&weak).expect("a curve point");
+        let policies = [
+            PolicyConfig::Heartbeat { recovery: weak, interval: RelativeLock::Blocks(10) },
+            PolicyConfig::Social {
+                guardians: vec![test_key(5).public_key(), weak],
+                threshold: 1,
+                cancel_window: RelativeLock::Blocks(3),
+            },
+        ];
+        for (i, policy) in policies.into_iter().enumerate() {
+            let path = dir.path().join(format!("weak-{i}-{}", weak.as_bytes()[0]));
+            assert!(matches!(
+                Wallet::create(&path, Network::Regtest, &words(1), "", policy, None),
+                Err(WalletError::Policy(_))
+            ));
+        }
+    }
+}
+
+/// Keys derive under coin type 9555 on mainnet and 1 (BIP44's "testnet, all coins") on testnet
+/// and regtest, so a test wallet never holds a mainnet key.
+#[test]
+fn coin_type_is_per_network() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = words(3);
+    let master = ExtendedSecretKey::from_seed(&m.to_seed(""));
+    let at = |path: &str| master.derive_path(&path.parse().expect("path")).signing_key();
+    let mut guardians = Vec::new();
+    for (network, coin) in [(Network::Mainnet, 9555), (Network::Testnet, 1), (Network::Regtest, 1)]
+    {
+        let path = dir.path().join(network.name());
+        let w = Wallet::create(&path, network, &m, "", heartbeat(10), None).expect("create");
+        let g = at(&format!("m/44'/{coin}'/0'/2'/0'"));
+        assert_eq!(w.guardian_public_key(), g.public_key(), "{network}");
+        let k = at(&format!("m/44'/{coin}'/0'/0'/3'"));
+        assert_eq!(w.signing_key(KeyChain::Receive, 3).expect("key").as_bytes(), k.as_bytes());
+        let template = w.template_at(KeyChain::Receive, 3).expect("derived");
+        assert_eq!(*template, heartbeat(10).template(k.public_key()).expect("template"));
+        guardians.push(w.guardian_public_key());
+    }
+    assert_ne!(guardians[0], guardians[1]);
+    assert_eq!(guardians[1], guardians[2]);
+}
+
+/// The wallet signs for its network's genesis unless told to follow other parameters of the
+/// same network (a custom regtest genesis).
+#[test]
+fn chain_params_choose_the_genesis_signatures_commit_to() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut w =
+        Wallet::create(&dir.path().join("w"), Network::Regtest, &words(4), "", heartbeat(10), None)
+            .expect("create");
+    assert_eq!(w.genesis_hash(), regtest_genesis());
+    let custom = ChainParams { genesis_time: 1_700_000_001, ..ChainParams::regtest() };
+    w.set_chain_params(custom.clone()).expect("same network");
+    assert_eq!(w.genesis_hash(), custom.genesis_hash());
+    assert_ne!(w.genesis_hash(), regtest_genesis());
+    assert_eq!(w.chain_params(), &custom);
+    assert!(matches!(
+        w.set_chain_params(ChainParams::testnet()),
+        Err(WalletError::WrongNetwork { expected: Network::Regtest, found: Network::Testnet })
+    ));
 }

@@ -54,7 +54,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
              discount, see base_required_improvement), scheduled shape, the tip checkpoint (root, size, chunks; \
              download with getcheckpointchunk), transactions (data, txid, hash, fee), coinbasevalue (at exactly the \
              required improvement, plus fees; a larger improvement earns up to twice the subsidy), fees, \
-             circulating_supply (resonance), mintime, curtime, mediantime.",
+             coinbase_tag (hex: the height u32 LE then the network magic, which the coinbase script_sig must \
+             start with), circulating_supply (resonance), mintime, curtime, mediantime.",
         ),
         |node, _| {
             let t = node.template().map_err(node_err)?;
@@ -90,6 +91,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "transactions": txs,
                 "coinbasevalue": t.base_subsidy.0.saturating_add(fees.0),
                 "fees": fees.0,
+                "coinbase_tag": hex::encode(node.params.coinbase_tag(t.height)),
                 "circulating_supply": t.parent.circulating_supply.0,
                 "mintime": t.median_time_past + 1,
                 "curtime": t.time,

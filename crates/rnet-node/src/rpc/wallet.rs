@@ -60,6 +60,7 @@ fn wallet_err(e: WalletError) -> RpcError {
         }
         e @ (WalletError::InvalidAmount(_)
         | WalletError::Policy(_)
+        | WalletError::WrongChain { .. }
         | WalletError::EmptyPassphrase) => RpcError::invalid_parameter(e.to_string()),
         e => RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()),
     }
@@ -291,10 +292,21 @@ fn fresh_wallet_path(node: &Node, name: &str) -> Result<std::path::PathBuf, RpcE
         ));
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
+        create_private_dir(dir)
             .map_err(|e| RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()))?;
     }
     Ok(path)
+}
+
+/// Creates the wallets directory if needed and makes it the owner's alone (0700 on Unix).
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// Rescans the active chain from `from` into `entry` and adds it to the loaded wallets (under
@@ -336,6 +348,15 @@ fn load_entry(
     mut entry: WalletEntry,
     from: Option<u32>,
 ) -> Result<(), RpcError> {
+    if entry.wallet.network() != node.network() {
+        return Err(RpcError::new(
+            codes::RPC_WALLET_ERROR,
+            format!("wallet is for {}, node runs {}", entry.wallet.network(), node.network()),
+        ));
+    }
+    // The node's parameters (a regtest node may run a custom genesis): the wallet's signatures
+    // must commit to the node's genesis id.
+    entry.wallet.set_chain_params(node.params.clone()).map_err(wallet_err)?;
     let chain = node.chain();
     if let Some(from) = from {
         let tip = chain.height();
@@ -454,6 +475,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 None => (Mnemonic::generate_24(), true),
             };
             let enc = passphrase.as_deref().filter(|s| !s.is_empty()).map(|s| encryption(node, s));
+            let encrypted = enc.is_some();
             let wallet = Wallet::create(&path, node.network(), &mnemonic, &bip39, policy, enc)
                 .map_err(wallet_err)?;
             let log = log_path(&node.netdir, &name);
@@ -461,7 +483,17 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             let entry = WalletEntry::new(wallet, log);
             // A restored wallet may have history: scan the whole active chain.
             load_entry(node, &name, entry, (!generated).then_some(0))?;
-            let mut out = json!({ "name": name, "warnings": [] });
+            let mut warnings = Vec::new();
+            if !encrypted {
+                let warning = format!(
+                    "Wallet {name} is not encrypted: {} holds its mnemonic entropy in the clear \
+                     (readable by this user only). Encrypt it with encryptwallet \"passphrase\".",
+                    path.display()
+                );
+                tracing::warn!("{warning}");
+                warnings.push(warning);
+            }
+            let mut out = json!({ "name": name, "warnings": warnings });
             if generated {
                 out["mnemonic"] = json!(mnemonic.phrase().as_str());
             }
@@ -1304,7 +1336,9 @@ fn register_recovery(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterE
                 .collect::<Result<Vec<_>, _>>()?;
             let per_input = 250 + 100 * social.guardians().len();
             let fee = clamped_fee(node, per_input, rnet_script::MAX_RECOVERY_FEE);
-            let req = rnet_wallet::create_recovery_tx(&social, &coins, new_key, fee).map_err(wallet_err)?;
+            let genesis = node.params.genesis_hash();
+            let req =
+                rnet_wallet::create_recovery_tx(&genesis, &social, &coins, new_key, fee).map_err(wallet_err)?;
             Ok(request_json(&req))
         },
     )?;
@@ -1386,10 +1420,13 @@ fn register_recovery(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterE
                     "the outputs do not pay this key's recovery-pending output",
                 ));
             }
-            let draft = rnet_wallet::complete_recovery(&pending, &coins, &key, dest.clone(), Amount::ZERO)
-                .map_err(wallet_err)?;
+            let genesis = node.params.genesis_hash();
+            let draft =
+                rnet_wallet::complete_recovery(&genesis, &pending, &coins, &key, dest.clone(), Amount::ZERO)
+                    .map_err(wallet_err)?;
             let fee = fee_rate(node, DEFAULT_CONF_TARGET).fee_for(draft.to_bytes().len() + 8);
-            let tx = rnet_wallet::complete_recovery(&pending, &coins, &key, dest, fee).map_err(wallet_err)?;
+            let tx =
+                rnet_wallet::complete_recovery(&genesis, &pending, &coins, &key, dest, fee).map_err(wallet_err)?;
             let txid = submit_foreign(node, &tx)?;
             Ok(json!({ "txid": txid.to_hex(), "fee": amount_json(fee) }))
         },
