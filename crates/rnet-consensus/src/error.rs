@@ -370,6 +370,15 @@ pub enum BlockError {
     /// overflowed).
     #[error("block exceeds the supply cap")]
     SupplyCapExceeded,
+    /// The block's transactions check more non-empty signatures than `max_block_sig_checks`
+    /// (counted before any is verified).
+    #[error("block checks {count} signatures, more than the limit {max}")]
+    TooManySigChecks {
+        /// Signatures counted when the limit was passed.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The block's signature batch failed but no single signature could be blamed (cannot happen
     /// unless batch and single verification disagree).
     #[error("signature batch verification failed")]

@@ -119,7 +119,16 @@ pub struct ChainParams {
     pub median_time_span: u32,
     /// Largest encoded block, in bytes.
     pub max_block_size: usize,
+    /// Most non-empty signatures a block may check, all inputs together (counted before any
+    /// is verified; Part V §3).
+    pub max_block_sig_checks: usize,
 }
+
+/// The per-block signature-check budget of every network: one check per 50 bytes of the
+/// largest block. Per-input budgets (Part IV §5) already cost 50 witness bytes per check; this
+/// bounds the whole block so that verifying it, including finding the culprit after a failed
+/// batch, stays within a few seconds (Part V §9).
+pub const MAX_BLOCK_SIG_CHECKS: usize = MAX_BLOCK_SIZE / 50;
 
 /// A parameter set that cannot work.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -195,6 +204,7 @@ impl ChainParams {
             max_future_block_time_secs: 2 * 60 * 60,
             median_time_span: 11,
             max_block_size: MAX_BLOCK_SIZE,
+            max_block_sig_checks: MAX_BLOCK_SIG_CHECKS,
         }
     }
 
@@ -256,6 +266,7 @@ impl ChainParams {
             max_future_block_time_secs: 2 * 60 * 60,
             median_time_span: 11,
             max_block_size: MAX_BLOCK_SIZE,
+            max_block_sig_checks: MAX_BLOCK_SIG_CHECKS,
         }
     }
 

@@ -378,7 +378,8 @@ enum Source {
 /// within `MAX_MONEY` (`InputValueOutOfRange`) and at least the output sum (`OutputsExceedInputs`);
 /// the scripts under `VerifyFlags::CONSENSUS`, signatures committing to
 /// [`ChainParams::genesis_hash`] and queued into one batch per block (`Script`; after a failed batch the first transaction with a bad signature is reported with
-/// `SigCheckFailed`). Then the coinbase: final, and paying at most
+/// `SigCheckFailed`), at most `max_block_sig_checks` of them, counted before any is verified
+/// (`TooManySigChecks`). Then the coinbase: final, and paying at most
 /// [`block_subsidy`]`(parent circulating, improvement, required_eff) + fees`
 /// (`CoinbaseTooLarge`); and the new circulating supply is at most `MAX_MONEY`
 /// (`SupplyCapExceeded`).
@@ -430,8 +431,10 @@ pub fn connect_block(
     // Every signature commits to the genesis id: a transaction signed for another network (or
     // another chain) fails here even when the coins it spends exist on both.
     let genesis = params.genesis_hash();
-    // Per transaction: its index, txid and spent outputs (to find a bad signature afterwards).
-    let mut verified: Vec<(usize, Txid, Vec<TxOut>)> = Vec::with_capacity(block.transactions.len());
+    // Per transaction: its index, txid, spent outputs and the end of its signatures in the batch
+    // (to blame a bad signature afterwards).
+    let mut verified: Vec<(usize, Txid, Vec<TxOut>, usize)> =
+        Vec::with_capacity(block.transactions.len());
     let mut emission_returned = 0u64;
     let mut txids: Vec<Txid> = Vec::with_capacity(block.transactions.len());
     txids.push(coinbase.txid());
@@ -510,6 +513,14 @@ pub fn connect_block(
             &mut batch,
         )
         .map_err(|e| fail(TxError::Script(e)))?;
+        // Counted before anything is verified: the batch holds exactly the block's non-empty
+        // signatures so far.
+        if batch.len() > params.max_block_sig_checks {
+            return Err(BlockError::TooManySigChecks {
+                count: batch.len(),
+                max: params.max_block_sig_checks,
+            });
+        }
         fees =
             fees.checked_add(inputs_value - outputs_value).ok_or(BlockError::SupplyCapExceeded)?;
         for (outpoint, coin, source) in sources {
@@ -525,7 +536,7 @@ pub fn connect_block(
                 new_coin(out, false)
             })?;
         }
-        verified.push((index, txid, spent_outputs));
+        verified.push((index, txid, spent_outputs, batch.len()));
         txids.push(txid);
     }
 
@@ -545,9 +556,12 @@ pub fn connect_block(
         })?;
     }
 
-    // Signatures: one batch for the whole block; on failure find the culprit.
-    if batch.verify().is_err() {
-        for (index, txid, spent_outputs) in &verified {
+    // Signatures: one batch for the whole block; on failure bisect (with batches) to the first
+    // bad signature and report its transaction.
+    if let Some(bad) = batch.first_invalid() {
+        // The transaction whose signatures end after the bad item holds it.
+        let culprit = verified.iter().find(|(.., end)| bad < *end);
+        if let Some((index, txid, spent_outputs, _)) = culprit {
             let tx = &block.transactions[*index];
             if let Err(e) = verify_transaction(&genesis, tx, spent_outputs, VerifyFlags::CONSENSUS)
             {

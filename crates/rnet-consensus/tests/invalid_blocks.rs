@@ -454,6 +454,34 @@ fn bad_script_signature() {
 }
 
 #[test]
+fn too_many_signature_checks_in_one_block() {
+    use rnet_consensus::connect_block;
+    let (chain, miner) = base();
+    let (op1, out1) = coinbase_coin(&chain, 1);
+    let (op2, out2) = coinbase_coin(&chain, 2);
+    let a = spend_plain(&payout_key(), &[(op1, out1.clone())], vec![to_payout(out1.value.0)]);
+    // The second spend's signature is bad: the count is exceeded before anything is verified,
+    // so the block fails for its count, not for the signature.
+    let b = spend_plain(&test_key(0x66), &[(op2, out2.clone())], vec![to_payout(out2.value.0)]);
+    let mined = template(&chain, &miner, vec![a, b]).finish(&miner.key);
+    let tight = ChainParams { max_block_sig_checks: 1, ..chain.params().clone() };
+    assert_eq!(
+        connect_block(&tight, &mined.block, &chain, &chain).map(|_| ()),
+        Err(BlockError::TooManySigChecks { count: 2, max: 1 })
+    );
+    let enough = ChainParams { max_block_sig_checks: 2, ..chain.params().clone() };
+    assert!(matches!(
+        connect_block(&enough, &mined.block, &chain, &chain),
+        Err(BlockError::Transaction { index: 2, .. })
+    ));
+    assert_eq!(
+        chain.params().max_block_sig_checks,
+        rnet_primitives::MAX_BLOCK_SIZE / 50,
+        "every network: one check per 50 bytes of the largest block"
+    );
+}
+
+#[test]
 fn coinbase_above_subsidy_plus_fees() {
     let (mut chain, miner) = base();
     let (op, out) = coinbase_coin(&chain, 1);

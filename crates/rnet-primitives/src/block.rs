@@ -42,6 +42,16 @@ impl Block {
         self.header.hash()
     }
 
+    /// The memory this block holds, in bytes: the struct, its transactions
+    /// ([`Transaction::heap_usage`]) and its evaluation sample's records.
+    pub fn memory_usage(&self) -> usize {
+        let txs: usize = self.transactions.iter().map(Transaction::heap_usage).sum();
+        core::mem::size_of::<Self>()
+            + self.transactions.capacity() * core::mem::size_of::<Transaction>()
+            + txs
+            + self.sample.heap_usage()
+    }
+
     /// Merkle root over the wtxids of the transactions, and whether the list is mutated
     /// (see [`merkle_root`]).
     pub fn compute_merkle_root(&self) -> (Hash256, bool) {

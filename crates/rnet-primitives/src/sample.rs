@@ -52,6 +52,13 @@ pub struct EvalSample {
 }
 
 impl EvalSample {
+    /// The heap memory the records hold, in bytes.
+    pub fn heap_usage(&self) -> usize {
+        let records: usize =
+            self.records.iter().map(|r| r.bytes.capacity() + r.proof.capacity() * 32).sum();
+        self.records.capacity() * core::mem::size_of::<SampleRecord>() + records
+    }
+
     /// Encoded size in bytes.
     pub fn encoded_len(&self) -> usize {
         crate::encode::encode_to_vec(self).len()

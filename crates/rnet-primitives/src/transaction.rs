@@ -30,6 +30,11 @@ pub const SEQUENCE_FINAL: u32 = 0xFFFF_FFFF;
 /// Encoded size of an [`OutPoint`].
 pub const OUTPOINT_SIZE: usize = 36;
 
+/// The most items one input's witness may have; a witness with more does not decode (a
+/// consensus rule, Part II §4). No spend can use more: a script's stacks hold at most 1,000
+/// items, script-hash witnesses at most 100 and key witnesses one.
+pub const MAX_WITNESS_STACK_ITEMS: usize = 1_000;
+
 /// A reference to an output of an earlier transaction.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct OutPoint {
@@ -117,8 +122,8 @@ impl Encode for Witness {
 impl Decode for Witness {
     const MIN_ENCODED_SIZE: usize = 1;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let n = r.read_len(1, MAX_VEC_LEN)?;
-        let mut items = Vec::with_capacity(n.min(1024));
+        let n = r.read_len(1, MAX_WITNESS_STACK_ITEMS)?;
+        let mut items = Vec::with_capacity(n);
         for _ in 0..n {
             items.push(r.read_var_bytes(MAX_VEC_LEN)?);
         }
@@ -251,6 +256,26 @@ impl Transaction {
     /// Whether this is a coinbase: exactly one input, spending [`OutPoint::NULL`].
     pub fn is_coinbase(&self) -> bool {
         self.inputs.len() == 1 && self.inputs[0].previous_output.is_null()
+    }
+
+    /// The heap memory this transaction holds, in bytes (vector capacities and their
+    /// elements), for caps that must count memory rather than wire bytes: an input whose
+    /// witness has many empty items costs 24 bytes of memory per wire byte.
+    pub fn heap_usage(&self) -> usize {
+        use core::mem::size_of;
+        let inputs: usize = self
+            .inputs
+            .iter()
+            .map(|i| {
+                let items: usize = i.witness.0.iter().map(Vec::capacity).sum();
+                i.script_sig.capacity() + i.witness.0.capacity() * size_of::<Vec<u8>>() + items
+            })
+            .sum();
+        let outputs: usize = self.outputs.iter().map(|o| o.script_pubkey.capacity()).sum();
+        self.inputs.capacity() * size_of::<TxIn>()
+            + self.outputs.capacity() * size_of::<TxOut>()
+            + inputs
+            + outputs
     }
 
     /// Size of the full encoding in bytes.
@@ -497,6 +522,37 @@ mod tests {
             Transaction::from_bytes(&b),
             Err(DecodeError::LengthExceedsInput { len: 0x1000, .. })
         ));
+    }
+
+    #[test]
+    fn witness_item_count_is_bounded_at_decode() {
+        // A witness of empty items: one wire byte each, 24 bytes of memory each. At most
+        // MAX_WITNESS_STACK_ITEMS decode; one more is refused before anything is allocated.
+        let with_items = |n: usize| {
+            let mut tx = sample(true);
+            tx.inputs[0].witness = Witness(vec![Vec::new(); n]);
+            tx.to_bytes()
+        };
+        let ok = Transaction::from_bytes(&with_items(MAX_WITNESS_STACK_ITEMS)).unwrap();
+        assert_eq!(ok.inputs[0].witness.len(), MAX_WITNESS_STACK_ITEMS);
+        assert_eq!(
+            Transaction::from_bytes(&with_items(MAX_WITNESS_STACK_ITEMS + 1)),
+            Err(DecodeError::OversizeLength {
+                len: MAX_WITNESS_STACK_ITEMS as u64 + 1,
+                max: MAX_WITNESS_STACK_ITEMS as u64
+            })
+        );
+    }
+
+    #[test]
+    fn heap_usage_counts_witness_items_not_wire_bytes() {
+        let mut tx = sample(true);
+        let base = tx.heap_usage();
+        tx.inputs[0].witness = Witness(vec![Vec::new(); 1_000]);
+        let wire = tx.total_size() - sample(true).total_size();
+        let grown = tx.heap_usage() - base;
+        assert!(grown >= 1_000 * core::mem::size_of::<Vec<u8>>() - 100, "{grown} for {wire} bytes");
+        assert!(grown > 20 * wire, "memory {grown} vs wire {wire}");
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub enum ScriptError {
     /// More than 201 non-push operations (multisig keys included).
     #[error("operation count limit exceeded")]
     OpCount,
+    /// The input's signature checks exceed its budget: 50 + the encoded size of its witness,
+    /// 50 per non-empty signature (counted before the signature is verified).
+    #[error("signature-check budget of the input exceeded")]
+    SigCheckBudget,
     /// An undefined opcode appears in the script.
     #[error("undefined opcode 0x{0:02x}")]
     BadOpcode(u8),

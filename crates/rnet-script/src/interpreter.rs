@@ -28,6 +28,24 @@ pub const MAX_STACK_SIZE: usize = 1000;
 pub const MAX_OPS_PER_SCRIPT: usize = 201;
 /// The maximum number of keys of one `OP_CHECKMULTISIG`.
 pub const MAX_PUBKEYS_PER_MULTISIG: usize = 20;
+/// What each non-empty signature check costs from an input's signature-check budget.
+pub const SIG_CHECK_COST: u64 = 50;
+/// The budget every input starts with, on top of the encoded size of its witness.
+pub const SIG_CHECK_BUDGET_BASE: u64 = 50;
+
+/// The signature-check budget of an input with `witness`: [`SIG_CHECK_BUDGET_BASE`] plus the
+/// witness's consensus-encoded size (as tapscript's validation-weight budget). Every non-empty
+/// signature costs [`SIG_CHECK_COST`], so a witness pays with its own bytes for each check.
+pub fn sig_check_budget(witness: &[Vec<u8>]) -> u64 {
+    let compact = |n: usize| match n {
+        0..=0xfc => 1u64,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    };
+    let items: u64 = witness.iter().map(|i| compact(i.len()) + i.len() as u64).sum();
+    SIG_CHECK_BUDGET_BASE + compact(witness.len()) + items
+}
 
 /// Checks signatures, lock times and covenants for one input.
 pub(crate) struct Checker<'c, 'a> {
@@ -37,6 +55,8 @@ pub(crate) struct Checker<'c, 'a> {
     flags: VerifyFlags,
     sighash_all: Option<[u8; 32]>,
     sighash_acp: Option<[u8; 32]>,
+    /// What is left of the input's signature-check budget ([`sig_check_budget`]).
+    budget_left: u64,
 }
 
 impl<'c, 'a> Checker<'c, 'a> {
@@ -48,7 +68,8 @@ impl<'c, 'a> Checker<'c, 'a> {
         batch: Option<&'c mut BatchVerifier>,
         flags: VerifyFlags,
     ) -> Self {
-        Self { ctx, script_code, batch, flags, sighash_all: None, sighash_acp: None }
+        let budget_left = sig_check_budget(ctx.input().witness.items());
+        Self { ctx, script_code, batch, flags, sighash_all: None, sighash_acp: None, budget_left }
     }
 
     /// The signature hash of this input for `ty`, computed at most once per type.
@@ -65,10 +86,27 @@ impl<'c, 'a> Checker<'c, 'a> {
         Ok(h)
     }
 
+    /// Takes `n` signature checks from the input's budget, before any of them is verified
+    /// (`SigCheckBudget` when the budget cannot pay).
+    pub(crate) fn charge(&mut self, n: usize) -> Result<(), ScriptError> {
+        let cost = (n as u64).saturating_mul(SIG_CHECK_COST);
+        self.budget_left = self.budget_left.checked_sub(cost).ok_or(ScriptError::SigCheckBudget)?;
+        Ok(())
+    }
+
     /// `<sig> <pubkey> CHECKSIG`: the key must be 32 bytes; an empty signature is false; a
-    /// non-empty one must be well encoded, its key a curve point, and it must verify (NULLFAIL),
-    /// or the script fails. In batch mode a well-encoded signature is queued and taken as true.
+    /// non-empty one is charged to the budget ([`Checker::charge`]), must be well encoded, its
+    /// key a curve point, and it must verify (NULLFAIL), or the script fails. In batch mode a
+    /// well-encoded signature is queued and taken as true.
     pub(crate) fn check_sig(&mut self, sig: &[u8], pubkey: &[u8]) -> Result<bool, ScriptError> {
+        if !sig.is_empty() {
+            self.charge(1)?;
+        }
+        self.check_charged_sig(sig, pubkey)
+    }
+
+    /// [`Checker::check_sig`] for a signature already charged to the budget.
+    fn check_charged_sig(&mut self, sig: &[u8], pubkey: &[u8]) -> Result<bool, ScriptError> {
         let pubkey: &[u8; 32] = pubkey.try_into().map_err(|_| ScriptError::InvalidPublicKey)?;
         if sig.is_empty() {
             return Ok(false);
@@ -471,9 +509,11 @@ fn execute(
             if present != m && present != 0 {
                 return Err(ScriptError::MultisigSignatureCount);
             }
+            // All of them are charged to the budget before the first one is verified.
+            checker.charge(present)?;
             for (sig, key) in sigs.iter().zip(&keys) {
                 // Empty slots give false; a non-empty one verifies or fails (NULLFAIL).
-                checker.check_sig(sig, key)?;
+                checker.check_charged_sig(sig, key)?;
             }
             let ok = present == m;
             if op == OP_CHECKMULTISIGVERIFY {

@@ -33,7 +33,10 @@ pub use covenant::{
     EMISSION_RETURN_SCRIPT, MAX_EMISSION_SWEEP_FEE_PER_INPUT, MAX_RECOVERY_FEE, is_emission_return,
 };
 pub use error::ScriptError;
-pub use interpreter::{MAX_OPS_PER_SCRIPT, MAX_PUBKEYS_PER_MULTISIG, MAX_STACK_SIZE};
+pub use interpreter::{
+    MAX_OPS_PER_SCRIPT, MAX_PUBKEYS_PER_MULTISIG, MAX_STACK_SIZE, SIG_CHECK_BUDGET_BASE,
+    SIG_CHECK_COST, sig_check_budget,
+};
 pub use locktime::{LOCKTIME_THRESHOLD, RelativeLock, relative_lock};
 pub use script::{Builder, MAX_SCRIPT_ELEMENT_SIZE, MAX_SCRIPT_SIZE, disassemble};
 pub use sighash::{SighashCache, SighashType, signature_hash};
