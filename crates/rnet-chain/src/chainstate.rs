@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{
@@ -22,6 +23,7 @@ use crate::encoding::{
     flags, hash_from_slice, height_key, outpoint_from_key, outpoint_key, parse_expiry_key,
 };
 use crate::error::ChainError;
+use crate::pot::{CheckpointSource, PotJob, PotVerdicts};
 use crate::rules::{ChainRules, ConsensusRules};
 use crate::schema::*;
 use crate::views::{BranchView, ExtendedBranch, UtxoSnapshot, read_active, read_entry};
@@ -238,6 +240,8 @@ pub struct ChainState {
     /// tip itself is always present. Derived data: rebuilt from the index on open.
     candidates: BTreeSet<Key>,
     fail_point: Option<FailPoint>,
+    /// Proof-of-Training verdicts computed outside the lock ([`crate::pot`]).
+    pot_verdicts: PotVerdicts,
 }
 
 fn set_durability(w: &mut WriteTransaction, sync: bool) {
@@ -384,6 +388,7 @@ impl ChainState {
             tip_seq: 0,
             candidates: BTreeSet::new(),
             fail_point: None,
+            pot_verdicts: PotVerdicts::default(),
         };
         state.load_tip()?;
         state.cleanup_checkpoint_files()?;
@@ -977,7 +982,54 @@ impl ChainState {
         Ok(None)
     }
 
-    /// Runs Proof-of-Training for `block` on `parent` with the stored checkpoints of both.
+    /// What Proof-of-Training of `block` needs, to run without the chain lock
+    /// ([`crate::pot`]): `None` when there is nothing to do ahead of fork choice (the block is
+    /// known invalid or already evaluated) or it cannot be done yet (unknown parent, a parent
+    /// never validated, a checkpoint not stored and not given). Reads nothing but the index:
+    /// the checkpoints are read and checked when the job runs.
+    pub fn pot_job(
+        &mut self,
+        block: &Block,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Option<PotJob>, ChainError> {
+        let hash = block.block_hash();
+        if let Some(e) = self.index_entry(&hash)? {
+            if e.has(flags::FAILED) || e.has(flags::VALID_POT) || e.has(flags::VALID_FULL) {
+                return Ok(None);
+            }
+        }
+        let Some(parent) = self.index_entry(&block.header.prev_block_hash)? else {
+            return Ok(None);
+        };
+        let Some(parent_summary) = parent.summary.clone() else { return Ok(None) };
+        let stored = |hash: BlockHash| CheckpointSource::Stored { files: self.files.clone(), hash };
+        let checkpoint = match checkpoint {
+            Some(bytes) => CheckpointSource::Bytes(Arc::new(bytes.to_vec())),
+            None if self.index_entry(&hash)?.is_some_and(|e| e.has(flags::HAVE_CHECKPOINT)) => {
+                stored(hash)
+            }
+            None => return Ok(None),
+        };
+        if !parent.has(flags::HAVE_CHECKPOINT) {
+            return Ok(None);
+        }
+        Ok(Some(PotJob {
+            block: block.clone(),
+            parent_header: parent.header.clone(),
+            parent: parent_summary,
+            parent_checkpoint: stored(block.header.prev_block_hash),
+            checkpoint,
+        }))
+    }
+
+    /// Records the verdict of a [`PotJob`] run outside the lock; fork choice uses it instead of
+    /// evaluating the block again.
+    pub fn record_pot_verdict(&mut self, hash: BlockHash, verdict: Result<(), BlockError>) {
+        self.pot_verdicts.insert(hash, verdict);
+    }
+
+    /// Runs Proof-of-Training for `block` on `parent` with the stored checkpoints of both (or
+    /// takes the verdict recorded by [`ChainState::record_pot_verdict`]).
     /// `Some(step)` if it cannot pass now (unavailable data) or ever (invalid).
     fn check_pot(
         &mut self,
@@ -985,6 +1037,10 @@ impl ChainState {
         parent: &HeaderSummary,
     ) -> Result<Option<Step>, ChainError> {
         let hash = block.block_hash();
+        if let Some(verdict) = self.pot_verdicts.take(&hash) {
+            debug!(%hash, ok = verdict.is_ok(), "Proof-of-Training verdict computed outside the lock");
+            return Ok(verdict.err().map(|reason| self.classify(reason)));
+        }
         let Some(bytes) = self.load_checkpoint_for_validation(&hash)? else {
             return Ok(Some(Step::Unavailable));
         };

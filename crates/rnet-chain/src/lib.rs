@@ -18,6 +18,7 @@
 
 pub mod checkpoints;
 pub mod error;
+pub mod pot;
 pub mod rules;
 pub mod schema;
 pub mod views;
@@ -30,5 +31,6 @@ pub use chainstate::{
     ChainTipStatus, DEFAULT_PRUNE_CHECKPOINTS_DEPTH, FailPoint, UtxoStats,
 };
 pub use error::ChainError;
+pub use pot::{CheckpointSource, PotJob};
 pub use rules::{ChainRules, ConsensusRules};
 pub use views::{BranchView, UtxoSnapshot};

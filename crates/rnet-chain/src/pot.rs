@@ -1,0 +1,150 @@
+//! Proof-of-Training outside the chain lock.
+//!
+//! Evaluating a block's checkpoint takes seconds to minutes, and the chain state is shared
+//! behind one lock. So the node takes a [`PotJob`] from the chain state (a short lock: the
+//! parent's summary and where both checkpoints are; nothing is read or hashed under it), runs it
+//! on its own worker without the lock (reading and checking the checkpoints there), and hands
+//! the verdict back ([`crate::ChainState::record_pot_verdict`]). When fork choice later needs
+//! the block's Proof-of-Training it uses the recorded verdict instead of evaluating again.
+//!
+//! Caching by block id is sound: the verdict is a function of the header (which commits to the
+//! parent, the checkpoint root and both claimed losses), the parent's summary and checkpoint
+//! (fixed by the parent id) and the sample, which the context-free checks have pinned to the
+//! records the header draws. A job only yields a verdict after those checks and the checkpoint's
+//! root and size have passed, so a relay that corrupts the sample or the checkpoint bytes gets
+//! no verdict recorded against the block.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use rnet_consensus::{BlockError, HeaderSummary};
+use rnet_primitives::{Block, BlockHash, BlockHeader};
+
+use crate::checkpoints::{CheckpointFiles, checkpoint_root};
+use crate::rules::ChainRules;
+
+/// How many verdicts are kept (oldest dropped first). A verdict is consumed when the block is
+/// validated, so only blocks still waiting for fork choice hold one.
+const MAX_VERDICTS: usize = 64;
+
+/// Where a [`PotJob`] gets checkpoint bytes from: bytes in hand, or a stored file read (and
+/// checked against the block's committed root and size) when the job runs, outside the lock.
+#[derive(Debug, Clone)]
+pub enum CheckpointSource {
+    /// Bytes in memory (a checkpoint that came with the block, or a node's cached copy).
+    Bytes(Arc<Vec<u8>>),
+    /// The stored file of a block.
+    Stored {
+        /// The checkpoint directory.
+        files: CheckpointFiles,
+        /// The block whose checkpoint it is.
+        hash: BlockHash,
+    },
+}
+
+impl CheckpointSource {
+    /// The bytes, if they match `header`'s committed root and size.
+    fn load(&self, header: &BlockHeader) -> Option<Arc<Vec<u8>>> {
+        let bytes = match self {
+            Self::Bytes(b) => b.clone(),
+            Self::Stored { files, hash } => Arc::new(files.read(hash).ok()?),
+        };
+        (bytes.len() as u64 == header.checkpoint_size
+            && checkpoint_root(&bytes) == header.checkpoint_root.0)
+            .then_some(bytes)
+    }
+}
+
+/// Everything Proof-of-Training of one block needs, taken from the chain state under its lock
+/// and run without it.
+#[derive(Debug, Clone)]
+pub struct PotJob {
+    /// The block.
+    pub block: Block,
+    /// The parent's header (it commits to the parent checkpoint's root and size).
+    pub parent_header: BlockHeader,
+    /// The parent's consensus summary.
+    pub parent: HeaderSummary,
+    /// The parent's checkpoint.
+    pub parent_checkpoint: CheckpointSource,
+    /// The block's checkpoint.
+    pub checkpoint: CheckpointSource,
+}
+
+impl PotJob {
+    /// The block id.
+    pub fn hash(&self) -> BlockHash {
+        self.block.block_hash()
+    }
+
+    /// Runs the context-free checks, loads both checkpoints (checked against their committed
+    /// roots and sizes) and runs Proof-of-Training. `None` when the block or a checkpoint is
+    /// malformed, damaged or gone: nothing may be recorded against the block id then (the
+    /// normal path rejects or re-fetches them without condemning the id); otherwise the verdict.
+    pub fn run(&self, rules: &dyn ChainRules) -> Option<Result<(), BlockError>> {
+        let header = &self.block.header;
+        rules.check_block(&self.block).ok()?;
+        let checkpoint = self.checkpoint.load(header)?;
+        let parent_checkpoint = self.parent_checkpoint.load(&self.parent_header)?;
+        Some(rules.check_proof_of_training(
+            header,
+            &self.parent,
+            &self.block.sample,
+            &parent_checkpoint,
+            &checkpoint,
+        ))
+    }
+}
+
+/// Verdicts computed by [`PotJob::run`], by block id, bounded.
+#[derive(Debug, Default)]
+pub(crate) struct PotVerdicts {
+    order: VecDeque<BlockHash>,
+    verdicts: HashMap<BlockHash, Result<(), BlockError>>,
+}
+
+impl PotVerdicts {
+    /// Records a verdict, dropping the oldest beyond [`MAX_VERDICTS`].
+    pub(crate) fn insert(&mut self, hash: BlockHash, verdict: Result<(), BlockError>) {
+        if self.verdicts.insert(hash, verdict).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_VERDICTS {
+            if let Some(old) = self.order.pop_front() {
+                self.verdicts.remove(&old);
+            }
+        }
+    }
+
+    /// Takes the verdict of `hash`, if one was recorded.
+    pub(crate) fn take(&mut self, hash: &BlockHash) -> Option<Result<(), BlockError>> {
+        let verdict = self.verdicts.remove(hash)?;
+        self.order.retain(|h| h != hash);
+        Some(verdict)
+    }
+
+    /// Number of verdicts held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.verdicts.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_bounded_and_taken_once() {
+        let mut v = PotVerdicts::default();
+        for i in 0..(MAX_VERDICTS as u8 + 10) {
+            v.insert(BlockHash([i; 32]), Ok(()));
+        }
+        assert_eq!(v.len(), MAX_VERDICTS);
+        assert_eq!(v.take(&BlockHash([0; 32])), None, "the oldest were dropped");
+        let last = BlockHash([MAX_VERDICTS as u8 + 9; 32]);
+        assert_eq!(v.take(&last), Some(Ok(())));
+        assert_eq!(v.take(&last), None);
+        assert_eq!(v.len(), MAX_VERDICTS - 1);
+    }
+}
