@@ -12,7 +12,6 @@ use redb::{
 };
 use rnet_consensus::BlockError;
 use rnet_consensus::{Coin, HeaderChain, HeaderSummary};
-use rnet_crypto::keccak::Keccak256dWriter;
 use rnet_primitives::encode::{decode_exact, encode_to_vec};
 use rnet_primitives::{Amount, Block, BlockHash, BlockHeader, Hash256, MAX_MONEY, OutPoint, Txid};
 use tracing::{debug, info, warn};
@@ -24,6 +23,7 @@ use crate::encoding::{
 };
 use crate::error::ChainError;
 use crate::pot::{CheckpointSource, PotJob, PotVerdicts};
+use crate::reader::ChainReader;
 use crate::rules::{ChainRules, ConsensusRules};
 use crate::schema::*;
 use crate::views::{BranchView, ExtendedBranch, UtxoSnapshot, read_active, read_entry};
@@ -46,6 +46,8 @@ pub struct ChainOptions {
     /// of the process (the OS still holds the writes) but not of the machine: for tests and
     /// throw-away nodes only.
     pub sync_writes: bool,
+    /// Keep the transaction index (`-txindex`, [`crate::txindex`]).
+    pub txindex: bool,
 }
 
 impl Default for ChainOptions {
@@ -54,6 +56,7 @@ impl Default for ChainOptions {
             prune_checkpoints_depth: DEFAULT_PRUNE_CHECKPOINTS_DEPTH,
             cache_size: 256 << 20,
             sync_writes: true,
+            txindex: false,
         }
     }
 }
@@ -101,7 +104,7 @@ pub enum BlockStatus {
 }
 
 impl BlockStatus {
-    fn of(entry: &IndexEntry) -> Self {
+    pub(crate) fn of(entry: &IndexEntry) -> Self {
         if entry.has(flags::FAILED) {
             Self::Invalid
         } else if entry.has(flags::FAILED_CHILD) {
@@ -229,7 +232,9 @@ type Key = (Reverse<u128>, u64, BlockHash);
 
 /// The durable chainstate of one network.
 pub struct ChainState {
-    db: Database,
+    db: Arc<Database>,
+    /// Answers every read query (also usable without the chain lock: [`ChainState::reader`]).
+    reader: ChainReader,
     rules: Box<dyn ChainRules>,
     options: ChainOptions,
     files: CheckpointFiles,
@@ -258,7 +263,7 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn corrupt(msg: impl Into<String>) -> ChainError {
+pub(crate) fn corrupt(msg: impl Into<String>) -> ChainError {
     ChainError::Corrupt(msg.into())
 }
 
@@ -271,7 +276,7 @@ fn put_entry(table: &mut Table<&[u8], &[u8]>, entry: &IndexEntry) -> Result<(), 
     Ok(())
 }
 
-fn read_meta(
+pub(crate) fn read_meta(
     table: &impl ReadableTable<&'static str, &'static [u8]>,
     key: &str,
 ) -> Result<Option<Vec<u8>>, ChainError> {
@@ -362,7 +367,9 @@ impl ChainState {
             w.abort()?;
         }
 
+        let db = Arc::new(db);
         let mut state = Self {
+            reader: ChainReader::new(db.clone(), files.clone()),
             db,
             rules,
             options,
@@ -391,6 +398,14 @@ impl ChainState {
             pot_verdicts: PotVerdicts::default(),
         };
         state.load_tip()?;
+        let sync = state.options.sync_writes;
+        crate::txindex::sync(
+            &state.db,
+            &state.reader,
+            state.tip.height,
+            state.options.txindex,
+            |w| set_durability(w, sync),
+        )?;
         state.cleanup_checkpoint_files()?;
         state.rebuild_candidates()?;
         info!(tip = %state.tip.hash, height = state.tip.height, val_loss = state.tip.val_loss, "opened chainstate");
@@ -1179,6 +1194,9 @@ impl ChainState {
             put_entry(&mut w.open_table(BLOCK_INDEX)?, &new_entry)?;
             w.open_table(ACTIVE_CHAIN)?.insert(summary.height, hash.as_bytes().as_slice())?;
             w.open_table(META)?.insert(META_TIP, hash.as_bytes().as_slice())?;
+            if self.options.txindex {
+                crate::txindex::add_block(&w, &block, &hash)?;
+            }
         }
         w.commit()?;
         debug!(%hash, height = summary.height, val_loss = summary.val_loss, "connected block");
@@ -1208,9 +1226,18 @@ impl ChainState {
             self.index_entry(&parent_hash)?.ok_or(ChainError::UnknownBlock(parent_hash))?;
         let parent_summary =
             parent.summary.clone().ok_or_else(|| corrupt("parent of the tip not validated"))?;
+        let indexed = match self.options.txindex {
+            true => Some(
+                self.stored_block(&hash)?.ok_or_else(|| corrupt(format!("no data for {hash}")))?,
+            ),
+            false => None,
+        };
 
         let w = self.begin_write()?;
         {
+            if let Some(block) = &indexed {
+                crate::txindex::remove_block(&w, block, &hash)?;
+            }
             let record = w
                 .open_table(UNDO)?
                 .remove(hash.as_bytes().as_slice())?
@@ -1481,196 +1508,98 @@ impl ChainState {
         Amount(MAX_MONEY.saturating_sub(self.tip.circulating_supply.0))
     }
 
+    /// A read-only handle that answers the queries below without the chain lock
+    /// ([`crate::reader`]).
+    pub fn reader(&self) -> ChainReader {
+        self.reader.clone()
+    }
+
     /// The active-chain block at `height`.
     pub fn block_hash_at(&self, height: u32) -> Result<Option<BlockHash>, ChainError> {
-        read_active(&self.read()?.open_table(ACTIVE_CHAIN)?, height)
+        self.reader.block_hash_at(height)
     }
 
     fn is_active(&self, hash: &BlockHash, height: u32) -> Result<bool, ChainError> {
-        Ok(self.block_hash_at(height)? == Some(*hash))
+        self.reader.is_active(hash, height)
     }
 
     fn index_entry(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, ChainError> {
-        read_entry(&self.read()?.open_table(BLOCK_INDEX)?, hash)
+        self.reader.index_entry(hash)
     }
 
     fn stored_block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
-        let r = self.read()?;
-        let table = r.open_table(BLOCKS)?;
-        let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
-        let block = Block::from_bytes(v.value()).map_err(ChainError::record("blocks"))?;
-        if block.block_hash() != *hash {
-            return Err(corrupt(format!("stored block {hash} has another id")));
-        }
-        Ok(Some(block))
+        self.reader.stored_block(hash)
     }
 
     /// A stored block (any branch).
     pub fn block(&self, hash: &BlockHash) -> Result<Option<Block>, ChainError> {
-        self.stored_block(hash)
+        self.reader.block(hash)
     }
 
     /// A known header (any branch, including invalid ones).
     pub fn header(&self, hash: &BlockHash) -> Result<Option<BlockHeader>, ChainError> {
-        Ok(self.index_entry(hash)?.map(|e| e.header))
+        self.reader.header(hash)
     }
 
     /// The consensus summary of a validated block.
     pub fn header_summary(&self, hash: &BlockHash) -> Result<Option<HeaderSummary>, ChainError> {
-        Ok(self.index_entry(hash)?.and_then(|e| e.summary))
+        self.reader.header_summary(hash)
     }
 
     /// The validation state of a known block.
     pub fn block_status(&self, hash: &BlockHash) -> Result<Option<BlockStatus>, ChainError> {
-        Ok(self.index_entry(hash)?.map(|e| BlockStatus::of(&e)))
+        self.reader.block_status(hash)
     }
 
     /// Everything the index knows about a block.
     pub fn block_info(&self, hash: &BlockHash) -> Result<Option<BlockInfo>, ChainError> {
-        let Some(e) = self.index_entry(hash)? else { return Ok(None) };
-        Ok(Some(BlockInfo {
-            in_active_chain: self.is_active(hash, e.header.height)?,
-            status: BlockStatus::of(&e),
-            has_checkpoint: e.has(flags::HAVE_CHECKPOINT),
-            sequence: e.seq,
-            chainwork: e.chainwork,
-            summary: e.summary,
-            header: e.header,
-        }))
+        self.reader.block_info(hash)
     }
 
     /// The unspent coin at `outpoint` after the tip.
     pub fn coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, ChainError> {
-        UtxoSnapshot::new(&self.read()?)?.get(outpoint)
+        self.reader.coin(outpoint)
     }
 
-    /// A consistent read-only view of the UTXO set after the current tip (implements
-    /// `UtxoView`; later writes do not affect it).
+    /// A consistent read-only view of the UTXO set after the current tip.
     pub fn utxo_snapshot(&self) -> Result<UtxoSnapshot, ChainError> {
-        UtxoSnapshot::new(&self.read()?)
+        self.reader.utxo_snapshot()
     }
 
-    /// The branch ending at the validated block `tip` (implements `HeaderChain`): what consensus
-    /// needs to validate or build a block on top of `tip`.
+    /// The branch ending at the validated block `tip` (implements `HeaderChain`).
     pub fn header_chain(&self, tip: &BlockHash) -> Result<BranchView, ChainError> {
-        BranchView::new(&self.read()?, tip)
+        self.reader.header_chain(tip)
     }
 
     /// Whether the checkpoint of `hash` is stored.
     pub fn has_checkpoint(&self, hash: &BlockHash) -> Result<bool, ChainError> {
-        Ok(self.read()?.open_table(CHECKPOINTS)?.get(hash.as_bytes().as_slice())?.is_some())
+        self.reader.has_checkpoint(hash)
     }
 
-    /// The checkpoint bytes of `hash`, checked against the root and size the header commits to
-    /// (a damaged file is reported as corrupt, never returned). `None` if not stored (never
-    /// received, or pruned).
+    /// The checkpoint bytes of `hash`, checked against the committed root and size (see
+    /// [`ChainReader::checkpoint`]).
     pub fn checkpoint(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
-        let record = {
-            let r = self.read()?;
-            let table = r.open_table(CHECKPOINTS)?;
-            let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
-            decode_exact::<CheckpointRecord>(v.value())
-                .map_err(ChainError::record("checkpoints"))?
-        };
-        let bytes = match self.files.read(hash) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(format!("checkpoint file of {hash} is missing")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if bytes.len() as u64 != record.size || checkpoint_root(&bytes) != record.root {
-            return Err(corrupt(format!("checkpoint file of {hash} is damaged")));
-        }
-        Ok(Some(bytes))
+        self.reader.checkpoint(hash)
     }
 
-    /// All branch tips (blocks without children, plus the active tip), like `getchaintips`.
+    /// All branch tips, like `getchaintips`.
     pub fn chain_tips(&self) -> Result<Vec<ChainTip>, ChainError> {
-        let r = self.read()?;
-        let index = r.open_table(BLOCK_INDEX)?;
-        let active = r.open_table(ACTIVE_CHAIN)?;
-        let mut parents = HashSet::new();
-        for item in r.open_table(CHILDREN)?.iter()? {
-            let (k, _) = item?;
-            parents
-                .insert(hash_from_slice(&k.value()[..32]).map_err(ChainError::record("children"))?);
-        }
-        let mut tips = Vec::new();
-        for item in index.iter()? {
-            let (k, _) = item?;
-            let hash = hash_from_slice(k.value()).map_err(ChainError::record("block_index"))?;
-            if parents.contains(&hash) && hash != self.tip.hash {
-                continue;
-            }
-            let tip = read_entry(&index, &hash)?.ok_or(ChainError::UnknownBlock(hash))?;
-            let (height, val_loss, chainwork) =
-                (tip.header.height, tip.header.val_loss, tip.chainwork);
-            let mut status = if hash == self.tip.hash {
-                ChainTipStatus::Active
-            } else if tip.is_failed() {
-                ChainTipStatus::Invalid
-            } else {
-                ChainTipStatus::ValidFork
-            };
-            let mut branch_len = 0;
-            let mut cursor = tip;
-            while read_active(&active, cursor.header.height)? != Some(cursor.hash()) {
-                branch_len += 1;
-                if !cursor.has(flags::HAVE_DATA) {
-                    if status != ChainTipStatus::Invalid {
-                        status = ChainTipStatus::HeadersOnly;
-                    }
-                } else if !cursor.has(flags::VALID_FULL) && status == ChainTipStatus::ValidFork {
-                    status = ChainTipStatus::ValidHeaders;
-                }
-                let parent = cursor.header.prev_block_hash;
-                cursor = read_entry(&index, &parent)?.ok_or(ChainError::UnknownBlock(parent))?;
-            }
-            tips.push(ChainTip { hash, height, val_loss, chainwork, branch_len, status });
-        }
-        tips.sort_by_key(|t| (t.status != ChainTipStatus::Active, Reverse(t.chainwork), t.height));
-        Ok(tips)
+        self.reader.chain_tips()
     }
 
-    /// The canonical hash of the UTXO set (see `docs/chainstate.md`): Keccak-256d over every
-    /// (outpoint ‖ coin) in ascending order of the 36-byte outpoint encoding, followed by the
-    /// coin count and the total value (u64 LE each).
+    /// The canonical hash of the UTXO set (see [`ChainReader::utxo_set_hash`]).
     pub fn utxo_set_hash(&self) -> Result<Hash256, ChainError> {
-        Ok(self.utxo_stats()?.hash)
+        self.reader.utxo_set_hash()
     }
 
     /// Count, total value and canonical hash of the UTXO set after the tip (O(set size)).
     pub fn utxo_stats(&self) -> Result<UtxoStats, ChainError> {
-        let r = self.read()?;
-        let tip = {
-            let meta = r.open_table(META)?;
-            let tip = read_meta(&meta, META_TIP)?.ok_or_else(|| corrupt("no tip"))?;
-            hash_from_slice(&tip).map_err(ChainError::record("meta"))?
-        };
-        let height = read_entry(&r.open_table(BLOCK_INDEX)?, &tip)?.map_or(0, |e| e.header.height);
-        let mut hasher = Keccak256dWriter::new();
-        let mut count = 0u64;
-        let mut total = Amount::ZERO;
-        for item in r.open_table(UTXO)?.iter()? {
-            let (k, v) = item?;
-            outpoint_from_key(k.value()).map_err(ChainError::record("utxo"))?;
-            let coin = coin_from_bytes(v.value()).map_err(ChainError::record("utxo"))?;
-            hasher.update(k.value());
-            hasher.update(v.value());
-            count += 1;
-            total = total
-                .checked_add(coin.output.value)
-                .ok_or_else(|| corrupt("UTXO value overflows"))?;
-        }
-        hasher.update(&count.to_le_bytes());
-        hasher.update(&total.0.to_le_bytes());
-        Ok(UtxoStats { count, total_value: total, hash: Hash256(hasher.finalize()), tip, height })
+        self.reader.utxo_stats()
     }
 
     /// Number of entries in the expiry index (equals the UTXO count in a consistent state).
     pub fn expiry_index_len(&self) -> Result<u64, ChainError> {
-        Ok(self.read()?.open_table(EXPIRY_INDEX)?.len()?)
+        self.reader.expiry_index_len()
     }
 
     /// Checks the invariants that tie the tables together (O(UTXO set + active chain)): the

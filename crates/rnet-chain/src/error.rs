@@ -84,6 +84,9 @@ pub enum ChainError {
     /// A file operation (checkpoint files, the data directory) failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// A transaction lookup needs the transaction index, which is off (`-txindex`).
+    #[error("the transaction index is off (start with -txindex)")]
+    NoTxIndex,
     /// A test-only fail point fired (never in production).
     #[error("fail point {0} fired")]
     FailPoint(&'static str),

@@ -19,12 +19,14 @@
 pub mod checkpoints;
 pub mod error;
 pub mod pot;
+pub mod reader;
 pub mod rules;
 pub mod schema;
 pub mod views;
 
 mod chainstate;
 mod encoding;
+mod txindex;
 
 pub use chainstate::{
     AcceptOutcome, Activation, BlockInfo, BlockStatus, ChainOptions, ChainState, ChainTip,
@@ -32,5 +34,6 @@ pub use chainstate::{
 };
 pub use error::ChainError;
 pub use pot::{CheckpointSource, PotJob};
+pub use reader::ChainReader;
 pub use rules::{ChainRules, ConsensusRules};
 pub use views::{BranchView, UtxoSnapshot};

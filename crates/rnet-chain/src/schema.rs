@@ -43,3 +43,9 @@ pub const META_GENESIS: &str = "genesis";
 pub const META_TIP: &str = "tip";
 /// `meta` key: next first-seen sequence number, u64 LE.
 pub const META_NEXT_SEQ: &str = "next_seq";
+
+/// `tx_index` (only with `ChainOptions::txindex`): txid → hash of the active-chain block that
+/// holds the transaction.
+pub const TX_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("tx_index");
+/// `meta` key: present (value `[1]`) while `tx_index` covers the whole active chain.
+pub const META_TXINDEX: &str = "txindex";
