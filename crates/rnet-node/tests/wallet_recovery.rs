@@ -1,6 +1,6 @@
 //! Social recovery, claim and emission sweep with real `rnetd`: guardian wallets sign a
-//! `createrecoverytx` request, the owner cancels one recovery, the new key claims another after
-//! the cancel window, and a dormant emission-policy coin is swept into the emission pool.
+//! `createrecoverytx` request, the owner cancels one recovery (rotating to a new guardian set),
+//! the new key claims another (of a coin still under the old set) after the cancel window, and a dormant emission-policy coin is swept into the emission pool.
 
 use rnet_crypto::SigningKey;
 use rnet_functional::TestNode;
@@ -130,11 +130,39 @@ fn social_recovery_cancel_claim_and_emission_sweep() {
     let v0 = res(&unspent[0]["amount"]);
     assert!(pending > 0 && pending < v0 && v0 - pending <= 1_000_000, "{pending} of {v0}");
     assert_eq!(res(&o.call("getbalance", json!([])).unwrap()), trusted_before - v0);
-    let cancel = o.call("cancelrecovery", json!([])).unwrap();
+    // A cancel must rotate the guardians: the old call shapes and the same guardian set (in
+    // another order, with another threshold) are refused with -8 and change nothing.
+    let reordered = json!({ "social": {
+        "guardians": [guardians[1], guardians[0]], "threshold": 1, "cancel_window": WINDOW } });
+    for args in [json!([]), json!([6]), json!([null, 6]), json!([policy]), json!([reordered])] {
+        let (code, msg) = rpc_err(o.call("cancelrecovery", args.clone()));
+        assert!(code == -8 && msg.contains("different guardian set"), "{args}: {code} {msg}");
+    }
+    assert_eq!(o.call("getwalletinfo", json!([])).unwrap()["policy_generation"], json!(0));
+    let fresh_guardian = hex::encode(SigningKey::from_bytes(&[0x44; 32]).public_key().as_bytes());
+    let rotated = json!({ "social": {
+        "guardians": [guardians[0], fresh_guardian], "threshold": 2, "cancel_window": WINDOW } });
+    let cancel = o.call("cancelrecovery", json!([rotated, 6])).unwrap();
+    assert_eq!(cancel["policy"]["guardians"], json!([guardians[0], fresh_guardian]), "{cancel}");
     mine(&node, 1);
     assert_eq!(recovery_pending(&o), 0);
     let trusted_after = res(&o.call("getbalance", json!([])).unwrap());
     assert_eq!(trusted_after, trusted_before - v0 + pending - res(&cancel["fee"]));
+    let info = o.call("getwalletinfo", json!([])).unwrap();
+    assert_eq!(info["policy_generation"], json!(1), "{info}");
+    assert_eq!(info["policy"]["guardians"], json!([guardians[0], fresh_guardian]), "{info}");
+    // Nothing is near expiry on a young chain; listunspent shows each coin's expiry distance.
+    assert_eq!(info["warnings"], json!([]), "{info}");
+    let unspent_now = o.call("listunspent", json!([])).unwrap();
+    let moved = unspent_now
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["txid"] == cancel["txid"])
+        .unwrap_or_else(|| panic!("the cancel output is the wallet's: {unspent_now}"));
+    let expiry = &moved["expiry"];
+    assert!(expiry["remaining"].as_u64().unwrap() > 0, "{moved}");
+    assert_eq!(expiry["near"], json!(false), "{moved}");
 
     // Round 2: no cancel; the new key's claim waits for the window.
     let rtxid = recover(&node, &g1, &g2, &coins[1], &new_key);

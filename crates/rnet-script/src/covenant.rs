@@ -24,7 +24,8 @@ pub fn is_emission_return(script_pubkey: &[u8]) -> bool {
 
 /// The most fee a guardian recovery may take out of the recovered input: the recovery-pending
 /// output at the input's index must be worth at least the input's amount minus this
-/// (0.01 RNT).
+/// (0.01 RNT). The difference can only go to the fee: a recovery transaction must also keep every
+/// output at or below the input at its index (`docs/protocol.md` Part IV §8.1 rule 5).
 pub const MAX_RECOVERY_FEE: Amount = Amount(1_000_000);
 
 /// The most fee an emission sweep may take per input of the sweeping transaction (0.01 RNT),
@@ -57,9 +58,24 @@ pub(crate) fn check_recovery_pending(
     let amount = ctx.spent_output().value;
     let min_value = Amount(amount.to_resonance().saturating_sub(MAX_RECOVERY_FEE.to_resonance()));
     match ctx.tx().outputs.get(ctx.input_index()) {
-        Some(out) if out.script_pubkey == expected && out.value >= min_value => Ok(()),
-        _ => Err(ScriptError::RecoveryOutputMismatch),
+        Some(out) if out.script_pubkey == expected && out.value >= min_value => {}
+        _ => return Err(ScriptError::RecoveryOutputMismatch),
     }
+    check_value_stays_in_place(ctx)
+}
+
+/// The value rule of a recovery transaction: exactly one output per input, and no output worth
+/// more than the input at its index. So value never moves between index positions: whatever a
+/// recovered input does not pay into its own recovery-pending output (at most
+/// [`MAX_RECOVERY_FEE`]) can only be fee, and an input someone else adds can pay only its own
+/// value, to its own output, never the recovered coin's allowance.
+fn check_value_stays_in_place(ctx: &SpendContext<'_>) -> Result<(), ScriptError> {
+    let outputs = &ctx.tx().outputs;
+    let spent = ctx.spent_outputs();
+    if outputs.len() != spent.len() || outputs.iter().zip(spent).any(|(o, s)| o.value > s.value) {
+        return Err(ScriptError::RecoveryValueMoved);
+    }
+    Ok(())
 }
 
 /// `OP_CHECKEMISSIONVERIFY`.

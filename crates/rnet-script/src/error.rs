@@ -148,6 +148,11 @@ pub enum ScriptError {
     /// the recovery-pending template, or pays too little.
     #[error("recovery must pay the recovery-pending output")]
     RecoveryOutputMismatch,
+    /// `OP_CHECKRECOVERYPENDINGVERIFY`: the transaction does not have exactly one output per
+    /// input, or some output is worth more than the input at its index, so value (a recovered
+    /// coin's fee allowance) could reach an output other than its own recovery-pending output.
+    #[error("recovery transaction must pay each output at most the input at its index")]
+    RecoveryValueMoved,
     /// `OP_CHECKRECOVERYPENDINGVERIFY`: the cancel window is not a valid relative lock.
     #[error("invalid recovery cancel window")]
     InvalidRecoveryParameter,

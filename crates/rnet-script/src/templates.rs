@@ -314,7 +314,8 @@ impl Social {
     /// `threshold` in guardian order are used (consensus wants exactly the threshold, so the
     /// witness cannot be malleated). The transaction must pay `self.pending(new_key)` at the
     /// output with the same index as this input, at least the input's amount minus
-    /// [`crate::MAX_RECOVERY_FEE`].
+    /// [`crate::MAX_RECOVERY_FEE`], and have one output per input, none worth more than the
+    /// input at its index (so the allowance can only pay the fee).
     pub fn guardian_witness(
         &self,
         new_key: &PublicKey,

@@ -502,8 +502,13 @@ fn social_recovery_of_two_coins_in_one_transaction() {
             .collect();
         t.inputs[i].witness = s.guardian_witness(&new_key, &sigs).unwrap();
     }
+    // Input 0 finds its pending output but not one output per input (Part IV §8.1's value
+    // rule); input 1 has no pending output at its index.
     let cache = SighashCache::new(&GENESIS, &t, &spent).unwrap();
-    assert_eq!(verify_input(&cache.spend_context(0).unwrap(), VerifyFlags::STANDARD), Ok(()));
+    assert_eq!(
+        verify_input(&cache.spend_context(0).unwrap(), VerifyFlags::STANDARD),
+        Err(ScriptError::RecoveryValueMoved)
+    );
     assert_eq!(
         verify_input(&cache.spend_context(1).unwrap(), VerifyFlags::STANDARD),
         Err(ScriptError::RecoveryOutputMismatch)

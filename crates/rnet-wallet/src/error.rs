@@ -36,6 +36,12 @@ pub enum WalletError {
     /// The recovery policy parameters are invalid.
     #[error("invalid recovery policy: {0}")]
     Policy(String),
+    /// A recovery cancel would lock the coins under the same guardian set again, so the quorum
+    /// that started the recovery could start it again: name a new guardian set.
+    #[error(
+        "the cancelled coins' guardians would guard them again: cancel to a policy with a different guardian set"
+    )]
+    SameGuardians,
     /// A cryptographic operation failed (bad mnemonic, key, backup structure …).
     #[error(transparent)]
     Crypto(#[from] rnet_crypto::CryptoError),

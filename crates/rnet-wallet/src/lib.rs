@@ -32,6 +32,6 @@ pub use recovery::{
 };
 pub use store::FORMAT;
 pub use wallet::{
-    Balances, CoinOwner, CoinRecovery, CreatedTx, DUST_LIMIT, Deadline, Encryption, RecoveryInfo,
-    Wallet, WalletCoin,
+    Balances, CoinOwner, CoinRecovery, CreatedTx, DUST_LIMIT, Deadline, Encryption, ExpiryWarning,
+    RecoveryInfo, Wallet, WalletCoin,
 };

@@ -60,6 +60,10 @@ impl Encryption {
 }
 
 /// Who controls a wallet coin and how the wallet spends it.
+///
+/// `generation` says under which of the wallet's policies the coin sits: 0 is the policy the
+/// wallet was created with, and every rotation ([`Wallet::cancel_recovery`] with a new policy)
+/// adds one ([`Wallet::policy_generation`]). Older files lack the field: generation 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CoinOwner {
     /// An output of the wallet's policy for the key at `(chain, index)`.
@@ -68,6 +72,9 @@ pub enum CoinOwner {
         chain: u32,
         /// Key index.
         index: u32,
+        /// The policy generation of the output.
+        #[serde(default)]
+        generation: u32,
     },
     /// A social recovery-pending output for that key: the owner can cancel (reclaim) it.
     Pending {
@@ -77,7 +84,18 @@ pub enum CoinOwner {
         index: u32,
         /// The key the guardians named.
         new_key: [u8; 32],
+        /// The policy generation of the social coin the guardians moved.
+        #[serde(default)]
+        generation: u32,
     },
+}
+
+impl CoinOwner {
+    /// The policy generation of the coin.
+    pub fn generation(&self) -> u32 {
+        let (Self::Policy { generation, .. } | Self::Pending { generation, .. }) = self;
+        *generation
+    }
 }
 
 /// A coin of the wallet with its creation facts (as consensus records them).
@@ -113,6 +131,22 @@ pub struct Balances {
     pub expiring_soon: Amount,
     /// Social recovery-pending outputs the owner can still cancel.
     pub recovery_pending: Amount,
+}
+
+/// A policy-protected coin close to UTXO expiry (`docs/protocol.md` Part V §6), which removes a
+/// coin whatever its recovery policy: the wallet's `warnings` list it so the owner moves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExpiryWarning {
+    /// The coin.
+    pub outpoint: OutPoint,
+    /// Its value.
+    pub value: Amount,
+    /// How far the expiry threshold still is above the coin's creation loss index (loss-index
+    /// units; the coin expires when this reaches 0).
+    pub remaining: u64,
+    /// The same distance when the coin was created: the threshold of its own block minus its
+    /// creation loss index (the whole "expiry period" in loss-index units).
+    pub period: u64,
 }
 
 /// When a coin's non-owner path opens.
@@ -187,6 +221,7 @@ pub struct Wallet {
     params: ChainParams,
     account: u32,
     policy: PolicyConfig,
+    retired: Vec<PolicyConfig>,
     keys: Vec<KeyInfo>,
     by_spk: HashMap<Vec<u8>, CoinOwner>,
     pending_watch: Vec<CoinOwner>,
@@ -249,6 +284,7 @@ impl Wallet {
             params: ChainParams::for_network(network),
             account: 0,
             policy,
+            retired: Vec::new(),
             keys: Vec::new(),
             by_spk: HashMap::new(),
             pending_watch: Vec::new(),
@@ -390,9 +426,35 @@ impl Wallet {
         self.network
     }
 
-    /// The recovery policy.
+    /// The recovery policy (the current generation: new addresses use it).
     pub fn policy(&self) -> &PolicyConfig {
         &self.policy
+    }
+
+    /// The generation of the current policy: how many times the policy was rotated.
+    pub fn policy_generation(&self) -> u32 {
+        u32::try_from(self.retired.len()).unwrap_or(u32::MAX)
+    }
+
+    /// The policy of `generation` (the current one or a retired one whose coins the wallet still
+    /// recognizes and spends).
+    pub fn policy_of(&self, generation: u32) -> Option<&PolicyConfig> {
+        if generation == self.policy_generation() {
+            Some(&self.policy)
+        } else {
+            self.retired.get(usize::try_from(generation).ok()?)
+        }
+    }
+
+    /// The policy template that locks a coin of `owner` (for a recovery-pending output: the
+    /// social template the guardians spent), whatever its generation.
+    pub fn coin_template(&self, owner: &CoinOwner) -> Option<RecoveryPolicy> {
+        let k = self.owner_key(owner)?;
+        if owner.generation() == self.policy_generation() {
+            Some(k.template.clone())
+        } else {
+            self.policy_of(owner.generation())?.template(k.pubkey).ok()
+        }
     }
 
     /// The wallet file's path.
@@ -499,23 +561,66 @@ impl Wallet {
         Ok(())
     }
 
+    /// Derives the key's template under the current policy and watches its outputs under every
+    /// policy generation (so coins paid to addresses of a retired policy still count).
     fn add_key(&mut self, chain: KeyChain, index: u32, pubkey: PublicKey) -> Result<()> {
         let template = self.policy.template(pubkey)?;
-        self.by_spk
-            .insert(template.script_pubkey(), CoinOwner::Policy { chain: chain.index(), index });
+        let current = self.policy_generation();
+        for (generation, policy) in self.retired.iter().enumerate() {
+            let generation = u32::try_from(generation).unwrap_or(u32::MAX);
+            let spk = policy.template(pubkey)?.script_pubkey();
+            self.by_spk.insert(spk, CoinOwner::Policy { chain: chain.index(), index, generation });
+        }
+        self.by_spk.insert(
+            template.script_pubkey(),
+            CoinOwner::Policy { chain: chain.index(), index, generation: current },
+        );
         self.keys.push(KeyInfo { chain, index, pubkey, template });
         Ok(())
     }
 
+    /// Makes `new` the current policy (the old one is retired: its coins stay recognized and
+    /// spendable by the owner). Every derived key gets its template under `new`.
+    fn rotate_policy(&mut self, new: PolicyConfig) -> Result<()> {
+        new.validate()?;
+        let templates: Vec<RecoveryPolicy> =
+            self.keys.iter().map(|k| new.template(k.pubkey)).collect::<Result<_>>()?;
+        let old = std::mem::replace(&mut self.policy, new);
+        self.retired.push(old);
+        let generation = self.policy_generation();
+        for (k, t) in self.keys.iter_mut().zip(templates) {
+            self.by_spk.insert(
+                t.script_pubkey(),
+                CoinOwner::Policy { chain: k.chain.index(), index: k.index, generation },
+            );
+            k.template = t;
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Wallet::rotate_policy`] (when the transaction it was for cannot be built).
+    fn unrotate_policy(&mut self) {
+        let generation = self.policy_generation();
+        let Some(old) = self.retired.pop() else { return };
+        self.policy = old;
+        self.by_spk
+            .retain(|_, o| !matches!(o, CoinOwner::Policy { .. }) || o.generation() != generation);
+        for k in &mut self.keys {
+            if let Ok(t) = self.policy.template(k.pubkey) {
+                k.template = t;
+            }
+        }
+    }
+
     fn owner_key(&self, owner: &CoinOwner) -> Option<&KeyInfo> {
-        let (CoinOwner::Policy { chain, index } | CoinOwner::Pending { chain, index, .. }) = owner;
+        let (CoinOwner::Policy { chain, index, .. } | CoinOwner::Pending { chain, index, .. }) =
+            owner;
         self.key(KeyChain::from_index(*chain)?, *index)
     }
 
     fn pending_template(&self, owner: &CoinOwner) -> Option<RecoveryPending> {
         let CoinOwner::Pending { new_key, .. } = owner else { return None };
-        let k = self.owner_key(owner)?;
-        let RecoveryPolicy::Social(s) = &k.template else { return None };
+        let RecoveryPolicy::Social(s) = self.coin_template(owner)? else { return None };
         Some(s.pending(PublicKey::from_bytes(new_key).ok()?))
     }
 
@@ -577,7 +682,7 @@ impl Wallet {
                     },
                 );
                 created += 1;
-                if let CoinOwner::Policy { chain, index } = owner
+                if let CoinOwner::Policy { chain, index, .. } = owner
                     && let Some(n) = self.next.get_mut(chain as usize)
                     && index >= *n
                 {
@@ -588,6 +693,7 @@ impl Wallet {
         }
         // The expiry sweep at the new tip.
         let threshold = expiry_threshold(&self.params, loss_index);
+        self.log_new_expiry_warnings(threshold);
         let expired: Vec<OutPoint> = self
             .coins
             .values()
@@ -608,19 +714,38 @@ impl Wallet {
         Ok((created, spent))
     }
 
+    /// One `tracing::warn!` line per coin that enters the last tenth of its expiry period at
+    /// the new tip's `threshold` (it was not there at the previous tip, or is new).
+    fn log_new_expiry_warnings(&self, threshold: u64) {
+        let previous =
+            self.tip.and_then(|t| t.loss_index).map(|l| expiry_threshold(&self.params, l));
+        for c in self.coins.values() {
+            let Some(w) = self.near_expiry(c, threshold) else { continue };
+            if w.remaining == 0 || previous.is_some_and(|p| self.near_expiry(c, p).is_some()) {
+                continue;
+            }
+            tracing::warn!(
+                outpoint = %format!("{}:{}", w.outpoint.txid, w.outpoint.vout),
+                value = w.value.0,
+                remaining = w.remaining,
+                period = w.period,
+                "wallet coin near UTXO expiry, which overrides its recovery policy: move it (e.g. sendheartbeat)"
+            );
+        }
+    }
+
     fn detect_guardian_spend(&mut self, coin: &WalletCoin, witness: &Witness) {
-        let Some(k) = self.owner_key(&coin.owner) else { return };
-        let RecoveryPolicy::Social(s) = &k.template else { return };
+        let Some(RecoveryPolicy::Social(s)) = self.coin_template(&coin.owner) else { return };
         let items = witness.items();
         // Guardian path: [new_key, slot_1..slot_n, "", script].
         if items.len() == s.guardians().len() + 3
             && items.first().is_some_and(|k| k.len() == 32)
             && items.get(items.len() - 2).is_some_and(|b| b.is_empty())
-            && let CoinOwner::Policy { chain, index } = coin.owner
+            && let CoinOwner::Policy { chain, index, generation } = coin.owner
         {
             let mut new_key = [0u8; 32];
             new_key.copy_from_slice(&items[0]);
-            self.watch_pending(CoinOwner::Pending { chain, index, new_key });
+            self.watch_pending(CoinOwner::Pending { chain, index, new_key, generation });
         }
     }
 
@@ -759,7 +884,8 @@ impl Wallet {
             .coins
             .values()
             .map(|c| {
-                let (path, deadline) = match (&c.owner, &self.policy) {
+                let policy = self.policy_of(c.owner.generation()).unwrap_or(&self.policy);
+                let (path, deadline) = match (&c.owner, policy) {
                     (CoinOwner::Pending { .. }, PolicyConfig::Social { cancel_window, .. }) => {
                         ("claim", Some(Self::deadline(c, *cancel_window)))
                     }
@@ -803,7 +929,7 @@ impl Wallet {
     fn owner_witness(&self, owner: &CoinOwner, sig: Vec<u8>) -> Option<(Witness, Vec<u8>)> {
         match owner {
             CoinOwner::Policy { .. } => {
-                let t = &self.owner_key(owner)?.template;
+                let t = self.coin_template(owner)?;
                 Some((t.owner_witness(sig), t.witness_script()))
             }
             CoinOwner::Pending { .. } => {
@@ -1078,8 +1204,20 @@ impl Wallet {
     }
 
     /// Cancels social recoveries: spends every recovery-pending output of the wallet (owner
-    /// path) back to a fresh receive address of the policy. Records the transaction.
-    pub fn cancel_recovery(&mut self, fee_rate: FeeRate) -> Result<CreatedTx> {
+    /// path) to a fresh receive address under a policy whose guardians differ from those who
+    /// started the recovery, so a hostile quorum cannot simply start again after every cancel.
+    ///
+    /// With `new_policy`, the wallet first rotates to it (it becomes the current policy; coins of
+    /// the old one stay recognized and spendable). Without, the current policy is the
+    /// destination, which only works if the wallet already rotated since the coins were locked.
+    /// Either way [`WalletError::SameGuardians`] if the destination is a social policy with the
+    /// same guardian set (in any order, any threshold) as a cancelled coin's policy; nothing is
+    /// changed then. Records the transaction.
+    pub fn cancel_recovery(
+        &mut self,
+        fee_rate: FeeRate,
+        new_policy: Option<PolicyConfig>,
+    ) -> Result<CreatedTx> {
         self.keys()?;
         let coins: Vec<WalletCoin> = self
             .coins
@@ -1091,10 +1229,75 @@ impl Wallet {
         if coins.is_empty() {
             return Err(WalletError::UnknownCoin("no recovery-pending output".into()));
         }
-        let dest = self.fresh(KeyChain::Receive)?;
-        let created = self.fund(coins, vec![dest.output(Amount::ZERO)], fee_rate, true)?;
+        if let Some(p) = &new_policy {
+            p.validate()?;
+        }
+        let destination = new_policy.as_ref().unwrap_or(&self.policy);
+        for c in &coins {
+            if self
+                .policy_of(c.owner.generation())
+                .is_some_and(|old| same_guardians(old, destination))
+            {
+                return Err(WalletError::SameGuardians);
+            }
+        }
+        let rotated = match new_policy {
+            Some(p) => {
+                self.rotate_policy(p)?;
+                true
+            }
+            None => false,
+        };
+        let next = self.next;
+        let built = self
+            .fresh(KeyChain::Receive)
+            .and_then(|dest| self.fund(coins, vec![dest.output(Amount::ZERO)], fee_rate, true));
+        let created = match built {
+            Ok(c) => c,
+            Err(e) => {
+                if rotated {
+                    self.unrotate_policy();
+                    self.next = next;
+                    self.persist(false)?;
+                }
+                return Err(e);
+            }
+        };
         self.add_unconfirmed(created.tx.clone())?;
         Ok(created)
+    }
+
+    /// Policy-protected coins (policy and recovery-pending outputs, confirmed and unspent)
+    /// within the last tenth of their expiry period: `remaining · 10 ≤ period` (see
+    /// [`ExpiryWarning`]). Empty until the tip's loss index is known.
+    pub fn expiry_warnings(&self) -> Vec<ExpiryWarning> {
+        let Some(tip_loss) = self.tip.and_then(|t| t.loss_index) else { return Vec::new() };
+        let threshold = expiry_threshold(&self.params, tip_loss);
+        self.coins.values().filter_map(|c| self.near_expiry(c, threshold)).collect()
+    }
+
+    /// The warning for `c` if it is within the last tenth of its expiry period at `threshold`.
+    fn near_expiry(&self, c: &WalletCoin, threshold: u64) -> Option<ExpiryWarning> {
+        let remaining = threshold.checked_sub(c.creation_loss_index)?;
+        let period = expiry_threshold(&self.params, c.creation_loss_index)
+            .saturating_sub(c.creation_loss_index);
+        near_expiry(remaining, period).then_some(ExpiryWarning {
+            outpoint: c.outpoint,
+            value: c.output.value,
+            remaining,
+            period,
+        })
+    }
+
+    /// The expiry distance of a coin: `(remaining, period)` as in [`ExpiryWarning`], `None` if
+    /// the tip's loss index is unknown.
+    pub fn expiry_distance(&self, coin: &WalletCoin) -> Option<(u64, u64)> {
+        let tip_loss = self.tip.and_then(|t| t.loss_index)?;
+        let remaining =
+            expiry_threshold(&self.params, tip_loss).saturating_sub(coin.creation_loss_index);
+        let period = expiry_threshold(&self.params, coin.creation_loss_index)
+            .saturating_sub(coin.creation_loss_index);
+        Some((remaining, period))
     }
 
     /// Signs a guardian recovery request with this wallet's guardian key. The request must be for
@@ -1160,6 +1363,7 @@ impl Wallet {
             network: self.network.to_string(),
             account: self.account,
             policy: self.policy.to_stored(),
+            retired: self.retired.iter().map(PolicyConfig::to_stored).collect(),
             entropy: hex::encode(keys.secret.entropy),
             bip39_passphrase: keys.secret.bip39_passphrase.clone(),
             next: self.next,
@@ -1193,6 +1397,8 @@ impl Wallet {
             .map_err(|_| WalletError::Corrupt("entropy".into()))?;
         let mnemonic = Mnemonic::from_entropy(&entropy);
         let policy = PolicyConfig::from_stored(&export.policy)?;
+        let retired =
+            export.retired.iter().map(PolicyConfig::from_stored).collect::<Result<Vec<_>>>()?;
         let mut w = Self::create(
             wallet_path,
             network,
@@ -1201,6 +1407,16 @@ impl Wallet {
             policy,
             encryption,
         )?;
+        if !retired.is_empty() {
+            // Re-derive with the generations known, so every key watches every generation.
+            w.retired = retired;
+            w.by_spk.clear();
+            let keys: Vec<(KeyChain, u32, PublicKey)> =
+                w.keys.drain(..).map(|k| (k.chain, k.index, k.pubkey)).collect();
+            for (chain, index, pubkey) in keys {
+                w.add_key(chain, index, pubkey)?;
+            }
+        }
         w.next = export.next;
         w.top_up()?;
         w.persist(false)?;
@@ -1215,6 +1431,7 @@ impl Wallet {
             network: self.network.to_string(),
             account: self.account,
             policy: self.policy.to_stored(),
+            retired: self.retired.iter().map(PolicyConfig::to_stored).collect(),
             encrypted: self.encrypted,
             keys: self
                 .keys
@@ -1236,6 +1453,22 @@ impl Wallet {
     fn persist(&self, with_secret: bool) -> Result<()> {
         let state = self.state_bytes()?;
         store::write(&self.db, with_secret.then_some(&self.secret_blob[..]), &state)
+    }
+}
+
+/// The warning rule: `remaining` loss-index units left of a coin's expiry `period` are at most
+/// a tenth of it (`remaining · 10 ≤ period`).
+pub fn near_expiry(remaining: u64, period: u64) -> bool {
+    u128::from(remaining) * 10 <= u128::from(period)
+}
+
+/// Whether both policies are social with the same guardian set (order and threshold ignored).
+fn same_guardians(a: &PolicyConfig, b: &PolicyConfig) -> bool {
+    match (a, b) {
+        (PolicyConfig::Social { guardians: x, .. }, PolicyConfig::Social { guardians: y, .. }) => {
+            x.len() == y.len() && x.iter().all(|g| y.contains(g))
+        }
+        _ => false,
     }
 }
 
@@ -1265,6 +1498,9 @@ struct Export {
     network: String,
     account: u32,
     policy: StoredPolicy,
+    /// Policies of earlier generations, so a restored wallet recognizes their coins.
+    #[serde(default)]
+    retired: Vec<StoredPolicy>,
     entropy: String,
     bip39_passphrase: String,
     next: [u32; 2],
@@ -1329,6 +1565,9 @@ struct State {
     network: String,
     account: u32,
     policy: StoredPolicy,
+    /// Policies of earlier generations (absent in files written before rotation existed).
+    #[serde(default)]
+    retired: Vec<StoredPolicy>,
     encrypted: bool,
     keys: Vec<(u32, u32, [u8; 32])>,
     next: [u32; 2],
@@ -1382,6 +1621,8 @@ impl State {
         }
         let network: Network = self.network.parse().map_err(|_| corrupt("network"))?;
         let policy = PolicyConfig::from_stored(&self.policy)?;
+        let retired =
+            self.retired.iter().map(PolicyConfig::from_stored).collect::<Result<Vec<_>>>()?;
         let guardian_key = PublicKey::from_bytes(&self.guardian_key).map_err(|_| corrupt("key"))?;
         let mut w = Wallet {
             db,
@@ -1390,6 +1631,7 @@ impl State {
             params: ChainParams::for_network(network),
             account: self.account,
             policy,
+            retired,
             keys: Vec::new(),
             by_spk: HashMap::new(),
             pending_watch: Vec::new(),

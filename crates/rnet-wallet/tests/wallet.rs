@@ -316,8 +316,27 @@ fn social_recovery_cancel_and_complete() {
     assert_eq!(bal.trusted, coins[1].1.value);
     assert!(a.recovery_info().coins.iter().any(|c| c.path == "claim"));
 
-    // The owner cancels within the window.
-    let cancel = a.cancel_recovery(RATE).expect("cancel");
+    // The owner cancels within the window, rotating to a new guardian set: back to the same
+    // guardians (in any order, with any threshold) is refused and changes nothing.
+    let old_policy = a.policy().clone();
+    assert!(matches!(a.cancel_recovery(RATE, None), Err(WalletError::SameGuardians)));
+    let reordered = PolicyConfig::Social {
+        guardians: social.guardians().iter().rev().copied().collect(),
+        threshold: 3,
+        cancel_window: RelativeLock::Blocks(3),
+    };
+    assert!(matches!(a.cancel_recovery(RATE, Some(reordered)), Err(WalletError::SameGuardians)));
+    assert_eq!(a.policy(), &old_policy);
+    assert_eq!(a.policy_generation(), 0);
+    let new_guardians = vec![test_key(31).public_key(), test_key(32).public_key()];
+    let rotated = PolicyConfig::Social {
+        guardians: new_guardians.clone(),
+        threshold: 2,
+        cancel_window: RelativeLock::Blocks(3),
+    };
+    let cancel = a.cancel_recovery(RATE, Some(rotated.clone())).expect("cancel");
+    assert_eq!(a.policy(), &rotated);
+    assert_eq!(a.policy_generation(), 1);
     net.mine(vec![cancel.tx.clone()], plain_spk(&test_key(200)), &mut [&mut a]);
     let bal = a.balances(0);
     assert_eq!(bal.recovery_pending, Amount::ZERO);
@@ -325,6 +344,20 @@ fn social_recovery_cancel_and_complete() {
         bal.trusted,
         Amount(coins[0].1.value.0 - 10_000 - cancel.fee.0 + coins[1].1.value.0)
     );
+    // The cancelled coin now sits under the new guardian set.
+    let moved = a
+        .coins()
+        .find(|c| c.outpoint.txid == cancel.tx.txid())
+        .expect("cancel output is the wallet's")
+        .clone();
+    assert_eq!(moved.owner.generation(), 1);
+    match a.coin_template(&moved.owner) {
+        Some(RecoveryPolicy::Social(s)) => {
+            assert_eq!(s.guardians(), &new_guardians[..]);
+            assert_eq!(s.script_pubkey(), moved.output.script_pubkey);
+        }
+        other => panic!("social template expected, got {other:?}"),
+    }
 
     // Coin 2: no cancel; the new key can claim only after the window.
     let mut req = create_recovery_tx(
@@ -364,6 +397,122 @@ fn social_recovery_cancel_and_complete() {
     net.mine(vec![claim], plain_spk(&test_key(200)), &mut [&mut a]);
     assert_eq!(a.balances(0).recovery_pending, Amount::ZERO);
     assert_eq!(net.chain.coins_paying(&plain_spk(&new_key)).len(), 1);
+}
+
+/// A rotation (cancel to a new guardian set) is stored: the wallet file and the backup both keep
+/// the retired policy, so coins still under it are recognized and spendable after a reopen or
+/// restore, and `sendheartbeat` moves them under the new policy.
+#[test]
+fn policy_rotation_survives_reopen_and_backup() {
+    let mut net = Net::new();
+    let old_guardians = vec![test_key(11).public_key(), test_key(12).public_key()];
+    let policy = PolicyConfig::Social {
+        guardians: old_guardians.clone(),
+        threshold: 2,
+        cancel_window: RelativeLock::Blocks(3),
+    };
+    let mut a = net.wallet("a", 4, policy.clone());
+    let (p0, p1) = (spk_of(&mut a), spk_of(&mut a));
+    net.mine(Vec::new(), p0, &mut [&mut a]);
+    net.mine(Vec::new(), p1, &mut [&mut a]);
+    net.mine_empty(5, &mut [&mut a]);
+    let coins = coin_list(&a);
+    let social = match a.template_at(KeyChain::Receive, 0) {
+        Some(RecoveryPolicy::Social(s)) => s.clone(),
+        _ => panic!("social"),
+    };
+    let first = coins.iter().find(|c| c.1.script_pubkey == social.script_pubkey()).unwrap();
+    let mut req = create_recovery_tx(
+        &regtest_genesis(),
+        &social,
+        &[first.clone()],
+        test_key(21).public_key(),
+        Amount(10_000),
+    )
+    .expect("req");
+    req.sign(&test_key(11)).expect("g1");
+    req.sign(&test_key(12)).expect("g2");
+    net.mine(vec![req.finalize().expect("final")], plain_spk(&test_key(200)), &mut [&mut a]);
+    let rotated = PolicyConfig::Social {
+        guardians: vec![test_key(31).public_key(), test_key(32).public_key()],
+        threshold: 1,
+        cancel_window: RelativeLock::Blocks(3),
+    };
+    let cancel = a.cancel_recovery(RATE, Some(rotated.clone())).expect("cancel");
+    net.mine(vec![cancel.tx], plain_spk(&test_key(200)), &mut [&mut a]);
+    let want = a.balances(0);
+    let mut want_coins = coin_list(&a);
+    want_coins.sort_by_key(|c| c.0);
+    // One coin under each generation.
+    let mut gens: Vec<u32> = a.coins().map(|c| c.owner.generation()).collect();
+    gens.sort_unstable();
+    assert_eq!(gens, vec![0, 1]);
+    a.backup(&net.file("a.backup"), "pw", SMALL).expect("backup");
+
+    // Reopen.
+    drop(a);
+    let mut a = Wallet::open(&net.file("a")).expect("open");
+    assert_eq!((a.policy(), a.policy_generation()), (&rotated, 1));
+    assert_eq!(a.policy_of(0), Some(&policy));
+    assert_eq!(a.balances(0), want);
+    // Restore from the backup and rescan: the generation-0 coin is found again.
+    let mut r =
+        Wallet::restore_backup(&net.file("a.backup"), "pw", &net.file("r"), None).expect("restore");
+    assert_eq!((r.policy(), r.policy_generation()), (&rotated, 1));
+    net.rescan(&mut r);
+    let mut got = coin_list(&r);
+    got.sort_by_key(|c| c.0);
+    assert_eq!(got, want_coins);
+    assert_eq!(r.balances(0), want);
+
+    // The coin still under the old guardians is spendable and moves under the new policy.
+    let beat = a.send_heartbeat(RATE, None).expect("heartbeat");
+    assert_eq!(beat.tx.inputs.len(), 2);
+    net.mine(vec![beat.tx.clone()], plain_spk(&test_key(200)), &mut [&mut a]);
+    assert!(a.coins().all(|c| c.owner.generation() == 1));
+    assert_eq!(a.coins().count(), 1);
+}
+
+/// Coins within the last tenth of their expiry period are reported (regtest ratio 2/1: a coin
+/// created at loss index `L` has period `threshold(L) − L = L` and expires once the tip's loss
+/// index falls to `L / 2`). The wallet is fed real blocks with chosen loss indices.
+#[test]
+fn expiry_warnings_for_coins_near_expiry() {
+    let mut net = Net::new();
+    let mut a = net.wallet("a", 8, heartbeat(100));
+    let pay = spk_of(&mut a);
+    let (mined, _) = net.chain.mine(&net.miner, Vec::new(), pay).expect("mine");
+    let created = 1_000_000u64;
+    a.scan_block(&mined.block, 1, created, 0).expect("scan");
+    let coin = a.coins().next().expect("coin").clone();
+    assert_eq!(a.expiry_distance(&coin), Some((created, created)));
+    assert!(a.expiry_warnings().is_empty());
+    let mut height = 1;
+    let mut at = |a: &mut Wallet, loss: u64| {
+        let (mined, _) =
+            net.chain.mine(&net.miner, Vec::new(), plain_spk(&test_key(200))).expect("mine");
+        height += 1;
+        a.scan_block(&mined.block, height, loss, 0).expect("scan");
+        a.expiry_warnings()
+    };
+    // Threshold 2·560 000 − L = 120 000 left of 1 000 000: not yet.
+    assert!(at(&mut a, 560_000).is_empty());
+    // 100 000 left: exactly the last tenth.
+    let w = at(&mut a, 550_000);
+    assert_eq!(w.len(), 1);
+    assert_eq!(
+        w[0],
+        ExpiryWarning {
+            outpoint: coin.outpoint,
+            value: coin.output.value,
+            remaining: 100_000,
+            period: created
+        }
+    );
+    assert_eq!(at(&mut a, 500_001).first().map(|w| w.remaining), Some(2));
+    // Expired: swept, no more warning.
+    assert!(at(&mut a, 500_000).is_empty());
+    assert_eq!(a.coins().count(), 0);
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn wallet_err(e: WalletError) -> RpcError {
         }
         e @ (WalletError::InvalidAmount(_)
         | WalletError::Policy(_)
+        | WalletError::SameGuardians
         | WalletError::WrongChain { .. }
         | WalletError::EmptyPassphrase) => RpcError::invalid_parameter(e.to_string()),
         e => RpcError::new(codes::RPC_WALLET_ERROR, e.to_string()),
@@ -391,6 +392,19 @@ fn balances_json(node: &Node, w: &Entry) -> Value {
     })
 }
 
+/// The `getwalletinfo` warning line for a coin near UTXO expiry.
+fn expiry_warning_text(w: &rnet_wallet::ExpiryWarning) -> String {
+    format!(
+        "Coin {}:{} ({} RNT) is in the last tenth of its UTXO expiry period ({} of {} loss-index \
+         units left); expiry overrides its recovery policy: move it (sendheartbeat).",
+        w.outpoint.txid.to_hex(),
+        w.outpoint.vout,
+        w.value,
+        w.remaining,
+        w.period
+    )
+}
+
 fn deadline_json(d: Option<Deadline>, tip: Option<u32>) -> Value {
     match d {
         None => Value::Null,
@@ -563,7 +577,10 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         r,
         node,
         MethodInfo::new("getwalletinfo", "Wallet").help(
-            "getwalletinfo\n\nWallet state: name, balances, txcount, encryption/lock state, policy, last scanned height.",
+            "getwalletinfo\n\nWallet state: name, balances, txcount, encryption/lock state, policy (and its \
+             generation: how often cancelrecovery rotated it), last scanned height, and warnings: one line per \
+             wallet coin within the last tenth of its UTXO expiry period (expiry overrides every recovery \
+             policy), detailed in expiring_coins [{outpoint, amount, remaining, period}].",
         ),
         |node, p| {
             let w = wallet_of(node, p)?;
@@ -589,6 +606,18 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             if e.wallet.is_encrypted() {
                 o["unlocked"] = json!(!e.wallet.is_locked());
             }
+            o["policy_generation"] = json!(e.wallet.policy_generation());
+            let near = e.wallet.expiry_warnings();
+            o["warnings"] = json!(near.iter().map(expiry_warning_text).collect::<Vec<_>>());
+            o["expiring_coins"] = json!(near
+                .iter()
+                .map(|w| json!({
+                    "outpoint": format!("{}:{}", w.outpoint.txid.to_hex(), w.outpoint.vout),
+                    "amount": amount_json(w.value),
+                    "remaining": w.remaining,
+                    "period": w.period,
+                }))
+                .collect::<Vec<_>>());
             Ok(o)
         },
     )?;
@@ -639,7 +668,9 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         node,
         MethodInfo::new("listunspent", "Wallet")
             .params(["minconf", "maxconf", "addresses"])
-            .help("listunspent ( minconf maxconf [\"address\",...] )\n\nSpendable wallet coins."),
+            .help("listunspent ( minconf maxconf [\"address\",...] )\n\nSpendable wallet coins, each with \
+                   expiry {remaining, period, near} (loss-index units to UTXO expiry and the coin's whole \
+                   expiry period; near: in its last tenth) or null before the tip's loss is known."),
         |node, p| {
             let minconf: i64 = p.optional_or(0, 1)?;
             let maxconf: i64 = p.optional_or(1, 9_999_999)?;
@@ -674,6 +705,11 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                         "spendable": true,
                         "solvable": true,
                         "safe": true,
+                        "expiry": e.wallet.expiry_distance(c).map(|(remaining, period)| json!({
+                            "remaining": remaining,
+                            "period": period,
+                            "near": rnet_wallet::wallet::near_expiry(remaining, period),
+                        })),
                     }))
                 })
                 .collect();
@@ -1115,16 +1151,33 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     reg(
         r,
         node,
-        MethodInfo::new("cancelrecovery", "Wallet").params(["conf_target"]).help(
-            "cancelrecovery ( conf_target )\n\nOwner cancel of social recoveries: reclaims every recovery-pending \
-             output to a fresh address. Returns {txid, fee}.",
+        MethodInfo::new("cancelrecovery", "Wallet").params(["new_policy", "conf_target"]).help(
+            "cancelrecovery new_policy ( conf_target )\n\nOwner cancel of social recoveries: reclaims every \
+             recovery-pending output to a fresh address under new_policy, which becomes the wallet's policy \
+             (rotation: coins under the old one stay spendable; sendheartbeat moves them). new_policy is a \
+             createwallet policy object; a social one must name a different guardian set than the cancelled \
+             coins' (-8 otherwise), so the quorum that started the recovery cannot start it again. \
+             Without new_policy (or with null, or the old shape cancelrecovery ( conf_target )) the current \
+             policy is the destination, accepted only if the wallet already rotated away from those \
+             guardians. Returns {txid, fee, policy}.",
         ),
         |node, p| {
-            let rate = fee_rate(node, conf_target(p, 0)?);
+            let (new_policy, target_index) = match p.get(0) {
+                None | Some(Value::Null) => (None, 1),
+                // The old call shape: `cancelrecovery conf_target`.
+                Some(Value::Number(_)) => (None, 0),
+                Some(v) => (Some(parse_policy(v)?), 1),
+            };
+            let rate = fee_rate(node, conf_target(p, target_index)?);
             let w = wallet_of(node, p)?;
-            let created = lock_entry(&w).wallet.cancel_recovery(rate).map_err(wallet_err)?;
+            let created = lock_entry(&w)
+                .wallet
+                .cancel_recovery(rate, new_policy)
+                .map_err(wallet_err)?;
             let txid = record_and_submit(node, &w, &created)?;
-            Ok(created_json(&created, &txid))
+            let mut out = created_json(&created, &txid);
+            out["policy"] = lock_entry(&w).wallet.policy().to_json();
+            Ok(out)
         },
     )?;
     reg(
@@ -1215,13 +1268,11 @@ fn known_template(node: &Node, op: &OutPoint) -> Option<Known> {
     for w in node.wallets.all() {
         let e = lock_entry(&w);
         let Some(c) = e.wallet.coins().find(|c| c.outpoint == *op).cloned() else { continue };
-        let (chain, index, new_key) = match c.owner {
-            rnet_wallet::CoinOwner::Policy { chain, index } => (chain, index, None),
-            rnet_wallet::CoinOwner::Pending { chain, index, new_key } => {
-                (chain, index, Some(new_key))
-            }
+        let new_key = match c.owner {
+            rnet_wallet::CoinOwner::Policy { .. } => None,
+            rnet_wallet::CoinOwner::Pending { new_key, .. } => Some(new_key),
         };
-        let t = e.wallet.template_at(rnet_wallet::KeyChain::from_index(chain)?, index)?.clone();
+        let t = e.wallet.coin_template(&c.owner)?;
         return match (new_key, t) {
             (None, t) => Some(Known::Policy(t)),
             (Some(k), RecoveryPolicy::Social(s)) => {
