@@ -247,6 +247,10 @@ pub struct ChainState {
     fail_point: Option<FailPoint>,
     /// Proof-of-Training verdicts computed outside the lock ([`crate::pot`]).
     pot_verdicts: PotVerdicts,
+    /// Blocks whose data is stored but whose checkpoint is not (never received, lost with a
+    /// partial download, or dropped as damaged), most chainwork first: what the node asks
+    /// peers for ([`ChainState::wanted_checkpoints`]). Derived data: rebuilt on open.
+    awaiting_checkpoint: BTreeSet<(Reverse<u128>, BlockHash)>,
 }
 
 fn set_durability(w: &mut WriteTransaction, sync: bool) {
@@ -396,6 +400,7 @@ impl ChainState {
             candidates: BTreeSet::new(),
             fail_point: None,
             pot_verdicts: PotVerdicts::default(),
+            awaiting_checkpoint: BTreeSet::new(),
         };
         state.load_tip()?;
         let sync = state.options.sync_writes;
@@ -532,6 +537,9 @@ impl ChainState {
                 decode_exact(v.value()).map_err(ChainError::record("block_index"))?;
             if entry.is_connectable() {
                 set.insert(entry_key(&entry));
+            }
+            if Self::awaits_checkpoint(&entry) {
+                self.awaiting_checkpoint.insert((Reverse(entry.chainwork), entry.hash()));
             }
         }
         set.insert(self.tip_key());
@@ -682,6 +690,9 @@ impl ChainState {
         };
         w.commit()?;
         debug!(%hash, height = header.height, val_loss = header.val_loss, "stored block");
+        if Self::awaits_checkpoint(&entry) {
+            self.awaiting_checkpoint.insert((Reverse(entry.chainwork), hash));
+        }
 
         let key = entry_key(&entry);
         if entry.is_connectable() && key < self.tip_key() {
@@ -720,6 +731,7 @@ impl ChainState {
         Self::put_checkpoint_record(&w, &entry.header)?;
         w.commit()?;
         debug!(%hash, "stored checkpoint");
+        self.awaiting_checkpoint.remove(&(Reverse(entry.chainwork), *hash));
 
         // The block and every connectable descendant may now be reachable.
         let tip_key = self.tip_key();
@@ -995,6 +1007,61 @@ impl ChainState {
             return Err(e);
         }
         Ok(None)
+    }
+
+    /// Whether `entry` is a block that still needs its checkpoint: data stored, checkpoint not,
+    /// not known invalid, and either not validated yet or (pruned or damaged) the active tip.
+    fn awaits_checkpoint(entry: &IndexEntry) -> bool {
+        entry.has(flags::HAVE_DATA) && !entry.has(flags::HAVE_CHECKPOINT) && !entry.is_failed()
+    }
+
+    /// Up to `max` blocks whose checkpoints the node should fetch from peers, most useful first:
+    /// the active tip if its checkpoint is missing (a miner needs it), then stored blocks whose
+    /// checkpoints never arrived (for example a download cut short by a crash), on branches with
+    /// at least the tip's chainwork (a branch that cannot become best is not worth its model
+    /// data). Entries that no longer need one are dropped on the way.
+    pub fn wanted_checkpoints(&mut self, max: usize) -> Result<Vec<BlockHash>, ChainError> {
+        let mut out = Vec::new();
+        let tip = self.tip.hash;
+        if let Some(e) = self.index_entry(&tip)? {
+            if !e.has(flags::HAVE_CHECKPOINT) && max > 0 {
+                out.push(tip);
+            }
+        }
+        let mut stale = Vec::new();
+        for (work, hash) in self.awaiting_checkpoint.iter() {
+            if out.len() >= max {
+                break;
+            }
+            if *hash == tip {
+                continue;
+            }
+            match self.index_entry(hash)? {
+                Some(e) if Self::awaits_checkpoint(&e) && !e.has(flags::VALID_FULL) => {
+                    // Most chainwork first: once below the tip, nothing later can beat it.
+                    if work.0 < self.tip.chainwork {
+                        break;
+                    }
+                    out.push(*hash);
+                }
+                _ => stale.push((*work, *hash)),
+            }
+        }
+        for key in stale {
+            self.awaiting_checkpoint.remove(&key);
+        }
+        Ok(out)
+    }
+
+    /// Drops the stored checkpoint of `hash` after it was found damaged (size or root no longer
+    /// match), so that it is fetched again from peers ([`ChainState::wanted_checkpoints`]).
+    pub fn drop_damaged_checkpoint(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        warn!(%hash, "dropping a damaged checkpoint; it will be fetched again from peers");
+        self.forget_checkpoint(hash)?;
+        if let Some(e) = self.index_entry(hash)? {
+            self.awaiting_checkpoint.insert((Reverse(e.chainwork), *hash));
+        }
+        Ok(())
     }
 
     /// What Proof-of-Training of `block` needs, to run without the chain lock
@@ -1341,8 +1408,8 @@ impl ChainState {
     ) -> Result<Option<Vec<u8>>, ChainError> {
         match self.checkpoint(hash) {
             Err(e @ ChainError::Corrupt(_)) => {
-                warn!(%hash, error = %e, "dropping a damaged checkpoint");
-                self.forget_checkpoint(hash)?;
+                warn!(%hash, error = %e, "damaged checkpoint");
+                self.drop_damaged_checkpoint(hash)?;
                 Ok(None)
             }
             other => other,

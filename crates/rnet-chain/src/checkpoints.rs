@@ -38,16 +38,23 @@ impl CheckpointFiles {
     }
 
     /// Writes the checkpoint of `hash` durably (temporary file, fsync, rename, directory fsync).
+    /// A failed write (a full disk) removes its temporary file: nothing is left behind.
     pub fn write(&self, hash: &BlockHash, bytes: &[u8]) -> io::Result<()> {
         let tmp = self.dir.join(format!("{}.tmp", hash.to_hex()));
-        {
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            if self.sync {
-                f.sync_all()?;
+        let written = (|| {
+            {
+                let mut f = fs::File::create(&tmp)?;
+                f.write_all(bytes)?;
+                if self.sync {
+                    f.sync_all()?;
+                }
             }
+            fs::rename(&tmp, self.path(hash))
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
-        fs::rename(&tmp, self.path(hash))?;
         if self.sync { sync_dir(&self.dir) } else { Ok(()) }
     }
 
@@ -90,5 +97,94 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     match fs::File::open(dir) {
         Ok(d) => d.sync_all().or(Ok(())),
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let p =
+                std::env::temp_dir().join(format!("rnet-chain-ckpt-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tmp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".tmp"))
+            .collect()
+    }
+
+    /// A write that fails with ENOSPC (the temporary file is a link to `/dev/full`) or at the
+    /// rename leaves no temporary file and no checkpoint.
+    #[test]
+    fn failed_writes_leave_no_temporary_file() {
+        let dir = TempDir::new("fail");
+        let files = CheckpointFiles::open(dir.path().to_path_buf(), true).unwrap();
+        let bytes = vec![7u8; 100_000];
+
+        #[cfg(target_os = "linux")]
+        {
+            let full = BlockHash::from_bytes([1; 32]);
+            let tmp = dir.path().join(format!("{}.tmp", full.to_hex()));
+            std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+            let e = files.write(&full, &bytes).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(28), "ENOSPC: {e}");
+            assert!(fs::symlink_metadata(&tmp).is_err(), "temporary file removed");
+            assert!(files.read(&full).is_err());
+        }
+
+        // The rename fails: a directory occupies the checkpoint's name.
+        let blocked = BlockHash::from_bytes([2; 32]);
+        fs::create_dir(files.path(&blocked)).unwrap();
+        fs::write(files.path(&blocked).join("x"), b"x").unwrap();
+        assert!(files.write(&blocked, &bytes).is_err());
+        assert_eq!(tmp_files(dir.path()), Vec::<String>::new());
+
+        // A good write still works and leaves only the checkpoint.
+        let good = BlockHash::from_bytes([3; 32]);
+        files.write(&good, &bytes).unwrap();
+        assert_eq!(files.read(&good).unwrap(), bytes);
+        assert_eq!(tmp_files(dir.path()), Vec::<String>::new());
+    }
+
+    /// Temporary files left by a crash are deleted by the cleanup at open.
+    #[test]
+    fn cleanup_removes_stale_temporary_files() {
+        let dir = TempDir::new("cleanup");
+        let files = CheckpointFiles::open(dir.path().to_path_buf(), false).unwrap();
+        let keep = BlockHash::from_bytes([4; 32]);
+        files.write(&keep, b"abc").unwrap();
+        for i in 0..3 {
+            fs::write(
+                dir.path().join(format!("{}.tmp", BlockHash::from_bytes([i; 32]).to_hex())),
+                b"x",
+            )
+            .unwrap();
+        }
+        let removed = files.cleanup(&HashSet::from([keep])).unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(tmp_files(dir.path()), Vec::<String>::new());
+        assert_eq!(files.read(&keep).unwrap(), b"abc");
     }
 }
