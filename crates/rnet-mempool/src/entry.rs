@@ -18,6 +18,9 @@ pub struct MempoolEntry {
     pub fee: Amount,
     /// Serialized size in bytes (witness included).
     pub size: usize,
+    /// Estimated memory use of the entry (its transaction's heap allocations plus its share of
+    /// the pool's indexes), what the pool's size limit counts.
+    pub usage: usize,
     /// When it entered the pool (unix seconds, the `now` given to `accept`).
     pub time: u64,
     /// The tip height when it entered the pool.

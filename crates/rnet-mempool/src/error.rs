@@ -2,7 +2,7 @@
 
 use rnet_consensus::TxError;
 use rnet_primitives::{Amount, OutPoint, Txid};
-use rnet_script::TxScriptError;
+use rnet_script::{ScriptError, TxScriptError};
 use thiserror::Error;
 
 /// A transaction that is valid under consensus but not relayed (policy).
@@ -167,11 +167,55 @@ pub enum MempoolError {
     /// fee rate).
     #[error("mempool full")]
     MempoolFull,
+    /// [`crate::Mempool::accept_verified`]: the transaction now spends other outputs than the
+    /// ones its scripts were verified against, or was verified for another chain; verify again.
+    #[error("transaction {0} was verified against other spent outputs")]
+    StaleVerification(Txid),
 }
 
 impl MempoolError {
     /// Whether the transaction went to the orphan pool (missing inputs).
     pub fn is_missing_inputs(&self) -> bool {
         matches!(self, MempoolError::MissingInputs { .. })
+    }
+
+    /// Whether the transaction itself breaks a consensus or script rule, so that a peer relaying
+    /// it may be penalised. `false` for what depends on the receiver's state or policy: already
+    /// known, missing or expired inputs, not yet final or mature, fees, standardness (including
+    /// the policy-only script flags), replacement and package limits, a full pool.
+    pub fn is_invalid(&self) -> bool {
+        match self {
+            MempoolError::Coinbase => true,
+            MempoolError::Invalid(e) => !matches!(
+                e,
+                TxError::NonFinal { .. }
+                    | TxError::MissingOrSpent { .. }
+                    | TxError::Expired { .. }
+                    | TxError::DoubleSpendInBlock { .. }
+                    | TxError::ImmatureCoinbase { .. }
+                    | TxError::SequenceLocked { .. }
+            ),
+            MempoolError::Script(e) => !matches!(
+                e.error,
+                ScriptError::DiscourageUpgradableWitnessProgram | ScriptError::WeakPublicKey
+            ),
+            MempoolError::AlreadyInMempool(_)
+            | MempoolError::AlreadyConfirmed(_)
+            | MempoolError::NonStandard(_)
+            | MempoolError::MissingInputs { .. }
+            | MempoolError::FeeTooLow { .. }
+            | MempoolError::MempoolMinFeeNotMet { .. }
+            | MempoolError::ConflictNotReplaceable { .. }
+            | MempoolError::SpendsConflictingTx { .. }
+            | MempoolError::TooManyReplacements { .. }
+            | MempoolError::ReplacementFeeRateTooLow { .. }
+            | MempoolError::ReplacementFeeTooLow { .. }
+            | MempoolError::TooManyAncestors { .. }
+            | MempoolError::AncestorSizeTooLarge { .. }
+            | MempoolError::TooManyDescendants { .. }
+            | MempoolError::DescendantSizeTooLarge { .. }
+            | MempoolError::MempoolFull
+            | MempoolError::StaleVerification(_) => false,
+        }
     }
 }

@@ -10,8 +10,13 @@
 //!   the next block, inputs from the chain or the pool, expiry, coinbase maturity, BIP68,
 //!   standardness (size, version, output kinds, dust), minimum relay and dynamic minimum fees,
 //!   replace-by-fee, ancestor/descendant limits, scripts with `VerifyFlags::STANDARD`.
-//! - Orphans (missing inputs) wait in a bounded pool and are retried when a parent arrives.
-//! - Size limit: lowest descendant-fee-rate packages are evicted and the minimum fee rises.
+//! - Script verification outside the caller's locks: [`Mempool::prepare`] (cheap checks),
+//!   [`PendingTx::verify_scripts`] (pure), [`Mempool::accept_verified`] (re-check and insert).
+//! - Orphans (missing inputs) wait in a bounded pool, keyed by wtxid, and are retried when a
+//!   parent arrives (in the pool or in a block).
+//! - Memory limit: the pool's estimated memory use (Core's `DynamicMemoryUsage`) is bounded; the
+//!   lowest descendant-fee-rate packages are evicted (O(log n) each) and the minimum fee rises.
+//! - Expiry: transactions older than `mempool_expiry_secs` (two weeks) are dropped.
 //! - Block assembly ([`Mempool::select_for_block`], [`Mempool::assemble`]) by ancestor fee rate.
 //! - Fee estimation ([`Mempool::estimate_fee`]) from the pooled transactions blocks confirmed.
 //!
@@ -21,7 +26,10 @@ mod assembly;
 mod entry;
 mod error;
 pub mod estimator;
+mod index;
+mod memusage;
 mod orphan;
+mod pending;
 mod policy;
 mod pool;
 mod view;
@@ -29,8 +37,9 @@ mod view;
 pub use assembly::{BlockSelection, MAX_CONSECUTIVE_FAILURES, NEARLY_FULL_BYTES};
 pub use entry::MempoolEntry;
 pub use error::{MempoolError, NonStandard};
+pub use pending::{PendingTx, VerifiedTx};
 pub use policy::{DUST_SPEND_SIZE, FeeRate, MempoolPolicy, TipContext};
-pub use pool::{AcceptResult, ENTRY_OVERHEAD, Mempool, MempoolInfo};
+pub use pool::{AcceptResult, Mempool, MempoolInfo};
 pub use view::MempoolView;
 
 #[cfg(test)]

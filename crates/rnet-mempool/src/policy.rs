@@ -68,8 +68,13 @@ pub struct MempoolPolicy {
     /// Rate whose cost of creating and spending an output ([`DUST_SPEND_SIZE`]) is the dust
     /// threshold (default 3000 resonance/kB, i.e. 453 resonance).
     pub dust_relay_fee_rate: FeeRate,
-    /// Largest total serialized size of the pooled transactions (default 300 MB).
+    /// Largest memory use of the pooled transactions, as [`crate::Mempool::usage`] estimates
+    /// it (transactions' heap allocations plus index overhead; default 300 MB, Core's
+    /// `-maxmempool`).
     pub max_size_bytes: usize,
+    /// Pooled transactions older than this many seconds are removed with their descendants
+    /// (default 14 days, Core's `-mempoolexpiry`).
+    pub mempool_expiry_secs: u64,
     /// Most in-pool ancestors of a transaction, itself included (default 25).
     pub max_ancestors: usize,
     /// Largest total size of a transaction and its in-pool ancestors (default 101 000 bytes).
@@ -85,7 +90,7 @@ pub struct MempoolPolicy {
     pub full_rbf: bool,
     /// Most orphans kept (default 100).
     pub max_orphans: usize,
-    /// Largest total size of the orphans (default 10 000 000 bytes).
+    /// Largest memory use of the orphans, index entries included (default 10 000 000 bytes).
     pub max_orphan_bytes: usize,
     /// Orphans are dropped after this many seconds (default 1200).
     pub orphan_expiry_secs: u64,
@@ -106,6 +111,7 @@ impl Default for MempoolPolicy {
             incremental_relay_fee_rate: FeeRate(1000),
             dust_relay_fee_rate: FeeRate(3000),
             max_size_bytes: 300_000_000,
+            mempool_expiry_secs: 14 * 24 * 60 * 60,
             max_ancestors: 25,
             max_ancestor_size: 101_000,
             max_descendants: 25,

@@ -1,7 +1,8 @@
 //! The [`Mempool`]: validation, insertion, removal, replacement, eviction, orphans and the chain
 //! events.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::mem::size_of;
 
 use rnet_consensus::{
     ChainParams, Coin, TxError, UtxoView, check_transaction, is_expired, is_final, is_unspendable,
@@ -11,17 +12,30 @@ use rnet_primitives::{
     Amount, Block, BlockHash, MAX_MONEY, OutPoint, Transaction, TxOut, Txid, Wtxid,
 };
 use rnet_script::locktime::MIN_RELATIVE_LOCK_TX_VERSION;
-use rnet_script::{OutputKind, VerifyFlags, classify, verify_transaction};
+use rnet_script::{OutputKind, classify};
 
 use crate::entry::{MempoolEntry, cmp_rate};
 use crate::error::{MempoolError, NonStandard};
 use crate::estimator::FeeEstimator;
-use crate::orphan::OrphanPool;
+use crate::index::{EvictKey, TxidList};
+use crate::memusage::{btree_entry, hash_entry, tx_heap_usage, vec_usage};
+use crate::orphan::{OrphanKey, OrphanPool};
+use crate::pending::{PendingTx, VerifiedTx, verify_scripts};
 use crate::policy::{FeeRate, MempoolPolicy, TipContext};
 
-/// Estimated bookkeeping bytes per pooled transaction on top of its serialized size (reported as
-/// `usage` by [`Mempool::info`]).
-pub const ENTRY_OVERHEAD: usize = 400;
+/// Estimated memory use of a pooled transaction that spends `inputs` outpoints and has
+/// `parents` in-pool parents: its heap allocations, its node in the txid map, one spender-map
+/// entry per input, its parent list plus its share of the parents' child lists (two txids per
+/// link, for the vectors' spare capacity), and its eviction- and time-index entries.
+pub(crate) fn entry_usage(tx: &Transaction, parents: usize) -> usize {
+    tx_heap_usage(tx)
+        + hash_entry::<Txid, Node>()
+        + tx.inputs.len() * hash_entry::<OutPoint, Txid>()
+        + vec_usage::<Txid>(parents)
+        + parents * 2 * size_of::<Txid>()
+        + btree_entry::<EvictKey, ()>()
+        + btree_entry::<(u64, u64), Txid>()
+}
 
 /// What [`Mempool::accept`] (or [`Mempool::test_accept`]) did with a transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,11 +63,11 @@ pub struct MempoolInfo {
     pub size: usize,
     /// Sum of their serialized sizes.
     pub bytes: usize,
-    /// Estimated memory use: `bytes + size × ENTRY_OVERHEAD`.
+    /// Estimated memory use (sum of [`MempoolEntry::usage`]): what the size limit counts.
     pub usage: usize,
     /// Sum of their fees.
     pub total_fee: Amount,
-    /// `max_size_bytes` of the policy (compared with `bytes`).
+    /// `max_size_bytes` of the policy (compared with `usage`).
     pub max_mempool: usize,
     /// The fee rate a new transaction must pay now: the larger of the minimum relay fee and the
     /// dynamic minimum raised by evictions.
@@ -66,6 +80,9 @@ pub struct MempoolInfo {
     pub orphans: usize,
     /// Sum of the orphans' serialized sizes.
     pub orphan_bytes: usize,
+    /// Estimated memory use of the orphans, index entries included (what `max_orphan_bytes`
+    /// counts).
+    pub orphan_usage: usize,
     /// Whether any conflicting transaction may be replaced.
     pub full_rbf: bool,
 }
@@ -75,9 +92,9 @@ pub struct MempoolInfo {
 pub(crate) struct Node {
     pub entry: MempoolEntry,
     /// In-pool transactions whose outputs it spends.
-    pub parents: BTreeSet<Txid>,
+    pub parents: TxidList,
     /// In-pool transactions spending its outputs.
-    pub children: BTreeSet<Txid>,
+    pub children: TxidList,
     /// Insertion order (parents always have a smaller one than their children).
     pub seq: u64,
 }
@@ -94,6 +111,9 @@ struct Mode {
 
 const RELAY: Mode = Mode { bypass_fees: false, verify_scripts: true };
 
+/// Relay rules without the scripts (verified separately, or outside the locks).
+const RELAY_NO_SCRIPTS: Mode = Mode { bypass_fees: false, verify_scripts: false };
+
 /// A transaction that passed validation, with what inserting it takes.
 #[derive(Debug)]
 struct Checked {
@@ -107,6 +127,8 @@ struct Checked {
     ancestor_fees: u64,
     /// Direct conflicts and all their descendants.
     evicted: BTreeSet<Txid>,
+    /// The outputs its inputs spend, in input order.
+    spent: Vec<TxOut>,
 }
 
 /// The dynamic minimum fee: raised to (evicted package rate + increment) on eviction, halving
@@ -129,13 +151,21 @@ pub struct Mempool {
     /// Outpoint → the pooled transaction spending it.
     pub(crate) spenders: HashMap<OutPoint, Txid>,
     total_bytes: usize,
+    /// Sum of the entries' `usage`.
+    total_usage: usize,
     total_fees: u64,
     next_seq: u64,
+    /// Every pooled transaction by descendant-package fee rate: the first is evicted first.
+    by_evict: BTreeSet<EvictKey>,
+    /// (entry time, sequence) → txid: expiry order.
+    by_time: BTreeMap<(u64, u64), Txid>,
     orphans: OrphanPool,
     estimator: FeeEstimator,
     min_fee: RollingMinFee,
     /// The latest `now` seen (for calls that take no clock).
     clock: u64,
+    /// Orphans taken out and validated again so far (a measure of the retry work).
+    pub(crate) orphan_retries: u64,
 }
 
 impl Mempool {
@@ -148,12 +178,16 @@ impl Mempool {
             nodes: HashMap::new(),
             spenders: HashMap::new(),
             total_bytes: 0,
+            total_usage: 0,
             total_fees: 0,
             next_seq: 0,
+            by_evict: BTreeSet::new(),
+            by_time: BTreeMap::new(),
             orphans: OrphanPool::default(),
             estimator: FeeEstimator::default(),
             min_fee: RollingMinFee::default(),
             clock: 0,
+            orphan_retries: 0,
         }
     }
 
@@ -206,6 +240,12 @@ impl Mempool {
         self.total_bytes
     }
 
+    /// Estimated memory use of the pooled transactions (what `max_size_bytes` limits), in the
+    /// manner of Core's `DynamicMemoryUsage`: see [`entry_usage`].
+    pub fn usage(&self) -> usize {
+        self.total_usage
+    }
+
     /// Sum of their fees.
     pub fn total_fees(&self) -> Amount {
         Amount(self.total_fees)
@@ -231,9 +271,9 @@ impl Mempool {
         self.orphans.len()
     }
 
-    /// Whether `txid` is held as an orphan.
+    /// Whether an orphan with this txid is held (any witness).
     pub fn contains_orphan(&self, txid: &Txid) -> bool {
-        self.orphans.contains(txid)
+        self.orphans.contains_txid(txid)
     }
 
     /// The orphans' txids, oldest first.
@@ -252,7 +292,7 @@ impl Mempool {
         MempoolInfo {
             size: self.nodes.len(),
             bytes: self.total_bytes,
-            usage: self.total_bytes.saturating_add(self.nodes.len().saturating_mul(ENTRY_OVERHEAD)),
+            usage: self.total_usage,
             total_fee: Amount(self.total_fees),
             max_mempool: self.policy.max_size_bytes,
             mempool_min_fee: self.min_fee_rate(self.clock),
@@ -260,6 +300,7 @@ impl Mempool {
             incremental_relay_fee: self.policy.incremental_relay_fee_rate,
             orphans: self.orphans.len(),
             orphan_bytes: self.orphans.bytes(),
+            orphan_usage: self.orphans.usage(),
             full_rbf: self.policy.full_rbf,
         }
     }
@@ -277,6 +318,9 @@ impl Mempool {
     /// adds it, replacing conflicting transactions if it pays enough (RBF) and evicting the
     /// lowest-fee-rate packages if the pool gets too large. A transaction with missing inputs
     /// goes to the orphan pool (`MissingInputs`); a new transaction's orphans are retried.
+    /// Transactions older than `mempool_expiry_secs` and orphans older than
+    /// `orphan_expiry_secs` are dropped first. Equivalent to [`Mempool::prepare`],
+    /// [`PendingTx::verify_scripts`] and [`Mempool::accept_verified`] under one lock.
     pub fn accept(
         &mut self,
         tx: Transaction,
@@ -284,33 +328,106 @@ impl Mempool {
         tip: &TipContext,
         now: u64,
     ) -> Result<AcceptResult, MempoolError> {
+        self.advance_clock(now);
+        match self.check(&tx, utxos, tip, now, RELAY) {
+            Ok(checked) => self.admit(checked, tx, utxos, tip, now),
+            Err(e) => Err(self.keep_orphan(e, tx, now)),
+        }
+    }
+
+    /// Every check of [`Mempool::accept`] except the scripts, without changing anything: the
+    /// part to run while the caller holds the chain and pool locks. The returned [`PendingTx`]
+    /// carries the outputs the transaction spends, so [`PendingTx::verify_scripts`] can run
+    /// with no lock held. On `MissingInputs`, pass the transaction to [`Mempool::accept`] to
+    /// keep it as an orphan (it fails before any script runs).
+    pub fn prepare(
+        &self,
+        tx: Transaction,
+        utxos: &dyn UtxoView,
+        tip: &TipContext,
+        now: u64,
+    ) -> Result<PendingTx, MempoolError> {
+        let c = self.check(&tx, utxos, tip, now, RELAY_NO_SCRIPTS)?;
+        Ok(PendingTx { tx, spent: c.spent, genesis: self.genesis })
+    }
+
+    /// Adds a transaction whose scripts [`PendingTx::verify_scripts`] verified: re-runs every
+    /// cheap check against the current `utxos` and pool (anything may have changed since
+    /// [`Mempool::prepare`]), refuses it with `StaleVerification` unless it spends exactly the
+    /// outputs its scripts were verified against on this chain, then inserts it exactly as
+    /// [`Mempool::accept`] does (missing inputs: kept as an orphan).
+    pub fn accept_verified(
+        &mut self,
+        verified: VerifiedTx,
+        utxos: &dyn UtxoView,
+        tip: &TipContext,
+        now: u64,
+    ) -> Result<AcceptResult, MempoolError> {
+        self.advance_clock(now);
+        let VerifiedTx { tx, spent, genesis } = verified;
+        let checked = match self.check(&tx, utxos, tip, now, RELAY_NO_SCRIPTS) {
+            Ok(c) => c,
+            Err(e) => return Err(self.keep_orphan(e, tx, now)),
+        };
+        if genesis != self.genesis || checked.spent != spent {
+            return Err(MempoolError::StaleVerification(checked.txid));
+        }
+        self.admit(checked, tx, utxos, tip, now)
+    }
+
+    /// Moves the clock to `now` and drops expired transactions and orphans.
+    fn advance_clock(&mut self, now: u64) {
         self.clock = self.clock.max(now);
         self.orphans.expire(now, self.policy.orphan_expiry_secs);
-        match self.check(&tx, utxos, tip, now, RELAY) {
-            Ok(checked) => {
-                let mut result = self.insert(checked, tx, now, tip.height);
-                self.trim_to_size(now);
-                if !self.nodes.contains_key(&result.txid) {
-                    return Err(MempoolError::MempoolFull);
-                }
-                result.accepted_orphans = self.process_orphans(result.txid, utxos, tip, now);
-                Ok(result)
+        self.expire(now);
+    }
+
+    /// Removes (with descendants) every transaction that entered more than
+    /// `mempool_expiry_secs` before `now`; returns how many were removed.
+    fn expire(&mut self, now: u64) -> usize {
+        let cutoff = now.saturating_sub(self.policy.mempool_expiry_secs);
+        let old: Vec<Txid> = self.by_time.range(..(cutoff, 0)).map(|(_, t)| *t).collect();
+        let mut set = BTreeSet::new();
+        for txid in &old {
+            if !set.contains(txid) {
+                set.extend(self.descendants(txid));
             }
-            Err(e @ MempoolError::MissingInputs { .. }) => {
-                let (txid, size) = (tx.txid(), tx.total_size());
-                let kept = self.orphans.insert(
-                    tx,
-                    txid,
-                    size,
-                    now,
-                    self.policy.max_orphans,
-                    self.policy.max_orphan_bytes,
-                );
-                tracing::debug!(%txid, kept, "orphan transaction");
-                Err(e)
-            }
-            Err(e) => Err(e),
         }
+        if !set.is_empty() {
+            tracing::debug!(count = set.len(), "expiring old transactions");
+            self.remove_set(&set);
+        }
+        set.len()
+    }
+
+    /// Keeps `tx` in the orphan pool when `e` says its inputs are missing; returns `e`.
+    fn keep_orphan(&mut self, e: MempoolError, tx: Transaction, now: u64) -> MempoolError {
+        if e.is_missing_inputs() {
+            let txid = tx.txid();
+            let (max_count, max_usage) = (self.policy.max_orphans, self.policy.max_orphan_bytes);
+            let kept = self.orphans.insert(tx, now, max_count, max_usage);
+            tracing::debug!(%txid, kept, "orphan transaction");
+        }
+        e
+    }
+
+    /// Inserts a checked transaction, trims to size (`MempoolFull` if it was the one evicted)
+    /// and retries the orphans waiting for it.
+    fn admit(
+        &mut self,
+        checked: Checked,
+        tx: Transaction,
+        utxos: &dyn UtxoView,
+        tip: &TipContext,
+        now: u64,
+    ) -> Result<AcceptResult, MempoolError> {
+        let mut result = self.insert(checked, tx, now, tip.height);
+        self.trim_to_size(now);
+        if !self.nodes.contains_key(&result.txid) {
+            return Err(MempoolError::MempoolFull);
+        }
+        result.accepted_orphans = self.process_orphans(vec![result.txid], utxos, tip, now);
+        Ok(result)
     }
 
     /// What [`Mempool::accept`] would do with `tx`, without changing anything (an orphan is not
@@ -552,8 +669,7 @@ impl Mempool {
         }
 
         if mode.verify_scripts {
-            verify_transaction(&self.genesis, tx, &spent, VerifyFlags::STANDARD)
-                .map_err(MempoolError::Script)?;
+            verify_scripts(&self.genesis, tx, &spent)?;
         }
         Ok(Checked {
             txid,
@@ -565,6 +681,7 @@ impl Mempool {
             ancestor_size,
             ancestor_fees,
             evicted,
+            spent,
         })
     }
 
@@ -656,8 +773,36 @@ impl Mempool {
         seen
     }
 
+    /// The eviction-index key of a pooled transaction (from its current statistics).
+    fn evict_key(node: &Node) -> EvictKey {
+        EvictKey {
+            fees: node.entry.descendant_fees.0,
+            size: node.entry.descendant_size,
+            seq: node.seq,
+            txid: node.entry.txid,
+        }
+    }
+
+    /// Changes the descendant statistics of `txid` by one transaction of `size` and `fee`
+    /// (`add`: joined, else left), keeping its eviction-index key in step.
+    fn shift_descendants(&mut self, txid: &Txid, size: usize, fee: u64, add: bool) {
+        let Some(n) = self.nodes.get_mut(txid) else { return };
+        self.by_evict.remove(&Self::evict_key(n));
+        let e = &mut n.entry;
+        if add {
+            e.descendant_count += 1;
+            e.descendant_size = e.descendant_size.saturating_add(size);
+            e.descendant_fees = Amount(e.descendant_fees.0.saturating_add(fee));
+        } else {
+            e.descendant_count = e.descendant_count.saturating_sub(1);
+            e.descendant_size = e.descendant_size.saturating_sub(size);
+            e.descendant_fees = Amount(e.descendant_fees.0.saturating_sub(fee));
+        }
+        self.by_evict.insert(Self::evict_key(n));
+    }
+
     /// Adds a checked transaction: evicts what it replaces, links it, updates its ancestors'
-    /// descendant statistics.
+    /// descendant statistics and the indexes.
     fn insert(&mut self, c: Checked, tx: Transaction, time: u64, height: u32) -> AcceptResult {
         let replaced: Vec<Txid> = c.evicted.iter().copied().collect();
         if !replaced.is_empty() {
@@ -665,11 +810,7 @@ impl Mempool {
             self.remove_set(&c.evicted);
         }
         for a in &c.ancestors {
-            if let Some(n) = self.nodes.get_mut(a) {
-                n.entry.descendant_count += 1;
-                n.entry.descendant_size += c.size;
-                n.entry.descendant_fees = Amount(n.entry.descendant_fees.0.saturating_add(c.fee.0));
-            }
+            self.shift_descendants(a, c.size, c.fee.0, true);
         }
         for p in &c.parents {
             if let Some(n) = self.nodes.get_mut(p) {
@@ -679,7 +820,9 @@ impl Mempool {
         for input in &tx.inputs {
             self.spenders.insert(input.previous_output, c.txid);
         }
+        let usage = entry_usage(&tx, c.parents.len());
         self.total_bytes += c.size;
+        self.total_usage += usage;
         self.total_fees = self.total_fees.saturating_add(c.fee.0);
         let entry = MempoolEntry {
             tx,
@@ -687,6 +830,7 @@ impl Mempool {
             wtxid: c.wtxid,
             fee: c.fee,
             size: c.size,
+            usage,
             time,
             height,
             ancestor_count: c.ancestors.len() + 1,
@@ -698,8 +842,15 @@ impl Mempool {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.nodes
-            .insert(c.txid, Node { entry, parents: c.parents, children: BTreeSet::new(), seq });
+        let node = Node {
+            entry,
+            parents: c.parents.into_iter().collect(),
+            children: TxidList::default(),
+            seq,
+        };
+        self.by_evict.insert(Self::evict_key(&node));
+        self.by_time.insert((time, seq), c.txid);
+        self.nodes.insert(c.txid, node);
         AcceptResult {
             txid: c.txid,
             wtxid: c.wtxid,
@@ -720,12 +871,7 @@ impl Mempool {
             let ancestors = self.ancestors(r);
             let descendants = self.descendants(r);
             for a in ancestors.iter().filter(|a| !set.contains(a)) {
-                if let Some(n) = self.nodes.get_mut(a) {
-                    let e = &mut n.entry;
-                    e.descendant_count = e.descendant_count.saturating_sub(1);
-                    e.descendant_size = e.descendant_size.saturating_sub(size);
-                    e.descendant_fees = Amount(e.descendant_fees.0.saturating_sub(fee));
-                }
+                self.shift_descendants(a, size, fee, false);
             }
             for d in descendants.iter().filter(|d| !set.contains(d)) {
                 if let Some(n) = self.nodes.get_mut(d) {
@@ -739,12 +885,14 @@ impl Mempool {
         let mut removed = Vec::with_capacity(set.len());
         for r in set {
             let Some(node) = self.nodes.remove(r) else { continue };
-            for p in &node.parents {
+            self.by_evict.remove(&Self::evict_key(&node));
+            self.by_time.remove(&(node.entry.time, node.seq));
+            for p in node.parents.iter() {
                 if let Some(n) = self.nodes.get_mut(p) {
                     n.children.remove(r);
                 }
             }
-            for c in &node.children {
+            for c in node.children.iter() {
                 if let Some(n) = self.nodes.get_mut(c) {
                     n.parents.remove(r);
                 }
@@ -755,6 +903,7 @@ impl Mempool {
                 }
             }
             self.total_bytes -= node.entry.size;
+            self.total_usage -= node.entry.usage;
             self.total_fees = self.total_fees.saturating_sub(node.entry.fee.0);
             removed.push(node.entry);
         }
@@ -777,42 +926,34 @@ impl Mempool {
     }
 
     /// Evicts the packages (a transaction and its descendants) with the lowest descendant fee
-    /// rate until the pool is within `max_size_bytes`, raising the dynamic minimum fee.
+    /// rate until the pool's memory use is within `max_size_bytes`, raising the dynamic minimum
+    /// fee. The worst package is the first key of the eviction index: O(log n) per package.
     fn trim_to_size(&mut self, now: u64) -> Vec<Txid> {
         let mut evicted = Vec::new();
-        while self.total_bytes > self.policy.max_size_bytes {
-            let worst = self.nodes.values().min_by(|a, b| {
-                cmp_rate(
-                    a.entry.descendant_fees.0,
-                    a.entry.descendant_size,
-                    b.entry.descendant_fees.0,
-                    b.entry.descendant_size,
-                )
-                .then(b.seq.cmp(&a.seq))
-            });
-            let Some(worst) = worst else { break };
-            let rate = worst.entry.descendant_fee_rate();
-            let txid = worst.entry.txid;
+        while self.total_usage > self.policy.max_size_bytes {
+            let Some(worst) = self.by_evict.first().copied() else { break };
+            let rate = FeeRate::from_fee(Amount(worst.fees), worst.size);
             let raised = rate.saturating_add(self.policy.incremental_relay_fee_rate);
             let current = self.dynamic_min_fee(now);
             self.min_fee = RollingMinFee { floor: raised.max(current).0, since: now };
-            let set = self.descendants(&txid);
-            tracing::debug!(%txid, count = set.len(), %rate, "evicting for space");
+            let set = self.descendants(&worst.txid);
+            tracing::debug!(txid = %worst.txid, count = set.len(), %rate, "evicting for space");
             evicted.extend(self.remove_set(&set).into_iter().map(|e| e.txid));
         }
         evicted
     }
 
-    /// Retries the orphans waiting for `parent` (and, transitively, for the orphans accepted).
+    /// Retries the orphans spending outputs of `parents` (and, transitively, of the orphans
+    /// accepted); returns the accepted ones in acceptance order.
     fn process_orphans(
         &mut self,
-        parent: Txid,
+        parents: Vec<Txid>,
         utxos: &dyn UtxoView,
         tip: &TipContext,
         now: u64,
     ) -> Vec<Txid> {
         let mut accepted = Vec::new();
-        let mut queue = VecDeque::from([parent]);
+        let mut queue = VecDeque::from(parents);
         while let Some(p) = queue.pop_front() {
             for o in self.orphans.children_of(&p) {
                 if let Some(txid) = self.retry_orphan(o, utxos, tip, now) {
@@ -824,16 +965,18 @@ impl Mempool {
         accepted
     }
 
-    /// Takes orphan `txid` out and tries it: accepted → `Some`; still missing inputs → put back;
-    /// invalid → dropped.
+    /// Takes orphan `key` out and tries it (scripts verified in place): accepted → `Some`;
+    /// still missing inputs → put back; invalid → dropped.
     fn retry_orphan(
         &mut self,
-        txid: Txid,
+        key: OrphanKey,
         utxos: &dyn UtxoView,
         tip: &TipContext,
         now: u64,
     ) -> Option<Txid> {
-        let orphan = self.orphans.remove(&txid)?;
+        let orphan = self.orphans.remove(&key)?;
+        self.orphan_retries += 1;
+        let txid = key.0;
         match self.check(&orphan.tx, utxos, tip, now, RELAY) {
             Ok(c) => {
                 self.insert(c, orphan.tx, now, tip.height);
@@ -841,12 +984,9 @@ impl Mempool {
                 self.nodes.contains_key(&txid).then_some(txid)
             }
             Err(MempoolError::MissingInputs { .. }) => {
-                self.orphans.put_back(
-                    txid,
-                    orphan,
-                    self.policy.max_orphans,
-                    self.policy.max_orphan_bytes,
-                );
+                let (max_count, max_usage) =
+                    (self.policy.max_orphans, self.policy.max_orphan_bytes);
+                self.orphans.put_back(orphan, max_count, max_usage);
                 None
             }
             Err(e) => {
@@ -861,7 +1001,8 @@ impl Mempool {
     /// A block was connected; `utxos` and `tip` are as of the new tip (the block). Records the
     /// fee rates of the pooled transactions it confirms for fee estimation, removes them, removes
     /// every pooled transaction that conflicts with the block or spends a coin that no longer
-    /// exists or has expired (with descendants), and retries the orphans.
+    /// exists or has expired (with descendants), expires old transactions and orphans, and
+    /// retries the orphans spending outputs of the block's transactions.
     pub fn block_connected(&mut self, block: &Block, utxos: &dyn UtxoView, tip: &TipContext) {
         let now = self.clock.max(block.header.time);
         self.clock = now;
@@ -904,14 +1045,12 @@ impl Mempool {
             tracing::debug!(count = closed.len(), "removing transactions invalidated by block");
             self.remove_set(&closed);
         }
+        self.expire(now);
 
         self.orphans.remove_for_block(block);
         self.orphans.expire(now, self.policy.orphan_expiry_secs);
-        for o in self.orphans.txids() {
-            if let Some(txid) = self.retry_orphan(o, utxos, tip, now) {
-                self.process_orphans(txid, utxos, tip, now);
-            }
-        }
+        let new_parents: Vec<Txid> = block.transactions.iter().map(Transaction::txid).collect();
+        self.process_orphans(new_parents, utxos, tip, now);
         self.trim_to_size(now);
     }
 
@@ -925,7 +1064,10 @@ impl Mempool {
         let mut old: Vec<Node> = self.nodes.drain().map(|(_, n)| n).collect();
         old.sort_by_key(|n| n.seq);
         self.spenders.clear();
+        self.by_evict.clear();
+        self.by_time.clear();
         self.total_bytes = 0;
+        self.total_usage = 0;
         self.total_fees = 0;
         let reorg = Mode { bypass_fees: true, verify_scripts: true };
         for tx in block.transactions.iter().skip(1) {
@@ -952,24 +1094,51 @@ impl Mempool {
 
 #[cfg(test)]
 impl Mempool {
+    /// Inserts a transaction without validating it (its inputs must be distinct and spend
+    /// nothing pooled), then trims to size; returns whether it stayed. For measurements only.
+    pub(crate) fn insert_unvalidated(&mut self, tx: Transaction, fee: Amount, now: u64) -> bool {
+        let size = tx.total_size();
+        let txid = tx.txid();
+        let c = Checked {
+            txid,
+            wtxid: tx.wtxid(),
+            fee,
+            size,
+            parents: BTreeSet::new(),
+            ancestors: BTreeSet::new(),
+            ancestor_size: size,
+            ancestor_fees: fee.0,
+            evicted: BTreeSet::new(),
+            spent: Vec::new(),
+        };
+        self.insert(c, tx, now, 0);
+        self.trim_to_size(now);
+        self.nodes.contains_key(&txid)
+    }
+
+    /// Sets the size limit to what the pool holds now, so each further insertion evicts.
+    pub(crate) fn cap_at_current_size(&mut self) {
+        self.policy.max_size_bytes = self.total_usage;
+    }
+
     /// Recomputes every link, index and statistic from scratch and compares.
     pub(crate) fn assert_consistent(&self) {
-        let (mut bytes, mut fees, mut inputs) = (0usize, 0u64, 0usize);
+        let (mut bytes, mut usage, mut fees, mut inputs) = (0usize, 0usize, 0u64, 0usize);
         for (txid, n) in &self.nodes {
             let e = &n.entry;
             assert_eq!(e.txid, *txid);
-            let parents: BTreeSet<Txid> =
+            let parents: TxidList =
                 e.tx.inputs
                     .iter()
                     .map(|i| i.previous_output.txid)
                     .filter(|t| self.nodes.contains_key(t))
                     .collect();
             assert_eq!(parents, n.parents);
-            for p in &parents {
+            for p in parents.iter() {
                 assert!(self.nodes[p].children.contains(txid));
                 assert!(self.nodes[p].seq < n.seq);
             }
-            for c in &n.children {
+            for c in n.children.iter() {
                 assert!(self.nodes[c].parents.contains(txid));
             }
             for i in &e.tx.inputs {
@@ -997,12 +1166,19 @@ impl Mempool {
                 desc.iter().map(|d| self.nodes[d].entry.fee.0).sum::<u64>()
             );
             assert_eq!(e.size, e.tx.total_size());
+            assert!(self.by_evict.contains(&Self::evict_key(n)));
+            assert_eq!(self.by_time.get(&(e.time, n.seq)), Some(txid));
             bytes += e.size;
+            usage += e.usage;
             fees += e.fee.0;
         }
+        assert_eq!(self.by_evict.len(), self.nodes.len());
+        assert_eq!(self.by_time.len(), self.nodes.len());
         assert_eq!(self.spenders.len(), inputs);
         assert_eq!(self.total_bytes, bytes);
+        assert_eq!(self.total_usage, usage);
         assert_eq!(self.total_fees, fees);
+        self.orphans.assert_consistent();
     }
 }
 
