@@ -3,7 +3,8 @@
 //! A file is written to `<hash>.tmp`, fsynced, renamed to `<hash>.ckpt` and the directory fsynced
 //! *before* the database transaction that records it commits; records are removed from the
 //! database *before* the file is deleted. So a crash leaves at worst a file without a record,
-//! which [`CheckpointFiles::cleanup`] deletes when the chainstate opens. Reads check the size and
+//! which [`CheckpointFiles::cleanup`] deletes when the chainstate opens; a failed write (a full
+//! disk) deletes its temporary file at once. Reads check the size and
 //! the chunk merkle root against the record, so a damaged file is never handed out.
 
 use std::collections::HashSet;

@@ -213,12 +213,20 @@ pub struct MineControl<'a> {
     pub progress: bool,
     /// Polled between training rounds; `true` aborts with [`MineError::Cancelled`].
     pub cancel: &'a (dyn Fn() -> bool + Sync),
+    /// Called once after training, when the block is assembled: the transactions to include
+    /// now with the sum of their fees (e.g. the current mempool), or `None` to keep the job's.
+    /// The transactions do not enter the evaluation sample's seed, so a new transaction never
+    /// needs to restart the training, only this re-selection.
+    pub transactions: Option<&'a TransactionSource<'a>>,
 }
 
+/// A source of the block's transactions at assembly time (see [`MineControl::transactions`]).
+pub type TransactionSource<'a> = dyn Fn() -> Option<(Vec<Transaction>, Amount)> + Sync + 'a;
+
 impl MineControl<'_> {
-    /// No progress bar, never cancelled.
+    /// No progress bar, never cancelled, the job's transactions.
     pub fn quiet() -> MineControl<'static> {
-        MineControl { progress: false, cancel: &|| false }
+        MineControl { progress: false, cancel: &|| false, transactions: None }
     }
 }
 
@@ -317,10 +325,14 @@ impl Miner {
         header.parent_loss = eval.parent_loss;
         header.val_loss = eval.val_loss;
         header.training_steps = steps;
-        let value = Amount(subsidy.0.saturating_add(job.fees.0));
+        let (txs, fees) = control
+            .transactions
+            .and_then(|source| source())
+            .unwrap_or_else(|| (job.transactions.clone(), job.fees));
+        let value = Amount(subsidy.0.saturating_add(fees.0));
         let payout = job.payout_script.clone();
         let mut transactions = vec![coinbase(&self.params, job.height, value, payout)];
-        transactions.extend(job.transactions.iter().cloned());
+        transactions.extend(txs);
         let mut block = Block { header, transactions, sample: eval.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, &self.key);
@@ -530,5 +542,17 @@ mod tests {
             &mined.checkpoint_bytes,
         )
         .unwrap();
+
+        // The transaction source is asked at assembly: its fees reach the coinbase, and the
+        // same training (same seed) gives the same checkpoint and sample.
+        let extra_fees = Amount(12_345);
+        let source = || Some((vec![], extra_fees));
+        let control =
+            MineControl { progress: false, cancel: &|| false, transactions: Some(&source) };
+        let refreshed = miner.mine(&job, &control).unwrap();
+        assert_eq!(refreshed.checkpoint_bytes, mined.checkpoint_bytes);
+        assert_eq!(refreshed.block.sample, mined.block.sample);
+        let coinbase_value = |b: &Block| b.transactions[0].outputs[0].value.0;
+        assert_eq!(coinbase_value(&refreshed.block), coinbase_value(&mined.block) + extra_fees.0);
     }
 }

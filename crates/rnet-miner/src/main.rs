@@ -222,7 +222,10 @@ fn run() -> Result<()> {
         let mut job = job_from_template(&t, ckpt, payout.clone())?;
         job.time = job.time.max(now());
         let block = miner
-            .mine(&job, &MineControl { progress: args.progress, cancel: &|| false })
+            .mine(
+                &job,
+                &MineControl { progress: args.progress, cancel: &|| false, transactions: None },
+            )
             .context("mining")?;
         let hash = block.block.block_hash().to_hex();
         let root = block.block.header.checkpoint_root.to_hex();

@@ -126,7 +126,26 @@ pub struct Config {
     pub onion_only: bool,
     /// Wallets loaded at startup (`-wallet=NAME[,NAME…]`).
     pub wallets: Vec<String>,
+    /// Seconds without a connected block, while headers are ahead of blocks, before the sync
+    /// watchdog warns (`-syncstallwarn`, default 120).
+    pub sync_stall_warn_secs: u64,
+    /// Most RPC connections open at once (`-rpcmaxconnections`, default 64); more are closed at
+    /// once.
+    pub rpc_max_connections: usize,
+    /// Seconds an RPC connection may take to send a request, or stay idle between requests
+    /// (`-rpcservertimeout`, default 30), before it is closed.
+    pub rpc_server_timeout_secs: u64,
+    /// Free bytes the data directory's disk must keep (`-mindiskspace`, default 50 MB): below
+    /// it the node logs "disk space is too low" and shuts down before writing.
+    pub min_disk_space: u64,
 }
+
+/// Default of `-rpcmaxconnections`.
+pub const DEFAULT_RPC_MAX_CONNECTIONS: usize = 64;
+/// Default of `-rpcservertimeout` (Bitcoin Core's value).
+pub const DEFAULT_RPC_SERVER_TIMEOUT_SECS: u64 = 30;
+/// Default of `-mindiskspace` (Bitcoin Core's 50 MiB threshold).
+pub const DEFAULT_MIN_DISK_SPACE: u64 = 50 * 1024 * 1024;
 
 /// Default port of the inference server per network (two above the RPC port).
 pub fn default_inference_port(network: Network) -> u16 {
@@ -171,6 +190,13 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -proxy=IP:PORT        SOCKS5 proxy for outbound P2P connections (e.g. Tor)
   -onlynet=onion        only connect to onion addresses (needs -proxy)
   -wallet=NAME[,...]    load these wallets (<netdir>/wallets/NAME.wallet) at startup
+  -rpcmaxconnections=N  most JSON-RPC connections open at once (default 64; more are closed)
+  -rpcservertimeout=S   close an RPC connection that takes longer than S seconds to send its
+                        request, or idles longer between requests (default 30)
+  -syncstallwarn=S      warn when headers are ahead of blocks and no block connected for S
+                        seconds (default 120)
+  -mindiskspace=BYTES   shut down with \"disk space is too low\" when the data directory's disk
+                        has less free space (default 52428800, 50 MiB)
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
@@ -205,6 +231,10 @@ const KNOWN: &[(&str, bool)] = &[
     ("proxy", true),
     ("onlynet", true),
     ("wallet", true),
+    ("syncstallwarn", true),
+    ("rpcmaxconnections", true),
+    ("rpcservertimeout", true),
+    ("mindiskspace", true),
     ("printtoconsole", false),
     ("debug", true),
     ("help", false),
@@ -412,6 +442,13 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         max_connections: parse_value(&opts, "maxconnections")?.unwrap_or(125),
         proxy: parse_value(&opts, "proxy")?,
         wallets: opts.get("wallet").map(|v| list(v)).unwrap_or_default(),
+        sync_stall_warn_secs: positive(&opts, "syncstallwarn")?
+            .unwrap_or(crate::sync::DEFAULT_STALL_WARN_SECS),
+        rpc_max_connections: positive(&opts, "rpcmaxconnections")?
+            .map_or(DEFAULT_RPC_MAX_CONNECTIONS, |n| n as usize),
+        rpc_server_timeout_secs: positive(&opts, "rpcservertimeout")?
+            .unwrap_or(DEFAULT_RPC_SERVER_TIMEOUT_SECS),
+        min_disk_space: parse_value(&opts, "mindiskspace")?.unwrap_or(DEFAULT_MIN_DISK_SPACE),
         onion_only: match opts.get("onlynet").map(String::as_str) {
             None => false,
             Some("onion") => true,
@@ -425,6 +462,18 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
             }
         },
     })))
+}
+
+/// A numeric option that must be at least 1.
+fn positive(opts: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ConfigError> {
+    match parse_value::<u64>(opts, name)? {
+        Some(0) => Err(ConfigError::InvalidValue {
+            name: name.into(),
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        }),
+        v => Ok(v),
+    }
 }
 
 /// A comma-separated option value.
@@ -494,6 +543,36 @@ mod tests {
         match parse(&args(a), Some("/nonexistent-home".into())).unwrap() {
             Command::Run(c) => *c,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn resource_limit_options() {
+        let c = run(&["-regtest", "-datadir=/tmp/x"]);
+        assert_eq!(c.rpc_max_connections, DEFAULT_RPC_MAX_CONNECTIONS);
+        assert_eq!(c.rpc_server_timeout_secs, DEFAULT_RPC_SERVER_TIMEOUT_SECS);
+        assert_eq!(c.sync_stall_warn_secs, crate::sync::DEFAULT_STALL_WARN_SECS);
+        assert_eq!(c.min_disk_space, DEFAULT_MIN_DISK_SPACE);
+        let c = run(&[
+            "-datadir=/tmp/x",
+            "-rpcmaxconnections=8",
+            "-rpcservertimeout=2",
+            "-syncstallwarn=5",
+            "-mindiskspace=0",
+        ]);
+        assert_eq!(
+            (c.rpc_max_connections, c.rpc_server_timeout_secs, c.sync_stall_warn_secs),
+            (8, 2, 5)
+        );
+        assert_eq!(c.min_disk_space, 0);
+        for bad in ["-rpcmaxconnections=0", "-rpcservertimeout=0", "-syncstallwarn=x"] {
+            assert!(
+                matches!(
+                    parse(&args(&["-datadir=/tmp/x", bad]), None),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{bad}"
+            );
         }
     }
 

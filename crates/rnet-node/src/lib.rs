@@ -6,13 +6,16 @@
 //! and shut down cleanly on SIGINT/SIGTERM or the `stop` RPC. See `docs/node.md`.
 
 pub mod benchmark;
+pub mod chain_open;
 pub mod config;
+pub mod disk;
 pub mod inference;
 pub mod lock;
 pub mod logging;
 pub mod node;
 pub mod p2p;
 pub mod rpc;
+pub mod sync;
 pub mod upload;
 pub mod wallets;
 
@@ -56,6 +59,12 @@ pub enum RunError {
     /// Runtime or file-system failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Too little free disk space (at startup, or while running: the node stopped cleanly).
+    #[error(transparent)]
+    DiskSpace(#[from] disk::DiskSpaceLow),
+    /// The node stopped on its own after a fatal condition (logged), after a clean shutdown.
+    #[error("{0}")]
+    Fatal(String),
 }
 
 /// Runs the node until it is stopped (SIGINT, SIGTERM, or the `stop` RPC).
@@ -65,6 +74,9 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     logging::init(&netdir, &config.log_filter, config.print_to_console)?;
     tracing::info!("ResonanceNet node {} starting", env!("CARGO_PKG_VERSION"));
     tracing::info!("network {}, data directory {}", config.network, netdir.display());
+    disk::DiskGuard::new(&netdir, config.min_disk_space).check().inspect_err(|e| {
+        tracing::error!("{e}");
+    })?;
     let mut params = ChainParams::for_network(config.network);
     if let Some(required) = config.regtest_required_improvement {
         params.initial_required_improvement = required;
@@ -86,6 +98,7 @@ pub fn run(config: &Config) -> Result<(), RunError> {
         None => key_script_pubkey(&key),
     };
     let node = Arc::new(Node::open(params, &netdir, key, mine_data, config.prune_checkpoints)?);
+    node.disk.set_min(config.min_disk_space);
     {
         let chain = node.chain();
         let tip = chain.tip();
@@ -113,7 +126,11 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     let _ = std::fs::remove_file(netdir.join(RPC_PORT_FILE));
     let _ = std::fs::remove_file(netdir.join(p2p::P2P_PORT_FILE));
     tracing::info!("shutdown complete");
-    result
+    result?;
+    match node.fatal_reason() {
+        Some(reason) => Err(RunError::Fatal(reason)),
+        None => Ok(()),
+    }
 }
 
 async fn serve(
@@ -126,6 +143,8 @@ async fn serve(
     let mut rpc_config =
         RpcConfig::new(std::net::SocketAddr::new(config.rpc_bind, config.rpc_port), &netdir);
     rpc_config.user_pass = config.rpc_user_pass.clone();
+    rpc_config.max_connections = config.rpc_max_connections;
+    rpc_config.timeout = Duration::from_secs(config.rpc_server_timeout_secs);
     let server = RpcServer::bind(rpc_config, registry.clone())
         .await
         .map_err(|e| RunError::Rpc(e.to_string()))?;
@@ -134,6 +153,9 @@ async fn serve(
     tracing::info!("RPC server listening on {addr}");
     p2p::start(config, &node).await.map_err(|e| RunError::Config(format!("P2P network: {e}")))?;
 
+    // Fatal conditions (disk space too low) trigger the same shutdown as the `stop` RPC.
+    let stop = registry.shutdown();
+    node.set_stop_hook(move || stop.trigger());
     // Signals trigger the same shutdown as the `stop` RPC.
     let shutdown = registry.shutdown();
     tokio::spawn(async move {
@@ -151,6 +173,13 @@ async fn serve(
     let benchmark = {
         let node = node.clone();
         std::thread::Builder::new().name("benchmark".into()).spawn(move || benchmark::run(&node))?
+    };
+    let watchdog = {
+        let node = node.clone();
+        let warn_after = Duration::from_secs(config.sync_stall_warn_secs);
+        std::thread::Builder::new()
+            .name("sync-watchdog".into())
+            .spawn(move || sync::watch(&node, warn_after))?
     };
     let miner = if config.mine {
         let node = node.clone();
@@ -181,6 +210,7 @@ async fn serve(
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
     }
     let _ = tokio::task::spawn_blocking(move || benchmark.join()).await;
+    let _ = tokio::task::spawn_blocking(move || watchdog.join()).await;
     result
 }
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainState, ConsensusRules};
+use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainState};
 use rnet_consensus::{
     ChainParams, HeaderSummary, block_subsidy, effective_required_improvement, median_time_past,
     next_block_shape, required_improvement,
@@ -51,6 +51,24 @@ pub enum NodeError {
     /// The node is shutting down.
     #[error("shutting down")]
     ShuttingDown,
+    /// `chainstate.redb` cannot be read: damaged (truncated, overwritten).
+    #[error(
+        "chainstate database {} is damaged ({detail}). It holds the block index, the blocks and \
+         the UTXO set, so it cannot be rebuilt locally (there is no -reindex): stop the node, \
+         move {} and the {} directory out of the way (keep miner.key and wallets/), and restart \
+         to resync the chain from peers",
+        path.display(),
+        path.display(),
+        checkpoints.display()
+    )]
+    DamagedChainstate {
+        /// The database file.
+        path: PathBuf,
+        /// The checkpoint directory that goes with it.
+        checkpoints: PathBuf,
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// Seconds since the Unix epoch.
@@ -103,6 +121,7 @@ pub struct Node {
     chain: Mutex<ChainState>,
     mempool: Mutex<Mempool>,
     tip_version: AtomicU64,
+    mempool_version: AtomicU64,
     shutdown: AtomicBool,
     /// Set while the in-node miner (`-mine`) runs.
     pub mining: AtomicBool,
@@ -121,6 +140,14 @@ pub struct Node {
     /// The tip model's loss on the benchmark slice, computed off the hot path
     /// (`crate::benchmark`).
     pub benchmark: crate::benchmark::BenchmarkCache,
+    /// The initial-block-download latch of `getblockchaininfo` (see `crate::sync`).
+    pub ibd: crate::sync::IbdLatch,
+    /// Free disk space required before writes (`-mindiskspace`, see `crate::disk`).
+    pub disk: crate::disk::DiskGuard,
+    /// Stops the whole node (the RPC server's shutdown), set by `crate::run`.
+    stop_hook: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Why the node stopped on its own (e.g. disk space too low), for the exit status.
+    fatal: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -142,10 +169,8 @@ impl Node {
         if let Some(k) = prune_checkpoints {
             options.prune_checkpoints_depth = k;
         }
-        let mut chain =
-            ChainState::open_with(netdir, Box::new(ConsensusRules::new(params.clone())), options)?;
+        let chain = crate::chain_open::open_chainstate(netdir, &params, options, now())?;
         let mock_time = AtomicU64::new(0);
-        chain.activate_best_chain(now())?;
         Ok(Self {
             mock_time,
             benchmark: Default::default(),
@@ -156,6 +181,7 @@ impl Node {
             chain: Mutex::new(chain),
             mempool: Mutex::new(Mempool::new(params.clone(), MempoolPolicy::default())),
             tip_version: AtomicU64::new(0),
+            mempool_version: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             mining: AtomicBool::new(false),
             mining_lock: Mutex::new(()),
@@ -165,6 +191,10 @@ impl Node {
             checkpoint_bytes: Mutex::new(None),
             net: std::sync::OnceLock::new(),
             wallets: crate::wallets::Wallets::default(),
+            ibd: crate::sync::IbdLatch::default(),
+            disk: crate::disk::DiskGuard::new(netdir, crate::config::DEFAULT_MIN_DISK_SPACE),
+            stop_hook: std::sync::OnceLock::new(),
+            fatal: Mutex::new(None),
         })
     }
 
@@ -205,7 +235,7 @@ impl Node {
         if connected.is_empty() && disconnected.is_empty() {
             return;
         }
-        self.tip_changed();
+        self.best_block_changed();
         let (Ok(utxos), Ok(tip)) = (chain.utxo_snapshot(), self.tip_context(chain)) else {
             tracing::warn!("mempool not updated: chainstate unreadable");
             return;
@@ -246,6 +276,7 @@ impl Node {
         hash: &BlockHash,
         bytes: Vec<u8>,
     ) -> Result<AcceptOutcome, ChainError> {
+        self.ensure_disk_space()?;
         let mut chain = self.chain();
         let outcome = chain.accept_checkpoint(hash, bytes, self.now())?;
         if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
@@ -274,9 +305,61 @@ impl Node {
         self.shutdown.load(Ordering::SeqCst)
     }
 
-    /// Records that the active tip may have changed (miners abandon their job).
-    pub fn tip_changed(&self) {
+    /// Sets what stops the whole node (the RPC server's shutdown) when a fatal condition
+    /// arises outside RPC (see [`Node::fatal_stop`]). Only the first call counts.
+    pub fn set_stop_hook(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.stop_hook.set(Box::new(hook));
+    }
+
+    /// Stops the node cleanly for a fatal reason: logs it once at error level, records it
+    /// (`crate::run` then exits with an error) and triggers the shutdown.
+    pub fn fatal_stop(&self, reason: String) {
+        {
+            let mut fatal = self.fatal.lock().unwrap_or_else(|e| e.into_inner());
+            if fatal.is_some() {
+                return;
+            }
+            tracing::error!("{reason}; shutting down");
+            *fatal = Some(reason);
+        }
+        self.request_shutdown();
+        if let Some(hook) = self.stop_hook.get() {
+            hook();
+        }
+    }
+
+    /// The reason of a [`Node::fatal_stop`], if there was one.
+    pub fn fatal_reason(&self) -> Option<String> {
+        self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Checks the free disk space before a write; below `-mindiskspace` the node stops
+    /// ([`Node::fatal_stop`]) and the write is refused with an I/O "storage full" error.
+    pub fn ensure_disk_space(&self) -> Result<(), ChainError> {
+        self.disk.check().map_err(|e| {
+            self.fatal_stop(e.to_string());
+            ChainError::Io(std::io::Error::new(std::io::ErrorKind::StorageFull, e))
+        })
+    }
+
+    /// Records that the active chain changed: the in-node miner abandons its training job (its
+    /// parent is no longer the tip). Called only from the chain-change path.
+    fn best_block_changed(&self) {
         self.tip_version.fetch_add(1, Ordering::SeqCst);
+        self.mempool_changed();
+    }
+
+    /// Records that the mempool's content changed (a transaction accepted or replaced): a
+    /// miner re-selects the block's transactions when it assembles the block after training.
+    /// It never abandons the training: the transactions do not affect the evaluation sample.
+    pub fn mempool_changed(&self) {
+        self.mempool_version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Former name of [`Node::mempool_changed`], still called by the wallet RPCs after a send;
+    /// like it, it only refreshes the template and never abandons mining.
+    pub fn tip_changed(&self) {
+        self.mempool_changed();
     }
 
     /// Keeps a checkpoint uploaded before its block (keyed by chunk root).
@@ -307,6 +390,7 @@ impl Node {
         let checkpoint = checkpoint.or_else(|| {
             self.pending_checkpoint(&block.header.checkpoint_root, block.header.checkpoint_size)
         });
+        self.ensure_disk_space()?;
         let mut chain = self.chain();
         let outcome = chain.accept_block(block, checkpoint, self.now());
         if let Ok(AcceptOutcome::Connected { connected, disconnected, .. }) = &outcome {
@@ -379,18 +463,7 @@ impl Node {
         let base_required = required_improvement(&self.params, &view);
         let required = effective_required_improvement(&self.params, &view, time);
         let header = chain.header(&tip.hash)?.ok_or(ChainError::UnknownBlock(tip.hash))?;
-        // Room for the header and the coinbase.
-        let max_bytes = self.params.max_block_size.saturating_sub(4_000);
-        let transactions: Vec<(Transaction, Amount)> = {
-            let pool = self.mempool();
-            let selection = pool.assemble(max_bytes);
-            selection
-                .transactions
-                .into_iter()
-                .zip(selection.txids)
-                .map(|(tx, txid)| (tx, pool.get(&txid).map(|e| e.fee).unwrap_or(Amount::ZERO)))
-                .collect()
-        };
+        let transactions = self.select_transactions();
         let base_subsidy = block_subsidy(&self.params, tip.circulating_supply, required, required);
         Ok(Template {
             height: tip.height + 1,
@@ -406,12 +479,55 @@ impl Node {
         })
     }
 
+    /// The mempool's best transactions for a block on the active tip, with their fees (call
+    /// with the chainstate locked or knowing the tip, as the mempool follows it).
+    fn select_transactions(&self) -> Vec<(Transaction, Amount)> {
+        // Room for the header and the coinbase.
+        let max_bytes = self.params.max_block_size.saturating_sub(4_000);
+        let pool = self.mempool();
+        let selection = pool.assemble(max_bytes);
+        selection
+            .transactions
+            .into_iter()
+            .zip(selection.txids)
+            .map(|(tx, txid)| (tx, pool.get(&txid).map(|e| e.fee).unwrap_or(Amount::ZERO)))
+            .collect()
+    }
+
+    /// The transactions of a block on `parent` assembled now: the current mempool's selection
+    /// if the mempool changed since `mempool_version` and `parent` is still the active tip (the
+    /// pool follows the tip, so its transactions may not fit another parent), else `None`.
+    fn refreshed_transactions(
+        &self,
+        parent: &BlockHash,
+        mempool_version: u64,
+    ) -> Option<(Vec<Transaction>, Amount)> {
+        if self.mempool_version.load(Ordering::SeqCst) == mempool_version {
+            return None;
+        }
+        let chain = self.chain();
+        if chain.tip().hash != *parent {
+            return None;
+        }
+        let selected = self.select_transactions();
+        let fees = Amount(selected.iter().fold(0u64, |a, (_, f)| a.saturating_add(f.0)));
+        Some((selected.into_iter().map(|(t, _)| t).collect(), fees))
+    }
+
     /// Builds a mining job on the active tip paying `payout`; also returns the tip version it
     /// was built at.
     pub fn job(&self, payout: Vec<u8>) -> Result<(MiningJob, u64), NodeError> {
-        let (template, version) = {
+        self.job_versions(payout).map(|(job, tip, _)| (job, tip))
+    }
+
+    /// [`Node::job`] with the tip and mempool versions it was built at.
+    fn job_versions(&self, payout: Vec<u8>) -> Result<(MiningJob, u64, u64), NodeError> {
+        let (template, version, pool_version) = {
             let chain = self.chain();
-            (self.template_locked(&chain)?, self.tip_version.load(Ordering::SeqCst))
+            // Read the versions before the selection: a change during it is seen as a change.
+            let version = self.tip_version.load(Ordering::SeqCst);
+            let pool_version = self.mempool_version.load(Ordering::SeqCst);
+            (self.template_locked(&chain)?, version, pool_version)
         };
         let parent_checkpoint = self.parsed_checkpoint(&template.parent.hash)?;
         let fees = template.fees();
@@ -428,12 +544,14 @@ impl Node {
             time: template.time,
             payout_script: payout,
         };
-        Ok((job, version))
+        Ok((job, version, pool_version))
     }
 
     /// Mines one block on the active tip paying `payout` and submits it. With `abandon_on_new_tip`
-    /// the work is cancelled (`MineError::Cancelled`) when the tip changes meanwhile. `max_steps`
-    /// replaces the miner's budget with one attempt of at most that many training steps.
+    /// the work is cancelled (`MineError::Cancelled`) when the tip changes meanwhile; a mempool
+    /// change never cancels it: the block takes the current mempool's transactions when it is
+    /// assembled after training (if its parent is still the tip). `max_steps` replaces the
+    /// miner's budget with one attempt of at most that many training steps.
     pub fn mine_one(
         &self,
         payout: Vec<u8>,
@@ -444,7 +562,7 @@ impl Node {
         if self.shutting_down() {
             return Err(NodeError::ShuttingDown);
         }
-        let (job, version) = self.job(payout)?;
+        let (job, version, pool_version) = self.job_versions(payout)?;
         let mut miner =
             Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
         if let Some(steps) = max_steps {
@@ -455,7 +573,10 @@ impl Node {
             self.shutting_down()
                 || (abandon_on_new_tip && self.tip_version.load(Ordering::SeqCst) != version)
         };
-        let mined = miner.mine(&job, &MineControl { progress: false, cancel: &cancel })?;
+        let refresh = || self.refreshed_transactions(&job.parent_hash, pool_version);
+        let control =
+            MineControl { progress: false, cancel: &cancel, transactions: Some(&refresh) };
+        let mined = miner.mine(&job, &control)?;
         let outcome =
             self.submit_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()))?;
         let h = &mined.block.header;
@@ -512,9 +633,15 @@ impl Node {
         self.mining.store(true, Ordering::SeqCst);
         tracing::info!("in-node miner started");
         while !self.shutting_down() {
+            // A full disk stops the node (before training a block that could not be stored).
+            if self.ensure_disk_space().is_err() {
+                break;
+            }
             match self.mine_one(payout.clone(), true, None) {
                 Ok(_) => {}
                 Err(NodeError::Mine(MineError::Cancelled)) | Err(NodeError::ShuttingDown) => {}
+                // Stopping (e.g. the disk filled): the reason is already logged.
+                Err(_) if self.shutting_down() => {}
                 Err(e) => {
                     tracing::warn!("miner: {e}");
                     for _ in 0..10 {

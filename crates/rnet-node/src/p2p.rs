@@ -152,7 +152,7 @@ impl Backend for NodeBackend {
                 let txs = Node::accepted_txs(&pool, &res);
                 drop(pool);
                 drop(chain);
-                self.0.tip_changed();
+                self.0.mempool_changed();
                 self.0.wallets.mempool_accepted(&txs, &res.replaced);
                 Ok(true)
             }

@@ -101,9 +101,12 @@ impl WalletEntry {
         let v: Vec<Value> = self.txs.iter().map(|(id, r)| r.to_json(id)).collect();
         let Ok(bytes) = serde_json::to_vec(&v) else { return };
         let tmp = self.log_path.with_extension("json.tmp");
-        if std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &self.log_path)).is_err()
+        if let Err(e) =
+            std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, &self.log_path))
         {
-            tracing::warn!("could not write wallet log {}", self.log_path.display());
+            // Never leave the temporary file behind (a full disk would otherwise collect them).
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("could not write wallet log {}: {e}", self.log_path.display());
         }
     }
 

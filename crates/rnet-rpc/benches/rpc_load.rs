@@ -104,6 +104,7 @@ fn main() {
             None => {
                 let mut config = RpcConfig::localhost(0, &dir);
                 config.work_queue = 1024;
+                config.max_connections = 1024;
                 let server = RpcServer::bind(config, Arc::clone(&reg)).await.expect("bind");
                 let addr = server.local_addr();
                 let (user, pass) = read_cookie(server.cookie_path()).expect("cookie");

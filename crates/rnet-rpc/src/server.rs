@@ -1,18 +1,19 @@
 //! The HTTP side: binding, authentication, routing, body limits, Core's HTTP statuses.
 
-use std::future::{Future, IntoFuture};
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::{Body, HttpBody};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -27,8 +28,15 @@ pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 /// How many requests may be in progress at once before new ones get HTTP 503, like Core's
 /// `-rpcworkqueue`.
 pub const DEFAULT_WORK_QUEUE: usize = 64;
-/// How long a client may take to send a request body (Core's `-rpcservertimeout`, 30 s).
+/// How long a client may take to send a request head or body, or stay idle between requests
+/// on a keep-alive connection, before the connection is closed (Core's `-rpcservertimeout`,
+/// 30 s).
 pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most connections open at once (`-rpcmaxconnections`); a connection beyond it is closed as
+/// soon as it is accepted, so stalled clients cannot exhaust the process's file descriptors.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Least time between two log lines about connections refused at the cap.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a failed authentication is held before the 401 goes out (Core: 250 ms), to slow
 /// down password guessing.
 pub const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
@@ -51,8 +59,11 @@ pub struct RpcConfig {
     pub max_body: usize,
     /// Requests in progress at once before HTTP 503 `Work queue depth exceeded`.
     pub work_queue: usize,
-    /// The time allowed to receive a request body (HTTP 408 after it).
+    /// The time allowed to receive a request head (then the connection is closed) or body
+    /// (HTTP 408), and the longest idle time of a keep-alive connection between requests.
     pub timeout: Duration,
+    /// Most connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
     /// The delay before answering a failed authentication.
     pub auth_failure_delay: Duration,
     /// How long [`RpcServer::run`] waits for open connections after the shutdown signal.
@@ -68,6 +79,7 @@ impl std::fmt::Debug for RpcConfig {
             .field("max_body", &self.max_body)
             .field("work_queue", &self.work_queue)
             .field("timeout", &self.timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -82,6 +94,7 @@ impl RpcConfig {
             max_body: DEFAULT_MAX_BODY,
             work_queue: DEFAULT_WORK_QUEUE,
             timeout: DEFAULT_SERVER_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             auth_failure_delay: AUTH_FAILURE_DELAY,
             shutdown_grace: SHUTDOWN_GRACE,
         }
@@ -110,6 +123,7 @@ pub struct RpcServer {
     state: Arc<ServerState>,
     cookie: CookieGuard,
     shutdown_grace: Duration,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for RpcServer {
@@ -161,6 +175,7 @@ impl RpcServer {
             state,
             cookie: CookieGuard { path: cookie_path, contents },
             shutdown_grace: config.shutdown_grace,
+            max_connections: config.max_connections.clamp(1, u32::MAX as usize),
         })
     }
 
@@ -175,41 +190,86 @@ impl RpcServer {
     }
 
     /// Serve until `shutdown` resolves, let requests in progress finish, delete the cookie.
+    ///
+    /// Each connection holds one of `max_connections` slots (beyond them it is closed at once)
+    /// and is closed when a request head takes longer than the timeout or the connection idles
+    /// that long between requests (hyper's header-read timer runs from the moment the server
+    /// waits for the next request head).
     pub async fn run<F>(self, shutdown: F) -> Result<(), RpcServerError>
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let Self { listener, local_addr, state, cookie, shutdown_grace } = self;
-        let app = Router::new().fallback(handle).with_state(state);
-        let listener = listener.tap_io(|tcp| {
+        let Self { listener, local_addr, state, cookie, shutdown_grace, max_connections } = self;
+        let slots = Arc::new(Semaphore::new(max_connections));
+        let (closing_tx, closing_rx) = tokio::sync::watch::channel(false);
+        let mut shutdown = pin!(shutdown);
+        let mut refused = 0u64;
+        let mut last_refusal_log: Option<Instant> = None;
+        loop {
+            let (tcp, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(%local_addr, "RPC accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                drop(tcp);
+                refused += 1;
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_INTERVAL) {
+                    tracing::warn!(
+                        %local_addr,
+                        "RPC connection limit ({max_connections}) reached: closed {refused} new connection(s)"
+                    );
+                    last_refusal_log = Some(Instant::now());
+                    refused = 0;
+                }
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
-        });
-        // Learn when the shutdown signal fired, so a connection that never finishes (a client
-        // stuck mid-request) cannot hold the node's shutdown forever.
-        let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = fired_tx.send(());
-        };
-        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let grace = async move {
-            match fired_rx.await {
-                Ok(()) => tokio::time::sleep(shutdown_grace).await,
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        let result = tokio::select! {
-            r = serve => r.map_err(RpcServerError::Serve),
-            () = grace => {
-                tracing::warn!(%local_addr, "RPC connections still open {shutdown_grace:?} after shutdown; leaving them");
-                Ok(())
-            }
-        };
+            let state = Arc::clone(&state);
+            let mut closing = closing_rx.clone();
+            tokio::spawn(async move {
+                let _slot = slot;
+                let timeout = state.timeout;
+                let service = hyper::service::service_fn(
+                    move |req: Request<hyper::body::Incoming>| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(state, peer, req.map(Body::new)).await) }
+                    },
+                );
+                let mut builder = http1::Builder::new();
+                builder.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(true);
+                let mut conn = pin!(builder.serve_connection(TokioIo::new(tcp), service));
+                tokio::select! {
+                    r = conn.as_mut() => {
+                        if let Err(e) = r {
+                            tracing::debug!(%peer, "RPC connection closed: {e}");
+                        }
+                        return;
+                    }
+                    _ = closing.wait_for(|c| *c) => {}
+                }
+                // Shutdown: finish the request in progress, then close.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            });
+        }
+        drop(listener);
+        let _ = closing_tx.send(true);
+        // Every connection task gives its slot back when it ends.
+        let all = slots.acquire_many(max_connections as u32);
+        if tokio::time::timeout(shutdown_grace, all).await.is_err() {
+            tracing::warn!(%local_addr, "RPC connections still open {shutdown_grace:?} after shutdown; leaving them");
+        }
         tracing::info!(%local_addr, "RPC server stopped");
         drop(cookie);
-        result
+        Ok(())
     }
 
     /// Run the server on a new tokio task (see [`RpcServer::run`]).
@@ -333,11 +393,7 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     }
 }
 
-async fn handle(
-    State(state): State<Arc<ServerState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
+async fn handle(state: Arc<ServerState>, peer: SocketAddr, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let Some(wallet) = route(parts.uri.path()) else {
         return StatusCode::NOT_FOUND.into_response();

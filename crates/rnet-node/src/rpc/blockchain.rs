@@ -46,15 +46,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 node.now().max(mtp + 1),
             );
             let (nd, nl) = next_block_shape(&node.params, &tip);
-            let headers = chain
-                .chain_tips()
-                .map_err(chain_err)?
-                .iter()
-                .filter(|t| t.status != ChainTipStatus::Invalid)
-                .map(|t| t.height)
-                .max()
-                .unwrap_or(tip.height)
-                .max(tip.height);
+            let (headers, _) = crate::sync::best_header(&chain).map_err(chain_err)?;
+            let ibd = node.ibd.check(tip.height, headers, tip.time, node.now());
             Ok(json!({
                 "chain": chain_name(node),
                 "blocks": tip.height,
@@ -74,8 +67,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "base_required_improvement": base_required,
                 "circulating_supply": amount_json(chain.circulating_supply()),
                 "emission_pool": amount_json(chain.emission_pool()),
-                "verificationprogress": 1.0,
-                "initialblockdownload": false,
+                "verificationprogress": crate::sync::verification_progress(tip.height, headers),
+                "initialblockdownload": ibd,
                 "pruned": false,
                 "warnings": "",
             }))

@@ -72,7 +72,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                     let txs = Node::accepted_txs(&pool, &res);
                     drop(pool);
                     drop(chain);
-                    node.tip_changed();
+                    node.mempool_changed();
                     node.wallets.mempool_accepted(&txs, &res.replaced);
                     Ok(json!(res.txid.to_hex()))
                 }
