@@ -26,6 +26,8 @@ pub struct BlockSelection {
     pub fees: Amount,
     /// Sum of their serialized sizes.
     pub size: usize,
+    /// Sum of their signature checks (at most the chain's `max_block_sig_checks`).
+    pub sig_checks: u64,
 }
 
 /// A candidate: a transaction with its ancestor package (not yet in the block) statistics.
@@ -53,8 +55,9 @@ impl PartialOrd for Candidate {
 
 impl Mempool {
     /// The transactions for the next block, at most `max_block_bytes` of them in serialized
-    /// size (the room left after the header and coinbase), chosen greedily by ancestor fee rate,
-    /// parents before children.
+    /// size (the room left after the header and coinbase) and at most the chain's
+    /// `max_block_sig_checks` signature checks, chosen greedily by ancestor fee rate, parents
+    /// before children.
     pub fn select_for_block(&self, max_block_bytes: usize) -> Vec<Transaction> {
         self.assemble(max_block_bytes).transactions
     }
@@ -100,10 +103,18 @@ impl Mempool {
                 }
                 continue;
             }
-            failures = 0;
             let mut package: Vec<Txid> =
                 self.ancestors(&c.txid).into_iter().filter(|a| !in_block.contains(a)).collect();
             package.push(c.txid);
+            let package_checks: u64 =
+                package.iter().map(|t| u64::from(self.nodes[t].entry.sig_checks)).sum();
+            if out.sig_checks.saturating_add(package_checks)
+                > self.params().max_block_sig_checks as u64
+            {
+                failures += 1;
+                continue;
+            }
+            failures = 0;
             package.sort_by_key(|t| (self.nodes[t].entry.ancestor_count, self.nodes[t].seq));
             for t in &package {
                 let e = &self.nodes[t].entry;
@@ -112,6 +123,7 @@ impl Mempool {
                 out.txids.push(*t);
                 out.fees = Amount(out.fees.0.saturating_add(e.fee.0));
                 out.size = out.size.saturating_add(e.size);
+                out.sig_checks = out.sig_checks.saturating_add(u64::from(e.sig_checks));
             }
             for t in &package {
                 let e = &self.nodes[t].entry;

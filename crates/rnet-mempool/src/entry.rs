@@ -21,6 +21,9 @@ pub struct MempoolEntry {
     /// Estimated memory use of the entry (its transaction's heap allocations plus its share of
     /// the pool's indexes), what the pool's size limit counts.
     pub usage: usize,
+    /// Non-empty signatures its scripts check: what it takes from a block's signature budget
+    /// (`ChainParams::max_block_sig_checks`).
+    pub sig_checks: u32,
     /// When it entered the pool (unix seconds, the `now` given to `accept`).
     pub time: u64,
     /// The tip height when it entered the pool.

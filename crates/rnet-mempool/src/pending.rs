@@ -28,6 +28,8 @@ pub struct VerifiedTx {
     pub(crate) tx: Transaction,
     pub(crate) spent: Vec<TxOut>,
     pub(crate) genesis: BlockHash,
+    /// Non-empty signatures its scripts check (what a block's signature budget counts).
+    pub(crate) sig_checks: u32,
 }
 
 impl PendingTx {
@@ -50,8 +52,8 @@ impl PendingTx {
     /// batch that is verified only after every script ran (and its signature checks were
     /// counted against its budget). Pure and lock-free: the expensive part of acceptance.
     pub fn verify_scripts(self) -> Result<VerifiedTx, MempoolError> {
-        verify_scripts(&self.genesis, &self.tx, &self.spent)?;
-        Ok(VerifiedTx { tx: self.tx, spent: self.spent, genesis: self.genesis })
+        let sig_checks = verify_scripts(&self.genesis, &self.tx, &self.spent)?;
+        Ok(VerifiedTx { tx: self.tx, spent: self.spent, genesis: self.genesis, sig_checks })
     }
 }
 
@@ -75,21 +77,29 @@ impl VerifiedTx {
     pub fn spent_outputs(&self) -> &[TxOut] {
         &self.spent
     }
+
+    /// Non-empty signatures its scripts check.
+    pub fn sig_checks(&self) -> u32 {
+        self.sig_checks
+    }
 }
 
 /// Verifies every script of `tx` spending `spent` on the chain `genesis` with
 /// `VerifyFlags::STANDARD`, signatures in one batch. A failed batch is re-checked one signature
-/// at a time to report the failing input (only invalid transactions pay for that).
+/// at a time to report the failing input (only invalid transactions pay for that). Returns the
+/// number of non-empty signatures checked, counted (within each input's budget) before any is
+/// verified.
 pub(crate) fn verify_scripts(
     genesis: &BlockHash,
     tx: &Transaction,
     spent: &[TxOut],
-) -> Result<(), MempoolError> {
+) -> Result<u32, MempoolError> {
     let mut batch = BatchVerifier::new();
     verify_transaction_batched(genesis, tx, spent, VerifyFlags::STANDARD, &mut batch)
         .map_err(MempoolError::Script)?;
+    let sig_checks = u32::try_from(batch.len()).unwrap_or(u32::MAX);
     if batch.verify().is_ok() {
-        return Ok(());
+        return Ok(sig_checks);
     }
     verify_transaction(genesis, tx, spent, VerifyFlags::STANDARD).map_err(MempoolError::Script)?;
     Err(MempoolError::Script(TxScriptError { input: None, error: ScriptError::SigCheckFailed }))

@@ -129,6 +129,8 @@ struct Checked {
     evicted: BTreeSet<Txid>,
     /// The outputs its inputs spend, in input order.
     spent: Vec<TxOut>,
+    /// Non-empty signatures its scripts check (0 until they have run).
+    sig_checks: u32,
 }
 
 /// The dynamic minimum fee: raised to (evicted package rate + increment) on eviction, halving
@@ -364,14 +366,15 @@ impl Mempool {
         now: u64,
     ) -> Result<AcceptResult, MempoolError> {
         self.advance_clock(now);
-        let VerifiedTx { tx, spent, genesis } = verified;
-        let checked = match self.check(&tx, utxos, tip, now, RELAY_NO_SCRIPTS) {
+        let VerifiedTx { tx, spent, genesis, sig_checks } = verified;
+        let mut checked = match self.check(&tx, utxos, tip, now, RELAY_NO_SCRIPTS) {
             Ok(c) => c,
             Err(e) => return Err(self.keep_orphan(e, tx, now)),
         };
         if genesis != self.genesis || checked.spent != spent {
             return Err(MempoolError::StaleVerification(checked.txid));
         }
+        checked.sig_checks = sig_checks;
         self.admit(checked, tx, utxos, tip, now)
     }
 
@@ -668,9 +671,8 @@ impl Mempool {
             }
         }
 
-        if mode.verify_scripts {
-            verify_scripts(&self.genesis, tx, &spent)?;
-        }
+        let sig_checks =
+            if mode.verify_scripts { verify_scripts(&self.genesis, tx, &spent)? } else { 0 };
         Ok(Checked {
             txid,
             wtxid: tx.wtxid(),
@@ -682,6 +684,7 @@ impl Mempool {
             ancestor_fees,
             evicted,
             spent,
+            sig_checks,
         })
     }
 
@@ -831,6 +834,7 @@ impl Mempool {
             fee: c.fee,
             size: c.size,
             usage,
+            sig_checks: c.sig_checks,
             time,
             height,
             ancestor_count: c.ancestors.len() + 1,
@@ -1080,9 +1084,10 @@ impl Mempool {
         }
         let verified = Mode { bypass_fees: true, verify_scripts: false };
         for node in old {
-            let MempoolEntry { tx, time, height, txid, .. } = node.entry;
+            let MempoolEntry { tx, time, height, txid, sig_checks, .. } = node.entry;
             match self.check(&tx, utxos, tip, now, verified) {
-                Ok(c) => {
+                Ok(mut c) => {
+                    c.sig_checks = sig_checks;
                     self.insert(c, tx, time, height);
                 }
                 Err(e) => tracing::debug!(%txid, error = %e, "dropped after reorg"),
@@ -1110,6 +1115,7 @@ impl Mempool {
             ancestor_fees: fee.0,
             evicted: BTreeSet::new(),
             spent: Vec::new(),
+            sig_checks: 0,
         };
         self.insert(c, tx, now, 0);
         self.trim_to_size(now);

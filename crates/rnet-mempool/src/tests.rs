@@ -533,6 +533,31 @@ fn block_disconnected_drops_spends_of_the_lost_coinbase() {
 }
 
 #[test]
+fn block_assembly_keeps_within_the_signature_budget() {
+    let mut fx = Fx::new(6);
+    let coins = fx.split(3);
+    let txs: Vec<Transaction> = coins.iter().map(|c| fx.pay(&[c.clone()], 10_000)).collect();
+    for t in &txs {
+        fx.accept(t).unwrap();
+    }
+    for t in &txs {
+        assert_eq!(fx.pool.get(&t.txid()).unwrap().sig_checks, 1, "one key spend, one check");
+    }
+    assert_eq!(fx.pool.assemble(1_000_000).sig_checks, 3);
+    // A chain whose blocks may check only two signatures: the third transaction waits.
+    let mut params = fx.pool.params().clone();
+    params.max_block_sig_checks = 2;
+    let mut tight = Mempool::new(params, MempoolPolicy::default());
+    let tip = fx.tip();
+    let now = fx.now();
+    for t in &txs {
+        tight.accept(t.clone(), &fx.chain, &tip, now).unwrap();
+    }
+    let selection = tight.assemble(1_000_000);
+    assert_eq!((selection.transactions.len(), selection.sig_checks), (2, 2));
+}
+
+#[test]
 fn select_for_block_prefers_cpfp_package() {
     let mut fx = Fx::new(6);
     let coins = fx.split(2);
