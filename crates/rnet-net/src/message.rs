@@ -293,11 +293,7 @@ impl Message {
                 w.extend_from_slice(&block.0);
                 index.encode(&mut w);
             }
-            Message::Chunk { block, index, data } => {
-                w.extend_from_slice(&block.0);
-                index.encode(&mut w);
-                write_var_bytes(&mut w, data);
-            }
+            Message::Chunk { block, index, data } => return chunk_payload(block, *index, data),
             Message::Reject(s) => write_var_bytes(&mut w, s.as_bytes()),
         }
         w
@@ -315,6 +311,16 @@ impl Message {
             .map_err(|source| MessageError::Malformed { command: name, source })?;
         Ok(m)
     }
+}
+
+/// The payload of a `chunk` message, encoded straight from the chunk's bytes (so a node serving
+/// a checkpoint slice it shares need not copy it into a [`Message`] first).
+pub fn chunk_payload(block: &BlockHash, index: u32, data: &[u8]) -> Vec<u8> {
+    let mut w = Vec::with_capacity(data.len() + 41);
+    w.extend_from_slice(&block.0);
+    index.encode(&mut w);
+    write_var_bytes(&mut w, data);
+    w
 }
 
 fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> {

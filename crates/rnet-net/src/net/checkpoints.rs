@@ -1,0 +1,326 @@
+//! Checkpoint transfer: downloading chunks verified against the header's root.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rnet_model::checkpoint::{CHUNK_SIZE, merkle_root, verify_chunk};
+use rnet_primitives::BlockHash;
+
+use crate::message::{Inv, Message};
+
+use super::peer::Outbound;
+use super::validation::{Checked, Job};
+use super::{
+    BAN_SCORE, CHUNK_FLOOD_SCORE, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
+    MAX_CHUNKS_IN_FLIGHT, MAX_QUEUED_CHUNKS, Manager,
+};
+
+/// Checkpoints whose chunk hashes are kept for serving.
+pub const CHUNK_HASH_CACHE: usize = 8;
+
+/// Chunk hashes of recently served checkpoints (oldest out first).
+#[derive(Default)]
+pub(super) struct ChunkHashCache {
+    map: HashMap<BlockHash, Vec<[u8; 32]>>,
+    order: VecDeque<BlockHash>,
+}
+
+impl ChunkHashCache {
+    /// The cached hashes of a block's checkpoint.
+    pub(super) fn get(&self, block: &BlockHash) -> Option<&Vec<[u8; 32]>> {
+        self.map.get(block)
+    }
+
+    /// Caches a block's chunk hashes.
+    pub(super) fn insert(&mut self, block: BlockHash, hashes: Vec<[u8; 32]>) {
+        if self.map.insert(block, hashes).is_none() {
+            self.order.push_back(block);
+        }
+        while self.order.len() > CHUNK_HASH_CACHE {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// A checkpoint being downloaded.
+pub(super) struct CkFetch {
+    pub(super) root: [u8; 32],
+    pub(super) size: u64,
+    pub(super) source: u64,
+    pub(super) hashes: Option<Vec<[u8; 32]>>,
+    pub(super) hashes_req: Option<(u64, Instant)>,
+    pub(super) chunks: Vec<Option<Vec<u8>>>,
+    pub(super) req: HashMap<u32, (u64, Instant)>,
+    pub(super) skip: HashSet<u64>,
+    /// Peers that answered `notfound` for this checkpoint, and when: not asked again (no
+    /// penalty) until `LACKING_RETRY` has passed and nobody else is left to ask.
+    pub(super) lacking: HashMap<u64, Instant>,
+}
+
+/// How long a peer that answered `notfound` for a checkpoint is left out of its download.
+const LACKING_RETRY: Duration = Duration::from_secs(60);
+
+impl Manager {
+    /// Answers `getchunkhashes` from a retained checkpoint (`notfound` without one). The hashes of
+    /// the last [`CHUNK_HASH_CACHE`] checkpoints asked for are kept, so repeated requests do not
+    /// re-hash a checkpoint on the event loop.
+    pub(super) fn serve_chunk_hashes(&mut self, id: u64, block: BlockHash) {
+        if !self.take_chunk_token(id) {
+            return;
+        }
+        if let Some(hashes) = self.chunk_hashes.get(&block) {
+            let hashes = hashes.clone();
+            self.send(id, Message::ChunkHashes { block, hashes });
+            return;
+        }
+        match self.b(|b| b.checkpoint(&block)) {
+            Some(bytes) => {
+                let hashes = rnet_model::checkpoint::chunk_hashes(&bytes);
+                self.chunk_hashes.insert(block, hashes.clone());
+                self.send(id, Message::ChunkHashes { block, hashes });
+            }
+            None => self.send(id, Message::NotFound(vec![Inv::block(block)])),
+        }
+    }
+
+    /// Answers `getchunk`: the chunk is queued as a slice of the backend's shared checkpoint
+    /// bytes (no copy). Requests over the peer's rate limit, or while [`MAX_QUEUED_CHUNKS`] of
+    /// its chunks are still unsent, are not served and score [`CHUNK_FLOOD_SCORE`].
+    pub(super) fn serve_chunk(&mut self, id: u64, block: BlockHash, index: u32) {
+        if !self.take_chunk_token(id) {
+            return;
+        }
+        let Some(p) = self.peers.get(&id) else { return };
+        if p.io.queued_chunks.load(Ordering::Relaxed) >= MAX_QUEUED_CHUNKS {
+            self.misbehave(id, CHUNK_FLOOD_SCORE, "getchunk while its chunks are unread");
+            return;
+        }
+        let Some(bytes) = self.b(|b| b.checkpoint(&block)) else {
+            self.send(id, Message::NotFound(vec![Inv::block(block)]));
+            return;
+        };
+        let start = (index as usize).saturating_mul(CHUNK_SIZE);
+        if start >= bytes.len() {
+            self.misbehave(id, 10, "chunk index out of range");
+            return;
+        }
+        let end = start.saturating_add(CHUNK_SIZE).min(bytes.len());
+        self.send_out(id, Outbound::Chunk { block, index, bytes, range: start..end });
+    }
+
+    /// A checkpoint verdict: an invalid one bans the block's source.
+    pub(super) fn on_checkpoint_checked(&mut self, c: Checked) {
+        let Checked::Checkpoint { source, block, result } = c else { return };
+        match result {
+            Ok(a) => tracing::debug!(%block, "checkpoint received: {a:?}"),
+            Err(r) if r.invalid => {
+                self.misbehave(source, BAN_SCORE, &format!("invalid block {block}: {}", r.reason))
+            }
+            Err(r) => tracing::warn!(%block, "checkpoint not accepted: {}", r.reason),
+        }
+        self.schedule();
+    }
+
+    /// Takes one token of the peer's checkpoint-request bucket; scores the peer when empty.
+    fn take_chunk_token(&mut self, id: u64) -> bool {
+        let Some(p) = self.peers.get_mut(&id) else { return false };
+        if p.chunk_requests.take(Instant::now()) {
+            return true;
+        }
+        self.misbehave(id, CHUNK_FLOOD_SCORE, "checkpoint requests over the rate limit");
+        false
+    }
+
+    pub(super) fn queue_checkpoint(&mut self, hash: BlockHash, from: u64) {
+        if self.ck.contains_key(&hash) || self.ck_queue.iter().any(|(h, _)| *h == hash) {
+            return;
+        }
+        if self.ck_queue.len() < 10_000 {
+            self.ck_queue.push_back((hash, from));
+        }
+        self.schedule();
+    }
+
+    pub(super) fn on_chunk_hashes(&mut self, id: u64, block: BlockHash, hashes: Vec<[u8; 32]>) {
+        let Some(f) = self.ck.get_mut(&block) else { return };
+        if f.hashes.is_some() || f.hashes_req.is_none_or(|(p, _)| p != id) {
+            return;
+        }
+        f.hashes_req = None;
+        let n = f.size.div_ceil(CHUNK_SIZE as u64) as usize;
+        if hashes.len() != n || merkle_root(&hashes) != f.root {
+            f.skip.insert(id);
+            self.misbehave(id, BAN_SCORE, "checkpoint chunk hashes do not match the root");
+            return;
+        }
+        f.chunks = vec![None; n];
+        f.hashes = Some(hashes);
+        self.schedule();
+    }
+
+    /// `notfound` for a checkpoint being fetched: the peer is honest but lacks it. It is not asked
+    /// again for it, and its outstanding requests (chunk hashes, chunks) are unassigned so the
+    /// next `schedule` gives them to other peers at once instead of waiting for the stall timeout.
+    /// Returns whether anything changed.
+    pub(super) fn checkpoint_not_found(&mut self, id: u64, block: BlockHash) -> bool {
+        let Some(f) = self.ck.get_mut(&block) else { return false };
+        let new = f.lacking.insert(id, Instant::now()).is_none();
+        let hashes = f.hashes_req.is_some_and(|(p, _)| p == id);
+        if hashes {
+            f.hashes_req = None;
+        }
+        let before = f.req.len();
+        f.req.retain(|_, (p, _)| *p != id);
+        let freed = before - f.req.len();
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.chunks = p.chunks.saturating_sub(freed);
+        }
+        tracing::debug!(peer = id, %block, freed, "peer lacks the checkpoint; asking elsewhere");
+        new || hashes || freed > 0
+    }
+
+    pub(super) fn on_chunk(&mut self, id: u64, block: BlockHash, index: u32, data: Vec<u8>) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.chunks = p.chunks.saturating_sub(1);
+        }
+        let Some(f) = self.ck.get_mut(&block) else { return };
+        if f.req.get(&index).is_none_or(|(p, _)| *p != id) {
+            return;
+        }
+        f.req.remove(&index);
+        let Some(hashes) = &f.hashes else { return };
+        let start = u64::from(index) * CHUNK_SIZE as u64;
+        let want_len = (f.size - start).min(CHUNK_SIZE as u64) as usize;
+        if data.len() != want_len || !verify_chunk(hashes, index as usize, &data) {
+            f.skip.insert(id);
+            self.misbehave(id, BAN_SCORE, "checkpoint chunk does not match the root");
+            self.schedule();
+            return;
+        }
+        f.chunks[index as usize] = Some(data);
+        if f.chunks.iter().all(Option::is_some) {
+            let Some(f) = self.ck.remove(&block) else { return };
+            let mut bytes = Vec::with_capacity(f.size as usize);
+            for c in f.chunks.into_iter().flatten() {
+                bytes.extend_from_slice(&c);
+            }
+            let source = f.source;
+            if self.block_jobs.try_send(Job::Checkpoint { source, block, bytes }).is_err() {
+                tracing::warn!(%block, "validation queue full; checkpoint dropped");
+            }
+        }
+        self.schedule();
+    }
+
+    pub(super) fn schedule_checkpoints(&mut self, now: Instant) {
+        while self.ck.len() < MAX_CHECKPOINT_FETCHES {
+            let Some((hash, source)) = self.ck_queue.pop_front() else { break };
+            if self.b(|b| b.has_checkpoint(&hash)) {
+                continue;
+            }
+            let Some(header) = self.b(|b| b.header(&hash)) else { continue };
+            if header.checkpoint_size == 0 || header.checkpoint_size > MAX_CHECKPOINT_SIZE {
+                continue;
+            }
+            self.ck.insert(
+                hash,
+                CkFetch {
+                    root: header.checkpoint_root.0,
+                    size: header.checkpoint_size,
+                    source,
+                    hashes: None,
+                    hashes_req: None,
+                    chunks: Vec::new(),
+                    req: HashMap::new(),
+                    skip: HashSet::new(),
+                    lacking: HashMap::new(),
+                },
+            );
+        }
+        let ready = self.ready_peers();
+        let stall = self.cfg.stall_timeout;
+        let mut sends = Vec::new();
+        let mut drop_fetch = Vec::new();
+        for (hash, f) in self.ck.iter_mut() {
+            let candidates: Vec<u64> = ready
+                .iter()
+                .copied()
+                .filter(|p| !f.skip.contains(p) && !f.lacking.contains_key(p))
+                .collect();
+            if candidates.is_empty() {
+                // Nobody left to ask; retry later from scratch (peers that said `notfound` only
+                // once `LACKING_RETRY` has passed: they may have fetched it meanwhile).
+                f.skip.clear();
+                f.lacking.retain(|_, at| now.duration_since(*at) < LACKING_RETRY);
+                continue;
+            }
+            if f.hashes.is_none() {
+                if let Some((p, at)) = f.hashes_req {
+                    if now.duration_since(at) <= stall {
+                        continue;
+                    }
+                    f.skip.insert(p);
+                    f.hashes_req = None;
+                    continue;
+                }
+                let p = if candidates.contains(&f.source) { f.source } else { candidates[0] };
+                f.hashes_req = Some((p, now));
+                sends.push((p, Message::GetChunkHashes(*hash)));
+                continue;
+            }
+            f.req.retain(|_, (p, at)| {
+                let keep = now.duration_since(*at) <= stall;
+                if !keep {
+                    f.skip.insert(*p);
+                }
+                keep
+            });
+            let n = f.chunks.len();
+            let mut rr = 0usize;
+            for i in 0..n {
+                if f.chunks[i].is_some() || f.req.contains_key(&(i as u32)) {
+                    continue;
+                }
+                // The block's source first, then round robin over peers with room.
+                let mut chosen = None;
+                let order: Vec<u64> = if candidates.contains(&f.source) && rr == 0 {
+                    std::iter::once(f.source).chain(candidates.iter().copied()).collect()
+                } else {
+                    candidates.iter().copied().cycle().skip(rr).take(candidates.len()).collect()
+                };
+                for p in order {
+                    let load = self.peers.get(&p).map_or(usize::MAX, |x| x.chunks);
+                    let pending = sends
+                        .iter()
+                        .filter(|(q, m)| *q == p && matches!(m, Message::GetChunk { .. }))
+                        .count();
+                    if load + pending < MAX_CHUNKS_IN_FLIGHT {
+                        chosen = Some(p);
+                        break;
+                    }
+                }
+                rr += 1;
+                let Some(p) = chosen else { break };
+                f.req.insert(i as u32, (p, now));
+                sends.push((p, Message::GetChunk { block: *hash, index: i as u32 }));
+            }
+            if f.hashes.as_ref().is_some_and(|h| h.len() != n) {
+                drop_fetch.push(*hash);
+            }
+        }
+        for h in drop_fetch {
+            self.ck.remove(&h);
+        }
+        for (p, m) in sends {
+            if matches!(m, Message::GetChunk { .. }) {
+                if let Some(x) = self.peers.get_mut(&p) {
+                    x.chunks += 1;
+                }
+            }
+            self.send(p, m);
+        }
+    }
+}

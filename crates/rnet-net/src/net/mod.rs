@@ -1,0 +1,579 @@
+//! The peer manager: one task owns all peer and sync state; each connection has a reader task
+//! (handshake, decrypt, decode) and a writer task fed by a bounded queue. Split by the protocol's
+//! nouns: [`peer`] (per-peer state, send queue, scores), [`connection`] (sockets and dialing),
+//! [`sync`] (headers-first block download), [`checkpoints`] (chunk serving and download),
+//! [`relay`] (inv/getdata/tx relay) and [`handle`] (the public handle and its commands).
+
+mod checkpoints;
+mod connection;
+mod eviction;
+mod handle;
+mod orphans;
+mod peer;
+mod relay;
+mod sync;
+mod validation;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rnet_model::checkpoint::CHUNK_SIZE;
+use rnet_primitives::{BlockHash, Txid};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::addr::{AddrEntry, AddrMan, PeerAddr};
+use crate::backend::Backend;
+use crate::ban::BanList;
+use crate::message::{
+    Inv, InvKind, MAX_HEADERS, MAX_INV, Message, NODE_NETWORK, PROTOCOL_VERSION, Version,
+};
+use crate::transport::{self, NodeKey, TransportError};
+
+use checkpoints::{ChunkHashCache, CkFetch};
+use handle::Cmd;
+pub use handle::{AddNodeMode, NetHandle, NetworkInfo, PeerInfo, SetBanRequest, Totals};
+use orphans::OrphanPool;
+pub use orphans::{MAX_ORPHAN_BLOCKS, MAX_ORPHAN_BYTES};
+use peer::{Outbound, Peer};
+use relay::RejectFilter;
+use sync::Want;
+use validation::{BLOCK_QUEUE, Checked, Job, TX_QUEUE};
+
+/// Score at which a peer is banned.
+pub const BAN_SCORE: u32 = 100;
+/// Blocks requested from one peer at a time.
+pub const MAX_BLOCKS_IN_FLIGHT: usize = 16;
+/// Checkpoint chunks requested from one peer at a time.
+pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
+/// Checkpoints downloaded at once.
+pub const MAX_CHECKPOINT_FETCHES: usize = 4;
+/// Largest checkpoint accepted for download.
+pub const MAX_CHECKPOINT_SIZE: u64 = 1 << 30;
+/// Outgoing messages queued per peer before it is disconnected as too slow.
+pub const SEND_QUEUE: usize = 1024;
+/// Unsent payload bytes queued per peer before it is disconnected as not reading: room for the
+/// largest honest demand, [`MAX_BLOCKS_IN_FLIGHT`] blocks of the largest wire size, plus slack.
+pub const MAX_SEND_QUEUE_BYTES: usize =
+    MAX_BLOCKS_IN_FLIGHT * rnet_primitives::MAX_BLOCK_WIRE_SIZE + 8 * CHUNK_SIZE;
+/// Checkpoint chunks queued unsent per peer: an honest peer has at most
+/// [`MAX_CHUNKS_IN_FLIGHT`] requests out (twice that allows for re-requests after a stall); a
+/// `getchunk` beyond it is not served and scores [`CHUNK_FLOOD_SCORE`].
+pub const MAX_QUEUED_CHUNKS: usize = 2 * MAX_CHUNKS_IN_FLIGHT;
+/// `getchunk` requests a peer may make at once (token bucket size).
+pub const CHUNK_REQUEST_BURST: f64 = 64.0;
+/// `getchunk` requests per second a peer may sustain (64 MiB/s of checkpoint).
+pub const CHUNK_REQUEST_RATE: f64 = 64.0;
+/// Score of a `getchunk` over the rate limit or over [`MAX_QUEUED_CHUNKS`].
+pub const CHUNK_FLOOD_SCORE: u32 = 10;
+/// Unrequested `tx` messages a peer may send at once (token bucket size).
+pub const UNREQUESTED_TX_BURST: f64 = 10.0;
+/// Unrequested `tx` messages per second a peer may sustain.
+pub const UNREQUESTED_TX_RATE: f64 = 1.0;
+/// Automatic outbound connections.
+pub const MAX_OUTBOUND: usize = 8;
+
+/// Network configuration.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Network magic (also in the Noise prologue).
+    pub magic: [u8; 4],
+    /// Default P2P port of the network.
+    pub default_port: u16,
+    /// Accept inbound connections.
+    pub listen: bool,
+    /// Listen addresses (`-bind`); port 0 picks a free one.
+    pub bind: Vec<SocketAddr>,
+    /// Only connect to these (`-connect`); automatic connections are off when set.
+    pub connect: Vec<String>,
+    /// Keep connections to these (`-addnode`).
+    pub addnode: Vec<String>,
+    /// Connect once to learn addresses (`-seednode`).
+    pub seednode: Vec<String>,
+    /// Connection limit (inbound plus outbound).
+    pub max_connections: usize,
+    /// Make automatic outbound connections from the address manager.
+    pub auto_connect: bool,
+    /// SOCKS5 proxy for outbound connections (`-proxy`).
+    pub proxy: Option<SocketAddr>,
+    /// Connect only to onion addresses (`-onlynet=onion`).
+    pub onion_only: bool,
+    /// Where `p2p.key`, `banlist.json`, `peers.json` live (`None`: in memory, random key).
+    pub netdir: Option<PathBuf>,
+    /// User agent.
+    pub user_agent: String,
+    /// Block/chunk request timeout (stall detection).
+    pub stall_timeout: Duration,
+    /// Ping interval.
+    pub ping_interval: Duration,
+    /// Disconnect after this long without a message.
+    pub inactivity_timeout: Duration,
+    /// Drop a connection that has not completed the handshake (TCP connect, Noise, `version`
+    /// and `verack`) this long after it was opened.
+    pub handshake_timeout: Duration,
+}
+
+impl NetConfig {
+    /// Defaults for a network.
+    pub fn new(magic: [u8; 4], default_port: u16) -> Self {
+        Self {
+            magic,
+            default_port,
+            listen: true,
+            bind: vec![SocketAddr::from(([0, 0, 0, 0], default_port))],
+            connect: Vec::new(),
+            addnode: Vec::new(),
+            seednode: Vec::new(),
+            max_connections: 125,
+            auto_connect: true,
+            proxy: None,
+            onion_only: false,
+            netdir: None,
+            user_agent: format!("/rnetd:{}/", env!("CARGO_PKG_VERSION")),
+            stall_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            inactivity_timeout: Duration::from_secs(120),
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+enum Event {
+    Connected { id: u64, remote_key: [u8; 32], tx: mpsc::Sender<Outbound> },
+    Msg(u64, Message),
+    Bad(u64, u32, String),
+    Closed(u64, String),
+    Inbound(TcpStream, SocketAddr),
+    Checked(Checked),
+}
+
+struct Manager {
+    cfg: NetConfig,
+    backend: Arc<dyn Backend>,
+    key: NodeKey,
+    nonce: u64,
+    events_tx: mpsc::Sender<Event>,
+    next_id: u64,
+    peers: HashMap<u64, Peer>,
+    bans: BanList,
+    addrman: AddrMan,
+    manual: HashMap<String, Instant>,
+    /// The node key last reached at each `addnode` target (a link to that key, whichever side
+    /// dialed it, counts as connected).
+    manual_keys: HashMap<String, [u8; 32]>,
+    /// Secret key of the eviction's network-group order.
+    evict_keyer: std::collections::hash_map::RandomState,
+    onetry: Vec<String>,
+    wanted: HashMap<BlockHash, Want>,
+    orphans: OrphanPool,
+    ck: HashMap<BlockHash, CkFetch>,
+    ck_queue: VecDeque<(BlockHash, u64)>,
+    chunk_hashes: ChunkHashCache,
+    last_tip: BlockHash,
+    announced_txs: HashSet<Txid>,
+    requested_txs: HashMap<Txid, (u64, Instant)>,
+    recent_rejects: RejectFilter,
+    tx_checking: HashSet<Txid>,
+    blocks_checking: HashSet<BlockHash>,
+    tx_jobs: mpsc::Sender<Job>,
+    block_jobs: mpsc::Sender<Job>,
+    totals: Arc<Totals>,
+    local: Vec<SocketAddr>,
+    last_addr_save: Instant,
+}
+
+/// Starts the network on the current tokio runtime (multi-threaded: backend calls use
+/// `block_in_place`). Returns once the listeners are bound.
+pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandle, TransportError> {
+    let key = match &cfg.netdir {
+        Some(d) => NodeKey::load_or_create(&d.join(transport::NODE_KEY_FILE))?,
+        None => NodeKey::generate()?,
+    };
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let mut local = Vec::new();
+    if cfg.listen {
+        for b in &cfg.bind {
+            // A port already in use is not fatal: the node runs without that listener.
+            let l = match TcpListener::bind(b).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!("P2P: cannot listen on {b}: {e}; continuing without it");
+                    continue;
+                }
+            };
+            local.push(l.local_addr()?);
+            tracing::info!("P2P listening on {}", l.local_addr()?);
+            let tx = events_tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, a)) => {
+                            if tx.send(Event::Inbound(s, a)).await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+    }
+    let totals = Arc::new(Totals::default());
+    let mut manual = HashMap::new();
+    for a in cfg.connect.iter().chain(cfg.addnode.iter()) {
+        manual.insert(a.clone(), Instant::now() - Duration::from_secs(60));
+    }
+    let last_tip = tokio::task::block_in_place(|| backend.best().2);
+    let tx_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), TX_QUEUE);
+    let block_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), BLOCK_QUEUE);
+    let mut m = Manager {
+        bans: BanList::load(cfg.netdir.as_deref()),
+        addrman: AddrMan::load(cfg.netdir.as_deref()),
+        onetry: cfg.seednode.clone(),
+        cfg,
+        backend,
+        nonce: rand::random(),
+        events_tx,
+        next_id: 1,
+        peers: HashMap::new(),
+        manual,
+        manual_keys: HashMap::new(),
+        evict_keyer: Default::default(),
+        wanted: HashMap::new(),
+        orphans: OrphanPool::default(),
+        ck: HashMap::new(),
+        ck_queue: VecDeque::new(),
+        chunk_hashes: ChunkHashCache::default(),
+        last_tip,
+        announced_txs: HashSet::new(),
+        requested_txs: HashMap::new(),
+        recent_rejects: RejectFilter::default(),
+        tx_checking: HashSet::new(),
+        blocks_checking: HashSet::new(),
+        tx_jobs,
+        block_jobs,
+        totals: totals.clone(),
+        local: local.clone(),
+        last_addr_save: Instant::now(),
+        key: key.clone(),
+    };
+    tokio::spawn(async move { m.run(events_rx, cmd_rx).await });
+    Ok(NetHandle { cmd: cmd_tx, totals, local, node_key: key.public })
+}
+
+/// Aborts a task when dropped (ties a connection's writer to its reader task).
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn is_loopback(a: &PeerAddr) -> bool {
+    a.addr.ip().is_some_and(|i| i.is_loopback())
+}
+
+impl Manager {
+    fn b<T>(&self, f: impl FnOnce(&dyn Backend) -> T) -> T {
+        let b = self.backend.clone();
+        tokio::task::block_in_place(|| f(b.as_ref()))
+    }
+
+    async fn run(&mut self, mut events: mpsc::Receiver<Event>, mut cmds: mpsc::Receiver<Cmd>) {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                e = events.recv() => match e {
+                    Some(e) => self.on_event(e),
+                    None => break,
+                },
+                c = cmds.recv() => match c {
+                    Some(c) => self.on_cmd(c),
+                    None => break,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+        }
+        self.addrman.save();
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Inbound(s, a) => {
+                let addr = PeerAddr::from(a);
+                let now = unix_now();
+                let inbound = self.peers.values().filter(|p| p.inbound).count();
+                if self.bans.is_banned_host(&addr.addr.host(), now) {
+                    tracing::debug!("refusing banned {addr}");
+                } else if inbound >= self.cfg.max_connections.saturating_sub(MAX_OUTBOUND).max(1) {
+                    match self.inbound_victim() {
+                        Some(v) => {
+                            self.disconnect(v, "evicted for a new inbound connection");
+                            self.spawn_conn(s, addr, true, None);
+                        }
+                        None => tracing::debug!("refusing {addr}: inbound slots full"),
+                    }
+                } else {
+                    self.spawn_conn(s, addr, true, None);
+                }
+            }
+            Event::Connected { id, remote_key, tx } => {
+                let now = unix_now();
+                if self.bans.is_banned(&format!("key:{}", hex::encode(remote_key)), now) {
+                    self.disconnect(id, "banned node key");
+                    return;
+                }
+                if remote_key == self.key.public {
+                    self.disconnect(id, "connected to self");
+                    return;
+                }
+                let Some(p) = self.peers.get(&id) else { return };
+                if let Some(t) = p.manual.clone() {
+                    self.manual_keys.insert(t, remote_key);
+                }
+                if let Some(drop) = self.duplicate_link(id, remote_key) {
+                    self.disconnect(drop, "duplicate connection to the same node");
+                    if drop == id {
+                        return;
+                    }
+                }
+                let Some(p) = self.peers.get_mut(&id) else { return };
+                p.key = Some(remote_key);
+                p.tx = Some(tx);
+                p.last_recv = Instant::now();
+                if !p.inbound {
+                    let v = self.version();
+                    self.send(id, v);
+                }
+            }
+            Event::Msg(id, m) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.last_recv = Instant::now();
+                    self.on_message(id, m);
+                }
+            }
+            Event::Bad(id, score, why) => {
+                self.misbehave(id, score, &why);
+                if score >= BAN_SCORE {
+                    self.disconnect(id, &why);
+                }
+            }
+            Event::Closed(id, why) => self.disconnect(id, &why),
+            Event::Checked(c @ Checked::Tx { .. }) => self.on_tx_checked(c),
+            Event::Checked(c @ Checked::Block { .. }) => self.on_block_checked(c),
+            Event::Checked(c @ Checked::Checkpoint { .. }) => self.on_checkpoint_checked(c),
+        }
+    }
+
+    fn version(&self) -> Message {
+        let (h, l, hash) = self.b(|b| b.best());
+        Message::Version(Box::new(Version {
+            version: PROTOCOL_VERSION,
+            magic: self.cfg.magic,
+            services: NODE_NETWORK,
+            timestamp: unix_now(),
+            best_height: h,
+            best_chainwork: l,
+            best_hash: hash,
+            nonce: self.nonce,
+            listen_port: self.local.first().map_or(0, |a| a.port()),
+            user_agent: self.cfg.user_agent.clone(),
+        }))
+    }
+
+    fn on_message(&mut self, id: u64, m: Message) {
+        let ready = self.peers.get(&id).is_some_and(|p| p.ready());
+        match m {
+            Message::Version(v) => {
+                let Some(p) = self.peers.get_mut(&id) else { return };
+                if p.version.is_some() {
+                    self.misbehave(id, 10, "duplicate version");
+                    return;
+                }
+                if v.magic != self.cfg.magic {
+                    self.disconnect(id, "wrong network");
+                    return;
+                }
+                if v.nonce == self.nonce {
+                    self.disconnect(id, "self connection");
+                    return;
+                }
+                p.best_height = v.best_height;
+                let inbound = p.inbound;
+                let listen = v.listen_port;
+                let ip = p.addr.addr;
+                p.version = Some(v);
+                if inbound {
+                    let v = self.version();
+                    self.send(id, v);
+                    if listen != 0 {
+                        self.addrman.add(PeerAddr { addr: ip, port: listen }, unix_now());
+                    }
+                } else {
+                    let a = self.peers[&id].addr;
+                    self.addrman.good(&a, unix_now());
+                }
+                self.send(id, Message::Verack);
+            }
+            Message::Verack => {
+                let Some(p) = self.peers.get_mut(&id) else { return };
+                if p.version.is_none() || p.verack {
+                    self.misbehave(id, 10, "unexpected verack");
+                    return;
+                }
+                p.verack = true;
+                let seed = p.seed;
+                tracing::info!(peer = id, addr = %p.addr, inbound = p.inbound, "peer connected");
+                self.request_headers(id, None);
+                self.send(id, Message::Mempool);
+                self.send(id, Message::GetAddr);
+                if seed {
+                    tracing::debug!(peer = id, "seed node");
+                }
+            }
+            _ if !ready => self.misbehave(id, 10, "message before handshake"),
+            Message::Ping(n) => self.send(id, Message::Pong(n)),
+            Message::Pong(n) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    if let Some((nonce, at)) = p.ping {
+                        if nonce == n {
+                            p.ping_time = Some(at.elapsed().as_secs_f64());
+                            p.ping = None;
+                        }
+                    }
+                }
+            }
+            Message::GetAddr => {
+                let now = unix_now();
+                let list = self
+                    .addrman
+                    .sample(1000)
+                    .into_iter()
+                    .map(|(a, t)| AddrEntry {
+                        time: t.min(now) as u32,
+                        services: NODE_NETWORK,
+                        addr: a.addr,
+                        port: a.port,
+                    })
+                    .collect();
+                self.send(id, Message::Addr(list));
+            }
+            Message::Addr(list) => {
+                let now = unix_now();
+                for e in list {
+                    self.addrman.add(PeerAddr { addr: e.addr, port: e.port }, now);
+                }
+                if self.peers.get(&id).is_some_and(|p| p.seed) {
+                    self.disconnect(id, "seed node done");
+                }
+            }
+            Message::Inv(items) => self.on_inv(id, items),
+            Message::GetData(items) => self.on_getdata(id, items),
+            Message::NotFound(items) => {
+                let mut resched = false;
+                for i in items {
+                    if i.kind == InvKind::Block {
+                        let h = BlockHash(i.hash);
+                        if let Some(p) = self.peers.get_mut(&id) {
+                            p.blocks.remove(&h);
+                        }
+                        if let Some(w) = self.wanted.get_mut(&h) {
+                            if w.requested.is_some_and(|(p, _)| p == id) {
+                                w.requested = None;
+                                resched = true;
+                            }
+                            w.peers.retain(|p| *p != id);
+                        }
+                        resched |= self.checkpoint_not_found(id, h);
+                    }
+                }
+                if resched {
+                    self.schedule();
+                }
+            }
+            Message::GetHeaders { locator, stop } => {
+                let hs = self.b(|b| b.headers_after(&locator, &stop, MAX_HEADERS));
+                self.send(id, Message::Headers(hs));
+            }
+            Message::Headers(hs) => self.on_headers(id, hs),
+            Message::Block(b) => self.on_block(id, *b),
+            Message::Tx(tx) => self.on_tx(id, tx),
+            Message::Mempool => {
+                let mut ids = self.b(|b| b.mempool_txids());
+                ids.truncate(MAX_INV);
+                if !ids.is_empty() {
+                    self.send(id, Message::Inv(ids.into_iter().map(Inv::tx).collect()));
+                }
+            }
+            Message::GetChunkHashes(h) => self.serve_chunk_hashes(id, h),
+            Message::GetChunk { block, index } => self.serve_chunk(id, block, index),
+            Message::ChunkHashes { block, hashes } => self.on_chunk_hashes(id, block, hashes),
+            Message::Chunk { block, index, data } => self.on_chunk(id, block, index, data),
+            Message::Reject(r) => tracing::debug!(peer = id, "reject: {r}"),
+        }
+    }
+
+    fn ready_peers(&self) -> Vec<u64> {
+        let mut v: Vec<u64> =
+            self.peers.iter().filter(|(_, p)| p.ready()).map(|(i, _)| *i).collect();
+        v.sort_unstable();
+        v
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Timeouts and pings.
+        let mut drop = Vec::new();
+        let mut pings = Vec::new();
+        for (id, p) in self.peers.iter_mut() {
+            if !p.ready() && now.duration_since(p.connected) > self.cfg.handshake_timeout {
+                drop.push((*id, "handshake timeout"));
+                continue;
+            }
+            if p.tx.is_none() {
+                continue;
+            }
+            if now.duration_since(p.last_recv) > self.cfg.inactivity_timeout {
+                drop.push((*id, "inactivity timeout"));
+            } else if p.ready()
+                && p.ping.is_none()
+                && now.duration_since(p.last_ping) > self.cfg.ping_interval
+            {
+                let n: u64 = rand::random();
+                p.ping = Some((n, now));
+                p.last_ping = now;
+                pings.push((*id, n));
+            }
+        }
+        for (id, why) in drop {
+            self.disconnect(id, why);
+        }
+        for (id, n) in pings {
+            self.send(id, Message::Ping(n));
+        }
+        self.connect_outbound(now);
+        self.relay();
+        self.requested_txs.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        self.orphans.expire(now);
+        self.schedule();
+        if now.duration_since(self.last_addr_save) > Duration::from_secs(60) {
+            self.addrman.save();
+            self.bans.sweep(unix_now());
+            self.last_addr_save = now;
+        }
+    }
+}

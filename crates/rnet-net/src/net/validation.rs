@@ -1,0 +1,78 @@
+//! Validation off the event loop: transactions, blocks and checkpoints go to bounded queues served
+//! by worker tasks that call the (blocking) backend on tokio's blocking pool, one job at a time per
+//! queue, and report back as events. The manager keeps answering pings and serving peers while a
+//! 64 ms transaction or a block re-evaluation runs.
+
+use std::sync::Arc;
+
+use rnet_primitives::{Block, BlockHash, Transaction, Txid, Wtxid};
+use tokio::sync::mpsc;
+
+use crate::backend::{Accepted, Backend, Rejected};
+
+use super::Event;
+
+/// Transactions waiting for validation (all peers).
+pub const TX_QUEUE: usize = 256;
+/// Transactions one peer may have waiting for validation.
+pub const MAX_PENDING_TXS_PER_PEER: usize = 64;
+/// Blocks and checkpoints waiting for validation.
+pub const BLOCK_QUEUE: usize = 256;
+
+/// A submission for a worker.
+pub(super) enum Job {
+    /// A transaction from a peer.
+    Tx { peer: u64, tx: Box<Transaction> },
+    /// A block from a peer (`requested`: it was in the download set).
+    Block { peer: u64, block: Box<Block>, requested: bool },
+    /// A downloaded checkpoint; `source` sent the block.
+    Checkpoint { source: u64, block: BlockHash, bytes: Vec<u8> },
+}
+
+/// A worker's verdict.
+pub(super) enum Checked {
+    /// `accept_tx` returned.
+    Tx { peer: u64, txid: Txid, wtxid: Wtxid, result: Result<bool, Rejected> },
+    /// `accept_block` returned (the block comes back for the orphan buffer).
+    Block { peer: u64, block: Box<Block>, requested: bool, result: Result<Accepted, Rejected> },
+    /// `accept_checkpoint` returned.
+    Checkpoint { source: u64, block: BlockHash, result: Result<Accepted, Rejected> },
+}
+
+/// Starts a worker serving `capacity` queued jobs; returns its queue.
+pub(super) fn spawn_worker(
+    backend: Arc<dyn Backend>,
+    events: mpsc::Sender<Event>,
+    capacity: usize,
+) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel::<Job>(capacity);
+    tokio::spawn(async move {
+        while let Some(job) = rx.recv().await {
+            let b = backend.clone();
+            let Ok(done) = tokio::task::spawn_blocking(move || run(b.as_ref(), job)).await else {
+                tracing::error!("validation job panicked");
+                continue;
+            };
+            if events.send(Event::Checked(done)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
+}
+
+fn run(b: &dyn Backend, job: Job) -> Checked {
+    match job {
+        Job::Tx { peer, tx } => {
+            let (txid, wtxid) = (tx.txid(), tx.wtxid());
+            Checked::Tx { peer, txid, wtxid, result: b.accept_tx(*tx) }
+        }
+        Job::Block { peer, block, requested } => {
+            let result = b.accept_block((*block).clone());
+            Checked::Block { peer, block, requested, result }
+        }
+        Job::Checkpoint { source, block, bytes } => {
+            Checked::Checkpoint { source, block, result: b.accept_checkpoint(&block, bytes) }
+        }
+    }
+}

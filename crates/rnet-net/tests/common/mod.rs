@@ -1,0 +1,284 @@
+//! Shared harness of the peer-hardening tests: an in-memory [`Backend`] and a raw peer that speaks
+//! the protocol over loopback with `rnet_net`'s own transport, so a test can misbehave exactly.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rnet_crypto::SigningKey;
+use rnet_net::message::{Message, NODE_NETWORK, PROTOCOL_VERSION, Version};
+use rnet_net::net::BAN_SCORE;
+use rnet_net::transport::{self, MAX_MESSAGE_SIZE, NodeKey};
+use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected};
+use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::runtime::Runtime;
+
+/// The network magic of the tests.
+pub const MAGIC: [u8; 4] = *b"test";
+
+/// An in-memory node: a genesis block, checkpoints, a mempool, and knobs for slow or failing
+/// validation.
+pub struct FakeBackend {
+    /// The genesis header.
+    pub genesis: BlockHeader,
+    /// Stored headers (genesis plus whatever a test adds).
+    pub headers: Mutex<HashMap<BlockHash, BlockHeader>>,
+    /// Retained checkpoints.
+    pub checkpoints: Mutex<HashMap<BlockHash, Arc<Vec<u8>>>>,
+    /// Accepted transactions.
+    pub mempool: Mutex<HashMap<Txid, Transaction>>,
+    /// How long `accept_tx` takes.
+    pub tx_delay: Mutex<Duration>,
+    /// Calls of `accept_tx`.
+    pub tx_calls: AtomicUsize,
+    /// Calls of `accept_block`.
+    pub block_calls: AtomicUsize,
+    /// Transactions with this lock time are rejected as consensus-invalid; `lock_time + 1` as a
+    /// policy reject (`invalid: false`).
+    pub bad_lock_time: u32,
+    /// Blocks whose parent is unknown are reported as orphans (others are stored).
+    pub known: Mutex<HashSet<BlockHash>>,
+}
+
+impl FakeBackend {
+    /// A backend whose chain is one genesis block.
+    pub fn new() -> Arc<Self> {
+        let genesis = BlockHeader { time: 1, ..BlockHeader::default() };
+        let g = genesis.hash();
+        Arc::new(Self {
+            headers: Mutex::new(HashMap::from([(g, genesis.clone())])),
+            known: Mutex::new(HashSet::from([g])),
+            genesis,
+            checkpoints: Mutex::new(HashMap::new()),
+            mempool: Mutex::new(HashMap::new()),
+            tx_delay: Mutex::new(Duration::ZERO),
+            tx_calls: AtomicUsize::new(0),
+            block_calls: AtomicUsize::new(0),
+            bad_lock_time: 7,
+        })
+    }
+
+    /// The genesis block hash.
+    pub fn genesis_hash(&self) -> BlockHash {
+        self.genesis.hash()
+    }
+}
+
+impl Backend for FakeBackend {
+    fn best(&self) -> (u32, u128, BlockHash) {
+        (0, 1, self.genesis_hash())
+    }
+    fn locator(&self) -> Vec<BlockHash> {
+        vec![self.genesis_hash()]
+    }
+    fn headers_after(&self, _: &[BlockHash], _: &BlockHash, _: usize) -> Vec<BlockHeader> {
+        Vec::new()
+    }
+    fn has_block(&self, hash: &BlockHash) -> bool {
+        self.known.lock().unwrap().contains(hash)
+    }
+    fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
+        self.headers.lock().unwrap().get(hash).cloned()
+    }
+    fn block(&self, _: &BlockHash) -> Option<Block> {
+        None
+    }
+    fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
+        self.block_calls.fetch_add(1, Ordering::SeqCst);
+        let parent = block.header.prev_block_hash;
+        if !self.has_block(&parent) {
+            return Ok(Accepted::Orphan(parent));
+        }
+        self.known.lock().unwrap().insert(block.block_hash());
+        Ok(Accepted::Stored)
+    }
+    fn accept_checkpoint(&self, _: &BlockHash, _: Vec<u8>) -> Result<Accepted, Rejected> {
+        Ok(Accepted::Stored)
+    }
+    fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        self.checkpoints.lock().unwrap().get(hash).cloned()
+    }
+    fn has_checkpoint(&self, hash: &BlockHash) -> bool {
+        self.checkpoints.lock().unwrap().contains_key(hash)
+    }
+    fn mempool_txids(&self) -> Vec<Txid> {
+        self.mempool.lock().unwrap().keys().copied().collect()
+    }
+    fn tx(&self, txid: &Txid) -> Option<Transaction> {
+        self.mempool.lock().unwrap().get(txid).cloned()
+    }
+    fn accept_tx(&self, tx: Transaction) -> Result<bool, Rejected> {
+        self.tx_calls.fetch_add(1, Ordering::SeqCst);
+        let d = *self.tx_delay.lock().unwrap();
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
+        if tx.lock_time == self.bad_lock_time {
+            return Err(Rejected { invalid: true, reason: "bad signature".into() });
+        }
+        if tx.lock_time == self.bad_lock_time + 1 {
+            return Err(Rejected { invalid: false, reason: "fee too low".into() });
+        }
+        Ok(self.mempool.lock().unwrap().insert(tx.txid(), tx).is_none())
+    }
+}
+
+/// A multi-threaded runtime for one test.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// A listening, non-dialing configuration on loopback.
+pub fn config() -> NetConfig {
+    let mut c = NetConfig::new(MAGIC, 0);
+    c.bind = vec!["127.0.0.1:0".parse().unwrap()];
+    c.auto_connect = false;
+    c
+}
+
+/// Starts a node on `rt`.
+pub fn start(rt: &Runtime, cfg: NetConfig, backend: Arc<FakeBackend>) -> NetHandle {
+    let _g = rt.enter();
+    rt.block_on(rnet_net::start(cfg, backend)).unwrap()
+}
+
+/// A peer driven by the test: the Noise transport and hand-made messages.
+pub struct RawPeer {
+    /// Sending half.
+    pub tx: transport::Sender<OwnedWriteHalf>,
+    /// Receiving half.
+    pub rx: transport::Receiver<OwnedReadHalf>,
+    /// The peer's Noise key.
+    pub key: NodeKey,
+}
+
+impl RawPeer {
+    /// Connects and completes the Noise handshake and `version`/`verack`.
+    pub async fn connect(node: &NetHandle) -> Self {
+        let mut p = Self::connect_noise(node).await;
+        p.send(&version(rand::random())).await;
+        p.send(&Message::Verack).await;
+        p.wait_for(Duration::from_secs(5), |m| matches!(m, Message::Verack)).await.expect("verack");
+        p
+    }
+
+    /// Connects and completes only the Noise handshake.
+    pub async fn connect_noise(node: &NetHandle) -> Self {
+        Self::try_connect_noise(node).await.expect("noise handshake")
+    }
+
+    /// Connects and tries the Noise handshake (None if the node refuses).
+    pub async fn try_connect_noise(node: &NetHandle) -> Option<Self> {
+        let s = TcpStream::connect(node.local[0]).await.ok()?;
+        let (r, w) = s.into_split();
+        let key = NodeKey::generate().unwrap();
+        let e = transport::handshake(r, w, &key, MAGIC, true).await.ok()?;
+        Some(Self { tx: e.sender, rx: e.receiver, key })
+    }
+
+    /// Connects, handshakes and waits for `verack` (None if the node refuses).
+    pub async fn try_connect(node: &NetHandle) -> Option<Self> {
+        let mut p = Self::try_connect_noise(node).await?;
+        p.send(&version(rand::random())).await;
+        p.send(&Message::Verack).await;
+        p.wait_for(Duration::from_secs(5), |m| matches!(m, Message::Verack)).await?;
+        Some(p)
+    }
+
+    /// Sends a message; false once the node closed the connection.
+    pub async fn send(&mut self, m: &Message) -> bool {
+        self.tx.send(m.command(), &m.payload()).await.is_ok()
+    }
+
+    /// The next message (None on close or after `t`).
+    pub async fn recv(&mut self, t: Duration) -> Option<Message> {
+        match tokio::time::timeout(t, self.rx.recv(MAX_MESSAGE_SIZE)).await {
+            Ok(Ok((c, p, _))) => Message::decode(c, &p).ok(),
+            _ => None,
+        }
+    }
+
+    /// Reads until a message matches (answering pings on the way).
+    pub async fn wait_for(
+        &mut self,
+        t: Duration,
+        mut f: impl FnMut(&Message) -> bool,
+    ) -> Option<Message> {
+        let deadline = Instant::now() + t;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            let m = self.recv(left).await?;
+            if let Message::Ping(n) = m {
+                self.send(&Message::Pong(n)).await;
+            }
+            if f(&m) {
+                return Some(m);
+            }
+        }
+    }
+
+    /// Round trip of a `ping` (None if no `pong` within `t`).
+    pub async fn ping(&mut self, t: Duration) -> Option<Duration> {
+        let n: u64 = rand::random();
+        let at = Instant::now();
+        self.send(&Message::Ping(n)).await;
+        self.wait_for(t, |m| *m == Message::Pong(n)).await.map(|_| at.elapsed())
+    }
+}
+
+/// A `version` message.
+pub fn version(nonce: u64) -> Message {
+    Message::Version(Box::new(Version {
+        version: PROTOCOL_VERSION,
+        magic: MAGIC,
+        services: NODE_NETWORK,
+        timestamp: 0,
+        best_height: 0,
+        best_chainwork: 0,
+        best_hash: BlockHash::ZERO,
+        nonce,
+        listen_port: 0,
+        user_agent: "/test/".into(),
+    }))
+}
+
+/// A header on `parent` at `height`, signed by `key`; `salt` tells siblings apart.
+pub fn signed_header(key: &SigningKey, parent: BlockHash, height: u32, salt: u64) -> BlockHeader {
+    let mut h = BlockHeader {
+        prev_block_hash: parent,
+        height,
+        time: 2 + u64::from(height),
+        training_steps: salt,
+        miner_pubkey: key.public_key().to_bytes(),
+        ..BlockHeader::default()
+    };
+    h.signature = key.sign(h.hash().as_bytes()).to_bytes();
+    h
+}
+
+/// Whether the node bans the key of `peer`.
+pub fn banned(node: &NetHandle, peer: &NodeKey) -> bool {
+    let k = format!("key:{}", hex::encode(peer.public));
+    node.list_banned().iter().any(|(t, _)| *t == k)
+}
+
+/// Waits (blocking) until `f` holds or `t` passes.
+pub fn eventually(t: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + t;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// The ban threshold (re-exported for tests).
+pub const BAN: u32 = BAN_SCORE;
