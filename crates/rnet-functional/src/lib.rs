@@ -157,6 +157,24 @@ impl TestNode {
         self.launch()
     }
 
+    /// Kills the process at once (SIGKILL: no shutdown, no flush), as a crash or power loss
+    /// would, and waits for it to die.
+    pub fn kill(&mut self) {
+        self.client = None;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills the process ([`TestNode::kill`]) and starts it again on the same data directory
+    /// (same extra arguments plus `extra`).
+    pub fn kill_and_restart(&mut self, extra: &[&str]) -> std::io::Result<()> {
+        self.kill();
+        self.extra.extend(extra.iter().map(|s| s.to_string()));
+        self.launch()
+    }
+
     /// Spawns another `rnetd` on this node's data directory (to test the lock); returns its
     /// exit status and stderr.
     pub fn run_second_instance(&self) -> std::io::Result<(std::process::ExitStatus, String)> {

@@ -63,4 +63,10 @@ pub trait Backend: Send + Sync + 'static {
     fn tx(&self, txid: &Txid) -> Option<Transaction>;
     /// Submits a transaction from the network (`Ok(false)`: already known).
     fn accept_tx(&self, tx: Transaction) -> Result<bool, Rejected>;
+    /// Up to `max` blocks whose checkpoints the node lacks and wants from peers (missing after a
+    /// crash, dropped as damaged, pruned from the tip), most useful first. Polled every few
+    /// seconds; the default wants nothing.
+    fn wanted_checkpoints(&self, _max: usize) -> Vec<BlockHash> {
+        Vec::new()
+    }
 }

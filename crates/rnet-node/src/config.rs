@@ -94,6 +94,8 @@ pub struct Config {
     pub log_filter: String,
     /// Checkpoints of the last N blocks are kept (`-prunecheckpoints=N`, 0 = keep all).
     pub prune_checkpoints: Option<u32>,
+    /// Keep a transaction index for `getrawtransaction` (`-txindex`, default off).
+    pub txindex: bool,
     /// Regtest only: the initial (base) required improvement in µnat
     /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
     /// escape. It changes the genesis block, so a data directory keeps one value.
@@ -198,6 +200,7 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -mindiskspace=BYTES   shut down with \"disk space is too low\" when the data directory's disk
                         has less free space (default 52428800, 50 MiB)
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
+  -txindex              keep an index of every confirmed transaction (getrawtransaction)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
@@ -220,6 +223,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
+    ("txindex", false),
     ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
@@ -411,6 +415,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
         prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
+        txindex: flag(&opts, "txindex")?.unwrap_or(false),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),

@@ -14,8 +14,10 @@ pub mod lock;
 pub mod logging;
 pub mod node;
 pub mod p2p;
+pub mod pot_workers;
 pub mod rpc;
 pub mod sync;
+pub mod tx_accept;
 pub mod upload;
 pub mod wallets;
 
@@ -97,7 +99,12 @@ pub fn run(config: &Config) -> Result<(), RunError> {
             .script_pubkey(),
         None => key_script_pubkey(&key),
     };
-    let node = Arc::new(Node::open(params, &netdir, key, mine_data, config.prune_checkpoints)?);
+    let mut chain_options =
+        rnet_chain::ChainOptions { txindex: config.txindex, ..Default::default() };
+    if let Some(k) = config.prune_checkpoints {
+        chain_options.prune_checkpoints_depth = k;
+    }
+    let node = Arc::new(Node::open(params, &netdir, key, mine_data, chain_options)?);
     node.disk.set_min(config.min_disk_space);
     {
         let chain = node.chain();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainState};
+use rnet_chain::{AcceptOutcome, Activation, ChainError, ChainOptions, ChainReader, ChainState};
 use rnet_consensus::{
     ChainParams, HeaderSummary, block_subsidy, effective_required_improvement, median_time_past,
     next_block_shape, required_improvement,
@@ -119,6 +119,10 @@ pub struct Node {
     /// Training data of the in-node miner and `generatetoaddress`.
     pub mine_data: TrainingData,
     chain: Mutex<ChainState>,
+    /// Reads the chain without its lock (RPC and peers' reads; `rnet_chain::ChainReader`).
+    pub reader: ChainReader,
+    /// Proof-of-Training outside the chain lock (`crate::pot_workers`).
+    pub pot_workers: crate::pot_workers::PotWorkers,
     mempool: Mutex<Mempool>,
     tip_version: AtomicU64,
     mempool_version: AtomicU64,
@@ -163,13 +167,10 @@ impl Node {
         netdir: &Path,
         miner_key: SigningKey,
         mine_data: TrainingData,
-        prune_checkpoints: Option<u32>,
+        options: ChainOptions,
     ) -> Result<Self, NodeError> {
-        let mut options = ChainOptions::default();
-        if let Some(k) = prune_checkpoints {
-            options.prune_checkpoints_depth = k;
-        }
         let chain = crate::chain_open::open_chainstate(netdir, &params, options, now())?;
+        let reader = chain.reader();
         let mock_time = AtomicU64::new(0);
         Ok(Self {
             mock_time,
@@ -179,6 +180,11 @@ impl Node {
             miner_key,
             mine_data,
             chain: Mutex::new(chain),
+            reader,
+            pot_workers: crate::pot_workers::PotWorkers::new(
+                params.clone(),
+                crate::pot_workers::PotWorkers::default_workers(),
+            ),
             mempool: Mutex::new(Mempool::new(params.clone(), MempoolPolicy::default())),
             tip_version: AtomicU64::new(0),
             mempool_version: AtomicU64::new(0),
@@ -277,6 +283,10 @@ impl Node {
         bytes: Vec<u8>,
     ) -> Result<AcceptOutcome, ChainError> {
         self.ensure_disk_space()?;
+        // The block is stored already: evaluate it without the chain lock first.
+        if let Ok(Some(block)) = self.reader.block(hash) {
+            self.pot_workers.preverify(self, &block, Some(&bytes));
+        }
         let mut chain = self.chain();
         let outcome = chain.accept_checkpoint(hash, bytes, self.now())?;
         if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
@@ -356,12 +366,6 @@ impl Node {
         self.mempool_version.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Former name of [`Node::mempool_changed`], still called by the wallet RPCs after a send;
-    /// like it, it only refreshes the template and never abandons mining.
-    pub fn tip_changed(&self) {
-        self.mempool_changed();
-    }
-
     /// Keeps a checkpoint uploaded before its block (keyed by chunk root).
     pub fn add_pending_checkpoint(&self, root: Hash256, bytes: Vec<u8>) {
         let mut p = self.pending_checkpoints.lock().unwrap_or_else(|e| e.into_inner());
@@ -391,6 +395,8 @@ impl Node {
             self.pending_checkpoint(&block.header.checkpoint_root, block.header.checkpoint_size)
         });
         self.ensure_disk_space()?;
+        // Proof-of-Training without the chain lock, when the block's parent is known.
+        self.pot_workers.preverify(self, &block, checkpoint.as_deref());
         let mut chain = self.chain();
         let outcome = chain.accept_block(block, checkpoint, self.now());
         if let Ok(AcceptOutcome::Connected { connected, disconnected, .. }) = &outcome {
@@ -409,11 +415,27 @@ impl Node {
                 }
             }
         }
-        let Some(bytes) = self.chain().checkpoint(hash)? else { return Ok(None) };
-        let bytes = Arc::new(bytes);
+        let bytes = match self.reader.checkpoint(hash) {
+            Ok(Some(bytes)) => Arc::new(bytes),
+            Ok(None) => return Ok(None),
+            Err(ChainError::Corrupt(reason)) => {
+                // Never hand out damaged bytes; drop them so the network fetches them again.
+                tracing::warn!(%hash, %reason, "stored checkpoint is damaged; re-fetching it from peers");
+                self.chain().drop_damaged_checkpoint(hash)?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
         *self.checkpoint_bytes.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((*hash, bytes.clone()));
         Ok(Some(bytes))
+    }
+
+    /// The checkpoint bytes of `hash` if they are the ones held in memory (usually the tip's),
+    /// without touching the disk or the chain lock.
+    pub fn cached_checkpoint_bytes(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        let c = self.checkpoint_bytes.lock().unwrap_or_else(|e| e.into_inner());
+        c.as_ref().filter(|(h, _)| h == hash).map(|(_, b)| b.clone())
     }
 
     pub(crate) fn parsed_checkpoint(&self, hash: &BlockHash) -> Result<Arc<Checkpoint>, NodeError> {

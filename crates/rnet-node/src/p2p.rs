@@ -12,6 +12,7 @@ use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
 
 use crate::config::Config;
 use crate::node::Node;
+use crate::tx_accept::SubmitTxError;
 
 /// File in the network data directory holding the bound P2P port while the node runs.
 pub const P2P_PORT_FILE: &str = "p2p.port";
@@ -75,7 +76,8 @@ impl Backend for NodeBackend {
         stop: &BlockHash,
         max: usize,
     ) -> Vec<BlockHeader> {
-        let chain = self.0.chain();
+        // Read from a snapshot: serving headers never waits for block validation.
+        let chain = &self.0.reader;
         let start = locator
             .iter()
             .find_map(|h| {
@@ -102,15 +104,15 @@ impl Backend for NodeBackend {
     }
 
     fn has_block(&self, hash: &BlockHash) -> bool {
-        matches!(self.0.chain().block_status(hash), Ok(Some(s)) if s != BlockStatus::HeaderValid)
+        matches!(self.0.reader.block_status(hash), Ok(Some(s)) if s != BlockStatus::HeaderValid)
     }
 
     fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
-        self.0.chain().header(hash).ok().flatten()
+        self.0.reader.header(hash).ok().flatten()
     }
 
     fn block(&self, hash: &BlockHash) -> Option<Block> {
-        self.0.chain().block(hash).ok().flatten()
+        self.0.reader.block(hash).ok().flatten()
     }
 
     fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
@@ -126,7 +128,7 @@ impl Backend for NodeBackend {
     }
 
     fn has_checkpoint(&self, hash: &BlockHash) -> bool {
-        self.0.chain().has_checkpoint(hash).unwrap_or(false)
+        self.0.reader.has_checkpoint(hash).unwrap_or(false)
     }
 
     fn mempool_txids(&self) -> Vec<Txid> {
@@ -137,26 +139,19 @@ impl Backend for NodeBackend {
         self.0.mempool().get(txid).map(|e| e.tx.clone())
     }
 
+    fn wanted_checkpoints(&self, max: usize) -> Vec<BlockHash> {
+        self.0.chain().wanted_checkpoints(max).unwrap_or_default()
+    }
+
     fn accept_tx(&self, tx: Transaction) -> Result<bool, Rejected> {
-        let chain = self.0.chain();
-        let utxos = chain
-            .utxo_snapshot()
-            .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
-        let tip = self
-            .0
-            .tip_context(&chain)
-            .map_err(|e| Rejected { invalid: false, reason: e.to_string() })?;
-        let mut pool = self.0.mempool();
-        match pool.accept(tx, &utxos, &tip, self.0.now()) {
-            Ok(res) => {
-                let txs = Node::accepted_txs(&pool, &res);
-                drop(pool);
-                drop(chain);
-                self.0.mempool_changed();
-                self.0.wallets.mempool_accepted(&txs, &res.replaced);
-                Ok(true)
+        match self.0.submit_transaction(tx) {
+            Ok(_) => Ok(true),
+            Err(SubmitTxError::Rejected(MempoolError::AlreadyInMempool(_))) => Ok(false),
+            Err(SubmitTxError::Rejected(e)) => {
+                // A transaction that breaks a consensus or script rule costs the peer that sent
+                // it; policy refusals (fees, limits, missing inputs) do not.
+                Err(Rejected { invalid: e.is_invalid(), reason: e.to_string() })
             }
-            Err(MempoolError::AlreadyInMempool(_)) => Ok(false),
             Err(e) => Err(Rejected { invalid: false, reason: e.to_string() }),
         }
     }

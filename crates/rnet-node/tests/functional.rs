@@ -65,7 +65,7 @@ fn mine_from_template(node: &TestNode) -> (Block, Vec<u8>) {
 
 #[test]
 fn generate_read_back_submit_and_restart() {
-    let mut node = start(&[]);
+    let mut node = start(&["-txindex"]);
     let addr = test_address();
     let started = std::time::Instant::now();
     let hashes: Vec<String> =
@@ -321,7 +321,7 @@ fn mempool_transaction_enters_the_next_block() {
     use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
     use rnet_script::{SighashCache, SighashType};
 
-    let node = start(&[]);
+    let node = start(&["-txindex"]);
     // Signatures commit to the chain's genesis id: the node's block 0.
     let genesis: BlockHash =
         node.call("getblockhash", json!([0])).unwrap().as_str().unwrap().parse().unwrap();

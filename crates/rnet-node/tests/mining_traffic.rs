@@ -75,7 +75,7 @@ fn confirmed(node: &TestNode, txid: &str) -> bool {
 #[test]
 fn in_node_miner_keeps_mining_under_a_stream_of_transactions() {
     let address = PlainKey::new(key().public_key()).address(Network::Regtest).to_string();
-    let mut node = TestNode::start(Path::new(RNETD), &[]).expect("rnetd starts");
+    let mut node = TestNode::start(Path::new(RNETD), &["-txindex"]).expect("rnetd starts");
     let genesis: BlockHash =
         node.call("getblockhash", json!([0])).unwrap().as_str().unwrap().parse().unwrap();
     assert_eq!(genesis, ChainParams::regtest().genesis_hash());

@@ -63,6 +63,10 @@ pub(super) struct CkFetch {
 /// How long a peer that answered `notfound` for a checkpoint is left out of its download.
 const LACKING_RETRY: Duration = Duration::from_secs(60);
 
+/// The "source" of a checkpoint fetched because the node found it missing: no peer (peer ids
+/// start at 1 and never reach it), so nobody is scored for it.
+const NO_SOURCE: u64 = u64::MAX;
+
 impl Manager {
     /// Answers `getchunkhashes` from a retained checkpoint (`notfound` without one). The hashes of
     /// the last [`CHUNK_HASH_CACHE`] checkpoints asked for are kept, so repeated requests do not
@@ -132,6 +136,21 @@ impl Manager {
         }
         self.misbehave(id, CHUNK_FLOOD_SCORE, "checkpoint requests over the rate limit");
         false
+    }
+
+    /// Queues the checkpoints the node reports it lacks ([`crate::Backend::wanted_checkpoints`]):
+    /// a download lost in a crash, a damaged file, a tip checkpoint a miner needs. They come
+    /// from whichever peer has them; no peer is to blame for them (source [`NO_SOURCE`]).
+    pub(super) fn fetch_wanted_checkpoints(&mut self) {
+        if self.peers.values().all(|p| !p.ready()) {
+            return;
+        }
+        for hash in self.b(|b| b.wanted_checkpoints(MAX_CHECKPOINT_FETCHES)) {
+            if !self.ck.contains_key(&hash) {
+                tracing::info!(%hash, "fetching a missing checkpoint from peers");
+            }
+            self.queue_checkpoint(hash, NO_SOURCE);
+        }
     }
 
     pub(super) fn queue_checkpoint(&mut self, hash: BlockHash, from: u64) {

@@ -54,6 +54,9 @@ pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 pub const MAX_CHECKPOINT_FETCHES: usize = 4;
 /// Largest checkpoint accepted for download.
 pub const MAX_CHECKPOINT_SIZE: u64 = 1 << 30;
+/// How often the manager asks the node which checkpoints it lacks
+/// ([`crate::Backend::wanted_checkpoints`]).
+pub const WANTED_CHECKPOINTS_POLL: Duration = Duration::from_secs(5);
 /// Outgoing messages queued per peer before it is disconnected as too slow.
 pub const SEND_QUEUE: usize = 1024;
 /// Unsent payload bytes queued per peer before it is disconnected as not reading: room for the
@@ -188,6 +191,7 @@ struct Manager {
     totals: Arc<Totals>,
     local: Vec<SocketAddr>,
     last_addr_save: Instant,
+    last_wanted_poll: Instant,
 }
 
 /// Starts the network on the current tokio runtime (multi-threaded: backend calls use
@@ -267,6 +271,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         totals: totals.clone(),
         local: local.clone(),
         last_addr_save: Instant::now(),
+        last_wanted_poll: Instant::now(),
         key: key.clone(),
     };
     tokio::spawn(async move { m.run(events_rx, cmd_rx).await });
@@ -570,6 +575,10 @@ impl Manager {
         self.requested_txs.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
         self.orphans.expire(now);
         self.schedule();
+        if now.duration_since(self.last_wanted_poll) > WANTED_CHECKPOINTS_POLL {
+            self.last_wanted_poll = now;
+            self.fetch_wanted_checkpoints();
+        }
         if now.duration_since(self.last_addr_save) > Duration::from_secs(60) {
             self.addrman.save();
             self.bans.sweep(unix_now());

@@ -126,7 +126,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                     _ => return Err(RpcError::invalid_parameter("verbosity must be 0, 1 or 2")),
                 },
             };
-            let chain = node.chain();
+            // A read snapshot: a large block never holds the chain lock while it is encoded.
+            let chain = &node.reader;
             if chain.header(&hash).map_err(chain_err)?.is_none() {
                 return Err(RpcError::invalid_address_or_key("Block not found"));
             }
@@ -137,7 +138,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             if verbosity == 0 {
                 return Ok(json!(hex::encode(block.to_bytes())));
             }
-            block_json(&chain, &hash, &block, verbosity, node.network()).map_err(chain_err)
+            block_json(chain, &hash, &block, verbosity, node.network()).map_err(chain_err)
         },
     )?;
     reg(
@@ -149,7 +150,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         |node, p| {
             let hash = param_block_hash(p, 0)?;
             let verbose: bool = p.optional_or(1, true)?;
-            let chain = node.chain();
+            let chain = &node.reader;
             let header = chain
                 .header(&hash)
                 .map_err(chain_err)?
@@ -157,7 +158,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             if !verbose {
                 return Ok(json!(hex::encode(header.to_bytes())));
             }
-            let mut o = header_json(&chain, &hash, &header).map_err(chain_err)?;
+            let mut o = header_json(chain, &hash, &header).map_err(chain_err)?;
             if let Some(b) = chain.block(&hash).map_err(chain_err)? {
                 o["nTx"] = json!(b.transactions.len());
             }
@@ -172,7 +173,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
              val_loss, chainwork and status (active, valid-fork, valid-headers, headers-only, invalid).",
         ),
         |node, _| {
-            let tips = node.chain().chain_tips().map_err(chain_err)?;
+            let tips = node.reader.chain_tips().map_err(chain_err)?;
             Ok(json!(
                 tips.iter()
                     .map(|t| json!({
@@ -252,8 +253,8 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
              UTXO set hash (Keccak-256d, see docs/chainstate.md).",
         ),
         |node, _| {
-            let chain = node.chain();
-            let s = chain.utxo_stats().map_err(chain_err)?;
+            // O(UTXO set) on a read snapshot, without the chain lock.
+            let s = node.reader.utxo_stats().map_err(chain_err)?;
             Ok(json!({
                 "height": s.height,
                 "bestblock": s.tip.to_hex(),

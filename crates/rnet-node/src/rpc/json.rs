@@ -1,7 +1,7 @@
 //! JSON renderings of headers, blocks and transactions (Bitcoin Core field names plus the
 //! Proof-of-Training fields), and `submitblock` rejection reasons.
 
-use rnet_chain::{ChainError, ChainState};
+use rnet_chain::{ChainError, ChainReader};
 use rnet_consensus::{BlockError, median_time_past};
 use rnet_miner::{loss_bits, loss_nats};
 use rnet_primitives::{Address, Amount, Block, BlockHash, BlockHeader, Network, Transaction};
@@ -120,13 +120,13 @@ pub fn chainwork_hex(work: u128) -> String {
 /// A header with its chain context (confirmations, next block, median time, chainwork, loss
 /// index).
 pub fn header_json(
-    chain: &ChainState,
+    chain: &ChainReader,
     hash: &BlockHash,
     h: &BlockHeader,
 ) -> Result<Value, ChainError> {
     let active = chain.block_hash_at(h.height)? == Some(*hash);
     let info = chain.block_info(hash)?;
-    let tip_height = chain.height();
+    let tip_height = chain.tip()?.height;
     let confirmations: i64 =
         if active { i64::from(tip_height) - i64::from(h.height) + 1 } else { -1 };
     let mut o = json!({
@@ -169,7 +169,7 @@ pub fn header_json(
 
 /// A block: verbosity 1 (txids) or 2 (transactions).
 pub fn block_json(
-    chain: &ChainState,
+    chain: &ChainReader,
     hash: &BlockHash,
     block: &Block,
     verbosity: u8,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::json::amount_json;
 use super::{chain_err, param_hex, param_txid, reg};
 use crate::node::Node;
+use crate::tx_accept::SubmitTxError;
 
 /// A fee rate in RNT per kB, as Core renders `feerate`.
 fn feerate_json(r: FeeRate) -> Value {
@@ -63,25 +64,18 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         |node, p| {
             let tx = decode_tx(&param_hex(p, 0, "TX")?)?;
             let txid = tx.txid();
-            let chain = node.chain();
-            let utxos = chain.utxo_snapshot().map_err(chain_err)?;
-            let tip = node.tip_context(&chain).map_err(chain_err)?;
-            let mut pool = node.mempool();
-            match pool.accept(tx, &utxos, &tip, node.now()) {
-                Ok(res) => {
-                    let txs = Node::accepted_txs(&pool, &res);
-                    drop(pool);
-                    drop(chain);
-                    node.mempool_changed();
-                    node.wallets.mempool_accepted(&txs, &res.replaced);
-                    Ok(json!(res.txid.to_hex()))
-                }
-                Err(MempoolError::AlreadyInMempool(_)) => Ok(json!(txid.to_hex())),
-                Err(MempoolError::AlreadyConfirmed(_)) => {
+            let rejected = match node.submit_transaction(tx) {
+                Ok(res) => return Ok(json!(res.txid.to_hex())),
+                Err(SubmitTxError::Chain(e)) => return Err(chain_err(e)),
+                Err(SubmitTxError::Rejected(e)) => e,
+            };
+            match rejected {
+                MempoolError::AlreadyInMempool(_) => Ok(json!(txid.to_hex())),
+                MempoolError::AlreadyConfirmed(_) => {
                     Err(RpcError::already_in_chain("Transaction already in block chain"))
                 }
-                Err(e @ MempoolError::MissingInputs { .. }) => Err(RpcError::verify(reject_reason(&e))),
-                Err(e) => Err(RpcError::verify_rejected(reject_reason(&e))),
+                e @ MempoolError::MissingInputs { .. } => Err(RpcError::verify(reject_reason(&e))),
+                e => Err(RpcError::verify_rejected(reject_reason(&e))),
             }
         },
     )?;

@@ -1,8 +1,9 @@
-//! Raw transaction methods: decode, and lookup in blocks (by `blockhash`, or by scanning the
-//! active chain from the tip — a simple stand-in for a transaction index).
+//! Raw transaction methods: decode, and lookup in the mempool, in a given block, or (with
+//! `-txindex`) through the transaction index, as Bitcoin Core does.
 
 use std::sync::Arc;
 
+use rnet_chain::ChainError;
 use rnet_primitives::Transaction;
 use rnet_rpc::{MethodInfo, RegisterError, Registry, RpcError};
 use serde_json::{Value, json};
@@ -10,9 +11,6 @@ use serde_json::{Value, json};
 use super::json::tx_json;
 use super::{chain_err, param_block_hash, param_hex, param_txid, reg};
 use crate::node::Node;
-
-/// Most blocks `getrawtransaction` scans without a `blockhash`.
-pub const MAX_SCAN_BLOCKS: u32 = 10_000;
 
 pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError> {
     reg(
@@ -35,7 +33,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             .params(["txid", "verbose", "blockhash"])
             .help(
                 "getrawtransaction \"txid\" ( verbose \"blockhash\" )\n\nReturn the raw transaction (hex, or JSON with \
-                 verbose) from the mempool, the given block, or the last 10000 blocks of the active chain.",
+                 verbose) from the mempool, the given block, or (with -txindex) any block of the active chain.",
             ),
         |node, p| {
             let txid = param_txid(p, 0)?;
@@ -51,45 +49,51 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             if let Some(tx) = crate::rpc::mempool_tx(node, &txid) {
                 return Ok(if verbose { tx_json(&tx, node.network()) } else { json!(hex::encode(tx.to_bytes())) });
             }
-            let chain = node.chain();
-            let candidates: Vec<_> = match blockhash {
+            // Read snapshots only: a lookup never takes the chain lock.
+            let chain = &node.reader;
+            let found = match blockhash {
                 Some(h) => {
                     if chain.header(&h).map_err(chain_err)?.is_none() {
                         return Err(RpcError::invalid_address_or_key("Block hash not found"));
                     }
-                    vec![h]
+                    chain
+                        .block(&h)
+                        .map_err(chain_err)?
+                        .and_then(|b| b.transactions.into_iter().find(|t| t.txid() == txid))
+                        .map(|tx| (tx, h))
                 }
-                None => {
-                    let tip = chain.height();
-                    let lowest = tip.saturating_sub(MAX_SCAN_BLOCKS);
-                    let mut v = Vec::new();
-                    for h in (lowest..=tip).rev() {
-                        if let Some(hash) = chain.block_hash_at(h).map_err(chain_err)? {
-                            v.push(hash);
-                        }
+                None => match chain.indexed_transaction(&txid) {
+                    Ok(found) => found,
+                    Err(ChainError::NoTxIndex) => {
+                        return Err(RpcError::invalid_address_or_key(
+                            "No such mempool transaction. Use -txindex or provide a block hash to enable \
+                             blockchain transaction queries. Use gettransaction for wallet transactions.",
+                        ));
                     }
-                    v
-                }
+                    Err(e) => return Err(chain_err(e)),
+                },
             };
-            for hash in candidates {
-                let Some(block) = chain.block(&hash).map_err(chain_err)? else { continue };
-                if let Some(tx) = block.transactions.iter().find(|t| t.txid() == txid) {
-                    if !verbose {
-                        return Ok(json!(hex::encode(tx.to_bytes())));
-                    }
-                    let mut o = tx_json(tx, node.network());
-                    let active = chain.block_hash_at(block.header.height).map_err(chain_err)? == Some(hash);
-                    o["blockhash"] = json!(hash.to_hex());
-                    o["in_active_chain"] = json!(active);
-                    o["blocktime"] = json!(block.header.time);
-                    o["time"] = json!(block.header.time);
-                    o["confirmations"] = json!(if active {
-                        i64::from(chain.height()) - i64::from(block.header.height) + 1
-                    } else {
-                        0
-                    });
-                    return Ok(o);
+            if let Some((tx, hash)) = found {
+                if !verbose {
+                    return Ok(json!(hex::encode(tx.to_bytes())));
                 }
+                let header = chain
+                    .header(&hash)
+                    .map_err(chain_err)?
+                    .ok_or_else(|| RpcError::invalid_address_or_key("Block hash not found"))?;
+                let tip = chain.tip().map_err(chain_err)?;
+                let active = chain.block_hash_at(header.height).map_err(chain_err)? == Some(hash);
+                let mut o = tx_json(&tx, node.network());
+                o["blockhash"] = json!(hash.to_hex());
+                o["in_active_chain"] = json!(active);
+                o["blocktime"] = json!(header.time);
+                o["time"] = json!(header.time);
+                o["confirmations"] = json!(if active {
+                    i64::from(tip.height) - i64::from(header.height) + 1
+                } else {
+                    0
+                });
+                return Ok(o);
             }
             Err(RpcError::invalid_address_or_key(
                 "No such mempool or blockchain transaction. Use gettransaction for wallet transactions.",

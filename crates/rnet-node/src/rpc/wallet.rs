@@ -166,7 +166,7 @@ fn submit(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
     };
     match result {
         Ok(r) => {
-            node.tip_changed();
+            node.mempool_changed();
             Ok(r.txid)
         }
         Err(e) => Err(RpcError::new(
@@ -1296,7 +1296,7 @@ fn submit_foreign(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
     };
     match result {
         Ok(r) => {
-            node.tip_changed();
+            node.mempool_changed();
             for w in node.wallets.all() {
                 let _ = lock_entry(&w).add_unconfirmed(tx);
             }
