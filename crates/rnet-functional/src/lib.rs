@@ -16,6 +16,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// A running `rnetd` under test.
 pub struct TestNode {
     binary: PathBuf,
+    /// `regtest` unless started with [`TestNode::start_on`].
+    network: String,
     datadir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
     extra: Vec<String>,
@@ -28,10 +30,17 @@ impl TestNode {
     /// Starts a regtest node of `binary` in a fresh temporary data directory with the extra
     /// arguments `extra`.
     pub fn start(binary: &Path, extra: &[&str]) -> std::io::Result<Self> {
+        Self::start_on(binary, "regtest", extra)
+    }
+
+    /// Starts a node of `binary` on `network` (`regtest`, `testnet` or `mainnet`) in a fresh
+    /// temporary data directory with the extra arguments `extra`.
+    pub fn start_on(binary: &Path, network: &str, extra: &[&str]) -> std::io::Result<Self> {
         let tmp = tempfile::Builder::new().prefix("rnet-functional-").tempdir()?;
         let datadir = tmp.path().to_path_buf();
         let mut node = Self {
             binary: binary.to_path_buf(),
+            network: network.to_string(),
             datadir,
             _tmp: Some(tmp),
             extra: extra.iter().map(|s| s.to_string()).collect(),
@@ -48,9 +57,9 @@ impl TestNode {
         &self.datadir
     }
 
-    /// The regtest network directory inside the data directory.
+    /// The network directory inside the data directory.
     pub fn network_dir(&self) -> PathBuf {
-        self.datadir.join("regtest")
+        self.datadir.join(&self.network)
     }
 
     /// The bound RPC port.
@@ -66,7 +75,7 @@ impl TestNode {
     /// The arguments a process needs to reach this node (`-regtest -datadir=… -rpcport=…`).
     pub fn connect_args(&self) -> Vec<String> {
         vec![
-            "-regtest".into(),
+            format!("-{}", self.network),
             format!("-datadir={}", self.datadir.display()),
             format!("-rpcport={}", self.port),
         ]
@@ -77,7 +86,7 @@ impl TestNode {
         let port_file = self.network_dir().join("rpc.port");
         let _ = std::fs::remove_file(&port_file);
         let child = Command::new(&self.binary)
-            .arg("-regtest")
+            .arg(format!("-{}", self.network))
             .arg(format!("-datadir={}", self.datadir.display()))
             .arg("-rpcport=0")
             .args(&self.extra)
@@ -179,7 +188,7 @@ impl TestNode {
     /// exit status and stderr.
     pub fn run_second_instance(&self) -> std::io::Result<(std::process::ExitStatus, String)> {
         let out = Command::new(&self.binary)
-            .arg("-regtest")
+            .arg(format!("-{}", self.network))
             .arg(format!("-datadir={}", self.datadir.display()))
             .arg("-rpcport=0")
             .stdin(Stdio::null())

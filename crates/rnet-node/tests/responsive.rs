@@ -1,0 +1,100 @@
+//! The node stays responsive while it evaluates blocks (issue: Proof-of-Training used to run with
+//! the chain lock held, inside the network task). A testnet miner (genesis shape d=128, L=4:
+//! each block's Proof-of-Training takes seconds on two cores) mines while this test calls
+//! `getblockcount` every 25 ms, and a second node pings it over P2P every 200 ms. Every answer
+//! must come in under 100 ms while at least two blocks are mined and verified by both nodes.
+//! Prints the worst and median latencies.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rnet_functional::TestNode;
+use serde_json::json;
+
+const RNETD: &str = env!("CARGO_BIN_EXE_rnetd");
+const LIMIT: Duration = Duration::from_millis(100);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn height(node: &TestNode) -> u64 {
+    node.call("getblockcount", json!([])).unwrap().as_u64().unwrap()
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+#[test]
+fn rpc_and_p2p_answer_within_100_ms_during_evaluation() {
+    let port = free_port().to_string();
+    // A testnet address of a throw-away key (plain key output).
+    let key = rnet_crypto::SigningKey::from_bytes(&[0x33; 32]);
+    let address = rnet_script::PlainKey::new(key.public_key())
+        .address(rnet_primitives::Network::Testnet)
+        .to_string();
+    let miner = TestNode::start_on(
+        Path::new(RNETD),
+        "testnet",
+        &[
+            &format!("-port={port}"),
+            "-bind=127.0.0.1",
+            "-connect=0",
+            "-mine",
+            &format!("-mineaddress={address}"),
+        ],
+    )
+    .expect("miner starts");
+    let connect = format!("-connect=127.0.0.1:{port}");
+    let follower =
+        TestNode::start_on(Path::new(RNETD), "testnet", &["-port=0", "-bind=127.0.0.1", &connect])
+            .expect("follower starts");
+
+    let start_height = height(&miner);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut rpc = Vec::new();
+    let mut pings = Vec::new();
+    let mut last_ping = Instant::now();
+    // Until the miner has mined two blocks and the follower has verified them.
+    while height(&follower) < start_height + 2 {
+        assert!(Instant::now() < deadline, "no blocks within 240 s");
+        let t = Instant::now();
+        miner.call("getblockcount", json!([])).unwrap();
+        rpc.push(t.elapsed());
+        if last_ping.elapsed() > Duration::from_millis(200) {
+            // The follower's ping to the miner (its pingtime is the round trip over P2P).
+            follower.call("ping", json!([])).unwrap();
+            last_ping = Instant::now();
+            let peers = follower.call("getpeerinfo", json!([])).unwrap();
+            if let Some(p) = peers.as_array().and_then(|a| a.first()) {
+                if let Some(secs) = p["pingtime"].as_f64() {
+                    pings.push(Duration::from_secs_f64(secs));
+                }
+            }
+            // Also the follower's own RPC, while it verifies the miner's blocks.
+            let t = Instant::now();
+            follower.call("getblockcount", json!([])).unwrap();
+            rpc.push(t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let blocks = height(&miner) - start_height;
+    let (rpc_max, rpc_p50) = (percentile(&mut rpc, 1.0), percentile(&mut rpc, 0.5));
+    assert!(!pings.is_empty(), "no ping round trip measured");
+    let (ping_max, ping_p50) = (percentile(&mut pings, 1.0), percentile(&mut pings, 0.5));
+    println!(
+        "{blocks} blocks mined and verified; getblockcount: {} calls, median {:.1} ms, worst \
+         {:.1} ms; P2P ping: {} samples, median {:.1} ms, worst {:.1} ms",
+        rpc.len(),
+        rpc_p50.as_secs_f64() * 1e3,
+        rpc_max.as_secs_f64() * 1e3,
+        pings.len(),
+        ping_p50.as_secs_f64() * 1e3,
+        ping_max.as_secs_f64() * 1e3,
+    );
+    assert!(rpc_max < LIMIT, "getblockcount took {rpc_max:?}");
+    assert!(ping_max < LIMIT, "ping took {ping_max:?}");
+}
