@@ -14,6 +14,7 @@ pub mod lock;
 pub mod logging;
 pub mod node;
 pub mod p2p;
+pub mod permits;
 pub mod pot_workers;
 pub mod rpc;
 pub mod sync;

@@ -108,6 +108,9 @@ impl Template {
     }
 }
 
+/// How many heavy RPC replies (`getblock`, `gettxoutsetinfo`) are built at once.
+pub const HEAVY_RPC_SLOTS: usize = 2;
+
 /// Everything the RPC handlers and the miner thread share.
 pub struct Node {
     /// Chain parameters.
@@ -123,6 +126,9 @@ pub struct Node {
     pub reader: ChainReader,
     /// Proof-of-Training outside the chain lock (`crate::pot_workers`).
     pub pot_workers: crate::pot_workers::PotWorkers,
+    /// Bounds RPC replies that read or render a lot (`getblock`, `gettxoutsetinfo`): a burst of
+    /// them runs [`HEAVY_RPC_SLOTS`] at a time, so their memory stays bounded.
+    pub heavy_rpc: crate::permits::Permits,
     mempool: Mutex<Mempool>,
     tip_version: AtomicU64,
     mempool_version: AtomicU64,
@@ -181,6 +187,7 @@ impl Node {
             mine_data,
             chain: Mutex::new(chain),
             reader,
+            heavy_rpc: crate::permits::Permits::new(HEAVY_RPC_SLOTS),
             pot_workers: crate::pot_workers::PotWorkers::new(
                 params.clone(),
                 crate::pot_workers::PotWorkers::default_workers(),

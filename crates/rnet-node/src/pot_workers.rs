@@ -7,60 +7,35 @@
 //! every RPC and peer waits for the lock. Blocks whose job cannot be prepared (an unknown or
 //! never-validated parent, a missing checkpoint) fall back to evaluation inside fork choice.
 
-use std::sync::{Condvar, Mutex};
-
 use rnet_chain::{CheckpointSource, ConsensusRules};
 use rnet_consensus::ChainParams;
 use rnet_primitives::Block;
 
 use crate::node::Node;
+use crate::permits::Permits;
 
-/// A counting semaphore bounding concurrent evaluations, and the rules they run.
+/// A bound on concurrent evaluations, and the rules they run.
 pub struct PotWorkers {
     rules: ConsensusRules,
-    free: Mutex<usize>,
-    freed: Condvar,
+    permits: Permits,
 }
 
 impl std::fmt::Debug for PotWorkers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PotWorkers").field("free", &self.free).finish_non_exhaustive()
-    }
-}
-
-/// A held permit; frees its slot when dropped.
-struct Permit<'a>(&'a PotWorkers);
-
-impl Drop for Permit<'_> {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
+        f.debug_struct("PotWorkers").field("permits", &self.permits).finish_non_exhaustive()
     }
 }
 
 impl PotWorkers {
     /// At most `workers` (at least one) evaluations at a time under `params`.
     pub fn new(params: ChainParams, workers: usize) -> Self {
-        Self {
-            rules: ConsensusRules::new(params),
-            free: Mutex::new(workers.max(1)),
-            freed: Condvar::new(),
-        }
+        Self { rules: ConsensusRules::new(params), permits: Permits::new(workers) }
     }
 
     /// The default number of workers: half the cores (an evaluation is itself parallel), at
     /// least one.
     pub fn default_workers() -> usize {
         std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
-    }
-
-    fn acquire(&self) -> Permit<'_> {
-        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
-        }
-        *free -= 1;
-        Permit(self)
     }
 
     /// Evaluates `block` (with `checkpoint`, or its stored one) outside the chain lock when it
@@ -82,7 +57,7 @@ impl PotWorkers {
         };
         let hash = job.hash();
         let verdict = {
-            let _permit = self.acquire();
+            let _permit = self.permits.acquire();
             let start = std::time::Instant::now();
             let verdict = job.run(&self.rules);
             tracing::debug!(%hash, secs = start.elapsed().as_secs_f64(), ?verdict, "Proof-of-Training outside the lock");
@@ -95,38 +70,5 @@ impl PotWorkers {
             }
             None => false,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn permits_bound_concurrency() {
-        let workers = Arc::new(PotWorkers::new(ChainParams::regtest(), 2));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..6)
-            .map(|_| {
-                let (w, running, peak) = (workers.clone(), running.clone(), peak.clone());
-                std::thread::spawn(move || {
-                    let _p = w.acquire();
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(30));
-                    running.fetch_sub(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(peak.load(Ordering::SeqCst), 2);
-        assert_eq!(*workers.free.lock().unwrap(), 2, "every permit came back");
     }
 }

@@ -126,7 +126,9 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                     _ => return Err(RpcError::invalid_parameter("verbosity must be 0, 1 or 2")),
                 },
             };
-            // A read snapshot: a large block never holds the chain lock while it is encoded.
+            // A read snapshot: a large block never holds the chain lock while it is encoded;
+            // and at most `HEAVY_RPC_SLOTS` blocks are rendered at once.
+            let _slot = node.heavy_rpc.acquire();
             let chain = &node.reader;
             if chain.header(&hash).map_err(chain_err)?.is_none() {
                 return Err(RpcError::invalid_address_or_key("Block not found"));
@@ -254,6 +256,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         ),
         |node, _| {
             // O(UTXO set) on a read snapshot, without the chain lock.
+            let _slot = node.heavy_rpc.acquire();
             let s = node.reader.utxo_stats().map_err(chain_err)?;
             Ok(json!({
                 "height": s.height,
