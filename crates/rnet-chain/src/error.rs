@@ -33,6 +33,22 @@ pub enum ChainError {
         /// Its parent's height.
         parent_height: u32,
     },
+    /// The block's parent is not validated and the block would be more than
+    /// [`crate::MAX_UNVALIDATED_DEPTH`] blocks above its last validated ancestor: refused without
+    /// storing or recording anything (not a verdict on the block; offer it again once its
+    /// ancestors are validated).
+    #[error(
+        "block {hash} at height {height} is more than {max_depth} blocks above its last \
+         validated ancestor; retry once its ancestors are validated"
+    )]
+    TooFarAboveValidated {
+        /// The block.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+        /// The bound it exceeds ([`crate::MAX_UNVALIDATED_DEPTH`]).
+        max_depth: u32,
+    },
     /// The block was already found invalid (it is never validated again unless reconsidered).
     #[error("block {0} is known to be invalid")]
     KnownInvalid(BlockHash),

@@ -30,7 +30,7 @@ mod txindex;
 
 pub use chainstate::{
     AcceptOutcome, Activation, BlockInfo, BlockStatus, ChainOptions, ChainState, ChainTip,
-    ChainTipStatus, DEFAULT_PRUNE_CHECKPOINTS_DEPTH, FailPoint, UtxoStats,
+    ChainTipStatus, DEFAULT_PRUNE_CHECKPOINTS_DEPTH, FailPoint, MAX_UNVALIDATED_DEPTH, UtxoStats,
 };
 pub use error::ChainError;
 pub use pot::{CheckpointSource, PotJob};

@@ -362,3 +362,61 @@ fn a_timestamp_two_hours_ahead_gets_at_most_the_documented_discount() {
          {honest_required}; the honest sibling replaced it"
     );
 }
+
+/// (f) A descendant of a block that is not validated yet (its checkpoint has not arrived) used
+/// to be stored without any contextual header check, so it could declare any checkpoint size up
+/// to the cap and any requirement. Now its header is checked against the branch's header
+/// summaries before anything is stored.
+#[test]
+fn a_descendant_of_an_unvalidated_block_cannot_declare_its_own_shape() {
+    let params = ChainParams::regtest();
+    let miner = TestMiner::new(params.clone());
+    let mut mem = MemoryChain::new(params.clone());
+    let a1 = mem.mine_empty(&miner, 1, &plain_spk(&test_key(1))).unwrap().remove(0);
+    let spk = plain_spk(&test_key(1));
+    let mut oversized = mem.template(&miner, vec![], spk.clone(), None, None).unwrap();
+    oversized.header.checkpoint_size *= 16;
+    let oversized = oversized.finish(&miner.key);
+    let mut overclaim = mem.template(&miner, vec![], spk.clone(), None, None).unwrap();
+    overclaim.header.required_improvement += 1;
+    let overclaim = overclaim.finish(&miner.key);
+    let a2 = mem.mine_empty(&miner, 1, &spk).unwrap().remove(0);
+    let clock = now(&mem);
+
+    let dir = TempDir::new("attack-unvalidated-parent");
+    let mut chain = open(&dir, &params);
+    let outcome = chain.accept_block(a1.block.clone(), None, clock).unwrap();
+    assert_eq!(outcome, AcceptOutcome::MissingCheckpoint);
+    let result = chain.accept_block(oversized.block.clone(), None, clock);
+    println!("ATTACK (f) oversized child of an unvalidated block: {result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(ChainError::InvalidBlock { reason: BlockError::BadCheckpointSize { .. }, .. })
+        ),
+        "{result:?}"
+    );
+    let result = chain.accept_block(overclaim.block.clone(), None, clock);
+    assert!(
+        matches!(
+            result,
+            Err(ChainError::InvalidBlock { reason: BlockError::BadRequiredImprovement { .. }, .. })
+        ),
+        "{result:?}"
+    );
+    for bad in [&oversized, &overclaim] {
+        let hash = bad.block.block_hash();
+        assert!(chain.block(&hash).unwrap().is_none(), "stored");
+        assert_eq!(chain.block_status(&hash).unwrap(), Some(BlockStatus::Invalid));
+    }
+    // The honest child is stored, and the branch connects once a1's checkpoint arrives.
+    let outcome = chain.accept_block(a2.block.clone(), Some(a2.checkpoint_bytes.clone()), clock);
+    assert_eq!(outcome.unwrap(), AcceptOutcome::MissingCheckpoint);
+    match chain.accept_checkpoint(&a1.block.block_hash(), a1.checkpoint_bytes.clone(), clock) {
+        Ok(AcceptOutcome::Connected { new_tip, .. }) => {
+            assert_eq!(new_tip.hash, a2.block.block_hash())
+        }
+        other => panic!("{other:?}"),
+    }
+    chain.verify_consistency().unwrap();
+}

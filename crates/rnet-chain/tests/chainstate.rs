@@ -561,7 +561,8 @@ fn pruning_keeps_the_checkpoints_of_the_last_k_blocks() {
     let options = ChainOptions { prune_checkpoints_depth: 3, ..archive() };
     let g = genesis();
     let a = linear(&g, 8, 990_000, 10_000, 1);
-    // A side branch at height 1 that never wins: it is never validated, so its checkpoint stays.
+    // A side branch at height 1 that never wins: never validated. Its checkpoint stays until the
+    // next pruning pass (the tip does not change when it arrives).
     let side = simple(g.header(), 995_000, 99, &[COIN]);
     let mut chain = open(dir.path(), &rules, options.clone());
     for blk in &a {
@@ -583,10 +584,13 @@ fn pruning_keeps_the_checkpoints_of_the_last_k_blocks() {
     chain.reconsider_block(&a[2].hash()).unwrap();
     assert_eq!(chain.tip().hash, a[7].hash());
     chain.verify_consistency().unwrap();
+    // That pass pruned the side branch: K deep and less chainwork than the tip, it cannot win.
+    assert!(!chain.has_checkpoint(&side.hash()).unwrap());
+    assert_eq!(std::fs::read_dir(dir.path().join("checkpoints")).unwrap().count(), 3);
     // Restart keeps the same files.
     drop(chain);
     let chain = open(dir.path(), &rules, options);
-    assert_eq!(std::fs::read_dir(dir.path().join("checkpoints")).unwrap().count(), 4);
+    assert_eq!(std::fs::read_dir(dir.path().join("checkpoints")).unwrap().count(), 3);
     assert!(chain.has_checkpoint(&a[7].hash()).unwrap());
 }
 

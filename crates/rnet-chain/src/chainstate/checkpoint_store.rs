@@ -1,0 +1,207 @@
+//! Checkpoint handling inside the chainstate (docs/chainstate.md §5, §7): which checkpoints
+//! are wanted from peers, damaged or orphaned files, and pruning (old active-chain checkpoints
+//! and side branches that cannot become best).
+
+use super::*;
+
+impl ChainState {
+    pub(super) fn cleanup_checkpoint_files(&self) -> Result<(), ChainError> {
+        let r = self.read()?;
+        let mut keep = HashSet::new();
+        for item in r.open_table(CHECKPOINTS)?.iter()? {
+            let (k, _) = item?;
+            keep.insert(hash_from_slice(k.value()).map_err(ChainError::record("checkpoints"))?);
+        }
+        let removed = self.files.cleanup(&keep)?;
+        if removed > 0 {
+            info!(removed, "removed stale checkpoint files");
+        }
+        Ok(())
+    }
+
+    /// Whether `entry` is a block that still needs its checkpoint: data stored, checkpoint not,
+    /// not known invalid, and either not validated yet or (pruned or damaged) the active tip.
+    pub(super) fn awaits_checkpoint(entry: &IndexEntry) -> bool {
+        entry.has(flags::HAVE_DATA) && !entry.has(flags::HAVE_CHECKPOINT) && !entry.is_failed()
+    }
+
+    /// Up to `max` blocks whose checkpoints the node should fetch from peers, most useful first:
+    /// the active tip if its checkpoint is missing (a miner needs it), then stored blocks whose
+    /// checkpoints never arrived (for example a download cut short by a crash), on branches with
+    /// at least the tip's chainwork (a branch that cannot become best is not worth its model
+    /// data). Entries that no longer need one are dropped on the way.
+    pub fn wanted_checkpoints(&mut self, max: usize) -> Result<Vec<BlockHash>, ChainError> {
+        let mut out = Vec::new();
+        let tip = self.tip.hash;
+        if let Some(e) = self.index_entry(&tip)? {
+            if !e.has(flags::HAVE_CHECKPOINT) && max > 0 {
+                out.push(tip);
+            }
+        }
+        let mut stale = Vec::new();
+        for (work, hash) in self.awaiting_checkpoint.iter() {
+            if out.len() >= max {
+                break;
+            }
+            if *hash == tip {
+                continue;
+            }
+            match self.index_entry(hash)? {
+                Some(e) if Self::awaits_checkpoint(&e) && !e.has(flags::VALID_FULL) => {
+                    // Most chainwork first: once below the tip, nothing later can beat it.
+                    if work.0 < self.tip.chainwork {
+                        break;
+                    }
+                    out.push(*hash);
+                }
+                _ => stale.push((*work, *hash)),
+            }
+        }
+        for key in stale {
+            self.awaiting_checkpoint.remove(&key);
+        }
+        Ok(out)
+    }
+
+    /// Drops the stored checkpoint of `hash` after it was found damaged (size or root no longer
+    /// match), so that it is fetched again from peers ([`ChainState::wanted_checkpoints`]).
+    pub fn drop_damaged_checkpoint(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        warn!(%hash, "dropping a damaged checkpoint; it will be fetched again from peers");
+        self.forget_checkpoint(hash)?;
+        if let Some(e) = self.index_entry(hash)? {
+            self.awaiting_checkpoint.insert((Reverse(e.chainwork), *hash));
+        }
+        Ok(())
+    }
+
+    /// Reads and checks the checkpoint used to validate `hash`. A missing or damaged file is
+    /// "unavailable" (the record is dropped so the checkpoint can be supplied again), never a
+    /// reason to call the block invalid.
+    pub(super) fn load_checkpoint_for_validation(
+        &mut self,
+        hash: &BlockHash,
+    ) -> Result<Option<Vec<u8>>, ChainError> {
+        match self.checkpoint(hash) {
+            Err(e @ ChainError::Corrupt(_)) => {
+                warn!(%hash, error = %e, "damaged checkpoint");
+                self.drop_damaged_checkpoint(hash)?;
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
+    pub(super) fn forget_checkpoint(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
+        let w = self.begin_write()?;
+        {
+            let mut index = w.open_table(BLOCK_INDEX)?;
+            if let Some(mut e) = read_entry(&index, hash)? {
+                e.status &= !flags::HAVE_CHECKPOINT;
+                put_entry(&mut index, &e)?;
+                w.open_table(CHECKPOINT_HEIGHTS)?
+                    .remove(height_key(e.header.height, hash).as_slice())?;
+            }
+            w.open_table(CHECKPOINTS)?.remove(hash.as_bytes().as_slice())?;
+        }
+        w.commit()?;
+        self.files.remove(hash)?;
+        Ok(())
+    }
+
+    /// Deletes the checkpoints of blocks at height ≤ tip height − `prune_checkpoints_depth`
+    /// (never the tip's): of validated and invalid blocks (never needed again), and of blocks
+    /// never validated whose branch cannot become best (neither the block nor any stored
+    /// descendant claims the tip's chainwork). Block data is kept.
+    pub(super) fn prune_checkpoints(&mut self) -> Result<(), ChainError> {
+        let depth = self.options.prune_checkpoints_depth;
+        if depth == 0 || self.tip.height < depth {
+            return Ok(());
+        }
+        let cutoff = self.tip.height - depth;
+        let w = self.begin_write()?;
+        let mut pruned = Vec::new();
+        {
+            let mut index = w.open_table(BLOCK_INDEX)?;
+            let mut heights = w.open_table(CHECKPOINT_HEIGHTS)?;
+            let mut records = w.open_table(CHECKPOINTS)?;
+            let children = w.open_table(CHILDREN)?;
+            let mut alive = HashMap::new();
+            let hi = height_key(cutoff, &BlockHash([0xFF; 32]));
+            let mut keys = Vec::new();
+            for item in heights.range(..=hi.as_slice())? {
+                let (k, _) = item?;
+                keys.push(k.value().to_vec());
+            }
+            for k in keys {
+                let hash =
+                    hash_from_slice(&k[4..]).map_err(ChainError::record("checkpoint_heights"))?;
+                let Some(mut e) = read_entry(&index, &hash)? else {
+                    return Err(corrupt(format!("checkpoint of unknown block {hash}")));
+                };
+                if hash == self.tip.hash {
+                    continue;
+                }
+                // A block never validated keeps its checkpoint while its branch may still
+                // become best: it or a stored descendant claims at least the tip's chainwork.
+                if !(e.has(flags::VALID_FULL) || e.is_failed())
+                    && branch_can_win(&index, &children, &hash, self.tip.chainwork, &mut alive)?
+                {
+                    continue;
+                }
+                e.status &= !flags::HAVE_CHECKPOINT;
+                put_entry(&mut index, &e)?;
+                heights.remove(k.as_slice())?;
+                records.remove(hash.as_bytes().as_slice())?;
+                pruned.push(hash);
+            }
+        }
+        w.commit()?;
+        for hash in &pruned {
+            self.files.remove(hash)?;
+        }
+        if !pruned.is_empty() {
+            debug!(count = pruned.len(), cutoff, "pruned checkpoints");
+        }
+        Ok(())
+    }
+}
+
+/// Whether the branch through `hash` may still become best: the block or one of its stored
+/// descendants that is not known invalid claims at least `bar` chainwork. Results are
+/// memoised in `alive` (per block, for one pruning pass), so a pass visits each block once.
+fn branch_can_win(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    children: &impl ReadableTable<&'static [u8], ()>,
+    hash: &BlockHash,
+    bar: u128,
+    alive: &mut HashMap<BlockHash, bool>,
+) -> Result<bool, ChainError> {
+    // Iterative post-order: a block is decided once all its children are.
+    let mut stack = vec![(*hash, false)];
+    while let Some((h, expanded)) = stack.pop() {
+        if alive.contains_key(&h) {
+            continue;
+        }
+        let Some(e) = read_entry(index, &h)? else {
+            alive.insert(h, false);
+            continue;
+        };
+        if e.is_failed() {
+            alive.insert(h, false);
+            continue;
+        }
+        if e.chainwork >= bar {
+            alive.insert(h, true);
+            continue;
+        }
+        let kids = children_of(children, &h)?;
+        if expanded {
+            let any = kids.iter().any(|k| alive.get(k).copied().unwrap_or(false));
+            alive.insert(h, any);
+        } else {
+            stack.push((h, true));
+            stack.extend(kids.into_iter().filter(|k| !alive.contains_key(k)).map(|k| (k, false)));
+        }
+    }
+    Ok(alive.get(hash).copied().unwrap_or(false))
+}
