@@ -48,6 +48,10 @@ use validation::{BLOCK_QUEUE, Checked, Job, TX_QUEUE};
 pub const BAN_SCORE: u32 = 100;
 /// Blocks requested from one peer at a time.
 pub const MAX_BLOCKS_IN_FLIGHT: usize = 16;
+/// Blocks are downloaded at most this far above the active tip (below the chain state's limit
+/// of 288 stored blocks above the last validated one), so a fast block download never runs
+/// ahead of checkpoint downloads and validation.
+pub const BLOCK_DOWNLOAD_WINDOW: u32 = 256;
 /// Checkpoint chunks requested from one peer at a time.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 /// Checkpoints downloaded at once.

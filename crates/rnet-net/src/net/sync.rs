@@ -11,7 +11,7 @@ use crate::message::{Inv, MAX_HEADERS, Message};
 
 use super::orphans::{ORPHAN_FLOOD_SCORE, OrphanRefused};
 use super::validation::{Checked, Job};
-use super::{BAN_SCORE, MAX_BLOCKS_IN_FLIGHT, Manager};
+use super::{BAN_SCORE, BLOCK_DOWNLOAD_WINDOW, MAX_BLOCKS_IN_FLIGHT, Manager};
 
 /// Headers a peer may add to the download set before its share is full.
 pub const MAX_WANTED_PER_PEER: usize = 4 * MAX_HEADERS;
@@ -268,11 +268,14 @@ impl Manager {
                 peer.blocks.remove(&h);
             }
         }
-        // Blocks, lowest height first.
+        // Blocks, lowest height first, at most `BLOCK_DOWNLOAD_WINDOW` above the active tip: the
+        // chain state refuses to store blocks too far above their last validated ancestor
+        // (`rnet_chain::MAX_UNVALIDATED_DEPTH`), so fetching further ahead would only waste them.
+        let window_top = self.b(|b| b.best()).0.saturating_add(BLOCK_DOWNLOAD_WINDOW);
         let mut todo: Vec<(u32, BlockHash)> = self
             .wanted
             .iter()
-            .filter(|(_, w)| w.requested.is_none())
+            .filter(|(_, w)| w.requested.is_none() && w.height <= window_top)
             .map(|(h, w)| (w.height, *h))
             .collect();
         todo.sort_unstable();
