@@ -325,18 +325,41 @@ impl Engine {
         s: &'s mut Session,
         bytes: &[u8],
     ) -> Result<Option<&'s [f32]>, EngineError> {
-        self.check(s)?;
-        if bytes.is_empty() {
+        if self.prefill_until(s, bytes, || false)? == 0 {
             return Ok(None);
         }
+        Ok(Some(&s.logits))
+    }
+
+    /// [`Engine::prefill`] that can be abandoned: `stop` is asked before each block of
+    /// [`PREFILL_BLOCK`] positions, and when it says `true` the rest of `bytes` is not fed (a
+    /// server stops the prefill of a prompt whose client went away). Returns the bytes consumed;
+    /// the session holds exactly that prefix, so the blocks fed are the same as `prefill`'s and
+    /// the result is bit-identical when nothing stops it.
+    pub fn prefill_until(
+        &self,
+        s: &mut Session,
+        bytes: &[u8],
+        mut stop: impl FnMut() -> bool,
+    ) -> Result<usize, EngineError> {
+        self.check(s)?;
+        if bytes.is_empty() || stop() {
+            return Ok(0);
+        }
         if bytes.len() == 1 {
-            return self.step(s, bytes[0]).map(Some);
+            self.step(s, bytes[0])?;
+            return Ok(1);
         }
         let mut buf = PrefillBuffers::new(&self.config, PREFILL_BLOCK.min(bytes.len()));
+        let mut fed = 0;
         for block in bytes.chunks(PREFILL_BLOCK) {
+            if fed > 0 && stop() {
+                break;
+            }
             self.prefill_block(s, block, &mut buf);
+            fed += block.len();
         }
-        Ok(Some(&s.logits))
+        Ok(fed)
     }
 
     fn prefill_block(&self, s: &mut Session, block: &[u8], b: &mut PrefillBuffers) {

@@ -88,11 +88,36 @@ pub fn generate(
     session: &mut Session,
     prompt: &[u8],
     params: &GenerateParams,
+    on_text: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<GenerateOutput, EngineError> {
+    generate_cancellable(engine, session, prompt, params, || false, on_text)
+}
+
+/// [`generate`] that stops as soon as `cancelled` returns `true`: it is asked between blocks of
+/// the prefill ([`Engine::prefill_until`]) and before each sampled byte, so an abandoned request
+/// stops within one block of work even in the middle of a long prompt. A cancelled generation
+/// ends with [`FinishReason::Cancelled`]; its `prompt_bytes` counts the prompt bytes actually fed.
+pub fn generate_cancellable(
+    engine: &Engine,
+    session: &mut Session,
+    prompt: &[u8],
+    params: &GenerateParams,
+    cancelled: impl Fn() -> bool,
     mut on_text: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<GenerateOutput, EngineError> {
     let prompt =
         if prompt.is_empty() && session.logits().is_none() { EMPTY_PROMPT } else { prompt };
-    engine.prefill(session, prompt)?;
+    let fed = engine.prefill_until(session, prompt, &cancelled)?;
+    if fed < prompt.len() || cancelled() {
+        return Ok(GenerateOutput {
+            text: String::new(),
+            sampled: Vec::new(),
+            finish_reason: FinishReason::Cancelled,
+            stop_index: None,
+            prompt_bytes: fed,
+            completion_bytes: 0,
+        });
+    }
     let mut sampler = Sampler::new(params.sampling.clone());
     sampler.observe_all(prompt);
     let mut stops = StopMatcher::new(params.stop.clone());
@@ -109,8 +134,13 @@ pub fn generate(
         text.push_str(&s);
         on_text(&s)
     };
-    let mut cancelled = false;
+    let mut cancelled_early = false;
     while sampled.len() < params.max_tokens {
+        if cancelled() {
+            cancelled_early = true;
+            finish = FinishReason::Cancelled;
+            break;
+        }
         if let Some(&prev) = sampled.last() {
             engine.step(session, prev)?;
         }
@@ -120,7 +150,7 @@ pub fn generate(
         sampled.push(byte);
         let push = stops.push(byte);
         if emit(&push.emit, &mut utf8, &mut text).is_break() {
-            cancelled = true;
+            cancelled_early = true;
             finish = FinishReason::Cancelled;
             break;
         }
@@ -130,7 +160,7 @@ pub fn generate(
             break;
         }
     }
-    if !cancelled {
+    if !cancelled_early {
         let rest = stops.flush();
         let mut tail = utf8.push(&rest);
         tail.push_str(&utf8.finish());

@@ -8,10 +8,13 @@
 //! * [`sampling`]: temperature, top-k, top-p, repetition / presence / frequency penalties, logit
 //!   bias, seeded; temperature 0 is greedy.
 //! * [`text`]: stop sequences and incremental UTF-8 decoding that never splits a character.
-//! * [`generate()`]: prefill + sample loop with streaming output.
+//! * [`generate()`]: prefill + sample loop with streaming output ([`generate_cancellable`] can be
+//!   abandoned mid-prefill).
 //! * [`chat`]: the plain-text chat template and multi-turn conversations in one state.
 //! * [`server`]: the OpenAI-compatible HTTP API (`/v1/models`, `/v1/completions`,
-//!   `/v1/chat/completions`, SSE streaming) with a hot-swappable model for the node.
+//!   `/v1/chat/completions`, SSE streaming) with a hot-swappable model for the node; it computes
+//!   on its own thread pool, bounds requests, connections and bodies, times out stalled
+//!   connections, and cancels the work of a client that leaves.
 //! * [`bench`](mod@bench): memory-bandwidth measurement for the decode benchmark.
 //!
 //! Tokens are bytes: `max_tokens` and usage counts are bytes. The design and the API are written
@@ -35,16 +38,18 @@
 
 pub mod bench;
 pub mod chat;
+mod connection;
 pub mod engine;
 pub mod generate;
 pub mod kernels;
+mod request_body;
 pub mod sampling;
 pub mod server;
 pub mod text;
 
 pub use chat::{ChatMessage, Conversation, Role, render_chat};
 pub use engine::{Engine, EngineError, Precision, Session};
-pub use generate::{FinishReason, GenerateOutput, GenerateParams, generate};
+pub use generate::{FinishReason, GenerateOutput, GenerateParams, generate, generate_cancellable};
 pub use sampling::{Sampler, SamplingParams};
 pub use server::{
     ApiError, DEFAULT_ADDR, DEFAULT_MODEL_ID, LoadedModel, ServerConfig, ServerError, ServerState,

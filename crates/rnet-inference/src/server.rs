@@ -11,6 +11,11 @@
 //! checkpoint. Requests in flight finish on the model they started with; new requests see the
 //! new one. Each request has its own recurrent [`Session`](crate::engine::Session), so concurrent
 //! requests never share state.
+//!
+//! Isolation from an embedding process: prefill and decoding run on the server's own rayon pool
+//! (`compute_threads`), never on the global pool a node's miner trains with, and never on an
+//! async worker; requests, connections, body size and read time are all bounded
+//! ([`ServerConfig`]); a request whose client leaves stops its work within one prefill block.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,8 +27,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::body::HttpBody;
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,8 +42,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::chat::{CHAT_STOP, ChatMessage, Role, render_chat};
+use crate::connection::{ConnHandle, LimitedListener, Timeouts};
 use crate::engine::{Engine, Precision};
-use crate::generate::{GenerateOutput, GenerateParams, generate};
+use crate::generate::{GenerateOutput, GenerateParams, generate_cancellable};
+use crate::request_body::{BodyError, json_values_bound, read_body};
 use crate::sampling::{DEFAULT_PENALTY_WINDOW, MAX_PENALTY_WINDOW, SamplingParams, random_seed};
 
 /// The model id served unless configured otherwise.
@@ -53,6 +62,14 @@ pub const MAX_STOP_BYTES: usize = 256;
 
 /// Most chat messages per request.
 pub const MAX_MESSAGES: usize = 1024;
+
+/// Longest piece of client input quoted in an error message (characters); longer input is cut
+/// and marked with `…`, so an error never echoes a huge field back.
+pub const MAX_QUOTED_CHARS: usize = 200;
+
+/// JSON values a request may hold beyond `max_prompt_bytes` (messages, stop sequences, logit
+/// bias and the other fields of the largest valid request fit well within it).
+pub const JSON_VALUES_SLACK: usize = 65_536;
 
 /// Limits and options of the server.
 #[derive(Clone, Debug)]
@@ -75,6 +92,22 @@ pub struct ServerConfig {
     pub queue_timeout: Duration,
     /// Largest request body (bytes); larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Requests handled at once (reading their body, waiting for a session, or generating);
+    /// further requests get 503 with `Retry-After` at once. Bounds the memory held by request
+    /// bodies to about `max_requests × max_body_bytes`.
+    pub max_requests: usize,
+    /// Open connections at once; further clients wait in the accept backlog.
+    pub max_connections: usize,
+    /// Threads of the server's own compute pool (prefill and decoding run there, never on the
+    /// embedding process's global rayon pool or its async workers).
+    pub compute_threads: usize,
+    /// A connection with no request in progress is closed when no byte of a next request
+    /// arrives within this time (keep-alive timeout).
+    pub idle_timeout: Duration,
+    /// A request head must be complete within this time of its first byte.
+    pub header_timeout: Duration,
+    /// A request body must be complete within this time of its head (else 408).
+    pub body_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +122,12 @@ impl Default for ServerConfig {
             max_sessions: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4),
             queue_timeout: Duration::from_secs(30),
             max_body_bytes: 1 << 20,
+            max_requests: 32,
+            max_connections: 256,
+            compute_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4),
+            idle_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -152,6 +191,11 @@ pub struct ServerState {
     config: ServerConfig,
     model: RwLock<Arc<LoadedModel>>,
     sessions: Arc<Semaphore>,
+    requests: Arc<Semaphore>,
+    /// The compute pool (`None` only if the OS refused to start its threads: then the caller's
+    /// thread and pool are used).
+    pool: Option<rayon::ThreadPool>,
+    prompt_bytes_fed: AtomicU64,
 }
 
 fn unix_now() -> u64 {
@@ -166,18 +210,47 @@ impl ServerState {
 
     /// Serves `model` (at `height`) under `config`.
     pub fn from_model(config: ServerConfig, model: &Model, height: u64) -> Arc<Self> {
-        let loaded = Self::load(&config, model, height);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.compute_threads.max(1))
+            .thread_name(|i| format!("rnet-infer-{i}"))
+            .build()
+            .map_err(|e| {
+                tracing::warn!("inference compute pool not started ({e}); sharing the caller's")
+            })
+            .ok();
+        let loaded = Self::load(&config, pool.as_ref(), model, height);
         let permits = config.max_sessions.clamp(1, Semaphore::MAX_PERMITS);
+        let requests = config.max_requests.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Self {
             model: RwLock::new(Arc::new(loaded)),
             sessions: Arc::new(Semaphore::new(permits)),
+            requests: Arc::new(Semaphore::new(requests)),
+            pool,
+            prompt_bytes_fed: AtomicU64::new(0),
             config,
         })
     }
 
-    fn load(config: &ServerConfig, model: &Model, height: u64) -> LoadedModel {
+    /// Runs `f` on the compute pool (blocking the caller until it is done).
+    fn compute<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    fn load(
+        config: &ServerConfig,
+        pool: Option<&rayon::ThreadPool>,
+        model: &Model,
+        height: u64,
+    ) -> LoadedModel {
         let t0 = Instant::now();
-        let engine = Engine::new(model, config.precision);
+        let build = || Engine::new(model, config.precision);
+        let engine = match pool {
+            Some(pool) => pool.install(build),
+            None => build(),
+        };
         tracing::info!(
             height,
             parameters = model.param_count(),
@@ -203,7 +276,7 @@ impl ServerState {
 
     /// [`ServerState::reload`] from a model and its height.
     pub fn reload_model(&self, model: &Model, height: u64) {
-        let loaded = Arc::new(Self::load(&self.config, model, height));
+        let loaded = Arc::new(Self::load(&self.config, self.pool.as_ref(), model, height));
         match self.model.write() {
             Ok(mut g) => *g = loaded,
             Err(poisoned) => *poisoned.into_inner() = loaded,
@@ -227,6 +300,18 @@ impl ServerState {
     pub fn free_sessions(&self) -> usize {
         self.sessions.available_permits()
     }
+
+    /// Requests being handled right now (admitted and not yet answered in full).
+    pub fn active_requests(&self) -> usize {
+        self.config.max_requests.clamp(1, Semaphore::MAX_PERMITS)
+            - self.requests.available_permits()
+    }
+
+    /// Prompt bytes fed to the model by finished or abandoned generations since start (an
+    /// abandoned prefill counts only what it fed before it stopped).
+    pub fn prompt_bytes_fed(&self) -> u64 {
+        self.prompt_bytes_fed.load(Ordering::Relaxed)
+    }
 }
 
 /// The HTTP routes, ready to be served or nested into a bigger router.
@@ -238,7 +323,31 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/v1/chat/completions", post(chat_completions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
+}
+
+/// Admission: at most `max_requests` requests at once (503 with `Retry-After` beyond), and the
+/// connection is marked busy (no idle/head timeout) while the request is handled. Both marks
+/// last until the response body has been produced (a stream's end, for SSE).
+async fn admit(State(state): State<Arc<ServerState>>, req: Request, next: Next) -> Response {
+    let activity = req.extensions().get::<ConnectInfo<ConnHandle>>().map(|c| c.0.begin());
+    let Ok(permit) = state.requests.clone().try_acquire_owned() else {
+        return overloaded("The server has too many requests in progress; please retry shortly.")
+            .into_response();
+    };
+    let response = next.run(req).await;
+    if response.body().size_hint().exact().is_some() {
+        // Fully built already: the request is done once it is handed to the connection.
+        return response;
+    }
+    let guard = (permit, activity);
+    response.map(|body| {
+        Body::from_stream(body.into_data_stream().map(move |chunk| {
+            let _held = &guard;
+            chunk
+        }))
+    })
 }
 
 /// Binds `addr` and serves until the process ends.
@@ -259,7 +368,11 @@ pub async fn serve_listener(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, model = %state.config.model_id, "OpenAI-compatible server listening");
     }
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    let c = &state.config;
+    let timeouts = Timeouts { idle: c.idle_timeout, header: c.header_timeout };
+    let listener = LimitedListener::new(listener, c.max_connections, timeouts);
+    let app = router(state).into_make_service_with_connect_info::<ConnHandle>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
     Ok(())
 }
 
@@ -350,9 +463,17 @@ fn json_response(status: StatusCode, value: &Value) -> Response {
     r
 }
 
+/// `input` cut to [`MAX_QUOTED_CHARS`] characters (with `…` when cut), for error messages.
+fn quote(input: &str) -> String {
+    match input.char_indices().nth(MAX_QUOTED_CHARS) {
+        None => input.to_string(),
+        Some((end, _)) => format!("{}…", &input[..end]),
+    }
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::invalid(
-        format!("Unknown request URL: {method} {}.", uri.path()),
+        format!("Unknown request URL: {method} {}.", quote(uri.path())),
         None,
         Some("unknown_url"),
     )
@@ -361,7 +482,7 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::invalid(
-        format!("Method {method} is not allowed for {}.", uri.path()),
+        format!("Method {method} is not allowed for {}.", quote(uri.path())),
         None,
         Some("method_not_allowed"),
     )
@@ -428,7 +549,7 @@ async fn get_model(
 
 fn unknown_model(id: &str) -> ApiError {
     ApiError::invalid(
-        format!("The model `{id}` does not exist or you do not have access to it."),
+        format!("The model `{}` does not exist or you do not have access to it.", quote(id)),
         Some("model"),
         Some("model_not_found"),
     )
@@ -531,10 +652,31 @@ async fn read_json(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+    let timeout = state.config.body_timeout;
+    let bytes = read_body(body, declared, limit, timeout).await.map_err(|e| match e {
+        BodyError::TooLarge => too_large(),
+        BodyError::Malformed => ApiError::invalid(
+            "The request body could not be read: its transfer encoding is malformed or it ended early.",
+            None,
+            Some("malformed_body"),
+        ),
+        BodyError::Timeout => ApiError::invalid(
+            format!("The request body did not arrive within {} ms.", timeout.as_millis()),
+            None,
+            Some("request_timeout"),
+        )
+        .with_status(StatusCode::REQUEST_TIMEOUT),
+    })?;
+    let budget = state.config.max_prompt_bytes.saturating_add(JSON_VALUES_SLACK);
+    if json_values_bound(&bytes) > budget {
+        return Err(ApiError::invalid(
+            format!(
+                "The request body holds more than {budget} JSON values; no valid request needs that many."
+            ),
+            None,
+            Some("request_too_complex"),
+        ));
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| too_large())?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid(
             format!("We could not parse the JSON body of your request: {e}. The API expects a JSON object."),
@@ -600,12 +742,13 @@ fn parse_logit_bias(f: &Fields<'_>) -> Result<Vec<(u8, f32)>, ApiError> {
             return Err(out_of_range(
                 "logit_bias",
                 format!(
-                    "Invalid 'logit_bias': key {k:?} is not a byte value 0..=255 (tokens are bytes)."
+                    "Invalid 'logit_bias': key {:?} is not a byte value 0..=255 (tokens are bytes).",
+                    quote(k)
                 ),
             ));
         };
         let Some(b) = v.as_f64() else {
-            return Err(wrong_type(&format!("logit_bias.{k}"), "a number", v));
+            return Err(wrong_type(&format!("logit_bias.{}", quote(k)), "a number", v));
         };
         out.push((byte, b as f32));
     }
@@ -793,7 +936,8 @@ fn parse_messages(f: &Fields<'_>) -> Result<Vec<ChatMessage>, ApiError> {
             return Err(out_of_range(
                 &role_param,
                 format!(
-                    "Invalid value for '{role_param}': {role_name:?}; supported roles are 'system', 'developer', 'user' and 'assistant'."
+                    "Invalid value for '{role_param}': {:?}; supported roles are 'system', 'developer', 'user' and 'assistant'.",
+                    quote(role_name)
                 ),
             ));
         };
@@ -852,19 +996,23 @@ impl Drop for CancelOnDrop {
     }
 }
 
-async fn acquire(state: &ServerState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
-    let overloaded = || ApiError {
+/// 503 `overloaded` (sent with `Retry-After`).
+fn overloaded(message: &str) -> ApiError {
+    ApiError {
         status: StatusCode::SERVICE_UNAVAILABLE,
-        message: "The server is busy with other requests; please retry shortly.".into(),
+        message: message.into(),
         kind: "server_error",
         param: None,
         code: Some("overloaded"),
-    };
+    }
+}
+
+async fn acquire(state: &ServerState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
     match tokio::time::timeout(state.config.queue_timeout, state.sessions.clone().acquire_owned())
         .await
     {
         Ok(Ok(permit)) => Ok(permit),
-        _ => Err(overloaded()),
+        _ => Err(overloaded("The server is busy with other requests; please retry shortly.")),
     }
 }
 
@@ -956,10 +1104,18 @@ async fn run(state: Arc<ServerState>, job: Job) -> Response {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    if job.common.stream { stream(job, permit).await } else { complete(job, permit).await }
+    if job.common.stream {
+        stream(state, job, permit).await
+    } else {
+        complete(state, job, permit).await
+    }
 }
 
-async fn complete(job: Job, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+async fn complete(
+    state: Arc<ServerState>,
+    job: Job,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
     let model = job.common.model.clone();
@@ -968,14 +1124,17 @@ async fn complete(job: Job, permit: tokio::sync::OwnedSemaphorePermit) -> Respon
     let t0 = Instant::now();
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        let mut session = model.engine.new_session();
-        generate(&model.engine, &mut session, &prompt, &params, |_| {
-            if cancel.load(Ordering::Relaxed) {
-                ControlFlow::Break(())
-            } else {
+        let out = state.compute(|| {
+            let mut session = model.engine.new_session();
+            let cancelled = || cancel.load(Ordering::Relaxed);
+            generate_cancellable(&model.engine, &mut session, &prompt, &params, cancelled, |_| {
                 ControlFlow::Continue(())
-            }
-        })
+            })
+        });
+        if let Ok(out) = &out {
+            state.prompt_bytes_fed.fetch_add(out.prompt_bytes as u64, Ordering::Relaxed);
+        }
+        out
     })
     .await;
     let out = match result {
@@ -1042,7 +1201,11 @@ fn log_done(job: &Job, out: &GenerateOutput, t0: Instant) {
     );
 }
 
-async fn stream(job: Job, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+async fn stream(
+    state: Arc<ServerState>,
+    job: Job,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Response {
     let (tx, rx) = mpsc::channel::<String>(64);
     let m = job.common.model.clone();
     let id = new_id(if job.kind == Kind::Chat { "chatcmpl" } else { "cmpl" });
@@ -1096,14 +1259,27 @@ async fn stream(job: Job, permit: tokio::sync::OwnedSemaphorePermit) -> Response
             return;
         }
         let engine = &job.common.model.engine;
-        let mut session = engine.new_session();
-        let result = generate(engine, &mut session, &job.prompt, &job.common.params, |text| {
-            if send(&chunk(Some(text), false, None)) {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
-            }
+        let result = state.compute(|| {
+            let mut session = engine.new_session();
+            let (prompt, params) = (&job.prompt, &job.common.params);
+            generate_cancellable(
+                engine,
+                &mut session,
+                prompt,
+                params,
+                || tx.is_closed(),
+                |text| {
+                    if send(&chunk(Some(text), false, None)) {
+                        ControlFlow::Continue(())
+                    } else {
+                        ControlFlow::Break(())
+                    }
+                },
+            )
         });
+        if let Ok(out) = &result {
+            state.prompt_bytes_fed.fetch_add(out.prompt_bytes as u64, Ordering::Relaxed);
+        }
         match result {
             Ok(out) => {
                 log_done(&job, &out, t0);

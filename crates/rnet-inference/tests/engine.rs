@@ -206,3 +206,68 @@ fn weight_and_state_sizes_at_the_mainnet_shape() {
         q.weight_bytes_per_token()
     );
 }
+
+/// `prefill_until` feeds whole blocks until told to stop, leaves the session holding exactly the
+/// bytes it reports, and without a stop is bit-identical to `prefill`; `generate_cancellable`
+/// stops in the middle of a prefill and between sampled bytes.
+#[test]
+fn prefill_and_generation_can_be_abandoned() {
+    use rnet_inference::generate::{FinishReason, GenerateParams, generate_cancellable};
+    use std::cell::Cell;
+    use std::ops::ControlFlow;
+
+    let model = Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 5).unwrap();
+    let engine = Engine::new(&model, Precision::F32);
+    let prompt = random_bytes(1000, 9);
+    let mut whole = engine.new_session();
+    engine.prefill(&mut whole, &prompt).unwrap();
+    let mut until = engine.new_session();
+    assert_eq!(engine.prefill_until(&mut until, &prompt, || false).unwrap(), prompt.len());
+    assert_eq!(until.logits(), whole.logits(), "bit-identical without a stop");
+
+    // Stop when asked the third time: two blocks fed, exactly.
+    let asked = Cell::new(0);
+    let mut part = engine.new_session();
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() >= 3
+    };
+    let fed = engine.prefill_until(&mut part, &prompt, stop).unwrap();
+    assert_eq!(fed, 2 * rnet_inference::engine::PREFILL_BLOCK);
+    assert_eq!(part.position(), fed as u64);
+    let mut reference = engine.new_session();
+    engine.prefill(&mut reference, &prompt[..fed]).unwrap();
+    assert_eq!(part.logits(), reference.logits());
+
+    // A generation cancelled during its prefill samples nothing and reports what it fed.
+    let params = GenerateParams { max_tokens: 50, ..GenerateParams::default() };
+    let polls = Cell::new(0);
+    let cancelled = || {
+        polls.set(polls.get() + 1);
+        polls.get() > 4
+    };
+    let mut s = engine.new_session();
+    let out = generate_cancellable(&engine, &mut s, &prompt, &params, cancelled, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(out.finish_reason, FinishReason::Cancelled);
+    assert_eq!(out.completion_bytes, 0);
+    assert!(out.prompt_bytes < prompt.len() && out.prompt_bytes > 0, "{}", out.prompt_bytes);
+
+    // Cancelled while decoding: it stops before max_tokens.
+    let polls = Cell::new(0);
+    let limit = prompt.len().div_ceil(rnet_inference::engine::PREFILL_BLOCK) + 10;
+    let cancelled = || {
+        polls.set(polls.get() + 1);
+        polls.get() > limit
+    };
+    let mut s = engine.new_session();
+    let out = generate_cancellable(&engine, &mut s, &prompt, &params, cancelled, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    assert_eq!(out.finish_reason, FinishReason::Cancelled);
+    assert_eq!(out.prompt_bytes, prompt.len());
+    assert!(out.completion_bytes > 0 && out.completion_bytes < 50, "{}", out.completion_bytes);
+}

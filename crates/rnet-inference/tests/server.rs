@@ -50,7 +50,11 @@ fn config() -> ServerConfig {
 }
 
 fn start(config: ServerConfig) -> TestServer {
-    let state = ServerState::from_model(config, &model(), 0);
+    start_with(config, &model())
+}
+
+fn start_with(config: ServerConfig, model: &Model) -> TestServer {
+    let state = ServerState::from_model(config, model, 0);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -572,4 +576,299 @@ fn reload_swaps_the_model_for_new_requests() {
     let after = post(srv.addr, "/v1/completions", &req).json();
     assert_eq!(after["system_fingerprint"], "rnet-h5-f32");
     assert_ne!(after["choices"][0]["text"], before["choices"][0]["text"]);
+}
+
+/// Sends `raw` (a whole request, head and body as given) and reads the reply until the server
+/// closes the connection.
+fn raw_bytes(addr: SocketAddr, raw: &[u8]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let head = String::from_utf8(out[..split].to_vec()).unwrap();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = out[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Reply { status, headers, body }
+}
+
+#[test]
+fn a_malformed_chunked_body_is_a_bad_request_not_too_large() {
+    let srv = start(config());
+    // A chunk size that is not hexadecimal.
+    let bad = b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"pro\r\nzz\r\nmpt\"\r\n0\r\n\r\n";
+    let e = assert_error(&raw_bytes(srv.addr, bad), 400);
+    assert_eq!(e["type"], "invalid_request_error");
+    // A well-formed chunked body is served, and an oversized one is still 413.
+    let body = json!({"prompt": "a", "max_tokens": 2}).to_string();
+    let good = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    assert_eq!(raw_bytes(srv.addr, good.as_bytes()).status, 200);
+    let big = json!({"prompt": "z".repeat(70_000)}).to_string();
+    let mut over = String::from(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    for piece in big.as_bytes().chunks(8192) {
+        over.push_str(&format!("{:x}\r\n{}\r\n", piece.len(), std::str::from_utf8(piece).unwrap()));
+    }
+    over.push_str("0\r\n\r\n");
+    let e = assert_error(&raw_bytes(srv.addr, over.as_bytes()), 413);
+    assert_eq!(e["code"], "request_too_large");
+}
+
+/// Longest error message the server may send back (it quotes at most a short prefix of input).
+const MAX_ERROR_MESSAGE: usize = 400;
+
+#[test]
+fn errors_never_echo_huge_inputs() {
+    let srv = start(config());
+    let huge = "Q".repeat(40_000);
+    let cases = [
+        ("/v1/completions", json!({"model": huge, "prompt": "a"}), 404),
+        ("/v1/chat/completions", json!({"messages": [{"role": huge, "content": "x"}]}), 400),
+        ("/v1/completions", json!({"prompt": "a", "logit_bias": {huge.clone(): 1}}), 400),
+    ];
+    for (path, body, status) in cases {
+        let e = assert_error(&post(srv.addr, path, &body), status);
+        let msg = e["message"].as_str().unwrap();
+        assert!(msg.len() <= MAX_ERROR_MESSAGE, "{path}: a {}-byte message", msg.len());
+        assert!(msg.contains("QQQQ"), "the message still quotes a prefix: {msg}");
+    }
+    let e = assert_error(&get(srv.addr, &format!("/v1/{}", "P".repeat(6000))), 404);
+    assert!(e["message"].as_str().unwrap().len() <= MAX_ERROR_MESSAGE);
+}
+
+/// Reads from `s` until the server closes it (or `limit` passes); returns what was read and
+/// whether the server closed the connection.
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return (out, false);
+            }
+            Err(_) => return (out, true), // reset: closed
+        }
+    }
+}
+
+fn short_timeouts() -> ServerConfig {
+    ServerConfig {
+        idle_timeout: Duration::from_millis(400),
+        header_timeout: Duration::from_millis(400),
+        body_timeout: Duration::from_millis(400),
+        ..config()
+    }
+}
+
+#[test]
+fn stalled_connections_are_closed_after_the_timeouts() {
+    let srv = start(short_timeouts());
+    // 60 connections: silent, half a request head, or a whole head and half its body.
+    let mut conns: Vec<(usize, TcpStream)> = (0..60)
+        .map(|i| {
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            match i % 3 {
+                0 => {}
+                1 => s.write_all(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Le").unwrap(),
+                _ => s
+                    .write_all(b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"prompt\"")
+                    .unwrap(),
+            }
+            (i, s)
+        })
+        .collect();
+    // Trickling bytes does not extend the head's deadline.
+    let t0 = Instant::now();
+    let trickle = &mut conns[1].1;
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = trickle.write_all(b"x");
+    }
+    for (i, s) in &mut conns {
+        let (reply, closed) = read_until_closed(s, Duration::from_secs(5));
+        assert!(closed, "connection {i} still open after {:?}", t0.elapsed());
+        if *i % 3 == 2 {
+            let head = String::from_utf8_lossy(&reply);
+            assert!(head.starts_with("HTTP/1.1 408"), "connection {i}: {head}");
+        }
+    }
+    assert!(t0.elapsed() < Duration::from_secs(4), "closed after {:?}", t0.elapsed());
+    // The server still serves normal requests, on new connections and kept-alive ones.
+    let ok = post(srv.addr, "/v1/completions", &json!({"prompt": "a", "max_tokens": 2}));
+    assert_eq!(ok.status, 200);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed() {
+    let srv = start(short_timeouts());
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    let body = json!({"prompt": "a", "max_tokens": 2}).to_string();
+    let req = format!(
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Two requests on one connection, the second after a pause shorter than the timeout.
+    for _ in 0..2 {
+        s.write_all(req.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let t0 = Instant::now();
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+    assert!(closed, "an idle keep-alive connection stays open");
+    assert!(t0.elapsed() < Duration::from_secs(2), "closed after {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_long_generation_is_not_cut_by_the_idle_timeout() {
+    let timeout = Duration::from_millis(150);
+    let srv = start(ServerConfig {
+        max_tokens_limit: 100_000,
+        idle_timeout: timeout,
+        header_timeout: timeout,
+        body_timeout: timeout,
+        ..config()
+    });
+    // Longer than every timeout while the connection reads nothing.
+    let t0 = Instant::now();
+    let r = post(srv.addr, "/v1/completions", &json!({"prompt": "a", "max_tokens": 6_000}));
+    println!("a 6000-byte generation took {:?} (timeouts {timeout:?})", t0.elapsed());
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["usage"]["completion_tokens"], 6_000);
+}
+
+#[test]
+fn connections_over_the_limit_wait_for_a_free_slot() {
+    let srv = start(ServerConfig { max_connections: 4, ..config() });
+    let held: Vec<TcpStream> = (0..4).map(|_| TcpStream::connect(srv.addr).unwrap()).collect();
+    let body = json!({"prompt": "a", "max_tokens": 2}).to_string();
+    let mut fifth = TcpStream::connect(srv.addr).unwrap(); // queued by the kernel, not accepted
+    write!(
+        fifth,
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let (reply, _) = read_until_closed(&mut fifth, Duration::from_millis(700));
+    assert!(reply.is_empty(), "served beyond max_connections");
+    drop(held);
+    let (reply, closed) = read_until_closed(&mut fifth, Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    assert!(closed);
+}
+
+#[test]
+fn requests_over_the_limit_get_503_at_once() {
+    let srv =
+        start(ServerConfig { max_requests: 2, body_timeout: Duration::from_secs(60), ..config() });
+    // Two requests whose bodies never finish hold both request slots.
+    let stalled: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(srv.addr).unwrap();
+            s.write_all(
+                b"POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let t0 = Instant::now();
+    while srv.state.active_requests() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "requests not admitted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let t0 = Instant::now();
+    let r = post(srv.addr, "/v1/completions", &json!({"prompt": "a", "max_tokens": 2}));
+    let e = assert_error(&r, 503);
+    assert_eq!(e["code"], "overloaded");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert!(t0.elapsed() < Duration::from_secs(2), "503 took {:?}", t0.elapsed());
+    drop(stalled);
+    let t0 = Instant::now();
+    while srv.state.active_requests() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "slots not released");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        post(srv.addr, "/v1/completions", &json!({"prompt": "a", "max_tokens": 2})).status,
+        200
+    );
+}
+
+#[test]
+fn an_abandoned_prefill_stops_early() {
+    // A model large enough that prefill takes visible time; the prompt is sized from a measured
+    // prefill rate so that the whole prefill would take about 3 s.
+    let big = Model::init(ModelConfig::genesis(ModelNetwork::Testnet), 1).unwrap();
+    let engine = rnet_inference::Engine::new(&big, Precision::F32);
+    let sample = vec![b'a'; 2048];
+    let t0 = Instant::now();
+    engine.prefill(&mut engine.new_session(), &sample).unwrap();
+    let rate = sample.len() as f64 / t0.elapsed().as_secs_f64();
+    let len = ((rate * 3.0) as usize).clamp(8 * 1024, 4 << 20);
+    let cfg = ServerConfig {
+        max_prompt_bytes: len,
+        max_body_bytes: 2 * len + 1024,
+        max_sessions: 1,
+        ..config()
+    };
+    let srv = start_with(cfg, &big);
+    let prompt: String = "In the beginning ".repeat(len / 17 + 1)[..len].to_string();
+    let body = json!({"prompt": prompt, "max_tokens": 4}).to_string();
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    while srv.state.free_sessions() > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "generation never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    drop(s);
+    let t_drop = Instant::now();
+    while srv.state.free_sessions() == 0 {
+        assert!(t_drop.elapsed() < Duration::from_secs(30), "session not released");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let released = t_drop.elapsed();
+    let fed = srv.state.prompt_bytes_fed();
+    println!(
+        "prompt {len} bytes ({:.0} KiB/s prefill): {fed} fed before the client left and the work stopped; session released {released:?} after the disconnect",
+        rate / 1024.0
+    );
+    assert!(fed < len as u64 / 2, "fed {fed} of {len} prompt bytes");
+    // The freed session serves the next request.
+    let r = post(srv.addr, "/v1/completions", &json!({"prompt": "a", "max_tokens": 2}));
+    assert_eq!(r.status, 200);
 }

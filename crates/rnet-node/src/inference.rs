@@ -1,5 +1,10 @@
 //! `-inference[=ADDR]`: serve the chain's tip model over the OpenAI-compatible API of
 //! `rnet-inference`, and reload it whenever the active tip changes.
+//!
+//! The server never runs on the node's runtime: it has its own OS thread with its own small
+//! tokio runtime ([`IO_WORKERS`] workers, for HTTP), and prefill/decoding run on the server's own
+//! rayon pool of half the cores (see [`server_config`]), so inference load cannot starve P2P,
+//! RPC or the miner's training pool.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +22,52 @@ pub const INFERENCE_PORT_FILE: &str = "inference.port";
 /// How often the server checks whether the tip moved.
 const TIP_POLL: Duration = Duration::from_millis(500);
 
+/// Worker threads of the inference server's own async runtime (connections and parsing only).
+pub const IO_WORKERS: usize = 2;
+
+/// How long the inference runtime may take to wind down its blocking tasks after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The server's limits in the node: the library defaults (body, requests, connections,
+/// timeouts), with compute on half the cores (at least one) and as many concurrent generations,
+/// leaving the rest to the miner.
+pub fn server_config() -> ServerConfig {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let compute = (cores / 2).max(1);
+    ServerConfig { compute_threads: compute, max_sessions: compute, ..ServerConfig::default() }
+}
+
+/// Runs the future `make()` builds on a new OS thread named `name` with its own multi-thread
+/// runtime of `workers` workers, and waits (asynchronously) for its result. Work on that runtime
+/// (including its `spawn_blocking` tasks) never occupies the caller's runtime.
+pub async fn on_own_runtime<F, Fut, T>(name: &str, workers: usize, make: F) -> Result<T, String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let thread_name = name.to_string();
+    std::thread::Builder::new()
+        .name(thread_name.clone())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers.max(1))
+                .thread_name(format!("{thread_name}-io"))
+                .enable_all()
+                .build()
+                .map_err(|e| format!("{thread_name} runtime: {e}"))
+                .and_then(|rt| {
+                    let result = rt.block_on(make());
+                    rt.shutdown_timeout(SHUTDOWN_GRACE);
+                    result
+                });
+            let _ = tx.send(result);
+        })
+        .map_err(|e| format!("{name} thread: {e}"))?;
+    rx.await.map_err(|_| format!("the {name} thread ended without a result"))?
+}
+
 /// The tip's hash and its checkpoint, parsed (`None` when the checkpoint is not stored).
 fn tip_checkpoint(node: &Node) -> Result<(BlockHash, Option<Checkpoint>), String> {
     let hash = node.chain().tip().hash;
@@ -28,8 +79,17 @@ fn tip_checkpoint(node: &Node) -> Result<(BlockHash, Option<Checkpoint>), String
     Ok((hash, checkpoint))
 }
 
-/// Binds `addr`, serves the tip model until `node` shuts down, and follows the tip.
+/// Binds `addr`, serves the tip model until `node` shuts down, and follows the tip, all on the
+/// server's own thread and runtime ([`on_own_runtime`]).
 pub async fn run(
+    addr: SocketAddr,
+    node: Arc<Node>,
+    netdir: std::path::PathBuf,
+) -> Result<(), String> {
+    on_own_runtime("rnet-inference", IO_WORKERS, move || serve_tip(addr, node, netdir)).await
+}
+
+async fn serve_tip(
     addr: SocketAddr,
     node: Arc<Node>,
     netdir: std::path::PathBuf,
@@ -41,7 +101,7 @@ pub async fn run(
     let checkpoint = checkpoint.ok_or("the tip's checkpoint is not stored; cannot serve it")?;
     let state = {
         let checkpoint = checkpoint.clone();
-        tokio::task::spawn_blocking(move || ServerState::new(ServerConfig::default(), &checkpoint))
+        tokio::task::spawn_blocking(move || ServerState::new(server_config(), &checkpoint))
             .await
             .map_err(|e| e.to_string())?
     };
@@ -95,4 +155,47 @@ pub async fn run(
     }
     let _ = std::fs::remove_file(netdir.join(INFERENCE_PORT_FILE));
     server.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_config_leaves_cores_to_the_miner() {
+        let c = server_config();
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        assert!(c.compute_threads >= 1 && c.compute_threads <= cores.div_ceil(2));
+        assert_eq!(c.max_sessions, c.compute_threads);
+        assert_eq!(c.max_body_bytes, ServerConfig::default().max_body_bytes);
+    }
+
+    /// A caller runtime whose only worker is blocked (as a starved node runtime would be) does
+    /// not stop work on the dedicated runtime, which runs on other threads.
+    #[test]
+    fn work_on_its_own_runtime_progresses_while_the_caller_is_blocked() {
+        let caller = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let caller_thread = std::thread::current().id();
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+        let result = caller.block_on(async move {
+            let task = tokio::spawn(on_own_runtime("rnet-test-own", 1, move || async move {
+                let name = std::thread::current().name().map(str::to_string);
+                // Progress that needs this runtime's timer and blocking pool.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let blocking =
+                    tokio::task::spawn_blocking(|| 7).await.map_err(|e| e.to_string())?;
+                let _ = started_tx.send(());
+                Ok((name, std::thread::current().id(), blocking))
+            }));
+            // Let the task start the dedicated runtime, then block the caller's only worker
+            // until that runtime has done its work.
+            tokio::task::yield_now().await;
+            started_rx.recv_timeout(Duration::from_secs(10)).map_err(|e| e.to_string())?;
+            task.await.map_err(|e| e.to_string())?
+        });
+        let (name, thread, blocking) = result.unwrap();
+        assert_ne!(thread, caller_thread);
+        assert!(name.is_some_and(|n| n.starts_with("rnet-test-own")));
+        assert_eq!(blocking, 7);
+    }
 }
