@@ -67,6 +67,12 @@ impl TestNode {
         self.port
     }
 
+    /// The operating-system process id of the running `rnetd` (None once stopped or killed), e.g.
+    /// to sample its memory from `/proc/<pid>/status`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The RPC URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

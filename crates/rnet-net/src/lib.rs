@@ -11,6 +11,8 @@ pub mod ban;
 pub mod message;
 pub mod net;
 pub mod socks5;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod transport;
 
 pub use addr::{AddrMan, NetAddr, PeerAddr};

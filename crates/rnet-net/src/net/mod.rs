@@ -190,6 +190,8 @@ struct Manager {
     recent_rejects: RejectFilter,
     tx_checking: HashSet<Txid>,
     blocks_checking: HashSet<BlockHash>,
+    /// `Block::memory_usage` of the unrequested blocks waiting in the validation queue.
+    unrequested_pending_bytes: usize,
     tx_jobs: mpsc::Sender<Job>,
     block_jobs: mpsc::Sender<Job>,
     totals: Arc<Totals>,
@@ -270,6 +272,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         recent_rejects: RejectFilter::default(),
         tx_checking: HashSet::new(),
         blocks_checking: HashSet::new(),
+        unrequested_pending_bytes: 0,
         tx_jobs,
         block_jobs,
         totals: totals.clone(),

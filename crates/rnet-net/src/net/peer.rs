@@ -152,6 +152,8 @@ pub(super) struct Peer {
     pub(super) unrequested_txs: Bucket,
     /// Transactions this peer sent that wait in the validation queue.
     pub(super) txs_pending: usize,
+    /// Blocks this peer pushed unrequested that wait in the validation queue.
+    pub(super) unrequested_blocks_pending: usize,
     /// Our outstanding `getheaders` to this peer (one at a time), and when it was sent.
     pub(super) headers_asked: Option<Instant>,
     /// A `getheaders` was due while one was outstanding: send it when the answer arrives.
@@ -200,6 +202,7 @@ impl Peer {
             chunk_requests: Bucket::new(CHUNK_REQUEST_BURST, CHUNK_REQUEST_RATE),
             unrequested_txs: Bucket::new(UNREQUESTED_TX_BURST, UNREQUESTED_TX_RATE),
             txs_pending: 0,
+            unrequested_blocks_pending: 0,
             headers_asked: None,
             headers_again: false,
             headers_resume: None,

@@ -10,7 +10,9 @@ use crate::backend::Accepted;
 use crate::message::{Inv, MAX_HEADERS, Message};
 
 use super::orphans::{ORPHAN_FLOOD_SCORE, OrphanRefused};
-use super::validation::{Checked, Job};
+use super::validation::{
+    Checked, Job, MAX_PENDING_UNREQUESTED_BYTES, MAX_PENDING_UNREQUESTED_PER_PEER,
+};
 use super::{BAN_SCORE, BLOCK_DOWNLOAD_WINDOW, MAX_BLOCKS_IN_FLIGHT, Manager};
 
 /// Headers a peer may add to the download set before its share is full.
@@ -182,12 +184,33 @@ impl Manager {
     /// Queues a block for `accept_block` off the event loop (once per hash at a time).
     pub(super) fn submit_block(&mut self, from: u64, block: Box<Block>, requested: bool) {
         let hash = block.block_hash();
-        if !self.blocks_checking.insert(hash) {
+        if self.blocks_checking.contains(&hash) {
             return;
         }
+        let memory = if requested { 0 } else { block.memory_usage() };
+        if !requested {
+            let pending = self.peers.get(&from).map_or(0, |p| p.unrequested_blocks_pending);
+            if pending >= MAX_PENDING_UNREQUESTED_PER_PEER {
+                self.misbehave(from, ORPHAN_FLOOD_SCORE, "unrequested blocks while others wait");
+                return;
+            }
+            if self.unrequested_pending_bytes > 0
+                && self.unrequested_pending_bytes + memory > MAX_PENDING_UNREQUESTED_BYTES
+            {
+                tracing::debug!(peer = from, %hash, "unrequested blocks use their memory; dropped");
+                return;
+            }
+        }
         if self.block_jobs.try_send(Job::Block { peer: from, block, requested }).is_err() {
-            self.blocks_checking.remove(&hash);
             tracing::warn!(peer = from, %hash, "block validation queue full; block dropped");
+            return;
+        }
+        self.blocks_checking.insert(hash);
+        if !requested {
+            self.unrequested_pending_bytes += memory;
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.unrequested_blocks_pending += 1;
+            }
         }
     }
 
@@ -197,6 +220,13 @@ impl Manager {
         let Checked::Block { peer: from, block, requested, result } = c else { return };
         let hash = block.block_hash();
         self.blocks_checking.remove(&hash);
+        if !requested {
+            self.unrequested_pending_bytes =
+                self.unrequested_pending_bytes.saturating_sub(block.memory_usage());
+            if let Some(p) = self.peers.get_mut(&from) {
+                p.unrequested_blocks_pending = p.unrequested_blocks_pending.saturating_sub(1);
+            }
+        }
         match result {
             Ok(Accepted::Orphan(parent)) => {
                 self.add_orphan(from, block, parent, requested);

@@ -18,6 +18,12 @@ pub const TX_QUEUE: usize = 256;
 pub const MAX_PENDING_TXS_PER_PEER: usize = 64;
 /// Blocks and checkpoints waiting for validation.
 pub const BLOCK_QUEUE: usize = 256;
+/// Blocks one peer may have waiting for validation without our request (a decoded block with
+/// many empty witness items holds ~90 MB, so the queue's job count alone bounds nothing).
+pub const MAX_PENDING_UNREQUESTED_PER_PEER: usize = 2;
+/// Memory (`Block::memory_usage`) of the unrequested blocks waiting for validation, all peers
+/// together; one block is admitted whatever its size when none waits.
+pub const MAX_PENDING_UNREQUESTED_BYTES: usize = 64 << 20;
 
 /// A submission for a worker.
 pub(super) enum Job {

@@ -4,19 +4,19 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rnet_crypto::SigningKey;
-use rnet_net::message::{Message, NODE_NETWORK, PROTOCOL_VERSION, Version};
+use rnet_net::message::Message;
 use rnet_net::net::BAN_SCORE;
-use rnet_net::transport::{self, MAX_MESSAGE_SIZE, NodeKey};
+use rnet_net::testing;
+use rnet_net::transport::NodeKey;
 use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected};
 use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::runtime::Runtime;
 
 /// The network magic of the tests.
@@ -148,24 +148,27 @@ pub fn start(rt: &Runtime, cfg: NetConfig, backend: Arc<FakeBackend>) -> NetHand
     rt.block_on(rnet_net::start(cfg, backend)).unwrap()
 }
 
-/// A peer driven by the test: the Noise transport and hand-made messages.
-pub struct RawPeer {
-    /// Sending half.
-    pub tx: transport::Sender<OwnedWriteHalf>,
-    /// Receiving half.
-    pub rx: transport::Receiver<OwnedReadHalf>,
-    /// The peer's Noise key.
-    pub key: NodeKey,
+/// A peer driven by the test: [`rnet_net::testing::RawPeer`] (fields and methods through
+/// `Deref`) with constructors that take the node under test.
+pub struct RawPeer(pub testing::RawPeer);
+
+impl Deref for RawPeer {
+    type Target = testing::RawPeer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for RawPeer {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl RawPeer {
     /// Connects and completes the Noise handshake and `version`/`verack`.
     pub async fn connect(node: &NetHandle) -> Self {
-        let mut p = Self::connect_noise(node).await;
-        p.send(&version(rand::random())).await;
-        p.send(&Message::Verack).await;
-        p.wait_for(Duration::from_secs(5), |m| matches!(m, Message::Verack)).await.expect("verack");
-        p
+        Self::try_connect(node).await.expect("verack")
     }
 
     /// Connects and completes only the Noise handshake.
@@ -175,77 +178,18 @@ impl RawPeer {
 
     /// Connects and tries the Noise handshake (None if the node refuses).
     pub async fn try_connect_noise(node: &NetHandle) -> Option<Self> {
-        let s = TcpStream::connect(node.local[0]).await.ok()?;
-        let (r, w) = s.into_split();
-        let key = NodeKey::generate().unwrap();
-        let e = transport::handshake(r, w, &key, MAGIC, true).await.ok()?;
-        Some(Self { tx: e.sender, rx: e.receiver, key })
+        testing::RawPeer::connect_noise(node.local[0], MAGIC).await.ok().map(Self)
     }
 
     /// Connects, handshakes and waits for `verack` (None if the node refuses).
     pub async fn try_connect(node: &NetHandle) -> Option<Self> {
-        let mut p = Self::try_connect_noise(node).await?;
-        p.send(&version(rand::random())).await;
-        p.send(&Message::Verack).await;
-        p.wait_for(Duration::from_secs(5), |m| matches!(m, Message::Verack)).await?;
-        Some(p)
-    }
-
-    /// Sends a message; false once the node closed the connection.
-    pub async fn send(&mut self, m: &Message) -> bool {
-        self.tx.send(m.command(), &m.payload()).await.is_ok()
-    }
-
-    /// The next message (None on close or after `t`).
-    pub async fn recv(&mut self, t: Duration) -> Option<Message> {
-        match tokio::time::timeout(t, self.rx.recv(MAX_MESSAGE_SIZE)).await {
-            Ok(Ok((c, p, _))) => Message::decode(c, &p).ok(),
-            _ => None,
-        }
-    }
-
-    /// Reads until a message matches (answering pings on the way).
-    pub async fn wait_for(
-        &mut self,
-        t: Duration,
-        mut f: impl FnMut(&Message) -> bool,
-    ) -> Option<Message> {
-        let deadline = Instant::now() + t;
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            let m = self.recv(left).await?;
-            if let Message::Ping(n) = m {
-                self.send(&Message::Pong(n)).await;
-            }
-            if f(&m) {
-                return Some(m);
-            }
-        }
-    }
-
-    /// Round trip of a `ping` (None if no `pong` within `t`).
-    pub async fn ping(&mut self, t: Duration) -> Option<Duration> {
-        let n: u64 = rand::random();
-        let at = Instant::now();
-        self.send(&Message::Ping(n)).await;
-        self.wait_for(t, |m| *m == Message::Pong(n)).await.map(|_| at.elapsed())
+        testing::RawPeer::connect(node.local[0], MAGIC).await.map(Self)
     }
 }
 
 /// A `version` message.
 pub fn version(nonce: u64) -> Message {
-    Message::Version(Box::new(Version {
-        version: PROTOCOL_VERSION,
-        magic: MAGIC,
-        services: NODE_NETWORK,
-        timestamp: 0,
-        best_height: 0,
-        best_chainwork: 0,
-        best_hash: BlockHash::ZERO,
-        nonce,
-        listen_port: 0,
-        user_agent: "/test/".into(),
-    }))
+    testing::version(MAGIC, nonce)
 }
 
 /// A header on `parent` at `height`, signed by `key`; `salt` tells siblings apart.
