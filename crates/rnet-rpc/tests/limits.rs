@@ -2,9 +2,7 @@
 //! connections are closed after the server timeout, connections beyond the cap are closed at
 //! once, and a real client still gets answers.
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rnet_rpc::{
@@ -14,35 +12,12 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A fresh empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "rnet-rpc-limits-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start(f: impl FnOnce(&mut RpcConfig)) -> (RunningServer, String, TempDir) {
-    let dir = TempDir::new();
+async fn start(f: impl FnOnce(&mut RpcConfig)) -> (RunningServer, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
     let mut r = Registry::new();
     r.register_sync(MethodInfo::new("getblockcount", "Blockchain"), |_| Ok(json!(42))).unwrap();
     let reg = Arc::new(r);
-    let mut config = RpcConfig::localhost(0, &dir.0);
+    let mut config = RpcConfig::localhost(0, dir.path());
     f(&mut config);
     let server = RpcServer::bind(config, Arc::clone(&reg)).await.unwrap();
     let (user, pass) = read_cookie(server.cookie_path()).unwrap();
