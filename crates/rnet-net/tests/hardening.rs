@@ -49,10 +49,11 @@ fn getchunk_flood_from_non_reader_is_bounded_and_banned() {
     });
     assert!(eventually(SECS(10), || banned(&node, &attacker.key)), "flooding peer not banned");
     // Queued chunks share the backend's bytes, and the banned peer's queue is gone even though
-    // it never read: only the backend's own reference is left.
+    // it never read: only the backend's reference and the one checkpoint the manager keeps for
+    // serving are left (plus this test's).
     let shared = b.checkpoints.lock().unwrap()[&block].clone();
     assert!(
-        eventually(SECS(5), || Arc::strong_count(&shared) == 2),
+        eventually(SECS(5), || Arc::strong_count(&shared) == 3),
         "{} references to the checkpoint remain",
         Arc::strong_count(&shared)
     );
@@ -385,5 +386,62 @@ fn chunk_hash_requests_do_not_rehash_the_checkpoint() {
         let rtt = other.ping(SECS(20)).await.expect("pong");
         eprintln!("FIGURE ping during 30 getchunkhashes of a 64 MiB checkpoint: {rtt:?}");
         assert!(rtt < Duration::from_millis(800), "ping took {rtt:?}");
+    });
+}
+
+/// Serving a checkpoint that takes seconds to load (a large file root-checked while evaluations
+/// occupy the hashing threads) never stalls the event loop: another peer's ping is answered at
+/// once, three peers asking for the same checkpoint cause one load, everyone gets their answer
+/// once it is loaded, and a checkpoint the node lacks gets `notfound`.
+#[test]
+fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
+    let rt = runtime();
+    let b = FakeBackend::new();
+    let block = BlockHash([9; 32]);
+    let bytes: Vec<u8> = (0..3 * CHUNK_SIZE + 5).map(|i| (i % 251) as u8).collect();
+    b.checkpoints.lock().unwrap().insert(block, Arc::new(bytes.clone()));
+    *b.checkpoint_delay.lock().unwrap() = Duration::from_secs(2);
+    let node = start(&rt, config(), b.clone());
+    rt.block_on(async {
+        let mut other = RawPeer::connect(&node).await;
+        let mut askers = Vec::new();
+        for _ in 0..3 {
+            askers.push(RawPeer::connect(&node).await);
+        }
+        for p in &mut askers {
+            assert!(p.send(&Message::GetChunkHashes(block)).await);
+            assert!(p.send(&Message::GetChunk { block, index: 3 }).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rtt = other.ping(SECS(10)).await.expect("pong");
+        eprintln!("FIGURE ping while a checkpoint loads for 2 s: {rtt:?}");
+        assert!(rtt < Duration::from_millis(200), "the event loop waited for the load: {rtt:?}");
+        let want = rnet_model::checkpoint::chunk_hashes(&bytes);
+        for p in &mut askers {
+            let got = p
+                .wait_for(SECS(10), |m| matches!(m, Message::ChunkHashes { .. }))
+                .await
+                .expect("chunk hashes after the load");
+            assert!(matches!(got, Message::ChunkHashes { block: b2, ref hashes } if b2 == block && *hashes == want));
+            let got = p
+                .wait_for(SECS(10), |m| matches!(m, Message::Chunk { .. }))
+                .await
+                .expect("the chunk after the load");
+            assert!(
+                matches!(got, Message::Chunk { index: 3, ref data, .. } if data[..] == bytes[3 * CHUNK_SIZE..]),
+                "wrong chunk"
+            );
+        }
+        assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), 1, "one load for three peers");
+        // Loaded now: further chunks come without another load.
+        assert!(askers[0].send(&Message::GetChunk { block, index: 0 }).await);
+        let got = askers[0].wait_for(SECS(1), |m| matches!(m, Message::Chunk { .. })).await;
+        assert!(matches!(got, Some(Message::Chunk { index: 0, .. })));
+        assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), 1);
+        // A checkpoint the node does not have.
+        let missing = BlockHash([10; 32]);
+        assert!(askers[1].send(&Message::GetChunkHashes(missing)).await);
+        let got = askers[1].wait_for(SECS(5), |m| matches!(m, Message::NotFound(_))).await;
+        assert!(got.is_some(), "notfound for a missing checkpoint");
     });
 }

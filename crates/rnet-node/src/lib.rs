@@ -159,7 +159,9 @@ async fn serve(
     let addr = server.local_addr();
     std::fs::write(netdir.join(RPC_PORT_FILE), format!("{}\n", addr.port()))?;
     tracing::info!("RPC server listening on {addr}");
-    p2p::start(config, &node).await.map_err(|e| RunError::Config(format!("P2P network: {e}")))?;
+    let (_, p2p_runtime) = p2p::start(config, &node)
+        .await
+        .map_err(|e| RunError::Config(format!("P2P network: {e}")))?;
 
     // Fatal conditions (disk space too low) trigger the same shutdown as the `stop` RPC.
     let stop = registry.shutdown();
@@ -219,6 +221,7 @@ async fn serve(
     }
     let _ = tokio::task::spawn_blocking(move || benchmark.join()).await;
     let _ = tokio::task::spawn_blocking(move || watchdog.join()).await;
+    let _ = tokio::task::spawn_blocking(move || p2p_runtime.shutdown(Duration::from_secs(5))).await;
     result
 }
 

@@ -216,9 +216,15 @@ impl Node {
         self.params.network
     }
 
-    /// Locks the chainstate.
-    pub fn chain(&self) -> MutexGuard<'_, ChainState> {
-        self.chain.lock().unwrap_or_else(|e| e.into_inner())
+    /// Locks the chainstate. A hold longer than [`SLOW_CHAIN_LOCK`] is logged with the caller's
+    /// location, since every RPC and peer that needs the chain waits behind it.
+    #[track_caller]
+    pub fn chain(&self) -> ChainGuard<'_> {
+        ChainGuard {
+            guard: self.chain.lock().unwrap_or_else(|e| e.into_inner()),
+            since: std::time::Instant::now(),
+            caller: std::panic::Location::caller(),
+        }
     }
 
     /// Locks the mempool (lock order: chainstate first, then mempool).
@@ -689,5 +695,41 @@ impl Node {
     /// Verifies uploaded checkpoint bytes against `root` (chunk merkle root).
     pub fn checkpoint_matches(bytes: &[u8], root: &Hash256) -> bool {
         checkpoint_root(bytes) == *root
+    }
+}
+
+/// How long the chain lock may be held before the hold is logged.
+pub const SLOW_CHAIN_LOCK: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// The locked chainstate (see [`Node::chain`]); logs holds longer than [`SLOW_CHAIN_LOCK`].
+pub struct ChainGuard<'a> {
+    guard: MutexGuard<'a, ChainState>,
+    since: std::time::Instant,
+    caller: &'static std::panic::Location<'static>,
+}
+
+impl std::ops::Deref for ChainGuard<'_> {
+    type Target = ChainState;
+    fn deref(&self) -> &ChainState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ChainGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ChainState {
+        &mut self.guard
+    }
+}
+
+impl Drop for ChainGuard<'_> {
+    fn drop(&mut self) {
+        let held = self.since.elapsed();
+        if held > SLOW_CHAIN_LOCK {
+            tracing::warn!(
+                held_ms = held.as_millis() as u64,
+                at = %self.caller,
+                "chain lock held long; RPC and peers waited"
+            );
+        }
     }
 }

@@ -173,16 +173,47 @@ pub fn net_config(config: &Config, node: &Node) -> NetConfig {
     c
 }
 
-/// Starts the network and records the handle in the node; writes `<netdir>/p2p.port`.
+/// The P2P network's own runtime. Its event loop calls the node with `block_in_place`, so a
+/// call that waits (for the chain lock, or for hashing threads an evaluation occupies) must never
+/// take a worker the RPC server needs: the network runs on threads of its own (named `p2p`).
+pub struct P2pRuntime(Option<tokio::runtime::Runtime>);
+
+impl P2pRuntime {
+    /// Stops the network's tasks, waiting up to `grace` for them (call from a blocking thread).
+    pub fn shutdown(mut self, grace: std::time::Duration) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_timeout(grace);
+        }
+    }
+}
+
+impl Drop for P2pRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Starts the network from the configuration on its own runtime, and writes the bound port to
+/// [`P2P_PORT_FILE`].
 pub async fn start(
     config: &Config,
     node: &Arc<Node>,
-) -> Result<NetHandle, rnet_net::TransportError> {
+) -> Result<(NetHandle, P2pRuntime), rnet_net::TransportError> {
     let cfg = net_config(config, node);
-    let handle = rnet_net::start(cfg, Arc::new(NodeBackend(node.clone()))).await?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("p2p")
+        .enable_all()
+        .build()?;
+    let backend = Arc::new(NodeBackend(node.clone()));
+    let started = runtime.spawn(rnet_net::start(cfg, backend)).await;
+    let runtime = P2pRuntime(Some(runtime));
+    let handle = started.map_err(std::io::Error::other)??;
     if let Some(a) = handle.local.first() {
         std::fs::write(node.netdir.join(P2P_PORT_FILE), format!("{}\n", a.port()))?;
     }
     let _ = node.net.set(handle.clone());
-    Ok(handle)
+    Ok((handle, runtime))
 }

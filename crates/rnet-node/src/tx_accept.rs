@@ -68,7 +68,7 @@ impl Node {
         &self,
         result: AcceptResult,
         pool: std::sync::MutexGuard<'_, rnet_mempool::Mempool>,
-        chain: std::sync::MutexGuard<'_, rnet_chain::ChainState>,
+        chain: crate::node::ChainGuard<'_>,
     ) -> Result<AcceptResult, SubmitTxError> {
         let txs = Node::accepted_txs(&pool, &result);
         drop(pool);

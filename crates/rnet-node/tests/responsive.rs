@@ -3,7 +3,9 @@
 //! each block's Proof-of-Training takes seconds on two cores) mines while this test calls
 //! `getblockcount` every 25 ms, and a second node pings it over P2P every 200 ms. Every answer
 //! must come in under 100 ms while at least two blocks are mined and verified by both nodes.
-//! Prints the worst and median latencies.
+//! Prints the worst and median latencies. (Regression: a follower's `getchunkhashes` made the
+//! miner's network loop wait seconds for hashing threads the benchmark evaluation held, and the
+//! RPC server, which shared that loop's runtime, waited with it.)
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -95,6 +97,16 @@ fn rpc_and_p2p_answer_within_100_ms_during_evaluation() {
         ping_p50.as_secs_f64() * 1e3,
         ping_max.as_secs_f64() * 1e3,
     );
+    if rpc_max >= LIMIT || ping_max >= LIMIT {
+        // Say what held the nodes up: long chain-lock holds are logged as warnings.
+        for (name, node) in [("miner", &miner), ("follower", &follower)] {
+            let log =
+                std::fs::read_to_string(node.network_dir().join("debug.log")).unwrap_or_default();
+            for line in log.lines().filter(|l| l.contains("WARN")) {
+                println!("{name}: {line}");
+            }
+        }
+    }
     assert!(rpc_max < LIMIT, "getblockcount took {rpc_max:?}");
     assert!(ping_max < LIMIT, "ping took {ping_max:?}");
 }

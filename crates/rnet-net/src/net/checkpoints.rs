@@ -1,19 +1,17 @@
 //! Checkpoint transfer: downloading chunks verified against the header's root.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rnet_model::checkpoint::{CHUNK_SIZE, merkle_root, verify_chunk};
 use rnet_primitives::BlockHash;
 
-use crate::message::{Inv, Message};
+use crate::message::Message;
 
-use super::peer::Outbound;
 use super::validation::{Checked, Job};
 use super::{
     BAN_SCORE, CHUNK_FLOOD_SCORE, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
-    MAX_CHUNKS_IN_FLIGHT, MAX_QUEUED_CHUNKS, Manager,
+    MAX_CHUNKS_IN_FLIGHT, Manager,
 };
 
 /// Checkpoints whose chunk hashes are kept for serving.
@@ -68,53 +66,6 @@ const LACKING_RETRY: Duration = Duration::from_secs(60);
 const NO_SOURCE: u64 = u64::MAX;
 
 impl Manager {
-    /// Answers `getchunkhashes` from a retained checkpoint (`notfound` without one). The hashes of
-    /// the last [`CHUNK_HASH_CACHE`] checkpoints asked for are kept, so repeated requests do not
-    /// re-hash a checkpoint on the event loop.
-    pub(super) fn serve_chunk_hashes(&mut self, id: u64, block: BlockHash) {
-        if !self.take_chunk_token(id) {
-            return;
-        }
-        if let Some(hashes) = self.chunk_hashes.get(&block) {
-            let hashes = hashes.clone();
-            self.send(id, Message::ChunkHashes { block, hashes });
-            return;
-        }
-        match self.b(|b| b.checkpoint(&block)) {
-            Some(bytes) => {
-                let hashes = rnet_model::checkpoint::chunk_hashes(&bytes);
-                self.chunk_hashes.insert(block, hashes.clone());
-                self.send(id, Message::ChunkHashes { block, hashes });
-            }
-            None => self.send(id, Message::NotFound(vec![Inv::block(block)])),
-        }
-    }
-
-    /// Answers `getchunk`: the chunk is queued as a slice of the backend's shared checkpoint
-    /// bytes (no copy). Requests over the peer's rate limit, or while [`MAX_QUEUED_CHUNKS`] of
-    /// its chunks are still unsent, are not served and score [`CHUNK_FLOOD_SCORE`].
-    pub(super) fn serve_chunk(&mut self, id: u64, block: BlockHash, index: u32) {
-        if !self.take_chunk_token(id) {
-            return;
-        }
-        let Some(p) = self.peers.get(&id) else { return };
-        if p.io.queued_chunks.load(Ordering::Relaxed) >= MAX_QUEUED_CHUNKS {
-            self.misbehave(id, CHUNK_FLOOD_SCORE, "getchunk while its chunks are unread");
-            return;
-        }
-        let Some(bytes) = self.b(|b| b.checkpoint(&block)) else {
-            self.send(id, Message::NotFound(vec![Inv::block(block)]));
-            return;
-        };
-        let start = (index as usize).saturating_mul(CHUNK_SIZE);
-        if start >= bytes.len() {
-            self.misbehave(id, 10, "chunk index out of range");
-            return;
-        }
-        let end = start.saturating_add(CHUNK_SIZE).min(bytes.len());
-        self.send_out(id, Outbound::Chunk { block, index, bytes, range: start..end });
-    }
-
     /// A checkpoint verdict: an invalid one bans the block's source.
     pub(super) fn on_checkpoint_checked(&mut self, c: Checked) {
         let Checked::Checkpoint { source, block, result } = c else { return };
@@ -129,7 +80,7 @@ impl Manager {
     }
 
     /// Takes one token of the peer's checkpoint-request bucket; scores the peer when empty.
-    fn take_chunk_token(&mut self, id: u64) -> bool {
+    pub(super) fn take_chunk_token(&mut self, id: u64) -> bool {
         let Some(p) = self.peers.get_mut(&id) else { return false };
         if p.chunk_requests.take(Instant::now()) {
             return true;

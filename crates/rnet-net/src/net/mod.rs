@@ -11,6 +11,7 @@ mod handle;
 mod orphans;
 mod peer;
 mod relay;
+mod serving;
 mod sync;
 mod validation;
 
@@ -160,6 +161,7 @@ enum Event {
     Closed(u64, String),
     Inbound(TcpStream, SocketAddr),
     Checked(Checked),
+    Loaded(serving::Loaded),
 }
 
 struct Manager {
@@ -184,6 +186,7 @@ struct Manager {
     ck: HashMap<BlockHash, CkFetch>,
     ck_queue: VecDeque<(BlockHash, u64)>,
     chunk_hashes: ChunkHashCache,
+    serving: serving::Serving,
     last_tip: BlockHash,
     announced_txs: HashSet<Txid>,
     requested_txs: HashMap<Txid, (u64, Instant)>,
@@ -248,6 +251,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
     let last_tip = tokio::task::block_in_place(|| backend.best().2);
     let tx_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), TX_QUEUE);
     let block_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), BLOCK_QUEUE);
+    let serving = serving::Serving::start(backend.clone(), events_tx.clone());
     let mut m = Manager {
         bans: BanList::load(cfg.netdir.as_deref()),
         addrman: AddrMan::load(cfg.netdir.as_deref()),
@@ -266,6 +270,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         ck: HashMap::new(),
         ck_queue: VecDeque::new(),
         chunk_hashes: ChunkHashCache::default(),
+        serving,
         last_tip,
         announced_txs: HashSet::new(),
         requested_txs: HashMap::new(),
@@ -388,6 +393,7 @@ impl Manager {
             Event::Checked(c @ Checked::Tx { .. }) => self.on_tx_checked(c),
             Event::Checked(c @ Checked::Block { .. }) => self.on_block_checked(c),
             Event::Checked(c @ Checked::Checkpoint { .. }) => self.on_checkpoint_checked(c),
+            Event::Loaded(l) => self.on_loaded(l),
         }
     }
 

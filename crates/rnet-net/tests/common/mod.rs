@@ -37,6 +37,10 @@ pub struct FakeBackend {
     pub tx_delay: Mutex<Duration>,
     /// Calls of `accept_tx`.
     pub tx_calls: AtomicUsize,
+    /// How long `checkpoint` takes (a node reading and root-checking a large file).
+    pub checkpoint_delay: Mutex<Duration>,
+    /// Calls of `checkpoint`.
+    pub checkpoint_calls: AtomicUsize,
     /// Calls of `accept_block`.
     pub block_calls: AtomicUsize,
     /// Transactions with this lock time are rejected as consensus-invalid; `lock_time + 1` as a
@@ -59,6 +63,8 @@ impl FakeBackend {
             mempool: Mutex::new(HashMap::new()),
             tx_delay: Mutex::new(Duration::ZERO),
             tx_calls: AtomicUsize::new(0),
+            checkpoint_delay: Mutex::new(Duration::ZERO),
+            checkpoint_calls: AtomicUsize::new(0),
             block_calls: AtomicUsize::new(0),
             bad_lock_time: 7,
         })
@@ -102,6 +108,11 @@ impl Backend for FakeBackend {
         Ok(Accepted::Stored)
     }
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        self.checkpoint_calls.fetch_add(1, Ordering::SeqCst);
+        let d = *self.checkpoint_delay.lock().unwrap();
+        if !d.is_zero() {
+            std::thread::sleep(d);
+        }
         self.checkpoints.lock().unwrap().get(hash).cloned()
     }
     fn has_checkpoint(&self, hash: &BlockHash) -> bool {
