@@ -6,7 +6,8 @@
 //!   the header's root on every read, pruned to the last `K` blocks of the active chain.
 //! - **UTXO set** with an **expiry index** keyed by creation loss, so the expiry sweep after each
 //!   block costs O(expired coins); **undo data** per connected block (spent and expired coins,
-//!   created outpoints).
+//!   created outpoints); an **expired-coin table** (every coin the sweeps of the active chain
+//!   removed), so a spend of an expired coin is reported as expired however old.
 //! - **Fork choice**: the valid chain with the lowest tip `val_loss`, ties to the block that
 //!   became connectable first; reorganisations disconnect through undo data and connect block by
 //!   block. Each connect or disconnect is one redb write transaction (UTXO changes, expiry sweep,
@@ -26,6 +27,7 @@ pub mod views;
 
 mod chainstate;
 mod encoding;
+mod expired;
 mod txindex;
 
 pub use chainstate::{

@@ -255,6 +255,12 @@ impl ChainReader {
         Ok(self.read()?.open_table(EXPIRY_INDEX)?.len()?)
     }
 
+    /// Number of entries in the expired-coin table (the coins the sweeps of the active chain
+    /// removed).
+    pub fn expired_len(&self) -> Result<u64, ChainError> {
+        Ok(self.read()?.open_table(EXPIRED)?.len()?)
+    }
+
     /// Whether the transaction index is enabled and complete (`-txindex`).
     pub fn txindex_ready(&self) -> Result<bool, ChainError> {
         Ok(read_meta(&self.read()?.open_table(META)?, META_TXINDEX)?.is_some())

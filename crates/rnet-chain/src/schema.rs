@@ -3,7 +3,10 @@
 use redb::TableDefinition;
 
 /// Version of the table layout and record encodings; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 2;
+/// Version 3 added [`EXPIRED`]; a version-2 database is upgraded when opened (filled from the
+/// undo records), and code that only knows version 2 refuses a version-3 one, so the table can
+/// never fall behind the chain.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "chainstate.redb";
@@ -27,6 +30,9 @@ pub const UNDO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("undo");
 pub const UTXO: TableDefinition<&[u8], &[u8]> = TableDefinition::new("utxo");
 /// `expiry_index`: creation_loss_index BE u64 ‖ outpoint → ().
 pub const EXPIRY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("expiry_index");
+/// `expired`: outpoint (txid ‖ vout LE) → height (u32) of the active-chain block whose expiry
+/// sweep removed the coin (every such coin; see the crate's `expired` module).
+pub const EXPIRED: TableDefinition<&[u8], u32> = TableDefinition::new("expired");
 /// `checkpoints`: block hash → encoded `CheckpointRecord` (the bytes live in a file).
 pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
 /// `checkpoint_heights`: height BE u32 ‖ block hash → () (pruning order).

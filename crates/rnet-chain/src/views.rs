@@ -6,17 +6,16 @@
 //! [`BranchView::take_error`] after validation and prefer that error over the validation result
 //! (a read failure must never make a valid block look invalid).
 
-use std::cell::{OnceCell, RefCell};
-use std::collections::HashSet;
+use std::cell::RefCell;
 
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 use rnet_consensus::{Coin, HeaderChain, HeaderSummary, UtxoView};
 use rnet_primitives::encode::decode_exact;
 use rnet_primitives::{BlockHash, OutPoint};
 
-use crate::encoding::{IndexEntry, UndoRecord, coin_from_bytes, hash_from_slice, outpoint_key};
+use crate::encoding::{IndexEntry, coin_from_bytes, hash_from_slice, outpoint_key};
 use crate::error::ChainError;
-use crate::schema::{ACTIVE_CHAIN, BLOCK_INDEX, UNDO, UTXO};
+use crate::schema::{ACTIVE_CHAIN, BLOCK_INDEX, EXPIRED, UTXO};
 
 /// Reads the block index entry of `hash`.
 pub(crate) fn read_entry(
@@ -53,55 +52,28 @@ pub(crate) fn read_active(
 
 /// The UTXO set as of one committed state of the chainstate (the active tip when it was taken).
 ///
-/// It also answers [`UtxoView::is_expired`] for coins that the expiry sweeps of the last
-/// [`UtxoSnapshot::EXPIRED_LOOKBACK_BLOCKS`] active blocks removed (read from their undo
-/// records once, on the first question), so that a spend of a just-expired coin is reported as
-/// expired rather than missing. Older expired coins are reported as not expired (the trait's
-/// conservative answer: the spend is then missing-or-spent, equally invalid).
+/// It also answers [`UtxoView::is_expired`] exactly, from the `expired` table: every coin an
+/// expiry sweep of the active chain removed, however long ago, so that a spend of an expired
+/// coin is reported as expired rather than missing.
 pub struct UtxoSnapshot {
     table: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    active: ReadOnlyTable<u32, &'static [u8]>,
-    undo: ReadOnlyTable<&'static [u8], &'static [u8]>,
-    /// Outpoints the recent sweeps expired, loaded on the first `is_expired`.
-    recently_expired: OnceCell<HashSet<OutPoint>>,
+    expired: ReadOnlyTable<&'static [u8], u32>,
     error: RefCell<Option<ChainError>>,
 }
 
 impl UtxoSnapshot {
-    /// How many blocks, the tip included, whose expiry sweeps [`UtxoView::is_expired`]
-    /// recognises.
-    pub const EXPIRED_LOOKBACK_BLOCKS: u32 = 6;
-
     pub(crate) fn new(txn: &ReadTransaction) -> Result<Self, ChainError> {
         Ok(Self {
             table: txn.open_table(UTXO)?,
-            active: txn.open_table(ACTIVE_CHAIN)?,
-            undo: txn.open_table(UNDO)?,
-            recently_expired: OnceCell::new(),
+            expired: txn.open_table(EXPIRED)?,
             error: RefCell::new(None),
         })
     }
 
-    /// The outpoints whose coins the expiry sweeps of the last
-    /// [`UtxoSnapshot::EXPIRED_LOOKBACK_BLOCKS`] active blocks removed (and that no later
-    /// block of the window recreated: outpoints are unique, so none can be).
-    pub fn recently_expired(&self) -> Result<HashSet<OutPoint>, ChainError> {
-        let mut expired = HashSet::new();
-        let Some(tip) = self.active.last()?.map(|(h, _)| h.value()) else {
-            return Ok(expired);
-        };
-        let from = tip.saturating_sub(Self::EXPIRED_LOOKBACK_BLOCKS - 1);
-        for height in from..=tip {
-            let Some(hash) = read_active(&self.active, height)? else {
-                return Err(ChainError::Corrupt(format!("active chain has no block at {height}")));
-            };
-            // Genesis has no undo record (nothing to undo).
-            let Some(bytes) = self.undo.get(hash.as_bytes().as_slice())? else { continue };
-            let record: UndoRecord =
-                decode_exact(bytes.value()).map_err(ChainError::record("undo"))?;
-            expired.extend(record.expired.into_iter().map(|(outpoint, _)| outpoint));
-        }
-        Ok(expired)
+    /// The height of the active-chain block whose expiry sweep removed the coin at `outpoint`
+    /// (`None`: live, spent, or never existed), with database errors reported.
+    pub fn expired_at(&self, outpoint: &OutPoint) -> Result<Option<u32>, ChainError> {
+        crate::expired::expired_at(&self.expired, outpoint)
     }
 
     /// The coin at `outpoint`, with database errors reported.
@@ -129,16 +101,15 @@ impl UtxoView for UtxoSnapshot {
         }
     }
 
-    /// Whether a recent expiry sweep removed the coin at `outpoint` (see [`UtxoSnapshot`]).
+    /// Whether an expiry sweep of the active chain removed the coin at `outpoint` (one lookup).
     fn is_expired(&self, outpoint: &OutPoint) -> bool {
-        self.recently_expired
-            .get_or_init(|| {
-                self.recently_expired().unwrap_or_else(|e| {
-                    self.error.borrow_mut().get_or_insert(e);
-                    HashSet::new()
-                })
-            })
-            .contains(outpoint)
+        match self.expired_at(outpoint) {
+            Ok(at) => at.is_some(),
+            Err(e) => {
+                self.error.borrow_mut().get_or_insert(e);
+                false
+            }
+        }
     }
 }
 

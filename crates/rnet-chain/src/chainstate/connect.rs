@@ -106,6 +106,7 @@ impl ChainState {
                 expired_keys.push(k.value().to_vec());
             }
             let mut expired_value = Amount::ZERO;
+            let mut expired_table = w.open_table(EXPIRED)?;
             for k in expired_keys {
                 let (loss, outpoint) =
                     parse_expiry_key(&k).map_err(ChainError::record("expiry_index"))?;
@@ -120,8 +121,10 @@ impl ChainState {
                 expired_value = expired_value
                     .checked_add(coin.output.value)
                     .ok_or_else(|| corrupt("expired value overflows"))?;
+                crate::expired::record(&mut expired_table, &outpoint, summary.height)?;
                 undo.expired.push((outpoint, coin));
             }
+            drop(expired_table);
             if !undo.expired.is_empty() {
                 debug!(%hash, coins = undo.expired.len(), value = expired_value.0, threshold, "expired coins");
             }
@@ -192,9 +195,12 @@ impl ChainState {
                 Ok(())
             };
             // Expired first: a coin the block created may also have expired in its own sweep.
+            let mut expired_table = w.open_table(EXPIRED)?;
             for (outpoint, coin) in &undo.expired {
+                crate::expired::forget(&mut expired_table, outpoint, self.tip.height)?;
                 restore(outpoint, coin)?;
             }
+            drop(expired_table);
             if self.fail_point == Some(FailPoint::ErrorMidDisconnect) {
                 return Err(ChainError::FailPoint("mid-disconnect"));
             }

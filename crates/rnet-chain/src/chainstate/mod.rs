@@ -371,9 +371,11 @@ impl ChainState {
             let schema = u32::from_le_bytes(
                 schema.as_slice().try_into().map_err(|_| corrupt("meta schema_version"))?,
             );
-            if schema != SCHEMA_VERSION {
-                return Err(ChainError::UnsupportedSchema(schema));
-            }
+            let upgrade = match schema {
+                SCHEMA_VERSION => false,
+                2 => true,
+                _ => return Err(ChainError::UnsupportedSchema(schema)),
+            };
             let network = read_meta(&meta, META_NETWORK)?.unwrap_or_default();
             if network != rules.network().to_string().as_bytes() {
                 return Err(ChainError::WrongNetwork {
@@ -387,7 +389,12 @@ impl ChainState {
                 return Err(ChainError::WrongGenesis { expected: genesis, found });
             }
             drop(meta);
-            w.abort()?;
+            if upgrade {
+                crate::expired::upgrade_from_v2(&w)?;
+                w.commit()?;
+            } else {
+                w.abort()?;
+            }
         }
 
         let db = Arc::new(db);
@@ -467,6 +474,7 @@ impl ChainState {
         for t in [CHILDREN, EXPIRY_INDEX, CHECKPOINT_HEIGHTS] {
             w.open_table(t)?;
         }
+        w.open_table(EXPIRED)?;
         let entry = IndexEntry {
             header: block.header.clone(),
             status: flags::HAVE_DATA
@@ -683,10 +691,18 @@ impl ChainState {
         self.reader.expiry_index_len()
     }
 
+    /// Number of entries in the expired-coin table (the coins the sweeps of the active chain
+    /// removed).
+    pub fn expired_len(&self) -> Result<u64, ChainError> {
+        self.reader.expired_len()
+    }
+
     /// Checks the invariants that tie the tables together (O(UTXO set + active chain)): the
     /// expiry index matches the UTXO set coin for coin, the UTXO total equals the tip's
     /// circulating supply, the active chain links parent to child with validated blocks and undo
-    /// data. Used by tests and by `rnetd -checkchainstate`-style tools.
+    /// data, and the expired-coin table holds exactly the coins the undo records of the active
+    /// chain list as expired (none of them in the UTXO set). Used by tests and by
+    /// `rnetd -checkchainstate`-style tools.
     pub fn verify_consistency(&self) -> Result<(), ChainError> {
         let r = self.read()?;
         let utxo = r.open_table(UTXO)?;
@@ -737,6 +753,6 @@ impl ChainState {
         if undo.len()? != u64::from(self.tip.height) {
             return Err(corrupt("undo data for blocks off the active chain"));
         }
-        Ok(())
+        crate::expired::verify(&r, self.tip.height)
     }
 }
