@@ -1,7 +1,8 @@
 //! The ResonanceNet V5 model (layer 2): configuration and parameter layout, seeded
 //! initialisation, the canonical bit-exact evaluator, the recurrent step used by inference,
 //! checkpoints (canonical bytes, chunk hashes, merkle root, safetensors export), function-preserving
-//! growth with the consensus growth schedule, and the bundled validation data.
+//! growth with the consensus growth schedule, bounded model updates (a block's change to the grown
+//! parent model: encoding, canonical application, limits) and the bundled validation data.
 //!
 //! The consensus rules fixed here are written out in `docs/protocol.md (Part III)`.
 
@@ -16,6 +17,8 @@ pub mod kernels;
 pub mod model;
 pub mod safetensors;
 pub mod step;
+pub mod update;
+pub mod update_apply;
 
 #[cfg(test)]
 mod test_util;
@@ -28,3 +31,5 @@ pub use growth::{GrowthCaps, GrowthError, grow, next_shape, shape_at_height};
 pub use model::{Model, ModelError};
 pub use safetensors::SafetensorsError;
 pub use step::{RecurrentState, StateMismatch, step};
+pub use update::{Change, ModelUpdate, UpdateEntry, UpdateFormatError};
+pub use update_apply::{UpdateError, UpdateLimits, apply, apply_committed, verify_root};
