@@ -32,6 +32,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! A method with a large result registers with [`Registry::register_stream`] and returns a
+//! [`JsonStream`] that writes the JSON text; the server sends it as a chunked body while it is
+//! written, with bounded memory (see `stream.rs` and `docs/rpc.md`).
+//!
 //! Protocol rules follow Bitcoin Core's `httprpc.cpp` and `request.cpp`; see
 //! [`protocol`] and `docs/rpc.md`.
 
@@ -43,6 +47,7 @@ mod params;
 pub mod protocol;
 mod registry;
 mod server;
+mod stream;
 
 pub use auth::{COOKIE_FILE, COOKIE_USER, basic_auth_header, read_cookie};
 pub use client::{Auth, ClientError, DEFAULT_CLIENT_TIMEOUT, MAX_RESPONSE, RpcClient};
@@ -54,9 +59,11 @@ pub use net::{
 pub use params::{ParamKey, Params};
 pub use registry::{
     Handler, HandlerFuture, MethodInfo, RegisterError, Registry, STOP_MESSAGE, Shutdown,
+    StreamHandler, StreamHandlerFuture,
 };
 pub use rnet_primitives::Network;
 pub use server::{
     AUTH_FAILURE_DELAY, DEFAULT_MAX_BODY, DEFAULT_SERVER_TIMEOUT, DEFAULT_WORK_QUEUE, RpcConfig,
     RpcServer, RunningServer, SHUTDOWN_GRACE, serve,
 };
+pub use stream::{JsonStream, STREAM_CHUNK, STREAM_CHUNKS_IN_FLIGHT, StreamError, StreamStats};

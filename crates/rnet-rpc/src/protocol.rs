@@ -8,12 +8,17 @@
 //!   Errors found while reading the request object itself still use the HTTP status above.
 //! * Batches (a top-level array) always answer 200 with an array (notifications left out), or
 //!   204 when a non-empty batch held only notifications.
+//! * A streamed result (a method registered with `Registry::register_stream`) of a single
+//!   request is sent as it is written, inside the same envelope and key order as a built one
+//!   (see [`StreamedReply`]); inside a batch it is buffered and parsed like any other result. A
+//!   notification's streamed result is dropped without being written.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::{RpcError, codes};
-use crate::registry::Registry;
+use crate::registry::{Output, Registry};
+use crate::stream::JsonStream;
 
 /// The JSON-RPC dialect of one request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,36 +166,155 @@ fn error_reply(e: RpcError, version: Version, id: Option<Value>) -> HttpReply {
     json_reply(status, &Reply { version, outcome: Err(e), id })
 }
 
-/// Handle one request body already authenticated: parse, dispatch, build Core's reply.
+/// A single request whose result is streamed.
+pub(crate) struct StreamedReply {
+    /// What goes around the result.
+    pub envelope: Envelope,
+    /// The result's writer.
+    pub stream: JsonStream,
+}
+
+/// The reply object around a streamed result: HTTP 200 with [`Envelope::prefix`], the
+/// result's text, then [`Envelope::suffix`]; byte for byte what a built reply of the same
+/// result would be.
+pub(crate) struct Envelope {
+    version: Version,
+    id: Option<Value>,
+}
+
+impl Envelope {
+    /// The envelope before the result: `{"result":` (1.0) or `{"jsonrpc":"2.0","result":`.
+    pub fn prefix(&self) -> Vec<u8> {
+        match self.version {
+            Version::V1 => br#"{"result":"#.to_vec(),
+            Version::V2 => br#"{"jsonrpc":"2.0","result":"#.to_vec(),
+        }
+    }
+
+    /// The envelope after the result: `,"error":null` (1.0), `,"id":…` when there is an id,
+    /// `}` and Core's newline.
+    pub fn suffix(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.version == Version::V1 {
+            out.extend_from_slice(br#","error":null"#);
+        }
+        if let Some(id) = &self.id {
+            out.extend_from_slice(br#","id":"#);
+            // Writing a `Value` into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut out, id);
+        }
+        out.extend_from_slice(b"}\n");
+        out
+    }
+
+    /// The reply when the writer failed before anything was sent.
+    pub fn error(&self, e: RpcError) -> HttpReply {
+        result_error_reply(self.version, self.id.clone(), e)
+    }
+}
+
+impl StreamedReply {
+    /// The whole reply in memory (what [`handle_body`] returns for it).
+    async fn buffered(self) -> HttpReply {
+        let Self { envelope, stream } = self;
+        let written = tokio::task::spawn_blocking(move || stream.into_bytes()).await;
+        let text = match written {
+            Ok(Ok(text)) => text,
+            Ok(Err(e)) => return envelope.error(e),
+            Err(_) => {
+                return envelope.error(RpcError::internal("the streamed result writer failed"));
+            }
+        };
+        let mut body = envelope.prefix();
+        body.extend_from_slice(&text);
+        body.extend_from_slice(&envelope.suffix());
+        HttpReply { status: 200, body: Some(body) }
+    }
+}
+
+/// A method's error as a single request's reply: HTTP status by code in 1.0, 200 in 2.0.
+fn result_error_reply(version: Version, id: Option<Value>, e: RpcError) -> HttpReply {
+    let status = match version {
+        Version::V1 => http_status_for_error(e.code),
+        Version::V2 => 200,
+    };
+    json_reply(status, &Reply { version, outcome: Err(e), id })
+}
+
+/// What to send for one request body: a reply built in memory, or a streamed one.
+pub(crate) enum Handled {
+    /// A reply built whole.
+    Full(HttpReply),
+    /// A single request's streamed result.
+    Stream(StreamedReply),
+}
+
+/// Handle one request body already authenticated: parse, dispatch, build Core's reply. A
+/// streamed result is written into memory here; the server sends it as it is written instead.
 pub async fn handle_body(
     registry: &Registry,
     body: &[u8],
     wallet: Option<&str>,
     user: Option<&str>,
 ) -> HttpReply {
-    let value: Value = match serde_json::from_slice(body) {
-        Ok(v) => v,
-        Err(_) => return error_reply(RpcError::parse("Parse error"), Version::V1, None),
-    };
-    match value {
-        Value::Object(obj) => handle_single(registry, obj, wallet, user).await,
-        Value::Array(items) => handle_batch(registry, items, wallet, user).await,
-        _ => error_reply(RpcError::parse("Top-level object parse error"), Version::V1, None),
+    match handle_request(registry, body, wallet, user).await {
+        Handled::Full(reply) => reply,
+        Handled::Stream(s) => s.buffered().await,
     }
 }
 
-async fn execute(
+/// [`handle_body`], leaving a single request's streamed result unwritten.
+pub(crate) async fn handle_request(
     registry: &Registry,
-    req: Request,
+    body: &[u8],
     wallet: Option<&str>,
     user: Option<&str>,
-) -> Reply {
+) -> Handled {
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return Handled::Full(error_reply(RpcError::parse("Parse error"), Version::V1, None));
+        }
+    };
+    match value {
+        Value::Object(obj) => handle_single(registry, obj, wallet, user).await,
+        Value::Array(items) => Handled::Full(handle_batch(registry, items, wallet, user).await),
+        _ => Handled::Full(error_reply(
+            RpcError::parse("Top-level object parse error"),
+            Version::V1,
+            None,
+        )),
+    }
+}
+
+async fn dispatch(
+    registry: &Registry,
+    req: &mut Request,
+    wallet: Option<&str>,
+    user: Option<&str>,
+) -> Result<Output, RpcError> {
+    let params = std::mem::take(&mut req.params);
     let outcome = registry
-        .call_as(&req.method, req.params, wallet.map(str::to_owned), user.map(str::to_owned))
+        .call_as(&req.method, params, wallet.map(str::to_owned), user.map(str::to_owned))
         .await;
     if let Err(e) = &outcome {
         tracing::debug!(method = %req.method, code = e.code, "RPC error: {}", e.message);
     }
+    outcome
+}
+
+/// Run a request to a built reply (a streamed result is buffered: batches).
+async fn execute(
+    registry: &Registry,
+    mut req: Request,
+    wallet: Option<&str>,
+    user: Option<&str>,
+) -> Reply {
+    let outcome = match dispatch(registry, &mut req, wallet, user).await {
+        Ok(Output::Value(v)) => Ok(v),
+        Ok(Output::Stream(s)) => s.into_value().await,
+        Err(e) => Err(e),
+    };
     Reply { version: req.version, outcome, id: req.id }
 }
 
@@ -199,20 +323,29 @@ async fn handle_single(
     obj: Map<String, Value>,
     wallet: Option<&str>,
     user: Option<&str>,
-) -> HttpReply {
-    let req = match parse_request(Value::Object(obj)) {
+) -> Handled {
+    let mut req = match parse_request(Value::Object(obj)) {
         Ok(r) => r,
-        Err((e, id, version)) => return error_reply(e, version, id),
+        Err((e, id, version)) => return Handled::Full(error_reply(e, version, id)),
     };
     let notification = req.is_notification();
-    let reply = execute(registry, req, wallet, user).await;
+    let outcome = dispatch(registry, &mut req, wallet, user).await;
     if notification {
-        return HttpReply { status: 204, body: None };
+        return Handled::Full(HttpReply { status: 204, body: None });
     }
-    match (&reply.outcome, reply.version) {
+    let outcome = match outcome {
+        Ok(Output::Stream(stream)) => {
+            let envelope = Envelope { version: req.version, id: req.id };
+            return Handled::Stream(StreamedReply { envelope, stream });
+        }
+        Ok(Output::Value(v)) => Ok(v),
+        Err(e) => Err(e),
+    };
+    let reply = Reply { version: req.version, outcome, id: req.id };
+    Handled::Full(match (&reply.outcome, reply.version) {
         (Err(e), Version::V1) => json_reply(http_status_for_error(e.code), &reply),
         _ => json_reply(200, &reply),
-    }
+    })
 }
 
 async fn handle_batch(
@@ -312,6 +445,54 @@ mod tests {
         // Too many parameters: Core's -1 with the help text, HTTP 500 in 1.0.
         let (s, v) = run(r#"{"method":"getblockcount","params":[1],"id":1}"#).await;
         assert_eq!((s, v.unwrap()["error"]["code"].clone()), (500, json!(-1)));
+    }
+
+    #[tokio::test]
+    async fn streamed_results_have_the_built_envelope_byte_for_byte() {
+        let result = json!({"b": [1, 2.5, "x\"y"], "a": null, "c": {"d": true}});
+        let mut r = registry();
+        let built = result.clone();
+        r.register_sync(MethodInfo::new("built", "Test"), move |_| Ok(built.clone())).unwrap();
+        let streamed = result.clone();
+        r.register_stream(MethodInfo::new("streamed", "Test"), move |_| {
+            let v = streamed.clone();
+            async move {
+                Ok(JsonStream::new(move |w| {
+                    serde_json::to_writer(w, &v).map_err(std::io::Error::other)?;
+                    Ok(())
+                }))
+            }
+        })
+        .unwrap();
+        for envelope in [
+            r#""id":1"#,
+            r#""id":"a\"b""#,
+            r#""id":null"#,
+            r#""id":[1,{"x":2}]"#,
+            r#""jsonrpc":"2.0","id":1"#,
+            r#""jsonrpc":"2.0","id":"z""#,
+            r#""jsonrpc":"1.0","id":1"#,
+            r#""jsonrpc":"1.0""#,
+            r#""x":0"#,
+        ] {
+            let body = |m: &str| format!(r#"{{"method":"{m}",{envelope}}}"#);
+            let a = handle_body(&r, body("built").as_bytes(), None, None).await;
+            let b = handle_body(&r, body("streamed").as_bytes(), None, None).await;
+            assert_eq!(a.status, 200, "{envelope}");
+            assert_eq!(a, b, "{envelope}");
+            let Handled::Stream(s) =
+                handle_request(&r, body("streamed").as_bytes(), None, None).await
+            else {
+                panic!("a single streamed request is not buffered ({envelope})");
+            };
+            let mut direct = s.envelope.prefix();
+            direct.extend_from_slice(&s.stream.into_bytes().unwrap());
+            direct.extend_from_slice(&s.envelope.suffix());
+            assert_eq!(Some(direct), a.body, "{envelope}");
+        }
+        // A notification's streamed result is not written.
+        let body = r#"{"jsonrpc":"2.0","method":"streamed"}"#;
+        assert_eq!(handle_body(&r, body.as_bytes(), None, None).await.status, 204);
     }
 
     #[tokio::test]

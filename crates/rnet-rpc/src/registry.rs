@@ -11,12 +11,28 @@ use tokio::sync::watch;
 
 use crate::error::RpcError;
 use crate::params::{Params, normalize};
+use crate::stream::JsonStream;
 
 /// The boxed future a handler returns.
 pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<Value, RpcError>> + Send + 'static>>;
 
 /// A type-erased method handler.
 pub type Handler = Arc<dyn Fn(Params) -> HandlerFuture + Send + Sync + 'static>;
+
+/// The boxed future a streaming handler returns.
+pub type StreamHandlerFuture =
+    Pin<Box<dyn Future<Output = Result<JsonStream, RpcError>> + Send + 'static>>;
+
+/// A type-erased streaming method handler (see [`Registry::register_stream`]).
+pub type StreamHandler = Arc<dyn Fn(Params) -> StreamHandlerFuture + Send + Sync + 'static>;
+
+/// A method's result: a value, or JSON text still to be written.
+pub(crate) enum Output {
+    /// A result built in memory.
+    Value(Value),
+    /// A result written while it is sent.
+    Stream(JsonStream),
+}
 
 /// The result `stop` returns, like Core's "Bitcoin Core stopping".
 pub const STOP_MESSAGE: &str = "ResonanceNet server stopping";
@@ -83,6 +99,7 @@ struct Method {
 
 enum Kind {
     Handler(Handler),
+    Stream(StreamHandler),
     Help,
     Uptime,
     Stop,
@@ -157,6 +174,21 @@ impl std::fmt::Debug for Registry {
     }
 }
 
+/// Run a handler's future on its own task: a panic becomes `RPC_INTERNAL_ERROR`.
+async fn run_handler<T: Send + 'static>(
+    method: &str,
+    fut: Pin<Box<dyn Future<Output = Result<T, RpcError>> + Send + 'static>>,
+) -> Result<T, RpcError> {
+    match tokio::spawn(fut).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => {
+            tracing::error!(method, "RPC handler panicked");
+            Err(RpcError::internal(format!("internal error while executing {method}")))
+        }
+        Err(_) => Err(RpcError::internal(format!("{method} was cancelled"))),
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
@@ -200,6 +232,24 @@ impl Registry {
             let h = Arc::clone(&handler);
             async move { h(p) }
         })
+    }
+
+    /// Register a handler whose result is streamed: it returns a [`JsonStream`] that writes the
+    /// result's JSON text on a blocking thread while the server sends it in chunks, so a large
+    /// result (a block with its transactions) is never held whole in memory. Errors the handler
+    /// returns, or that its writer returns before the first chunk went out, are ordinary
+    /// JSON-RPC errors. In a batch, and through [`Registry::call`], the result is buffered.
+    pub fn register_stream<F, Fut>(
+        &mut self,
+        info: MethodInfo,
+        handler: F,
+    ) -> Result<(), RegisterError>
+    where
+        F: Fn(Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<JsonStream, RpcError>> + Send + 'static,
+    {
+        let handler: StreamHandler = Arc::new(move |p| Box::pin(handler(p)) as StreamHandlerFuture);
+        self.insert(info, Kind::Stream(handler))
     }
 
     fn insert(&mut self, info: MethodInfo, kind: Kind) -> Result<(), RegisterError> {
@@ -276,13 +326,17 @@ impl Registry {
     /// Call `method` with `params` (array, object or `null`) in-process, exactly as the server
     /// would: warm-up check, lookup, named-to-positional conversion, Core's arity check, then
     /// the handler on its own task. `wallet` is the `/wallet/<name>` of the request, if any.
+    /// A streamed result is written into memory and parsed.
     pub async fn call(
         &self,
         method: &str,
         params: Value,
         wallet: Option<String>,
     ) -> Result<Value, RpcError> {
-        self.call_as(method, params, wallet, None).await
+        match self.call_as(method, params, wallet, None).await? {
+            Output::Value(v) => Ok(v),
+            Output::Stream(s) => s.into_value().await,
+        }
     }
 
     pub(crate) async fn call_as(
@@ -291,7 +345,7 @@ impl Registry {
         params: Value,
         wallet: Option<String>,
         user: Option<String>,
-    ) -> Result<Value, RpcError> {
+    ) -> Result<Output, RpcError> {
         if let Some(status) = self.warmup_status() {
             return Err(RpcError::in_warmup(status));
         }
@@ -310,27 +364,18 @@ impl Registry {
         if !m.any_params && params.len() > m.names.len() {
             return Err(params.help_error());
         }
-        let handler = match &m.kind {
-            Kind::Handler(h) => h,
-            Kind::Help => {
-                return params
-                    .optional::<String>(0)
-                    .map(|cmd| Value::String(self.help_text(cmd.as_deref())));
-            }
-            Kind::Uptime => return Ok(Value::from(self.uptime_secs())),
+        match &m.kind {
+            Kind::Handler(h) => run_handler(method, h(params)).await.map(Output::Value),
+            Kind::Stream(h) => run_handler(method, h(params)).await.map(Output::Stream),
+            Kind::Help => params
+                .optional::<String>(0)
+                .map(|cmd| Output::Value(Value::String(self.help_text(cmd.as_deref())))),
+            Kind::Uptime => Ok(Output::Value(Value::from(self.uptime_secs()))),
             Kind::Stop => {
                 tracing::info!("RPC stop requested");
                 self.shutdown.trigger();
-                return Ok(Value::String(STOP_MESSAGE.to_owned()));
+                Ok(Output::Value(Value::String(STOP_MESSAGE.to_owned())))
             }
-        };
-        match tokio::spawn(handler(params)).await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => {
-                tracing::error!(method, "RPC handler panicked");
-                Err(RpcError::internal(format!("internal error while executing {method}")))
-            }
-            Err(_) => Err(RpcError::internal(format!("{method} was cancelled"))),
         }
     }
 

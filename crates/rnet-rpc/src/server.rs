@@ -15,22 +15,23 @@ use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::auth::{COOKIE_USER, CookieGuard, Credentials, random_cookie_password, write_cookie};
 use crate::error::RpcServerError;
-use crate::protocol::handle_body;
+use crate::protocol::{Handled, HttpReply, StreamedReply, handle_request};
 use crate::registry::Registry;
+use crate::stream::{Start, StreamCtx, StreamStats, start};
 
 /// Core's limit on a request body (`MAX_SIZE`, 32 MiB); larger bodies get HTTP 413.
 pub const DEFAULT_MAX_BODY: usize = 32 * 1024 * 1024;
 /// How many requests may be in progress at once before new ones get HTTP 503, like Core's
 /// `-rpcworkqueue`.
 pub const DEFAULT_WORK_QUEUE: usize = 64;
-/// How long a client may take to send a request head or body, or stay idle between requests
-/// on a keep-alive connection, before the connection is closed (Core's `-rpcservertimeout`,
-/// 30 s).
+/// How long a client may take to send a request head or body, stay idle between requests on a
+/// keep-alive connection, or leave a chunk of a streamed reply untaken, before the connection
+/// is closed (Core's `-rpcservertimeout`, 30 s).
 pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most connections open at once (`-rpcmaxconnections`); a connection beyond it is closed as
 /// soon as it is accepted, so stalled clients cannot exhaust the process's file descriptors.
@@ -60,7 +61,8 @@ pub struct RpcConfig {
     /// Requests in progress at once before HTTP 503 `Work queue depth exceeded`.
     pub work_queue: usize,
     /// The time allowed to receive a request head (then the connection is closed) or body
-    /// (HTTP 408), and the longest idle time of a keep-alive connection between requests.
+    /// (HTTP 408), the longest idle time of a keep-alive connection between requests, and the
+    /// longest a streamed reply's chunk waits for the client (then the stream is abandoned).
     pub timeout: Duration,
     /// Most connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
@@ -113,6 +115,7 @@ struct ServerState {
     queue: Arc<Semaphore>,
     timeout: Duration,
     auth_failure_delay: Duration,
+    streams: Arc<StreamStats>,
 }
 
 /// A bound RPC server, not yet serving. [`RpcServer::bind`] has written the cookie;
@@ -167,6 +170,7 @@ impl RpcServer {
             queue: Arc::new(Semaphore::new(config.work_queue.max(1))),
             timeout: config.timeout,
             auth_failure_delay: config.auth_failure_delay,
+            streams: Arc::new(StreamStats::default()),
         });
         let contents = format!("{COOKIE_USER}:{password}");
         Ok(Self {
@@ -182,6 +186,11 @@ impl RpcServer {
     /// The address actually bound (the chosen port when the configuration asked for 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Counters of this server's streamed replies (chunks alive, abandoned streams, …).
+    pub fn stream_stats(&self) -> Arc<StreamStats> {
+        Arc::clone(&self.state.streams)
     }
 
     /// The path of the cookie file written by [`RpcServer::bind`].
@@ -237,12 +246,20 @@ impl RpcServer {
             tokio::spawn(async move {
                 let _slot = slot;
                 let timeout = state.timeout;
-                let service = hyper::service::service_fn(
-                    move |req: Request<hyper::body::Incoming>| {
+                // Notified when a streamed reply is abandoned or fails midway: close at once,
+                // even while the connection waits to write to a client that stopped reading.
+                let abort = Arc::new(Notify::new());
+                let conn_abort = Arc::clone(&abort);
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                         let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(handle(state, peer, req.map(Body::new)).await) }
-                    },
-                );
+                        let abort = Arc::clone(&conn_abort);
+                        async move {
+                            Ok::<_, Infallible>(
+                                handle(state, peer, req.map(Body::new), abort).await,
+                            )
+                        }
+                    });
                 let mut builder = http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(timeout).keep_alive(true);
                 let mut conn = pin!(builder.serve_connection(TokioIo::new(tcp), service));
@@ -253,11 +270,18 @@ impl RpcServer {
                         }
                         return;
                     }
+                    () = abort.notified() => {
+                        tracing::debug!(%peer, "RPC connection closed: reply stream ended early");
+                        return;
+                    }
                     _ = closing.wait_for(|c| *c) => {}
                 }
                 // Shutdown: finish the request in progress, then close.
                 conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = abort.notified() => {}
+                }
             });
         }
         drop(listener);
@@ -393,7 +417,25 @@ async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, BodyError> {
     }
 }
 
-async fn handle(state: Arc<ServerState>, peer: SocketAddr, req: Request) -> Response {
+fn json_response(reply: HttpReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    match reply.body {
+        None => status.into_response(),
+        Some(body) => {
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<ServerState>,
+    peer: SocketAddr,
+    req: Request,
+    abort: Arc<Notify>,
+) -> Response {
     let (parts, body) = req.into_parts();
     let Some(wallet) = route(parts.uri.path()) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -409,7 +451,7 @@ async fn handle(state: Arc<ServerState>, peer: SocketAddr, req: Request) -> Resp
         tokio::time::sleep(state.auth_failure_delay).await;
         return unauthorized();
     };
-    let Ok(_permit) = Arc::clone(&state.queue).try_acquire_owned() else {
+    let Ok(permit) = Arc::clone(&state.queue).try_acquire_owned() else {
         tracing::warn!("RPC request rejected: work queue depth exceeded");
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Work queue depth exceeded");
     };
@@ -427,12 +469,20 @@ async fn handle(state: Arc<ServerState>, peer: SocketAddr, req: Request) -> Resp
         Ok(Err(BodyError::Broken)) => return StatusCode::BAD_REQUEST.into_response(),
         Err(_) => return StatusCode::REQUEST_TIMEOUT.into_response(),
     };
-    let reply = handle_body(&state.registry, &bytes, wallet.as_deref(), Some(&user)).await;
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    match reply.body {
-        None => status.into_response(),
-        Some(body) => {
-            let mut r = (status, body).into_response();
+    let streamed =
+        match handle_request(&state.registry, &bytes, wallet.as_deref(), Some(&user)).await {
+            Handled::Full(reply) => return json_response(reply),
+            Handled::Stream(s) => s,
+        };
+    drop(bytes);
+    // A streamed result: a chunked body written on a blocking thread; the work-queue slot is
+    // held until the body ends.
+    let StreamedReply { envelope, stream } = streamed;
+    let ctx = StreamCtx { timeout: state.timeout, abort, stats: Arc::clone(&state.streams) };
+    match start(stream, envelope.prefix(), envelope.suffix(), ctx, Some(permit)).await {
+        Start::Fail(e) => json_response(envelope.error(e)),
+        Start::Data(body) => {
+            let mut r = (StatusCode::OK, Body::new(body)).into_response();
             r.headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r

@@ -11,8 +11,10 @@ use rnet_primitives::OutPoint;
 use rnet_rpc::{MethodInfo, RegisterError, Registry, RpcError};
 use serde_json::{Value, json};
 
-use super::json::{amount_json, block_json, header_json, script_json};
-use super::{chain_err, param_block_hash, param_txid, reg};
+use super::json::{
+    amount_json, block_head_json, header_json, script_json, write_block_json, write_hex_string,
+};
+use super::{chain_err, param_block_hash, param_txid, reg, reg_stream};
 use crate::node::Node;
 
 fn chain_name(node: &Node) -> &'static str {
@@ -109,38 +111,41 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             Ok(json!(hash.to_hex()))
         },
     )?;
-    reg(
+    reg_stream(
         r,
         node,
         MethodInfo::new("getblock", "Blockchain").params(["blockhash", "verbosity"]).help(
             "getblock \"blockhash\" ( verbosity )\n\nverbosity 0: hex-encoded block; 1 (default): JSON with txids; \
              2: JSON with decoded transactions.",
         ),
-        |node, p| {
+        |node, p, w| {
             let hash = param_block_hash(p, 0)?;
             let verbosity = match p.get(1) {
                 None | Some(Value::Null) => 1,
                 Some(Value::Bool(b)) => u8::from(*b),
                 Some(v) => match v.as_u64() {
                     Some(n @ 0..=2) => n as u8,
-                    _ => return Err(RpcError::invalid_parameter("verbosity must be 0, 1 or 2")),
+                    _ => return Err(RpcError::invalid_parameter("verbosity must be 0, 1 or 2").into()),
                 },
             };
             // A read snapshot: a large block never holds the chain lock while it is encoded;
-            // and at most `HEAVY_RPC_SLOTS` blocks are rendered at once.
+            // at most `HEAVY_RPC_SLOTS` blocks are rendered at once, and the slot is held until
+            // the reply is written (or abandoned). The reply is streamed: one transaction's
+            // JSON at a time, never the whole block's.
             let _slot = node.heavy_rpc.acquire();
             let chain = &node.reader;
             if chain.header(&hash).map_err(chain_err)?.is_none() {
-                return Err(RpcError::invalid_address_or_key("Block not found"));
+                return Err(RpcError::invalid_address_or_key("Block not found").into());
             }
             let block = chain
                 .block(&hash)
                 .map_err(chain_err)?
                 .ok_or_else(|| RpcError::misc("Block not available (not fully downloaded)"))?;
             if verbosity == 0 {
-                return Ok(json!(hex::encode(block.to_bytes())));
+                return Ok(write_hex_string(&block.to_bytes(), w)?);
             }
-            block_json(chain, &hash, &block, verbosity, node.network()).map_err(chain_err)
+            let head = block_head_json(chain, &hash, &block).map_err(chain_err)?;
+            Ok(write_block_json(&head, &block, verbosity, node.network(), w)?)
         },
     )?;
     reg(

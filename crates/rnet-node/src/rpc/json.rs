@@ -1,9 +1,14 @@
 //! JSON renderings of headers, blocks and transactions (Bitcoin Core field names plus the
-//! Proof-of-Training fields), and `submitblock` rejection reasons.
+//! Proof-of-Training fields), and `submitblock` rejection reasons. Blocks can also be written
+//! as a stream ([`write_block_json`]): the same bytes `serde_json` gives for [`block_json`], one
+//! transaction at a time.
+
+use std::io::{self, Write};
 
 use rnet_chain::{ChainError, ChainReader};
 use rnet_consensus::{BlockError, median_time_past};
 use rnet_miner::{loss_bits, loss_nats};
+use rnet_primitives::encode::{Encode, compact_size_len};
 use rnet_primitives::{Address, Amount, Block, BlockHash, BlockHeader, Network, Transaction};
 use serde_json::{Value, json};
 
@@ -167,7 +172,99 @@ pub fn header_json(
     Ok(o)
 }
 
-/// A block: verbosity 1 (txids) or 2 (transactions).
+/// A block without its `tx` field: the header with its chain context, `size` and `nTx`.
+pub fn block_head_json(
+    chain: &ChainReader,
+    hash: &BlockHash,
+    block: &Block,
+) -> Result<Value, ChainError> {
+    let mut o = header_json(chain, hash, &block.header)?;
+    o["size"] = json!(encoded_size(block));
+    o["nTx"] = json!(block.transactions.len());
+    Ok(o)
+}
+
+/// `block.to_bytes().len()` without encoding the transactions into one buffer.
+fn encoded_size(block: &Block) -> usize {
+    let mut rest = Vec::new();
+    block.header.encode(&mut rest);
+    block.sample.encode(&mut rest);
+    let n = block.transactions.len();
+    rest.len()
+        + compact_size_len(n as u64)
+        + block.transactions.iter().map(Transaction::total_size).sum::<usize>()
+}
+
+/// Writes a block as compact JSON, exactly the bytes `serde_json::to_writer` gives for
+/// [`block_json`] with the same arguments, but builds one transaction's JSON at a time: `head`
+/// is [`block_head_json`]; its fields are written in the map's own order with `tx` (verbosity
+/// 1: txids; 2: transactions) at the place the map gives that key.
+pub fn write_block_json(
+    head: &Value,
+    block: &Block,
+    verbosity: u8,
+    network: Network,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    let Value::Object(fields) = head else {
+        return Err(io::Error::other("block head is not a JSON object"));
+    };
+    // A placeholder puts `tx` where the map orders it (sorted, or last with `preserve_order`).
+    let mut fields = fields.clone();
+    fields.insert("tx".to_owned(), Value::Null);
+    w.write_all(b"{")?;
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *w, key)?;
+        w.write_all(b":")?;
+        if key == "tx" {
+            write_tx_array(block, verbosity, network, w)?;
+        } else {
+            serde_json::to_writer(&mut *w, value)?;
+        }
+    }
+    w.write_all(b"}")
+}
+
+/// The `tx` array of [`write_block_json`]: each element built, written and dropped in turn.
+fn write_tx_array(
+    block: &Block,
+    verbosity: u8,
+    network: Network,
+    w: &mut dyn Write,
+) -> io::Result<()> {
+    w.write_all(b"[")?;
+    for (i, t) in block.transactions.iter().enumerate() {
+        if i > 0 {
+            w.write_all(b",")?;
+        }
+        if verbosity >= 2 {
+            serde_json::to_writer(&mut *w, &tx_json(t, network))?;
+        } else {
+            serde_json::to_writer(&mut *w, &t.txid().to_hex())?;
+        }
+    }
+    w.write_all(b"]")
+}
+
+/// Writes `bytes` as one JSON string of lowercase hex (what `json!(hex::encode(bytes))`
+/// serialises to), a slice at a time.
+pub fn write_hex_string(bytes: &[u8], w: &mut dyn Write) -> io::Result<()> {
+    const SLICE: usize = 16 * 1024;
+    let mut text = vec![0u8; 2 * SLICE];
+    w.write_all(b"\"")?;
+    for piece in bytes.chunks(SLICE) {
+        let out = &mut text[..2 * piece.len()];
+        hex::encode_to_slice(piece, out).map_err(io::Error::other)?;
+        w.write_all(out)?;
+    }
+    w.write_all(b"\"")
+}
+
+/// A block: verbosity 1 (txids) or 2 (transactions), built whole (see [`write_block_json`] for
+/// the streamed rendering `getblock` uses).
 pub fn block_json(
     chain: &ChainReader,
     hash: &BlockHash,

@@ -1,6 +1,7 @@
 //! The node's JSON-RPC methods, registered into an `rnet_rpc::Registry`. Every handler runs on
 //! a blocking thread (`spawn_blocking`) since it locks the chainstate, which the miner and block
-//! validation hold during evaluation.
+//! validation hold during evaluation. Methods with large results (`getblock`) stream them
+//! ([`rnet_rpc::JsonStream`]): their writer runs on a blocking thread while the reply is sent.
 
 mod blockchain;
 mod control;
@@ -11,16 +12,19 @@ mod net;
 mod rawtx;
 mod wallet;
 
+use std::io::Write;
 use std::sync::Arc;
 
 use rnet_chain::ChainError;
 use rnet_primitives::{BlockHash, Hash256, Txid};
-use rnet_rpc::{MethodInfo, Params, RegisterError, Registry, RpcError};
+use rnet_rpc::{JsonStream, MethodInfo, Params, RegisterError, Registry, RpcError, StreamError};
 use serde_json::Value;
 
 use crate::node::{Node, NodeError};
 
-pub use json::{amount_json, reject_reason};
+pub use json::{
+    amount_json, block_head_json, block_json, reject_reason, write_block_json, write_hex_string,
+};
 pub(crate) use wallet::load_wallet;
 
 /// Registers `f` to run on a blocking thread with the node.
@@ -38,6 +42,28 @@ where
                 .await
                 .map_err(|e| RpcError::internal(format!("handler failed: {e}")))?
         }
+    })
+}
+
+/// Registers `f` as a streamed method: it writes the result's JSON text into the reply on a
+/// blocking thread (everything it holds, such as a heavy-RPC permit, is held until it returns:
+/// when the reply is written, or abandoned by a client that stopped reading). An `RpcError` it
+/// returns before writing is an ordinary error reply.
+fn reg_stream<F>(
+    r: &mut Registry,
+    node: &Arc<Node>,
+    info: MethodInfo,
+    f: F,
+) -> Result<(), RegisterError>
+where
+    F: Fn(&Node, &Params, &mut dyn Write) -> Result<(), StreamError> + Send + Sync + 'static,
+{
+    let node = node.clone();
+    let f = Arc::new(f);
+    r.register_stream(info, move |p| {
+        let node = node.clone();
+        let f = f.clone();
+        async move { Ok(JsonStream::new(move |w| f(&node, &p, w))) }
     })
 }
 
