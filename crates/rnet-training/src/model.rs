@@ -469,7 +469,7 @@ pub fn sequence_loss<R: Real>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rng::Rng;
 

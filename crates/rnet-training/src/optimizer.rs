@@ -365,26 +365,75 @@ impl AdamW {
         let bc2 = 1.0 - (self.beta2 as f64).powi(t);
         let step_size = (self.lr as f64 / bc1) as f32;
         let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
         for spec in &layout.tensors {
             let decay = if spec.shape.len() >= 2 { 1.0 - self.lr * self.weight_decay } else { 1.0 };
             let r = spec.range();
-            const CH: usize = 1 << 13;
-            params[r.clone()]
-                .par_chunks_mut(CH)
-                .zip(state.m[r.clone()].par_chunks_mut(CH))
-                .zip(state.v[r.clone()].par_chunks_mut(CH))
-                .zip(grads[r].par_chunks(CH))
-                .for_each(|(((p, m), v), g)| {
-                    for i in 0..p.len() {
-                        let gi = g[i] * grad_scale;
-                        m[i] = b1 * m[i] + (1.0 - b1) * gi;
-                        v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
-                        let denom = v[i].sqrt() * inv_sqrt_bc2 + eps;
-                        p[i] = p[i] * decay - step_size * m[i] / denom;
-                    }
-                });
+            let (m, v) = (&mut state.m[r.clone()], &mut state.v[r.clone()]);
+            let scalars = [grad_scale, decay, step_size, inv_sqrt_bc2];
+            self.update_range(&mut params[r.clone()], &grads[r], m, v, scalars);
         }
+    }
+
+    /// One AdamW update of a flat trainable vector made of `segments` (a range and whether weight
+    /// decay applies to it), e.g. the low-rank factors of [`crate::lowrank`]: like
+    /// [`AdamW::update`] without a model layout. `params`, `grads`, `m` and `v` have one entry per
+    /// trainable value; increments `step` (which drives the bias correction).
+    #[allow(clippy::too_many_arguments)]
+    pub fn update_segments(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        grad_scale: f32,
+        m: &mut [f32],
+        v: &mut [f32],
+        step: &mut u64,
+        segments: &[(std::ops::Range<usize>, bool)],
+    ) {
+        assert_eq!(params.len(), grads.len());
+        assert_eq!(m.len(), params.len());
+        assert_eq!(v.len(), params.len());
+        *step += 1;
+        let t = (*step).min(i32::MAX as u64) as i32;
+        let bc1 = 1.0 - (self.beta1 as f64).powi(t);
+        let bc2 = 1.0 - (self.beta2 as f64).powi(t);
+        let step_size = (self.lr as f64 / bc1) as f32;
+        let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+        for (r, decays) in segments {
+            let decay = if *decays { 1.0 - self.lr * self.weight_decay } else { 1.0 };
+            let scalars = [grad_scale, decay, step_size, inv_sqrt_bc2];
+            let (mr, vr) = (&mut m[r.clone()], &mut v[r.clone()]);
+            self.update_range(&mut params[r.clone()], &grads[r.clone()], mr, vr, scalars);
+        }
+    }
+
+    /// The AdamW arithmetic on one tensor or segment (parallel over chunks); `scalars` are the
+    /// gradient scale, the decay factor, the bias-corrected step size and `1/√(1−β₂ᵗ)`.
+    #[inline]
+    fn update_range(
+        &self,
+        params: &mut [f32],
+        grads: &[f32],
+        m: &mut [f32],
+        v: &mut [f32],
+        scalars: [f32; 4],
+    ) {
+        let [grad_scale, decay, step_size, inv_sqrt_bc2] = scalars;
+        let (b1, b2, eps) = (self.beta1, self.beta2, self.eps);
+        const CH: usize = 1 << 13;
+        params
+            .par_chunks_mut(CH)
+            .zip(m.par_chunks_mut(CH))
+            .zip(v.par_chunks_mut(CH))
+            .zip(grads.par_chunks(CH))
+            .for_each(|(((p, m), v), g)| {
+                for i in 0..p.len() {
+                    let gi = g[i] * grad_scale;
+                    m[i] = b1 * m[i] + (1.0 - b1) * gi;
+                    v[i] = b2 * v[i] + (1.0 - b2) * gi * gi;
+                    let denom = v[i].sqrt() * inv_sqrt_bc2 + eps;
+                    p[i] = p[i] * decay - step_size * m[i] / denom;
+                }
+            });
     }
 }
 

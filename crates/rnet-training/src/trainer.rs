@@ -8,10 +8,11 @@ use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use rnet_model::config::{ConfigError, MAX_WINDOW};
-use rnet_model::{Layout, ModelConfig};
+use rnet_model::{Layout, ModelConfig, ModelUpdate};
 use thiserror::Error;
 
 use crate::data::{Batch, DataSource};
+use crate::lowrank::{LowRankConfig, LowRankError, LowRankState};
 use crate::model::{ScanMode, Workspace, backward, forward};
 use crate::optimizer::{AdamW, OptimizerState, StateError, clip_scale, global_norm, lr_at};
 
@@ -108,6 +109,12 @@ pub enum TrainError {
         /// The gradient norm.
         grad_norm: f64,
     },
+    /// Low-rank training could not be set up, or its update could not be built.
+    #[error("low-rank training: {0}")]
+    LowRank(#[from] LowRankError),
+    /// An update was asked of a trainer that is not in low-rank mode.
+    #[error("the trainer is not in low-rank mode")]
+    NotLowRank,
 }
 
 /// What one update did.
@@ -192,6 +199,9 @@ pub struct Trainer {
     grads: Vec<f32>,
     state: OptimizerState,
     ws: Workspace<f32>,
+    /// Low-rank mode: frozen base, factors and their moments (`params` then holds the effective
+    /// weights `base + s·U·V`).
+    low_rank: Option<Box<LowRankState>>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -228,7 +238,66 @@ impl Trainer {
             None => OptimizerState::new(&config),
         };
         let grads = vec![0.0; layout.total];
-        Ok(Self { config, layout, train, window, params, grads, state, ws: Workspace::new() })
+        Ok(Self {
+            config,
+            layout,
+            train,
+            window,
+            params,
+            grads,
+            state,
+            ws: Workspace::new(),
+            low_rank: None,
+        })
+    }
+
+    /// A trainer in low-rank mode ([`crate::lowrank`]): `params` (the parent, e.g. the grown
+    /// parent of the next block) become the frozen base, and every step trains only the adapter
+    /// factors (and, with [`crate::OtherTensors::Replace`], the tensors without an adapter) with
+    /// AdamW. The schedule and batch stream follow [`Trainer::global_step`] as in full-rank mode;
+    /// the model-wide optimizer moments are not used.
+    pub fn new_low_rank(
+        params: Vec<f32>,
+        config: ModelConfig,
+        train: TrainConfig,
+        low_rank: LowRankConfig,
+    ) -> Result<Self, TrainError> {
+        let mut t = Self::new(params, config, train, None)?;
+        let state = LowRankState::new(low_rank, &t.config, &t.layout, t.params.clone())?;
+        t.low_rank = Some(Box::new(state));
+        Ok(t)
+    }
+
+    /// The low-rank settings, when in low-rank mode.
+    pub fn low_rank_config(&self) -> Option<&LowRankConfig> {
+        self.low_rank.as_ref().map(|s| &s.config)
+    }
+
+    /// The frozen base weights in low-rank mode (the parent, or the model after the last
+    /// [`Trainer::merge_and_restart`]); the parameters themselves in full-rank mode.
+    pub fn base_params(&self) -> &[f32] {
+        self.low_rank.as_ref().map_or(&self.params, |s| &s.base)
+    }
+
+    /// The update taking the base to what was trained (low-rank mode): one low-rank entry
+    /// `W += U·V` per adapted matrix, with the scale folded into `U`, plus replacement entries
+    /// for the other tensors under [`crate::OtherTensors::Replace`]. Apply it to the base with
+    /// `rnet_model::apply`.
+    pub fn to_update(&self) -> Result<ModelUpdate, TrainError> {
+        let s = self.low_rank.as_ref().ok_or(TrainError::NotLowRank)?;
+        Ok(s.to_update(&self.layout)?)
+    }
+
+    /// ReLoRA's merge and restart (low-rank mode): builds [`Trainer::to_update`], makes the base
+    /// exactly `rnet_model::apply(base, update)` (the model a node derives from the update),
+    /// restarts the factors (`U = 0`, fresh `V`) and their moments, and returns the update. The
+    /// next update is then relative to the merged model, so consecutive updates add up to a
+    /// full-rank change.
+    pub fn merge_and_restart(&mut self) -> Result<ModelUpdate, TrainError> {
+        let s = self.low_rank.as_mut().ok_or(TrainError::NotLowRank)?;
+        let update = s.merge_and_restart(&self.layout)?;
+        s.effective(&mut self.params);
+        Ok(update)
     }
 
     /// The model shape.
@@ -266,7 +335,8 @@ impl Trainer {
         self.ws.memory_bytes()
     }
 
-    /// Gives back the parameters and the optimizer state.
+    /// Gives back the parameters (in low-rank mode the effective weights `base + s·U·V`; use
+    /// [`Trainer::to_update`] for what a block carries) and the optimizer state.
     pub fn into_parts(self) -> (Vec<f32>, OptimizerState) {
         (self.params, self.state)
     }
@@ -333,6 +403,9 @@ impl Trainer {
     /// One AdamW update on `batch`: forward, backward, global-norm clip, scheduled learning rate.
     /// A non-finite loss or gradient leaves the parameters and state untouched.
     pub fn step(&mut self, batch: &Batch) -> Result<StepStats, TrainError> {
+        if self.low_rank.is_some() {
+            return self.step_low_rank(batch);
+        }
         let (loss, _) = self.gradient(batch)?;
         let grad_norm = global_norm(&self.grads);
         let step = self.state.step + 1;
@@ -350,6 +423,32 @@ impl Trainer {
         let scale = clip_scale(grad_norm, self.train.clip);
         opt.update(&mut self.params, &self.grads, scale, &mut self.state, &self.layout);
         Ok(StepStats { loss, grad_norm, lr, step: self.state.step, bytes: batch.len() })
+    }
+
+    /// [`Trainer::step`] in low-rank mode: the full gradient of the effective weights is turned
+    /// into factor gradients, which are clipped (their global norm) and given to AdamW; then the
+    /// effective weights are rebuilt.
+    fn step_low_rank(&mut self, batch: &Batch) -> Result<StepStats, TrainError> {
+        let (loss, _) = self.gradient(batch)?;
+        let s = self.low_rank.as_mut().expect("checked by step");
+        s.gather(&self.grads);
+        let grad_norm = global_norm(&s.grad);
+        let step = self.state.step + 1;
+        if !loss.is_finite() || !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite { step, loss, grad_norm });
+        }
+        let lr = lr_at(&self.train, step);
+        let opt = AdamW {
+            lr,
+            beta1: self.train.beta1,
+            beta2: self.train.beta2,
+            eps: self.train.eps,
+            weight_decay: self.train.weight_decay,
+        };
+        s.adam_step(&opt, clip_scale(grad_norm, self.train.clip));
+        s.effective(&mut self.params);
+        self.state.step = step;
+        Ok(StepStats { loss, grad_norm, lr, step, bytes: batch.len() })
     }
 
     /// Takes `options.steps` updates on batches from `source` (batch `k` of the optimizer's
@@ -382,7 +481,8 @@ impl Trainer {
             best_holdout: None,
             stopped_early: false,
         };
-        let mut best: Option<(f64, Vec<f32>, OptimizerState)> = None;
+        type Snapshot = (f64, Vec<f32>, OptimizerState, Option<Box<LowRankState>>);
+        let mut best: Option<Snapshot> = None;
         let mut since_best = 0u32;
         for i in 1..=options.steps {
             let batch = source.batch(self.state.step, self.train.batch_windows.max(1));
@@ -395,7 +495,8 @@ impl Trainer {
                 let l = self.loss_over(&holdout)?;
                 holdout_loss = Some(l);
                 if best.as_ref().is_none_or(|b| l < b.0) {
-                    best = Some((l, self.params.clone(), self.state.clone()));
+                    let lr = self.low_rank.clone();
+                    best = Some((l, self.params.clone(), self.state.clone(), lr));
                     since_best = 0;
                 } else {
                     since_best += 1;
@@ -419,10 +520,11 @@ impl Trainer {
                 break;
             }
         }
-        if let Some((l, params, state)) = best {
+        if let Some((l, params, state, low_rank)) = best {
             summary.best_holdout = Some(l);
             self.params = params;
             self.state = state;
+            self.low_rank = low_rank;
         }
         summary.elapsed = start.elapsed();
         Ok(summary)

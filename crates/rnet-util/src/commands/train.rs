@@ -1,14 +1,21 @@
 //! `train`: grow a checkpoint to the next height's shape, train it with the CPU engine, and report
-//! the canonical loss of the result on the held-out benchmark slice.
+//! the canonical loss of the result on the held-out benchmark slice. With `--rank R` it trains
+//! low-rank adapters instead and also writes the model update (protocol Part III §5.2).
 
 use super::checkpoint::load;
 use super::keys::write_new;
 use super::print_json;
 use anyhow::{Context, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rnet_model::{Checkpoint, ModelNetwork, benchmark_slice, evaluate, grow, training_text};
-use rnet_training::{DataConfig, DataSource, OptimizerState, RunOptions, TrainConfig, Trainer};
+use rnet_model::{
+    Checkpoint, Model, ModelNetwork, UpdateLimits, apply, benchmark_slice, evaluate, grow,
+    training_text,
+};
+use rnet_training::{
+    DataConfig, DataSource, LowRankConfig, OptimizerState, OtherTensors, RunOptions, TrainConfig,
+    Trainer,
+};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
@@ -47,6 +54,32 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Low-rank training with adapters of this rank on every matrix but the conv filters
+    /// (0 or absent: full-rank training). Writes the update to `--update-out` and the merged
+    /// checkpoint (the update applied to the grown parent) to `--out`; no optimizer state is read
+    /// or written.
+    #[arg(long, default_value_t = 0)]
+    rank: u32,
+    /// Where the update goes (with `--rank`). Default: `OUT.update`.
+    #[arg(long)]
+    update_out: Option<PathBuf>,
+    /// Adapter scale numerator: training uses `W + (alpha/√rank)·U·V` (with `--rank`; the scale
+    /// is folded into `U` in the update). Default: the engine's (16).
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// What happens to the gains and conv filters (with `--rank`): frozen, or trained and sent as
+    /// replacement entries. Default: frozen.
+    #[arg(long, value_enum)]
+    other: Option<Other>,
+}
+
+/// `--other`: the tensors without an adapter.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Other {
+    /// Keep the parent's values (a pure low-rank update).
+    Frozen,
+    /// Train them in full and send replacement entries.
+    Replace,
 }
 
 /// Runs `rnet-util train`.
@@ -60,6 +93,30 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if !(args.lr.is_finite() && args.lr > 0.0) {
         bail!("--lr must be a positive number");
     }
+    if args.rank == 0 {
+        for (given, flag) in [
+            (args.update_out.is_some(), "--update-out"),
+            (args.alpha.is_some(), "--alpha"),
+            (args.other.is_some(), "--other"),
+        ] {
+            if given {
+                bail!("{flag} needs --rank R with R >= 1 (low-rank training)");
+            }
+        }
+    }
+    if args.alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
+        bail!("--alpha must be a positive number");
+    }
+    let update_out = (args.rank > 0).then(|| {
+        args.update_out.clone().unwrap_or_else(|| {
+            let mut s = args.out.as_os_str().to_owned();
+            s.push(".update");
+            PathBuf::from(s)
+        })
+    });
+    if update_out.as_ref().is_some_and(|u| *u == args.out) {
+        bail!("--update-out and --out name the same file");
+    }
     let input = load(&args.checkpoint)?;
     let height = args.height.unwrap_or(input.height + 1);
     if height < input.height {
@@ -72,6 +129,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         grow(&input.model, d, l, args.seed).context("cannot grow to the scheduled shape")?
     };
     let config = model.config().clone();
+    if args.rank as usize > config.d_model {
+        bail!(
+            "--rank {} is above d_model = {} at height {height}: such an update is no smaller \
+             than replacing the matrices",
+            args.rank,
+            config.d_model
+        );
+    }
+    if args.rank > 0 {
+        return run_low_rank(args, model, height, update_out.expect("set with --rank"));
+    }
 
     let state_path = OptimizerState::path_for_checkpoint(&args.checkpoint);
     let state = if state_path.exists() {
@@ -143,6 +211,95 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "bits_per_byte": result.bits_per_byte(),
         "checkpoint_root": hex::encode(checkpoint.root()),
         "out": args.out.display().to_string(),
+    }));
+    Ok(())
+}
+
+/// `train --rank R`: low-rank training of the grown parent `parent`; writes the update and the
+/// merged checkpoint (`rnet_model::apply` of the update to `parent`, exactly what a node derives).
+fn run_low_rank(
+    args: TrainArgs,
+    parent: Model,
+    height: u64,
+    update_out: PathBuf,
+) -> anyhow::Result<()> {
+    let config = parent.config().clone();
+    let data_config = DataConfig { window: config.window, holdout_fraction: 0.01, seed: args.seed };
+    let source = match &args.data {
+        Some(path) => DataSource::open(path, data_config)
+            .with_context(|| format!("cannot use {} as training data", path.display()))?,
+        None => DataSource::from_static(training_text(), data_config)?,
+    };
+    let train = TrainConfig {
+        lr: args.lr,
+        warmup: 20.min(args.steps),
+        total_steps: args.steps,
+        batch_windows: args.batch,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let defaults = LowRankConfig::default();
+    let low_rank = LowRankConfig {
+        rank: args.rank as usize,
+        alpha: args.alpha.unwrap_or(defaults.alpha),
+        other: match args.other {
+            Some(Other::Replace) => OtherTensors::Replace,
+            Some(Other::Frozen) | None => OtherTensors::Frozen,
+        },
+        seed: args.seed,
+        ..defaults
+    };
+    let alpha = low_rank.alpha;
+    let mut trainer =
+        Trainer::new_low_rank(parent.params().to_vec(), config.clone(), train, low_rank)?;
+
+    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  loss {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .expect("static template"),
+    );
+    let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
+    let summary = trainer.run(&source, &options, |progress| {
+        bar.set_position(progress.step);
+        bar.set_message(format!(
+            "{:.4} nats/byte  {:.0} bytes/s",
+            progress.stats.loss, progress.bytes_per_sec
+        ));
+        ControlFlow::Continue(())
+    })?;
+    bar.finish_and_clear();
+
+    let update = trainer
+        .to_update()
+        .context("cannot build the update (training diverged?); try a smaller --lr")?;
+    let limits = UpdateLimits { max_update_bytes: u64::MAX, max_rank: args.rank };
+    let checkpoint =
+        apply(&parent, &update, &limits, height).context("the update does not apply")?;
+    let result = evaluate(&checkpoint.model, benchmark_slice())?;
+    let encoded = update.encode();
+    write_new(&update_out, &encoded)?;
+    write_new(&args.out, &checkpoint.to_bytes())?;
+
+    print_json(&serde_json::json!({
+        "height": height,
+        "d_model": config.d_model,
+        "n_layers": config.n_layers,
+        "steps": summary.steps,
+        "rank": args.rank,
+        "alpha": alpha,
+        "update_entries": update.entries().len(),
+        "update_bytes": encoded.len(),
+        "checkpoint_bytes": checkpoint.encoded_len(),
+        "train_bytes_per_sec": summary.bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9),
+        "last_train_loss": summary.last_loss,
+        "benchmark_loss": result.val_loss_micronats,
+        "nats_per_byte": result.mean_nats,
+        "bits_per_byte": result.bits_per_byte(),
+        "checkpoint_root": hex::encode(checkpoint.root()),
+        "out": args.out.display().to_string(),
+        "update": update_out.display().to_string(),
     }));
     Ok(())
 }
