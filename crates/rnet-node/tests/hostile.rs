@@ -519,13 +519,13 @@ fn honest_pair() -> (Runtime, TestNode, TestNode) {
     (rt, h, v)
 }
 
-/// Four orphan-block flooders at once: V's memory stays bounded. Before unrequested blocks had a
+/// Four orphan-block flooders at once: V's memory stays bounded and V keeps following H (lag and
+/// catch-up within [`MAX_LAG`], like every other attack). Before unrequested blocks had a
 /// per-peer and a memory bound in the validation queue (`MAX_PENDING_UNREQUESTED_PER_PEER`,
-/// `MAX_PENDING_UNREQUESTED_BYTES` in rnet-net), V's RSS went past 1 GB (1104–1189 MiB). Only
-/// the RSS bound is asserted here: the lag (printed; 5.5–8.6 s, catch-up 6.7–10.1 s measured)
-/// is CPU-bound on the 2-core dev machine with a debug `rnetd` decoding ~88 MB blocks for four
-/// peers at once, too close to the 10 s bound to assert without flakes; the single-peer flood in
-/// the main suite asserts it.
+/// `MAX_PENDING_UNREQUESTED_BYTES` in rnet-net), V's RSS went past 1 GB (1104–1189 MiB); before
+/// unrequested blocks over `MAX_UNREQUESTED_BLOCK_SIZE` were dropped undecoded, decoding the
+/// ~88 MB blocks for four peers at once competed with mining for the 2 cores and V lagged
+/// 5.5–8.6 s (catch-up 6.7–10.1 s), too close to the bound to assert.
 #[test]
 fn orphan_block_flood_from_four_peers_stays_bounded() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -534,12 +534,17 @@ fn orphan_block_flood_from_four_peers_stays_bounded() {
     let o = run_attack("orphan-block flood x4", &h, &v, |deadline| {
         orphan_block_flood(&rt, &v, 4, deadline)
     });
-    miner.stop();
-    assert!(
-        o.sample.rss_peak_kb < RSS_LIMIT_KB,
-        "RSS peak {} kB under four orphan-block flooders",
-        o.sample.rss_peak_kb
+    let mined = miner.stop();
+    println!(
+        "orphan-block flood x4: RSS peak {:.0} MiB, max lag {:.1} s, catch-up {:.1} s, \
+         max height lag {}, {mined} blocks mined by H",
+        o.sample.rss_peak_kb as f64 / 1024.0,
+        o.sample.max_lag_s,
+        o.catch_up_s,
+        o.sample.max_height_lag
     );
+    let failures = o.failures();
+    assert!(failures.is_empty(), "{}", failures.join("; "));
 }
 
 #[test]

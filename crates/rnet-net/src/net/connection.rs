@@ -5,13 +5,18 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use rnet_primitives::BlockHeader;
+use rnet_primitives::encode::{Decode, Reader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use super::peer::{Outbound, Peer, PeerIo};
-use super::{AbortOnDrop, BAN_SCORE, Event, MAX_OUTBOUND, Manager, SEND_QUEUE, Totals, unix_now};
+use super::{
+    AbortOnDrop, BAN_SCORE, Event, MAX_OUTBOUND, MAX_UNREQUESTED_BLOCK_SIZE, Manager, SEND_QUEUE,
+    Totals, UNREQUESTED_BLOCK_SCORE, unix_now,
+};
 use crate::addr::PeerAddr;
-use crate::message::{Message, MessageError};
+use crate::message::{Message, MessageError, cmd};
 use crate::transport::{self, MAX_MESSAGE_SIZE, NodeKey, TransportError};
 
 /// Runs one connection: handshake, then the reader loop (the writer is a separate task).
@@ -77,6 +82,10 @@ pub(super) async fn connection(
             Ok((c, payload, n)) => {
                 io.recv.fetch_add(n as u64, Ordering::Relaxed);
                 totals.recv.fetch_add(n as u64, Ordering::Relaxed);
+                if let Some(why) = refuse_undecoded(&io, c, &payload) {
+                    let _ = events.send(Event::Bad(id, UNREQUESTED_BLOCK_SCORE, why)).await;
+                    continue;
+                }
                 match Message::decode(c, &payload) {
                     Ok(m) => {
                         if events.send(Event::Msg(id, m)).await.is_err() {
@@ -103,6 +112,19 @@ pub(super) async fn connection(
             }
         }
     }
+}
+
+/// Why a message is dropped before it is decoded, if it is: a `block` over
+/// [`MAX_UNREQUESTED_BLOCK_SIZE`] whose id (from its header, the payload's first bytes) we did
+/// not ask this peer for. A payload whose header does not parse is left to the decoder (a ban).
+fn refuse_undecoded(io: &PeerIo, command: u8, payload: &[u8]) -> Option<String> {
+    if command != cmd::BLOCK || payload.len() <= MAX_UNREQUESTED_BLOCK_SIZE {
+        return None;
+    }
+    let header = BlockHeader::decode(&mut Reader::new(payload)).ok()?;
+    let hash = header.hash();
+    (!io.asked_for(&hash))
+        .then(|| format!("unrequested block {hash} of {} bytes (not decoded)", payload.len()))
 }
 
 impl Manager {

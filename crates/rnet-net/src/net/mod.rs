@@ -43,7 +43,7 @@ pub use orphans::{MAX_ORPHAN_BLOCKS, MAX_ORPHAN_BYTES};
 use peer::{Outbound, Peer};
 use relay::RejectFilter;
 use sync::Want;
-use validation::{BLOCK_QUEUE, Checked, Job, TX_QUEUE};
+use validation::{BLOCK_QUEUE, Checked, HEADERS_QUEUE, Job, TX_QUEUE};
 
 /// Score at which a peer is banned.
 pub const BAN_SCORE: u32 = 100;
@@ -82,6 +82,18 @@ pub const CHUNK_FLOOD_SCORE: u32 = 10;
 pub const UNREQUESTED_TX_BURST: f64 = 10.0;
 /// Unrequested `tx` messages per second a peer may sustain.
 pub const UNREQUESTED_TX_RATE: f64 = 1.0;
+/// Largest `block` payload decoded without our request (bytes). Honest nodes never push blocks
+/// (they announce with `inv`; we fetch with `getheaders` and `getdata`), so this only lets
+/// tools and tests that push an ordinary block keep working: an evaluation sample at its limit
+/// ([`rnet_primitives::sample::MAX_SAMPLE_SIZE`], 1.31 MB; mainnet's 128 records are ~0.6 MB) plus
+/// 100 kB of coinbase and transactions (one standard-size transaction). A larger unrequested
+/// block is dropped undecoded, before it costs a decode (a 4 MB block of empty witness items
+/// decodes to ~88 MB), and scores [`UNREQUESTED_BLOCK_SCORE`].
+pub const MAX_UNREQUESTED_BLOCK_SIZE: usize = rnet_primitives::sample::MAX_SAMPLE_SIZE + 100_000;
+/// Score of a `block` over [`MAX_UNREQUESTED_BLOCK_SIZE`] we did not ask its sender for: like
+/// unsolicited headers, data no honest node sends, yet not a ban at once (a request we forgot
+/// after a long stall may be answered late); five ban.
+pub const UNREQUESTED_BLOCK_SCORE: u32 = 20;
 /// Automatic outbound connections.
 pub const MAX_OUTBOUND: usize = 8;
 
@@ -197,6 +209,7 @@ struct Manager {
     unrequested_pending_bytes: usize,
     tx_jobs: mpsc::Sender<Job>,
     block_jobs: mpsc::Sender<Job>,
+    header_jobs: mpsc::Sender<Job>,
     totals: Arc<Totals>,
     local: Vec<SocketAddr>,
     last_addr_save: Instant,
@@ -251,6 +264,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
     let last_tip = tokio::task::block_in_place(|| backend.best().2);
     let tx_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), TX_QUEUE);
     let block_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), BLOCK_QUEUE);
+    let header_jobs = validation::spawn_worker(backend.clone(), events_tx.clone(), HEADERS_QUEUE);
     let serving = serving::Serving::start(backend.clone(), events_tx.clone());
     let mut m = Manager {
         bans: BanList::load(cfg.netdir.as_deref()),
@@ -280,6 +294,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         unrequested_pending_bytes: 0,
         tx_jobs,
         block_jobs,
+        header_jobs,
         totals: totals.clone(),
         local: local.clone(),
         last_addr_save: Instant::now(),
@@ -393,6 +408,7 @@ impl Manager {
             Event::Checked(c @ Checked::Tx { .. }) => self.on_tx_checked(c),
             Event::Checked(c @ Checked::Block { .. }) => self.on_block_checked(c),
             Event::Checked(c @ Checked::Checkpoint { .. }) => self.on_checkpoint_checked(c),
+            Event::Checked(Checked::Headers { reply, ok }) => self.on_headers_checked(reply, ok),
             Event::Loaded(l) => self.on_loaded(l),
         }
     }
@@ -508,6 +524,7 @@ impl Manager {
                         let h = BlockHash(i.hash);
                         if let Some(p) = self.peers.get_mut(&id) {
                             p.blocks.remove(&h);
+                            p.io.block_answered(&h);
                         }
                         if let Some(w) = self.wanted.get_mut(&h) {
                             if w.requested.is_some_and(|(p, _)| p == id) {

@@ -2,8 +2,8 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rnet_primitives::BlockHash;
@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
 use super::{
-    BAN_SCORE, CHUNK_REQUEST_BURST, CHUNK_REQUEST_RATE, MAX_SEND_QUEUE_BYTES, Manager,
-    UNREQUESTED_TX_BURST, UNREQUESTED_TX_RATE, is_loopback, unix_now,
+    BAN_SCORE, CHUNK_REQUEST_BURST, CHUNK_REQUEST_RATE, MAX_BLOCKS_IN_FLIGHT, MAX_SEND_QUEUE_BYTES,
+    Manager, UNREQUESTED_TX_BURST, UNREQUESTED_TX_RATE, is_loopback, unix_now,
 };
 use crate::addr::PeerAddr;
 use crate::ban::DEFAULT_BAN_SECS;
@@ -30,9 +30,33 @@ pub(super) struct PeerIo {
     pub(super) queued: AtomicUsize,
     /// Checkpoint chunks queued and not yet written.
     pub(super) queued_chunks: AtomicUsize,
+    /// Blocks asked of this peer (`getdata`) and not yet received from it, kept after a stall so
+    /// a late answer still counts as asked for; the reader decodes a `block` over
+    /// [`super::MAX_UNREQUESTED_BLOCK_SIZE`] only if its id is here.
+    requested_blocks: Mutex<HashSet<BlockHash>>,
 }
 
 impl PeerIo {
+    /// Records a block request sent to this peer. Past [`MAX_REMEMBERED_BLOCK_REQUESTS`] the
+    /// stalled requests (those not in `in_flight`) are forgotten.
+    pub(super) fn block_requested(&self, hash: BlockHash, in_flight: &HashSet<BlockHash>) {
+        let mut set = self.requested_blocks.lock().unwrap_or_else(|e| e.into_inner());
+        if set.len() >= MAX_REMEMBERED_BLOCK_REQUESTS {
+            set.retain(|h| in_flight.contains(h));
+        }
+        set.insert(hash);
+    }
+
+    /// Forgets a block request: the block arrived from this peer or it said `notfound`.
+    pub(super) fn block_answered(&self, hash: &BlockHash) {
+        self.requested_blocks.lock().unwrap_or_else(|e| e.into_inner()).remove(hash);
+    }
+
+    /// Whether we asked this peer for the block `hash`.
+    pub(super) fn asked_for(&self, hash: &BlockHash) -> bool {
+        self.requested_blocks.lock().unwrap_or_else(|e| e.into_inner()).contains(hash)
+    }
+
     /// Accounts for a message leaving the queue (written or dropped).
     pub(super) fn dequeued(&self, m: &Outbound) {
         self.queued.fetch_sub(m.size(), Ordering::Relaxed);
@@ -41,6 +65,11 @@ impl PeerIo {
         }
     }
 }
+
+/// Block requests remembered per peer (in flight or stalled): far more than the
+/// [`MAX_BLOCKS_IN_FLIGHT`] out at once, so only a peer that stalled on hundreds of requests
+/// has its oldest late answers refused (32 bytes each).
+pub(super) const MAX_REMEMBERED_BLOCK_REQUESTS: usize = 64 * MAX_BLOCKS_IN_FLIGHT;
 
 /// One queued outgoing message.
 pub(super) enum Outbound {
@@ -158,6 +187,8 @@ pub(super) struct Peer {
     pub(super) headers_asked: Option<Instant>,
     /// A `getheaders` was due while one was outstanding: send it when the answer arrives.
     pub(super) headers_again: bool,
+    /// The answer to our `getheaders` waits for its signature verdict (counts as outstanding).
+    pub(super) headers_checking: bool,
     /// The last header of a full `headers` batch not continued because the peer's share of the
     /// download set was full: asked for again once it drains.
     pub(super) headers_resume: Option<BlockHash>,
@@ -205,6 +236,7 @@ impl Peer {
             unrequested_blocks_pending: 0,
             headers_asked: None,
             headers_again: false,
+            headers_checking: false,
             headers_resume: None,
             last_block: None,
             last_tx: None,

@@ -11,7 +11,7 @@ use crate::message::{Inv, MAX_HEADERS, Message};
 
 use super::orphans::{ORPHAN_FLOOD_SCORE, OrphanRefused};
 use super::validation::{
-    Checked, Job, MAX_PENDING_UNREQUESTED_BYTES, MAX_PENDING_UNREQUESTED_PER_PEER,
+    Checked, HeadersReply, Job, MAX_PENDING_UNREQUESTED_BYTES, MAX_PENDING_UNREQUESTED_PER_PEER,
 };
 use super::{BAN_SCORE, BLOCK_DOWNLOAD_WINDOW, MAX_BLOCKS_IN_FLIGHT, Manager};
 
@@ -26,7 +26,7 @@ pub const BAD_HEADERS_SCORE: u32 = 20;
 
 /// Whether every header's miner signature over its id verifies (the consensus check of
 /// `check_block`, done early and batched so forged headers never enter the download set).
-fn signatures_ok(hs: &[(&BlockHeader, &BlockHash)]) -> bool {
+pub(super) fn signatures_ok(hs: &[(&BlockHeader, &BlockHash)]) -> bool {
     let mut batch = BatchVerifier::with_capacity(hs.len());
     for (h, hash) in hs {
         let Ok(key) = PublicKey::from_bytes(&h.miner_pubkey) else { return false };
@@ -52,7 +52,7 @@ impl Manager {
         let now = Instant::now();
         let stall = self.cfg.stall_timeout;
         let Some(p) = self.peers.get_mut(&id) else { return };
-        if p.headers_asked.is_some_and(|at| now.duration_since(at) <= stall) {
+        if p.headers_checking || p.headers_asked.is_some_and(|at| now.duration_since(at) <= stall) {
             // Asked again once the outstanding answer is in (it may predate what is new).
             p.headers_again = true;
             return;
@@ -71,9 +71,10 @@ impl Manager {
     /// A `headers` answer. Before a header enters the download set: the message must answer our
     /// `getheaders` (else [`UNSOLICITED_HEADERS_SCORE`]), be one continuous chain whose first
     /// parent is a known block or header or already wanted (else [`BAD_HEADERS_SCORE`]), and every
-    /// new header's miner signature must verify (else [`BAN_SCORE`]). Each peer may introduce at
-    /// most [`MAX_WANTED_PER_PEER`] wanted blocks (the set holds at most [`MAX_WANTED`]); a full
-    /// batch over that is continued once the peer's share has drained.
+    /// new header's miner signature must verify (else [`BAN_SCORE`]). The signatures (up to 2000
+    /// per answer) are checked by a validation worker; the answer is processed when the verdict
+    /// comes back ([`Manager::on_headers_checked`]), and until then no other `getheaders` goes to
+    /// the peer, so its answers are still taken one at a time, in order.
     pub(super) fn on_headers(&mut self, id: u64, hs: Vec<BlockHeader>) {
         let Some(p) = self.peers.get_mut(&id) else { return };
         if p.headers_asked.take().is_none() {
@@ -86,7 +87,6 @@ impl Manager {
             }
             return;
         };
-        let full = hs.len() == MAX_HEADERS;
         let hashes: Vec<BlockHash> = hs.iter().map(BlockHeader::hash).collect();
         if hs.iter().skip(1).zip(&hashes).any(|(h, prev)| h.prev_block_hash != *prev) {
             self.misbehave(id, BAD_HEADERS_SCORE, "non-continuous headers");
@@ -100,23 +100,53 @@ impl Manager {
             self.misbehave(id, BAD_HEADERS_SCORE, "headers not connecting to a known block");
             return;
         }
-        let fresh: Vec<usize> = (0..hs.len())
-            .filter(|&i| {
-                !self.wanted.contains_key(&hashes[i])
-                    && !self.blocks_checking.contains(&hashes[i])
-                    && !self.b(|b| b.has_block(&hashes[i]))
-            })
-            .collect();
-        let fresh: Vec<(&BlockHeader, &BlockHash)> =
-            fresh.into_iter().map(|i| (&hs[i], &hashes[i])).collect();
-        if !signatures_ok(&fresh) {
+        let fresh: Vec<usize> = (0..hs.len()).filter(|&i| self.is_new_block(&hashes[i])).collect();
+        let reply = HeadersReply { peer: id, headers: hs, hashes, fresh };
+        if reply.fresh.is_empty() {
+            self.on_headers_checked(reply, true);
+            return;
+        }
+        match self.header_jobs.try_send(Job::Headers(reply)) {
+            Ok(()) => {
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.headers_checking = true;
+                }
+            }
+            // Full (or the worker is gone): check here rather than drop a solicited answer.
+            Err(e) => {
+                let Job::Headers(reply) = e.into_inner() else { return };
+                let ok = reply.signatures_ok();
+                self.on_headers_checked(reply, ok);
+            }
+        }
+    }
+
+    /// Neither wanted, being validated nor stored.
+    fn is_new_block(&self, hash: &BlockHash) -> bool {
+        !self.wanted.contains_key(hash)
+            && !self.blocks_checking.contains(hash)
+            && !self.b(|b| b.has_block(hash))
+    }
+
+    /// A `headers` answer's signature verdict: a bad signature bans the peer; otherwise its new
+    /// headers enter the download set. Each peer may introduce at most [`MAX_WANTED_PER_PEER`]
+    /// wanted blocks (the set holds at most [`MAX_WANTED`]); a full batch over that is continued
+    /// once the peer's share has drained. A header that became new while the verdict was pending
+    /// (it left the download set) was not checked with the batch and is checked on its own.
+    pub(super) fn on_headers_checked(&mut self, reply: HeadersReply, ok: bool) {
+        let HeadersReply { peer: id, headers: hs, hashes, fresh } = reply;
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        p.headers_checking = false;
+        if !ok {
             self.misbehave(id, BAN_SCORE, "header with a bad miner signature");
             return;
         }
+        let Some(parent) = hs.first().map(|h| h.prev_block_hash) else { return };
+        let full = hs.len() == MAX_HEADERS;
         let mut share = self.wanted.values().filter(|w| w.origin == id).count();
         let mut resume = None;
         let mut last = None;
-        for (h, hash) in hs.iter().zip(hashes) {
+        for (i, (h, hash)) in hs.iter().zip(hashes).enumerate() {
             if let Some(w) = self.wanted.get_mut(&hash) {
                 if !w.peers.contains(&id) {
                     w.peers.push(id);
@@ -125,6 +155,10 @@ impl Manager {
                 if share >= MAX_WANTED_PER_PEER || self.wanted.len() >= MAX_WANTED {
                     resume = Some(last.unwrap_or(parent));
                     break;
+                }
+                if fresh.binary_search(&i).is_err() && !signatures_ok(&[(h, &hash)]) {
+                    self.misbehave(id, BAN_SCORE, "header with a bad miner signature");
+                    return;
                 }
                 self.wanted.insert(
                     hash,
@@ -174,6 +208,7 @@ impl Manager {
         let hash = block.block_hash();
         if let Some(p) = self.peers.get_mut(&id) {
             p.blocks.remove(&hash);
+            p.io.block_answered(&hash);
             p.known.insert(hash.0);
         }
         let requested = self.wanted.remove(&hash).is_some();
@@ -323,6 +358,7 @@ impl Manager {
             if let Some((_, p)) = best {
                 if let Some(peer) = self.peers.get_mut(&p) {
                     peer.blocks.insert(h);
+                    peer.io.block_requested(h, &peer.blocks);
                 }
                 if let Some(w) = self.wanted.get_mut(&h) {
                     w.requested = Some((p, now));

@@ -1,16 +1,18 @@
-//! Validation off the event loop: transactions, blocks and checkpoints go to bounded queues served
-//! by worker tasks that call the (blocking) backend on tokio's blocking pool, one job at a time per
-//! queue, and report back as events. The manager keeps answering pings and serving peers while a
-//! 64 ms transaction or a block re-evaluation runs.
+//! Validation off the event loop: transactions, blocks, checkpoints and the miner signatures of
+//! solicited headers go to bounded queues served by worker tasks that run on tokio's blocking pool
+//! (calling the blocking backend), one job at a time per queue, and report back as events. The
+//! manager keeps answering pings and serving peers while a 64 ms transaction, a block
+//! re-evaluation or a 2000-header signature batch runs.
 
 use std::sync::Arc;
 
-use rnet_primitives::{Block, BlockHash, Transaction, Txid, Wtxid};
+use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid, Wtxid};
 use tokio::sync::mpsc;
 
 use crate::backend::{Accepted, Backend, Rejected};
 
 use super::Event;
+use super::sync::signatures_ok;
 
 /// Transactions waiting for validation (all peers).
 pub const TX_QUEUE: usize = 256;
@@ -25,6 +27,11 @@ pub const MAX_PENDING_UNREQUESTED_PER_PEER: usize = 2;
 /// together; one block is admitted whatever its size when none waits.
 pub const MAX_PENDING_UNREQUESTED_BYTES: usize = 64 << 20;
 
+/// Solicited `headers` answers waiting for their signature check: one per peer at a time (one
+/// `getheaders` is outstanding per peer), so room for every connection of the default limit; an
+/// answer that finds the queue full is checked on the event loop.
+pub const HEADERS_QUEUE: usize = 128;
+
 /// A submission for a worker.
 pub(super) enum Job {
     /// A transaction from a peer.
@@ -33,6 +40,30 @@ pub(super) enum Job {
     Block { peer: u64, block: Box<Block>, requested: bool },
     /// A downloaded checkpoint; `source` sent the block.
     Checkpoint { source: u64, block: BlockHash, bytes: Vec<u8> },
+    /// A solicited `headers` answer; the headers at `fresh` need their miner signatures checked.
+    Headers(HeadersReply),
+}
+
+/// A solicited `headers` answer that passed the event loop's cheap checks (continuity, a known
+/// first parent), with its header ids.
+pub(super) struct HeadersReply {
+    /// The peer that answered.
+    pub(super) peer: u64,
+    /// The headers, in the peer's order.
+    pub(super) headers: Vec<BlockHeader>,
+    /// Their ids.
+    pub(super) hashes: Vec<BlockHash>,
+    /// Indices of the headers new to us when the answer arrived (the ones checked).
+    pub(super) fresh: Vec<usize>,
+}
+
+impl HeadersReply {
+    /// Whether the miner signature of every fresh header verifies (batched).
+    pub(super) fn signatures_ok(&self) -> bool {
+        let pairs: Vec<(&BlockHeader, &BlockHash)> =
+            self.fresh.iter().map(|&i| (&self.headers[i], &self.hashes[i])).collect();
+        signatures_ok(&pairs)
+    }
 }
 
 /// A worker's verdict.
@@ -43,6 +74,8 @@ pub(super) enum Checked {
     Block { peer: u64, block: Box<Block>, requested: bool, result: Result<Accepted, Rejected> },
     /// `accept_checkpoint` returned.
     Checkpoint { source: u64, block: BlockHash, result: Result<Accepted, Rejected> },
+    /// A `headers` answer's signatures were checked (`ok`: all verify).
+    Headers { reply: HeadersReply, ok: bool },
 }
 
 /// Starts a worker serving `capacity` queued jobs; returns its queue.
@@ -79,6 +112,10 @@ fn run(b: &dyn Backend, job: Job) -> Checked {
         }
         Job::Checkpoint { source, block, bytes } => {
             Checked::Checkpoint { source, block, result: b.accept_checkpoint(&block, bytes) }
+        }
+        Job::Headers(reply) => {
+            let ok = reply.signatures_ok();
+            Checked::Headers { reply, ok }
         }
     }
 }
