@@ -69,6 +69,8 @@ pub struct PotJob {
     pub parent_checkpoint: CheckpointSource,
     /// The block's checkpoint.
     pub checkpoint: CheckpointSource,
+    /// The block is covered by `-assumevalid`: check everything but the evaluations.
+    pub assumed_valid: bool,
 }
 
 impl PotJob {
@@ -86,13 +88,25 @@ impl PotJob {
         rules.check_block(&self.block).ok()?;
         let checkpoint = self.checkpoint.load(header)?;
         let parent_checkpoint = self.parent_checkpoint.load(&self.parent_header)?;
-        Some(rules.check_proof_of_training(
-            header,
-            &self.parent,
-            &self.block.sample,
-            &parent_checkpoint,
-            &checkpoint,
-        ))
+        let sample = &self.block.sample;
+        Some(if self.assumed_valid {
+            tracing::debug!(hash = %self.hash(), "assumed valid: Proof-of-Training evaluations skipped");
+            rules.check_proof_of_training_assumed(
+                header,
+                &self.parent,
+                sample,
+                &parent_checkpoint,
+                &checkpoint,
+            )
+        } else {
+            rules.check_proof_of_training(
+                header,
+                &self.parent,
+                sample,
+                &parent_checkpoint,
+                &checkpoint,
+            )
+        })
     }
 }
 

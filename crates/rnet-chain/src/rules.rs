@@ -48,6 +48,20 @@ pub trait ChainRules: Send + Sync {
         checkpoint: &[u8],
     ) -> Result<(), BlockError>;
 
+    /// Proof-of-Training of a block under `-assumevalid`: everything
+    /// [`ChainRules::check_proof_of_training`] checks except the evaluations. The default
+    /// evaluates anyway (rules without a cheaper path stay correct).
+    fn check_proof_of_training_assumed(
+        &self,
+        header: &BlockHeader,
+        parent: &HeaderSummary,
+        sample: &EvalSample,
+        parent_checkpoint: &[u8],
+        checkpoint: &[u8],
+    ) -> Result<(), BlockError> {
+        self.check_proof_of_training(header, parent, sample, parent_checkpoint, checkpoint)
+    }
+
     /// The summary of `header` on top of `chain.tip()` before its transactions are connected
     /// (fork choice uses it to check Proof-of-Training along a candidate branch).
     fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary;
@@ -128,6 +142,24 @@ impl ChainRules for ConsensusRules {
         checkpoint: &[u8],
     ) -> Result<(), BlockError> {
         rnet_consensus::check_proof_of_training(
+            &self.params,
+            header,
+            parent,
+            sample,
+            parent_checkpoint,
+            checkpoint,
+        )
+    }
+
+    fn check_proof_of_training_assumed(
+        &self,
+        header: &BlockHeader,
+        parent: &HeaderSummary,
+        sample: &EvalSample,
+        parent_checkpoint: &[u8],
+        checkpoint: &[u8],
+    ) -> Result<(), BlockError> {
+        rnet_consensus::check_proof_of_training_assumed(
             &self.params,
             header,
             parent,

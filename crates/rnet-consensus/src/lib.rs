@@ -44,6 +44,7 @@ pub use schedule::{
     next_stagnation, required_improvement, stall_shift, summarize_header,
 };
 pub use validation::{
-    CheckpointPair, check_block, check_header_context, check_proof_of_training, check_transaction,
-    connect_block, is_final, relative_lock_passed, validate_block,
+    CheckpointPair, check_block, check_header_context, check_proof_of_training,
+    check_proof_of_training_assumed, check_transaction, connect_block, is_final,
+    relative_lock_passed, validate_block,
 };

@@ -73,6 +73,10 @@ pub struct ChainParams {
     pub genesis_time: u64,
     /// Seed of `Model::init` for the genesis checkpoint.
     pub genesis_seed: u64,
+    /// The default `-assumevalid` block (Part V §7.1): its ancestors skip the Proof-of-Training
+    /// evaluations during sync. A release sets it to a block buried deep in the chain it ships
+    /// with; `None` until a network has such a chain.
+    pub default_assume_valid: Option<BlockHash>,
     /// The genesis model shape (`n_slots`, `kernel_sizes` and `window` never change afterwards).
     pub genesis_model: ModelConfig,
     /// The canonical loss of the genesis checkpoint on the genesis block's own sample (pinned:
@@ -184,6 +188,7 @@ impl ChainParams {
             // 2026-01-01T00:00:00Z.
             genesis_time: 1_767_225_600,
             genesis_seed: 0,
+            default_assume_valid: None,
             genesis_model: ModelConfig::genesis(ModelNetwork::Mainnet),
             genesis_val_loss: GENESIS_LOSS_MAINNET,
             growth_caps: GrowthCaps::MAINNET,
@@ -220,6 +225,7 @@ impl ChainParams {
             // 2026-01-01T00:00:00Z.
             genesis_time: 1_767_225_600,
             genesis_seed: 0,
+            default_assume_valid: None,
             genesis_model: ModelConfig::genesis(ModelNetwork::Testnet),
             genesis_val_loss: GENESIS_LOSS_TESTNET,
             growth_caps: GrowthCaps::TESTNET,
@@ -246,6 +252,7 @@ impl ChainParams {
             // 2023-11-14T22:13:20Z.
             genesis_time: 1_700_000_000,
             genesis_seed: 0,
+            default_assume_valid: None,
             genesis_model: ModelConfig::genesis(ModelNetwork::Regtest),
             genesis_val_loss: GENESIS_LOSS_REGTEST,
             growth_caps: GrowthCaps::REGTEST,

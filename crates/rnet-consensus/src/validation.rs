@@ -278,6 +278,58 @@ pub fn check_proof_of_training(
     parent_checkpoint: &[u8],
     checkpoint_bytes: &[u8],
 ) -> Result<(), BlockError> {
+    let CheckedTrainingData { model, parent_model, windows } =
+        check_training_data(params, header, parent, sample, parent_checkpoint, checkpoint_bytes)?;
+    let evaluated = evaluate_windows(&model, &windows)
+        .map_err(BlockError::EvaluationFailed)?
+        .val_loss_micronats;
+    if evaluated != header.val_loss {
+        return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
+    }
+    drop(model);
+    let evaluated = evaluate_windows(&parent_model, &windows)
+        .map_err(BlockError::EvaluationFailed)?
+        .val_loss_micronats;
+    if evaluated != header.parent_loss {
+        return Err(BlockError::ParentLossMismatch { claimed: header.parent_loss, evaluated });
+    }
+    Ok(())
+}
+
+/// Proof-of-Training of a block under `-assumevalid` (Part V §7.1): every check of
+/// [`check_proof_of_training`] except the two evaluations, which are the only expensive part.
+/// The checkpoint bytes must still be present, match the committed root and size, parse
+/// strictly, have the block's height and scheduled config, and the parent's must parse; the
+/// sample must be the one the header draws; the shape and the claimed improvement must hold.
+pub fn check_proof_of_training_assumed(
+    params: &ChainParams,
+    header: &BlockHeader,
+    parent: &HeaderSummary,
+    sample: &EvalSample,
+    parent_checkpoint: &[u8],
+    checkpoint_bytes: &[u8],
+) -> Result<(), BlockError> {
+    check_training_data(params, header, parent, sample, parent_checkpoint, checkpoint_bytes)
+        .map(drop)
+}
+
+/// What [`check_training_data`] leaves for the evaluations.
+struct CheckedTrainingData<'a> {
+    model: rnet_model::Model,
+    parent_model: rnet_model::Model,
+    windows: Vec<&'a [u8]>,
+}
+
+/// The checks of Proof-of-Training before the evaluations, in the order
+/// [`check_proof_of_training`] documents.
+fn check_training_data<'a>(
+    params: &ChainParams,
+    header: &BlockHeader,
+    parent: &HeaderSummary,
+    sample: &'a EvalSample,
+    parent_checkpoint: &[u8],
+    checkpoint_bytes: &[u8],
+) -> Result<CheckedTrainingData<'a>, BlockError> {
     if checkpoint_bytes.is_empty() {
         return Err(BlockError::MissingCheckpoint);
     }
@@ -313,20 +365,7 @@ pub fn check_proof_of_training(
     let parent_model = Checkpoint::from_bytes(parent_checkpoint)
         .map_err(BlockError::InvalidParentCheckpoint)?
         .model;
-    let evaluated = evaluate_windows(&checkpoint.model, &windows)
-        .map_err(BlockError::EvaluationFailed)?
-        .val_loss_micronats;
-    if evaluated != header.val_loss {
-        return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
-    }
-    drop(checkpoint);
-    let evaluated = evaluate_windows(&parent_model, &windows)
-        .map_err(BlockError::EvaluationFailed)?
-        .val_loss_micronats;
-    if evaluated != header.parent_loss {
-        return Err(BlockError::ParentLossMismatch { claimed: header.parent_loss, evaluated });
-    }
-    Ok(())
+    Ok(CheckedTrainingData { model: checkpoint.model, parent_model, windows })
 }
 
 /// Whether `tx` is final in a block at `height` whose parent has median time past `mtp`

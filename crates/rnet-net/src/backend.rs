@@ -69,4 +69,8 @@ pub trait Backend: Send + Sync + 'static {
     fn wanted_checkpoints(&self, _max: usize) -> Vec<BlockHash> {
         Vec::new()
     }
+    /// Headers of a `headers` reply whose signatures and linkage passed, before their blocks
+    /// are downloaded (the node's `-assumevalid` learns the assumed block's ancestry from them).
+    /// The default ignores them.
+    fn headers_checked(&self, _headers: &[BlockHeader]) {}
 }

@@ -96,6 +96,10 @@ pub struct Config {
     pub prune_checkpoints: Option<u32>,
     /// Keep a transaction index for `getrawtransaction` (`-txindex`, default off).
     pub txindex: bool,
+    /// `-assumevalid=HASH`: skip the Proof-of-Training evaluations of that block and its
+    /// ancestors (`Some(None)` for `-assumevalid=0`: evaluate every block; `None`: the
+    /// network's default).
+    pub assume_valid: Option<Option<rnet_primitives::BlockHash>>,
     /// Regtest only: the initial (base) required improvement in µnat
     /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
     /// escape. It changes the genesis block, so a data directory keeps one value.
@@ -201,6 +205,9 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
                         has less free space (default 52428800, 50 MiB)
   -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
   -txindex              keep an index of every confirmed transaction (getrawtransaction)
+  -assumevalid=HASH     skip the Proof-of-Training evaluations of this block and its ancestors
+                        while syncing (every other check still runs; 0 = evaluate every block;
+                        default: the network's, none yet)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
@@ -224,6 +231,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("minedata", true),
     ("prunecheckpoints", true),
     ("txindex", false),
+    ("assumevalid", true),
     ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
@@ -326,6 +334,25 @@ fn flag(opts: &BTreeMap<String, String>, name: &str) -> Result<Option<bool>, Con
     }
 }
 
+/// `-assumevalid`: `0` disables it, otherwise a block id in hex.
+fn assume_valid(
+    opts: &BTreeMap<String, String>,
+) -> Result<Option<Option<rnet_primitives::BlockHash>>, ConfigError> {
+    match opts.get("assumevalid").map(String::as_str) {
+        None => Ok(None),
+        Some("0") => Ok(Some(None)),
+        Some(v) => {
+            v.parse().map(|h| Some(Some(h))).map_err(|e: rnet_primitives::ParseHashError| {
+                ConfigError::InvalidValue {
+                    name: "assumevalid".into(),
+                    value: v.into(),
+                    reason: format!("expected 0 or a block id of 64 hex digits: {e}"),
+                }
+            })
+        }
+    }
+}
+
 fn parse_value<T: std::str::FromStr>(
     opts: &BTreeMap<String, String>,
     name: &str,
@@ -416,6 +443,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
         prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
         txindex: flag(&opts, "txindex")?.unwrap_or(false),
+        assume_valid: assume_valid(&opts)?,
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),

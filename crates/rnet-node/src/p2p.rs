@@ -107,6 +107,10 @@ impl Backend for NodeBackend {
         matches!(self.0.reader.block_status(hash), Ok(Some(s)) if s != BlockStatus::HeaderValid)
     }
 
+    fn headers_checked(&self, headers: &[BlockHeader]) {
+        self.0.chain().note_headers(headers);
+    }
+
     fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
         self.0.reader.header(hash).ok().flatten()
     }

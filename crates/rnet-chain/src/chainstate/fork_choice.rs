@@ -183,6 +183,7 @@ impl ChainState {
             return Ok(None);
         };
         let Some(parent_summary) = parent.summary.clone() else { return Ok(None) };
+        let assumed_valid = self.is_assumed_valid(&hash, block.header.height)?;
         let stored = |hash: BlockHash| CheckpointSource::Stored { files: self.files.clone(), hash };
         let checkpoint = match checkpoint {
             Some(bytes) => CheckpointSource::Bytes(Arc::new(bytes.to_vec())),
@@ -195,6 +196,7 @@ impl ChainState {
             return Ok(None);
         }
         Ok(Some(PotJob {
+            assumed_valid,
             block: block.clone(),
             parent_header: parent.header.clone(),
             parent: parent_summary,
@@ -229,7 +231,14 @@ impl ChainState {
             debug!(%hash, parent = %parent.hash, "parent checkpoint unavailable");
             return Ok(Some(Step::Unavailable));
         };
-        match self.rules.check_proof_of_training(
+        let check = if self.is_assumed_valid(&hash, block.header.height)? {
+            debug!(%hash, "assumed valid: Proof-of-Training evaluations skipped");
+            ChainRules::check_proof_of_training_assumed
+        } else {
+            ChainRules::check_proof_of_training
+        };
+        match check(
+            self.rules.as_ref(),
             &block.header,
             parent,
             &block.sample,

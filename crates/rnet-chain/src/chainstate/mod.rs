@@ -4,8 +4,9 @@
 //! This module holds the types, the [`ChainState`] struct, opening and the read accessors; the
 //! protocol's steps live in child modules: [`accept`] (accepting blocks and checkpoints),
 //! [`fork_choice`] (best branch, validation before reorganising), [`connect`] (connect and
-//! disconnect the tip), [`checkpoint_store`] (wanted, damaged and pruned checkpoints) and
-//! [`invalidation`] (invalid marks, invalidate / reconsider).
+//! disconnect the tip), [`checkpoint_store`] (wanted, damaged and pruned checkpoints),
+//! [`invalidation`] (invalid marks, invalidate / reconsider) and [`assume_valid`]
+//! (`-assumevalid`).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -35,6 +36,7 @@ use crate::schema::*;
 use crate::views::{BranchView, ExtendedBranch, UtxoSnapshot, read_active, read_entry};
 
 mod accept;
+mod assume_valid;
 mod checkpoint_store;
 mod connect;
 mod fork_choice;
@@ -67,6 +69,10 @@ pub struct ChainOptions {
     pub sync_writes: bool,
     /// Keep the transaction index (`-txindex`; see the crate's `txindex` module).
     pub txindex: bool,
+    /// `-assumevalid`: skip the Proof-of-Training evaluations of this block and its ancestors
+    /// (every other check still runs; docs/protocol.md Part V §7.1). `None` evaluates every
+    /// block.
+    pub assume_valid: Option<BlockHash>,
 }
 
 impl Default for ChainOptions {
@@ -76,6 +82,7 @@ impl Default for ChainOptions {
             cache_size: 256 << 20,
             sync_writes: true,
             txindex: false,
+            assume_valid: None,
         }
     }
 }
@@ -270,6 +277,8 @@ pub struct ChainState {
     /// partial download, or dropped as damaged), most chainwork first: what the node asks
     /// peers for ([`ChainState::wanted_checkpoints`]). Derived data: rebuilt on open.
     awaiting_checkpoint: BTreeSet<(Reverse<u128>, BlockHash)>,
+    /// The ancestry of [`ChainOptions::assume_valid`], once known.
+    assumed_chain: assume_valid::AssumedChain,
 }
 
 fn set_durability(w: &mut WriteTransaction, sync: bool) {
@@ -427,6 +436,7 @@ impl ChainState {
             fail_point: None,
             pot_verdicts: PotVerdicts::default(),
             awaiting_checkpoint: BTreeSet::new(),
+            assumed_chain: Default::default(),
         };
         state.load_tip()?;
         let sync = state.options.sync_writes;

@@ -142,6 +142,7 @@ impl Manager {
             return;
         }
         let Some(parent) = hs.first().map(|h| h.prev_block_hash) else { return };
+        self.b(|b| b.headers_checked(&hs));
         let full = hs.len() == MAX_HEADERS;
         let mut share = self.wanted.values().filter(|w| w.origin == id).count();
         let mut resume = None;
