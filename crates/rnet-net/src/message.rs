@@ -10,10 +10,13 @@ use thiserror::Error;
 
 use crate::addr::AddrEntry;
 
-/// Protocol version spoken by this implementation.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Protocol version spoken by this implementation (2: `version` carries `model_depth`).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Service bit: serves full blocks and the checkpoints it retains.
 pub const NODE_NETWORK: u64 = 1;
+/// Service bit: serves the model (checkpoint) of every block: an archive node, which prunes
+/// none. Set only with [`NODE_NETWORK`] and `model_depth` 0 (see [`Version::model_depth`]).
+pub const NODE_MODEL_ARCHIVE: u64 = 1 << 1;
 /// Most headers in one `headers` message.
 pub const MAX_HEADERS: usize = 2000;
 /// Most inventory items in one `inv`/`getdata`/`notfound`.
@@ -103,8 +106,12 @@ pub struct Version {
     pub version: u32,
     /// Network magic.
     pub magic: [u8; 4],
-    /// Service bits.
+    /// Service bits ([`NODE_NETWORK`], [`NODE_MODEL_ARCHIVE`]; unknown bits are ignored).
     pub services: u64,
+    /// How many of the most recent blocks' models the sender serves: it keeps the checkpoint of
+    /// a block at height `h` while `best_height - h < model_depth`. 0 if and only if the
+    /// [`NODE_MODEL_ARCHIVE`] bit is set (every model); any other combination does not decode.
+    pub model_depth: u32,
     /// Sender's time (Unix seconds).
     pub timestamp: u64,
     /// Best (active tip) height.
@@ -257,6 +264,7 @@ impl Message {
                 v.version.encode(&mut w);
                 w.extend_from_slice(&v.magic);
                 v.services.encode(&mut w);
+                v.model_depth.encode(&mut w);
                 v.timestamp.encode(&mut w);
                 v.best_height.encode(&mut w);
                 w.extend_from_slice(&v.best_chainwork.to_le_bytes());
@@ -313,6 +321,39 @@ impl Message {
     }
 }
 
+impl Message {
+    /// Rejects a `version` whose model service is inconsistent (see [`Version::model_depth`]).
+    fn check_version(self) -> Result<Self, DecodeError> {
+        if let Message::Version(v) = &self {
+            check_model_service(v.services, v.model_depth)?;
+        }
+        Ok(self)
+    }
+}
+
+/// The rule of the model service: the [`NODE_MODEL_ARCHIVE`] bit comes with [`NODE_NETWORK`]
+/// and `model_depth` 0; without it `model_depth` is at least 1 (a node serves its tip's model).
+pub fn check_model_service(services: u64, model_depth: u32) -> Result<(), DecodeError> {
+    let archive = services & NODE_MODEL_ARCHIVE != 0;
+    if archive && services & NODE_NETWORK == 0 {
+        return Err(DecodeError::InvalidValue("archive service bit without NODE_NETWORK"));
+    }
+    match (archive, model_depth) {
+        (true, 0) | (false, 1..) => Ok(()),
+        (true, _) => Err(DecodeError::InvalidValue("model depth with the archive service bit")),
+        (false, 0) => Err(DecodeError::InvalidValue("model depth 0 without the archive bit")),
+    }
+}
+
+impl Version {
+    /// Whether the sender serves the model of the block at `height`, judged from its
+    /// advertised service and its best height (`best_height`, which grows as it announces
+    /// headers). A hint: a peer may still answer `notfound`.
+    pub fn serves_model(services: u64, model_depth: u32, best_height: u32, height: u32) -> bool {
+        services & NODE_MODEL_ARCHIVE != 0 || best_height.saturating_sub(height) < model_depth
+    }
+}
+
 /// The payload of a `chunk` message, encoded straight from the chunk's bytes (so a node serving
 /// a checkpoint slice it shares need not copy it into a [`Message`] first).
 pub fn chunk_payload(block: &BlockHash, index: u32, data: &[u8]) -> Vec<u8> {
@@ -329,6 +370,7 @@ fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
             version: r.read_u32()?,
             magic: r.read_array()?,
             services: r.read_u64()?,
+            model_depth: r.read_u32()?,
             timestamp: r.read_u64()?,
             best_height: r.read_u32()?,
             best_chainwork: u128::from_le_bytes(r.read_array()?),
@@ -336,7 +378,8 @@ fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
             nonce: r.read_u64()?,
             listen_port: r.read_u16()?,
             user_agent: read_string(r, MAX_USER_AGENT)?,
-        })),
+        }))
+        .check_version()?,
         cmd::VERACK => Message::Verack,
         cmd::PING => Message::Ping(r.read_u64()?),
         cmd::PONG => Message::Pong(r.read_u64()?),
@@ -423,7 +466,8 @@ mod tests {
         rt(Message::Version(Box::new(Version {
             version: 1,
             magic: *b"abcd",
-            services: 1,
+            services: NODE_NETWORK,
+            model_depth: 144,
             timestamp: 5,
             best_height: 7,
             best_chainwork: 99 << 70,
@@ -445,5 +489,66 @@ mod tests {
         rt(Message::Reject("bad".into()));
         assert_eq!(Message::decode(200, &[]), Err(MessageError::UnknownCommand(200)));
         assert!(Message::decode(cmd::INV, &[0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
+    }
+
+    fn version(services: u64, model_depth: u32) -> Version {
+        Version {
+            version: PROTOCOL_VERSION,
+            magic: *b"abcd",
+            services,
+            model_depth,
+            timestamp: 5,
+            best_height: 7,
+            best_chainwork: 1,
+            best_hash: BlockHash([3; 32]),
+            nonce: 42,
+            listen_port: 0,
+            user_agent: String::new(),
+        }
+    }
+
+    #[test]
+    fn version_carries_the_model_service() {
+        let archive = version(NODE_NETWORK | NODE_MODEL_ARCHIVE, 0);
+        rt(Message::Version(Box::new(archive.clone())));
+        rt(Message::Version(Box::new(version(NODE_NETWORK, 1))));
+        rt(Message::Version(Box::new(version(NODE_NETWORK, u32::MAX))));
+        // Layout: version u32, magic, services u64, model_depth u32 LE, then the rest.
+        let p = Message::Version(Box::new(version(NODE_NETWORK, 0x0102_0304))).payload();
+        assert_eq!(p[16..20], [4, 3, 2, 1]);
+        // Unknown service bits are carried and ignored.
+        rt(Message::Version(Box::new(version(NODE_NETWORK | 1 << 40, 10))));
+    }
+
+    #[test]
+    fn inconsistent_model_service_does_not_decode() {
+        for (services, depth, why) in [
+            (NODE_NETWORK | NODE_MODEL_ARCHIVE, 144, "model depth with the archive service bit"),
+            (NODE_NETWORK, 0, "model depth 0 without the archive bit"),
+            (NODE_MODEL_ARCHIVE, 0, "archive service bit without NODE_NETWORK"),
+        ] {
+            let p = Message::Version(Box::new(version(services, depth))).payload();
+            assert_eq!(
+                Message::decode(cmd::VERSION, &p),
+                Err(MessageError::Malformed {
+                    command: "version",
+                    source: DecodeError::InvalidValue(why)
+                }),
+                "services {services:#x} depth {depth}"
+            );
+        }
+        // A protocol-1 `version` (no model_depth) is four bytes short: malformed.
+        let mut p = Message::Version(Box::new(version(NODE_NETWORK, 1))).payload();
+        p.drain(16..20);
+        assert!(Message::decode(cmd::VERSION, &p).is_err());
+    }
+
+    #[test]
+    fn model_depth_covers_the_most_recent_blocks() {
+        // Depth 10 at best height 100 keeps heights 91..=100 (as pruning does: height ≤ tip − N goes).
+        assert!(Version::serves_model(NODE_NETWORK, 10, 100, 91));
+        assert!(!Version::serves_model(NODE_NETWORK, 10, 100, 90));
+        assert!(Version::serves_model(NODE_NETWORK, 10, 100, 150), "not yet pruned above its tip");
+        assert!(Version::serves_model(NODE_NETWORK | NODE_MODEL_ARCHIVE, 0, 100, 0));
     }
 }

@@ -10,7 +10,7 @@ use rnet_primitives::BlockHash;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::message::{Message, NODE_NETWORK, PROTOCOL_VERSION, Version};
+use crate::message::{Message, NODE_MODEL_ARCHIVE, NODE_NETWORK, PROTOCOL_VERSION, Version};
 use crate::transport::{self, MAX_MESSAGE_SIZE, NodeKey, TransportError};
 
 /// How long [`RawPeer::connect`] waits for the node's `verack`.
@@ -48,8 +48,13 @@ impl RawPeer {
     /// Connects with a fresh key, completes the Noise handshake and `version`/`verack`: None if
     /// the node refuses or does not answer `verack` within [`VERACK_TIMEOUT`].
     pub async fn connect(addr: SocketAddr, magic: [u8; 4]) -> Option<Self> {
+        Self::connect_as(addr, magic, version(magic, rand::random())).await
+    }
+
+    /// [`RawPeer::connect`] announcing the given `version` (e.g. a pruning peer's model depth).
+    pub async fn connect_as(addr: SocketAddr, magic: [u8; 4], v: Message) -> Option<Self> {
         let mut p = Self::connect_noise(addr, magic).await.ok()?;
-        p.send(&version(magic, rand::random())).await;
+        p.send(&v).await;
         p.send(&Message::Verack).await;
         p.wait_for(VERACK_TIMEOUT, |m| matches!(m, Message::Verack)).await?;
         Some(p)
@@ -122,12 +127,13 @@ impl RawPeer {
     }
 }
 
-/// A `version` message for network `magic` claiming an empty chain.
+/// A `version` message for network `magic` claiming an empty chain, from an archive node.
 pub fn version(magic: [u8; 4], nonce: u64) -> Message {
     Message::Version(Box::new(Version {
         version: PROTOCOL_VERSION,
         magic,
-        services: NODE_NETWORK,
+        services: NODE_NETWORK | NODE_MODEL_ARCHIVE,
+        model_depth: 0,
         timestamp: 0,
         best_height: 0,
         best_chainwork: 0,

@@ -92,8 +92,9 @@ pub struct Config {
     pub print_to_console: bool,
     /// Log filter (`-debug=FILTER`, `tracing` env-filter syntax, default `info`).
     pub log_filter: String,
-    /// Checkpoints of the last N blocks are kept (`-prunecheckpoints=N`, 0 = keep all).
-    pub prune_checkpoints: Option<u32>,
+    /// Models (checkpoints) of the last N blocks are kept and served (`-prunemodels=N`, or its
+    /// alias `-prunecheckpoints=N`; 0 = archive, keep every model; `None`: the default 144).
+    pub prune_models: Option<u32>,
     /// Keep a transaction index for `getrawtransaction` (`-txindex`, default off).
     pub txindex: bool,
     /// `-assumevalid=HASH`: skip the Proof-of-Training evaluations of that block and its
@@ -163,6 +164,12 @@ impl Config {
     pub fn network_dir(&self) -> PathBuf {
         rnet_rpc::network_datadir(&self.datadir, self.network)
     }
+
+    /// How many of the most recent blocks' models the node keeps and advertises serving
+    /// (`-prunemodels`, default [`rnet_chain::DEFAULT_PRUNE_CHECKPOINTS_DEPTH`]; 0 = archive).
+    pub fn model_depth(&self) -> u32 {
+        self.prune_models.unwrap_or(rnet_chain::DEFAULT_PRUNE_CHECKPOINTS_DEPTH)
+    }
 }
 
 /// The `-help` text.
@@ -203,7 +210,9 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
                         seconds (default 120)
   -mindiskspace=BYTES   shut down with \"disk space is too low\" when the data directory's disk
                         has less free space (default 52428800, 50 MiB)
-  -prunecheckpoints=N   keep checkpoints of the last N blocks (default 144, 0 = all)
+  -prunemodels=N        keep and serve the models (checkpoints) of the last N blocks (default
+                        144; 0 = archive node: keep every model); advertised to peers
+  -prunecheckpoints=N   alias of -prunemodels (an error if both are given with different values)
   -txindex              keep an index of every confirmed transaction (getrawtransaction)
   -assumevalid=HASH     skip the Proof-of-Training evaluations of this block and its ancestors
                         while syncing (every other check still runs; 0 = evaluate every block;
@@ -230,6 +239,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
+    ("prunemodels", true),
     ("txindex", false),
     ("assumevalid", true),
     ("requiredimprovement", true),
@@ -353,6 +363,20 @@ fn assume_valid(
     }
 }
 
+/// `-prunemodels=N`, or its alias `-prunecheckpoints=N`; both with different values is an error.
+fn prune_models(opts: &BTreeMap<String, String>) -> Result<Option<u32>, ConfigError> {
+    let models = parse_value::<u32>(opts, "prunemodels")?;
+    let checkpoints = parse_value::<u32>(opts, "prunecheckpoints")?;
+    match (models, checkpoints) {
+        (Some(m), Some(c)) if m != c => Err(ConfigError::InvalidValue {
+            name: "prunemodels".into(),
+            value: m.to_string(),
+            reason: format!("-prunecheckpoints={c} (its alias) says otherwise"),
+        }),
+        (m, c) => Ok(m.or(c)),
+    }
+}
+
 fn parse_value<T: std::str::FromStr>(
     opts: &BTreeMap<String, String>,
     name: &str,
@@ -441,7 +465,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         mine_data: opts.get("minedata").map(PathBuf::from),
         print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
-        prune_checkpoints: parse_value(&opts, "prunecheckpoints")?,
+        prune_models: prune_models(&opts)?,
         txindex: flag(&opts, "txindex")?.unwrap_or(false),
         assume_valid: assume_valid(&opts)?,
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
@@ -605,6 +629,28 @@ mod tests {
                     Err(ConfigError::InvalidValue { .. })
                 ),
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn prunemodels_option_and_its_alias() {
+        let d = "-datadir=/tmp/x";
+        let c = run(&[d]);
+        assert_eq!((c.prune_models, c.model_depth()), (None, 144));
+        let c = run(&[d, "-prunemodels=10"]);
+        assert_eq!((c.prune_models, c.model_depth()), (Some(10), 10));
+        assert_eq!(run(&[d, "-prunemodels=0"]).model_depth(), 0, "0 = archive");
+        assert_eq!(run(&[d, "-prunecheckpoints=12"]).prune_models, Some(12), "alias");
+        assert_eq!(run(&[d, "-prunecheckpoints=12", "-prunemodels=12"]).prune_models, Some(12));
+        for bad in [
+            &[d, "-prunecheckpoints=12", "-prunemodels=13"][..],
+            &[d, "-prunemodels=-1"],
+            &[d, "-prunemodels=x"],
+        ] {
+            assert!(
+                matches!(parse(&args(bad), None), Err(ConfigError::InvalidValue { .. })),
+                "{bad:?}"
             );
         }
     }

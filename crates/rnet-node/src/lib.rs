@@ -100,16 +100,14 @@ pub fn run(config: &Config) -> Result<(), RunError> {
             .script_pubkey(),
         None => key_script_pubkey(&key),
     };
-    let mut chain_options = rnet_chain::ChainOptions {
+    let chain_options = rnet_chain::ChainOptions {
         txindex: config.txindex,
         assume_valid: config.assume_valid.unwrap_or(params.default_assume_valid),
+        prune_checkpoints_depth: config.model_depth(),
         ..Default::default()
     };
     if let Some(hash) = chain_options.assume_valid {
         tracing::info!(%hash, "assumevalid: ancestors of this block skip the Proof-of-Training evaluations");
-    }
-    if let Some(k) = config.prune_checkpoints {
-        chain_options.prune_checkpoints_depth = k;
     }
     let node = Arc::new(Node::open(params, &netdir, key, mine_data, chain_options)?);
     node.disk.set_min(config.min_disk_space);

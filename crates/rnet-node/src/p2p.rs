@@ -174,6 +174,7 @@ pub fn net_config(config: &Config, node: &Node) -> NetConfig {
     c.proxy = config.proxy;
     c.onion_only = config.onion_only;
     c.netdir = Some(node.netdir.clone());
+    c.model_depth = config.model_depth();
     c
 }
 

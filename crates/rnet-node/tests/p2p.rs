@@ -444,6 +444,7 @@ impl Hostile {
                 version: 1,
                 magic: MAGIC,
                 services: 1,
+                model_depth: 1,
                 timestamp: 0,
                 best_height: 0,
                 best_chainwork: 0,

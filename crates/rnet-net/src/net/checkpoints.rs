@@ -8,6 +8,7 @@ use rnet_primitives::BlockHash;
 
 use crate::message::Message;
 
+use super::peer::Peer;
 use super::validation::{Checked, Job};
 use super::{
     BAN_SCORE, CHUNK_FLOOD_SCORE, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
@@ -45,6 +46,8 @@ impl ChunkHashCache {
 
 /// A checkpoint being downloaded.
 pub(super) struct CkFetch {
+    /// The block's height: which peers' advertised model service covers it.
+    pub(super) height: u32,
     pub(super) root: [u8; 32],
     pub(super) size: u64,
     pub(super) source: u64,
@@ -56,6 +59,20 @@ pub(super) struct CkFetch {
     /// Peers that answered `notfound` for this checkpoint, and when: not asked again (no
     /// penalty) until `LACKING_RETRY` has passed and nobody else is left to ask.
     pub(super) lacking: HashMap<u64, Instant>,
+}
+
+/// The peers to ask for the model of the block at `height`, best first: those whose advertised
+/// model service covers it ([`Peer::serves_model`]), archive peers first, so a pruning peer is
+/// not asked for a model it announced it dropped. If none of `open` advertises it, all of them
+/// (the service is a hint; `notfound` still tells who lacks it).
+fn by_model_service(peers: &HashMap<u64, Peer>, open: Vec<u64>, height: u32) -> Vec<u64> {
+    let (mut cover, rest): (Vec<u64>, Vec<u64>) =
+        open.into_iter().partition(|id| peers.get(id).is_some_and(|p| p.serves_model(height)));
+    if cover.is_empty() {
+        return rest;
+    }
+    cover.sort_by_key(|id| !peers.get(id).is_some_and(Peer::archive));
+    cover
 }
 
 /// How long a peer that answered `notfound` for a checkpoint is left out of its download.
@@ -198,6 +215,7 @@ impl Manager {
             self.ck.insert(
                 hash,
                 CkFetch {
+                    height: header.height,
                     root: header.checkpoint_root.0,
                     size: header.checkpoint_size,
                     source,
@@ -215,11 +233,12 @@ impl Manager {
         let mut sends = Vec::new();
         let mut drop_fetch = Vec::new();
         for (hash, f) in self.ck.iter_mut() {
-            let candidates: Vec<u64> = ready
+            let open: Vec<u64> = ready
                 .iter()
                 .copied()
                 .filter(|p| !f.skip.contains(p) && !f.lacking.contains_key(p))
                 .collect();
+            let candidates = by_model_service(&self.peers, open, f.height);
             if candidates.is_empty() {
                 // Nobody left to ask; retry later from scratch (peers that said `notfound` only
                 // once `LACKING_RETRY` has passed: they may have fetched it meanwhile).

@@ -41,8 +41,10 @@ pub struct PeerInfo {
     pub version: u32,
     /// User agent.
     pub user_agent: String,
-    /// Services.
+    /// Service bits of its `version` (`NODE_NETWORK`, `NODE_MODEL_ARCHIVE`).
     pub services: u64,
+    /// How many of its most recent blocks' models it serves (0: archive, or before `version`).
+    pub model_depth: u32,
     /// Best height at handshake, then the highest announced.
     pub best_height: u32,
     /// Best tip chainwork announced at handshake.
@@ -84,6 +86,10 @@ pub struct NetworkInfo {
     pub addrman: (usize, usize),
     /// Orphan blocks buffered and the memory they hold (bytes).
     pub orphans: (usize, usize),
+    /// Service bits this node advertises.
+    pub services: u64,
+    /// How many of its most recent blocks' models this node serves (0: archive, every one).
+    pub model_depth: u32,
 }
 
 /// `addnode` modes.
@@ -199,6 +205,7 @@ impl Manager {
                             .map(|v| v.user_agent.clone())
                             .unwrap_or_default(),
                         services: p.version.as_ref().map_or(0, |v| v.services),
+                        model_depth: p.version.as_ref().map_or(0, |v| v.model_depth),
                         best_height: p.best_height,
                         best_chainwork: p.version.as_ref().map_or(0, |v| v.best_chainwork),
                         bytes_sent: p.io.sent.load(Ordering::Relaxed),
@@ -224,6 +231,8 @@ impl Manager {
                     proxy: self.cfg.proxy,
                     addrman: self.addrman.len(),
                     orphans: self.orphans.usage(),
+                    services: self.cfg.services(),
+                    model_depth: self.cfg.model_depth,
                 });
             }
             Cmd::AddNode(node, mode, tx) => {

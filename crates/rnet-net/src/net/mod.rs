@@ -31,7 +31,8 @@ use crate::addr::{AddrEntry, AddrMan, PeerAddr};
 use crate::backend::Backend;
 use crate::ban::BanList;
 use crate::message::{
-    Inv, InvKind, MAX_HEADERS, MAX_INV, Message, NODE_NETWORK, PROTOCOL_VERSION, Version,
+    Inv, InvKind, MAX_HEADERS, MAX_INV, Message, NODE_MODEL_ARCHIVE, NODE_NETWORK,
+    PROTOCOL_VERSION, Version,
 };
 use crate::transport::{self, NodeKey, TransportError};
 
@@ -135,6 +136,18 @@ pub struct NetConfig {
     /// Drop a connection that has not completed the handshake (TCP connect, Noise, `version`
     /// and `verack`) this long after it was opened.
     pub handshake_timeout: Duration,
+    /// How many of the most recent blocks' models (checkpoints) the node keeps and serves, as
+    /// advertised in `version` ([`Version::model_depth`]); 0: an archive node, which keeps
+    /// every model and advertises [`NODE_MODEL_ARCHIVE`]. Set it to the node's pruning depth
+    /// (`rnetd -prunemodels`); the default, 0, suits a backend that prunes nothing.
+    pub model_depth: u32,
+}
+
+impl NetConfig {
+    /// The service bits this node advertises.
+    pub fn services(&self) -> u64 {
+        if self.model_depth == 0 { NODE_NETWORK | NODE_MODEL_ARCHIVE } else { NODE_NETWORK }
+    }
 }
 
 impl NetConfig {
@@ -158,6 +171,7 @@ impl NetConfig {
             ping_interval: Duration::from_secs(30),
             inactivity_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(30),
+            model_depth: 0,
         }
     }
 }
@@ -418,7 +432,8 @@ impl Manager {
         Message::Version(Box::new(Version {
             version: PROTOCOL_VERSION,
             magic: self.cfg.magic,
-            services: NODE_NETWORK,
+            services: self.cfg.services(),
+            model_depth: self.cfg.model_depth,
             timestamp: unix_now(),
             best_height: h,
             best_chainwork: l,

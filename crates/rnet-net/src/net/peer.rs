@@ -16,7 +16,7 @@ use super::{
 };
 use crate::addr::PeerAddr;
 use crate::ban::DEFAULT_BAN_SECS;
-use crate::message::{Message, Version, chunk_payload, cmd};
+use crate::message::{Message, NODE_MODEL_ARCHIVE, Version, chunk_payload, cmd};
 
 /// Byte counters and the send-queue accounting of one connection, shared by the manager (which
 /// enqueues) and the connection's reader and writer tasks.
@@ -241,6 +241,19 @@ impl Peer {
             last_block: None,
             last_tx: None,
         }
+    }
+
+    /// Whether the peer advertises serving the model of the block at `height` (its `version`'s
+    /// model service against its best height: the handshake's, raised by announced headers).
+    pub(super) fn serves_model(&self, height: u32) -> bool {
+        self.version.as_ref().is_some_and(|v| {
+            Version::serves_model(v.services, v.model_depth, self.best_height, height)
+        })
+    }
+
+    /// Whether the peer advertises keeping every model ([`NODE_MODEL_ARCHIVE`]).
+    pub(super) fn archive(&self) -> bool {
+        self.version.as_ref().is_some_and(|v| v.services & NODE_MODEL_ARCHIVE != 0)
     }
 
     /// Handshake complete (`version` and `verack` both ways).

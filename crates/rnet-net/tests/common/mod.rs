@@ -48,6 +48,10 @@ pub struct FakeBackend {
     pub bad_lock_time: u32,
     /// Blocks whose parent is unknown are reported as orphans (others are stored).
     pub known: Mutex<HashSet<BlockHash>>,
+    /// Blocks whose checkpoints the node reports it lacks (`wanted_checkpoints`).
+    pub wanted: Mutex<Vec<BlockHash>>,
+    /// Checkpoints handed to `accept_checkpoint`.
+    pub accepted_checkpoints: Mutex<Vec<(BlockHash, Vec<u8>)>>,
 }
 
 impl FakeBackend {
@@ -67,6 +71,8 @@ impl FakeBackend {
             checkpoint_calls: AtomicUsize::new(0),
             block_calls: AtomicUsize::new(0),
             bad_lock_time: 7,
+            wanted: Mutex::new(Vec::new()),
+            accepted_checkpoints: Mutex::new(Vec::new()),
         })
     }
 
@@ -104,8 +110,13 @@ impl Backend for FakeBackend {
         self.known.lock().unwrap().insert(block.block_hash());
         Ok(Accepted::Stored)
     }
-    fn accept_checkpoint(&self, _: &BlockHash, _: Vec<u8>) -> Result<Accepted, Rejected> {
+    fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
+        self.wanted.lock().unwrap().retain(|h| h != hash);
+        self.accepted_checkpoints.lock().unwrap().push((*hash, bytes));
         Ok(Accepted::Stored)
+    }
+    fn wanted_checkpoints(&self, max: usize) -> Vec<BlockHash> {
+        self.wanted.lock().unwrap().iter().take(max).copied().collect()
     }
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
         self.checkpoint_calls.fetch_add(1, Ordering::SeqCst);
@@ -196,11 +207,25 @@ impl RawPeer {
     pub async fn try_connect(node: &NetHandle) -> Option<Self> {
         testing::RawPeer::connect(node.local[0], MAGIC).await.map(Self)
     }
+
+    /// Connects and handshakes announcing `version` (see [`version_with`]).
+    pub async fn connect_as(node: &NetHandle, version: Message) -> Self {
+        testing::RawPeer::connect_as(node.local[0], MAGIC, version).await.map(Self).expect("verack")
+    }
 }
 
 /// A `version` message.
 pub fn version(nonce: u64) -> Message {
     testing::version(MAGIC, nonce)
+}
+
+/// A `version` message announcing `best_height`, `services` and `model_depth`.
+pub fn version_with(nonce: u64, best_height: u32, services: u64, model_depth: u32) -> Message {
+    let Message::Version(mut v) = version(nonce) else { unreachable!("version() is a version") };
+    v.best_height = best_height;
+    v.services = services;
+    v.model_depth = model_depth;
+    Message::Version(v)
 }
 
 /// A header on `parent` at `height`, signed by `key`; `salt` tells siblings apart.
