@@ -1,13 +1,14 @@
 //! Checkpoint transfer: downloading chunks verified against the header's root.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rnet_model::checkpoint::{CHUNK_SIZE, merkle_root, verify_chunk};
 use rnet_primitives::BlockHash;
 
 use crate::message::Message;
 
+use super::partial::{self, Chunks};
 use super::peer::Peer;
 use super::validation::{Checked, Job};
 use super::{
@@ -53,7 +54,8 @@ pub(super) struct CkFetch {
     pub(super) source: u64,
     pub(super) hashes: Option<Vec<[u8; 32]>>,
     pub(super) hashes_req: Option<(u64, Instant)>,
-    pub(super) chunks: Vec<Option<Vec<u8>>>,
+    /// The verified chunks received (on disk under the netdir, else in memory).
+    pub(super) chunks: Chunks,
     pub(super) req: HashMap<u32, (u64, Instant)>,
     pub(super) skip: HashSet<u64>,
     /// Peers that answered `notfound` for this checkpoint, and when: not asked again (no
@@ -86,6 +88,7 @@ impl Manager {
     /// A checkpoint verdict: an invalid one bans the block's source.
     pub(super) fn on_checkpoint_checked(&mut self, c: Checked) {
         let Checked::Checkpoint { source, block, result } = c else { return };
+        self.ck_checking.remove(&block);
         match result {
             Ok(a) => tracing::debug!(%block, "checkpoint received: {a:?}"),
             Err(r) if r.invalid => {
@@ -143,8 +146,13 @@ impl Manager {
             self.misbehave(id, BAN_SCORE, "checkpoint chunk hashes do not match the root");
             return;
         }
-        f.chunks = vec![None; n];
+        // On disk, the chunks of an earlier partial file that still verify are kept (resume).
+        let (netdir, size) = (self.cfg.netdir.as_deref(), f.size);
+        f.chunks = tokio::task::block_in_place(|| Chunks::open(netdir, &block, &hashes, size));
         f.hashes = Some(hashes);
+        if f.chunks.complete() {
+            self.finish_checkpoint(block);
+        }
         self.schedule();
     }
 
@@ -187,25 +195,58 @@ impl Manager {
             self.schedule();
             return;
         }
-        f.chunks[index as usize] = Some(data);
-        if f.chunks.iter().all(Option::is_some) {
-            let Some(f) = self.ck.remove(&block) else { return };
-            let mut bytes = Vec::with_capacity(f.size as usize);
-            for c in f.chunks.into_iter().flatten() {
-                bytes.extend_from_slice(&c);
-            }
-            let source = f.source;
-            if self.block_jobs.try_send(Job::Checkpoint { source, block, bytes }).is_err() {
-                tracing::warn!(%block, "validation queue full; checkpoint dropped");
-            }
+        let stored = tokio::task::block_in_place(|| f.chunks.put(index as usize, data));
+        if let Err(e) = stored {
+            // Asked again by the next `schedule` (the chunk is still missing).
+            tracing::warn!(%block, index, "cannot store a checkpoint chunk: {e}");
+        } else if f.chunks.complete() {
+            self.finish_checkpoint(block);
         }
         self.schedule();
+    }
+
+    /// Hands a complete download to the validation worker (which deletes its partial file).
+    fn finish_checkpoint(&mut self, block: BlockHash) {
+        let Some(f) = self.ck.remove(&block) else { return };
+        let data = f.chunks.finish(f.size);
+        let job = Job::Checkpoint { source: f.source, block, data };
+        if self.block_jobs.try_send(job).is_ok() {
+            self.ck_checking.insert(block);
+        } else {
+            // A partial file stays on disk: the next fetch of the block resumes from it.
+            tracing::warn!(%block, "validation queue full; checkpoint dropped");
+        }
+    }
+
+    /// Drops downloads of checkpoints the node got meanwhile (deleting their partial files) and
+    /// sweeps stale partial files ([`partial::sweep`]).
+    pub(super) fn sweep_partials(&mut self) {
+        let active: Vec<BlockHash> = self.ck.keys().copied().collect();
+        for h in active {
+            if self.b(|b| b.has_checkpoint(&h)) {
+                if let Some(f) = self.ck.remove(&h) {
+                    f.chunks.discard();
+                }
+            }
+        }
+        let Some(dir) = self.cfg.netdir.clone() else { return };
+        let mut active: HashSet<BlockHash> = self.ck.keys().copied().collect();
+        active.extend(self.ck_checking.iter().copied());
+        let b = self.backend.clone();
+        tokio::task::block_in_place(|| {
+            partial::sweep(
+                &dir,
+                &active,
+                |h| b.header(h).is_some() && !b.has_checkpoint(h),
+                SystemTime::now(),
+            )
+        });
     }
 
     pub(super) fn schedule_checkpoints(&mut self, now: Instant) {
         while self.ck.len() < MAX_CHECKPOINT_FETCHES {
             let Some((hash, source)) = self.ck_queue.pop_front() else { break };
-            if self.b(|b| b.has_checkpoint(&hash)) {
+            if self.ck_checking.contains(&hash) || self.b(|b| b.has_checkpoint(&hash)) {
                 continue;
             }
             let Some(header) = self.b(|b| b.header(&hash)) else { continue };
@@ -221,7 +262,7 @@ impl Manager {
                     source,
                     hashes: None,
                     hashes_req: None,
-                    chunks: Vec::new(),
+                    chunks: Chunks::Memory(Vec::new()),
                     req: HashMap::new(),
                     skip: HashSet::new(),
                     lacking: HashMap::new(),
@@ -270,7 +311,7 @@ impl Manager {
             let n = f.chunks.len();
             let mut rr = 0usize;
             for i in 0..n {
-                if f.chunks[i].is_some() || f.req.contains_key(&(i as u32)) {
+                if f.chunks.has(i) || f.req.contains_key(&(i as u32)) {
                     continue;
                 }
                 // The block's source first, then round robin over peers with room.
@@ -301,7 +342,9 @@ impl Manager {
             }
         }
         for h in drop_fetch {
-            self.ck.remove(&h);
+            if let Some(f) = self.ck.remove(&h) {
+                f.chunks.discard();
+            }
         }
         for (p, m) in sends {
             if matches!(m, Message::GetChunk { .. }) {

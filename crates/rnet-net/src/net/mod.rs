@@ -9,6 +9,7 @@ mod connection;
 mod eviction;
 mod handle;
 mod orphans;
+mod partial;
 mod peer;
 mod relay;
 mod serving;
@@ -41,6 +42,7 @@ use handle::Cmd;
 pub use handle::{AddNodeMode, NetHandle, NetworkInfo, PeerInfo, SetBanRequest, Totals};
 use orphans::OrphanPool;
 pub use orphans::{MAX_ORPHAN_BLOCKS, MAX_ORPHAN_BYTES};
+pub use partial::{DOWNLOADS_DIR, MAX_PARTIAL_BYTES, PARTIAL_MAX_AGE};
 use peer::{Outbound, Peer};
 use relay::RejectFilter;
 use sync::Want;
@@ -211,6 +213,8 @@ struct Manager {
     orphans: OrphanPool,
     ck: HashMap<BlockHash, CkFetch>,
     ck_queue: VecDeque<(BlockHash, u64)>,
+    /// Completed checkpoint downloads waiting for `accept_checkpoint` (not fetched again).
+    ck_checking: HashSet<BlockHash>,
     chunk_hashes: ChunkHashCache,
     serving: serving::Serving,
     last_tip: BlockHash,
@@ -297,6 +301,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         orphans: OrphanPool::default(),
         ck: HashMap::new(),
         ck_queue: VecDeque::new(),
+        ck_checking: HashSet::new(),
         chunk_hashes: ChunkHashCache::default(),
         serving,
         last_tip,
@@ -315,6 +320,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         last_wanted_poll: Instant::now(),
         key: key.clone(),
     };
+    m.sweep_partials();
     tokio::spawn(async move { m.run(events_rx, cmd_rx).await });
     Ok(NetHandle { cmd: cmd_tx, totals, local, node_key: key.public })
 }
@@ -627,6 +633,7 @@ impl Manager {
         if now.duration_since(self.last_addr_save) > Duration::from_secs(60) {
             self.addrman.save();
             self.bans.sweep(unix_now());
+            self.sweep_partials();
             self.last_addr_save = now;
         }
     }

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use crate::backend::{Accepted, Backend, Rejected};
 
 use super::Event;
+use super::partial::{CheckpointData, remove_pair};
 use super::sync::signatures_ok;
 
 /// Transactions waiting for validation (all peers).
@@ -38,8 +39,9 @@ pub(super) enum Job {
     Tx { peer: u64, tx: Box<Transaction> },
     /// A block from a peer (`requested`: it was in the download set).
     Block { peer: u64, block: Box<Block>, requested: bool },
-    /// A downloaded checkpoint; `source` sent the block.
-    Checkpoint { source: u64, block: BlockHash, bytes: Vec<u8> },
+    /// A downloaded checkpoint (bytes, or a complete partial file deleted once checked);
+    /// `source` sent the block.
+    Checkpoint { source: u64, block: BlockHash, data: CheckpointData },
     /// A solicited `headers` answer; the headers at `fresh` need their miner signatures checked.
     Headers(HeadersReply),
 }
@@ -110,8 +112,19 @@ fn run(b: &dyn Backend, job: Job) -> Checked {
             let result = b.accept_block((*block).clone());
             Checked::Block { peer, block, requested, result }
         }
-        Job::Checkpoint { source, block, bytes } => {
-            Checked::Checkpoint { source, block, result: b.accept_checkpoint(&block, bytes) }
+        Job::Checkpoint { source, block, data } => {
+            let files = data.files();
+            let result = match data.into_bytes() {
+                Ok(bytes) => b.accept_checkpoint(&block, bytes),
+                Err(e) => Err(Rejected {
+                    invalid: false,
+                    reason: format!("cannot read the downloaded checkpoint: {e}"),
+                }),
+            };
+            if let Some((part, have)) = files {
+                remove_pair(&part, &have);
+            }
+            Checked::Checkpoint { source, block, result }
         }
         Job::Headers(reply) => {
             let ok = reply.signatures_ok();
