@@ -10,6 +10,8 @@
 //! loss minus its tip's loss: most work = lowest tip loss, which keeps fork choice easy to steer.
 #![allow(dead_code)]
 
+pub mod counting;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
