@@ -180,9 +180,18 @@ pub mod flags {
     /// later connection skips the evaluation. Fork choice sets it on every block of a candidate
     /// branch before disconnecting anything.
     pub const VALID_POT: u8 = 1 << 6;
+    /// The block's model update is stored (in the `updates` table), checked against the
+    /// header's update root and size.
+    pub const HAVE_UPDATE: u8 = 1 << 7;
     /// Every defined bit.
-    pub const ALL: u8 =
-        HAVE_DATA | HAVE_CHECKPOINT | VALID_HEADER | VALID_FULL | FAILED | FAILED_CHILD | VALID_POT;
+    pub const ALL: u8 = HAVE_DATA
+        | HAVE_CHECKPOINT
+        | VALID_HEADER
+        | VALID_FULL
+        | FAILED
+        | FAILED_CHILD
+        | VALID_POT
+        | HAVE_UPDATE;
     /// Either failure bit.
     pub const FAILED_MASK: u8 = FAILED | FAILED_CHILD;
 }
@@ -220,12 +229,13 @@ impl IndexEntry {
         self.has(flags::FAILED_MASK)
     }
 
-    /// Whether the block can be connected without fetching anything: its data is stored and
-    /// either it was validated before or its checkpoint is stored, and it is not invalid.
+    /// Whether the block can be connected without fetching anything of its own: its data is
+    /// stored and either it was validated before or its model update is stored (its checkpoint
+    /// is derived from the parent's when it is validated), and it is not invalid.
     pub fn is_connectable(&self) -> bool {
         !self.is_failed()
             && self.has(flags::HAVE_DATA)
-            && (self.has(flags::VALID_FULL) || self.has(flags::HAVE_CHECKPOINT))
+            && (self.has(flags::VALID_FULL) || self.has(flags::HAVE_UPDATE))
     }
 }
 
@@ -245,14 +255,15 @@ impl Encode for IndexEntry {
     }
 }
 
+// A status byte with an undefined bit would have to be refused when decoding.
+const _: () = assert!(flags::ALL == u8::MAX, "every status bit is defined");
+
 impl Decode for IndexEntry {
     const MIN_ENCODED_SIZE: usize = rnet_primitives::HEADER_SIZE + 1 + 8 + 16 + 1;
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let header = BlockHeader::decode(r)?;
+        // Every bit of the status byte is defined (checked below at compile time).
         let status = r.read_u8()?;
-        if status & !flags::ALL != 0 {
-            return Err(DecodeError::InvalidValue("unknown block status bits"));
-        }
         let seq = r.read_u64()?;
         let chainwork = read_u128(r)?;
         let summary = if read_bool(r)? { Some(decode_summary(r)?) } else { None };
@@ -410,8 +421,11 @@ mod tests {
             let b = encode_to_vec(&e);
             assert_eq!(decode_exact::<IndexEntry>(&b).unwrap(), e);
         }
-        let e = IndexEntry { header, status: 0x80, seq: 0, chainwork: 0, summary: None };
-        assert!(decode_exact::<IndexEntry>(&encode_to_vec(&e)).is_err());
+        // Every bit is defined since `HAVE_UPDATE` took the last one.
+        assert_eq!(flags::ALL, 0xFF);
+        let e =
+            IndexEntry { header, status: flags::HAVE_UPDATE, seq: 0, chainwork: 0, summary: None };
+        assert_eq!(decode_exact::<IndexEntry>(&encode_to_vec(&e)).unwrap(), e);
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub enum ChainError {
         /// The block whose checkpoint was offered.
         hash: BlockHash,
     },
+    /// Model update bytes do not match the root and size the header commits to.
+    #[error("model update for block {hash} does not match the header's root and size")]
+    UpdateMismatch {
+        /// The block whose update was offered.
+        hash: BlockHash,
+    },
     /// A block that the operation needs is not in the block index.
     #[error("unknown block {0}")]
     UnknownBlock(BlockHash),

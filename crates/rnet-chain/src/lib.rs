@@ -35,7 +35,7 @@ pub use chainstate::{
     ChainTipStatus, DEFAULT_PRUNE_CHECKPOINTS_DEPTH, FailPoint, MAX_UNVALIDATED_DEPTH, UtxoStats,
 };
 pub use error::ChainError;
-pub use pot::{CheckpointSource, PotJob};
+pub use pot::{CheckpointSource, PotJob, Verdict};
 pub use reader::ChainReader;
 pub use rules::{ChainRules, ConsensusRules};
 pub use views::{BranchView, UtxoSnapshot};

@@ -8,11 +8,11 @@
 //! the block's Proof-of-Training it uses the recorded verdict instead of evaluating again.
 //!
 //! Caching by block id is sound: the verdict is a function of the header (which commits to the
-//! parent, the checkpoint root and both claimed losses), the parent's summary and checkpoint
-//! (fixed by the parent id) and the sample, which the context-free checks have pinned to the
-//! records the header draws. A job only yields a verdict after those checks and the checkpoint's
-//! root and size have passed, so a relay that corrupts the sample or the checkpoint bytes gets
-//! no verdict recorded against the block.
+//! parent, the update and checkpoint roots and both claimed losses), the parent's summary and
+//! checkpoint (fixed by the parent id) and the sample, which the context-free checks have pinned
+//! to the records the header draws. A job only yields a verdict after those checks and the
+//! update's and parent checkpoint's roots and sizes have passed, so a relay that corrupts the
+//! sample, the update or a checkpoint gets no verdict recorded against the block.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -67,8 +67,8 @@ pub struct PotJob {
     pub parent: HeaderSummary,
     /// The parent's checkpoint.
     pub parent_checkpoint: CheckpointSource,
-    /// The block's checkpoint.
-    pub checkpoint: CheckpointSource,
+    /// The block's model update (already checked against the header's update root).
+    pub update: Arc<Vec<u8>>,
     /// The block is covered by `-assumevalid`: check everything but the evaluations.
     pub assumed_valid: bool,
 }
@@ -79,47 +79,52 @@ impl PotJob {
         self.block.block_hash()
     }
 
-    /// Runs the context-free checks, loads both checkpoints (checked against their committed
-    /// roots and sizes) and runs Proof-of-Training. `None` when the block or a checkpoint is
-    /// malformed, damaged or gone: nothing may be recorded against the block id then (the
-    /// normal path rejects or re-fetches them without condemning the id); otherwise the verdict.
-    pub fn run(&self, rules: &dyn ChainRules) -> Option<Result<(), BlockError>> {
+    /// Runs the context-free checks, loads the parent's checkpoint (checked against its
+    /// committed root and size) and runs Proof-of-Training, which derives the block's
+    /// checkpoint from it and the update. `None` when the block, the update or the parent
+    /// checkpoint is malformed, damaged or gone: nothing may be recorded against the block id
+    /// then (the normal path rejects or re-fetches them without condemning the id); otherwise
+    /// the verdict, with the derived checkpoint's bytes when it passed.
+    pub fn run(&self, rules: &dyn ChainRules) -> Option<Result<Arc<Vec<u8>>, BlockError>> {
         let header = &self.block.header;
         rules.check_block(&self.block).ok()?;
-        let checkpoint = self.checkpoint.load(header)?;
+        let update = &self.update;
+        if update.len() as u64 != header.update_size
+            || checkpoint_root(update) != header.update_root.0
+        {
+            return None;
+        }
         let parent_checkpoint = self.parent_checkpoint.load(&self.parent_header)?;
         let sample = &self.block.sample;
-        Some(if self.assumed_valid {
+        let verdict = if self.assumed_valid {
             tracing::debug!(hash = %self.hash(), "assumed valid: Proof-of-Training evaluations skipped");
             rules.check_proof_of_training_assumed(
                 header,
                 &self.parent,
                 sample,
                 &parent_checkpoint,
-                &checkpoint,
+                update,
             )
         } else {
-            rules.check_proof_of_training(
-                header,
-                &self.parent,
-                sample,
-                &parent_checkpoint,
-                &checkpoint,
-            )
-        })
+            rules.check_proof_of_training(header, &self.parent, sample, &parent_checkpoint, update)
+        };
+        Some(verdict.map(Arc::new))
     }
 }
+
+/// The outcome of Proof-of-Training: the derived checkpoint's bytes, or why the block fails.
+pub type Verdict = Result<Arc<Vec<u8>>, BlockError>;
 
 /// Verdicts computed by [`PotJob::run`], by block id, bounded.
 #[derive(Debug, Default)]
 pub(crate) struct PotVerdicts {
     order: VecDeque<BlockHash>,
-    verdicts: HashMap<BlockHash, Result<(), BlockError>>,
+    verdicts: HashMap<BlockHash, Verdict>,
 }
 
 impl PotVerdicts {
     /// Records a verdict, dropping the oldest beyond [`MAX_VERDICTS`].
-    pub(crate) fn insert(&mut self, hash: BlockHash, verdict: Result<(), BlockError>) {
+    pub(crate) fn insert(&mut self, hash: BlockHash, verdict: Verdict) {
         if self.verdicts.insert(hash, verdict).is_none() {
             self.order.push_back(hash);
         }
@@ -131,7 +136,7 @@ impl PotVerdicts {
     }
 
     /// Takes the verdict of `hash`, if one was recorded.
-    pub(crate) fn take(&mut self, hash: &BlockHash) -> Option<Result<(), BlockError>> {
+    pub(crate) fn take(&mut self, hash: &BlockHash) -> Option<Verdict> {
         let verdict = self.verdicts.remove(hash)?;
         self.order.retain(|h| h != hash);
         Some(verdict)
@@ -152,12 +157,12 @@ mod tests {
     fn verdicts_are_bounded_and_taken_once() {
         let mut v = PotVerdicts::default();
         for i in 0..(MAX_VERDICTS as u8 + 10) {
-            v.insert(BlockHash([i; 32]), Ok(()));
+            v.insert(BlockHash([i; 32]), Ok(Arc::new(vec![i])));
         }
         assert_eq!(v.len(), MAX_VERDICTS);
         assert_eq!(v.take(&BlockHash([0; 32])), None, "the oldest were dropped");
         let last = BlockHash([MAX_VERDICTS as u8 + 9; 32]);
-        assert_eq!(v.take(&last), Some(Ok(())));
+        assert_eq!(v.take(&last), Some(Ok(Arc::new(vec![MAX_VERDICTS as u8 + 9]))));
         assert_eq!(v.take(&last), None);
         assert_eq!(v.len(), MAX_VERDICTS - 1);
     }

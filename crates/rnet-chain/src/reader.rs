@@ -170,6 +170,19 @@ impl ChainReader {
         Ok(Some(bytes))
     }
 
+    /// Whether the model update of `hash` is stored.
+    pub fn has_update(&self, hash: &BlockHash) -> Result<bool, ChainError> {
+        Ok(self.read()?.open_table(UPDATES)?.get(hash.as_bytes().as_slice())?.is_some())
+    }
+
+    /// The model update bytes of `hash` (checked against the header's root and size before
+    /// they were stored). `None` if not stored (never received, or pruned).
+    pub fn update(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
+        let r = self.read()?;
+        let table = r.open_table(UPDATES)?;
+        Ok(table.get(hash.as_bytes().as_slice())?.map(|v| v.value().to_vec()))
+    }
+
     /// All branch tips (blocks without children, plus the active tip), like `getchaintips`.
     pub fn chain_tips(&self) -> Result<Vec<ChainTip>, ChainError> {
         let r = self.read()?;

@@ -36,17 +36,18 @@ pub trait ChainRules: Send + Sync {
         now: u64,
     ) -> Result<(), BlockError>;
 
-    /// Proof-of-Training: the sample is the one the header draws, and the checkpoint and the
-    /// parent's checkpoint evaluate on it to the header's `val_loss` and `parent_loss`, which
-    /// differ by at least the header's required improvement.
+    /// Proof-of-Training: the update applied to the grown parent gives the committed
+    /// checkpoint, the sample is the one the header draws, and the checkpoint and the parent's
+    /// checkpoint evaluate on it to the header's `val_loss` and `parent_loss`, which differ by
+    /// at least the header's required improvement. Returns the block's checkpoint bytes.
     fn check_proof_of_training(
         &self,
         header: &BlockHeader,
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError>;
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError>;
 
     /// Proof-of-Training of a block under `-assumevalid`: everything
     /// [`ChainRules::check_proof_of_training`] checks except the evaluations. The default
@@ -57,9 +58,9 @@ pub trait ChainRules: Send + Sync {
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
-        self.check_proof_of_training(header, parent, sample, parent_checkpoint, checkpoint)
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
+        self.check_proof_of_training(header, parent, sample, parent_checkpoint, update)
     }
 
     /// The summary of `header` on top of `chain.tip()` before its transactions are connected
@@ -139,16 +140,17 @@ impl ChainRules for ConsensusRules {
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
         rnet_consensus::check_proof_of_training(
             &self.params,
             header,
             parent,
             sample,
             parent_checkpoint,
-            checkpoint,
+            update,
         )
+        .map(|checkpoint| checkpoint.to_bytes())
     }
 
     fn check_proof_of_training_assumed(
@@ -157,16 +159,17 @@ impl ChainRules for ConsensusRules {
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
         rnet_consensus::check_proof_of_training_assumed(
             &self.params,
             header,
             parent,
             sample,
             parent_checkpoint,
-            checkpoint,
+            update,
         )
+        .map(|checkpoint| checkpoint.to_bytes())
     }
 
     fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary {

@@ -5,8 +5,9 @@ use redb::TableDefinition;
 /// Version of the table layout and record encodings; bumped on any incompatible change.
 /// Version 3 added [`EXPIRED`]; a version-2 database is upgraded when opened (filled from the
 /// undo records), and code that only knows version 2 refuses a version-3 one, so the table can
-/// never fall behind the chain.
-pub const SCHEMA_VERSION: u32 = 3;
+/// never fall behind the chain. Version 4 added [`UPDATES`] (created when a version-2 or -3
+/// database is opened).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "chainstate.redb";
@@ -35,6 +36,9 @@ pub const EXPIRY_INDEX: TableDefinition<&[u8], ()> = TableDefinition::new("expir
 pub const EXPIRED: TableDefinition<&[u8], u32> = TableDefinition::new("expired");
 /// `checkpoints`: block hash → encoded `CheckpointRecord` (the bytes live in a file).
 pub const CHECKPOINTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("checkpoints");
+/// Block hash → the block's model update bytes (checked against the header's `update_root`
+/// and `update_size` before they are stored; at most `max_update_bytes`).
+pub const UPDATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("updates");
 /// `checkpoint_heights`: height BE u32 ‖ block hash → () (pruning order).
 pub const CHECKPOINT_HEIGHTS: TableDefinition<&[u8], ()> =
     TableDefinition::new("checkpoint_heights");

@@ -45,7 +45,7 @@ fn sync(
         open(&dir, params, assume_valid, &blocks.iter().collect::<Vec<_>>());
     let now = blocks.last().unwrap().block.header.time + 60;
     for b in blocks {
-        let outcome = chain.accept_block(b.block.clone(), Some(b.checkpoint_bytes.clone()), now);
+        let outcome = chain.accept_block(b.block.clone(), Some(b.update_bytes.clone()), now);
         assert!(matches!(outcome, Ok(AcceptOutcome::Connected { .. })), "{outcome:?}");
     }
     assert_eq!(chain.tip().hash, blocks.last().unwrap().block.block_hash());
@@ -80,7 +80,7 @@ fn without_headers_the_assumed_block_covers_itself_once_stored() {
     let (mut chain, counters) = open(&dir, &params, Some(blocks[2].block.block_hash()), &[]);
     let now = blocks[2].block.header.time + 60;
     for b in &blocks {
-        chain.accept_block(b.block.clone(), Some(b.checkpoint_bytes.clone()), now).unwrap();
+        chain.accept_block(b.block.clone(), Some(b.update_bytes.clone()), now).unwrap();
     }
     assert_eq!(chain.tip().hash, blocks[2].block.block_hash());
     assert_eq!((counters.evaluations(), counters.assumed()), (2, 1));
@@ -103,7 +103,7 @@ fn blocks_off_the_assumed_chain_are_evaluated() {
     let now = main[2].block.header.time.max(side[1].block.header.time) + 60;
     // Headers-first order: the assumed chain's blocks arrive after the side branch is active.
     for b in side.iter().chain(&main) {
-        chain.accept_block(b.block.clone(), Some(b.checkpoint_bytes.clone()), now).unwrap();
+        chain.accept_block(b.block.clone(), Some(b.update_bytes.clone()), now).unwrap();
     }
     assert_eq!(chain.tip().hash, main[2].block.block_hash());
     assert_eq!(counters.assumed(), 3, "the assumed chain");

@@ -29,7 +29,7 @@ fn open(dir: &TempDir, params: &ChainParams) -> ChainState {
 
 fn accept(chain: &mut ChainState, mined: &MinedBlock, now: u64) -> AcceptOutcome {
     chain
-        .accept_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()), now)
+        .accept_block(mined.block.clone(), Some(mined.update_bytes.clone()), now)
         .unwrap_or_else(|e| panic!("block {} rejected: {e}", mined.block.block_hash()))
 }
 
@@ -227,7 +227,7 @@ fn a_junk_block_claiming_a_huge_improvement_disconnects_nothing() {
         *w = ((i * 7919 % 1000) as f32 - 500.0) * 0.01;
     }
     let junk = Model::from_parts(t.checkpoint.model.config().clone(), weights).unwrap();
-    t.set_checkpoint_bytes(Checkpoint::new(4, junk).to_bytes());
+    t.set_checkpoint(Checkpoint::new(4, junk)).unwrap();
     t.header.val_loss = 1;
     let junk = t.finish(&other.key);
     let clock = now(&mem_a).max(now(&mem_b)) + 600;
@@ -250,7 +250,7 @@ fn a_junk_block_claiming_a_huge_improvement_disconnects_nothing() {
         &parent,
         &b3.block.sample,
         &b3_parent,
-        &b3.checkpoint_bytes,
+        &b3.update_bytes,
     )
     .unwrap();
     let junk_pot = check_proof_of_training(
@@ -259,14 +259,14 @@ fn a_junk_block_claiming_a_huge_improvement_disconnects_nothing() {
         &mem_b.tip(),
         &junk.block.sample,
         &b3.checkpoint_bytes,
-        &junk.checkpoint_bytes,
+        &junk.update_bytes,
     );
     assert!(matches!(junk_pot, Err(BlockError::ValLossMismatch { .. })), "{junk_pot:?}");
     let evaluation_s = t0.elapsed().as_secs_f64();
 
     let t0 = Instant::now();
     let (result, logs) = with_logs(|| {
-        chain.accept_block(junk.block.clone(), Some(junk.checkpoint_bytes.clone()), clock)
+        chain.accept_block(junk.block.clone(), Some(junk.update_bytes.clone()), clock)
     });
     let call_s = t0.elapsed().as_secs_f64();
     println!(
@@ -337,7 +337,7 @@ fn a_timestamp_two_hours_ahead_gets_at_most_the_documented_discount() {
         .unwrap();
     later.header.required_improvement = liar_required;
     let later = later.finish(&liar_miner.key);
-    let e = chain.accept_block(later.block.clone(), Some(later.checkpoint_bytes), clock);
+    let e = chain.accept_block(later.block.clone(), Some(later.update_bytes), clock);
     assert!(
         matches!(e, Err(ChainError::InvalidBlock { reason: BlockError::TimeTooNew { .. }, .. })),
         "{e:?}"
@@ -386,7 +386,7 @@ fn a_descendant_of_an_unvalidated_block_cannot_declare_its_own_shape() {
     let dir = TempDir::new("attack-unvalidated-parent");
     let mut chain = open(&dir, &params);
     let outcome = chain.accept_block(a1.block.clone(), None, clock).unwrap();
-    assert_eq!(outcome, AcceptOutcome::MissingCheckpoint);
+    assert_eq!(outcome, AcceptOutcome::MissingUpdate);
     let result = chain.accept_block(oversized.block.clone(), None, clock);
     println!("ATTACK (f) oversized child of an unvalidated block: {result:?}");
     assert!(
@@ -409,10 +409,10 @@ fn a_descendant_of_an_unvalidated_block_cannot_declare_its_own_shape() {
         assert!(chain.block(&hash).unwrap().is_none(), "stored");
         assert_eq!(chain.block_status(&hash).unwrap(), Some(BlockStatus::Invalid));
     }
-    // The honest child is stored, and the branch connects once a1's checkpoint arrives.
-    let outcome = chain.accept_block(a2.block.clone(), Some(a2.checkpoint_bytes.clone()), clock);
-    assert_eq!(outcome.unwrap(), AcceptOutcome::MissingCheckpoint);
-    match chain.accept_checkpoint(&a1.block.block_hash(), a1.checkpoint_bytes.clone(), clock) {
+    // The honest child is stored, and the branch connects once a1's update arrives.
+    let outcome = chain.accept_block(a2.block.clone(), Some(a2.update_bytes.clone()), clock);
+    assert_eq!(outcome.unwrap(), AcceptOutcome::MissingUpdate);
+    match chain.accept_update(&a1.block.block_hash(), a1.update_bytes.clone(), clock) {
         Ok(AcceptOutcome::Connected { new_tip, .. }) => {
             assert_eq!(new_tip.hash, a2.block.block_hash())
         }

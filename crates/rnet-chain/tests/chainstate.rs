@@ -225,6 +225,8 @@ fn invalid_blocks_are_marked_and_never_retried() {
     liar.block.header.checkpoint_root =
         rnet_primitives::Hash256(rnet_chain::checkpoints::checkpoint_root(&liar.ckpt));
     liar.block.header.checkpoint_size = liar.ckpt.len() as u64;
+    liar.block.header.update_root = liar.block.header.checkpoint_root;
+    liar.block.header.update_size = liar.ckpt.len() as u64;
     let err = chain.accept_block(liar.block.clone(), Some(liar.ckpt.clone()), NOW).unwrap_err();
     assert!(
         matches!(err, ChainError::InvalidBlock { hash, reason: BlockError::ValLossMismatch { .. } } if hash == liar.hash()),
@@ -304,9 +306,9 @@ fn failures_that_do_not_prove_invalidity_are_not_recorded() {
     assert!(matches!(err, ChainError::InvalidBlock { reason: BlockError::BadMerkleRoot, .. }));
     assert_eq!(chain.block_status(&b1.hash()).unwrap(), None);
 
-    // Checkpoint bytes that are not the committed ones: rejected, nothing stored.
+    // Update bytes that are not the committed ones: rejected, nothing stored.
     let err = chain.accept_block(b1.block.clone(), Some(vec![1, 2, 3]), NOW).unwrap_err();
-    assert!(matches!(err, ChainError::CheckpointMismatch { .. }));
+    assert!(matches!(err, ChainError::UpdateMismatch { .. }));
     assert_eq!(chain.block_status(&b1.hash()).unwrap(), None);
 
     assert!(matches!(accept(&mut chain, &b1), AcceptOutcome::Connected { .. }));
@@ -323,25 +325,25 @@ fn orphans_and_missing_checkpoints() {
     assert_eq!(accept(&mut chain, &b2), AcceptOutcome::Orphan { missing_parent: b1.hash() });
     assert_eq!(chain.block_status(&b2.hash()).unwrap(), None);
 
-    // Without checkpoints the blocks are stored but cannot be validated.
+    // Without their updates the blocks are stored but cannot be validated.
     assert_eq!(
         chain.accept_block(b1.block.clone(), None, NOW).unwrap(),
-        AcceptOutcome::MissingCheckpoint
+        AcceptOutcome::MissingUpdate
     );
     assert_eq!(
         chain.accept_block(b2.block.clone(), Some(b2.ckpt.clone()), NOW).unwrap(),
-        AcceptOutcome::MissingCheckpoint
+        AcceptOutcome::MissingUpdate
     );
     assert_eq!(chain.tip().hash, g.hash());
     let tips = chain.chain_tips().unwrap();
     assert!(tips.iter().any(|t| t.hash == b2.hash() && t.status == ChainTipStatus::ValidHeaders));
     // Wrong bytes are refused.
     assert!(matches!(
-        chain.accept_checkpoint(&b1.hash(), b2.ckpt.clone(), NOW),
-        Err(ChainError::CheckpointMismatch { .. })
+        chain.accept_update(&b1.hash(), b2.ckpt.clone(), NOW),
+        Err(ChainError::UpdateMismatch { .. })
     ));
-    // The missing checkpoint completes the branch: both blocks connect.
-    match chain.accept_checkpoint(&b1.hash(), b1.ckpt.clone(), NOW).unwrap() {
+    // The missing update completes the branch: both blocks connect.
+    match chain.accept_update(&b1.hash(), b1.ckpt.clone(), NOW).unwrap() {
         AcceptOutcome::Connected { new_tip, connected, .. } => {
             assert_eq!(new_tip.hash, b2.hash());
             assert_eq!(connected, vec![b1.hash(), b2.hash()]);
@@ -349,11 +351,11 @@ fn orphans_and_missing_checkpoints() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        chain.accept_checkpoint(&b1.hash(), b1.ckpt.clone(), NOW).unwrap(),
+        chain.accept_update(&b1.hash(), b1.ckpt.clone(), NOW).unwrap(),
         AcceptOutcome::AlreadyHave
     );
     assert!(matches!(
-        chain.accept_checkpoint(&BlockHash([9; 32]), b1.ckpt.clone(), NOW),
+        chain.accept_update(&BlockHash([9; 32]), b1.ckpt.clone(), NOW),
         Err(ChainError::UnknownBlock(_))
     ));
     chain.verify_consistency().unwrap();
@@ -513,7 +515,7 @@ fn a_coin_created_and_expired_by_the_same_block_round_trips() {
             s: &rnet_primitives::EvalSample,
             pc: &[u8],
             c: &[u8],
-        ) -> Result<(), BlockError> {
+        ) -> Result<Vec<u8>, BlockError> {
             self.0.check_proof_of_training(h, p, s, pc, c)
         }
         fn summarize_header(
@@ -561,8 +563,9 @@ fn pruning_keeps_the_checkpoints_of_the_last_k_blocks() {
     let options = ChainOptions { prune_checkpoints_depth: 3, ..archive() };
     let g = genesis();
     let a = linear(&g, 8, 990_000, 10_000, 1);
-    // A side branch at height 1 that never wins: never validated. Its checkpoint stays until the
-    // next pruning pass (the tip does not change when it arrives).
+    // A side branch at height 1 that never wins: never validated, so it has its update but no
+    // checkpoint. The update stays until the next pruning pass (the tip does not change when it
+    // arrives).
     let side = simple(g.header(), 995_000, 99, &[COIN]);
     let mut chain = open(dir.path(), &rules, options.clone());
     for blk in &a {
@@ -575,9 +578,12 @@ fn pruning_keeps_the_checkpoints_of_the_last_k_blocks() {
     assert_eq!(kept, vec![6, 7, 8]);
     assert_eq!(chain.checkpoint(&a[7].hash()).unwrap(), Some(a[7].ckpt.clone()));
     assert_eq!(chain.checkpoint(&a[0].hash()).unwrap(), None);
-    assert!(chain.has_checkpoint(&side.hash()).unwrap());
+    assert_eq!(chain.update(&a[0].hash()).unwrap(), None, "pruned with its checkpoint");
+    assert_eq!(chain.update(&a[7].hash()).unwrap(), Some(a[7].ckpt.clone()));
+    assert!(!chain.has_checkpoint(&side.hash()).unwrap());
+    assert!(chain.has_update(&side.hash()).unwrap());
     let files = std::fs::read_dir(dir.path().join("checkpoints")).unwrap().count();
-    assert_eq!(files, 4);
+    assert_eq!(files, 3);
     // Reorganising below the pruned depth still works: validated blocks need no evaluation.
     chain.invalidate_block(&a[2].hash()).unwrap();
     assert_eq!(chain.tip().hash, a[1].hash());
@@ -585,7 +591,7 @@ fn pruning_keeps_the_checkpoints_of_the_last_k_blocks() {
     assert_eq!(chain.tip().hash, a[7].hash());
     chain.verify_consistency().unwrap();
     // That pass pruned the side branch: K deep and less chainwork than the tip, it cannot win.
-    assert!(!chain.has_checkpoint(&side.hash()).unwrap());
+    assert!(!chain.has_update(&side.hash()).unwrap());
     assert_eq!(std::fs::read_dir(dir.path().join("checkpoints")).unwrap().count(), 3);
     // Restart keeps the same files.
     drop(chain);
@@ -602,26 +608,27 @@ fn damaged_checkpoint_files_are_unavailable_not_invalid() {
     let mut chain = open(dir.path(), &rules, archive());
     let tip = simple(g.header(), 950_000, 1, &[COIN]);
     accept(&mut chain, &tip);
-    // A side block (960k) is stored with its checkpoint but not validated; its file is damaged.
-    let side = simple(g.header(), 960_000, 2, &[COIN]);
-    assert_eq!(accept(&mut chain, &side), AcceptOutcome::StoredSideBranch);
-    let path = dir.path().join("checkpoints").join(format!("{}.ckpt", side.hash()));
+    // The tip's checkpoint (derived when it was validated) is damaged on disk.
+    let path = dir.path().join("checkpoints").join(format!("{}.ckpt", tip.hash()));
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[0] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
-    assert!(matches!(chain.checkpoint(&side.hash()), Err(ChainError::Corrupt(_))));
-    // Its child beats the tip; validating the side block finds the damaged file, drops it and
-    // waits for the checkpoint again instead of calling the block invalid.
-    let child = simple(side.header(), 940_000, 3, &[COIN]);
-    assert_eq!(accept(&mut chain, &child), AcceptOutcome::MissingCheckpoint);
+    assert!(matches!(chain.checkpoint(&tip.hash()), Err(ChainError::Corrupt(_))));
+    // Its child arrives with its update: validating it finds the parent's damaged file, drops
+    // it and waits for the checkpoint again instead of calling the child invalid.
+    let child = simple(tip.header(), 940_000, 3, &[COIN]);
+    assert_eq!(accept(&mut chain, &child), AcceptOutcome::StoredSideBranch);
     assert_eq!(chain.tip().hash, tip.hash());
-    assert_eq!(chain.block_status(&side.hash()).unwrap(), Some(BlockStatus::DataStored));
-    assert!(!chain.has_checkpoint(&side.hash()).unwrap());
+    assert_eq!(chain.block_status(&child.hash()).unwrap(), Some(BlockStatus::DataStored));
+    assert!(!chain.has_checkpoint(&tip.hash()).unwrap());
     assert!(!path.exists());
-    match chain.accept_checkpoint(&side.hash(), side.ckpt.clone(), NOW).unwrap() {
+    assert_eq!(chain.wanted_checkpoints(10).unwrap(), vec![tip.hash()]);
+    match chain.accept_checkpoint(&tip.hash(), tip.ckpt.clone(), NOW).unwrap() {
         AcceptOutcome::Connected { new_tip, .. } => assert_eq!(new_tip.hash, child.hash()),
         other => panic!("{other:?}"),
     }
+    let wanted = chain.wanted_checkpoints(10).unwrap();
+    assert!(wanted.is_empty(), "{wanted:?} tip {} child {}", tip.hash(), child.hash());
     // Stray files are removed on open.
     std::fs::write(dir.path().join("checkpoints").join("junk.tmp"), b"x").unwrap();
     drop(chain);
@@ -665,7 +672,7 @@ fn wrong_network_is_refused() {
             s: &rnet_primitives::EvalSample,
             pc: &[u8],
             c: &[u8],
-        ) -> Result<(), BlockError> {
+        ) -> Result<Vec<u8>, BlockError> {
             self.0.check_proof_of_training(h, p, s, pc, c)
         }
         fn summarize_header(

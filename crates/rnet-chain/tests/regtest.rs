@@ -35,7 +35,7 @@ fn now(chain: &MemoryChain) -> u64 {
 
 fn accept(chain: &mut ChainState, mined: &MinedBlock, now: u64) -> AcceptOutcome {
     chain
-        .accept_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()), now)
+        .accept_block(mined.block.clone(), Some(mined.update_bytes.clone()), now)
         .unwrap_or_else(|e| panic!("block {} rejected: {e}", mined.block.block_hash()))
 }
 
@@ -205,7 +205,7 @@ fn regtest_reorgs_match_the_memory_chain_and_a_fresh_replay() {
     let next = miner.mine(&view, &utxos, &parent_ckpt, vec![], plain_spk(&bob)).unwrap();
     assert!(view.take_error().is_none() && utxos.take_error().is_none());
     drop((view, utxos));
-    mem_a.submit_at(&next.block, &next.checkpoint_bytes, now(&mem_a) + 600).unwrap();
+    mem_a.submit_at(&next.block, &next.update_bytes, now(&mem_a) + 600).unwrap();
     assert!(matches!(accept(&mut chain, &next, now(&mem_a)), AcceptOutcome::Connected { .. }));
     assert_same(&chain, &mem_a);
 }
@@ -229,7 +229,7 @@ fn regtest_invalid_blocks() {
     let mut forged = good.block.clone();
     forged.header.signature[0] ^= 1;
     assert_eq!(forged.block_hash(), good.block.block_hash());
-    let err = chain.accept_block(forged, Some(good.checkpoint_bytes.clone()), clock).unwrap_err();
+    let err = chain.accept_block(forged, Some(good.update_bytes.clone()), clock).unwrap_err();
     assert!(
         matches!(err, ChainError::InvalidBlock { reason: BlockError::BadMinerSignature, .. }),
         "{err}"
@@ -241,8 +241,7 @@ fn regtest_invalid_blocks() {
     // sample cannot block the real block).
     let mut bad_sample = good.block.clone();
     bad_sample.sample.records.swap(0, 1);
-    let err =
-        chain.accept_block(bad_sample, Some(good.checkpoint_bytes.clone()), clock).unwrap_err();
+    let err = chain.accept_block(bad_sample, Some(good.update_bytes.clone()), clock).unwrap_err();
     assert!(
         matches!(err, ChainError::InvalidBlock { reason: BlockError::SampleOutOfOrder { .. }, .. }),
         "{err}"
@@ -254,17 +253,15 @@ fn regtest_invalid_blocks() {
     let mut liar = template.clone();
     liar.header.val_loss -= 1000;
     let liar = liar.finish(&miner.key);
-    let err = chain
-        .accept_block(liar.block.clone(), Some(liar.checkpoint_bytes.clone()), clock)
-        .unwrap_err();
+    let err =
+        chain.accept_block(liar.block.clone(), Some(liar.update_bytes.clone()), clock).unwrap_err();
     assert!(
         matches!(err, ChainError::InvalidBlock { reason: BlockError::ValLossMismatch { .. }, .. }),
         "{err}"
     );
     assert_eq!(chain.block_status(&liar.block.block_hash()).unwrap(), Some(BlockStatus::Invalid));
-    let err = chain
-        .accept_block(liar.block.clone(), Some(liar.checkpoint_bytes.clone()), clock)
-        .unwrap_err();
+    let err =
+        chain.accept_block(liar.block.clone(), Some(liar.update_bytes.clone()), clock).unwrap_err();
     assert!(matches!(err, ChainError::KnownInvalid(_)));
 
     // A coinbase paying more than allowed: invalid at connection.
@@ -272,7 +269,7 @@ fn regtest_invalid_blocks() {
     greedy.coinbase_mut().outputs[0].value.0 += 1;
     let greedy = greedy.finish(&miner.key);
     let err = chain
-        .accept_block(greedy.block.clone(), Some(greedy.checkpoint_bytes.clone()), clock)
+        .accept_block(greedy.block.clone(), Some(greedy.update_bytes.clone()), clock)
         .unwrap_err();
     assert!(
         matches!(err, ChainError::InvalidBlock { reason: BlockError::CoinbaseTooLarge { .. }, .. }),
@@ -283,9 +280,8 @@ fn regtest_invalid_blocks() {
     let mut lazy = template.clone();
     lazy.header.required_improvement += 1;
     let lazy = lazy.finish(&miner.key);
-    let err = chain
-        .accept_block(lazy.block.clone(), Some(lazy.checkpoint_bytes.clone()), clock)
-        .unwrap_err();
+    let err =
+        chain.accept_block(lazy.block.clone(), Some(lazy.update_bytes.clone()), clock).unwrap_err();
     assert!(
         matches!(
             err,
@@ -297,8 +293,8 @@ fn regtest_invalid_blocks() {
 
     // Checkpoint bytes that are not the committed ones are refused outright.
     assert!(matches!(
-        chain.accept_block(good.block.clone(), Some(m1.checkpoint_bytes.clone()), clock),
-        Err(ChainError::CheckpointMismatch { .. })
+        chain.accept_block(good.block.clone(), Some(m1.update_bytes.clone()), clock),
+        Err(ChainError::UpdateMismatch { .. })
     ));
 
     // None of this moved the tip; the good block still connects.

@@ -45,7 +45,7 @@ fn transaction_index_follows_the_active_chain() {
     let dir = TempDir::new("txindex");
     let mut chain = open(&dir, &params, false);
     for m in &mined {
-        chain.accept_block(m.block.clone(), Some(m.checkpoint_bytes.clone()), now).unwrap();
+        chain.accept_block(m.block.clone(), Some(m.update_bytes.clone()), now).unwrap();
     }
     let reader = chain.reader();
     assert!(matches!(reader.indexed_transaction(&spend.txid()), Err(ChainError::NoTxIndex)));

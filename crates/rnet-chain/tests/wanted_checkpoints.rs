@@ -1,6 +1,6 @@
-//! `ChainState::wanted_checkpoints`: what the node asks peers for. A stored block whose
-//! checkpoint never arrived (a download cut short by a crash) is wanted, across a restart; a
-//! damaged tip checkpoint is dropped and wanted again; a stored checkpoint is not wanted.
+//! `ChainState::wanted_updates` and `wanted_checkpoints`: what the node asks peers for. A stored
+//! block whose update never arrived (a download cut short by a crash) is wanted, across a
+//! restart; a damaged tip checkpoint is dropped and wanted again; stored data is not wanted.
 
 mod common;
 
@@ -26,23 +26,29 @@ fn missing_and_damaged_checkpoints_are_wanted_until_stored() {
     let dir = TempDir::new("wanted-checkpoints");
     let mut chain = open(&dir, &params);
     assert!(chain.wanted_checkpoints(10).unwrap().is_empty());
+    assert!(chain.wanted_updates(10).unwrap().is_empty());
 
-    // Block 1 arrives without its checkpoint (the download was lost): wanted, also after a
-    // restart.
+    // Block 1 arrives without its update (the download was lost): wanted, also after a restart.
     let b1 = &mined[0];
     let outcome = chain.accept_block(b1.block.clone(), None, now).unwrap();
-    assert!(matches!(outcome, AcceptOutcome::MissingCheckpoint), "{outcome:?}");
-    assert_eq!(chain.wanted_checkpoints(10).unwrap(), vec![b1.block.block_hash()]);
+    assert!(matches!(outcome, AcceptOutcome::MissingUpdate), "{outcome:?}");
+    assert_eq!(chain.wanted_updates(10).unwrap(), vec![b1.block.block_hash()]);
+    assert!(chain.wanted_checkpoints(10).unwrap().is_empty(), "its checkpoint is derived");
     drop(chain);
     let mut chain = open(&dir, &params);
-    assert_eq!(chain.wanted_checkpoints(10).unwrap(), vec![b1.block.block_hash()]);
-    assert!(chain.wanted_checkpoints(0).unwrap().is_empty());
+    assert_eq!(chain.wanted_updates(10).unwrap(), vec![b1.block.block_hash()]);
+    assert!(chain.wanted_updates(0).unwrap().is_empty());
 
-    // Its checkpoint arrives: connected, nothing wanted.
+    // Its update arrives: connected with the derived checkpoint, nothing wanted.
     let outcome =
-        chain.accept_checkpoint(&b1.block.block_hash(), b1.checkpoint_bytes.clone(), now).unwrap();
+        chain.accept_update(&b1.block.block_hash(), b1.update_bytes.clone(), now).unwrap();
     assert!(matches!(outcome, AcceptOutcome::Connected { .. }), "{outcome:?}");
+    assert!(chain.wanted_updates(10).unwrap().is_empty());
     assert!(chain.wanted_checkpoints(10).unwrap().is_empty());
+    assert_eq!(
+        chain.checkpoint(&b1.block.block_hash()).unwrap(),
+        Some(b1.checkpoint_bytes.clone())
+    );
 
     // The tip's checkpoint file gets damaged on disk: reading it is an error, never bad bytes;
     // dropping it makes it wanted, and the genuine bytes restore it.

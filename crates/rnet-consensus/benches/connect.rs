@@ -64,7 +64,7 @@ fn main() {
     transactions.extend(txs);
     let (d, l) = next_block_shape(&params, &tip);
     let mut header = BlockHeader {
-        version: 1,
+        version: rnet_consensus::BLOCK_VERSION,
         prev_block_hash: tip.hash,
         merkle_root: Hash256::ZERO,
         time: tip.time + 600,
@@ -72,6 +72,8 @@ fn main() {
         shape: ModelShape { d_model: d, n_layers: l },
         checkpoint_root: Hash256::ZERO,
         checkpoint_size: params.checkpoint_size(d, l).unwrap(),
+        update_root: Hash256::ZERO,
+        update_size: 0,
         parent_loss: tip.val_loss,
         val_loss,
         required_improvement: required,

@@ -1,6 +1,6 @@
 //! Why a block or one of its transactions is invalid: one variant per rule.
 
-use rnet_model::{CheckpointError, EvalError};
+use rnet_model::{CheckpointError, EvalError, UpdateError, UpdateFormatError};
 use rnet_primitives::{Amount, BlockHash, OutPoint, Txid};
 use rnet_script::TxScriptError;
 use thiserror::Error;
@@ -246,6 +246,16 @@ pub enum BlockError {
         /// The header's.
         got: u64,
     },
+    /// The header's update size is below an empty update's or above `max_update_bytes`.
+    #[error("header update size {size} is outside {min}..={max}")]
+    BadUpdateSize {
+        /// The header's.
+        size: u64,
+        /// The size of an update with no entries.
+        min: u64,
+        /// The network's `max_update_bytes`.
+        max: u64,
+    },
     /// `parent_loss − val_loss` is below the effective required improvement.
     #[error("val_loss {val_loss} does not improve on parent_loss {parent_loss} by {required}")]
     InsufficientImprovement {
@@ -258,6 +268,31 @@ pub enum BlockError {
     },
 
     // ----- Proof-of-Training (check_proof_of_training) -----
+    /// No update bytes were supplied (the block's update is not available).
+    #[error("model update missing")]
+    MissingUpdate,
+    /// The update bytes are not as long as the header says.
+    #[error("model update has {actual} bytes, header says {header}")]
+    UpdateSizeMismatch {
+        /// Header's size.
+        header: u64,
+        /// Bytes supplied.
+        actual: u64,
+    },
+    /// The update bytes do not hash to the header's update root.
+    #[error("model update root mismatch")]
+    UpdateRootMismatch,
+    /// The committed update does not decode (Part III §5.2).
+    #[error("model update invalid: {0}")]
+    InvalidUpdate(UpdateFormatError),
+    /// The committed update does not give the committed checkpoint from the grown parent: over
+    /// a limit, for another tensor list, non-finite, or another root (Part III §5.2).
+    #[error("model update rejected: {0}")]
+    BadUpdate(UpdateError),
+    /// The parent's model could not be grown to the block's shape (cannot happen once the shape
+    /// passed the schedule check).
+    #[error("cannot grow the parent model: {0}")]
+    GrowthFailed(String),
     /// No checkpoint bytes were supplied (the checkpoint is not available).
     #[error("checkpoint missing")]
     MissingCheckpoint,
@@ -400,6 +435,9 @@ impl BlockError {
                 | BlockError::MutatedMerkle
                 | BlockError::BadMinerSignature
                 | BlockError::MissingCheckpoint
+                | BlockError::MissingUpdate
+                | BlockError::UpdateSizeMismatch { .. }
+                | BlockError::UpdateRootMismatch
                 | BlockError::CheckpointSizeMismatch { .. }
                 | BlockError::CheckpointRootMismatch
                 | BlockError::MissingParentCheckpoint

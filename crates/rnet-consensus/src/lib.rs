@@ -15,6 +15,7 @@
 //! - [`sample`]: the evaluation sample a block draws after fixing its weights, and its check.
 //! - [`reward`]: subsidy with performance bonus and adaptive halving, expiry, supply accounting.
 
+pub mod block_model;
 pub mod coin;
 pub mod context;
 pub mod error;
@@ -24,12 +25,15 @@ pub mod sample;
 pub mod schedule;
 pub mod validation;
 
+pub use block_model::{
+    check_update_commitment, derive_checkpoint, grown_parent, growth_seed, update_limits,
+};
 pub use coin::{Coin, UtxoView};
 pub use context::{BlockEffects, HeaderChain, HeaderSummary};
 pub use error::{BlockError, TxError};
 pub use params::{
     BLOCK_VERSION, COINBASE_TAG_LEN, ChainParams, MAX_BONUS_MULTIPLE, MAX_COINBASE_SCRIPT_SIG,
-    ParamsError, coinbase_tag,
+    MAX_RANK, MAX_UPDATE_BYTES, ParamsError, coinbase_tag,
 };
 pub use reward::{
     base_subsidy, block_subsidy, emission_pool, expiry_threshold, halvings, is_expired,
@@ -44,7 +48,7 @@ pub use schedule::{
     next_stagnation, required_improvement, stall_shift, summarize_header,
 };
 pub use validation::{
-    CheckpointPair, check_block, check_header_context, check_proof_of_training,
+    ModelData, check_block, check_header_context, check_proof_of_training,
     check_proof_of_training_assumed, check_transaction, connect_block, is_final,
     relative_lock_passed, validate_block,
 };

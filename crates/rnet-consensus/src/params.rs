@@ -21,7 +21,7 @@ use thiserror::Error;
 use crate::context::HeaderSummary;
 
 /// Version of every block header this code produces; headers with a lower version are invalid.
-pub const BLOCK_VERSION: u32 = 1;
+pub const BLOCK_VERSION: u32 = 2;
 
 /// Largest performance bonus: a block is paid at most `2 ×` the base reward.
 pub const MAX_BONUS_MULTIPLE: u64 = 2;
@@ -126,7 +126,19 @@ pub struct ChainParams {
     /// Most non-empty signatures a block may check, all inputs together (counted before any
     /// is verified; Part V §3).
     pub max_block_sig_checks: usize,
+    /// Largest model update a block may carry, in bytes (Part III §5.2).
+    pub max_update_bytes: u64,
+    /// Largest rank of a low-rank entry of a block's update.
+    pub max_rank: u32,
 }
+
+/// `max_update_bytes` of every network: 8 MiB, a fifth of the mainnet genesis checkpoint. At
+/// rank 16 on every matrix the mainnet genesis update is 3.2 MB (Part III §5.2); a full
+/// replacement of the regtest model (171 kB) fits, and testnet's (3.7 MB) too.
+pub const MAX_UPDATE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// `max_rank` of every network.
+pub const MAX_RANK: u32 = 128;
 
 /// The per-block signature-check budget of every network: one check per 50 bytes of the
 /// largest block. Per-input budgets (Part IV §5) already cost 50 witness bytes per check; this
@@ -164,6 +176,10 @@ pub enum ParamsError {
     /// The growth interval is 0.
     #[error("growth interval must be positive")]
     GrowthInterval,
+    /// The update limits admit no update: `max_rank` is 0 or `max_update_bytes` is below an
+    /// empty update.
+    #[error("update limits must admit an empty update and rank ≥ 1")]
+    UpdateLimits,
 }
 
 impl ChainParams {
@@ -210,6 +226,8 @@ impl ChainParams {
             median_time_span: 11,
             max_block_size: MAX_BLOCK_SIZE,
             max_block_sig_checks: MAX_BLOCK_SIG_CHECKS,
+            max_update_bytes: MAX_UPDATE_BYTES,
+            max_rank: MAX_RANK,
         }
     }
 
@@ -274,6 +292,8 @@ impl ChainParams {
             median_time_span: 11,
             max_block_size: MAX_BLOCK_SIZE,
             max_block_sig_checks: MAX_BLOCK_SIG_CHECKS,
+            max_update_bytes: MAX_UPDATE_BYTES,
+            max_rank: MAX_RANK,
         }
     }
 
@@ -309,6 +329,10 @@ impl ChainParams {
         }
         if self.growth_interval == 0 {
             return Err(ParamsError::GrowthInterval);
+        }
+        let empty_update = rnet_model::update::header_len(self.genesis_model.kernel_sizes.len());
+        if self.max_rank == 0 || self.max_update_bytes < empty_update as u64 {
+            return Err(ParamsError::UpdateLimits);
         }
         Ok(())
     }
@@ -515,6 +539,8 @@ impl GenesisInputs {
             },
             checkpoint_root: Hash256(root),
             checkpoint_size: ckpt_bytes.len() as u64,
+            update_root: Hash256::ZERO,
+            update_size: 0,
             parent_loss: self.val_loss,
             val_loss: self.val_loss,
             required_improvement: self.required_improvement,
@@ -717,11 +743,11 @@ mod tests {
     }
 
     const REGTEST_GENESIS_HASH: &str =
-        "3c46b9f5d79c135085bbf6c9a14434020a528e2a433716e6c31c873136c6557c";
+        "d3160e4355061494ec9e6fb6c52a9b5e68ac945da85a35baa4980583b6011ad1";
     const TESTNET_GENESIS_HASH: &str =
-        "41b862d80ccea325b894b55f227be9bf7118c1a42b1240ce7d2a562ade9a10d0";
+        "6cf1ad15bbc3a7807e21e412b055ce0a0a840192240b30f43d6eeb6fb91c77da";
     const MAINNET_GENESIS_HASH: &str =
-        "ec5394c255a021bf9831aabb95be1bd9afa6ead2ea1f37e1c245d23276b1135b";
+        "bf82d681005e641ce1c663b6342c9941a7d5c4e004b36aafbb9e9afce2cb5e2d";
 
     #[test]
     fn testnet_genesis_loss_is_pinned() {

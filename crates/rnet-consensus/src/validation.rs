@@ -26,6 +26,7 @@ use rnet_script::{
     relative_lock, verify_transaction, verify_transaction_batched,
 };
 
+use crate::block_model::{check_update_commitment, derive_checkpoint};
 use crate::coin::{Coin, UtxoView};
 use crate::context::{BlockEffects, HeaderChain, HeaderSummary};
 pub use crate::error::{BlockError, TxError};
@@ -162,7 +163,8 @@ pub fn check_transaction(tx: &Transaction) -> Result<(), TxError> {
 /// time > median time past of the last `median_time_span` blocks (`TimeTooOld`) and
 /// ≤ `now + max_future_block_time_secs` (`TimeTooNew`); shape = [`next_block_shape`]
 /// (`BadShape`); `checkpoint_size` = the exact size of a checkpoint of that shape
-/// (`BadCheckpointSize`); `required_improvement` = [`effective_required_improvement`] at the
+/// (`BadCheckpointSize`); `update_size` between the size of an empty update and
+/// `max_update_bytes` (`BadUpdateSize`); `required_improvement` = [`effective_required_improvement`] at the
 /// header's time (`BadRequiredImprovement`); the claimed `parent_loss − val_loss ≥
 /// required_improvement` (`InsufficientImprovement`). The claims themselves are verified by
 /// [`check_proof_of_training`].
@@ -188,6 +190,14 @@ pub fn check_header_context(
         return Err(BlockError::BadCheckpointSize {
             expected: expected_size,
             got: header.checkpoint_size,
+        });
+    }
+    let min_update = rnet_model::update::header_len(params.genesis_model.kernel_sizes.len()) as u64;
+    if header.update_size < min_update || header.update_size > params.max_update_bytes {
+        return Err(BlockError::BadUpdateSize {
+            size: header.update_size,
+            min: min_update,
+            max: params.max_update_bytes,
         });
     }
     check_required(params, header, chain)?;
@@ -254,68 +264,69 @@ fn check_improvement(header: &BlockHeader) -> Result<u64, BlockError> {
     Ok(improvement)
 }
 
-/// Proof-of-Training, in this order: the checkpoint bytes are present (`MissingCheckpoint`: a
-/// node that has not obtained the checkpoint passes an empty slice), `header.checkpoint_size`
-/// long (`CheckpointSizeMismatch`) and under `header.checkpoint_root`
-/// (`CheckpointRootMismatch`); the parent's checkpoint bytes are present
-/// (`MissingParentCheckpoint`) and under `parent.checkpoint_root` (`ParentCheckpointMismatch`);
-/// the sample is the one the header draws, every record proven under `corpus_root`
-/// ([`check_sample`]); the shape is scheduled after `parent` (`BadShape`) and the claimed
-/// improvement reaches `header.required_improvement` (`InsufficientImprovement`), both before
-/// the expensive part; strict parse (`InvalidCheckpoint`); checkpoint height = block height
-/// (`CheckpointHeightMismatch`); config = the genesis config at the header's shape
-/// (`CheckpointConfigMismatch`); the parent checkpoint parses (`InvalidParentCheckpoint`); the
-/// canonical evaluation of the new checkpoint on the sample succeeds (`EvaluationFailed`) and
-/// equals `val_loss` (`ValLossMismatch`); the parent's on the same sample equals `parent_loss`
-/// (`ParentLossMismatch`).
+/// Proof-of-Training, in this order: the update bytes are present (`MissingUpdate`: a node
+/// that has not obtained them passes an empty slice), `header.update_size` long
+/// (`UpdateSizeMismatch`) and under `header.update_root` (`UpdateRootMismatch`); the parent's
+/// checkpoint bytes are present (`MissingParentCheckpoint`) and under `parent.checkpoint_root`
+/// (`ParentCheckpointMismatch`); the sample is the one the header draws, every record proven
+/// under `corpus_root` ([`check_sample`]); the shape is scheduled after `parent` (`BadShape`)
+/// and the claimed improvement reaches `header.required_improvement`
+/// (`InsufficientImprovement`), both before the expensive part; the parent checkpoint parses
+/// (`InvalidParentCheckpoint`); the update decodes strictly (`InvalidUpdate`); applied to the
+/// grown parent it gives a checkpoint under `header.checkpoint_root` (`BadUpdate`, see
+/// [`crate::block_model::derive_checkpoint`]); the canonical evaluation of that checkpoint on the
+/// sample succeeds (`EvaluationFailed`) and equals `val_loss` (`ValLossMismatch`); the parent's
+/// on the same sample equals `parent_loss` (`ParentLossMismatch`).
 ///
-/// `header.required_improvement` is trusted here; [`check_header_context`] verifies it.
+/// Returns the block's checkpoint (derived, committed root checked), which the caller stores as
+/// the parent of the next block. `header.required_improvement` is trusted here;
+/// [`check_header_context`] verifies it.
 pub fn check_proof_of_training(
     params: &ChainParams,
     header: &BlockHeader,
     parent: &HeaderSummary,
     sample: &EvalSample,
     parent_checkpoint: &[u8],
-    checkpoint_bytes: &[u8],
-) -> Result<(), BlockError> {
-    let CheckedTrainingData { model, parent_model, windows } =
-        check_training_data(params, header, parent, sample, parent_checkpoint, checkpoint_bytes)?;
-    let evaluated = evaluate_windows(&model, &windows)
+    update_bytes: &[u8],
+) -> Result<Checkpoint, BlockError> {
+    let CheckedTrainingData { checkpoint, parent_model, windows } =
+        check_training_data(params, header, parent, sample, parent_checkpoint, update_bytes)?;
+    let evaluated = evaluate_windows(&checkpoint.model, &windows)
         .map_err(BlockError::EvaluationFailed)?
         .val_loss_micronats;
     if evaluated != header.val_loss {
         return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
     }
-    drop(model);
     let evaluated = evaluate_windows(&parent_model, &windows)
         .map_err(BlockError::EvaluationFailed)?
         .val_loss_micronats;
     if evaluated != header.parent_loss {
         return Err(BlockError::ParentLossMismatch { claimed: header.parent_loss, evaluated });
     }
-    Ok(())
+    Ok(checkpoint)
 }
 
 /// Proof-of-Training of a block under `-assumevalid` (Part V §7.1): every check of
 /// [`check_proof_of_training`] except the two evaluations, which are the only expensive part.
-/// The checkpoint bytes must still be present, match the committed root and size, parse
-/// strictly, have the block's height and scheduled config, and the parent's must parse; the
+/// The update must still be present, match its commitment, decode and give exactly the
+/// committed checkpoint from the grown parent; the parent's checkpoint must match and parse; the
 /// sample must be the one the header draws; the shape and the claimed improvement must hold.
+/// Returns the derived checkpoint.
 pub fn check_proof_of_training_assumed(
     params: &ChainParams,
     header: &BlockHeader,
     parent: &HeaderSummary,
     sample: &EvalSample,
     parent_checkpoint: &[u8],
-    checkpoint_bytes: &[u8],
-) -> Result<(), BlockError> {
-    check_training_data(params, header, parent, sample, parent_checkpoint, checkpoint_bytes)
-        .map(drop)
+    update_bytes: &[u8],
+) -> Result<Checkpoint, BlockError> {
+    check_training_data(params, header, parent, sample, parent_checkpoint, update_bytes)
+        .map(|checked| checked.checkpoint)
 }
 
 /// What [`check_training_data`] leaves for the evaluations.
 struct CheckedTrainingData<'a> {
-    model: rnet_model::Model,
+    checkpoint: Checkpoint,
     parent_model: rnet_model::Model,
     windows: Vec<&'a [u8]>,
 }
@@ -328,18 +339,9 @@ fn check_training_data<'a>(
     parent: &HeaderSummary,
     sample: &'a EvalSample,
     parent_checkpoint: &[u8],
-    checkpoint_bytes: &[u8],
+    update_bytes: &[u8],
 ) -> Result<CheckedTrainingData<'a>, BlockError> {
-    if checkpoint_bytes.is_empty() {
-        return Err(BlockError::MissingCheckpoint);
-    }
-    let actual = checkpoint_bytes.len() as u64;
-    if actual != header.checkpoint_size {
-        return Err(BlockError::CheckpointSizeMismatch { header: header.checkpoint_size, actual });
-    }
-    if checkpoint_merkle_root(&chunk_hashes(checkpoint_bytes)) != header.checkpoint_root.0 {
-        return Err(BlockError::CheckpointRootMismatch);
-    }
+    check_update_commitment(header, update_bytes)?;
     if parent_checkpoint.is_empty() {
         return Err(BlockError::MissingParentCheckpoint);
     }
@@ -349,23 +351,11 @@ fn check_training_data<'a>(
     let windows = check_sample(params, header, sample)?;
     check_shape(params, header, parent)?;
     check_improvement(header)?;
-    let checkpoint =
-        Checkpoint::from_bytes(checkpoint_bytes).map_err(BlockError::InvalidCheckpoint)?;
-    if checkpoint.height != u64::from(header.height) {
-        return Err(BlockError::CheckpointHeightMismatch {
-            block: header.height,
-            checkpoint: checkpoint.height,
-        });
-    }
-    if *checkpoint.model.config()
-        != params.model_config(header.shape.d_model, header.shape.n_layers)
-    {
-        return Err(BlockError::CheckpointConfigMismatch);
-    }
     let parent_model = Checkpoint::from_bytes(parent_checkpoint)
         .map_err(BlockError::InvalidParentCheckpoint)?
         .model;
-    Ok(CheckedTrainingData { model: checkpoint.model, parent_model, windows })
+    let checkpoint = derive_checkpoint(params, header, &parent_model, update_bytes)?;
+    Ok(CheckedTrainingData { checkpoint, parent_model, windows })
 }
 
 /// Whether `tx` is final in a block at `height` whose parent has median time past `mtp`
@@ -667,36 +657,38 @@ fn add_output(
     Ok(())
 }
 
-/// The checkpoints Proof-of-Training compares: the parent's and the block's canonical bytes.
+/// The model data Proof-of-Training needs: the parent's checkpoint and the block's update.
 #[derive(Clone, Copy, Debug)]
-pub struct CheckpointPair<'a> {
+pub struct ModelData<'a> {
     /// The parent block's checkpoint.
-    pub parent: &'a [u8],
-    /// The block's own checkpoint.
-    pub block: &'a [u8],
+    pub parent_checkpoint: &'a [u8],
+    /// The block's model update.
+    pub update: &'a [u8],
 }
 
 /// Runs all four stages: [`check_block`], [`check_header_context`],
-/// [`check_proof_of_training`] (with the block's sample and `checkpoints`), [`connect_block`].
+/// [`check_proof_of_training`] (with the block's sample and `model`), [`connect_block`].
+/// Returns the block's derived checkpoint with the summary and effects.
 pub fn validate_block(
     params: &ChainParams,
     block: &Block,
-    checkpoints: CheckpointPair<'_>,
+    model: ModelData<'_>,
     chain: &dyn HeaderChain,
     utxos: &dyn UtxoView,
     now: u64,
-) -> Result<(HeaderSummary, BlockEffects), BlockError> {
+) -> Result<(HeaderSummary, BlockEffects, Checkpoint), BlockError> {
     check_block(params, block)?;
     check_header_context(params, &block.header, chain, now)?;
-    check_proof_of_training(
+    let checkpoint = check_proof_of_training(
         params,
         &block.header,
         &chain.tip(),
         &block.sample,
-        checkpoints.parent,
-        checkpoints.block,
+        model.parent_checkpoint,
+        model.update,
     )?;
-    connect_block(params, block, chain, utxos)
+    let (summary, effects) = connect_block(params, block, chain, utxos)?;
+    Ok((summary, effects, checkpoint))
 }
 
 #[cfg(test)]

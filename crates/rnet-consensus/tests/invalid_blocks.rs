@@ -8,7 +8,7 @@ use rnet_consensus::{
     BlockError, ChainParams, CorpusTree, HeaderChain, TxError, block_subsidy, build_sample,
     check_block, check_header_context, median_time_past,
 };
-use rnet_model::{Checkpoint, CheckpointError, grow};
+use rnet_model::{Checkpoint, ModelUpdate, UpdateEntry, UpdateError, UpdateFormatError, grow};
 use rnet_primitives::{Amount, Hash256, OutPoint, SampleRecord, TxOut};
 use rnet_script::{RelativeLock, ScriptError, TxScriptError};
 use rnet_testkit::{
@@ -46,10 +46,10 @@ fn faked_val_loss() {
 fn loss_above_parent_minus_required() {
     let (mut chain, miner) = base();
     let mut t = template(&chain, &miner, vec![]);
-    // The parent model grown to the new shape, untrained: on its sample it scores like the parent.
-    let (d, l) = (t.header.shape.d_model as usize, t.header.shape.n_layers as usize);
-    let grown = grow(&chain.tip_checkpoint().model, d, l, 1).unwrap();
-    t.set_checkpoint(Checkpoint::new(8, grown)).unwrap();
+    // An empty update: the block's model is the grown parent, which on its sample scores like
+    // the parent.
+    let empty = ModelUpdate::new(t.grown_parent.config().clone(), vec![]).unwrap();
+    t.set_update(&empty).unwrap();
     let required = required(&chain);
     assert!(t.header.val_loss + required > t.header.parent_loss);
     let mined = t.finish(&miner.key);
@@ -62,7 +62,7 @@ fn loss_above_parent_minus_required() {
     assert!(e.is_permanent());
     // ...and so does Proof-of-Training on its own.
     assert!(matches!(
-        pot(&chain, &mined.block, &mined.checkpoint_bytes),
+        pot(&chain, &mined.block, &mined.update_bytes),
         Err(BlockError::InsufficientImprovement { .. })
     ));
 }
@@ -110,84 +110,164 @@ fn wrong_shape() {
         check_header_context(chain.params(), &header, &chain, header.time),
         Err(BlockError::BadCheckpointSize { .. })
     ));
-    assert_eq!(
-        pot(&chain, &mined.block, &mined.checkpoint_bytes),
-        Err(BlockError::CheckpointConfigMismatch)
-    );
+    // The update gives the right shape, so its result is not the committed root.
+    assert!(matches!(
+        pot(&chain, &mined.block, &mined.update_bytes),
+        Err(BlockError::BadUpdate(UpdateError::RootMismatch { .. }))
+    ));
 }
 
 #[test]
-fn checkpoint_root_or_size_mismatch() {
+fn update_root_or_size_mismatch() {
     let (mut chain, miner) = base();
     let mined = template(&chain, &miner, vec![]).finish(&miner.key);
-    // One flipped byte: same size, other root.
-    let mut bytes = mined.checkpoint_bytes.clone();
+    // One flipped byte: same size, other root. A relay's fault, not the block's.
+    let mut bytes = mined.update_bytes.clone();
     let n = bytes.len();
     bytes[n - 5] ^= 1;
     let e = chain.submit_at(&mined.block, &bytes, mined.block.header.time).unwrap_err();
     let rnet_testkit::SubmitError::Invalid(e) = e else { panic!() };
-    assert_eq!(e, BlockError::CheckpointRootMismatch);
+    assert_eq!(e, BlockError::UpdateRootMismatch);
     assert!(e.is_data_mismatch() && !e.is_permanent());
     // One byte more.
-    let mut bytes = mined.checkpoint_bytes.clone();
+    let mut bytes = mined.update_bytes.clone();
     bytes.push(0);
     let e = pot(&chain, &mined.block, &bytes);
-    assert_eq!(
-        e,
-        Err(BlockError::CheckpointSizeMismatch { header: n as u64, actual: n as u64 + 1 })
-    );
-    // The header's own size field is checked against the shape.
+    assert_eq!(e, Err(BlockError::UpdateSizeMismatch { header: n as u64, actual: n as u64 + 1 }));
+    // The header's own checkpoint size field is checked against the shape.
     let mut t = template(&chain, &miner, vec![]);
+    let size = t.header.checkpoint_size;
     t.header.checkpoint_size += 4;
     let mined = t.finish(&miner.key);
     assert_eq!(
         reject(&mut chain, &mined),
-        BlockError::BadCheckpointSize { expected: n as u64, got: n as u64 + 4 }
+        BlockError::BadCheckpointSize { expected: size, got: size + 4 }
     );
+    // The header's update size must lie between an empty update and `max_update_bytes`.
+    let max = chain.params().max_update_bytes;
+    for bad in [0, 7, max + 1] {
+        let mut t = template(&chain, &miner, vec![]);
+        t.header.update_size = bad;
+        let e = reject(&mut chain, &t.finish(&miner.key));
+        assert!(
+            matches!(e, BlockError::BadUpdateSize { size, max: m, .. } if size == bad && m == max)
+        );
+        assert!(e.is_permanent());
+    }
 }
 
 #[test]
-fn missing_checkpoint() {
+fn missing_update() {
     let (mut chain, miner) = base();
     let mined = template(&chain, &miner, vec![]).finish(&miner.key);
     let e = chain.submit_at(&mined.block, &[], mined.block.header.time).unwrap_err();
     let rnet_testkit::SubmitError::Invalid(e) = e else { panic!() };
-    assert_eq!(e, BlockError::MissingCheckpoint);
+    assert_eq!(e, BlockError::MissingUpdate);
     assert!(!e.is_permanent());
-    // The same block with its checkpoint is fine.
+    // The same block with its update is fine, and gives the committed checkpoint.
     chain.submit(&mined).unwrap();
+    assert_eq!(chain.tip_checkpoint().to_bytes(), mined.checkpoint_bytes);
 }
 
+/// A template whose update is replaced by `update`'s bytes (committed by the header) while the
+/// checkpoint commitment and the claimed losses stay those of the trained block.
+fn with_update_bytes(
+    chain: &MemoryChain,
+    miner: &TestMiner,
+    bytes: Vec<u8>,
+) -> rnet_testkit::MinedBlock {
+    let mut t = template(chain, miner, vec![]);
+    t.set_update_bytes(bytes);
+    t.finish(&miner.key)
+}
+
+/// Each defect of an update the header commits to makes the block invalid for good, each with
+/// its own error, before anything is evaluated (Part III §5.2).
 #[test]
-fn malformed_checkpoint_committed_by_the_header() {
+fn malformed_update_committed_by_the_header() {
     let (mut chain, miner) = base();
-    // A NaN parameter: root and size match the header, so the block itself is invalid.
-    let mut t = template(&chain, &miner, vec![]);
-    let mut bytes = t.checkpoint_bytes.clone();
-    let n = bytes.len();
-    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
-    t.set_checkpoint_bytes(bytes);
-    let mined = t.finish(&miner.key);
-    let e = reject(&mut chain, &mined);
-    assert!(matches!(e, BlockError::InvalidCheckpoint(CheckpointError::NonFinite { .. })), "{e:?}");
-    assert!(e.is_permanent());
-    // A subnormal parameter (slow arithmetic on some CPUs) is refused the same way.
-    let mut t = template(&chain, &miner, vec![]);
-    let mut bytes = t.checkpoint_bytes.clone();
-    bytes[n - 4..].copy_from_slice(&f32::from_bits(3).to_le_bytes());
-    t.set_checkpoint_bytes(bytes);
-    let e = reject(&mut chain, &t.finish(&miner.key));
-    assert!(matches!(e, BlockError::InvalidCheckpoint(CheckpointError::Subnormal { .. })), "{e:?}");
-    assert!(e.is_permanent());
-    // The checkpoint of another height.
-    let mut t = template(&chain, &miner, vec![]);
-    let model = t.checkpoint.model.clone();
-    t.set_checkpoint(Checkpoint::new(3, model)).unwrap();
-    let mined = t.finish(&miner.key);
-    assert_eq!(
-        reject(&mut chain, &mined),
-        BlockError::CheckpointHeightMismatch { block: 8, checkpoint: 3 }
-    );
+    let t = template(&chain, &miner, vec![]);
+    let config = t.grown_parent.config().clone();
+    let layout = t.grown_parent.layout().clone();
+    let (rows, cols) = (256usize, config.d_model);
+    let parent_config = chain.tip_checkpoint().model.config().clone();
+    let max_rank = chain.params().max_rank;
+    let mut check = |bytes: Vec<u8>, what: &str, ok: &dyn Fn(&BlockError) -> bool| {
+        let mined = with_update_bytes(&chain, &miner, bytes);
+        let e = reject(&mut chain, &mined);
+        assert!(ok(&e), "{what}: {e:?}");
+        assert!(e.is_permanent(), "{what}");
+    };
+
+    // Bytes that are not an update.
+    check(vec![0x55; 200], "garbage", &|e| {
+        matches!(e, BlockError::InvalidUpdate(UpdateFormatError::BadMagic(_)))
+    });
+    let norm_f = UpdateEntry::replace(&layout, "norm_f", vec![1.0; config.d_model]).unwrap();
+    let mut truncated = ModelUpdate::new(config.clone(), vec![norm_f]).unwrap().encode();
+    truncated.pop();
+    check(truncated, "truncated", &|e| {
+        matches!(e, BlockError::InvalidUpdate(UpdateFormatError::Truncated { .. }))
+    });
+
+    // Built for the parent's (ungrown) tensor list.
+    assert_ne!(parent_config, config, "regtest grows every block");
+    let stale = ModelUpdate::new(parent_config, vec![]).unwrap().encode();
+    check(stale, "tensor list", &|e| {
+        matches!(e, BlockError::BadUpdate(UpdateError::TensorListMismatch { .. }))
+    });
+
+    // A rank above `max_rank`.
+    let rank = max_rank + 1;
+    let r = rank as usize;
+    let entry =
+        UpdateEntry::low_rank(&layout, "embed", rank, vec![0.0; rows * r], vec![0.0; r * cols])
+            .unwrap();
+    let high = ModelUpdate::new(config.clone(), vec![entry]).unwrap().encode();
+    check(high, "rank", &|e| matches!(e, BlockError::BadUpdate(UpdateError::RankTooHigh { .. })));
+
+    // A NaN and a subnormal value in the update.
+    for (value, name) in [(f32::NAN, "nan"), (f32::from_bits(3), "subnormal")] {
+        let mut values = t.grown_parent.params()[layout.tensors[0].range()].to_vec();
+        values[5] = value;
+        let entry = UpdateEntry::replace(&layout, "embed", values).unwrap();
+        let bytes = ModelUpdate::new(config.clone(), vec![entry]).unwrap().encode();
+        check(bytes, name, &|e| {
+            matches!(
+                e,
+                BlockError::BadUpdate(
+                    UpdateError::NonFiniteValue { .. } | UpdateError::SubnormalValue { .. }
+                )
+            )
+        });
+    }
+
+    // Finite factors whose product overflows: a non-finite result.
+    let entry =
+        UpdateEntry::low_rank(&layout, "embed", 1, vec![1e30; rows], vec![1e30; cols]).unwrap();
+    let overflow = ModelUpdate::new(config.clone(), vec![entry]).unwrap().encode();
+    check(overflow, "overflow", &|e| {
+        matches!(e, BlockError::BadUpdate(UpdateError::NonFiniteResult { .. }))
+    });
+
+    // A valid update whose result is not the committed checkpoint (here: the grown parent).
+    let empty = ModelUpdate::new(config.clone(), vec![]).unwrap().encode();
+    check(empty, "root", &|e| matches!(e, BlockError::BadUpdate(UpdateError::RootMismatch { .. })));
+
+    // An update over `max_update_bytes`: the header stage refuses its size, and applying it
+    // alone refuses it too.
+    let r = 7300usize;
+    let entry =
+        UpdateEntry::low_rank(&layout, "embed", r as u32, vec![0.0; rows * r], vec![0.0; r * cols])
+            .unwrap();
+    let huge = ModelUpdate::new(config.clone(), vec![entry]).unwrap().encode();
+    assert!(huge.len() as u64 > chain.params().max_update_bytes);
+    let mined = with_update_bytes(&chain, &miner, huge);
+    assert!(matches!(reject(&mut chain, &mined), BlockError::BadUpdateSize { .. }));
+    assert!(matches!(
+        pot(&chain, &mined.block, &mined.update_bytes),
+        Err(BlockError::BadUpdate(UpdateError::TooLarge { .. }))
+    ));
 }
 
 #[test]
@@ -235,7 +315,7 @@ fn time_too_far_ahead() {
     assert_eq!(e, BlockError::TimeTooNew { time, now });
     assert!(!e.is_permanent());
     // Exactly two hours ahead is fine.
-    chain.submit_at(&mined.block, &mined.checkpoint_bytes, time - 7200).unwrap();
+    chain.submit_at(&mined.block, &mined.update_bytes, time - 7200).unwrap();
 }
 
 #[test]
@@ -702,12 +782,12 @@ mod mutations {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
-        /// Random byte changes to a valid block and its checkpoint never panic any stage, and a
+        /// Random byte changes to a valid block and its update never panic any stage, and a
         /// changed block is never accepted.
         #[test]
         fn mutated_blocks_never_panic(
             edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
-            in_checkpoint in any::<bool>(),
+            in_update in any::<bool>(),
         ) {
             static VALID: std::sync::OnceLock<(MemoryChain, rnet_testkit::MinedBlock)> =
                 std::sync::OnceLock::new();
@@ -719,18 +799,18 @@ mod mutations {
                 (chain, mined)
             });
             let mut bytes = mined.block.to_bytes();
-            let mut ckpt = mined.checkpoint_bytes.clone();
-            let target = if in_checkpoint { &mut ckpt } else { &mut bytes };
+            let mut update = mined.update_bytes.clone();
+            let target = if in_update { &mut update } else { &mut bytes };
             for (i, b) in &edits {
                 let i = i.index(target.len());
                 target[i] = *b;
             }
-            let changed = bytes != mined.block.to_bytes() || ckpt != mined.checkpoint_bytes;
+            let changed = bytes != mined.block.to_bytes() || update != mined.update_bytes;
             let Ok(block) = Block::from_bytes(&bytes) else { return Ok(()) };
             let p = chain.params();
             let stages = check_block(p, &block)
                 .and_then(|_| check_header_context(p, &block.header, chain, block.header.time))
-                .and_then(|_| pot(chain, &block, &ckpt));
+                .and_then(|_| pot(chain, &block, &update));
             let connected = connect_block(p, &block, chain, chain);
             if changed {
                 // Some byte flips are no-ops on the decoded value (none here: the encoding is

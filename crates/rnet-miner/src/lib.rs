@@ -17,23 +17,35 @@
 
 pub mod template;
 
+use std::fmt;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rnet_consensus::{CandidateError, ChainParams, SampleEvaluation, block_subsidy};
+use rnet_consensus::{
+    BlockError, CandidateError, ChainParams, SampleEvaluation, block_subsidy, grown_parent,
+    update_limits,
+};
 use rnet_crypto::SigningKey;
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, grow};
+use rnet_model::update::header_len;
+use rnet_model::update_apply::matrix_dims;
+use rnet_model::{
+    Checkpoint, EvalError, Layout, Model, ModelConfig, ModelError, ModelUpdate, UpdateError, apply,
+};
 use rnet_primitives::{
     Amount, Block, BlockHash, BlockHeader, Hash256, ModelShape, OutPoint, Transaction, TxIn, TxOut,
     Witness,
 };
 use rnet_script::PlainKey;
-use rnet_training::{DataConfig, DataError, DataSource, TrainConfig, TrainError, Trainer};
+use rnet_training::lowrank::default_targets;
+use rnet_training::{
+    DataConfig, DataError, DataSource, LowRankConfig, TrainConfig, TrainError, Trainer,
+};
 use thiserror::Error;
 
 pub use template::{TemplateError, job_from_template};
@@ -44,9 +56,9 @@ pub const MINER_KEY_FILE: &str = "miner.key";
 /// Why a block could not be mined.
 #[derive(Debug, Error)]
 pub enum MineError {
-    /// Growing the parent model to the scheduled shape failed.
-    #[error("growth: {0}")]
-    Growth(#[from] GrowthError),
+    /// Growing the parent model to the scheduled shape (the consensus grown parent) failed.
+    #[error("grown parent: {0}")]
+    GrownParent(#[from] BlockError),
     /// The training engine failed.
     #[error("training: {0}")]
     Train(#[from] TrainError),
@@ -62,6 +74,30 @@ pub enum MineError {
     /// The sample could not be drawn or evaluated.
     #[error("sample: {0}")]
     Candidate(#[from] CandidateError),
+    /// The model update could not be built or applied to the grown parent.
+    #[error("update: {0}")]
+    Update(#[from] UpdateError),
+    /// The configured low-rank rank is 0 or above the network's `max_rank`.
+    #[error("rank {rank} is not in 1..={max_rank} (the network's max_rank)")]
+    RankOutOfRange {
+        /// The configured rank.
+        rank: u32,
+        /// The network's `max_rank`.
+        max_rank: u32,
+    },
+    /// The update would be larger than the network's `max_update_bytes`.
+    #[error(
+        "the update at -rank={rank} is {size} bytes, above max_update_bytes = {max}; mine with \
+         a lower rank"
+    )]
+    UpdateTooLarge {
+        /// The rank the update was built with.
+        rank: UpdateRank,
+        /// Its encoded size in bytes.
+        size: u64,
+        /// The network's `max_update_bytes`.
+        max: u64,
+    },
     /// The improvement on the sample did not reach the requirement within the step budget.
     #[error("improvement {best} did not reach {target} after {steps} steps")]
     NotEnoughImprovement {
@@ -137,6 +173,132 @@ pub fn checkpoint_root(bytes: &[u8]) -> Hash256 {
     Hash256(checkpoint_merkle_root(&chunk_hashes(bytes)))
 }
 
+/// What a block's model update is made of (protocol Part III §5.2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UpdateRank {
+    /// [`UpdateRank::Full`] when a replacement of every tensor of the scheduled model fits the
+    /// network's `max_update_bytes` (regtest, testnet), else the largest `LowRank(r)` with
+    /// `r ≤ min(`[`AUTO_RANK`]`, max_rank)` whose update fits (mainnet; rank 1 if none does,
+    /// which mining then refuses as too large).
+    #[default]
+    Auto,
+    /// Train every weight; the update replaces each tensor that changed.
+    Full,
+    /// Train low-rank adapters of this rank on the matrices (`rnet_training::lowrank`, gains and
+    /// conv filters frozen); the update carries one `W += U·V` entry per matrix. Must be in
+    /// `1..=max_rank`.
+    LowRank(u32),
+}
+
+/// The rank [`UpdateRank::Auto`] picks when a full replacement does not fit (capped by the
+/// network's `max_rank`): 3.2 MB at the mainnet genesis shape.
+pub const AUTO_RANK: u32 = 16;
+
+/// Why a `-rank` value does not parse.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("rank {0:?} is not auto, full or a positive integer")]
+pub struct RankParseError(pub String);
+
+impl FromStr for UpdateRank {
+    type Err = RankParseError;
+
+    /// `auto`, `full` (or `0`, as `rnet-util train --rank 0`) or a rank `N ≥ 1`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(UpdateRank::Auto),
+            "full" | "0" => Ok(UpdateRank::Full),
+            n => n.parse().map(UpdateRank::LowRank).map_err(|_| RankParseError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for UpdateRank {
+    /// The `-rank` spelling: `auto`, `full` or the number.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateRank::Auto => f.write_str("auto"),
+            UpdateRank::Full => f.write_str("full"),
+            UpdateRank::LowRank(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+impl UpdateRank {
+    /// [`MineError::RankOutOfRange`] when this is a low rank of 0 or above `params.max_rank`.
+    pub fn check(self, params: &ChainParams) -> Result<(), MineError> {
+        match self {
+            UpdateRank::LowRank(rank) if rank == 0 || rank > params.max_rank => {
+                Err(MineError::RankOutOfRange { rank, max_rank: params.max_rank })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The concrete kind of update for a block of shape `config` on `params`' network:
+    /// [`UpdateRank::Auto`] resolved as documented, a low rank checked against `max_rank`
+    /// ([`MineError::RankOutOfRange`]). Never returns `Auto`.
+    pub fn resolve(self, params: &ChainParams, config: &ModelConfig) -> Result<Self, MineError> {
+        self.check(params)?;
+        match self {
+            UpdateRank::Auto if full_update_size(config) <= params.max_update_bytes => {
+                Ok(UpdateRank::Full)
+            }
+            UpdateRank::Auto => {
+                // The largest rank up to AUTO_RANK whose update fits: the model grows, and at
+                // about a year of mainnet growth rank 16 on every matrix no longer fits 8 MiB.
+                let cap = AUTO_RANK.min(params.max_rank).max(1);
+                let fits = (1..=cap)
+                    .rev()
+                    .find(|&r| low_rank_update_size(config, r) <= params.max_update_bytes);
+                Ok(UpdateRank::LowRank(fits.unwrap_or(1)))
+            }
+            rank => Ok(rank),
+        }
+    }
+
+    /// Encoded size of the update this kind gives a model of shape `config`: for `Full` (and
+    /// `Auto`) the replacement of every tensor (an upper bound: unchanged tensors are left out),
+    /// for `LowRank(r)` one rank-`r` entry per adapted matrix (`rnet_training`'s default targets).
+    pub fn update_size(self, config: &ModelConfig) -> u64 {
+        match self {
+            UpdateRank::Auto | UpdateRank::Full => full_update_size(config),
+            UpdateRank::LowRank(r) => low_rank_update_size(config, r),
+        }
+    }
+}
+
+/// Encoded size of an update replacing every tensor of a model of shape `config`:
+/// `40 + 4B + Σ (13 + 4·rows·cols)` (protocol Part III §5.2).
+pub fn full_update_size(config: &ModelConfig) -> u64 {
+    let layout = Layout::new(config);
+    let entries: u64 = layout
+        .tensors
+        .iter()
+        .map(|t| {
+            let (rows, cols) = matrix_dims(t);
+            13 + 4 * rows * cols
+        })
+        .sum();
+    header_len(config.kernel_sizes.len()) as u64 + entries
+}
+
+/// Encoded size of a rank-`rank` update on the matrices `rnet_training` adapts by default, for
+/// a model of shape `config`: `40 + 4B + Σ (17 + 4·r·(rows + cols))`.
+pub fn low_rank_update_size(config: &ModelConfig, rank: u32) -> u64 {
+    let layout = Layout::new(config);
+    let targets = default_targets(&layout);
+    let entries: u64 = layout
+        .tensors
+        .iter()
+        .filter(|t| targets.contains(&t.name))
+        .map(|t| {
+            let (rows, cols) = matrix_dims(t);
+            17 + 4 * u64::from(rank) * (rows + cols)
+        })
+        .sum();
+    header_len(config.kernel_sizes.len()) as u64 + entries
+}
+
 /// Everything needed to mine one block on a parent.
 #[derive(Clone, Debug)]
 pub struct MiningJob {
@@ -192,13 +354,19 @@ impl TrainingData {
     }
 }
 
-/// A mined block with its checkpoint.
+/// A mined block with its model update and the checkpoint that update gives.
 #[derive(Clone, Debug)]
 pub struct MinedBlock {
     /// The signed block.
     pub block: Block,
-    /// The checkpoint's canonical bytes.
+    /// The model update's canonical bytes (the header commits to their root and size; peers
+    /// apply them to the grown parent).
+    pub update_bytes: Vec<u8>,
+    /// The derived checkpoint's canonical bytes: the update applied to the grown parent with
+    /// `rnet_model::apply` (the header commits to their root and size).
     pub checkpoint_bytes: Vec<u8>,
+    /// The kind of update used ([`UpdateRank::Full`] or [`UpdateRank::LowRank`]).
+    pub rank: UpdateRank,
     /// The subsidy claimed by the coinbase (without fees).
     pub subsidy: Amount,
     /// Training steps taken.
@@ -230,7 +398,7 @@ impl MineControl<'_> {
     }
 }
 
-/// The Proof-of-Training miner: key, data and training hyper-parameters.
+/// The Proof-of-Training miner: key, data, update kind and training hyper-parameters.
 #[derive(Clone, Debug)]
 pub struct Miner {
     /// Chain parameters (sample size, corpus, subsidy rules).
@@ -247,6 +415,9 @@ pub struct Miner {
     pub max_steps: u64,
     /// Attempts (fresh seed, halved learning rate) before giving up.
     pub attempts: u32,
+    /// What the block's update is made of (default [`UpdateRank::Auto`]); checked against the
+    /// network's `max_rank` by [`Miner::with_rank`] and again when mining.
+    pub rank: UpdateRank,
 }
 
 impl Miner {
@@ -270,7 +441,16 @@ impl Miner {
             steps_per_round,
             max_steps: 2_000,
             attempts: 3,
+            rank: UpdateRank::Auto,
         }
+    }
+
+    /// The same miner building updates of kind `rank`: [`MineError::RankOutOfRange`] when a low
+    /// rank is 0 or above the network's `max_rank`.
+    pub fn with_rank(mut self, rank: UpdateRank) -> Result<Self, MineError> {
+        rank.check(&self.params)?;
+        self.rank = rank;
+        Ok(self)
     }
 
     /// Training steps per evaluation round that spend about as much compute on training as on
@@ -283,21 +463,34 @@ impl Miner {
         (2 * k).div_ceil(3 * batch_windows.max(1) as u64).max(1)
     }
 
-    /// Mines `job`: grow, train until the improvement on the drawn sample reaches the
-    /// requirement, build and sign the block.
+    /// Mines `job`: grow the parent by the consensus rule, train (in full or low rank, see
+    /// [`Miner::rank`]) until the improvement on the drawn sample reaches the requirement, build
+    /// and sign the block. The block's checkpoint is its update applied canonically to the grown
+    /// parent, so it is exactly what validators derive.
     pub fn mine(
         &self,
         job: &MiningJob,
         control: &MineControl<'_>,
     ) -> Result<MinedBlock, MineError> {
         let started = Instant::now();
+        // The parent, shape and height are final, so the consensus grown parent is too.
+        let grown = grown_parent(&job.parent_checkpoint.model, &self.header_for(job, &[], &[]))?;
+        let rank = self.rank.resolve(&self.params, grown.config())?;
+        let size = rank.update_size(grown.config());
+        if size > self.params.max_update_bytes {
+            return Err(MineError::UpdateTooLarge {
+                rank,
+                size,
+                max: self.params.max_update_bytes,
+            });
+        }
         let mut best = 0;
         let mut total_steps = 0;
         let mut last = None;
         for attempt in 0..self.attempts.max(1) {
-            match self.train(job, attempt, control) {
-                Ok((checkpoint, eval, steps)) => {
-                    last = Some((checkpoint, eval, total_steps + steps));
+            match self.train(job, &grown, rank, attempt, control) {
+                Ok(round) => {
+                    last = Some((round, total_steps));
                     break;
                 }
                 Err(MineError::NotEnoughImprovement { best: b, steps, .. }) => {
@@ -307,21 +500,22 @@ impl Miner {
                 Err(e) => return Err(e),
             }
         }
-        let Some((checkpoint, eval, steps)) = last else {
+        let Some((round, earlier_steps)) = last else {
             return Err(MineError::NotEnoughImprovement {
                 best,
                 target: job.required_improvement,
                 steps: total_steps,
             });
         };
+        let Round { update_bytes, checkpoint_bytes, eval, steps } = round;
+        let steps = earlier_steps + steps;
         let subsidy = block_subsidy(
             &self.params,
             job.parent_supply,
             eval.improvement(),
             job.required_improvement,
         );
-        let checkpoint_bytes = checkpoint.to_bytes();
-        let mut header = self.header_for(job, &checkpoint_bytes);
+        let mut header = self.header_for(job, &update_bytes, &checkpoint_bytes);
         header.parent_loss = eval.parent_loss;
         header.val_loss = eval.val_loss;
         header.training_steps = steps;
@@ -336,12 +530,26 @@ impl Miner {
         let mut block = Block { header, transactions, sample: eval.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, &self.key);
-        Ok(MinedBlock { block, checkpoint_bytes, subsidy, steps, elapsed: started.elapsed() })
+        Ok(MinedBlock {
+            block,
+            update_bytes,
+            checkpoint_bytes,
+            rank,
+            subsidy,
+            steps,
+            elapsed: started.elapsed(),
+        })
     }
 
-    /// The header of `job`'s block committing to `checkpoint_bytes`, before its losses, merkle
-    /// root and signature are known: everything the sample seed depends on is final.
-    fn header_for(&self, job: &MiningJob, checkpoint_bytes: &[u8]) -> BlockHeader {
+    /// The header of `job`'s block committing to `update_bytes` and `checkpoint_bytes`, before
+    /// its losses, merkle root and signature are known: everything the sample seed depends on is
+    /// final.
+    fn header_for(
+        &self,
+        job: &MiningJob,
+        update_bytes: &[u8],
+        checkpoint_bytes: &[u8],
+    ) -> BlockHeader {
         BlockHeader {
             version: rnet_consensus::BLOCK_VERSION,
             prev_block_hash: job.parent_hash,
@@ -351,6 +559,8 @@ impl Miner {
             shape: ModelShape { d_model: job.shape.0, n_layers: job.shape.1 },
             checkpoint_root: checkpoint_root(checkpoint_bytes),
             checkpoint_size: checkpoint_bytes.len() as u64,
+            update_root: checkpoint_root(update_bytes),
+            update_size: update_bytes.len() as u64,
             parent_loss: 0,
             val_loss: 0,
             required_improvement: job.required_improvement,
@@ -361,24 +571,37 @@ impl Miner {
         }
     }
 
+    /// One attempt: trains `grown` (the consensus grown parent) with update kind `rank`
+    /// (resolved, not `Auto`), and after every round builds the update, applies it canonically
+    /// and evaluates the result on the sample its header draws.
     fn train(
         &self,
         job: &MiningJob,
+        grown: &Model,
+        rank: UpdateRank,
         attempt: u32,
         control: &MineControl<'_>,
-    ) -> Result<(Checkpoint, SampleEvaluation, u64), MineError> {
-        let (d, l) = job.shape;
+    ) -> Result<Round, MineError> {
         let target = job.required_improvement;
+        let height = u64::from(job.height);
+        let limits = update_limits(&self.params);
         let seed = self.train.seed
             ^ u64::from(job.height).wrapping_mul(0x9e37_79b9_7f4a_7c15)
             ^ u64::from(attempt).wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
-        let model = grow(&job.parent_checkpoint.model, d as usize, l as usize, seed)?;
-        let config = model.config().clone();
+        let config = grown.config().clone();
         let source = self.data.source(config.window, seed)?;
         let lr = self.train.lr / (1u32 << attempt.min(8)) as f32;
         let train = TrainConfig { seed, lr, ..self.train.clone() };
-        let (_, params) = model.into_parts();
-        let mut trainer = Trainer::new(params, config.clone(), train, None)?;
+        let params = grown.params().to_vec();
+        let mut trainer = match rank {
+            UpdateRank::LowRank(r) => {
+                let low_rank = LowRankConfig { rank: r as usize, seed, ..LowRankConfig::default() };
+                Trainer::new_low_rank(params, config.clone(), train, low_rank)?
+            }
+            UpdateRank::Auto | UpdateRank::Full => {
+                Trainer::new(params, config.clone(), train, None)?
+            }
+        };
         let bar = if control.progress {
             let bar = ProgressBar::new(target);
             bar.set_style(
@@ -404,10 +627,26 @@ impl Miner {
                 let batch = source.batch(trainer.global_step(), self.train.batch_windows.max(1));
                 trainer.step(&batch)?;
             }
-            // Fix the weights, then learn the sample they draw.
-            let model = Model::from_parts(config.clone(), trainer.params().to_vec())?;
-            let checkpoint = Checkpoint::new(u64::from(job.height), model);
-            let header = self.header_for(job, &checkpoint.to_bytes());
+            // Fix the weights as an update; the block's model is that update applied to the
+            // grown parent (bit for bit what validators derive), then learn the sample it draws.
+            let update = match rank {
+                UpdateRank::LowRank(_) => trainer.to_update()?,
+                UpdateRank::Auto | UpdateRank::Full => {
+                    let trained = Model::from_parts(config.clone(), trainer.params().to_vec())?;
+                    // `Checkpoint::new` flushes subnormals, so the replacement values load.
+                    let trained = Checkpoint::new(height, trained);
+                    ModelUpdate::replacing_changed(grown, &trained.model)?
+                }
+            };
+            let size = update.encoded_len();
+            if size > limits.max_update_bytes {
+                bar.finish_and_clear();
+                return Err(MineError::UpdateTooLarge { rank, size, max: limits.max_update_bytes });
+            }
+            let checkpoint = apply(grown, &update, &limits, height)?;
+            let update_bytes = update.encode();
+            let checkpoint_bytes = checkpoint.to_bytes();
+            let header = self.header_for(job, &update_bytes, &checkpoint_bytes);
             let eval = rnet_consensus::evaluate_candidate(
                 &self.params,
                 &header,
@@ -416,15 +655,32 @@ impl Miner {
             )?;
             best = best.max(eval.improvement());
             bar.set_position(best.min(target));
-            bar.set_message(format!("best {best} step {}", trainer.global_step()));
+            bar.set_message(format!(
+                "best {best} step {} update {} B",
+                trainer.global_step(),
+                update_bytes.len()
+            ));
             if eval.improvement() >= target {
                 bar.finish_and_clear();
-                return Ok((checkpoint, eval, trainer.global_step()));
+                let steps = trainer.global_step();
+                return Ok(Round { update_bytes, checkpoint_bytes, eval, steps });
             }
         }
         bar.finish_and_clear();
         Err(MineError::NotEnoughImprovement { best, target, steps: trainer.global_step() })
     }
+}
+
+/// The outcome of a successful training attempt.
+struct Round {
+    /// The update's canonical bytes.
+    update_bytes: Vec<u8>,
+    /// The derived checkpoint's canonical bytes.
+    checkpoint_bytes: Vec<u8>,
+    /// Parent and candidate on the drawn sample.
+    eval: SampleEvaluation,
+    /// Training steps of the attempt.
+    steps: u64,
 }
 
 /// Sets `miner_pubkey` to `key`'s public key and signs the block id with it.
@@ -508,51 +764,176 @@ mod tests {
         }
     }
 
-    #[test]
-    fn mines_a_valid_regtest_block() {
-        let params = ChainParams::regtest();
+    /// The regtest job on genesis.
+    fn regtest_job(params: &ChainParams, key: &SigningKey) -> MiningJob {
         let genesis = params.genesis_summary();
-        let key = SigningKey::from_bytes(&[7; 32]);
-        let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
-        let job = MiningJob {
+        MiningJob {
             parent_hash: genesis.hash,
             parent_supply: genesis.circulating_supply,
             parent_checkpoint: Arc::new(params.genesis_checkpoint()),
             height: 1,
             required_improvement: params.initial_required_improvement,
-            shape: rnet_consensus::next_block_shape(&params, &genesis),
+            shape: rnet_consensus::next_block_shape(params, &genesis),
             transactions: vec![],
             fees: Amount::ZERO,
             min_time: genesis.time + 1,
             time: genesis.time + 600,
-            payout_script: key_script_pubkey(&key),
-        };
-        let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+            payout_script: key_script_pubkey(key),
+        }
+    }
+
+    /// Checks `mined` as a validator does (block rules, then Proof-of-Training with the update:
+    /// sample, update commitment, canonical apply to the grown parent, committed root, both
+    /// losses) and that the checkpoint it derives is the miner's; returns the decoded update.
+    fn validate(params: &ChainParams, job: &MiningJob, mined: &MinedBlock) -> ModelUpdate {
         let header = &mined.block.header;
         assert!(header.parent_loss - header.val_loss >= job.required_improvement);
-        rnet_consensus::check_block(&params, &mined.block).unwrap();
-        // Proof-of-Training as a validator runs it: sample, both checkpoints, both losses.
-        let parent_bytes = params.genesis_checkpoint().to_bytes();
-        rnet_consensus::check_proof_of_training(
-            &params,
+        assert_eq!(header.update_size, mined.update_bytes.len() as u64);
+        assert_eq!(header.update_root, checkpoint_root(&mined.update_bytes));
+        assert_eq!(header.checkpoint_size, mined.checkpoint_bytes.len() as u64);
+        assert_eq!(header.checkpoint_root, checkpoint_root(&mined.checkpoint_bytes));
+        rnet_consensus::check_block(params, &mined.block).unwrap();
+        let parent_bytes = job.parent_checkpoint.to_bytes();
+        let derived = rnet_consensus::check_proof_of_training(
+            params,
             header,
-            &genesis,
+            &params.genesis_summary(),
             &mined.block.sample,
             &parent_bytes,
-            &mined.checkpoint_bytes,
+            &mined.update_bytes,
         )
         .unwrap();
+        assert_eq!(derived.to_bytes(), mined.checkpoint_bytes);
+        ModelUpdate::decode(&mined.update_bytes).unwrap()
+    }
+
+    #[test]
+    fn mines_a_valid_regtest_block() {
+        let params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
+        let job = regtest_job(&params, &key);
+        let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+        // Auto: a full replacement of the regtest model fits max_update_bytes.
+        assert_eq!(mined.rank, UpdateRank::Full);
+        let update = validate(&params, &job, &mined);
+        assert!(!update.entries().is_empty());
+        assert!(update.entries().iter().all(|e| e.rank().is_none()), "replacements only");
 
         // The transaction source is asked at assembly: its fees reach the coinbase, and the
-        // same training (same seed) gives the same checkpoint and sample.
+        // same training (same seed) gives the same update, checkpoint and sample.
         let extra_fees = Amount(12_345);
         let source = || Some((vec![], extra_fees));
         let control =
             MineControl { progress: false, cancel: &|| false, transactions: Some(&source) };
         let refreshed = miner.mine(&job, &control).unwrap();
+        assert_eq!(refreshed.update_bytes, mined.update_bytes);
         assert_eq!(refreshed.checkpoint_bytes, mined.checkpoint_bytes);
         assert_eq!(refreshed.block.sample, mined.block.sample);
         let coinbase_value = |b: &Block| b.transactions[0].outputs[0].value.0;
         assert_eq!(coinbase_value(&refreshed.block), coinbase_value(&mined.block) + extra_fees.0);
+    }
+
+    #[test]
+    fn mines_a_valid_low_rank_block() {
+        let params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled)
+            .with_rank(UpdateRank::LowRank(4))
+            .unwrap();
+        let job = regtest_job(&params, &key);
+        let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+        assert_eq!(mined.rank, UpdateRank::LowRank(4));
+        let update = validate(&params, &job, &mined);
+        let low_rank = update.entries().iter().filter(|e| e.rank() == Some(4)).count();
+        assert!(low_rank > 0, "the update carries rank-4 entries");
+        // The same model as a full replacement of every changed tensor is much larger.
+        let header = &mined.block.header;
+        let grown = grown_parent(&job.parent_checkpoint.model, header).unwrap();
+        let derived = Checkpoint::from_bytes(&mined.checkpoint_bytes).unwrap();
+        let full = ModelUpdate::replacing_changed(&grown, &derived.model).unwrap().encoded_len();
+        assert!(
+            (mined.update_bytes.len() as u64) < full,
+            "rank-4 update {} bytes, full replacement {full} bytes",
+            mined.update_bytes.len()
+        );
+        assert_eq!(
+            mined.update_bytes.len() as u64,
+            UpdateRank::LowRank(4).update_size(grown.config())
+        );
+    }
+
+    #[test]
+    fn rank_above_max_rank_is_a_typed_error() {
+        let params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let max_rank = params.max_rank;
+        let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
+        for rank in [0, max_rank + 1] {
+            let err = miner.clone().with_rank(UpdateRank::LowRank(rank)).unwrap_err();
+            assert!(
+                matches!(err, MineError::RankOutOfRange { rank: r, max_rank: m } if r == rank && m == max_rank),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            miner.clone().with_rank(UpdateRank::LowRank(max_rank)).unwrap().rank,
+            UpdateRank::LowRank(max_rank)
+        );
+        // Set directly, the rank is checked when mining, before any training.
+        let mut direct = miner;
+        direct.rank = UpdateRank::LowRank(max_rank + 1);
+        let job = regtest_job(&params, &key);
+        let err = direct.mine(&job, &MineControl::quiet()).unwrap_err();
+        assert!(matches!(err, MineError::RankOutOfRange { .. }), "{err}");
+    }
+
+    #[test]
+    fn oversized_update_is_a_typed_error() {
+        let mut params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let job = regtest_job(&params, &key);
+        let miner = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
+        let parent = &job.parent_checkpoint.model;
+        let grown = grown_parent(parent, &miner.header_for(&job, &[], &[])).unwrap();
+        let config = grown.config();
+        let full = full_update_size(config);
+        assert!(full > full_update_size(parent.config()), "regtest grows at every height");
+        // Auto falls back to low rank when the full replacement of the scheduled model does
+        // not fit.
+        params.max_update_bytes = full;
+        assert_eq!(UpdateRank::Auto.resolve(&params, config).unwrap(), UpdateRank::Full);
+        params.max_update_bytes = full - 1;
+        assert_eq!(
+            UpdateRank::Auto.resolve(&params, config).unwrap(),
+            UpdateRank::LowRank(AUTO_RANK.min(params.max_rank))
+        );
+        // An explicit full rank that does not fit is refused with the sizes, before training.
+        let miner = Miner::new(params.clone(), key, TrainingData::Bundled)
+            .with_rank(UpdateRank::Full)
+            .unwrap();
+        let err = miner.mine(&job, &MineControl::quiet()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                MineError::UpdateTooLarge { rank: UpdateRank::Full, size, max }
+                    if size == full && max == full - 1
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("lower rank"), "{err}");
+    }
+
+    #[test]
+    fn rank_flag_values_parse() {
+        assert_eq!("auto".parse(), Ok(UpdateRank::Auto));
+        assert_eq!("full".parse(), Ok(UpdateRank::Full));
+        assert_eq!("0".parse(), Ok(UpdateRank::Full));
+        assert_eq!("8".parse(), Ok(UpdateRank::LowRank(8)));
+        assert!("-1".parse::<UpdateRank>().is_err());
+        assert!("low".parse::<UpdateRank>().is_err());
+        for rank in [UpdateRank::Auto, UpdateRank::Full, UpdateRank::LowRank(16)] {
+            assert_eq!(rank.to_string().parse(), Ok(rank));
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! `rnet-miner`: mines Proof-of-Training blocks against a running `rnetd` over JSON-RPC.
 //!
-//! Loop: `getblocktemplate` → download the tip checkpoint (`getcheckpointinfo`,
-//! `getcheckpointchunk`) → train on `-data=FILE` (default: the bundled training text) →
-//! `submitcheckpoint` (`uploadcheckpointpart` in 1 MiB parts above 1 MiB) → `submitblock`;
-//! `-blocks=N` stops after N accepted blocks.
+//! Loop: `getblocktemplate` → the tip checkpoint (the miner's own last block's, or downloaded
+//! with `getcheckpointinfo`, `getcheckpointchunk`) → train on `-data=FILE` (default: the bundled
+//! training text) → upload the block's model update (`submitcheckpoint`, or
+//! `uploadcheckpointpart` in 1 MiB parts above 1 MiB) → `submitblock`; `-blocks=N` stops after N
+//! accepted blocks.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use rnet_consensus::ChainParams;
 use rnet_miner::{
-    MINER_KEY_FILE, MineControl, Miner, TrainingData, job_from_template, key_script_pubkey,
-    load_or_create_key, loss_bits, loss_nats,
+    MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank, job_from_template,
+    key_script_pubkey, load_or_create_key, loss_bits, loss_nats,
 };
 use rnet_model::Checkpoint;
 use rnet_primitives::{Address, Network};
@@ -34,6 +35,9 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
   -data=FILE          training data (default: the bundled training text)
   -address=ADDR       pay the coinbase to ADDR (default: the miner key's address)
   -blocks=N           stop after N accepted blocks (default: run forever)
+  -rank=auto|full|N   the block's model update: full = replace every changed tensor, N = train
+                      rank-N adapters on the matrices (1..=the network's max_rank, 128), auto
+                      (default) = full when a full replacement fits max_update_bytes, else 16
   -noprogress         no progress bar
   -help               this text";
 
@@ -47,6 +51,7 @@ struct Args {
     data: Option<PathBuf>,
     address: Option<String>,
     blocks: Option<u64>,
+    rank: UpdateRank,
     progress: bool,
 }
 
@@ -61,6 +66,7 @@ fn parse_args() -> Result<Option<Args>> {
         data: None,
         address: None,
         blocks: None,
+        rank: UpdateRank::Auto,
         progress: true,
     };
     let mut it = std::env::args().skip(1);
@@ -84,6 +90,7 @@ fn parse_args() -> Result<Option<Args>> {
                 | "data"
                 | "address"
                 | "blocks"
+                | "rank"
         );
         let value = if needs_value && value.is_none() && arg.starts_with("--") {
             Some(it.next().ok_or_else(|| anyhow!("option -{name} needs a value"))?)
@@ -112,6 +119,7 @@ fn parse_args() -> Result<Option<Args>> {
             "data" => a.data = Some(val()?.into()),
             "address" => a.address = Some(val()?),
             "blocks" => a.blocks = Some(val()?.parse().context("invalid -blocks")?),
+            "rank" => a.rank = val()?.parse().context("invalid -rank")?,
             "noprogress" => a.progress = false,
             "progress" => a.progress = flag(&value),
             _ => bail!("unknown option -{name} (see -help)"),
@@ -139,9 +147,9 @@ fn download_checkpoint(client: &RpcClient, hash: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Uploads a mined checkpoint: one `submitcheckpoint` when it fits one chunk, else
-/// `uploadcheckpointpart` in consecutive 1 MiB parts (an RPC body is capped well below a mainnet
-/// checkpoint).
+/// Uploads a mined block's model data (its update) under its chunk root: one
+/// `submitcheckpoint` when it fits one chunk, else `uploadcheckpointpart` in consecutive 1 MiB
+/// parts (an RPC body is capped well below `max_update_bytes`).
 fn upload_checkpoint(client: &RpcClient, root: &str, bytes: &[u8]) -> Result<()> {
     let part = rnet_model::checkpoint::CHUNK_SIZE;
     if bytes.len() <= part {
@@ -198,7 +206,7 @@ fn run() -> Result<()> {
         )),
         None => TrainingData::Bundled,
     };
-    let miner = Miner::new(params, key, data);
+    let miner = Miner::new(params, key, data).with_rank(args.rank).context("invalid -rank")?;
     let mut cached: Option<(String, Arc<Checkpoint>)> = None;
     let mut mined = 0u64;
     while args.blocks.is_none_or(|n| mined < n) {
@@ -228,13 +236,18 @@ fn run() -> Result<()> {
             )
             .context("mining")?;
         let hash = block.block.block_hash().to_hex();
-        let root = block.block.header.checkpoint_root.to_hex();
-        upload_checkpoint(&client, &root, &block.checkpoint_bytes)?;
+        let root = block.block.header.update_root.to_hex();
+        upload_checkpoint(&client, &root, &block.update_bytes)?;
         let result = client.call("submitblock", json!([hex::encode(block.block.to_bytes())]))?;
         let h = &block.block.header;
         match result {
             Value::Null => {
                 mined += 1;
+                // The next block builds on this one: its checkpoint is the one just derived, so
+                // there is nothing to download.
+                if let Ok(c) = Checkpoint::from_bytes(&block.checkpoint_bytes) {
+                    cached = Some((hash.clone(), Arc::new(c)));
+                }
                 tracing::info!(
                     "mined block height={} hash={hash} val_loss={} ({:.6} nats/byte, {:.6} bits/byte) shape=d{}xL{} reward={} RNT steps={} time={:.2}s",
                     h.height,

@@ -1,19 +1,21 @@
-//! What the network needs from the node: the chain, the mempool and checkpoints. `rnet-node`
-//! implements [`Backend`] for its `Node`; tests can implement it in memory.
+//! What the network needs from the node: the chain, the mempool and the blocks' model objects
+//! (each block's model update, and whole checkpoints). `rnet-node` implements [`Backend`] for its
+//! `Node`; tests can implement it in memory.
 
 use std::sync::Arc;
 
 use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
 
-/// A successful block or checkpoint submission.
+/// A successful block, update or checkpoint submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Accepted {
     /// The active tip changed.
     Connected,
     /// Stored on a side branch.
     Stored,
-    /// Stored; the checkpoint of this block (or an ancestor) is needed to validate it.
-    NeedCheckpoint,
+    /// Stored; the update of this block is needed to validate it (the network fetches it and
+    /// hands it to [`Backend::accept_update`]).
+    NeedUpdate,
     /// Already known.
     AlreadyHave,
     /// The parent is unknown (nothing stored).
@@ -51,9 +53,17 @@ pub trait Backend: Send + Sync + 'static {
     fn block(&self, hash: &BlockHash) -> Option<Block>;
     /// Submits a block from the network.
     fn accept_block(&self, block: Block) -> Result<Accepted, Rejected>;
-    /// Supplies a block's checkpoint.
+    /// Supplies a block's model update: bytes whose chunks matched the header's `update_root`
+    /// and whose length is its `update_size`.
+    fn accept_update(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected>;
+    /// A retained model update (served to peers).
+    fn update(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>>;
+    /// Whether a block's model update is stored.
+    fn has_update(&self, hash: &BlockHash) -> bool;
+    /// Supplies a block's whole checkpoint: bytes whose chunks matched the header's
+    /// `checkpoint_root` and whose length is its `checkpoint_size`.
     fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected>;
-    /// A retained checkpoint.
+    /// A retained checkpoint (served to peers).
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>>;
     /// Whether a block's checkpoint is stored.
     fn has_checkpoint(&self, hash: &BlockHash) -> bool;
@@ -67,6 +77,12 @@ pub trait Backend: Send + Sync + 'static {
     /// crash, dropped as damaged, pruned from the tip), most useful first. Polled every few
     /// seconds; the default wants nothing.
     fn wanted_checkpoints(&self, _max: usize) -> Vec<BlockHash> {
+        Vec::new()
+    }
+    /// Up to `max` blocks whose data is stored but whose model update is not, which the node
+    /// wants from peers (lost in a crash, or the block came without it), most useful first.
+    /// Polled with [`Backend::wanted_checkpoints`]; the default wants nothing.
+    fn wanted_updates(&self, _max: usize) -> Vec<BlockHash> {
         Vec::new()
     }
     /// Headers of a `headers` reply whose signatures and linkage passed, before their blocks

@@ -2,8 +2,9 @@
 //! node key ([`transport`]), the strict message set ([`message`]), an address manager with Tor v3
 //! addresses ([`addr`]), persisted bans ([`ban`]), a SOCKS5 client ([`socks5`]) and the peer
 //! manager ([`net`]): handshake, ping, timeouts, misbehaviour scores, headers-first sync with
-//! parallel block download and stall detection, chunked checkpoint transfer verified against the
-//! header's checkpoint root, `inv`/`getdata` relay and mempool sync. See `docs/network.md`.
+//! parallel block download and stall detection, chunked transfer of each block's model update
+//! (and of whole checkpoints) verified against the header's `update_root`/`checkpoint_root`,
+//! `inv`/`getdata` relay and mempool sync. See `docs/network.md`.
 
 pub mod addr;
 pub mod backend;

@@ -10,12 +10,16 @@ use thiserror::Error;
 
 use crate::addr::AddrEntry;
 
-/// Protocol version spoken by this implementation (2: `version` carries `model_depth`).
-pub const PROTOCOL_VERSION: u32 = 2;
-/// Service bit: serves full blocks and the checkpoints it retains.
+/// Protocol version spoken by this implementation (2: `version` carries `model_depth`; 3: the
+/// chunk messages name the model object, a block's checkpoint or its update, see [`ModelObject`]).
+pub const PROTOCOL_VERSION: u32 = 3;
+/// Oldest protocol version a peer may speak: older ones encode the chunk messages without the
+/// object kind, so their `version` is answered by a disconnect (no ban: they are not hostile).
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
+/// Service bit: serves full blocks and the model updates and checkpoints it retains.
 pub const NODE_NETWORK: u64 = 1;
-/// Service bit: serves the model (checkpoint) of every block: an archive node, which prunes
-/// none. Set only with [`NODE_NETWORK`] and `model_depth` 0 (see [`Version::model_depth`]).
+/// Service bit: serves the model (update and checkpoint) of every block: an archive node, which
+/// prunes none. Set only with [`NODE_NETWORK`] and `model_depth` 0 (see [`Version::model_depth`]).
 pub const NODE_MODEL_ARCHIVE: u64 = 1 << 1;
 /// Most headers in one `headers` message.
 pub const MAX_HEADERS: usize = 2000;
@@ -27,7 +31,7 @@ pub const MAX_ADDR: usize = 1000;
 pub const MAX_LOCATOR: usize = 101;
 /// Longest user agent.
 pub const MAX_USER_AGENT: usize = 256;
-/// Most chunk hashes in `chunkhashes` (a 4 GiB checkpoint).
+/// Most chunk hashes in `chunkhashes` (a 4 GiB object).
 pub const MAX_CHUNK_HASHES: usize = 4096;
 /// Longest `reject` reason.
 pub const MAX_REASON: usize = 111;
@@ -46,6 +50,54 @@ pub enum MessageError {
         /// The decoding failure.
         source: DecodeError,
     },
+}
+
+/// Which model object of a block a chunk message is about. Encoded as one byte right after the
+/// block hash; any other byte does not decode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ModelObject {
+    /// The block's whole checkpoint (root and size `checkpoint_root`/`checkpoint_size` of its
+    /// header): restoring a pruned or damaged checkpoint, snapshot sync.
+    Checkpoint = 0,
+    /// The block's model update (root and size `update_root`/`update_size`): what a node
+    /// fetches for each new block, deriving the checkpoint from the parent's.
+    Update = 1,
+}
+
+impl ModelObject {
+    /// Both kinds, in byte order.
+    pub const ALL: [ModelObject; 2] = [ModelObject::Checkpoint, ModelObject::Update];
+
+    /// A lower-case name for logs (`checkpoint`, `update`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelObject::Checkpoint => "checkpoint",
+            ModelObject::Update => "update",
+        }
+    }
+}
+
+impl std::fmt::Display for ModelObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Encode for ModelObject {
+    fn encode(&self, w: &mut Vec<u8>) {
+        w.push(*self as u8);
+    }
+}
+
+impl Decode for ModelObject {
+    const MIN_ENCODED_SIZE: usize = 1;
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        match r.read_u8()? {
+            0 => Ok(ModelObject::Checkpoint),
+            1 => Ok(ModelObject::Update),
+            _ => Err(DecodeError::InvalidValue("model object kind")),
+        }
+    }
 }
 
 /// The kind of an inventory item.
@@ -108,8 +160,8 @@ pub struct Version {
     pub magic: [u8; 4],
     /// Service bits ([`NODE_NETWORK`], [`NODE_MODEL_ARCHIVE`]; unknown bits are ignored).
     pub services: u64,
-    /// How many of the most recent blocks' models the sender serves: it keeps the checkpoint of
-    /// a block at height `h` while `best_height - h < model_depth`. 0 if and only if the
+    /// How many of the most recent blocks' models the sender serves: it keeps the update and
+    /// checkpoint of a block at height `h` while `best_height - h < model_depth`. 0 if and only if the
     /// [`NODE_MODEL_ARCHIVE`] bit is set (every model); any other combination does not decode.
     pub model_depth: u32,
     /// Sender's time (Unix seconds).
@@ -164,30 +216,50 @@ pub enum Message {
     Tx(Box<Transaction>),
     /// Ask for the peer's mempool (answered with `inv`).
     Mempool,
-    /// Ask for the chunk hashes of a block's checkpoint.
-    GetChunkHashes(BlockHash),
-    /// The chunk hashes of a block's checkpoint (their merkle root is the header's root).
+    /// Ask for the chunk hashes of a block's model object.
+    GetChunkHashes {
+        /// The block.
+        block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
+    },
+    /// The chunk hashes of a block's model object (their merkle root is the header's root of
+    /// that object: `checkpoint_root` or `update_root`).
     ChunkHashes {
         /// The block.
         block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
         /// Keccak-256d of each 1 MiB chunk.
         hashes: Vec<[u8; 32]>,
     },
-    /// Ask for one checkpoint chunk.
+    /// Ask for one chunk of a block's model object.
     GetChunk {
         /// The block.
         block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
         /// Chunk index.
         index: u32,
     },
-    /// One checkpoint chunk.
+    /// One chunk of a block's model object.
     Chunk {
         /// The block.
         block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
         /// Chunk index.
         index: u32,
         /// The chunk bytes (at most 1 MiB).
         data: Vec<u8>,
+    },
+    /// The answer to `getchunkhashes`/`getchunk` when the sender does not have (or cannot
+    /// serve now) that model object: ask another peer.
+    ModelNotFound {
+        /// The block.
+        block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
     },
     /// A refusal with a reason (informational).
     Reject(String),
@@ -215,6 +287,7 @@ pub mod cmd {
     pub const GETCHUNK: u8 = 16;
     pub const CHUNK: u8 = 17;
     pub const REJECT: u8 = 18;
+    pub const MODELNOTFOUND: u8 = 19;
 }
 
 fn read_string(r: &mut Reader<'_>, max: usize) -> Result<String, DecodeError> {
@@ -248,11 +321,12 @@ impl Message {
             Message::Block(_) => cmd::BLOCK,
             Message::Tx(_) => cmd::TX,
             Message::Mempool => cmd::MEMPOOL,
-            Message::GetChunkHashes(_) => cmd::GETCHUNKHASHES,
+            Message::GetChunkHashes { .. } => cmd::GETCHUNKHASHES,
             Message::ChunkHashes { .. } => cmd::CHUNKHASHES,
             Message::GetChunk { .. } => cmd::GETCHUNK,
             Message::Chunk { .. } => cmd::CHUNK,
             Message::Reject(_) => cmd::REJECT,
+            Message::ModelNotFound { .. } => cmd::MODELNOTFOUND,
         }
     }
 
@@ -292,16 +366,23 @@ impl Message {
             Message::Headers(h) => write_vec(&mut w, h),
             Message::Block(b) => b.encode(&mut w),
             Message::Tx(t) => t.encode(&mut w),
-            Message::GetChunkHashes(h) => w.extend_from_slice(&h.0),
-            Message::ChunkHashes { block, hashes } => {
+            Message::GetChunkHashes { block, kind } | Message::ModelNotFound { block, kind } => {
                 w.extend_from_slice(&block.0);
+                kind.encode(&mut w);
+            }
+            Message::ChunkHashes { block, kind, hashes } => {
+                w.extend_from_slice(&block.0);
+                kind.encode(&mut w);
                 write_vec(&mut w, hashes);
             }
-            Message::GetChunk { block, index } => {
+            Message::GetChunk { block, kind, index } => {
                 w.extend_from_slice(&block.0);
+                kind.encode(&mut w);
                 index.encode(&mut w);
             }
-            Message::Chunk { block, index, data } => return chunk_payload(block, *index, data),
+            Message::Chunk { block, kind, index, data } => {
+                return chunk_payload(block, *kind, *index, data);
+            }
             Message::Reject(s) => write_var_bytes(&mut w, s.as_bytes()),
         }
         w
@@ -355,10 +436,11 @@ impl Version {
 }
 
 /// The payload of a `chunk` message, encoded straight from the chunk's bytes (so a node serving
-/// a checkpoint slice it shares need not copy it into a [`Message`] first).
-pub fn chunk_payload(block: &BlockHash, index: u32, data: &[u8]) -> Vec<u8> {
-    let mut w = Vec::with_capacity(data.len() + 41);
+/// a slice of a checkpoint or update it shares need not copy it into a [`Message`] first).
+pub fn chunk_payload(block: &BlockHash, kind: ModelObject, index: u32, data: &[u8]) -> Vec<u8> {
+    let mut w = Vec::with_capacity(data.len() + 42);
     w.extend_from_slice(&block.0);
+    kind.encode(&mut w);
     index.encode(&mut w);
     write_var_bytes(&mut w, data);
     w
@@ -407,24 +489,36 @@ fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
         cmd::BLOCK => Message::Block(Box::new(Block::decode(r)?)),
         cmd::TX => Message::Tx(Box::new(Transaction::decode(r)?)),
         cmd::MEMPOOL => Message::Mempool,
-        cmd::GETCHUNKHASHES => Message::GetChunkHashes(hash(r)?),
-        cmd::CHUNKHASHES => {
-            Message::ChunkHashes { block: hash(r)?, hashes: r.read_vec(MAX_CHUNK_HASHES)? }
+        cmd::GETCHUNKHASHES => {
+            Message::GetChunkHashes { block: hash(r)?, kind: ModelObject::decode(r)? }
         }
-        cmd::GETCHUNK => Message::GetChunk { block: hash(r)?, index: r.read_u32()? },
+        cmd::CHUNKHASHES => Message::ChunkHashes {
+            block: hash(r)?,
+            kind: ModelObject::decode(r)?,
+            hashes: r.read_vec(MAX_CHUNK_HASHES)?,
+        },
+        cmd::GETCHUNK => Message::GetChunk {
+            block: hash(r)?,
+            kind: ModelObject::decode(r)?,
+            index: r.read_u32()?,
+        },
         cmd::CHUNK => Message::Chunk {
             block: hash(r)?,
+            kind: ModelObject::decode(r)?,
             index: r.read_u32()?,
             data: r.read_var_bytes(rnet_model::checkpoint::CHUNK_SIZE)?,
         },
         cmd::REJECT => Message::Reject(read_string(r, MAX_REASON)?),
+        cmd::MODELNOTFOUND => {
+            Message::ModelNotFound { block: hash(r)?, kind: ModelObject::decode(r)? }
+        }
         _ => return Err(DecodeError::InvalidValue("command")),
     })
 }
 
 /// The name of a command byte (`"unknown"` if none).
 pub fn command_name(command: u8) -> &'static str {
-    const NAMES: [&str; 19] = [
+    const NAMES: [&str; 20] = [
         "version",
         "verack",
         "ping",
@@ -444,6 +538,7 @@ pub fn command_name(command: u8) -> &'static str {
         "getchunk",
         "chunk",
         "reject",
+        "modelnotfound",
     ];
     NAMES.get(command as usize).copied().unwrap_or("unknown")
 }
@@ -464,7 +559,7 @@ mod tests {
     #[test]
     fn round_trips() {
         rt(Message::Version(Box::new(Version {
-            version: 1,
+            version: PROTOCOL_VERSION,
             magic: *b"abcd",
             services: NODE_NETWORK,
             model_depth: 144,
@@ -480,8 +575,14 @@ mod tests {
         rt(Message::Ping(9));
         rt(Message::Inv(vec![Inv::block(BlockHash([1; 32])), Inv::tx(Txid([2; 32]))]));
         rt(Message::GetHeaders { locator: vec![BlockHash([1; 32])], stop: BlockHash::ZERO });
-        rt(Message::Chunk { block: BlockHash([1; 32]), index: 3, data: vec![1, 2, 3] });
-        rt(Message::ChunkHashes { block: BlockHash([1; 32]), hashes: vec![[5; 32]] });
+        for kind in ModelObject::ALL {
+            let block = BlockHash([1; 32]);
+            rt(Message::GetChunkHashes { block, kind });
+            rt(Message::ChunkHashes { block, kind, hashes: vec![[5; 32]] });
+            rt(Message::GetChunk { block, kind, index: 7 });
+            rt(Message::Chunk { block, kind, index: 3, data: vec![1, 2, 3] });
+            rt(Message::ModelNotFound { block, kind });
+        }
         rt(Message::Addr(vec![
             AddrEntry { time: 1, services: 1, addr: NetAddr::V4([127, 0, 0, 1]), port: 1 },
             AddrEntry { time: 1, services: 1, addr: NetAddr::TorV3([9; 32]), port: 9555 },
@@ -541,6 +642,125 @@ mod tests {
         let mut p = Message::Version(Box::new(version(NODE_NETWORK, 1))).payload();
         p.drain(16..20);
         assert!(Message::decode(cmd::VERSION, &p).is_err());
+    }
+
+    /// Every chunk message puts the object kind right after the block hash: 0 checkpoint,
+    /// 1 update.
+    #[test]
+    fn chunk_messages_carry_the_object_kind_after_the_block() {
+        let block = BlockHash([0xab; 32]);
+        for (kind, byte) in [(ModelObject::Checkpoint, 0u8), (ModelObject::Update, 1)] {
+            let msgs = [
+                Message::GetChunkHashes { block, kind },
+                Message::ChunkHashes { block, kind, hashes: vec![[5; 32], [6; 32]] },
+                Message::GetChunk { block, kind, index: 0x0102_0304 },
+                Message::Chunk { block, kind, index: 2, data: vec![9; 10] },
+                Message::ModelNotFound { block, kind },
+            ];
+            for m in msgs {
+                let p = m.payload();
+                assert_eq!(p[..32], block.0, "{}: block first", m.name());
+                assert_eq!(p[32], byte, "{}: kind right after the block", m.name());
+            }
+            let p = Message::GetChunk { block, kind, index: 0x0102_0304 }.payload();
+            assert_eq!(p[33..], [4, 3, 2, 1], "then the index, LE");
+            assert_eq!(p.len(), 37);
+            assert_eq!(Message::ModelNotFound { block, kind }.payload().len(), 33);
+        }
+        // The zero-copy encoder is the message's own encoding.
+        let data = vec![7u8; 1000];
+        let m = Message::Chunk { block, kind: ModelObject::Update, index: 5, data: data.clone() };
+        assert_eq!(chunk_payload(&block, ModelObject::Update, 5, &data), m.payload());
+        assert_eq!(command_name(cmd::MODELNOTFOUND), "modelnotfound");
+    }
+
+    /// A kind byte other than 0 or 1 does not decode, in every chunk message; a payload cut
+    /// anywhere (a protocol-2 one lacks the kind byte) does not decode either.
+    #[test]
+    fn unknown_kind_and_short_chunk_payloads_do_not_decode() {
+        let block = BlockHash([3; 32]);
+        let msgs = [
+            Message::GetChunkHashes { block, kind: ModelObject::Update },
+            Message::ChunkHashes { block, kind: ModelObject::Update, hashes: vec![[1; 32]] },
+            Message::GetChunk { block, kind: ModelObject::Update, index: 1 },
+            Message::Chunk { block, kind: ModelObject::Update, index: 1, data: vec![1, 2] },
+            Message::ModelNotFound { block, kind: ModelObject::Update },
+        ];
+        for m in &msgs {
+            let p = m.payload();
+            for bad in [2u8, 3, 0x80, 0xff] {
+                let mut q = p.clone();
+                q[32] = bad;
+                assert_eq!(
+                    Message::decode(m.command(), &q),
+                    Err(MessageError::Malformed {
+                        command: m.name(),
+                        source: DecodeError::InvalidValue("model object kind")
+                    }),
+                    "{} with kind {bad}",
+                    m.name()
+                );
+            }
+            for cut in 0..p.len() {
+                assert!(Message::decode(m.command(), &p[..cut]).is_err(), "{} cut", m.name());
+            }
+            // Protocol 2's layout (no kind byte).
+            let mut v2 = p.clone();
+            v2.remove(32);
+            let d = Message::decode(m.command(), &v2);
+            assert!(d != Ok(m.clone()), "{} v2 layout: {d:?}", m.name());
+        }
+    }
+
+    /// A deterministic sweep in the style of the fuzz target: mutated and random payloads of
+    /// every command never panic, and whatever decodes re-encodes to the same bytes.
+    #[test]
+    fn mutated_payloads_never_panic_and_decoded_ones_re_encode() {
+        let block = BlockHash([9; 32]);
+        let seeds: Vec<Message> = ModelObject::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                [
+                    Message::GetChunkHashes { block, kind },
+                    Message::ChunkHashes { block, kind, hashes: vec![[1; 32], [2; 32]] },
+                    Message::GetChunk { block, kind, index: 3 },
+                    Message::Chunk { block, kind, index: 0, data: vec![5; 300] },
+                    Message::ModelNotFound { block, kind },
+                ]
+            })
+            .chain([Message::Version(Box::new(version(NODE_NETWORK, 5)))])
+            .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let check = |command: u8, p: &[u8]| {
+            if let Ok(m) = Message::decode(command, p) {
+                assert_eq!(m.command(), command);
+                assert_eq!(m.payload(), p);
+            }
+        };
+        for m in &seeds {
+            let p = m.payload();
+            for _ in 0..300 {
+                let mut q = p.clone();
+                for _ in 0..1 + next() % 3 {
+                    let i = (next() as usize) % q.len();
+                    q[i] = next() as u8;
+                }
+                check(m.command(), &q);
+                let cut = (next() as usize) % (q.len() + 1);
+                check(m.command(), &q[..cut]);
+            }
+        }
+        for _ in 0..2000 {
+            let len = (next() % 80) as usize;
+            let p: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            check((next() % 24) as u8, &p);
+        }
     }
 
     #[test]

@@ -12,11 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use rnet_model::checkpoint::{CHUNK_SIZE, chunk_hashes, merkle_root};
-use rnet_net::message::Message;
+use rnet_net::message::{Message, ModelObject};
 use rnet_net::net::{DOWNLOADS_DIR, PARTIAL_MAX_AGE};
 use rnet_primitives::{BlockHash, BlockHeader, Hash256};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
+/// The object kind these tests move: whole checkpoints.
+const CK: ModelObject = ModelObject::Checkpoint;
 
 /// A checkpoint of four chunks (the last one short), each chunk different.
 fn checkpoint_bytes() -> Vec<u8> {
@@ -67,10 +69,11 @@ fn half_download(netdir: &Path, bytes: &[u8]) -> BlockHash {
     rt.block_on(async {
         let mut peer = RawPeer::connect(&node).await;
         b.wanted.lock().unwrap().push(block);
-        let got = peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes(block)).await;
+        let got =
+            peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
         assert!(got.is_some(), "the peer is asked for the chunk hashes");
         let hashes = chunk_hashes(bytes);
-        assert!(peer.send(&Message::ChunkHashes { block, hashes }).await);
+        assert!(peer.send(&Message::ChunkHashes { block, kind: CK, hashes }).await);
         let mut served = BTreeSet::new();
         while served.len() < 2 {
             let Some(Message::GetChunk { index, .. }) = peer
@@ -84,7 +87,13 @@ fn half_download(netdir: &Path, bytes: &[u8]) -> BlockHash {
             };
             if index < 2 {
                 assert!(
-                    peer.send(&Message::Chunk { block, index, data: chunk(bytes, index) }).await
+                    peer.send(&Message::Chunk {
+                        block,
+                        kind: CK,
+                        index,
+                        data: chunk(bytes, index)
+                    })
+                    .await
                 );
                 served.insert(index);
             }
@@ -111,9 +120,12 @@ fn resume(netdir: &Path, bytes: &[u8]) -> BTreeSet<u32> {
     let asked = rt.block_on(async {
         let mut peer = RawPeer::connect(&node).await;
         b.wanted.lock().unwrap().push(block);
-        let got = peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes(block)).await;
+        let got =
+            peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
         assert!(got.is_some(), "the second peer is asked for the chunk hashes");
-        assert!(peer.send(&Message::ChunkHashes { block, hashes: chunk_hashes(bytes) }).await);
+        assert!(
+            peer.send(&Message::ChunkHashes { block, kind: CK, hashes: chunk_hashes(bytes) }).await
+        );
         let mut asked = BTreeSet::new();
         loop {
             if b.accepted_checkpoints.lock().unwrap().iter().any(|(h, _)| *h == block) {
@@ -128,7 +140,13 @@ fn resume(netdir: &Path, bytes: &[u8]) -> BTreeSet<u32> {
             if let Some(Message::GetChunk { index, .. }) = m {
                 asked.insert(index);
                 assert!(
-                    peer.send(&Message::Chunk { block, index, data: chunk(bytes, index) }).await
+                    peer.send(&Message::Chunk {
+                        block,
+                        kind: CK,
+                        index,
+                        data: chunk(bytes, index)
+                    })
+                    .await
                 );
             } else {
                 let done =

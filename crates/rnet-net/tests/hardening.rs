@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use common::*;
 use rnet_model::checkpoint::CHUNK_SIZE;
-use rnet_net::message::{Inv, InvKind, Message};
+use rnet_net::message::{Inv, InvKind, Message, ModelObject};
 use rnet_primitives::{Amount, BlockHash, OutPoint, Transaction, TxIn, TxOut, Txid, Witness};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
+/// The object kind these tests move: whole checkpoints.
+const CK: ModelObject = ModelObject::Checkpoint;
 
 /// A transaction told apart by `n`; `lock_time` selects the fake backend's verdict.
 fn tx(n: u64, lock_time: u32) -> Transaction {
@@ -41,7 +43,7 @@ fn getchunk_flood_from_non_reader_is_bounded_and_banned() {
     let attacker = rt.block_on(async {
         let mut p = RawPeer::connect(&node).await;
         for i in 0..300u32 {
-            if !p.send(&Message::GetChunk { block, index: i % 4 }).await {
+            if !p.send(&Message::GetChunk { block, kind: CK, index: i % 4 }).await {
                 break;
             }
         }
@@ -61,7 +63,7 @@ fn getchunk_flood_from_non_reader_is_bounded_and_banned() {
     // An honest peer is still served.
     rt.block_on(async {
         let mut h = RawPeer::connect(&node).await;
-        h.send(&Message::GetChunk { block, index: 3 }).await;
+        h.send(&Message::GetChunk { block, kind: CK, index: 3 }).await;
         let m = h.wait_for(SECS(5), |m| matches!(m, Message::Chunk { .. })).await;
         assert!(
             matches!(m, Some(Message::Chunk { index: 3, ref data, .. }) if data.len() == CHUNK_SIZE)
@@ -380,7 +382,7 @@ fn chunk_hash_requests_do_not_rehash_the_checkpoint() {
         let mut other = RawPeer::connect(&node).await;
         let mut p = RawPeer::connect(&node).await;
         for _ in 0..30 {
-            p.send(&Message::GetChunkHashes(block)).await;
+            p.send(&Message::GetChunkHashes { block, kind: CK }).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let rtt = other.ping(SECS(20)).await.expect("pong");
@@ -409,8 +411,8 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
             askers.push(RawPeer::connect(&node).await);
         }
         for p in &mut askers {
-            assert!(p.send(&Message::GetChunkHashes(block)).await);
-            assert!(p.send(&Message::GetChunk { block, index: 3 }).await);
+            assert!(p.send(&Message::GetChunkHashes { block, kind: CK }).await);
+            assert!(p.send(&Message::GetChunk { block, kind: CK, index: 3 }).await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         let rtt = other.ping(SECS(10)).await.expect("pong");
@@ -422,7 +424,7 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
                 .wait_for(SECS(10), |m| matches!(m, Message::ChunkHashes { .. }))
                 .await
                 .expect("chunk hashes after the load");
-            assert!(matches!(got, Message::ChunkHashes { block: b2, ref hashes } if b2 == block && *hashes == want));
+            assert!(matches!(got, Message::ChunkHashes { block: b2, ref hashes, .. } if b2 == block && *hashes == want));
             let got = p
                 .wait_for(SECS(10), |m| matches!(m, Message::Chunk { .. }))
                 .await
@@ -434,14 +436,14 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
         }
         assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), 1, "one load for three peers");
         // Loaded now: further chunks come without another load.
-        assert!(askers[0].send(&Message::GetChunk { block, index: 0 }).await);
+        assert!(askers[0].send(&Message::GetChunk { block, kind: CK, index: 0 }).await);
         let got = askers[0].wait_for(SECS(1), |m| matches!(m, Message::Chunk { .. })).await;
         assert!(matches!(got, Some(Message::Chunk { index: 0, .. })));
         assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), 1);
         // A checkpoint the node does not have.
         let missing = BlockHash([10; 32]);
-        assert!(askers[1].send(&Message::GetChunkHashes(missing)).await);
-        let got = askers[1].wait_for(SECS(5), |m| matches!(m, Message::NotFound(_))).await;
+        assert!(askers[1].send(&Message::GetChunkHashes { block: missing, kind: CK }).await);
+        let got = askers[1].wait_for(SECS(5), |m| matches!(m, Message::ModelNotFound { .. })).await;
         assert!(got.is_some(), "notfound for a missing checkpoint");
     });
 }

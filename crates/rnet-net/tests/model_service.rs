@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use common::*;
 use rnet_model::checkpoint::{CHUNK_SIZE, chunk_hashes, merkle_root};
-use rnet_net::message::{Message, NODE_MODEL_ARCHIVE, NODE_NETWORK};
+use rnet_net::message::{Message, ModelObject, NODE_MODEL_ARCHIVE, NODE_NETWORK};
 use rnet_net::net::AddNodeMode;
 use rnet_primitives::{BlockHash, BlockHeader, Hash256};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
+/// The object kind these tests move: whole checkpoints.
+const CK: ModelObject = ModelObject::Checkpoint;
 
 /// A block at `height` whose checkpoint is `bytes`, stored in the backend's headers.
 fn old_block(b: &FakeBackend, height: u32, bytes: &[u8]) -> BlockHash {
@@ -30,7 +32,7 @@ fn old_block(b: &FakeBackend, height: u32, bytes: &[u8]) -> BlockHash {
 }
 
 fn is_checkpoint_request(m: &Message) -> bool {
-    matches!(m, Message::GetChunkHashes(_) | Message::GetChunk { .. })
+    matches!(m, Message::GetChunkHashes { .. } | Message::GetChunk { .. })
 }
 
 /// A pruning peer (depth 10 at height 100) connects first, an archive peer second; the node
@@ -49,12 +51,11 @@ fn old_checkpoint_is_fetched_from_the_archive_peer_not_the_pruning_one() {
             RawPeer::connect_as(&node, version_with(2, 100, NODE_NETWORK | NODE_MODEL_ARCHIVE, 0))
                 .await;
         b.wanted.lock().unwrap().push(block);
-        let got = archive
-            .wait_for(SECS(15), |m| matches!(m, Message::GetChunkHashes(h) if *h == block))
-            .await;
+        let got =
+            archive.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
         assert!(got.is_some(), "the archive peer is asked for the chunk hashes");
         let hashes = chunk_hashes(&bytes);
-        assert!(archive.send(&Message::ChunkHashes { block, hashes }).await);
+        assert!(archive.send(&Message::ChunkHashes { block, kind: CK, hashes }).await);
         let mut served = Vec::new();
         while served.len() < 3 {
             let Some(Message::GetChunk { index, .. }) = archive
@@ -68,7 +69,7 @@ fn old_checkpoint_is_fetched_from_the_archive_peer_not_the_pruning_one() {
             };
             let start = index as usize * CHUNK_SIZE;
             let data = bytes[start..(start + CHUNK_SIZE).min(bytes.len())].to_vec();
-            assert!(archive.send(&Message::Chunk { block, index, data }).await);
+            assert!(archive.send(&Message::Chunk { block, kind: CK, index, data }).await);
             served.push(index);
         }
         let done = eventually(SECS(10), || {
@@ -92,7 +93,8 @@ fn pruning_peers_are_asked_when_they_cover_it_or_nobody_advertises_it() {
     rt.block_on(async {
         let mut deep = RawPeer::connect_as(&node, version_with(1, 100, NODE_NETWORK, 200)).await;
         b.wanted.lock().unwrap().push(block);
-        let got = deep.wait_for(SECS(15), |m| *m == Message::GetChunkHashes(block)).await;
+        let got =
+            deep.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
         assert!(got.is_some(), "a peer whose depth covers the block is asked");
     });
     let b = FakeBackend::new();
@@ -101,7 +103,8 @@ fn pruning_peers_are_asked_when_they_cover_it_or_nobody_advertises_it() {
     rt.block_on(async {
         let mut only = RawPeer::connect_as(&node, version_with(1, 100, NODE_NETWORK, 10)).await;
         b.wanted.lock().unwrap().push(block);
-        let got = only.wait_for(SECS(15), |m| *m == Message::GetChunkHashes(block)).await;
+        let got =
+            only.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
         assert!(got.is_some(), "with nobody advertising the model, the pruning peer is asked");
     });
 }

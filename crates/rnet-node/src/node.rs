@@ -289,8 +289,9 @@ impl Node {
         Ok(a)
     }
 
-    /// Supplies the checkpoint of a stored block.
-    pub fn accept_checkpoint(
+    /// Supplies the model update of a stored block (its checkpoint is derived from the parent's
+    /// when the block is validated).
+    pub fn accept_update(
         &self,
         hash: &BlockHash,
         bytes: Vec<u8>,
@@ -300,6 +301,22 @@ impl Node {
         if let Ok(Some(block)) = self.reader.block(hash) {
             self.pot_workers.preverify(self, &block, Some(&bytes));
         }
+        let mut chain = self.chain();
+        let outcome = chain.accept_update(hash, bytes, self.now())?;
+        if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
+            self.chain_changed(&chain, connected, disconnected);
+        }
+        Ok(outcome)
+    }
+
+    /// Supplies the whole checkpoint of a stored block (a pruned or damaged one, or the parent
+    /// a block needs).
+    pub fn accept_checkpoint(
+        &self,
+        hash: &BlockHash,
+        bytes: Vec<u8>,
+    ) -> Result<AcceptOutcome, ChainError> {
+        self.ensure_disk_space()?;
         let mut chain = self.chain();
         let outcome = chain.accept_checkpoint(hash, bytes, self.now())?;
         if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
@@ -398,20 +415,21 @@ impl Node {
         p.iter().find(|(r, b)| r == root && b.len() as u64 == size).map(|(_, b)| b.as_ref().clone())
     }
 
-    /// Accepts a block (with its checkpoint, or one uploaded earlier with `submitcheckpoint`).
+    /// Accepts a block (with its model update, or one uploaded earlier with
+    /// `submitcheckpoint`/`uploadcheckpointpart` under the update's root).
     pub fn submit_block(
         &self,
         block: Block,
-        checkpoint: Option<Vec<u8>>,
+        update: Option<Vec<u8>>,
     ) -> Result<AcceptOutcome, ChainError> {
-        let checkpoint = checkpoint.or_else(|| {
-            self.pending_checkpoint(&block.header.checkpoint_root, block.header.checkpoint_size)
+        let update = update.or_else(|| {
+            self.pending_checkpoint(&block.header.update_root, block.header.update_size)
         });
         self.ensure_disk_space()?;
         // Proof-of-Training without the chain lock, when the block's parent is known.
-        self.pot_workers.preverify(self, &block, checkpoint.as_deref());
+        self.pot_workers.preverify(self, &block, update.as_deref());
         let mut chain = self.chain();
-        let outcome = chain.accept_block(block, checkpoint, self.now());
+        let outcome = chain.accept_block(block, update, self.now());
         if let Ok(AcceptOutcome::Connected { connected, disconnected, .. }) = &outcome {
             self.chain_changed(&chain, connected, disconnected);
         }
@@ -612,8 +630,7 @@ impl Node {
         let control =
             MineControl { progress: false, cancel: &cancel, transactions: Some(&refresh) };
         let mined = miner.mine(&job, &control)?;
-        let outcome =
-            self.submit_block(mined.block.clone(), Some(mined.checkpoint_bytes.clone()))?;
+        let outcome = self.submit_block(mined.block.clone(), Some(mined.update_bytes.clone()))?;
         let h = &mined.block.header;
         if matches!(outcome, AcceptOutcome::Connected { .. }) {
             let loss_index = self.chain().tip().loss_index;

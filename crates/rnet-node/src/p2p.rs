@@ -24,7 +24,7 @@ fn outcome(r: Result<AcceptOutcome, ChainError>) -> Result<Accepted, Rejected> {
     match r {
         Ok(AcceptOutcome::Connected { .. }) => Ok(Accepted::Connected),
         Ok(AcceptOutcome::StoredSideBranch) => Ok(Accepted::Stored),
-        Ok(AcceptOutcome::MissingCheckpoint) => Ok(Accepted::NeedCheckpoint),
+        Ok(AcceptOutcome::MissingUpdate) => Ok(Accepted::NeedUpdate),
         Ok(AcceptOutcome::AlreadyHave) => Ok(Accepted::AlreadyHave),
         Ok(AcceptOutcome::Orphan { missing_parent }) => Ok(Accepted::Orphan(missing_parent)),
         Err(e) => {
@@ -121,6 +121,22 @@ impl Backend for NodeBackend {
 
     fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
         outcome(self.0.submit_block(block, None))
+    }
+
+    fn accept_update(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
+        outcome(self.0.accept_update(hash, bytes))
+    }
+
+    fn update(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        self.0.reader.update(hash).ok().flatten().map(Arc::new)
+    }
+
+    fn has_update(&self, hash: &BlockHash) -> bool {
+        self.0.reader.has_update(hash).unwrap_or(false)
+    }
+
+    fn wanted_updates(&self, max: usize) -> Vec<BlockHash> {
+        self.0.chain().wanted_updates(max).unwrap_or_default()
     }
 
     fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {

@@ -5,7 +5,8 @@
 //! a short lock, waits for one of [`PotWorkers`]' permits, runs the job without any lock and
 //! records the verdict; the chain state's fork choice then uses it instead of evaluating while
 //! every RPC and peer waits for the lock. Blocks whose job cannot be prepared (an unknown or
-//! never-validated parent, a missing checkpoint) fall back to evaluation inside fork choice.
+//! never-validated parent, a missing update or parent checkpoint) fall back to evaluation
+//! inside fork choice.
 
 use rnet_chain::{CheckpointSource, ConsensusRules};
 use rnet_consensus::ChainParams;
@@ -38,10 +39,11 @@ impl PotWorkers {
         std::thread::available_parallelism().map_or(1, |n| n.get() / 2).max(1)
     }
 
-    /// Evaluates `block` (with `checkpoint`, or its stored one) outside the chain lock when it
-    /// can, and records the verdict in the chain state. Returns whether a verdict was recorded.
-    pub fn preverify(&self, node: &Node, block: &Block, checkpoint: Option<&[u8]>) -> bool {
-        let job = match node.chain().pot_job(block, checkpoint) {
+    /// Evaluates `block` (with `update`, or its stored one) outside the chain lock when it can,
+    /// and records the verdict (with the derived checkpoint) in the chain state. Returns whether
+    /// a verdict was recorded.
+    pub fn preverify(&self, node: &Node, block: &Block, update: Option<&[u8]>) -> bool {
+        let job = match node.chain().pot_job(block, update) {
             Ok(Some(mut job)) => {
                 // The parent is usually the tip, whose bytes the node keeps in memory.
                 if let Some(bytes) = node.cached_checkpoint_bytes(&job.parent.hash) {

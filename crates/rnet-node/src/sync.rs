@@ -192,15 +192,15 @@ fn check_once(node: &Node, watch: &mut StallWatch) -> Result<(), rnet_chain::Cha
     let what = match next {
         Some(hash) => {
             let has_block = chain.block(&hash)?.is_some();
-            let has_checkpoint = chain.has_checkpoint(&hash)?;
-            let missing = match (has_block, has_checkpoint) {
+            let has_update = chain.has_update(&hash)?;
+            let missing = match (has_block, has_update) {
                 (false, _) => "its block data",
-                (true, false) => "its checkpoint",
-                (true, true) => "its validation",
+                (true, false) => "its model update",
+                (true, true) => "its validation (or its parent's checkpoint)",
             };
             format!(
                 "block {hash} at height {} waits for {missing}; peers may have pruned its \
-                 checkpoint",
+                 model data",
                 tip.height + 1
             )
         }

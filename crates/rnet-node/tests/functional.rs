@@ -50,7 +50,7 @@ fn download_checkpoint(node: &TestNode, hash: &str) -> Vec<u8> {
 }
 
 /// Mines a block from `getblocktemplate` in the test process (the node's own checkpoint, a test
-/// key), returning it and its checkpoint bytes.
+/// key), returning it and its model update's bytes.
 fn mine_from_template(node: &TestNode) -> (Block, Vec<u8>) {
     let t = node.call("getblocktemplate", json!([])).unwrap();
     let parent = t["previousblockhash"].as_str().unwrap();
@@ -60,7 +60,7 @@ fn mine_from_template(node: &TestNode) -> (Block, Vec<u8>) {
     let miner =
         Miner::new(rnet_consensus::ChainParams::regtest(), test_key(), TrainingData::Bundled);
     let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
-    (mined.block, mined.checkpoint_bytes)
+    (mined.block, mined.update_bytes)
 }
 
 #[test]

@@ -20,7 +20,7 @@ use rnet_consensus::ChainParams;
 use rnet_crypto::SigningKey;
 use rnet_functional::TestNode;
 use rnet_miner::sign_header;
-use rnet_net::message::{Message, cmd};
+use rnet_net::message::{Message, ModelObject, cmd};
 use rnet_net::testing::RawPeer;
 use rnet_primitives::{
     Amount, Block, BlockHash, BlockHeader, EvalSample, Network, OutPoint, Transaction, TxIn, TxOut,
@@ -573,7 +573,14 @@ fn victim_follows_the_honest_chain_under_every_attack() {
                 let block: BlockHash = tip(&v).0.parse().unwrap();
                 rt.block_on(async {
                     for _ in 0..1000 {
-                        if !p.send(&Message::GetChunk { block, index: 0 }).await {
+                        if !p
+                            .send(&Message::GetChunk {
+                                block,
+                                kind: ModelObject::Checkpoint,
+                                index: 0,
+                            })
+                            .await
+                        {
                             break;
                         }
                     }

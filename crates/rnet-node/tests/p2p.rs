@@ -12,7 +12,7 @@ use rnet_crypto::SigningKey;
 use rnet_functional::TestNode;
 use rnet_miner::{MineControl, Miner, TrainingData, job_from_template, sign_header};
 use rnet_model::Checkpoint;
-use rnet_net::message::{Message, Version};
+use rnet_net::message::{Message, ModelObject, Version};
 use rnet_net::transport::{self, NodeKey};
 use rnet_primitives::{
     Amount, Block, BlockHash, Network, OutPoint, Transaction, TxIn, TxOut, Txid, Witness,
@@ -115,10 +115,18 @@ fn mempool(n: &TestNode) -> Value {
 }
 
 fn download_checkpoint(n: &TestNode, hash: &str) -> Vec<u8> {
-    let info = n.call("getcheckpointinfo", json!([hash])).unwrap();
+    download_model_object(n, hash, "checkpoint")
+}
+
+fn download_update(n: &TestNode, hash: &str) -> Vec<u8> {
+    download_model_object(n, hash, "update")
+}
+
+fn download_model_object(n: &TestNode, hash: &str, object: &str) -> Vec<u8> {
+    let info = n.call("getcheckpointinfo", json!([hash, object])).unwrap();
     let mut bytes = Vec::new();
     for i in 0..info["chunks"].as_u64().unwrap() {
-        let c = n.call("getcheckpointchunk", json!([hash, i])).unwrap();
+        let c = n.call("getcheckpointchunk", json!([hash, i, object])).unwrap();
         bytes.extend(hex::decode(c.as_str().unwrap()).unwrap());
     }
     assert_eq!(bytes.len() as u64, info["size"].as_u64().unwrap());
@@ -126,7 +134,7 @@ fn download_checkpoint(n: &TestNode, hash: &str) -> Vec<u8> {
 }
 
 /// Mines a genuine block on `n`'s tip from `getblocktemplate` in the test process, signed by
-/// `key`: the block and its checkpoint bytes.
+/// `key`: the block and its model update's bytes.
 fn mine_from_template(n: &TestNode, key: &SigningKey) -> (Block, Vec<u8>) {
     let t = n.call("getblocktemplate", json!([])).unwrap();
     let parent = t["previousblockhash"].as_str().unwrap();
@@ -136,7 +144,7 @@ fn mine_from_template(n: &TestNode, key: &SigningKey) -> (Block, Vec<u8>) {
     let miner =
         Miner::new(rnet_consensus::ChainParams::regtest(), key.clone(), TrainingData::Bundled);
     let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
-    (mined.block, mined.checkpoint_bytes)
+    (mined.block, mined.update_bytes)
 }
 
 fn tip(n: &TestNode) -> (String, u64, u64) {
@@ -441,7 +449,7 @@ impl Hostile {
             let (r, w) = s.into_split();
             let mut est = transport::handshake(r, w, key, MAGIC, true).await.unwrap();
             let v = Message::Version(Box::new(Version {
-                version: 1,
+                version: rnet_net::message::PROTOCOL_VERSION,
                 magic: MAGIC,
                 services: 1,
                 model_depth: 1,
@@ -492,15 +500,10 @@ impl Hostile {
         })
     }
 
-    /// Answers the node's requests for `block`'s checkpoint (chunk hashes, chunks) from `bytes`
-    /// until it closes the connection or `secs` pass: `(chunk hashes served, chunks served,
-    /// closed)`.
-    fn serve_checkpoint(
-        &mut self,
-        block: BlockHash,
-        bytes: &[u8],
-        secs: u64,
-    ) -> (bool, usize, bool) {
+    /// Answers the node's requests for `block`'s model update (chunk hashes, chunks) from
+    /// `bytes` until it closes the connection or `secs` pass: `(chunk hashes served, chunks
+    /// served, closed)`.
+    fn serve_update(&mut self, block: BlockHash, bytes: &[u8], secs: u64) -> (bool, usize, bool) {
         let est = self.est.as_mut().unwrap();
         let chunk = rnet_model::checkpoint::CHUNK_SIZE;
         self.rt.block_on(async {
@@ -513,16 +516,20 @@ impl Hostile {
                 };
                 let Ok((c, p, _)) = r else { return (hashes, chunks, true) };
                 let reply = match Message::decode(c, &p) {
-                    Ok(Message::GetChunkHashes(b)) if b == block => {
+                    Ok(Message::GetChunkHashes { block: b, kind: ModelObject::Update })
+                        if b == block =>
+                    {
                         hashes = true;
                         let hashes = rnet_model::checkpoint::chunk_hashes(bytes);
-                        Message::ChunkHashes { block, hashes }
+                        Message::ChunkHashes { block, kind: ModelObject::Update, hashes }
                     }
-                    Ok(Message::GetChunk { block: b, index }) if b == block => {
+                    Ok(Message::GetChunk { block: b, kind: ModelObject::Update, index })
+                        if b == block =>
+                    {
                         chunks += 1;
                         let start = index as usize * chunk;
                         let data = bytes[start..(start + chunk).min(bytes.len())].to_vec();
-                        Message::Chunk { block, index, data }
+                        Message::Chunk { block, kind: ModelObject::Update, index, data }
                     }
                     Ok(Message::Ping(n)) => Message::Pong(n),
                     _ => continue,
@@ -600,29 +607,29 @@ fn hostile_peers_are_disconnected_and_banned() {
     assert!(h.closed(10));
     wait_until("ban after faked loss", 10, || banned(&victim) >= 3);
 
-    // A checkpoint chunk that does not match the root: the genuine block, then bad bytes.
-    let ck_info = honest.call("getcheckpointinfo", json!([hash1])).unwrap();
-    let mut ck = Vec::new();
-    for i in 0..ck_info["chunks"].as_u64().unwrap() {
-        let c = honest.call("getcheckpointchunk", json!([hash1, i])).unwrap();
-        ck.extend(hex::decode(c.as_str().unwrap()).unwrap());
-    }
+    // An update chunk that does not match the root: the genuine block, then bad bytes.
+    let ck = download_update(&honest, hash1.as_str().unwrap());
     let hashes = rnet_model::checkpoint::chunk_hashes(&ck);
     let mut h = Hostile::connect(port);
     let bh = real_block.block_hash();
     h.send(&Message::Block(Box::new(real_block)));
     let asked = h.recv_until(15, |m| match m {
-        Message::GetChunkHashes(b) if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
         _ => None,
     });
     assert!(asked.is_some(), "victim did not ask for chunk hashes");
-    h.send(&Message::ChunkHashes { block: bh, hashes });
+    h.send(&Message::ChunkHashes { block: bh, kind: ModelObject::Update, hashes });
     let idx = h.recv_until(15, |m| match m {
-        Message::GetChunk { block, index } if block == bh => Some(index),
+        Message::GetChunk { block, kind: ModelObject::Update, index } if block == bh => Some(index),
         _ => None,
     });
     let idx = idx.expect("victim asked for a chunk");
-    h.send(&Message::Chunk { block: bh, index: idx, data: vec![0u8; 10] });
+    h.send(&Message::Chunk {
+        block: bh,
+        kind: ModelObject::Update,
+        index: idx,
+        data: vec![0u8; 10],
+    });
     assert!(h.closed(10));
     wait_until("ban after bad chunk", 10, || banned(&victim) >= 4);
     let list = victim.call("listbanned", json!([])).unwrap();
@@ -665,7 +672,7 @@ fn resigned_block_with_faked_loss_is_rejected_on_reevaluation() {
     let attacker_noise = NodeKey::generate().unwrap();
     let mut h = Hostile::connect_with(p2p_port(&victim), &attacker_noise);
     assert!(h.send(&Message::Block(Box::new(fake))));
-    let (hashes, chunks, closed) = h.serve_checkpoint(fake_hash, &ckpt, 30);
+    let (hashes, chunks, closed) = h.serve_update(fake_hash, &ckpt, 30);
     assert!(hashes, "victim did not ask the attacker for the chunk hashes");
     let n_chunks = ckpt.len().div_ceil(rnet_model::checkpoint::CHUNK_SIZE);
     assert!(chunks >= n_chunks, "victim asked for {chunks} of {n_chunks} chunks");
@@ -702,7 +709,7 @@ fn checkpoint_notfound_peer_does_not_stall_download() {
     let raw = honest.call("getblock", json!([hash1, 0])).unwrap();
     let block = Block::from_bytes(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
     let bh = block.block_hash();
-    let ck = download_checkpoint(&honest, hash1.as_str().unwrap());
+    let ck = download_update(&honest, hash1.as_str().unwrap());
     let hashes = rnet_model::checkpoint::chunk_hashes(&ck);
 
     let victim = start(&[]);
@@ -714,21 +721,21 @@ fn checkpoint_notfound_peer_does_not_stall_download() {
     wait_peers(&victim, 2);
     assert!(lacking.send(&Message::Block(Box::new(block))));
     let asked = lacking.recv_until(15, |m| match m {
-        Message::GetChunkHashes(b) if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
         _ => None,
     });
     assert!(asked.is_some(), "victim did not ask the block's source for the chunk hashes");
-    assert!(lacking.send(&Message::NotFound(vec![rnet_net::message::Inv::block(bh)])));
+    assert!(lacking.send(&Message::ModelNotFound { block: bh, kind: ModelObject::Update }));
     let t0 = Instant::now();
     let asked = server.recv_until(5, |m| match m {
-        Message::GetChunkHashes(b) if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
         _ => None,
     });
     let waited = t0.elapsed();
     assert!(asked.is_some(), "chunk hashes not re-requested from the other peer within 5 s");
     assert!(waited < Duration::from_secs(5), "re-request took {waited:?}");
-    assert!(server.send(&Message::ChunkHashes { block: bh, hashes }));
-    let (_, chunks, closed) = server.serve_checkpoint(bh, &ck, 4);
+    assert!(server.send(&Message::ChunkHashes { block: bh, kind: ModelObject::Update, hashes }));
+    let (_, chunks, closed) = server.serve_update(bh, &ck, 4);
     let n_chunks = ck.len().div_ceil(rnet_model::checkpoint::CHUNK_SIZE);
     assert_eq!(chunks, n_chunks, "every chunk from the peer that has the checkpoint");
     assert!(!closed, "serving peer disconnected");
@@ -738,7 +745,11 @@ fn checkpoint_notfound_peer_does_not_stall_download() {
     assert!(t0.elapsed() < Duration::from_secs(10), "download took {:?}", t0.elapsed());
     // The `notfound` peer was not asked again (no chunk requests) and not penalised.
     let again = lacking.recv_until(1, |m| match m {
-        Message::GetChunkHashes(b) | Message::GetChunk { block: b, .. } if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, .. } | Message::GetChunk { block: b, .. }
+            if b == bh =>
+        {
+            Some(())
+        }
         _ => None,
     });
     assert!(again.is_none(), "peer that answered notfound was asked again");

@@ -19,7 +19,7 @@ const RNETD: &str = env!("CARGO_BIN_EXE_rnetd");
 #[test]
 fn headers_ahead_of_blocks_is_not_synced_and_warns() {
     let node = TestNode::start(Path::new(RNETD), &["-syncstallwarn=1"]).expect("rnetd starts");
-    // A block mined from the template in the test process, submitted without its checkpoint.
+    // A block mined from the template in the test process, submitted without its model update.
     let t = node.call("getblocktemplate", json!([])).unwrap();
     let parent = t["previousblockhash"].as_str().unwrap();
     let info = node.call("getcheckpointinfo", json!([parent])).unwrap();
@@ -49,7 +49,7 @@ fn headers_ahead_of_blocks_is_not_synced_and_warns() {
     // The watchdog names the block and what it waits for.
     let log_path = node.network_dir().join("debug.log");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let expected = format!("block {hash} at height 1 waits for its checkpoint");
+    let expected = format!("block {hash} at height 1 waits for its model update");
     loop {
         let log = std::fs::read_to_string(&log_path).unwrap_or_default();
         if log.contains("sync makes no progress: headers=1 blocks=0") && log.contains(&expected) {
@@ -60,8 +60,8 @@ fn headers_ahead_of_blocks_is_not_synced_and_warns() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    // The checkpoint arrives: the block connects and the node reports synced.
-    let ckpt = hex::encode(&mined.checkpoint_bytes);
+    // The update arrives: the block connects and the node reports synced.
+    let ckpt = hex::encode(&mined.update_bytes);
     node.call("submitcheckpoint", json!([hash, ckpt])).unwrap();
     let info = node.call("getblockchaininfo", json!([])).unwrap();
     assert_eq!((info["blocks"].as_u64(), info["headers"].as_u64()), (Some(1), Some(1)), "{info}");

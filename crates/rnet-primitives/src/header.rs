@@ -13,6 +13,8 @@
 //! | shape.n_layers | u32 | 4 |
 //! | checkpoint_root | Hash256 | 32 |
 //! | checkpoint_size | u64 | 8 |
+//! | update_root | Hash256 | 32 |
+//! | update_size | u64 | 8 |
 //! | parent_loss | u64 | 8 |
 //! | val_loss | u64 | 8 |
 //! | required_improvement | u64 | 8 |
@@ -21,8 +23,8 @@
 //! | miner_pubkey | [u8; 32] | 32 |
 //! | signature | [u8; 64] | 64 |
 //!
-//! Total [`HEADER_SIZE`] = 288 bytes; without the signature [`UNSIGNED_HEADER_SIZE`] = 224.
-//! The block id ([`BlockHeader::hash`]) is Keccak-256d of the 224 unsigned bytes and is exactly
+//! Total [`HEADER_SIZE`] = 328 bytes; without the signature [`UNSIGNED_HEADER_SIZE`] = 264.
+//! The block id ([`BlockHeader::hash`]) is Keccak-256d of the 264 unsigned bytes and is exactly
 //! what the miner signs: the signature is covered by the block's validity, not by its id (like a
 //! witness).
 
@@ -33,7 +35,7 @@ use crate::hash::{BlockHash, Hash256};
 use crate::hexser::HexBytes;
 
 /// Encoded size of a header, signature included.
-pub const HEADER_SIZE: usize = 288;
+pub const HEADER_SIZE: usize = 328;
 
 /// Encoded size of a header without its signature (what the block id hashes).
 pub const UNSIGNED_HEADER_SIZE: usize = HEADER_SIZE - 64;
@@ -80,6 +82,12 @@ pub struct BlockHeader {
     pub checkpoint_root: Hash256,
     /// Checkpoint size in bytes.
     pub checkpoint_size: u64,
+    /// Merkle root of the 1 MiB chunks of the block's model update (the bytes that travel; the
+    /// checkpoint is derived from the parent's and checked against `checkpoint_root`). Zero at
+    /// genesis, which has no parent.
+    pub update_root: Hash256,
+    /// Model update size in bytes (0 at genesis).
+    pub update_size: u64,
     /// The parent checkpoint's loss on this block's evaluation sample (micro-nats per byte,
     /// canonical evaluator output).
     pub parent_loss: u64,
@@ -109,6 +117,8 @@ impl Default for BlockHeader {
             shape: ModelShape::default(),
             checkpoint_root: Hash256::ZERO,
             checkpoint_size: 0,
+            update_root: Hash256::ZERO,
+            update_size: 0,
             parent_loss: 0,
             val_loss: 0,
             required_improvement: 0,
@@ -121,7 +131,7 @@ impl Default for BlockHeader {
 }
 
 impl BlockHeader {
-    /// Appends every field except the signature (the 224 bytes the id hashes).
+    /// Appends every field except the signature (the 264 bytes the id hashes).
     pub fn encode_unsigned_into(&self, w: &mut Vec<u8>) {
         self.version.encode(w);
         self.prev_block_hash.encode(w);
@@ -131,6 +141,8 @@ impl BlockHeader {
         self.shape.encode(w);
         self.checkpoint_root.encode(w);
         self.checkpoint_size.encode(w);
+        self.update_root.encode(w);
+        self.update_size.encode(w);
         self.parent_loss.encode(w);
         self.val_loss.encode(w);
         self.required_improvement.encode(w);
@@ -156,12 +168,12 @@ impl BlockHeader {
         self.hash()
     }
 
-    /// Decodes a header that spans `bytes` exactly (288 bytes).
+    /// Decodes a header that spans `bytes` exactly (328 bytes).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         crate::encode::decode_exact(bytes)
     }
 
-    /// The full 288-byte encoding.
+    /// The full 328-byte encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
         encode_to_vec(self)
     }
@@ -190,6 +202,8 @@ impl Decode for BlockHeader {
             shape: ModelShape::decode(r)?,
             checkpoint_root: Hash256::decode(r)?,
             checkpoint_size: r.read_u64()?,
+            update_root: Hash256::decode(r)?,
+            update_size: r.read_u64()?,
             parent_loss: r.read_u64()?,
             val_loss: r.read_u64()?,
             required_improvement: r.read_u64()?,
@@ -204,7 +218,7 @@ impl Decode for BlockHeader {
 /// JSON view: the block id first, then every field; hashes, key and signature as hex.
 impl Serialize for BlockHeader {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("BlockHeader", 16)?;
+        let mut st = s.serialize_struct("BlockHeader", 18)?;
         st.serialize_field("hash", &self.hash())?;
         st.serialize_field("version", &self.version)?;
         st.serialize_field("prev_block_hash", &self.prev_block_hash)?;
@@ -214,6 +228,8 @@ impl Serialize for BlockHeader {
         st.serialize_field("shape", &self.shape)?;
         st.serialize_field("checkpoint_root", &self.checkpoint_root)?;
         st.serialize_field("checkpoint_size", &self.checkpoint_size)?;
+        st.serialize_field("update_root", &self.update_root)?;
+        st.serialize_field("update_size", &self.update_size)?;
         st.serialize_field("parent_loss", &self.parent_loss)?;
         st.serialize_field("val_loss", &self.val_loss)?;
         st.serialize_field("required_improvement", &self.required_improvement)?;
@@ -242,6 +258,8 @@ mod tests {
             shape: ModelShape { d_model: 0x3132_3334, n_layers: 0x4142_4344 },
             checkpoint_root: Hash256([0xA3; 32]),
             checkpoint_size: 0x5152_5354_5556_5758,
+            update_root: Hash256([0xA7; 32]),
+            update_size: 0xB1B2_B3B4_B5B6_B7B8,
             parent_loss: 0x9192_9394_9596_9798,
             val_loss: 0x6162_6364_6566_6768,
             required_improvement: 0x7172_7374_7576_7778,
@@ -259,6 +277,8 @@ mod tests {
         b.extend([0x44, 0x43, 0x42, 0x41]);
         b.extend([0xA3; 32]);
         b.extend([0x58, 0x57, 0x56, 0x55, 0x54, 0x53, 0x52, 0x51]);
+        b.extend([0xA7; 32]);
+        b.extend([0xB8, 0xB7, 0xB6, 0xB5, 0xB4, 0xB3, 0xB2, 0xB1]);
         b.extend([0x98, 0x97, 0x96, 0x95, 0x94, 0x93, 0x92, 0x91]);
         b.extend([0x68, 0x67, 0x66, 0x65, 0x64, 0x63, 0x62, 0x61]);
         b.extend([0x78, 0x77, 0x76, 0x75, 0x74, 0x73, 0x72, 0x71]);
@@ -272,18 +292,18 @@ mod tests {
     #[test]
     fn layout_matches_spec() {
         let (h, b) = sample();
-        assert_eq!(b.len(), 288);
-        assert_eq!(HEADER_SIZE, 288);
-        assert_eq!(UNSIGNED_HEADER_SIZE, 224);
+        assert_eq!(b.len(), 328);
+        assert_eq!(HEADER_SIZE, 328);
+        assert_eq!(UNSIGNED_HEADER_SIZE, 264);
         assert_eq!(h.to_bytes(), b);
-        assert_eq!(h.encode_unsigned(), b[..224]);
+        assert_eq!(h.encode_unsigned(), b[..264]);
         assert_eq!(BlockHeader::from_bytes(&b), Ok(h));
     }
 
     #[test]
     fn id_excludes_signature() {
         let (mut h, b) = sample();
-        assert_eq!(h.hash().0, rnet_crypto::keccak256d(&b[..224]));
+        assert_eq!(h.hash().0, rnet_crypto::keccak256d(&b[..264]));
         assert_eq!(h.signing_hash(), h.hash());
         let id = h.hash();
         h.signature = [0; 64];
@@ -296,8 +316,8 @@ mod tests {
     fn rejects_wrong_sizes() {
         let (_, b) = sample();
         assert_eq!(
-            BlockHeader::from_bytes(&b[..287]),
-            Err(DecodeError::UnexpectedEnd { needed: 288, remaining: 287 })
+            BlockHeader::from_bytes(&b[..327]),
+            Err(DecodeError::UnexpectedEnd { needed: 328, remaining: 327 })
         );
         let mut long = b.clone();
         long.push(0);
@@ -328,7 +348,7 @@ mod tests {
         }
 
         #[test]
-        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..440)) {
             match BlockHeader::from_bytes(&data) {
                 Ok(h) => prop_assert_eq!(h.to_bytes(), data),
                 Err(_) => prop_assert_ne!(data.len(), HEADER_SIZE),

@@ -61,8 +61,9 @@ pub(crate) fn arb_header() -> impl Strategy<Value = BlockHeader> {
         (any::<u32>(), any::<u32>(), any::<[u8; 32]>(), any::<u64>(), any::<u64>()),
         (any::<u64>(), any::<u64>(), any::<[u8; 32]>(), any::<[u8; 32]>()),
         (any::<[u8; 32]>(), any::<[u8; 32]>(), any::<u64>()),
+        (any::<[u8; 32]>(), any::<u64>()),
     )
-        .prop_map(|(a, b, c, sig)| {
+        .prop_map(|(a, b, c, sig, u)| {
             let mut signature = [0u8; 64];
             signature[..32].copy_from_slice(&sig.0);
             signature[32..].copy_from_slice(&sig.1);
@@ -75,6 +76,8 @@ pub(crate) fn arb_header() -> impl Strategy<Value = BlockHeader> {
                 shape: ModelShape { d_model: b.0, n_layers: b.1 },
                 checkpoint_root: Hash256(b.2),
                 checkpoint_size: b.3,
+                update_root: Hash256(u.0),
+                update_size: u.1,
                 parent_loss: sig.2,
                 val_loss: b.4,
                 required_improvement: c.0,

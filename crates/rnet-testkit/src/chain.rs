@@ -5,8 +5,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use rnet_consensus::{
-    BlockEffects, BlockError, ChainParams, CheckpointPair, Coin, HeaderChain, HeaderSummary,
-    UtxoView, expiry_threshold, validate_block,
+    BlockEffects, BlockError, ChainParams, Coin, HeaderChain, HeaderSummary, ModelData, UtxoView,
+    expiry_threshold, validate_block,
 };
 use rnet_model::Checkpoint;
 use rnet_primitives::{Amount, Block, OutPoint, Transaction};
@@ -134,20 +134,19 @@ impl MemoryChain {
     pub fn submit_at(
         &mut self,
         block: &Block,
-        checkpoint_bytes: &[u8],
+        update_bytes: &[u8],
         now: u64,
     ) -> Result<Connected, SubmitError> {
         let parent = self.tip_checkpoint().to_bytes();
-        let checkpoints = CheckpointPair { parent: &parent, block: checkpoint_bytes };
-        let (summary, effects) =
-            validate_block(&self.params, block, checkpoints, &*self, &*self, now)?;
-        let checkpoint = Checkpoint::from_bytes(checkpoint_bytes)?;
+        let model = ModelData { parent_checkpoint: &parent, update: update_bytes };
+        let (summary, effects, checkpoint) =
+            validate_block(&self.params, block, model, &*self, &*self, now)?;
         Ok(self.apply(block.clone(), checkpoint, summary, effects))
     }
 
     /// [`MemoryChain::submit_at`] with the clock at the block's own time.
     pub fn submit(&mut self, mined: &MinedBlock) -> Result<Connected, SubmitError> {
-        self.submit_at(&mined.block, &mined.checkpoint_bytes, mined.block.header.time)
+        self.submit_at(&mined.block, &mined.update_bytes, mined.block.header.time)
     }
 
     /// Applies a validated block the way a chainstate must: remove the spent coins, add the

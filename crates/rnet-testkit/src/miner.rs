@@ -4,13 +4,15 @@
 use std::collections::HashMap;
 
 use rnet_consensus::{
-    CandidateError, ChainParams, HeaderChain, SampleEvaluation, UtxoView, block_subsidy,
-    build_sample, effective_required_improvement, evaluate_candidate, median_time_past,
-    next_block_shape,
+    BlockError, CandidateError, ChainParams, HeaderChain, SampleEvaluation, UtxoView,
+    block_subsidy, build_sample, effective_required_improvement, evaluate_candidate, grown_parent,
+    median_time_past, next_block_shape, update_limits,
 };
 use rnet_crypto::SigningKey;
 use rnet_model::checkpoint::{chunk_hashes, merkle_root as checkpoint_merkle_root};
-use rnet_model::{Checkpoint, EvalError, GrowthError, Model, ModelError, grow};
+use rnet_model::{
+    Checkpoint, EvalError, GrowthError, Model, ModelError, ModelUpdate, UpdateError, apply,
+};
 use rnet_primitives::{
     Amount, Block, BlockHeader, EvalSample, Hash256, ModelShape, OutPoint, Transaction, TxIn,
     TxOut, Witness,
@@ -39,6 +41,12 @@ pub enum MineError {
     /// The sample could not be drawn or evaluated.
     #[error("sample: {0}")]
     Candidate(#[from] CandidateError),
+    /// The parent could not be grown to the block's shape.
+    #[error("grown parent: {0}")]
+    GrownParent(#[from] BlockError),
+    /// The update could not be built or applied.
+    #[error("update: {0}")]
+    Update(#[from] UpdateError),
     /// The improvement on the sample did not reach the target within the allowed rounds.
     #[error("improvement {best} did not reach {target} after {steps} steps")]
     NotEnoughImprovement {
@@ -51,13 +59,15 @@ pub enum MineError {
     },
 }
 
-/// A mined block with its checkpoint.
+/// A mined block with its model update and the checkpoint it gives.
 #[derive(Clone, Debug)]
 pub struct MinedBlock {
     /// The block.
     pub block: Block,
-    /// The checkpoint's canonical bytes (what peers download and [`rnet_consensus::check_proof_of_training`]
-    /// checks).
+    /// The model update's bytes (what peers download and
+    /// [`rnet_consensus::check_proof_of_training`] applies to the grown parent).
+    pub update_bytes: Vec<u8>,
+    /// The resulting checkpoint's canonical bytes (the header commits to their root and size).
     pub checkpoint_bytes: Vec<u8>,
     /// The checkpoint (model) itself, to mine the next block on.
     pub checkpoint: Checkpoint,
@@ -77,6 +87,10 @@ pub struct BlockTemplate {
     pub sample: EvalSample,
     /// The parent's checkpoint (what `parent_loss` is measured on).
     pub parent_checkpoint: Checkpoint,
+    /// The parent's model grown to the header's shape (what the update applies to).
+    pub grown_parent: Model,
+    /// The update's bytes (the header commits to their root and size).
+    pub update_bytes: Vec<u8>,
     /// The trained checkpoint.
     pub checkpoint: Checkpoint,
     /// Its canonical bytes (the header commits to their root and size).
@@ -93,18 +107,49 @@ impl BlockTemplate {
         &mut self.transactions[0]
     }
 
-    /// Replaces the checkpoint: bytes, root and size in the header, then redraws the sample and
-    /// sets `val_loss` and `parent_loss` to the canonical evaluations on it
-    /// ([`BlockTemplate::redraw_sample`]).
+    /// Replaces the block's model by `checkpoint`: the update becomes a replacement of every
+    /// tensor that differs from the grown parent, the header commits to both (roots and sizes),
+    /// then the sample is redrawn and `val_loss` and `parent_loss` set to the canonical
+    /// evaluations on it ([`BlockTemplate::redraw_sample`]).
     pub fn set_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<(), MineError> {
+        let update = ModelUpdate::replacing_changed(&self.grown_parent, &checkpoint.model)?;
+        self.commit_update_bytes(update.encode());
         self.set_checkpoint_bytes(checkpoint.to_bytes());
         self.checkpoint = checkpoint;
         self.redraw_sample()
     }
 
-    /// Replaces the checkpoint bytes, commits the header to them (root and size) and carries
-    /// the sample the new root draws, leaving the losses and [`BlockTemplate::checkpoint`] alone
-    /// (for malformed-checkpoint tests: the bytes need not parse).
+    /// Replaces the block's update by `update`, applied canonically to the grown parent under
+    /// the network's limits: the resulting checkpoint, both commitments, the sample and both
+    /// losses follow.
+    pub fn set_update(&mut self, update: &ModelUpdate) -> Result<(), MineError> {
+        let limits = update_limits(&self.params);
+        let checkpoint = apply(&self.grown_parent, update, &limits, u64::from(self.header.height))?;
+        self.commit_update_bytes(update.encode());
+        self.set_checkpoint_bytes(checkpoint.to_bytes());
+        self.checkpoint = checkpoint;
+        self.redraw_sample()
+    }
+
+    /// Replaces the update bytes and commits the header to them (root and size), leaving the
+    /// checkpoint commitment and the losses alone, and carries the sample the header now draws
+    /// (for malformed-update tests: the bytes need not decode).
+    pub fn set_update_bytes(&mut self, bytes: Vec<u8>) {
+        self.commit_update_bytes(bytes);
+        if let Some(sample) = build_sample(&self.params, &self.header) {
+            self.sample = sample;
+        }
+    }
+
+    fn commit_update_bytes(&mut self, bytes: Vec<u8>) {
+        self.header.update_root = Hash256(checkpoint_root(&bytes));
+        self.header.update_size = bytes.len() as u64;
+        self.update_bytes = bytes;
+    }
+
+    /// Commits the header to other checkpoint bytes (root and size) and carries the sample the
+    /// new root draws, leaving the update, the losses and [`BlockTemplate::checkpoint`] alone
+    /// (for tests of a committed root that the update does not give).
     pub fn set_checkpoint_bytes(&mut self, bytes: Vec<u8>) {
         self.header.checkpoint_root = Hash256(checkpoint_root(&bytes));
         self.header.checkpoint_size = bytes.len() as u64;
@@ -143,7 +188,12 @@ impl BlockTemplate {
             Block { header: self.header, transactions: self.transactions, sample: self.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, key);
-        MinedBlock { block, checkpoint_bytes: self.checkpoint_bytes, checkpoint: self.checkpoint }
+        MinedBlock {
+            block,
+            update_bytes: self.update_bytes,
+            checkpoint_bytes: self.checkpoint_bytes,
+            checkpoint: self.checkpoint,
+        }
     }
 }
 
@@ -220,20 +270,21 @@ impl TestMiner {
     }
 
     /// Trains `parent_checkpoint`, grown to the shape of `header` (whose parent, height, time,
-    /// shape and miner key are final), until the improvement on the sample its weights draw is
-    /// at least `min_improvement`. Each round fixes the weights, sets `header.checkpoint_root`,
+    /// shape and miner key are final) by the consensus rule, until the improvement on the
+    /// sample its weights draw is at least `min_improvement`. Each round fixes the weights,
+    /// builds the update (every changed tensor replaced), sets both commitments in the header,
     /// draws the sample and evaluates parent and candidate on it (what validators will do).
-    /// Returns the checkpoint, its sample evaluation and the steps taken.
+    /// Returns the checkpoint, its update's bytes, the sample evaluation and the steps taken.
     pub fn train(
         &self,
         header: &mut BlockHeader,
         parent_checkpoint: &Checkpoint,
         min_improvement: u64,
-    ) -> Result<(Checkpoint, SampleEvaluation, u64), MineError> {
+    ) -> Result<(Checkpoint, Vec<u8>, SampleEvaluation, u64), MineError> {
         let height = header.height;
-        let (d, l) = (header.shape.d_model as usize, header.shape.n_layers as usize);
         let seed = self.train.seed ^ u64::from(height).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let model = grow(&parent_checkpoint.model, d, l, seed)?;
+        let grown = grown_parent(&parent_checkpoint.model, header)?;
+        let model = grown.clone();
         let config = model.config().clone();
         let source = DataSource::from_static(
             rnet_model::training_text(),
@@ -250,6 +301,9 @@ impl TestMiner {
             }
             let model = Model::from_parts(config.clone(), trainer.params().to_vec())?;
             let checkpoint = Checkpoint::new(u64::from(height), model);
+            let update = ModelUpdate::replacing_changed(&grown, &checkpoint.model)?.encode();
+            header.update_root = Hash256(checkpoint_root(&update));
+            header.update_size = update.len() as u64;
             let bytes = checkpoint.to_bytes();
             header.checkpoint_root = Hash256(checkpoint_root(&bytes));
             header.checkpoint_size = bytes.len() as u64;
@@ -261,7 +315,7 @@ impl TestMiner {
             )?;
             best = best.max(eval.improvement());
             if eval.improvement() >= min_improvement {
-                return Ok((checkpoint, eval, trainer.global_step()));
+                return Ok((checkpoint, update, eval, trainer.global_step()));
             }
         }
         Err(MineError::NotEnoughImprovement {
@@ -304,6 +358,8 @@ impl TestMiner {
             shape: ModelShape { d_model: d, n_layers: l },
             checkpoint_root: Hash256::ZERO,
             checkpoint_size: 0,
+            update_root: Hash256::ZERO,
+            update_size: 0,
             parent_loss: 0,
             val_loss: 0,
             required_improvement: required,
@@ -313,7 +369,9 @@ impl TestMiner {
             signature: [0; 64],
         };
         let target = required.max(min_improvement.unwrap_or(0));
-        let (checkpoint, eval, steps) = self.train(&mut header, parent_checkpoint, target)?;
+        let (checkpoint, update_bytes, eval, steps) =
+            self.train(&mut header, parent_checkpoint, target)?;
+        let grown_parent = grown_parent(&parent_checkpoint.model, &header)?;
         header.parent_loss = eval.parent_loss;
         header.val_loss = eval.val_loss;
         header.training_steps = steps;
@@ -330,6 +388,8 @@ impl TestMiner {
             transactions,
             sample: eval.sample,
             parent_checkpoint: parent_checkpoint.clone(),
+            grown_parent,
+            update_bytes,
             checkpoint,
             checkpoint_bytes,
             subsidy,

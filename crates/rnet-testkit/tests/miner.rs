@@ -16,16 +16,18 @@ fn mines_real_regtest_blocks_that_pass_proof_of_training() {
         let parent = chain.tip();
         let parent_checkpoint = chain.tip_checkpoint().to_bytes();
         let (mined, _) = chain.mine(&miner, vec![], spk.clone()).unwrap();
-        // Both checkpoints really evaluate to the header's losses on the block's sample.
-        check_proof_of_training(
+        // The update gives the committed checkpoint, and both checkpoints really evaluate to the
+        // header's losses on the block's sample.
+        let derived = check_proof_of_training(
             &params,
             &mined.block.header,
             &parent,
             &mined.block.sample,
             &parent_checkpoint,
-            &mined.checkpoint_bytes,
+            &mined.update_bytes,
         )
         .unwrap();
+        assert_eq!(derived.to_bytes(), mined.checkpoint_bytes);
         assert_eq!(mined.checkpoint.height, u64::from(mined.block.header.height));
     }
     eprintln!("10 blocks mined and validated in {:.2} s", start.elapsed().as_secs_f64());

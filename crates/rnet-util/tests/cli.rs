@@ -113,9 +113,9 @@ fn decoders_reject_garbage_with_one_line() {
     fails(&["decode-tx", "00"]);
     fails(&["decode-tx", "zz"]);
     fails(&["decode-header", "0102"]);
-    // A well-formed header (all-zero 288 bytes) decodes and reports its id; 280 bytes (the
-    // header before `parent_loss`) is refused.
-    fails(&["decode-header", &"00".repeat(280)]);
+    // A well-formed header (all-zero 328 bytes) decodes and reports its id; 288 bytes (a
+    // version-1 header, without `update_root` and `update_size`) is refused.
+    fails(&["decode-header", &"00".repeat(288)]);
     let header = json(&["decode-header", &"00".repeat(rnet_primitives::HEADER_SIZE)]);
     assert_eq!(header["height"], 0);
     assert_eq!(header["parent_loss"], 0);

@@ -5,8 +5,10 @@
 use super::*;
 
 impl ChainState {
-    /// Accepts a block (and optionally its checkpoint) from the network, a miner or RPC, stores
-    /// it and runs fork choice.
+    /// Accepts a block (and optionally its model update) from the network, a miner or RPC,
+    /// stores it and runs fork choice. The update is checked against the header's update root
+    /// and size first ([`ChainError::UpdateMismatch`], nothing stored); its consensus checks
+    /// (decoding, limits, the resulting checkpoint root) run with Proof-of-Training.
     ///
     /// Context-free failures (bad signature, mutated merkle tree, …) are rejected without storing
     /// or marking anything, since the block id does not commit to the signature. Failures of
@@ -16,7 +18,7 @@ impl ChainState {
     pub fn accept_block(
         &mut self,
         block: Block,
-        checkpoint: Option<Vec<u8>>,
+        update: Option<Vec<u8>>,
         now: u64,
     ) -> Result<AcceptOutcome, ChainError> {
         let hash = block.block_hash();
@@ -30,9 +32,9 @@ impl ChainState {
                 return Err(ChainError::InvalidAncestor { hash, invalid_ancestor });
             }
             if e.has(flags::HAVE_DATA) {
-                if let Some(bytes) = checkpoint {
-                    if !e.has(flags::HAVE_CHECKPOINT) {
-                        return self.accept_checkpoint(&hash, bytes, now);
+                if let Some(bytes) = update {
+                    if !e.has(flags::HAVE_UPDATE) && !e.has(flags::VALID_FULL) {
+                        return self.accept_update(&hash, bytes, now);
                     }
                 }
                 // A connectable block that dropped out of the candidates (a temporary failure)
@@ -84,10 +86,9 @@ impl ChainState {
             }
         }
 
-        if let Some(bytes) = &checkpoint {
-            verify_checkpoint(header, bytes)?;
-            self.files.write(&hash, bytes)?;
-            status |= flags::HAVE_CHECKPOINT;
+        if let Some(bytes) = &update {
+            verify_update(header, bytes)?;
+            status |= flags::HAVE_UPDATE;
         }
 
         let w = self.begin_write()?;
@@ -108,15 +109,15 @@ impl ChainState {
             w.open_table(BLOCKS)?
                 .insert(hash.as_bytes().as_slice(), block.to_bytes().as_slice())?;
             w.open_table(CHILDREN)?.insert(child_key(&parent_hash, &hash).as_slice(), ())?;
-            if checkpoint.is_some() {
-                Self::put_checkpoint_record(&w, header)?;
+            if let Some(bytes) = &update {
+                w.open_table(UPDATES)?.insert(hash.as_bytes().as_slice(), bytes.as_slice())?;
             }
             entry
         };
         w.commit()?;
         debug!(%hash, height = header.height, val_loss = header.val_loss, "stored block");
-        if Self::awaits_checkpoint(&entry) {
-            self.awaiting_checkpoint.insert((Reverse(entry.chainwork), hash));
+        if Self::awaits_update(&entry) {
+            self.awaiting_update.insert((Reverse(entry.chainwork), hash));
         }
 
         let key = entry_key(&entry);
@@ -179,9 +180,40 @@ impl ChainState {
         Ok(verdict)
     }
 
-    /// Supplies the checkpoint of a stored block (for example after
-    /// [`AcceptOutcome::MissingCheckpoint`], or to restore a pruned tip checkpoint for miners),
-    /// then runs fork choice.
+    /// Supplies the model update of a stored block (after [`AcceptOutcome::MissingUpdate`]),
+    /// checked against the header's update root and size ([`ChainError::UpdateMismatch`],
+    /// nothing stored), then runs fork choice.
+    pub fn accept_update(
+        &mut self,
+        hash: &BlockHash,
+        bytes: Vec<u8>,
+        now: u64,
+    ) -> Result<AcceptOutcome, ChainError> {
+        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
+        if entry.has(flags::FAILED) {
+            return Err(ChainError::KnownInvalid(*hash));
+        }
+        if entry.has(flags::HAVE_UPDATE) || entry.has(flags::VALID_FULL) {
+            return Ok(AcceptOutcome::AlreadyHave);
+        }
+        verify_update(&entry.header, &bytes)?;
+        let w = self.begin_write()?;
+        let mut entry = entry;
+        entry.status |= flags::HAVE_UPDATE;
+        if entry.seq == 0 && entry.is_connectable() {
+            entry.seq = Self::next_seq(&w)?;
+        }
+        put_entry(&mut w.open_table(BLOCK_INDEX)?, &entry)?;
+        w.open_table(UPDATES)?.insert(hash.as_bytes().as_slice(), bytes.as_slice())?;
+        w.commit()?;
+        debug!(%hash, bytes = bytes.len(), "stored model update");
+        self.awaiting_update.remove(&(Reverse(entry.chainwork), *hash));
+        self.reconsider_descendants(hash, now)
+    }
+
+    /// Supplies the whole checkpoint of a stored block (to restore a pruned or damaged one, for
+    /// example the tip's for miners, or the parent a block needs), checked against the header's
+    /// root and size, then runs fork choice. A block still needs its update to be validated.
     pub fn accept_checkpoint(
         &mut self,
         hash: &BlockHash,
@@ -196,9 +228,23 @@ impl ChainState {
             return Ok(AcceptOutcome::AlreadyHave);
         }
         verify_checkpoint(&entry.header, &bytes)?;
-        self.files.write(hash, &bytes)?;
+        self.store_checkpoint(entry, &bytes)?;
+        self.reconsider_descendants(hash, now)
+    }
+
+    /// Stores checkpoint bytes already checked against `entry`'s header (received whole, or
+    /// derived from the parent's and the block's update by Proof-of-Training): the file first,
+    /// then the record and the index flag in one transaction.
+    pub(super) fn store_checkpoint(
+        &mut self,
+        entry: IndexEntry,
+        bytes: &[u8],
+    ) -> Result<(), ChainError> {
+        let hash = entry.hash();
+        self.files.write(&hash, bytes)?;
         let w = self.begin_write()?;
-        let mut entry = entry;
+        // Re-read: the entry may have changed since the caller read it.
+        let mut entry = self.index_entry(&hash)?.unwrap_or(entry);
         entry.status |= flags::HAVE_CHECKPOINT;
         if entry.seq == 0 && entry.is_connectable() {
             entry.seq = Self::next_seq(&w)?;
@@ -207,9 +253,17 @@ impl ChainState {
         Self::put_checkpoint_record(&w, &entry.header)?;
         w.commit()?;
         debug!(%hash, "stored checkpoint");
-        self.awaiting_checkpoint.remove(&(Reverse(entry.chainwork), *hash));
+        self.awaiting_checkpoint.remove(&(Reverse(entry.chainwork), hash));
+        Ok(())
+    }
 
-        // The block and every connectable descendant may now be reachable.
+    /// After model data of `hash` arrived: the block and every connectable descendant may now
+    /// be reachable, so they become candidates again and fork choice runs.
+    fn reconsider_descendants(
+        &mut self,
+        hash: &BlockHash,
+        now: u64,
+    ) -> Result<AcceptOutcome, ChainError> {
         let tip_key = self.tip_key();
         let r = self.read()?;
         let index = r.open_table(BLOCK_INDEX)?;
@@ -260,7 +314,7 @@ impl ChainState {
         if entry.has(flags::VALID_FULL) || self.path_connectable(hash)? {
             Ok(AcceptOutcome::StoredSideBranch)
         } else {
-            Ok(AcceptOutcome::MissingCheckpoint)
+            Ok(AcceptOutcome::MissingUpdate)
         }
     }
 
@@ -336,6 +390,14 @@ impl ChainState {
 
 fn corrupt_input_height(hash: BlockHash, height: u32, parent_height: u32) -> ChainError {
     ChainError::BadHeight { hash, height, parent_height }
+}
+
+/// Checks offered update bytes against the size and root the header commits to.
+fn verify_update(header: &BlockHeader, bytes: &[u8]) -> Result<(), ChainError> {
+    if bytes.len() as u64 != header.update_size || checkpoint_root(bytes) != header.update_root.0 {
+        return Err(ChainError::UpdateMismatch { hash: header.hash() });
+    }
+    Ok(())
 }
 
 /// Checks offered checkpoint bytes against the size and root the header commits to.

@@ -19,17 +19,47 @@ impl ChainState {
         Ok(())
     }
 
-    /// Whether `entry` is a block that still needs its checkpoint: data stored, checkpoint not,
-    /// not known invalid, and either not validated yet or (pruned or damaged) the active tip.
-    pub(super) fn awaits_checkpoint(entry: &IndexEntry) -> bool {
-        entry.has(flags::HAVE_DATA) && !entry.has(flags::HAVE_CHECKPOINT) && !entry.is_failed()
+    /// Whether `entry` is a block that still needs its model update: data stored, update not,
+    /// not known invalid and not validated yet.
+    pub(super) fn awaits_update(entry: &IndexEntry) -> bool {
+        entry.has(flags::HAVE_DATA)
+            && !entry.has(flags::HAVE_UPDATE)
+            && !entry.has(flags::VALID_FULL)
+            && !entry.is_failed()
     }
 
-    /// Up to `max` blocks whose checkpoints the node should fetch from peers, most useful first:
-    /// the active tip if its checkpoint is missing (a miner needs it), then stored blocks whose
-    /// checkpoints never arrived (for example a download cut short by a crash), on branches with
-    /// at least the tip's chainwork (a branch that cannot become best is not worth its model
-    /// data). Entries that no longer need one are dropped on the way.
+    /// Up to `max` blocks whose model updates the node should fetch from peers, most chainwork
+    /// first: stored blocks whose updates never arrived (for example a download cut short by a
+    /// crash), on branches with at least the tip's chainwork (a branch that cannot become best
+    /// is not worth its model data). Entries that no longer need one are dropped on the way.
+    pub fn wanted_updates(&mut self, max: usize) -> Result<Vec<BlockHash>, ChainError> {
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for (work, hash) in self.awaiting_update.iter() {
+            if out.len() >= max {
+                break;
+            }
+            match self.index_entry(hash)? {
+                Some(e) if Self::awaits_update(&e) => {
+                    // Most chainwork first: once below the tip, nothing later can beat it.
+                    if work.0 < self.tip.chainwork {
+                        break;
+                    }
+                    out.push(*hash);
+                }
+                _ => stale.push((*work, *hash)),
+            }
+        }
+        for key in stale {
+            self.awaiting_update.remove(&key);
+        }
+        Ok(out)
+    }
+
+    /// Up to `max` validated blocks whose whole checkpoints the node should fetch from peers,
+    /// most useful first: the active tip if its checkpoint is missing (a miner needs it), then
+    /// validated blocks whose checkpoint validation found missing (the parent of a block to
+    /// validate, pruned or dropped as damaged). Entries that no longer need one are dropped.
     pub fn wanted_checkpoints(&mut self, max: usize) -> Result<Vec<BlockHash>, ChainError> {
         let mut out = Vec::new();
         let tip = self.tip.hash;
@@ -47,13 +77,7 @@ impl ChainState {
                 continue;
             }
             match self.index_entry(hash)? {
-                Some(e) if Self::awaits_checkpoint(&e) && !e.has(flags::VALID_FULL) => {
-                    // Most chainwork first: once below the tip, nothing later can beat it.
-                    if work.0 < self.tip.chainwork {
-                        break;
-                    }
-                    out.push(*hash);
-                }
+                Some(e) if !e.has(flags::HAVE_CHECKPOINT) && !e.is_failed() => out.push(*hash),
                 _ => stale.push((*work, *hash)),
             }
         }
@@ -108,7 +132,8 @@ impl ChainState {
         Ok(())
     }
 
-    /// Deletes the checkpoints of blocks at height ≤ tip height − `prune_checkpoints_depth`
+    /// Deletes the checkpoints and updates of blocks at height ≤ tip height −
+    /// `prune_checkpoints_depth`
     /// (never the tip's): of validated and invalid blocks (never needed again), and of blocks
     /// never validated whose branch cannot become best (neither the block nor any stored
     /// descendant claims the tip's chainwork). Block data is kept.
@@ -124,6 +149,7 @@ impl ChainState {
             let mut index = w.open_table(BLOCK_INDEX)?;
             let mut heights = w.open_table(CHECKPOINT_HEIGHTS)?;
             let mut records = w.open_table(CHECKPOINTS)?;
+            let mut updates = w.open_table(UPDATES)?;
             let children = w.open_table(CHILDREN)?;
             let mut alive = HashMap::new();
             let hi = height_key(cutoff, &BlockHash([0xFF; 32]));
@@ -148,11 +174,35 @@ impl ChainState {
                 {
                     continue;
                 }
-                e.status &= !flags::HAVE_CHECKPOINT;
+                e.status &= !(flags::HAVE_CHECKPOINT | flags::HAVE_UPDATE);
                 put_entry(&mut index, &e)?;
                 heights.remove(k.as_slice())?;
                 records.remove(hash.as_bytes().as_slice())?;
+                updates.remove(hash.as_bytes().as_slice())?;
                 pruned.push(hash);
+            }
+            // Updates of blocks that have no checkpoint (never validated), by the same rule.
+            let mut stale_updates = Vec::new();
+            for item in updates.iter()? {
+                let (k, _) = item?;
+                stale_updates
+                    .push(hash_from_slice(k.value()).map_err(ChainError::record("updates"))?);
+            }
+            for hash in stale_updates {
+                let Some(mut e) = read_entry(&index, &hash)? else {
+                    return Err(corrupt(format!("update of unknown block {hash}")));
+                };
+                if e.header.height > cutoff || hash == self.tip.hash {
+                    continue;
+                }
+                if !(e.has(flags::VALID_FULL) || e.is_failed())
+                    && branch_can_win(&index, &children, &hash, self.tip.chainwork, &mut alive)?
+                {
+                    continue;
+                }
+                e.status &= !flags::HAVE_UPDATE;
+                put_entry(&mut index, &e)?;
+                updates.remove(hash.as_bytes().as_slice())?;
             }
         }
         w.commit()?;

@@ -134,10 +134,13 @@ impl ChainState {
 
             w.open_table(UNDO)?
                 .insert(hash.as_bytes().as_slice(), encode_to_vec(&undo).as_slice())?;
-            let mut new_entry = entry.clone();
+            let mut index = w.open_table(BLOCK_INDEX)?;
+            // Re-read: Proof-of-Training above may have stored the derived checkpoint.
+            let mut new_entry = read_entry(&index, &hash)?.unwrap_or_else(|| entry.clone());
             new_entry.status |= flags::VALID_HEADER | flags::VALID_FULL;
             new_entry.summary = Some(summary.clone());
-            put_entry(&mut w.open_table(BLOCK_INDEX)?, &new_entry)?;
+            put_entry(&mut index, &new_entry)?;
+            drop(index);
             w.open_table(ACTIVE_CHAIN)?.insert(summary.height, hash.as_bytes().as_slice())?;
             w.open_table(META)?.insert(META_TIP, hash.as_bytes().as_slice())?;
             if self.options.txindex {

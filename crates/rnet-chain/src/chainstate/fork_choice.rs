@@ -147,6 +147,8 @@ impl ChainState {
                     if let Some(mut stored) = read_entry(&index, &hash)? {
                         stored.status |= flags::VALID_POT;
                         put_entry(&mut index, &stored)?;
+                        // Proof-of-Training may have stored the derived checkpoint.
+                        entry.status = stored.status;
                     }
                 }
                 w.commit()?;
@@ -166,12 +168,13 @@ impl ChainState {
     /// What Proof-of-Training of `block` needs, to run without the chain lock
     /// ([`crate::pot`]): `None` when there is nothing to do ahead of fork choice (the block is
     /// known invalid or already evaluated) or it cannot be done yet (unknown parent, a parent
-    /// never validated, a checkpoint not stored and not given). Reads nothing but the index:
-    /// the checkpoints are read and checked when the job runs.
+    /// never validated, an update not stored and not given, a parent checkpoint not stored).
+    /// Reads the index and the update (at most `max_update_bytes`): the parent checkpoint is
+    /// read and checked when the job runs.
     pub fn pot_job(
         &mut self,
         block: &Block,
-        checkpoint: Option<&[u8]>,
+        update: Option<&[u8]>,
     ) -> Result<Option<PotJob>, ChainError> {
         let hash = block.block_hash();
         if let Some(e) = self.index_entry(&hash)? {
@@ -185,12 +188,12 @@ impl ChainState {
         let Some(parent_summary) = parent.summary.clone() else { return Ok(None) };
         let assumed_valid = self.is_assumed_valid(&hash, block.header.height)?;
         let stored = |hash: BlockHash| CheckpointSource::Stored { files: self.files.clone(), hash };
-        let checkpoint = match checkpoint {
-            Some(bytes) => CheckpointSource::Bytes(Arc::new(bytes.to_vec())),
-            None if self.index_entry(&hash)?.is_some_and(|e| e.has(flags::HAVE_CHECKPOINT)) => {
-                stored(hash)
-            }
-            None => return Ok(None),
+        let update = match update {
+            Some(bytes) => Arc::new(bytes.to_vec()),
+            None => match self.update(&hash)? {
+                Some(bytes) => Arc::new(bytes),
+                None => return Ok(None),
+            },
         };
         if !parent.has(flags::HAVE_CHECKPOINT) {
             return Ok(None);
@@ -201,18 +204,19 @@ impl ChainState {
             parent_header: parent.header.clone(),
             parent: parent_summary,
             parent_checkpoint: stored(block.header.prev_block_hash),
-            checkpoint,
+            update,
         }))
     }
 
     /// Records the verdict of a [`PotJob`] run outside the lock; fork choice uses it instead of
     /// evaluating the block again.
-    pub fn record_pot_verdict(&mut self, hash: BlockHash, verdict: Result<(), BlockError>) {
+    pub fn record_pot_verdict(&mut self, hash: BlockHash, verdict: Verdict) {
         self.pot_verdicts.insert(hash, verdict);
     }
 
-    /// Runs Proof-of-Training for `block` on `parent` with the stored checkpoints of both (or
-    /// takes the verdict recorded by [`ChainState::record_pot_verdict`]).
+    /// Runs Proof-of-Training for `block` on `parent` with the parent's stored checkpoint and
+    /// the block's stored update (or takes the verdict recorded by
+    /// [`ChainState::record_pot_verdict`]), and stores the derived checkpoint when it passes.
     /// `Some(step)` if it cannot pass now (unavailable data) or ever (invalid).
     pub(super) fn check_pot(
         &mut self,
@@ -222,13 +226,18 @@ impl ChainState {
         let hash = block.block_hash();
         if let Some(verdict) = self.pot_verdicts.take(&hash) {
             debug!(%hash, ok = verdict.is_ok(), "Proof-of-Training verdict computed outside the lock");
-            return Ok(verdict.err().map(|reason| self.classify(reason)));
+            return match verdict {
+                Ok(checkpoint) => self.keep_derived_checkpoint(&hash, &checkpoint),
+                Err(reason) => Ok(Some(self.classify(reason))),
+            };
         }
-        let Some(bytes) = self.load_checkpoint_for_validation(&hash)? else {
+        let Some(update) = self.update(&hash)? else {
+            self.awaiting_update.insert((Reverse(self.entry_chainwork(&hash)?), hash));
             return Ok(Some(Step::Unavailable));
         };
         let Some(parent_bytes) = self.load_checkpoint_for_validation(&parent.hash)? else {
             debug!(%hash, parent = %parent.hash, "parent checkpoint unavailable");
+            self.awaiting_checkpoint.insert((Reverse(parent.chainwork), parent.hash));
             return Ok(Some(Step::Unavailable));
         };
         let check = if self.is_assumed_valid(&hash, block.header.height)? {
@@ -243,11 +252,28 @@ impl ChainState {
             parent,
             &block.sample,
             &parent_bytes,
-            &bytes,
+            &update,
         ) {
-            Ok(()) => Ok(None),
+            Ok(checkpoint) => self.keep_derived_checkpoint(&hash, &checkpoint),
             Err(reason) => Ok(Some(self.classify(reason))),
         }
+    }
+
+    /// Stores the checkpoint Proof-of-Training derived for `hash`, unless one is stored.
+    fn keep_derived_checkpoint(
+        &mut self,
+        hash: &BlockHash,
+        bytes: &[u8],
+    ) -> Result<Option<Step>, ChainError> {
+        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
+        if !entry.has(flags::HAVE_CHECKPOINT) {
+            self.store_checkpoint(entry, bytes)?;
+        }
+        Ok(None)
+    }
+
+    fn entry_chainwork(&self, hash: &BlockHash) -> Result<u128, ChainError> {
+        Ok(self.index_entry(hash)?.map_or(0, |e| e.chainwork))
     }
 
     pub(super) fn classify(&self, reason: BlockError) -> Step {

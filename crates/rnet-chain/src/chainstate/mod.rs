@@ -29,7 +29,7 @@ use crate::encoding::{
     flags, hash_from_slice, height_key, outpoint_from_key, outpoint_key, parse_expiry_key,
 };
 use crate::error::ChainError;
-use crate::pot::{CheckpointSource, PotJob, PotVerdicts};
+use crate::pot::{CheckpointSource, PotJob, PotVerdicts, Verdict};
 use crate::reader::ChainReader;
 use crate::rules::{ChainRules, ConsensusRules};
 use crate::schema::*;
@@ -102,9 +102,10 @@ pub enum AcceptOutcome {
     /// Stored; its branch does not beat the active tip (fork choice: most chainwork, ties to the
     /// first seen).
     StoredSideBranch,
-    /// Stored, but its checkpoint (or an ancestor's) is missing, so it cannot be validated yet;
-    /// supply it with [`ChainState::accept_checkpoint`].
-    MissingCheckpoint,
+    /// Stored, but its model update (or an ancestor's, or the checkpoint of the validated
+    /// block it builds on) is missing, so it cannot be validated yet; supply it with
+    /// [`ChainState::accept_update`] (or [`ChainState::accept_checkpoint`]).
+    MissingUpdate,
     /// The block was already stored.
     AlreadyHave,
     /// The parent is unknown; nothing was stored. Fetch the parent, then submit again.
@@ -273,9 +274,13 @@ pub struct ChainState {
     fail_point: Option<FailPoint>,
     /// Proof-of-Training verdicts computed outside the lock ([`crate::pot`]).
     pot_verdicts: PotVerdicts,
-    /// Blocks whose data is stored but whose checkpoint is not (never received, lost with a
-    /// partial download, or dropped as damaged), most chainwork first: what the node asks
-    /// peers for ([`ChainState::wanted_checkpoints`]). Derived data: rebuilt on open.
+    /// Blocks whose data is stored but whose model update is not (never received, lost with a
+    /// partial download), most chainwork first: what the node asks peers for
+    /// ([`ChainState::wanted_updates`]). Derived data: rebuilt on open.
+    awaiting_update: BTreeSet<(Reverse<u128>, BlockHash)>,
+    /// Validated blocks whose checkpoint is needed (the parent of a block to validate, pruned
+    /// or dropped as damaged), most chainwork first ([`ChainState::wanted_checkpoints`]).
+    /// Derived data: filled as validation finds them missing.
     awaiting_checkpoint: BTreeSet<(Reverse<u128>, BlockHash)>,
     /// The ancestry of [`ChainOptions::assume_valid`], once known.
     assumed_chain: assume_valid::AssumedChain,
@@ -381,8 +386,8 @@ impl ChainState {
                 schema.as_slice().try_into().map_err(|_| corrupt("meta schema_version"))?,
             );
             let upgrade = match schema {
-                SCHEMA_VERSION => false,
-                2 => true,
+                SCHEMA_VERSION => None,
+                2 | 3 => Some(schema),
                 _ => return Err(ChainError::UnsupportedSchema(schema)),
             };
             let network = read_meta(&meta, META_NETWORK)?.unwrap_or_default();
@@ -398,8 +403,12 @@ impl ChainState {
                 return Err(ChainError::WrongGenesis { expected: genesis, found });
             }
             drop(meta);
-            if upgrade {
-                crate::expired::upgrade_from_v2(&w)?;
+            if let Some(from) = upgrade {
+                if from == 2 {
+                    crate::expired::upgrade_from_v2(&w)?;
+                }
+                w.open_table(UPDATES)?;
+                w.open_table(META)?.insert(META_SCHEMA, SCHEMA_VERSION.to_le_bytes().as_slice())?;
                 w.commit()?;
             } else {
                 w.abort()?;
@@ -435,6 +444,7 @@ impl ChainState {
             candidates: BTreeSet::new(),
             fail_point: None,
             pot_verdicts: PotVerdicts::default(),
+            awaiting_update: BTreeSet::new(),
             awaiting_checkpoint: BTreeSet::new(),
             assumed_chain: Default::default(),
         };
@@ -478,7 +488,7 @@ impl ChainState {
         files.write(&hash, &ckpt)?;
 
         // Create every table so read transactions can open them.
-        for t in [BLOCK_INDEX, BLOCKS, UNDO, UTXO, CHECKPOINTS] {
+        for t in [BLOCK_INDEX, BLOCKS, UNDO, UTXO, CHECKPOINTS, UPDATES] {
             w.open_table(t)?;
         }
         for t in [CHILDREN, EXPIRY_INDEX, CHECKPOINT_HEIGHTS] {
@@ -561,8 +571,8 @@ impl ChainState {
             if entry.is_connectable() {
                 set.insert(entry_key(&entry));
             }
-            if Self::awaits_checkpoint(&entry) {
-                self.awaiting_checkpoint.insert((Reverse(entry.chainwork), entry.hash()));
+            if Self::awaits_update(&entry) {
+                self.awaiting_update.insert((Reverse(entry.chainwork), entry.hash()));
             }
         }
         set.insert(self.tip_key());
@@ -679,6 +689,16 @@ impl ChainState {
     /// [`ChainReader::checkpoint`]).
     pub fn checkpoint(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
         self.reader.checkpoint(hash)
+    }
+
+    /// Whether the model update of `hash` is stored.
+    pub fn has_update(&self, hash: &BlockHash) -> Result<bool, ChainError> {
+        self.reader.has_update(hash)
+    }
+
+    /// The model update bytes of `hash` (see [`ChainReader::update`]).
+    pub fn update(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
+        self.reader.update(hash)
     }
 
     /// All branch tips, like `getchaintips`.

@@ -71,10 +71,10 @@ impl ChainRules for Counting {
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
         self.counters.evaluations.fetch_add(1, Ordering::SeqCst);
-        self.inner.check_proof_of_training(header, parent, sample, parent_checkpoint, checkpoint)
+        self.inner.check_proof_of_training(header, parent, sample, parent_checkpoint, update)
     }
     fn check_proof_of_training_assumed(
         &self,
@@ -82,15 +82,15 @@ impl ChainRules for Counting {
         parent: &HeaderSummary,
         sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
         self.counters.assumed.fetch_add(1, Ordering::SeqCst);
         self.inner.check_proof_of_training_assumed(
             header,
             parent,
             sample,
             parent_checkpoint,
-            checkpoint,
+            update,
         )
     }
     fn summarize_header(&self, header: &BlockHeader, chain: &dyn HeaderChain) -> HeaderSummary {

@@ -134,6 +134,9 @@ pub fn block_on(parent: &BlockHeader, val_loss: u64, tag: u64, txs: Vec<Transact
             shape: ModelShape { d_model: 8, n_layers: 1 },
             checkpoint_root: Hash256(checkpoint_root(&ckpt)),
             checkpoint_size: ckpt.len() as u64,
+            // The synthetic update is the checkpoint itself (see `check_proof_of_training`).
+            update_root: Hash256(checkpoint_root(&ckpt)),
+            update_size: ckpt.len() as u64,
             parent_loss: parent.val_loss,
             val_loss,
             required_improvement: parent.val_loss.saturating_sub(val_loss),
@@ -293,19 +296,23 @@ impl ChainRules for SynthRules {
         parent: &HeaderSummary,
         _sample: &EvalSample,
         parent_checkpoint: &[u8],
-        checkpoint: &[u8],
-    ) -> Result<(), BlockError> {
+        update: &[u8],
+    ) -> Result<Vec<u8>, BlockError> {
         self.pot_calls.fetch_add(1, Ordering::SeqCst);
         if parent_checkpoint.is_empty()
             || checkpoint_root(parent_checkpoint) != parent.checkpoint_root.0
         {
             return Err(BlockError::ParentCheckpointMismatch);
         }
-        let evaluated = u64::from_le_bytes(checkpoint[..8].try_into().unwrap());
+        // A synthetic update is the block's whole checkpoint: applying it gives itself.
+        if update.len() < 8 || checkpoint_root(update) != header.checkpoint_root.0 {
+            return Err(BlockError::CheckpointRootMismatch);
+        }
+        let evaluated = u64::from_le_bytes(update[..8].try_into().unwrap());
         if evaluated != header.val_loss {
             return Err(BlockError::ValLossMismatch { claimed: header.val_loss, evaluated });
         }
-        Ok(())
+        Ok(update.to_vec())
     }
 
     fn connect_block(

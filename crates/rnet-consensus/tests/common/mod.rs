@@ -49,7 +49,7 @@ pub fn reject(chain: &mut MemoryChain, mined: &MinedBlock) -> BlockError {
 /// Submits at clock `now` and expects a consensus error.
 pub fn reject_at(chain: &mut MemoryChain, mined: &MinedBlock, now: u64) -> BlockError {
     let before = chain.height();
-    match chain.submit_at(&mined.block, &mined.checkpoint_bytes, now) {
+    match chain.submit_at(&mined.block, &mined.update_bytes, now) {
         Err(SubmitError::Invalid(e)) => {
             assert_eq!(chain.height(), before);
             e
@@ -77,15 +77,16 @@ pub fn required(chain: &MemoryChain) -> u64 {
     chain.params().min_required_improvement
 }
 
-/// Proof-of-Training of `block` with checkpoint bytes `checkpoint` on the chain's tip, exactly as
-/// a validator runs it (the tip's checkpoint is the parent's).
-pub fn pot(chain: &MemoryChain, block: &Block, checkpoint: &[u8]) -> Result<(), BlockError> {
+/// Proof-of-Training of `block` with update bytes `update` on the chain's tip, exactly as a
+/// validator runs it (the tip's checkpoint is the parent's).
+pub fn pot(chain: &MemoryChain, block: &Block, update: &[u8]) -> Result<(), BlockError> {
     check_proof_of_training(
         chain.params(),
         &block.header,
         &chain.tip(),
         &block.sample,
         &chain.tip_checkpoint().to_bytes(),
-        checkpoint,
+        update,
     )
+    .map(drop)
 }

@@ -1,51 +1,82 @@
-//! Checkpoint transfer: downloading chunks verified against the header's root.
+//! Model object transfer: downloading a block's update or checkpoint in chunks, each verified
+//! against the chunk hashes whose merkle root the header commits to (`update_root` or
+//! `checkpoint_root`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use rnet_model::checkpoint::{CHUNK_SIZE, merkle_root, verify_chunk};
-use rnet_primitives::BlockHash;
+use rnet_primitives::{BlockHash, BlockHeader};
 
-use crate::message::Message;
+use crate::message::{Message, ModelObject};
 
 use super::partial::{self, Chunks};
 use super::peer::Peer;
 use super::validation::{Checked, Job};
 use super::{
     BAN_SCORE, CHUNK_FLOOD_SCORE, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
-    MAX_CHUNKS_IN_FLIGHT, Manager,
+    MAX_CHUNKS_IN_FLIGHT, MAX_UPDATE_FETCHES, MAX_UPDATE_SIZE, Manager,
 };
 
-/// Checkpoints whose chunk hashes are kept for serving.
+/// Model objects of each kind whose chunk hashes are kept for serving.
 pub const CHUNK_HASH_CACHE: usize = 8;
 
-/// Chunk hashes of recently served checkpoints (oldest out first).
+/// Model objects queued for download, per kind.
+pub const MAX_QUEUED_FETCHES: usize = 10_000;
+
+/// A block's model object: its checkpoint or its update.
+pub(super) type ObjectKey = (BlockHash, ModelObject);
+
+/// Downloads of this kind that run at once.
+pub(super) fn max_fetches(kind: ModelObject) -> usize {
+    match kind {
+        ModelObject::Checkpoint => MAX_CHECKPOINT_FETCHES,
+        ModelObject::Update => MAX_UPDATE_FETCHES,
+    }
+}
+
+/// The root and size the header commits to for the object (`None`: nothing to fetch, or
+/// larger than we download).
+fn commitment(header: &BlockHeader, kind: ModelObject) -> Option<([u8; 32], u64)> {
+    let (root, size, max) = match kind {
+        ModelObject::Checkpoint => {
+            (header.checkpoint_root, header.checkpoint_size, MAX_CHECKPOINT_SIZE)
+        }
+        ModelObject::Update => (header.update_root, header.update_size, MAX_UPDATE_SIZE),
+    };
+    (size != 0 && size <= max).then_some((root.0, size))
+}
+
+/// Chunk hashes of recently served model objects, [`CHUNK_HASH_CACHE`] of each kind (oldest
+/// out first), so serving updates does not evict the hashes of a checkpoint.
 #[derive(Default)]
 pub(super) struct ChunkHashCache {
-    map: HashMap<BlockHash, Vec<[u8; 32]>>,
-    order: VecDeque<BlockHash>,
+    map: HashMap<ObjectKey, Vec<[u8; 32]>>,
+    order: [VecDeque<BlockHash>; 2],
 }
 
 impl ChunkHashCache {
-    /// The cached hashes of a block's checkpoint.
-    pub(super) fn get(&self, block: &BlockHash) -> Option<&Vec<[u8; 32]>> {
-        self.map.get(block)
+    /// The cached hashes of a block's model object.
+    pub(super) fn get(&self, key: &ObjectKey) -> Option<&Vec<[u8; 32]>> {
+        self.map.get(key)
     }
 
-    /// Caches a block's chunk hashes.
-    pub(super) fn insert(&mut self, block: BlockHash, hashes: Vec<[u8; 32]>) {
-        if self.map.insert(block, hashes).is_none() {
-            self.order.push_back(block);
+    /// Caches a model object's chunk hashes.
+    pub(super) fn insert(&mut self, key: ObjectKey, hashes: Vec<[u8; 32]>) {
+        let (block, kind) = key;
+        let order = &mut self.order[kind as usize];
+        if self.map.insert(key, hashes).is_none() {
+            order.push_back(block);
         }
-        while self.order.len() > CHUNK_HASH_CACHE {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
+        while order.len() > CHUNK_HASH_CACHE {
+            if let Some(old) = order.pop_front() {
+                self.map.remove(&(old, kind));
             }
         }
     }
 }
 
-/// A checkpoint being downloaded.
+/// A model object (a block's update or checkpoint) being downloaded.
 pub(super) struct CkFetch {
     /// The block's height: which peers' advertised model service covers it.
     pub(super) height: u32,
@@ -58,7 +89,7 @@ pub(super) struct CkFetch {
     pub(super) chunks: Chunks,
     pub(super) req: HashMap<u32, (u64, Instant)>,
     pub(super) skip: HashSet<u64>,
-    /// Peers that answered `notfound` for this checkpoint, and when: not asked again (no
+    /// Peers that answered `modelnotfound` for this object, and when: not asked again (no
     /// penalty) until `LACKING_RETRY` has passed and nobody else is left to ask.
     pub(super) lacking: HashMap<u64, Instant>,
 }
@@ -66,7 +97,7 @@ pub(super) struct CkFetch {
 /// The peers to ask for the model of the block at `height`, best first: those whose advertised
 /// model service covers it ([`Peer::serves_model`]), archive peers first, so a pruning peer is
 /// not asked for a model it announced it dropped. If none of `open` advertises it, all of them
-/// (the service is a hint; `notfound` still tells who lacks it).
+/// (the service is a hint; `modelnotfound` still tells who lacks it).
 fn by_model_service(peers: &HashMap<u64, Peer>, open: Vec<u64>, height: u32) -> Vec<u64> {
     let (mut cover, rest): (Vec<u64>, Vec<u64>) =
         open.into_iter().partition(|id| peers.get(id).is_some_and(|p| p.serves_model(height)));
@@ -77,65 +108,84 @@ fn by_model_service(peers: &HashMap<u64, Peer>, open: Vec<u64>, height: u32) -> 
     cover
 }
 
-/// How long a peer that answered `notfound` for a checkpoint is left out of its download.
+/// How long a peer that answered `modelnotfound` for an object is left out of its download.
 const LACKING_RETRY: Duration = Duration::from_secs(60);
 
-/// The "source" of a checkpoint fetched because the node found it missing: no peer (peer ids
+/// The "source" of an object fetched because the node found it missing: no peer (peer ids
 /// start at 1 and never reach it), so nobody is scored for it.
 const NO_SOURCE: u64 = u64::MAX;
 
 impl Manager {
-    /// A checkpoint verdict: an invalid one bans the block's source.
-    pub(super) fn on_checkpoint_checked(&mut self, c: Checked) {
-        let Checked::Checkpoint { source, block, result } = c else { return };
-        self.ck_checking.remove(&block);
+    /// A model object verdict: an invalid one bans the block's source.
+    pub(super) fn on_model_checked(&mut self, c: Checked) {
+        let Checked::Model { source, block, kind, result } = c else { return };
+        self.ck_checking.remove(&(block, kind));
         match result {
-            Ok(a) => tracing::debug!(%block, "checkpoint received: {a:?}"),
+            Ok(a) => tracing::debug!(%block, "{kind} received: {a:?}"),
             Err(r) if r.invalid => {
                 self.misbehave(source, BAN_SCORE, &format!("invalid block {block}: {}", r.reason))
             }
-            Err(r) => tracing::warn!(%block, "checkpoint not accepted: {}", r.reason),
+            Err(r) => tracing::warn!(%block, "{kind} not accepted: {}", r.reason),
         }
         self.schedule();
     }
 
-    /// Takes one token of the peer's checkpoint-request bucket; scores the peer when empty.
+    /// Whether the node has the object already.
+    fn have_object(&self, (block, kind): ObjectKey) -> bool {
+        match kind {
+            ModelObject::Checkpoint => self.b(|b| b.has_checkpoint(&block)),
+            ModelObject::Update => self.b(|b| b.has_update(&block)),
+        }
+    }
+
+    /// Takes one token of the peer's chunk-request bucket; scores the peer when empty.
     pub(super) fn take_chunk_token(&mut self, id: u64) -> bool {
         let Some(p) = self.peers.get_mut(&id) else { return false };
         if p.chunk_requests.take(Instant::now()) {
             return true;
         }
-        self.misbehave(id, CHUNK_FLOOD_SCORE, "checkpoint requests over the rate limit");
+        self.misbehave(id, CHUNK_FLOOD_SCORE, "chunk requests over the rate limit");
         false
     }
 
-    /// Queues the checkpoints the node reports it lacks ([`crate::Backend::wanted_checkpoints`]):
-    /// a download lost in a crash, a damaged file, a tip checkpoint a miner needs. They come
-    /// from whichever peer has them; no peer is to blame for them (source [`NO_SOURCE`]).
-    pub(super) fn fetch_wanted_checkpoints(&mut self) {
+    /// Queues the objects the node reports it lacks: updates
+    /// ([`crate::Backend::wanted_updates`]: blocks stored without theirs, e.g. after a crash)
+    /// and checkpoints ([`crate::Backend::wanted_checkpoints`]: a damaged file, a tip checkpoint
+    /// a miner needs). They come from whichever peer has them; no peer is to blame for them
+    /// (source [`NO_SOURCE`]).
+    pub(super) fn fetch_wanted_objects(&mut self) {
         if self.peers.values().all(|p| !p.ready()) {
             return;
         }
-        for hash in self.b(|b| b.wanted_checkpoints(MAX_CHECKPOINT_FETCHES)) {
-            if !self.ck.contains_key(&hash) {
-                tracing::info!(%hash, "fetching a missing checkpoint from peers");
+        for kind in ModelObject::ALL {
+            let wanted = match kind {
+                ModelObject::Checkpoint => self.b(|b| b.wanted_checkpoints(MAX_CHECKPOINT_FETCHES)),
+                ModelObject::Update => self.b(|b| b.wanted_updates(MAX_UPDATE_FETCHES)),
+            };
+            for hash in wanted {
+                if !self.ck.contains_key(&(hash, kind)) {
+                    tracing::info!(%hash, "fetching a missing {kind} from peers");
+                }
+                self.queue_object((hash, kind), NO_SOURCE);
             }
-            self.queue_checkpoint(hash, NO_SOURCE);
         }
     }
 
-    pub(super) fn queue_checkpoint(&mut self, hash: BlockHash, from: u64) {
-        if self.ck.contains_key(&hash) || self.ck_queue.iter().any(|(h, _)| *h == hash) {
+    /// Queues the download of a block's model object; `from` is the peer that sent the block
+    /// (asked first, and blamed if the object proves invalid), or [`NO_SOURCE`].
+    pub(super) fn queue_object(&mut self, key: ObjectKey, from: u64) {
+        let queue = &mut self.ck_queue[key.1 as usize];
+        if self.ck.contains_key(&key) || queue.iter().any(|(h, _)| *h == key.0) {
             return;
         }
-        if self.ck_queue.len() < 10_000 {
-            self.ck_queue.push_back((hash, from));
+        if queue.len() < MAX_QUEUED_FETCHES {
+            queue.push_back((key.0, from));
         }
         self.schedule();
     }
 
-    pub(super) fn on_chunk_hashes(&mut self, id: u64, block: BlockHash, hashes: Vec<[u8; 32]>) {
-        let Some(f) = self.ck.get_mut(&block) else { return };
+    pub(super) fn on_chunk_hashes(&mut self, id: u64, key: ObjectKey, hashes: Vec<[u8; 32]>) {
+        let Some(f) = self.ck.get_mut(&key) else { return };
         if f.hashes.is_some() || f.hashes_req.is_none_or(|(p, _)| p != id) {
             return;
         }
@@ -143,25 +193,26 @@ impl Manager {
         let n = f.size.div_ceil(CHUNK_SIZE as u64) as usize;
         if hashes.len() != n || merkle_root(&hashes) != f.root {
             f.skip.insert(id);
-            self.misbehave(id, BAN_SCORE, "checkpoint chunk hashes do not match the root");
+            let why = format!("{} chunk hashes do not match the root", key.1);
+            self.misbehave(id, BAN_SCORE, &why);
             return;
         }
         // On disk, the chunks of an earlier partial file that still verify are kept (resume).
         let (netdir, size) = (self.cfg.netdir.as_deref(), f.size);
-        f.chunks = tokio::task::block_in_place(|| Chunks::open(netdir, &block, &hashes, size));
+        f.chunks = tokio::task::block_in_place(|| Chunks::open(netdir, key, &hashes, size));
         f.hashes = Some(hashes);
         if f.chunks.complete() {
-            self.finish_checkpoint(block);
+            self.finish_object(key);
         }
         self.schedule();
     }
 
-    /// `notfound` for a checkpoint being fetched: the peer is honest but lacks it. It is not asked
-    /// again for it, and its outstanding requests (chunk hashes, chunks) are unassigned so the
-    /// next `schedule` gives them to other peers at once instead of waiting for the stall timeout.
-    /// Returns whether anything changed.
-    pub(super) fn checkpoint_not_found(&mut self, id: u64, block: BlockHash) -> bool {
-        let Some(f) = self.ck.get_mut(&block) else { return false };
+    /// `modelnotfound` for an object being fetched: the peer is honest but lacks it. It is not
+    /// asked again for it, and its outstanding requests (chunk hashes, chunks) are unassigned so
+    /// the next `schedule` gives them to other peers at once instead of waiting for the stall
+    /// timeout. Returns whether anything changed.
+    pub(super) fn object_not_found(&mut self, id: u64, key: ObjectKey) -> bool {
+        let Some(f) = self.ck.get_mut(&key) else { return false };
         let new = f.lacking.insert(id, Instant::now()).is_none();
         let hashes = f.hashes_req.is_some_and(|(p, _)| p == id);
         if hashes {
@@ -173,15 +224,16 @@ impl Manager {
         if let Some(p) = self.peers.get_mut(&id) {
             p.chunks = p.chunks.saturating_sub(freed);
         }
-        tracing::debug!(peer = id, %block, freed, "peer lacks the checkpoint; asking elsewhere");
+        let (block, kind) = key;
+        tracing::debug!(peer = id, %block, freed, "peer lacks the {kind}; asking elsewhere");
         new || hashes || freed > 0
     }
 
-    pub(super) fn on_chunk(&mut self, id: u64, block: BlockHash, index: u32, data: Vec<u8>) {
+    pub(super) fn on_chunk(&mut self, id: u64, key: ObjectKey, index: u32, data: Vec<u8>) {
         if let Some(p) = self.peers.get_mut(&id) {
             p.chunks = p.chunks.saturating_sub(1);
         }
-        let Some(f) = self.ck.get_mut(&block) else { return };
+        let Some(f) = self.ck.get_mut(&key) else { return };
         if f.req.get(&index).is_none_or(|(p, _)| *p != id) {
             return;
         }
@@ -191,89 +243,111 @@ impl Manager {
         let want_len = (f.size - start).min(CHUNK_SIZE as u64) as usize;
         if data.len() != want_len || !verify_chunk(hashes, index as usize, &data) {
             f.skip.insert(id);
-            self.misbehave(id, BAN_SCORE, "checkpoint chunk does not match the root");
+            let why = format!("{} chunk does not match the root", key.1);
+            self.misbehave(id, BAN_SCORE, &why);
             self.schedule();
             return;
         }
         let stored = tokio::task::block_in_place(|| f.chunks.put(index as usize, data));
         if let Err(e) = stored {
             // Asked again by the next `schedule` (the chunk is still missing).
-            tracing::warn!(%block, index, "cannot store a checkpoint chunk: {e}");
+            let (block, kind) = key;
+            tracing::warn!(%block, index, "cannot store a chunk of the {kind}: {e}");
         } else if f.chunks.complete() {
-            self.finish_checkpoint(block);
+            self.finish_object(key);
         }
         self.schedule();
     }
 
     /// Hands a complete download to the validation worker (which deletes its partial file).
-    fn finish_checkpoint(&mut self, block: BlockHash) {
-        let Some(f) = self.ck.remove(&block) else { return };
+    fn finish_object(&mut self, key: ObjectKey) {
+        let Some(f) = self.ck.remove(&key) else { return };
         let data = f.chunks.finish(f.size);
-        let job = Job::Checkpoint { source: f.source, block, data };
+        let (block, kind) = key;
+        let job = Job::Model { source: f.source, block, kind, data };
         if self.block_jobs.try_send(job).is_ok() {
-            self.ck_checking.insert(block);
+            self.ck_checking.insert(key);
         } else {
-            // A partial file stays on disk: the next fetch of the block resumes from it.
-            tracing::warn!(%block, "validation queue full; checkpoint dropped");
+            // A partial file stays on disk: the next fetch of the object resumes from it.
+            tracing::warn!(%block, "validation queue full; {kind} dropped");
         }
     }
 
-    /// Drops downloads of checkpoints the node got meanwhile (deleting their partial files) and
+    /// Drops downloads of objects the node got meanwhile (deleting their partial files) and
     /// sweeps stale partial files ([`partial::sweep`]).
     pub(super) fn sweep_partials(&mut self) {
-        let active: Vec<BlockHash> = self.ck.keys().copied().collect();
-        for h in active {
-            if self.b(|b| b.has_checkpoint(&h)) {
-                if let Some(f) = self.ck.remove(&h) {
+        let active: Vec<ObjectKey> = self.ck.keys().copied().collect();
+        for key in active {
+            if self.have_object(key) {
+                if let Some(f) = self.ck.remove(&key) {
                     f.chunks.discard();
                 }
             }
         }
         let Some(dir) = self.cfg.netdir.clone() else { return };
-        let mut active: HashSet<BlockHash> = self.ck.keys().copied().collect();
+        let mut active: HashSet<ObjectKey> = self.ck.keys().copied().collect();
         active.extend(self.ck_checking.iter().copied());
         let b = self.backend.clone();
-        tokio::task::block_in_place(|| {
-            partial::sweep(
-                &dir,
-                &active,
-                |h| b.header(h).is_some() && !b.has_checkpoint(h),
-                SystemTime::now(),
-            )
-        });
+        let wanted = |(h, kind): &ObjectKey| {
+            b.header(h).is_some()
+                && match kind {
+                    ModelObject::Checkpoint => !b.has_checkpoint(h),
+                    ModelObject::Update => !b.has_update(h),
+                }
+        };
+        tokio::task::block_in_place(|| partial::sweep(&dir, &active, wanted, SystemTime::now()));
     }
 
-    pub(super) fn schedule_checkpoints(&mut self, now: Instant) {
-        while self.ck.len() < MAX_CHECKPOINT_FETCHES {
-            let Some((hash, source)) = self.ck_queue.pop_front() else { break };
-            if self.ck_checking.contains(&hash) || self.b(|b| b.has_checkpoint(&hash)) {
-                continue;
+    /// Starts queued downloads while each kind has fewer than [`max_fetches`] running.
+    fn start_fetches(&mut self) {
+        for kind in ModelObject::ALL {
+            while self.ck.keys().filter(|(_, k)| *k == kind).count() < max_fetches(kind) {
+                let Some((hash, source)) = self.ck_queue[kind as usize].pop_front() else {
+                    break;
+                };
+                let key = (hash, kind);
+                if self.ck_checking.contains(&key) || self.have_object(key) {
+                    continue;
+                }
+                let Some(header) = self.b(|b| b.header(&hash)) else { continue };
+                let Some((root, size)) = commitment(&header, kind) else {
+                    tracing::debug!(%hash, "no {kind} to fetch (size 0 or over the limit)");
+                    continue;
+                };
+                self.ck.insert(
+                    key,
+                    CkFetch {
+                        height: header.height,
+                        root,
+                        size,
+                        source,
+                        hashes: None,
+                        hashes_req: None,
+                        chunks: Chunks::Memory(Vec::new()),
+                        req: HashMap::new(),
+                        skip: HashSet::new(),
+                        lacking: HashMap::new(),
+                    },
+                );
             }
-            let Some(header) = self.b(|b| b.header(&hash)) else { continue };
-            if header.checkpoint_size == 0 || header.checkpoint_size > MAX_CHECKPOINT_SIZE {
-                continue;
-            }
-            self.ck.insert(
-                hash,
-                CkFetch {
-                    height: header.height,
-                    root: header.checkpoint_root.0,
-                    size: header.checkpoint_size,
-                    source,
-                    hashes: None,
-                    hashes_req: None,
-                    chunks: Chunks::Memory(Vec::new()),
-                    req: HashMap::new(),
-                    skip: HashSet::new(),
-                    lacking: HashMap::new(),
-                },
-            );
         }
+    }
+
+    /// Starts queued downloads and sends the chunk hash and chunk requests that are due
+    /// (stalled ones go to other peers).
+    pub(super) fn schedule_objects(&mut self, now: Instant) {
+        self.start_fetches();
         let ready = self.ready_peers();
         let stall = self.cfg.stall_timeout;
         let mut sends = Vec::new();
         let mut drop_fetch = Vec::new();
-        for (hash, f) in self.ck.iter_mut() {
+        // Updates first, lowest block first: they are what validating new blocks waits for, and
+        // a large checkpoint download must not take every peer's chunk slots from them.
+        let mut due: Vec<(bool, u32, ObjectKey)> =
+            self.ck.iter().map(|(k, f)| (k.1 == ModelObject::Checkpoint, f.height, *k)).collect();
+        due.sort_unstable();
+        for (_, _, (block, kind)) in due {
+            let Some(f) = self.ck.get_mut(&(block, kind)) else { continue };
             let open: Vec<u64> = ready
                 .iter()
                 .copied()
@@ -281,8 +355,8 @@ impl Manager {
                 .collect();
             let candidates = by_model_service(&self.peers, open, f.height);
             if candidates.is_empty() {
-                // Nobody left to ask; retry later from scratch (peers that said `notfound` only
-                // once `LACKING_RETRY` has passed: they may have fetched it meanwhile).
+                // Nobody left to ask; retry later from scratch (peers that said `modelnotfound`
+                // only once `LACKING_RETRY` has passed: they may have fetched it meanwhile).
                 f.skip.clear();
                 f.lacking.retain(|_, at| now.duration_since(*at) < LACKING_RETRY);
                 continue;
@@ -298,7 +372,7 @@ impl Manager {
                 }
                 let p = if candidates.contains(&f.source) { f.source } else { candidates[0] };
                 f.hashes_req = Some((p, now));
-                sends.push((p, Message::GetChunkHashes(*hash)));
+                sends.push((p, Message::GetChunkHashes { block, kind }));
                 continue;
             }
             f.req.retain(|_, (p, at)| {
@@ -335,10 +409,10 @@ impl Manager {
                 rr += 1;
                 let Some(p) = chosen else { break };
                 f.req.insert(i as u32, (p, now));
-                sends.push((p, Message::GetChunk { block: *hash, index: i as u32 }));
+                sends.push((p, Message::GetChunk { block, kind, index: i as u32 }));
             }
             if f.hashes.as_ref().is_some_and(|h| h.len() != n) {
-                drop_fetch.push(*hash);
+                drop_fetch.push((block, kind));
             }
         }
         for h in drop_fetch {

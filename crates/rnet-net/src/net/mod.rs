@@ -1,7 +1,8 @@
 //! The peer manager: one task owns all peer and sync state; each connection has a reader task
 //! (handshake, decrypt, decode) and a writer task fed by a bounded queue. Split by the protocol's
 //! nouns: [`peer`] (per-peer state, send queue, scores), [`connection`] (sockets and dialing),
-//! [`sync`] (headers-first block download), [`checkpoints`] (chunk serving and download),
+//! [`sync`] (headers-first block download), [`checkpoints`] (download of each block's model
+//! update and of whole checkpoints, in verified chunks), `serving` (serving them),
 //! [`relay`] (inv/getdata/tx relay) and [`handle`] (the public handle and its commands).
 
 mod checkpoints;
@@ -32,12 +33,12 @@ use crate::addr::{AddrEntry, AddrMan, PeerAddr};
 use crate::backend::Backend;
 use crate::ban::BanList;
 use crate::message::{
-    Inv, InvKind, MAX_HEADERS, MAX_INV, Message, NODE_MODEL_ARCHIVE, NODE_NETWORK,
-    PROTOCOL_VERSION, Version,
+    Inv, InvKind, MAX_HEADERS, MAX_INV, MIN_PROTOCOL_VERSION, Message, NODE_MODEL_ARCHIVE,
+    NODE_NETWORK, PROTOCOL_VERSION, Version,
 };
 use crate::transport::{self, NodeKey, TransportError};
 
-use checkpoints::{ChunkHashCache, CkFetch};
+use checkpoints::{ChunkHashCache, CkFetch, ObjectKey};
 use handle::Cmd;
 pub use handle::{AddNodeMode, NetHandle, NetworkInfo, PeerInfo, SetBanRequest, Totals};
 use orphans::OrphanPool;
@@ -54,16 +55,21 @@ pub const BAN_SCORE: u32 = 100;
 pub const MAX_BLOCKS_IN_FLIGHT: usize = 16;
 /// Blocks are downloaded at most this far above the active tip (below the chain state's limit
 /// of 288 stored blocks above the last validated one), so a fast block download never runs
-/// ahead of checkpoint downloads and validation.
+/// ahead of update downloads and validation.
 pub const BLOCK_DOWNLOAD_WINDOW: u32 = 256;
-/// Checkpoint chunks requested from one peer at a time.
+/// Model object (update, checkpoint) chunks requested from one peer at a time.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
-/// Checkpoints downloaded at once.
+/// Whole checkpoints downloaded at once.
 pub const MAX_CHECKPOINT_FETCHES: usize = 4;
 /// Largest checkpoint accepted for download.
 pub const MAX_CHECKPOINT_SIZE: u64 = 1 << 30;
-/// How often the manager asks the node which checkpoints it lacks
-/// ([`crate::Backend::wanted_checkpoints`]).
+/// Model updates downloaded at once (besides the checkpoints): a node syncing fetches one per
+/// block.
+pub const MAX_UPDATE_FETCHES: usize = 16;
+/// Largest model update accepted for download: `max_update_bytes` of every network (8 MiB).
+pub const MAX_UPDATE_SIZE: u64 = 8 << 20;
+/// How often the manager asks the node which updates and checkpoints it lacks
+/// ([`crate::Backend::wanted_updates`], [`crate::Backend::wanted_checkpoints`]).
 pub const WANTED_CHECKPOINTS_POLL: Duration = Duration::from_secs(5);
 /// Outgoing messages queued per peer before it is disconnected as too slow.
 pub const SEND_QUEUE: usize = 1024;
@@ -71,13 +77,13 @@ pub const SEND_QUEUE: usize = 1024;
 /// largest honest demand, [`MAX_BLOCKS_IN_FLIGHT`] blocks of the largest wire size, plus slack.
 pub const MAX_SEND_QUEUE_BYTES: usize =
     MAX_BLOCKS_IN_FLIGHT * rnet_primitives::MAX_BLOCK_WIRE_SIZE + 8 * CHUNK_SIZE;
-/// Checkpoint chunks queued unsent per peer: an honest peer has at most
+/// Model object chunks queued unsent per peer: an honest peer has at most
 /// [`MAX_CHUNKS_IN_FLIGHT`] requests out (twice that allows for re-requests after a stall); a
 /// `getchunk` beyond it is not served and scores [`CHUNK_FLOOD_SCORE`].
 pub const MAX_QUEUED_CHUNKS: usize = 2 * MAX_CHUNKS_IN_FLIGHT;
 /// `getchunk` requests a peer may make at once (token bucket size).
 pub const CHUNK_REQUEST_BURST: f64 = 64.0;
-/// `getchunk` requests per second a peer may sustain (64 MiB/s of checkpoint).
+/// `getchunk` requests per second a peer may sustain (64 MiB/s of updates and checkpoints).
 pub const CHUNK_REQUEST_RATE: f64 = 64.0;
 /// Score of a `getchunk` over the rate limit or over [`MAX_QUEUED_CHUNKS`].
 pub const CHUNK_FLOOD_SCORE: u32 = 10;
@@ -138,9 +144,9 @@ pub struct NetConfig {
     /// Drop a connection that has not completed the handshake (TCP connect, Noise, `version`
     /// and `verack`) this long after it was opened.
     pub handshake_timeout: Duration,
-    /// How many of the most recent blocks' models (checkpoints) the node keeps and serves, as
-    /// advertised in `version` ([`Version::model_depth`]); 0: an archive node, which keeps
-    /// every model and advertises [`NODE_MODEL_ARCHIVE`]. Set it to the node's pruning depth
+    /// How many of the most recent blocks' models (updates and checkpoints) the node keeps and
+    /// serves, as advertised in `version` ([`Version::model_depth`]); 0: an archive node, which
+    /// keeps every model and advertises [`NODE_MODEL_ARCHIVE`]. Set it to the node's pruning depth
     /// (`rnetd -prunemodels`); the default, 0, suits a backend that prunes nothing.
     pub model_depth: u32,
 }
@@ -211,10 +217,12 @@ struct Manager {
     onetry: Vec<String>,
     wanted: HashMap<BlockHash, Want>,
     orphans: OrphanPool,
-    ck: HashMap<BlockHash, CkFetch>,
-    ck_queue: VecDeque<(BlockHash, u64)>,
-    /// Completed checkpoint downloads waiting for `accept_checkpoint` (not fetched again).
-    ck_checking: HashSet<BlockHash>,
+    /// Model object downloads running, by (block, kind).
+    ck: HashMap<ObjectKey, CkFetch>,
+    /// Queued downloads per kind (indexed by `ModelObject as usize`): (block, source peer).
+    ck_queue: [VecDeque<(BlockHash, u64)>; 2],
+    /// Completed downloads waiting for `accept_update`/`accept_checkpoint` (not fetched again).
+    ck_checking: HashSet<ObjectKey>,
     chunk_hashes: ChunkHashCache,
     serving: serving::Serving,
     last_tip: BlockHash,
@@ -300,7 +308,7 @@ pub async fn start(cfg: NetConfig, backend: Arc<dyn Backend>) -> Result<NetHandl
         wanted: HashMap::new(),
         orphans: OrphanPool::default(),
         ck: HashMap::new(),
-        ck_queue: VecDeque::new(),
+        ck_queue: [VecDeque::new(), VecDeque::new()],
         ck_checking: HashSet::new(),
         chunk_hashes: ChunkHashCache::default(),
         serving,
@@ -427,7 +435,7 @@ impl Manager {
             Event::Closed(id, why) => self.disconnect(id, &why),
             Event::Checked(c @ Checked::Tx { .. }) => self.on_tx_checked(c),
             Event::Checked(c @ Checked::Block { .. }) => self.on_block_checked(c),
-            Event::Checked(c @ Checked::Checkpoint { .. }) => self.on_checkpoint_checked(c),
+            Event::Checked(c @ Checked::Model { .. }) => self.on_model_checked(c),
             Event::Checked(Checked::Headers { reply, ok }) => self.on_headers_checked(reply, ok),
             Event::Loaded(l) => self.on_loaded(l),
         }
@@ -461,6 +469,12 @@ impl Manager {
                 }
                 if v.magic != self.cfg.magic {
                     self.disconnect(id, "wrong network");
+                    return;
+                }
+                if v.version < MIN_PROTOCOL_VERSION {
+                    // It would send chunk messages without the object kind: not hostile, just
+                    // unable to talk to us (no score, no ban).
+                    self.disconnect(id, "obsolete protocol version");
                     return;
                 }
                 if v.nonce == self.nonce {
@@ -554,7 +568,6 @@ impl Manager {
                             }
                             w.peers.retain(|p| *p != id);
                         }
-                        resched |= self.checkpoint_not_found(id, h);
                     }
                 }
                 if resched {
@@ -575,10 +588,19 @@ impl Manager {
                     self.send(id, Message::Inv(ids.into_iter().map(Inv::tx).collect()));
                 }
             }
-            Message::GetChunkHashes(h) => self.serve_chunk_hashes(id, h),
-            Message::GetChunk { block, index } => self.serve_chunk(id, block, index),
-            Message::ChunkHashes { block, hashes } => self.on_chunk_hashes(id, block, hashes),
-            Message::Chunk { block, index, data } => self.on_chunk(id, block, index, data),
+            Message::GetChunkHashes { block, kind } => self.serve_chunk_hashes(id, (block, kind)),
+            Message::GetChunk { block, kind, index } => self.serve_chunk(id, (block, kind), index),
+            Message::ChunkHashes { block, kind, hashes } => {
+                self.on_chunk_hashes(id, (block, kind), hashes)
+            }
+            Message::Chunk { block, kind, index, data } => {
+                self.on_chunk(id, (block, kind), index, data)
+            }
+            Message::ModelNotFound { block, kind } => {
+                if self.object_not_found(id, (block, kind)) {
+                    self.schedule();
+                }
+            }
             Message::Reject(r) => tracing::debug!(peer = id, "reject: {r}"),
         }
     }
@@ -628,7 +650,7 @@ impl Manager {
         self.schedule();
         if now.duration_since(self.last_wanted_poll) > WANTED_CHECKPOINTS_POLL {
             self.last_wanted_poll = now;
-            self.fetch_wanted_checkpoints();
+            self.fetch_wanted_objects();
         }
         if now.duration_since(self.last_addr_save) > Duration::from_secs(60) {
             self.addrman.save();

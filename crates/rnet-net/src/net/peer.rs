@@ -16,7 +16,7 @@ use super::{
 };
 use crate::addr::PeerAddr;
 use crate::ban::DEFAULT_BAN_SECS;
-use crate::message::{Message, NODE_MODEL_ARCHIVE, Version, chunk_payload, cmd};
+use crate::message::{Message, ModelObject, NODE_MODEL_ARCHIVE, Version, chunk_payload, cmd};
 
 /// Byte counters and the send-queue accounting of one connection, shared by the manager (which
 /// enqueues) and the connection's reader and writer tasks.
@@ -28,7 +28,7 @@ pub(super) struct PeerIo {
     pub(super) recv: AtomicU64,
     /// Payload bytes queued and not yet written to the socket.
     pub(super) queued: AtomicUsize,
-    /// Checkpoint chunks queued and not yet written.
+    /// Model object (update, checkpoint) chunks queued and not yet written.
     pub(super) queued_chunks: AtomicUsize,
     /// Blocks asked of this peer (`getdata`) and not yet received from it, kept after a stall so
     /// a late answer still counts as asked for; the reader decodes a `block` over
@@ -80,14 +80,16 @@ pub(super) enum Outbound {
         /// Payload.
         payload: Vec<u8>,
     },
-    /// A checkpoint chunk served from the checkpoint's shared bytes: queuing it copies nothing,
-    /// so a peer asking for the same chunk many times costs one checkpoint in memory.
+    /// A chunk of a checkpoint or update served from the object's shared bytes: queuing it
+    /// copies nothing, so a peer asking for the same chunk many times costs one object in memory.
     Chunk {
         /// The block.
         block: BlockHash,
+        /// Its checkpoint or its update.
+        kind: ModelObject,
         /// Chunk index.
         index: u32,
-        /// The whole checkpoint, shared with the backend.
+        /// The whole object, shared with the backend.
         bytes: Arc<Vec<u8>>,
         /// The chunk's range in `bytes`.
         range: Range<usize>,
@@ -107,8 +109,8 @@ impl Outbound {
     pub(super) fn payload(&self) -> std::borrow::Cow<'_, [u8]> {
         match self {
             Outbound::Encoded { payload, .. } => payload.as_slice().into(),
-            Outbound::Chunk { block, index, bytes, range } => {
-                chunk_payload(block, *index, &bytes[range.clone()]).into()
+            Outbound::Chunk { block, kind, index, bytes, range } => {
+                chunk_payload(block, *kind, *index, &bytes[range.clone()]).into()
             }
         }
     }
@@ -117,7 +119,7 @@ impl Outbound {
     pub(super) fn size(&self) -> usize {
         match self {
             Outbound::Encoded { payload, .. } => payload.len() + 1,
-            Outbound::Chunk { range, .. } => range.len() + 42,
+            Outbound::Chunk { range, .. } => range.len() + 43,
         }
     }
 }

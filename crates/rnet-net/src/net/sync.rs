@@ -7,7 +7,7 @@ use rnet_crypto::{BatchVerifier, PublicKey, Signature};
 use rnet_primitives::{Block, BlockHash, BlockHeader};
 
 use crate::backend::Accepted;
-use crate::message::{Inv, MAX_HEADERS, Message};
+use crate::message::{Inv, MAX_HEADERS, Message, ModelObject};
 
 use super::orphans::{ORPHAN_FLOOD_SCORE, OrphanRefused};
 use super::validation::{
@@ -277,8 +277,8 @@ impl Manager {
                         p.last_block = Some(Instant::now());
                     }
                 }
-                if a == Accepted::NeedCheckpoint && !self.b(|b| b.has_checkpoint(&hash)) {
-                    self.queue_checkpoint(hash, from);
+                if a == Accepted::NeedUpdate && !self.b(|b| b.has_update(&hash)) {
+                    self.queue_object((hash, ModelObject::Update), from);
                 }
                 for (child, child_from) in self.orphans.take_children(&hash) {
                     self.submit_block(child_from, child, true);
@@ -310,7 +310,7 @@ impl Manager {
         }
     }
 
-    /// Requests wanted blocks and checkpoint chunks from peers with room.
+    /// Requests wanted blocks and model object (update, checkpoint) chunks from peers with room.
     pub(super) fn schedule(&mut self) {
         self.resume_headers();
         let now = Instant::now();
@@ -376,6 +376,6 @@ impl Manager {
         for (p, items) in batches {
             self.send(p, Message::GetData(items));
         }
-        self.schedule_checkpoints(now);
+        self.schedule_objects(now);
     }
 }

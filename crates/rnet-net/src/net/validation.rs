@@ -1,6 +1,7 @@
-//! Validation off the event loop: transactions, blocks, checkpoints and the miner signatures of
-//! solicited headers go to bounded queues served by worker tasks that run on tokio's blocking pool
-//! (calling the blocking backend), one job at a time per queue, and report back as events. The
+//! Validation off the event loop: transactions, blocks, model objects (updates and checkpoints)
+//! and the miner signatures of solicited headers go to bounded queues served by worker tasks that
+//! run on tokio's blocking pool (calling the blocking backend), one job at a time per queue, and
+//! report back as events. The
 //! manager keeps answering pings and serving peers while a 64 ms transaction, a block
 //! re-evaluation or a 2000-header signature batch runs.
 
@@ -10,16 +11,17 @@ use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid, Wtxid};
 use tokio::sync::mpsc;
 
 use crate::backend::{Accepted, Backend, Rejected};
+use crate::message::ModelObject;
 
 use super::Event;
-use super::partial::{CheckpointData, remove_pair};
+use super::partial::{ObjectData, remove_pair};
 use super::sync::signatures_ok;
 
 /// Transactions waiting for validation (all peers).
 pub const TX_QUEUE: usize = 256;
 /// Transactions one peer may have waiting for validation.
 pub const MAX_PENDING_TXS_PER_PEER: usize = 64;
-/// Blocks and checkpoints waiting for validation.
+/// Blocks, updates and checkpoints waiting for validation.
 pub const BLOCK_QUEUE: usize = 256;
 /// Blocks one peer may have waiting for validation without our request (a decoded block with
 /// many empty witness items holds ~90 MB, so the queue's job count alone bounds nothing).
@@ -39,9 +41,9 @@ pub(super) enum Job {
     Tx { peer: u64, tx: Box<Transaction> },
     /// A block from a peer (`requested`: it was in the download set).
     Block { peer: u64, block: Box<Block>, requested: bool },
-    /// A downloaded checkpoint (bytes, or a complete partial file deleted once checked);
-    /// `source` sent the block.
-    Checkpoint { source: u64, block: BlockHash, data: CheckpointData },
+    /// A downloaded update or checkpoint (bytes, or a complete partial file deleted once
+    /// checked); `source` sent the block.
+    Model { source: u64, block: BlockHash, kind: ModelObject, data: ObjectData },
     /// A solicited `headers` answer; the headers at `fresh` need their miner signatures checked.
     Headers(HeadersReply),
 }
@@ -74,8 +76,8 @@ pub(super) enum Checked {
     Tx { peer: u64, txid: Txid, wtxid: Wtxid, result: Result<bool, Rejected> },
     /// `accept_block` returned (the block comes back for the orphan buffer).
     Block { peer: u64, block: Box<Block>, requested: bool, result: Result<Accepted, Rejected> },
-    /// `accept_checkpoint` returned.
-    Checkpoint { source: u64, block: BlockHash, result: Result<Accepted, Rejected> },
+    /// `accept_update` or `accept_checkpoint` returned.
+    Model { source: u64, block: BlockHash, kind: ModelObject, result: Result<Accepted, Rejected> },
     /// A `headers` answer's signatures were checked (`ok`: all verify).
     Headers { reply: HeadersReply, ok: bool },
 }
@@ -112,19 +114,20 @@ fn run(b: &dyn Backend, job: Job) -> Checked {
             let result = b.accept_block((*block).clone());
             Checked::Block { peer, block, requested, result }
         }
-        Job::Checkpoint { source, block, data } => {
+        Job::Model { source, block, kind, data } => {
             let files = data.files();
-            let result = match data.into_bytes() {
-                Ok(bytes) => b.accept_checkpoint(&block, bytes),
-                Err(e) => Err(Rejected {
+            let result = match (data.into_bytes(), kind) {
+                (Ok(bytes), ModelObject::Update) => b.accept_update(&block, bytes),
+                (Ok(bytes), ModelObject::Checkpoint) => b.accept_checkpoint(&block, bytes),
+                (Err(e), _) => Err(Rejected {
                     invalid: false,
-                    reason: format!("cannot read the downloaded checkpoint: {e}"),
+                    reason: format!("cannot read the downloaded {kind}: {e}"),
                 }),
             };
             if let Some((part, have)) = files {
                 remove_pair(&part, &have);
             }
-            Checked::Checkpoint { source, block, result }
+            Checked::Model { source, block, kind, result }
         }
         Job::Headers(reply) => {
             let ok = reply.signatures_ok();

@@ -22,8 +22,8 @@ use tokio::runtime::Runtime;
 /// The network magic of the tests.
 pub const MAGIC: [u8; 4] = *b"test";
 
-/// An in-memory node: a genesis block, checkpoints, a mempool, and knobs for slow or failing
-/// validation.
+/// An in-memory node: a genesis block, model updates and checkpoints, a mempool, and knobs for
+/// slow or failing validation.
 pub struct FakeBackend {
     /// The genesis header.
     pub genesis: BlockHeader,
@@ -31,6 +31,8 @@ pub struct FakeBackend {
     pub headers: Mutex<HashMap<BlockHash, BlockHeader>>,
     /// Retained checkpoints.
     pub checkpoints: Mutex<HashMap<BlockHash, Arc<Vec<u8>>>>,
+    /// Retained model updates.
+    pub updates: Mutex<HashMap<BlockHash, Arc<Vec<u8>>>>,
     /// Accepted transactions.
     pub mempool: Mutex<HashMap<Txid, Transaction>>,
     /// How long `accept_tx` takes.
@@ -48,10 +50,20 @@ pub struct FakeBackend {
     pub bad_lock_time: u32,
     /// Blocks whose parent is unknown are reported as orphans (others are stored).
     pub known: Mutex<HashSet<BlockHash>>,
+    /// The active chain above genesis (served by `headers_after` and `block`; its last block is
+    /// the tip `best` reports, so extending it makes the node announce the new tip).
+    pub chain: Mutex<Vec<Block>>,
     /// Blocks whose checkpoints the node reports it lacks (`wanted_checkpoints`).
     pub wanted: Mutex<Vec<BlockHash>>,
     /// Checkpoints handed to `accept_checkpoint`.
     pub accepted_checkpoints: Mutex<Vec<(BlockHash, Vec<u8>)>>,
+    /// Blocks whose updates the node reports it lacks (`wanted_updates`).
+    pub wanted_updates: Mutex<Vec<BlockHash>>,
+    /// Updates handed to `accept_update`.
+    pub accepted_updates: Mutex<Vec<(BlockHash, Vec<u8>)>>,
+    /// What `accept_block` answers for a block whose parent is known (`Stored` unless a test
+    /// sets `NeedUpdate`); such a block's header is stored.
+    pub block_result: Mutex<Accepted>,
 }
 
 impl FakeBackend {
@@ -62,8 +74,10 @@ impl FakeBackend {
         Arc::new(Self {
             headers: Mutex::new(HashMap::from([(g, genesis.clone())])),
             known: Mutex::new(HashSet::from([g])),
+            chain: Mutex::new(Vec::new()),
             genesis,
             checkpoints: Mutex::new(HashMap::new()),
+            updates: Mutex::new(HashMap::new()),
             mempool: Mutex::new(HashMap::new()),
             tx_delay: Mutex::new(Duration::ZERO),
             tx_calls: AtomicUsize::new(0),
@@ -73,6 +87,9 @@ impl FakeBackend {
             bad_lock_time: 7,
             wanted: Mutex::new(Vec::new()),
             accepted_checkpoints: Mutex::new(Vec::new()),
+            wanted_updates: Mutex::new(Vec::new()),
+            accepted_updates: Mutex::new(Vec::new()),
+            block_result: Mutex::new(Accepted::Stored),
         })
     }
 
@@ -84,13 +101,21 @@ impl FakeBackend {
 
 impl Backend for FakeBackend {
     fn best(&self) -> (u32, u128, BlockHash) {
-        (0, 1, self.genesis_hash())
+        let chain = self.chain.lock().unwrap();
+        let tip = chain.last().map_or(self.genesis_hash(), Block::block_hash);
+        (chain.len() as u32, 1 + chain.len() as u128, tip)
     }
     fn locator(&self) -> Vec<BlockHash> {
-        vec![self.genesis_hash()]
+        vec![self.best().2]
     }
-    fn headers_after(&self, _: &[BlockHash], _: &BlockHash, _: usize) -> Vec<BlockHeader> {
-        Vec::new()
+    fn headers_after(&self, locator: &[BlockHash], _: &BlockHash, max: usize) -> Vec<BlockHeader> {
+        let chain = self.chain.lock().unwrap();
+        let hashes: Vec<BlockHash> = chain.iter().map(Block::block_hash).collect();
+        let after = locator
+            .iter()
+            .find_map(|l| hashes.iter().position(|h| h == l).map(|i| i + 1))
+            .unwrap_or(0);
+        chain[after..].iter().take(max).map(|b| b.header.clone()).collect()
     }
     fn has_block(&self, hash: &BlockHash) -> bool {
         self.known.lock().unwrap().contains(hash)
@@ -98,8 +123,8 @@ impl Backend for FakeBackend {
     fn header(&self, hash: &BlockHash) -> Option<BlockHeader> {
         self.headers.lock().unwrap().get(hash).cloned()
     }
-    fn block(&self, _: &BlockHash) -> Option<Block> {
-        None
+    fn block(&self, hash: &BlockHash) -> Option<Block> {
+        self.chain.lock().unwrap().iter().find(|b| b.block_hash() == *hash).cloned()
     }
     fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
         self.block_calls.fetch_add(1, Ordering::SeqCst);
@@ -107,8 +132,25 @@ impl Backend for FakeBackend {
         if !self.has_block(&parent) {
             return Ok(Accepted::Orphan(parent));
         }
-        self.known.lock().unwrap().insert(block.block_hash());
-        Ok(Accepted::Stored)
+        let hash = block.block_hash();
+        self.headers.lock().unwrap().insert(hash, block.header.clone());
+        self.known.lock().unwrap().insert(hash);
+        Ok(self.block_result.lock().unwrap().clone())
+    }
+    fn accept_update(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
+        self.wanted_updates.lock().unwrap().retain(|h| h != hash);
+        self.accepted_updates.lock().unwrap().push((*hash, bytes.clone()));
+        self.updates.lock().unwrap().insert(*hash, Arc::new(bytes));
+        Ok(Accepted::Connected)
+    }
+    fn update(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
+        self.updates.lock().unwrap().get(hash).cloned()
+    }
+    fn has_update(&self, hash: &BlockHash) -> bool {
+        self.updates.lock().unwrap().contains_key(hash)
+    }
+    fn wanted_updates(&self, max: usize) -> Vec<BlockHash> {
+        self.wanted_updates.lock().unwrap().iter().take(max).copied().collect()
     }
     fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
         self.wanted.lock().unwrap().retain(|h| h != hash);
@@ -262,3 +304,52 @@ pub fn eventually(t: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// The ban threshold (re-exported for tests).
 pub const BAN: u32 = BAN_SCORE;
+
+impl FakeBackend {
+    /// Extends the active chain with `block` (its header stored and known): the node announces
+    /// it as its new tip and serves it.
+    pub fn extend_chain(&self, block: Block) {
+        let hash = block.block_hash();
+        self.headers.lock().unwrap().insert(hash, block.header.clone());
+        self.known.lock().unwrap().insert(hash);
+        self.chain.lock().unwrap().push(block);
+    }
+}
+
+/// A block on `parent` at `height` signed by `key`, committing to the model update `update` and
+/// to a checkpoint of `checkpoint_size` bytes with root `checkpoint_root`.
+pub fn block_with_update(
+    key: &SigningKey,
+    parent: BlockHash,
+    height: u32,
+    update: &[u8],
+    checkpoint_root: [u8; 32],
+    checkpoint_size: u64,
+) -> Block {
+    use rnet_model::checkpoint::{chunk_hashes, merkle_root};
+    use rnet_primitives::{Amount, Hash256, OutPoint, TxIn, TxOut, Witness};
+    let mut header = BlockHeader {
+        prev_block_hash: parent,
+        height,
+        time: 2 + u64::from(height),
+        checkpoint_root: Hash256(checkpoint_root),
+        checkpoint_size,
+        update_root: Hash256(merkle_root(&chunk_hashes(update))),
+        update_size: update.len() as u64,
+        miner_pubkey: key.public_key().to_bytes(),
+        ..BlockHeader::default()
+    };
+    header.signature = key.sign(header.hash().as_bytes()).to_bytes();
+    let coinbase = Transaction {
+        version: 2,
+        inputs: vec![TxIn {
+            previous_output: OutPoint::new(Txid([0; 32]), u32::MAX),
+            script_sig: height.to_le_bytes().to_vec(),
+            sequence: u32::MAX,
+            witness: Witness::new(),
+        }],
+        outputs: vec![TxOut { value: Amount(50), script_pubkey: vec![0x51] }],
+        lock_time: 0,
+    };
+    Block { header, transactions: vec![coinbase], sample: Default::default() }
+}

@@ -7,8 +7,9 @@ use rnet_chain::ChainTipStatus;
 use rnet_consensus::{median_time_past, next_block_shape, required_improvement};
 use rnet_miner::{loss_bits, loss_nats};
 use rnet_model::checkpoint::CHUNK_SIZE;
+use rnet_net::message::ModelObject;
 use rnet_primitives::OutPoint;
-use rnet_rpc::{MethodInfo, RegisterError, Registry, RpcError};
+use rnet_rpc::{MethodInfo, Params, RegisterError, Registry, RpcError};
 use serde_json::{Value, json};
 
 use super::json::{
@@ -312,24 +313,39 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     reg(
         r,
         node,
-        MethodInfo::new("getcheckpointinfo", "Mining").params(["blockhash"]).help(
-            "getcheckpointinfo \"blockhash\"\n\nRoot, size and chunk count (1 MiB chunks) of a block's model checkpoint.",
+        MethodInfo::new("getcheckpointinfo", "Mining").params(["blockhash", "object"]).help(
+            "getcheckpointinfo \"blockhash\" ( \"object\" )\n\nRoot, size and chunk count (1 MiB chunks) of a block's \
+             model data: object \"checkpoint\" (default: the block's whole checkpoint) or \"update\" (the model update \
+             the block carries; genesis has none).",
         ),
         |node, p| {
             let hash = param_block_hash(p, 0)?;
+            let object = param_model_object(p, 1)?;
             let header = node
                 .chain()
                 .header(&hash)
                 .map_err(chain_err)?
                 .ok_or_else(|| RpcError::invalid_address_or_key("Block not found"))?;
-            let available = node.checkpoint_bytes(&hash).map_err(chain_err)?.is_some();
+            let (root, size, available) = match object {
+                ModelObject::Checkpoint => (
+                    header.checkpoint_root,
+                    header.checkpoint_size,
+                    node.checkpoint_bytes(&hash).map_err(chain_err)?.is_some(),
+                ),
+                ModelObject::Update => (
+                    header.update_root,
+                    header.update_size,
+                    node.reader.has_update(&hash).map_err(chain_err)?,
+                ),
+            };
             Ok(json!({
                 "blockhash": hash.to_hex(),
                 "height": header.height,
-                "root": header.checkpoint_root.to_hex(),
-                "size": header.checkpoint_size,
+                "object": object.name(),
+                "root": root.to_hex(),
+                "size": size,
                 "chunk_size": CHUNK_SIZE,
-                "chunks": header.checkpoint_size.div_ceil(CHUNK_SIZE as u64),
+                "chunks": size.div_ceil(CHUNK_SIZE as u64),
                 "available": available,
             }))
         },
@@ -337,16 +353,25 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     reg(
         r,
         node,
-        MethodInfo::new("getcheckpointchunk", "Mining").params(["blockhash", "index"]).help(
-            "getcheckpointchunk \"blockhash\" index\n\nChunk `index` (1 MiB) of a block's checkpoint, hex-encoded.",
+        MethodInfo::new("getcheckpointchunk", "Mining").params(["blockhash", "index", "object"]).help(
+            "getcheckpointchunk \"blockhash\" index ( \"object\" )\n\nChunk `index` (1 MiB) of a block's checkpoint \
+             (object \"checkpoint\", the default) or model update (\"update\"), hex-encoded.",
         ),
         |node, p| {
             let hash = param_block_hash(p, 0)?;
             let index: u64 = p.required(1)?;
-            let bytes = node
-                .checkpoint_bytes(&hash)
-                .map_err(chain_err)?
-                .ok_or_else(|| RpcError::invalid_address_or_key("Checkpoint not available"))?;
+            let bytes = match param_model_object(p, 2)? {
+                ModelObject::Checkpoint => node
+                    .checkpoint_bytes(&hash)
+                    .map_err(chain_err)?
+                    .ok_or_else(|| RpcError::invalid_address_or_key("Checkpoint not available"))?,
+                ModelObject::Update => node
+                    .reader
+                    .update(&hash)
+                    .map_err(chain_err)?
+                    .map(std::sync::Arc::new)
+                    .ok_or_else(|| RpcError::invalid_address_or_key("Update not available"))?,
+            };
             let start = usize::try_from(index)
                 .ok()
                 .and_then(|i| i.checked_mul(CHUNK_SIZE))
@@ -382,4 +407,17 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         },
     )?;
     Ok(())
+}
+
+/// The optional `object` parameter of `getcheckpointinfo`/`getcheckpointchunk`: `"checkpoint"`
+/// (the default) or `"update"`.
+fn param_model_object(p: &Params, index: usize) -> Result<ModelObject, RpcError> {
+    let object: Option<String> = p.optional(index)?;
+    match object.as_deref() {
+        None | Some("checkpoint") => Ok(ModelObject::Checkpoint),
+        Some("update") => Ok(ModelObject::Update),
+        Some(other) => Err(RpcError::invalid_parameter(format!(
+            "object must be \"checkpoint\" or \"update\", not {other:?}"
+        ))),
+    }
 }

@@ -38,6 +38,12 @@ pub fn reject_reason(e: &BlockError) -> String {
         BlockError::Oversize { .. } => "bad-blk-length",
         BlockError::Transaction { .. } | BlockError::DuplicateTransaction { .. } => "bad-txns",
         BlockError::MissingCheckpoint => "missing-checkpoint",
+        BlockError::MissingUpdate => "missing-update",
+        BlockError::UpdateSizeMismatch { .. }
+        | BlockError::UpdateRootMismatch
+        | BlockError::BadUpdateSize { .. }
+        | BlockError::InvalidUpdate(_)
+        | BlockError::BadUpdate(_) => "bad-update",
         BlockError::CheckpointSizeMismatch { .. }
         | BlockError::CheckpointRootMismatch
         | BlockError::BadCheckpointSize { .. }
@@ -57,6 +63,7 @@ pub fn chain_reject_reason(e: &ChainError) -> Option<String> {
         ChainError::KnownInvalid(_) => "duplicate-invalid".to_string(),
         ChainError::BadHeight { .. } => format!("bad-height: {e}"),
         ChainError::CheckpointMismatch { .. } => format!("bad-checkpoint: {e}"),
+        ChainError::UpdateMismatch { .. } => format!("bad-update: {e}"),
         _ => return None,
     })
 }

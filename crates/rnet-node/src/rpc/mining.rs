@@ -104,9 +104,10 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         r,
         node,
         MethodInfo::new("submitblock", "Mining").params(["hexdata", "dummy"]).help(
-            "submitblock \"hexdata\" ( \"dummy\" )\n\nAttempts to submit a new block. The checkpoint is taken from an \
-             earlier submitcheckpoint. Returns null when accepted, \"duplicate\", \"inconclusive\" (stored, not \
-             connected: side branch or missing checkpoint), or the rejection reason (e.g. \"bad-val-loss: …\").",
+            "submitblock \"hexdata\" ( \"dummy\" )\n\nAttempts to submit a new block. Its model update is taken from \
+             an earlier submitcheckpoint or uploadcheckpointpart under the update's root. Returns null when \
+             accepted, \"duplicate\", \"inconclusive\" (stored, not connected: side branch or missing update), or \
+             the rejection reason (e.g. \"bad-val-loss: …\").",
         ),
         |node, p| {
             let bytes = param_hex(p, 0, "Block")?;
@@ -119,7 +120,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 Ok(AcceptOutcome::Connected { .. }) => Ok(Value::Null),
                 Ok(AcceptOutcome::AlreadyHave) => Ok(json!("duplicate")),
                 Ok(AcceptOutcome::Orphan { .. }) => Ok(json!("prev-blk-not-found")),
-                Ok(AcceptOutcome::StoredSideBranch | AcceptOutcome::MissingCheckpoint) => {
+                Ok(AcceptOutcome::StoredSideBranch | AcceptOutcome::MissingUpdate) => {
                     Ok(json!("inconclusive"))
                 }
                 Err(e) => match chain_reject_reason(&e) {
@@ -133,9 +134,10 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         r,
         node,
         MethodInfo::new("submitcheckpoint", "Mining").params(["id", "hexdata"]).help(
-            "submitcheckpoint \"blockhash|root\" \"hexdata\"\n\nUploads a model checkpoint: for a known block (by hash) \
-             it is checked against the header and the block validated; otherwise `id` must be the checkpoint's chunk \
-             merkle root and it is kept for a block submitted next with submitblock. Returns null.",
+            "submitcheckpoint \"blockhash|root\" \"hexdata\"\n\nUploads a block's model data: for a known block (by \
+             hash) the bytes are its model update (or its whole checkpoint), checked against the header, and the \
+             block validated; otherwise `id` must be the data's chunk merkle root and it is kept for a block \
+             submitted next with submitblock (whose header commits to it as update_root). Returns null.",
         ),
         |node, p| {
             let id = param_hash(p, 0, "id")?;
@@ -149,10 +151,11 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
         MethodInfo::new("uploadcheckpointpart", "Mining")
             .params(["id", "total_size", "offset", "hexdata"])
             .help(
-                "uploadcheckpointpart \"blockhash|root\" total_size offset \"hexdata\"\n\nUploads a checkpoint too large \
-                 for one request in consecutive parts of at most 1 MiB: offset is the number of bytes sent so far \
-                 (a repeated part is accepted again). When the last byte arrives the checkpoint is handled like \
-                 submitcheckpoint (size and chunk merkle root checked). Returns {\"received\", \"complete\"}.",
+                "uploadcheckpointpart \"blockhash|root\" total_size offset \"hexdata\"\n\nUploads model data (an update, \
+                 or a whole checkpoint) too large for one request in consecutive parts of at most 1 MiB: offset is \
+                 the number of bytes sent so far (a repeated part is accepted again). When the last byte arrives \
+                 the data is handled like submitcheckpoint (size and chunk merkle root checked). Returns \
+                 {\"received\", \"complete\"}.",
             ),
         |node, p| {
             let id = param_hash(p, 0, "id")?;
@@ -220,17 +223,25 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     Ok(())
 }
 
-/// `submitcheckpoint` (and a completed `uploadcheckpointpart`): for a known block the checkpoint
-/// is checked against its header and the block validated; otherwise `id` must be its chunk root.
+/// `submitcheckpoint` (and a completed `uploadcheckpointpart`): for a known block the bytes are
+/// its update (when they have the header's update size) or its whole checkpoint, checked against
+/// its header, and the block validated; otherwise `id` must be their chunk root.
 fn submit_checkpoint(node: &Node, id: Hash256, bytes: Vec<u8>) -> Result<Value, RpcError> {
     let block_hash = rnet_primitives::BlockHash(id.0);
     let known = node.chain().header(&block_hash).map_err(chain_err)?;
-    if known.is_some() {
-        return match node.accept_checkpoint(&block_hash, bytes) {
+    if let Some(header) = known {
+        let result = if bytes.len() as u64 == header.update_size {
+            node.accept_update(&block_hash, bytes)
+        } else {
+            node.accept_checkpoint(&block_hash, bytes)
+        };
+        return match result {
             Ok(_) => Ok(Value::Null),
-            Err(ChainError::CheckpointMismatch { .. }) => Err(RpcError::verify(
-                "checkpoint does not match the block's checkpoint root and size",
-            )),
+            Err(ChainError::CheckpointMismatch { .. } | ChainError::UpdateMismatch { .. }) => {
+                Err(RpcError::verify(
+                    "data matches neither the block's update nor its checkpoint (root and size)",
+                ))
+            }
             Err(e @ ChainError::InvalidBlock { .. }) => {
                 Err(RpcError::verify(chain_reject_reason(&e).unwrap_or_else(|| e.to_string())))
             }
