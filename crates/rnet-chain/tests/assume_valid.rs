@@ -25,6 +25,9 @@ fn open(
         prune_checkpoints_depth: 0,
         sync_writes: false,
         assume_valid,
+        // Snapshot sync has its own tests (tests/snapshot_sync.rs): here every block brings its
+        // update and only the evaluations are skipped.
+        snapshot_sync: false,
         ..Default::default()
     };
     let mut chain = ChainState::open_with(dir.path(), Box::new(rules), options).unwrap();

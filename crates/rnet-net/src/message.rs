@@ -31,7 +31,9 @@ pub const MAX_ADDR: usize = 1000;
 pub const MAX_LOCATOR: usize = 101;
 /// Longest user agent.
 pub const MAX_USER_AGENT: usize = 256;
-/// Most chunk hashes in `chunkhashes` (a 4 GiB object).
+/// Most chunk hashes in one `chunkhashes` page (4 GiB of chunks, 128 KiB of hashes). An object's
+/// list is paged: `getchunkhashes` names the first chunk index wanted, the answer carries at most
+/// this many hashes from there and the object's chunk count.
 pub const MAX_CHUNK_HASHES: usize = 4096;
 /// Longest `reject` reason.
 pub const MAX_REASON: usize = 111;
@@ -216,21 +218,29 @@ pub enum Message {
     Tx(Box<Transaction>),
     /// Ask for the peer's mempool (answered with `inv`).
     Mempool,
-    /// Ask for the chunk hashes of a block's model object.
+    /// Ask for a page of the chunk hashes of a block's model object.
     GetChunkHashes {
         /// The block.
         block: BlockHash,
         /// Its checkpoint or its update.
         kind: ModelObject,
+        /// The first chunk index wanted.
+        start: u32,
     },
-    /// The chunk hashes of a block's model object (their merkle root is the header's root of
-    /// that object: `checkpoint_root` or `update_root`).
+    /// A page of the chunk hashes of a block's model object: at most [`MAX_CHUNK_HASHES`]
+    /// hashes from chunk `start`. The merkle root of the whole list (all pages, in order) is the
+    /// header's root of that object: `checkpoint_root` or `update_root`. Decoding checks
+    /// `start + hashes.len() ≤ total`; the receiver checks `total` against the header's size.
     ChunkHashes {
         /// The block.
         block: BlockHash,
         /// Its checkpoint or its update.
         kind: ModelObject,
-        /// Keccak-256d of each 1 MiB chunk.
+        /// The chunk index of the first hash.
+        start: u32,
+        /// The object's chunk count (`ceil(size / 1 MiB)`).
+        total: u32,
+        /// Keccak-256d of each 1 MiB chunk from `start`.
         hashes: Vec<[u8; 32]>,
     },
     /// Ask for one chunk of a block's model object.
@@ -366,13 +376,20 @@ impl Message {
             Message::Headers(h) => write_vec(&mut w, h),
             Message::Block(b) => b.encode(&mut w),
             Message::Tx(t) => t.encode(&mut w),
-            Message::GetChunkHashes { block, kind } | Message::ModelNotFound { block, kind } => {
+            Message::ModelNotFound { block, kind } => {
                 w.extend_from_slice(&block.0);
                 kind.encode(&mut w);
             }
-            Message::ChunkHashes { block, kind, hashes } => {
+            Message::GetChunkHashes { block, kind, start } => {
                 w.extend_from_slice(&block.0);
                 kind.encode(&mut w);
+                start.encode(&mut w);
+            }
+            Message::ChunkHashes { block, kind, start, total, hashes } => {
+                w.extend_from_slice(&block.0);
+                kind.encode(&mut w);
+                start.encode(&mut w);
+                total.encode(&mut w);
                 write_vec(&mut w, hashes);
             }
             Message::GetChunk { block, kind, index } => {
@@ -435,6 +452,23 @@ impl Version {
     }
 }
 
+/// The rule of a `chunkhashes` page: a non-empty page starts inside the object
+/// (`start < total`), and no page runs past its end (`start + len ≤ total`).
+pub fn check_hash_page(start: u32, total: u32, len: usize) -> Result<(), DecodeError> {
+    if len > 0 && start >= total {
+        return Err(DecodeError::InvalidValue("chunk hash page starts past the object"));
+    }
+    if u64::from(start) + len as u64 > u64::from(total) {
+        return Err(DecodeError::InvalidValue("chunk hash page overruns the object"));
+    }
+    Ok(())
+}
+
+/// The number of 1 MiB chunks of a model object of `size` bytes (`ceil(size / CHUNK_SIZE)`).
+pub fn chunk_count(size: u64) -> u64 {
+    size.div_ceil(rnet_model::checkpoint::CHUNK_SIZE as u64)
+}
+
 /// The payload of a `chunk` message, encoded straight from the chunk's bytes (so a node serving
 /// a slice of a checkpoint or update it shares need not copy it into a [`Message`] first).
 pub fn chunk_payload(block: &BlockHash, kind: ModelObject, index: u32, data: &[u8]) -> Vec<u8> {
@@ -489,14 +523,18 @@ fn decode_body(command: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
         cmd::BLOCK => Message::Block(Box::new(Block::decode(r)?)),
         cmd::TX => Message::Tx(Box::new(Transaction::decode(r)?)),
         cmd::MEMPOOL => Message::Mempool,
-        cmd::GETCHUNKHASHES => {
-            Message::GetChunkHashes { block: hash(r)?, kind: ModelObject::decode(r)? }
-        }
-        cmd::CHUNKHASHES => Message::ChunkHashes {
+        cmd::GETCHUNKHASHES => Message::GetChunkHashes {
             block: hash(r)?,
             kind: ModelObject::decode(r)?,
-            hashes: r.read_vec(MAX_CHUNK_HASHES)?,
+            start: r.read_u32()?,
         },
+        cmd::CHUNKHASHES => {
+            let (block, kind) = (hash(r)?, ModelObject::decode(r)?);
+            let (start, total) = (r.read_u32()?, r.read_u32()?);
+            let hashes: Vec<[u8; 32]> = r.read_vec(MAX_CHUNK_HASHES)?;
+            check_hash_page(start, total, hashes.len())?;
+            Message::ChunkHashes { block, kind, start, total, hashes }
+        }
         cmd::GETCHUNK => Message::GetChunk {
             block: hash(r)?,
             kind: ModelObject::decode(r)?,
@@ -577,8 +615,10 @@ mod tests {
         rt(Message::GetHeaders { locator: vec![BlockHash([1; 32])], stop: BlockHash::ZERO });
         for kind in ModelObject::ALL {
             let block = BlockHash([1; 32]);
-            rt(Message::GetChunkHashes { block, kind });
-            rt(Message::ChunkHashes { block, kind, hashes: vec![[5; 32]] });
+            rt(Message::GetChunkHashes { block, kind, start: 0 });
+            rt(Message::GetChunkHashes { block, kind, start: 4096 });
+            rt(Message::ChunkHashes { block, kind, start: 0, total: 1, hashes: vec![[5; 32]] });
+            rt(Message::ChunkHashes { block, kind, start: 3, total: 5, hashes: vec![[5; 32]; 2] });
             rt(Message::GetChunk { block, kind, index: 7 });
             rt(Message::Chunk { block, kind, index: 3, data: vec![1, 2, 3] });
             rt(Message::ModelNotFound { block, kind });
@@ -651,8 +691,14 @@ mod tests {
         let block = BlockHash([0xab; 32]);
         for (kind, byte) in [(ModelObject::Checkpoint, 0u8), (ModelObject::Update, 1)] {
             let msgs = [
-                Message::GetChunkHashes { block, kind },
-                Message::ChunkHashes { block, kind, hashes: vec![[5; 32], [6; 32]] },
+                Message::GetChunkHashes { block, kind, start: 0 },
+                Message::ChunkHashes {
+                    block,
+                    kind,
+                    start: 0,
+                    total: 2,
+                    hashes: vec![[5; 32], [6; 32]],
+                },
                 Message::GetChunk { block, kind, index: 0x0102_0304 },
                 Message::Chunk { block, kind, index: 2, data: vec![9; 10] },
                 Message::ModelNotFound { block, kind },
@@ -680,8 +726,14 @@ mod tests {
     fn unknown_kind_and_short_chunk_payloads_do_not_decode() {
         let block = BlockHash([3; 32]);
         let msgs = [
-            Message::GetChunkHashes { block, kind: ModelObject::Update },
-            Message::ChunkHashes { block, kind: ModelObject::Update, hashes: vec![[1; 32]] },
+            Message::GetChunkHashes { block, kind: ModelObject::Update, start: 1 },
+            Message::ChunkHashes {
+                block,
+                kind: ModelObject::Update,
+                start: 1,
+                total: 2,
+                hashes: vec![[1; 32]],
+            },
             Message::GetChunk { block, kind: ModelObject::Update, index: 1 },
             Message::Chunk { block, kind: ModelObject::Update, index: 1, data: vec![1, 2] },
             Message::ModelNotFound { block, kind: ModelObject::Update },
@@ -721,8 +773,14 @@ mod tests {
             .into_iter()
             .flat_map(|kind| {
                 [
-                    Message::GetChunkHashes { block, kind },
-                    Message::ChunkHashes { block, kind, hashes: vec![[1; 32], [2; 32]] },
+                    Message::GetChunkHashes { block, kind, start: 2 },
+                    Message::ChunkHashes {
+                        block,
+                        kind,
+                        start: 1,
+                        total: 3,
+                        hashes: vec![[1; 32], [2; 32]],
+                    },
                     Message::GetChunk { block, kind, index: 3 },
                     Message::Chunk { block, kind, index: 0, data: vec![5; 300] },
                     Message::ModelNotFound { block, kind },
@@ -762,6 +820,68 @@ mod tests {
             check((next() % 24) as u8, &p);
         }
     }
+
+    /// `getchunkhashes` names the first chunk wanted; `chunkhashes` is one page: its first index
+    /// and the object's chunk count, then at most [`MAX_CHUNK_HASHES`] hashes that stay inside
+    /// the object.
+    #[test]
+    fn chunk_hash_pages_carry_start_and_total() {
+        let block = BlockHash([2; 32]);
+        let kind = ModelObject::Checkpoint;
+        // Layout: block, kind, start u32 LE (37 bytes in all).
+        let p = Message::GetChunkHashes { block, kind, start: 0x0102_0304 }.payload();
+        assert_eq!((p.len(), &p[33..]), (37, &[4u8, 3, 2, 1][..]));
+        // Layout: block, kind, start, total (u32 LE), then the hashes.
+        let page = |start: u32, total: u32, n: usize| Message::ChunkHashes {
+            block,
+            kind,
+            start,
+            total,
+            hashes: (0..n).map(|i| [i as u8; 32]).collect(),
+        };
+        let p = page(0x0a0b_0c0d, 0x1020_3040, 0).payload();
+        assert_eq!(p[33..41], [0x0d, 0x0c, 0x0b, 0x0a, 0x40, 0x30, 0x20, 0x10]);
+        // A 25 GiB checkpoint in pages of MAX_CHUNK_HASHES: the pages round-trip, the last short.
+        let total = 25_600;
+        let mut start = 0u32;
+        while start < total {
+            let n = (total - start).min(MAX_CHUNK_HASHES as u32);
+            rt(page(start, total, n as usize));
+            start += n;
+        }
+        rt(page(total - 1, total, 1));
+        // An empty page at the end decodes (nothing past the object).
+        rt(page(7, 7, 0));
+        let err = |m: Message, why: &'static str| {
+            let p = m.payload();
+            assert_eq!(
+                Message::decode(cmd::CHUNKHASHES, &p),
+                Err(MessageError::Malformed {
+                    command: "chunkhashes",
+                    source: DecodeError::InvalidValue(why)
+                }),
+                "{m:?}"
+            );
+        };
+        err(page(5, 5, 1), "chunk hash page starts past the object");
+        err(page(9, 5, 2), "chunk hash page starts past the object");
+        err(page(0, 0, 1), "chunk hash page starts past the object");
+        err(page(4, 5, 2), "chunk hash page overruns the object");
+        err(page(0, 3, 4), "chunk hash page overruns the object");
+        err(page(u32::MAX - 1, u32::MAX, 2), "chunk hash page overruns the object");
+        err(page(6, 5, 0), "chunk hash page overruns the object");
+        // A page of more than MAX_CHUNK_HASHES does not decode, whatever its total.
+        let over = page(0, u32::MAX, MAX_CHUNK_HASHES + 1).payload();
+        assert!(Message::decode(cmd::CHUNKHASHES, &over).is_err());
+        rt(page(0, u32::MAX, MAX_CHUNK_HASHES));
+        assert_eq!(chunk_count(0), 0);
+        assert_eq!(chunk_count(1), 1);
+        assert_eq!(chunk_count(CHUNK as u64), 1);
+        assert_eq!(chunk_count(CHUNK as u64 + 1), 2);
+        assert_eq!(chunk_count(25 << 30), 25_600);
+    }
+
+    const CHUNK: usize = rnet_model::checkpoint::CHUNK_SIZE;
 
     #[test]
     fn model_depth_covers_the_most_recent_blocks() {

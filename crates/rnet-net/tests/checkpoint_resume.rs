@@ -69,11 +69,12 @@ fn half_download(netdir: &Path, bytes: &[u8]) -> BlockHash {
     rt.block_on(async {
         let mut peer = RawPeer::connect(&node).await;
         b.wanted.lock().unwrap().push(block);
-        let got =
-            peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
+        let got = peer
+            .wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK, start: 0 })
+            .await;
         assert!(got.is_some(), "the peer is asked for the chunk hashes");
         let hashes = chunk_hashes(bytes);
-        assert!(peer.send(&Message::ChunkHashes { block, kind: CK, hashes }).await);
+        assert!(peer.send(&hash_list(block, CK, hashes)).await);
         let mut served = BTreeSet::new();
         while served.len() < 2 {
             let Some(Message::GetChunk { index, .. }) = peer
@@ -120,12 +121,11 @@ fn resume(netdir: &Path, bytes: &[u8]) -> BTreeSet<u32> {
     let asked = rt.block_on(async {
         let mut peer = RawPeer::connect(&node).await;
         b.wanted.lock().unwrap().push(block);
-        let got =
-            peer.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
+        let got = peer
+            .wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK, start: 0 })
+            .await;
         assert!(got.is_some(), "the second peer is asked for the chunk hashes");
-        assert!(
-            peer.send(&Message::ChunkHashes { block, kind: CK, hashes: chunk_hashes(bytes) }).await
-        );
+        assert!(peer.send(&hash_list(block, CK, chunk_hashes(bytes))).await);
         let mut asked = BTreeSet::new();
         loop {
             if b.accepted_checkpoints.lock().unwrap().iter().any(|(h, _)| *h == block) {

@@ -382,7 +382,7 @@ fn chunk_hash_requests_do_not_rehash_the_checkpoint() {
         let mut other = RawPeer::connect(&node).await;
         let mut p = RawPeer::connect(&node).await;
         for _ in 0..30 {
-            p.send(&Message::GetChunkHashes { block, kind: CK }).await;
+            p.send(&Message::GetChunkHashes { block, kind: CK, start: 0 }).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let rtt = other.ping(SECS(20)).await.expect("pong");
@@ -411,7 +411,7 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
             askers.push(RawPeer::connect(&node).await);
         }
         for p in &mut askers {
-            assert!(p.send(&Message::GetChunkHashes { block, kind: CK }).await);
+            assert!(p.send(&Message::GetChunkHashes { block, kind: CK, start: 0 }).await);
             assert!(p.send(&Message::GetChunk { block, kind: CK, index: 3 }).await);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -442,7 +442,7 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
         assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), 1);
         // A checkpoint the node does not have.
         let missing = BlockHash([10; 32]);
-        assert!(askers[1].send(&Message::GetChunkHashes { block: missing, kind: CK }).await);
+        assert!(askers[1].send(&Message::GetChunkHashes { block: missing, kind: CK, start: 0 }).await);
         let got = askers[1].wait_for(SECS(5), |m| matches!(m, Message::ModelNotFound { .. })).await;
         assert!(got.is_some(), "notfound for a missing checkpoint");
     });

@@ -51,11 +51,12 @@ fn old_checkpoint_is_fetched_from_the_archive_peer_not_the_pruning_one() {
             RawPeer::connect_as(&node, version_with(2, 100, NODE_NETWORK | NODE_MODEL_ARCHIVE, 0))
                 .await;
         b.wanted.lock().unwrap().push(block);
-        let got =
-            archive.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
+        let got = archive
+            .wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK, start: 0 })
+            .await;
         assert!(got.is_some(), "the archive peer is asked for the chunk hashes");
         let hashes = chunk_hashes(&bytes);
-        assert!(archive.send(&Message::ChunkHashes { block, kind: CK, hashes }).await);
+        assert!(archive.send(&hash_list(block, CK, hashes)).await);
         let mut served = Vec::new();
         while served.len() < 3 {
             let Some(Message::GetChunk { index, .. }) = archive
@@ -93,8 +94,9 @@ fn pruning_peers_are_asked_when_they_cover_it_or_nobody_advertises_it() {
     rt.block_on(async {
         let mut deep = RawPeer::connect_as(&node, version_with(1, 100, NODE_NETWORK, 200)).await;
         b.wanted.lock().unwrap().push(block);
-        let got =
-            deep.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
+        let got = deep
+            .wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK, start: 0 })
+            .await;
         assert!(got.is_some(), "a peer whose depth covers the block is asked");
     });
     let b = FakeBackend::new();
@@ -103,8 +105,9 @@ fn pruning_peers_are_asked_when_they_cover_it_or_nobody_advertises_it() {
     rt.block_on(async {
         let mut only = RawPeer::connect_as(&node, version_with(1, 100, NODE_NETWORK, 10)).await;
         b.wanted.lock().unwrap().push(block);
-        let got =
-            only.wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK }).await;
+        let got = only
+            .wait_for(SECS(15), |m| *m == Message::GetChunkHashes { block, kind: CK, start: 0 })
+            .await;
         assert!(got.is_some(), "with nobody advertising the model, the pruning peer is asked");
     });
 }

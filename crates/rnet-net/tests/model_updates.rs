@@ -120,11 +120,11 @@ fn wanted_checkpoint_arrives_while_an_update_is_in_flight() {
         assert!(peer.send(&Message::Block(Box::new(x_block.clone()))).await);
 
         // The update of X: hashes given, chunks held back.
-        let want = Message::GetChunkHashes { block: x, kind: ModelObject::Update };
+        let want = Message::GetChunkHashes { block: x, kind: ModelObject::Update, start: 0 };
         let got = peer.wait_for(SECS(10), |m| *m == want).await;
         assert!(got.is_some(), "NeedUpdate makes the node ask for X's update");
         let hashes = chunk_hashes(&update);
-        let reply = Message::ChunkHashes { block: x, kind: ModelObject::Update, hashes };
+        let reply = hash_list(x, ModelObject::Update, hashes);
         assert!(peer.send(&reply).await);
 
         // Now the node wants Y's checkpoint; serve it while holding X's update chunks.
@@ -140,10 +140,10 @@ fn wanted_checkpoint_arrives_while_an_update_is_in_flight() {
                 Message::GetChunk { block, kind: ModelObject::Update, index } if block == x => {
                     held.insert(index);
                 }
-                Message::GetChunkHashes { block, kind } if block == y => {
+                Message::GetChunkHashes { block, kind, start: 0 } if block == y => {
                     assert_eq!(kind, ModelObject::Checkpoint, "Y is asked for as a checkpoint");
                     let hashes = chunk_hashes(&checkpoint);
-                    assert!(peer.send(&Message::ChunkHashes { block, kind, hashes }).await);
+                    assert!(peer.send(&hash_list(block, kind, hashes)).await);
                 }
                 Message::GetChunk { block, kind, index } if block == y => {
                     assert_eq!(kind, ModelObject::Checkpoint);
@@ -191,12 +191,10 @@ fn forged_update_chunk_bans_the_sender() {
     let peer = rt.block_on(async {
         let mut peer = RawPeer::connect(&node).await;
         assert!(peer.send(&Message::Block(Box::new(x_block))).await);
-        let want = Message::GetChunkHashes { block: x, kind: ModelObject::Update };
+        let want = Message::GetChunkHashes { block: x, kind: ModelObject::Update, start: 0 };
         assert!(peer.wait_for(SECS(10), |m| *m == want).await.is_some());
         let hashes = chunk_hashes(&update);
-        assert!(
-            peer.send(&Message::ChunkHashes { block: x, kind: ModelObject::Update, hashes }).await
-        );
+        assert!(peer.send(&hash_list(x, ModelObject::Update, hashes)).await);
         let want = |m: &Message| matches!(m, Message::GetChunk { block, .. } if *block == x);
         assert!(peer.wait_for(SECS(10), want).await.is_some());
         let mut data = update.clone();
@@ -227,9 +225,9 @@ fn updates_and_checkpoints_are_served_by_kind() {
         let mut p = RawPeer::connect(&node).await;
         for (kind, data) in [(ModelObject::Update, &update), (ModelObject::Checkpoint, &checkpoint)]
         {
-            assert!(p.send(&Message::GetChunkHashes { block, kind }).await);
+            assert!(p.send(&Message::GetChunkHashes { block, kind, start: 0 }).await);
             let got = p.wait_for(SECS(10), |m| matches!(m, Message::ChunkHashes { .. })).await;
-            let want = Message::ChunkHashes { block, kind, hashes: chunk_hashes(data) };
+            let want = hash_list(block, kind, chunk_hashes(data));
             assert_eq!(got, Some(want), "{kind} hashes");
             assert!(p.send(&Message::GetChunk { block, kind, index: 1 }).await);
             let got = p.wait_for(SECS(10), |m| matches!(m, Message::Chunk { .. })).await;
@@ -238,7 +236,7 @@ fn updates_and_checkpoints_are_served_by_kind() {
         }
         // `other` has a checkpoint but no update.
         let kind = ModelObject::Update;
-        assert!(p.send(&Message::GetChunkHashes { block: other, kind }).await);
+        assert!(p.send(&Message::GetChunkHashes { block: other, kind, start: 0 }).await);
         let got = p
             .wait_for(SECS(10), |m| {
                 matches!(m, Message::ModelNotFound { .. } | Message::ChunkHashes { .. })

@@ -101,6 +101,10 @@ pub struct Config {
     /// ancestors (`Some(None)` for `-assumevalid=0`: evaluate every block; `None`: the
     /// network's default).
     pub assume_valid: Option<Option<rnet_primitives::BlockHash>>,
+    /// Snapshot sync under `-assumevalid` (`-snapshotsync=0|1`, default 1): the ancestors of
+    /// the assumed-valid block connect without model data and that block's whole checkpoint is
+    /// fetched (docs/protocol.md Part V §7.2).
+    pub snapshot_sync: bool,
     /// Regtest only: the initial (base) required improvement in µnat
     /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
     /// escape. It changes the genesis block, so a data directory keeps one value.
@@ -217,6 +221,9 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -assumevalid=HASH     skip the Proof-of-Training evaluations of this block and its ancestors
                         while syncing (every other check still runs; 0 = evaluate every block;
                         default: the network's, none yet)
+  -snapshotsync=0|1     with -assumevalid: fetch the assumed-valid block's whole model and
+                        connect its ancestors without their models (default 1); 0 = fetch every
+                        block's update from genesis
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
@@ -242,6 +249,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("prunemodels", true),
     ("txindex", false),
     ("assumevalid", true),
+    ("snapshotsync", true),
     ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
@@ -468,6 +476,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         prune_models: prune_models(&opts)?,
         txindex: flag(&opts, "txindex")?.unwrap_or(false),
         assume_valid: assume_valid(&opts)?,
+        snapshot_sync: flag(&opts, "snapshotsync")?.unwrap_or(true),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),

@@ -103,11 +103,16 @@ pub fn run(config: &Config) -> Result<(), RunError> {
     let chain_options = rnet_chain::ChainOptions {
         txindex: config.txindex,
         assume_valid: config.assume_valid.unwrap_or(params.default_assume_valid),
+        snapshot_sync: config.snapshot_sync,
         prune_checkpoints_depth: config.model_depth(),
         ..Default::default()
     };
     if let Some(hash) = chain_options.assume_valid {
-        tracing::info!(%hash, "assumevalid: ancestors of this block skip the Proof-of-Training evaluations");
+        if chain_options.snapshot_sync {
+            tracing::info!(%hash, "assumevalid with snapshot sync: the ancestors of this block connect without their models; its whole model is fetched from peers");
+        } else {
+            tracing::info!(%hash, "assumevalid: ancestors of this block skip the Proof-of-Training evaluations");
+        }
     }
     let node = Arc::new(Node::open(params, &netdir, key, mine_data, chain_options)?);
     node.disk.set_min(config.min_disk_space);

@@ -516,12 +516,20 @@ impl Hostile {
                 };
                 let Ok((c, p, _)) = r else { return (hashes, chunks, true) };
                 let reply = match Message::decode(c, &p) {
-                    Ok(Message::GetChunkHashes { block: b, kind: ModelObject::Update })
-                        if b == block =>
-                    {
+                    Ok(Message::GetChunkHashes {
+                        block: b,
+                        kind: ModelObject::Update,
+                        start: 0,
+                    }) if b == block => {
                         hashes = true;
                         let hashes = rnet_model::checkpoint::chunk_hashes(bytes);
-                        Message::ChunkHashes { block, kind: ModelObject::Update, hashes }
+                        Message::ChunkHashes {
+                            block,
+                            kind: ModelObject::Update,
+                            start: 0,
+                            total: hashes.len() as u32,
+                            hashes,
+                        }
                     }
                     Ok(Message::GetChunk { block: b, kind: ModelObject::Update, index })
                         if b == block =>
@@ -614,11 +622,14 @@ fn hostile_peers_are_disconnected_and_banned() {
     let bh = real_block.block_hash();
     h.send(&Message::Block(Box::new(real_block)));
     let asked = h.recv_until(15, |m| match m {
-        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update, start: 0 } if b == bh => {
+            Some(())
+        }
         _ => None,
     });
     assert!(asked.is_some(), "victim did not ask for chunk hashes");
-    h.send(&Message::ChunkHashes { block: bh, kind: ModelObject::Update, hashes });
+    let total = hashes.len() as u32;
+    h.send(&Message::ChunkHashes { block: bh, kind: ModelObject::Update, start: 0, total, hashes });
     let idx = h.recv_until(15, |m| match m {
         Message::GetChunk { block, kind: ModelObject::Update, index } if block == bh => Some(index),
         _ => None,
@@ -721,20 +732,27 @@ fn checkpoint_notfound_peer_does_not_stall_download() {
     wait_peers(&victim, 2);
     assert!(lacking.send(&Message::Block(Box::new(block))));
     let asked = lacking.recv_until(15, |m| match m {
-        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update, start: 0 } if b == bh => {
+            Some(())
+        }
         _ => None,
     });
     assert!(asked.is_some(), "victim did not ask the block's source for the chunk hashes");
     assert!(lacking.send(&Message::ModelNotFound { block: bh, kind: ModelObject::Update }));
     let t0 = Instant::now();
     let asked = server.recv_until(5, |m| match m {
-        Message::GetChunkHashes { block: b, kind: ModelObject::Update } if b == bh => Some(()),
+        Message::GetChunkHashes { block: b, kind: ModelObject::Update, start: 0 } if b == bh => {
+            Some(())
+        }
         _ => None,
     });
     let waited = t0.elapsed();
     assert!(asked.is_some(), "chunk hashes not re-requested from the other peer within 5 s");
     assert!(waited < Duration::from_secs(5), "re-request took {waited:?}");
-    assert!(server.send(&Message::ChunkHashes { block: bh, kind: ModelObject::Update, hashes }));
+    let total = hashes.len() as u32;
+    let page =
+        Message::ChunkHashes { block: bh, kind: ModelObject::Update, start: 0, total, hashes };
+    assert!(server.send(&page));
     let (_, chunks, closed) = server.serve_update(bh, &ck, 4);
     let n_chunks = ck.len().div_ceil(rnet_model::checkpoint::CHUNK_SIZE);
     assert_eq!(chunks, n_chunks, "every chunk from the peer that has the checkpoint");

@@ -40,7 +40,9 @@ impl ChainState {
                 // A connectable block that dropped out of the candidates (a temporary failure)
                 // gets another chance when it is offered again.
                 let key = entry_key(e);
-                if e.is_connectable() && key < self.tip_key() && !self.candidates.contains(&key) {
+                let e = e.clone();
+                if self.connectable(&e)? && key < self.tip_key() && !self.candidates.contains(&key)
+                {
                     self.candidates.insert(key);
                     let tip_before = self.tip.hash;
                     let report = self.activate_best_chain(now)?;
@@ -91,18 +93,19 @@ impl ChainState {
             status |= flags::HAVE_UPDATE;
         }
 
+        let prior = existing.as_ref().map_or(0, |e| e.status);
+        let mut entry = IndexEntry {
+            header: header.clone(),
+            status: status | (prior & flags::VALID_HEADER),
+            seq: 0,
+            chainwork: parent.chainwork.saturating_add(u128::from(header.required_improvement)),
+            summary: None,
+        };
+        let connectable = self.connectable(&entry)?;
         let w = self.begin_write()?;
         let entry = {
             let mut index = w.open_table(BLOCK_INDEX)?;
-            let prior = existing.as_ref().map_or(0, |e| e.status);
-            let mut entry = IndexEntry {
-                header: header.clone(),
-                status: status | (prior & flags::VALID_HEADER),
-                seq: 0,
-                chainwork: parent.chainwork.saturating_add(u128::from(header.required_improvement)),
-                summary: None,
-            };
-            if entry.is_connectable() {
+            if connectable {
                 entry.seq = Self::next_seq(&w)?;
             }
             put_entry(&mut index, &entry)?;
@@ -121,7 +124,7 @@ impl ChainState {
         }
 
         let key = entry_key(&entry);
-        if entry.is_connectable() && key < self.tip_key() {
+        if connectable && key < self.tip_key() {
             self.candidates.insert(key);
         }
         let tip_before = self.tip.hash;
@@ -197,10 +200,11 @@ impl ChainState {
             return Ok(AcceptOutcome::AlreadyHave);
         }
         verify_update(&entry.header, &bytes)?;
-        let w = self.begin_write()?;
         let mut entry = entry;
         entry.status |= flags::HAVE_UPDATE;
-        if entry.seq == 0 && entry.is_connectable() {
+        let connectable = self.connectable(&entry)?;
+        let w = self.begin_write()?;
+        if entry.seq == 0 && connectable {
             entry.seq = Self::next_seq(&w)?;
         }
         put_entry(&mut w.open_table(BLOCK_INDEX)?, &entry)?;
@@ -242,11 +246,12 @@ impl ChainState {
     ) -> Result<(), ChainError> {
         let hash = entry.hash();
         self.files.write(&hash, bytes)?;
-        let w = self.begin_write()?;
         // Re-read: the entry may have changed since the caller read it.
         let mut entry = self.index_entry(&hash)?.unwrap_or(entry);
         entry.status |= flags::HAVE_CHECKPOINT;
-        if entry.seq == 0 && entry.is_connectable() {
+        let connectable = self.connectable(&entry)?;
+        let w = self.begin_write()?;
+        if entry.seq == 0 && connectable {
             entry.seq = Self::next_seq(&w)?;
         }
         put_entry(&mut w.open_table(BLOCK_INDEX)?, &entry)?;
@@ -271,7 +276,7 @@ impl ChainState {
         let mut stack = vec![*hash];
         while let Some(h) = stack.pop() {
             let Some(e) = read_entry(&index, &h)? else { continue };
-            if !e.is_connectable() {
+            if !self.connectable(&e)? {
                 continue;
             }
             let key = entry_key(&e);
@@ -319,9 +324,14 @@ impl ChainState {
     }
 
     /// Whether every block from the active chain up to `hash` can be connected.
-    pub(super) fn path_connectable(&self, hash: &BlockHash) -> Result<bool, ChainError> {
+    pub(super) fn path_connectable(&mut self, hash: &BlockHash) -> Result<bool, ChainError> {
         let (_, path) = self.path_from_active(hash)?;
-        Ok(path.iter().all(IndexEntry::is_connectable))
+        for entry in &path {
+            if !self.connectable(entry)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     pub(super) fn next_seq(w: &WriteTransaction) -> Result<u64, ChainError> {

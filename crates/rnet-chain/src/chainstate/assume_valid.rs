@@ -13,8 +13,19 @@ use std::collections::HashMap;
 use rnet_primitives::{BlockHash, BlockHeader};
 
 use super::ChainState;
-use crate::encoding::flags;
+use crate::encoding::{IndexEntry, flags};
 use crate::error::ChainError;
+
+/// A block's place under snapshot sync (docs/protocol.md Part V §7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SnapshotRole {
+    /// Not covered: the block's model is derived from its update as usual.
+    None,
+    /// A strict ancestor of the assumed-valid block: needs no model data.
+    Below,
+    /// The assumed-valid block itself: its whole checkpoint stands in for its update.
+    At,
+}
 
 /// Headers kept while the assumed-valid block's ancestry is unresolved (about 70 bytes each:
 /// decades of mainnet blocks).
@@ -67,6 +78,37 @@ impl ChainState {
             return Ok(false);
         }
         Ok(self.assumed_chain.ids.as_ref().and_then(|ids| ids.get(height as usize)) == Some(hash))
+    }
+
+    /// The block's role under snapshot sync ([`super::ChainOptions::snapshot_sync`]).
+    pub(super) fn snapshot_role(
+        &mut self,
+        hash: &BlockHash,
+        height: u32,
+    ) -> Result<SnapshotRole, ChainError> {
+        let Some(assumed) = self.options.assume_valid else { return Ok(SnapshotRole::None) };
+        if !self.options.snapshot_sync || !self.is_assumed_valid(hash, height)? {
+            return Ok(SnapshotRole::None);
+        }
+        Ok(if *hash == assumed { SnapshotRole::At } else { SnapshotRole::Below })
+    }
+
+    /// Whether `entry` can be connected without fetching anything of its own: stored, not
+    /// failed, and either [`IndexEntry::is_connectable`] (validated, or its update stored) or
+    /// covered by snapshot sync (an ancestor of the assumed-valid block, or that block with its
+    /// checkpoint stored).
+    pub(super) fn connectable(&mut self, entry: &IndexEntry) -> Result<bool, ChainError> {
+        if entry.is_connectable() {
+            return Ok(true);
+        }
+        if entry.is_failed() || !entry.has(flags::HAVE_DATA) {
+            return Ok(false);
+        }
+        Ok(match self.snapshot_role(&entry.hash(), entry.header.height)? {
+            SnapshotRole::Below => true,
+            SnapshotRole::At => entry.has(flags::HAVE_CHECKPOINT),
+            SnapshotRole::None => false,
+        })
     }
 
     /// Builds the ancestry of `assumed` from stored and noted headers; false while a link is

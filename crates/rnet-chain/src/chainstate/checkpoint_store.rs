@@ -53,19 +53,50 @@ impl ChainState {
         for key in stale {
             self.awaiting_update.remove(&key);
         }
+        // Under snapshot sync the assumed-valid block and its ancestors need no update.
+        let mut wanted = Vec::with_capacity(out.len());
+        for hash in out {
+            let height = self.index_entry(&hash)?.map_or(0, |e| e.header.height);
+            if self.snapshot_role(&hash, height)? == SnapshotRole::None {
+                wanted.push(hash);
+            }
+        }
+        let out = wanted;
         Ok(out)
     }
 
     /// Up to `max` validated blocks whose whole checkpoints the node should fetch from peers,
-    /// most useful first: the active tip if its checkpoint is missing (a miner needs it), then
+    /// most useful first: the active tip if its checkpoint is missing (a miner needs it; not
+    /// while snapshot sync passes the ancestors of the assumed-valid block), the assumed-valid
+    /// block under snapshot sync once its data is stored, then
     /// validated blocks whose checkpoint validation found missing (the parent of a block to
     /// validate, pruned or dropped as damaged). Entries that no longer need one are dropped.
     pub fn wanted_checkpoints(&mut self, max: usize) -> Result<Vec<BlockHash>, ChainError> {
         let mut out = Vec::new();
         let tip = self.tip.hash;
         if let Some(e) = self.index_entry(&tip)? {
-            if !e.has(flags::HAVE_CHECKPOINT) && max > 0 {
+            // Below a snapshot the tip has no checkpoint by design: the sync does not stop to
+            // fetch the model of every block it passes.
+            if !e.has(flags::HAVE_CHECKPOINT)
+                && max > 0
+                && self.snapshot_role(&tip, e.header.height)? != SnapshotRole::Below
+            {
                 out.push(tip);
+            }
+        }
+        // Snapshot sync: the assumed-valid block's whole checkpoint, once its data is stored.
+        if let Some(assumed) = self.options.assume_valid.filter(|_| self.options.snapshot_sync) {
+            if let Some(e) = self.index_entry(&assumed)? {
+                let wanted = e.has(flags::HAVE_DATA)
+                    && !e.has(flags::HAVE_CHECKPOINT)
+                    && !e.has(flags::VALID_FULL)
+                    && !e.is_failed()
+                    && out.len() < max
+                    && assumed != tip
+                    && self.snapshot_role(&assumed, e.header.height)? == SnapshotRole::At;
+                if wanted {
+                    out.push(assumed);
+                }
             }
         }
         let mut stale = Vec::new();
@@ -73,7 +104,7 @@ impl ChainState {
             if out.len() >= max {
                 break;
             }
-            if *hash == tip {
+            if *hash == tip || out.contains(hash) {
                 continue;
             }
             match self.index_entry(hash)? {

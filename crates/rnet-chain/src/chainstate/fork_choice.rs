@@ -67,7 +67,14 @@ impl ChainState {
                 break;
             }
             let (fork_height, mut path) = self.path_from_active(&best.2)?;
-            if path.iter().any(|e| !e.is_connectable()) {
+            let mut all_connectable = true;
+            for e in &path {
+                if !self.connectable(e)? {
+                    all_connectable = false;
+                    break;
+                }
+            }
+            if !all_connectable {
                 debug!(candidate = %best.2, "candidate has an unavailable block on its path");
                 self.candidates.remove(&best);
                 continue;
@@ -186,6 +193,10 @@ impl ChainState {
             return Ok(None);
         };
         let Some(parent_summary) = parent.summary.clone() else { return Ok(None) };
+        if self.snapshot_role(&hash, block.header.height)? != SnapshotRole::None {
+            // Snapshot sync decides these blocks without Proof-of-Training work.
+            return Ok(None);
+        }
         let assumed_valid = self.is_assumed_valid(&hash, block.header.height)?;
         let stored = |hash: BlockHash| CheckpointSource::Stored { files: self.files.clone(), hash };
         let update = match update {
@@ -230,6 +241,24 @@ impl ChainState {
                 Ok(checkpoint) => self.keep_derived_checkpoint(&hash, &checkpoint),
                 Err(reason) => Ok(Some(self.classify(reason))),
             };
+        }
+        match self.snapshot_role(&hash, block.header.height)? {
+            // Snapshot sync (docs/protocol.md Part V §7.2): an ancestor of the assumed-valid
+            // block needs no model data; its transactions are still checked on connection.
+            SnapshotRole::Below => return Ok(None),
+            // The assumed-valid block: its whole checkpoint, checked against the committed root
+            // when it was stored and again when read, stands in for its update, unless the
+            // node can derive it the usual way.
+            SnapshotRole::At => {
+                if self.load_checkpoint_for_validation(&hash)?.is_some() {
+                    return Ok(None);
+                }
+                if !self.has_checkpoint(&parent.hash)? {
+                    self.awaiting_checkpoint.insert((Reverse(self.entry_chainwork(&hash)?), hash));
+                    return Ok(Some(Step::Unavailable));
+                }
+            }
+            SnapshotRole::None => {}
         }
         let Some(update) = self.update(&hash)? else {
             self.awaiting_update.insert((Reverse(self.entry_chainwork(&hash)?), hash));

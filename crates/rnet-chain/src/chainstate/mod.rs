@@ -41,6 +41,7 @@ mod checkpoint_store;
 mod connect;
 mod fork_choice;
 mod invalidation;
+use assume_valid::SnapshotRole;
 
 /// Default of [`ChainOptions::prune_checkpoints_depth`]: one day of mainnet blocks.
 pub const DEFAULT_PRUNE_CHECKPOINTS_DEPTH: u32 = 144;
@@ -73,6 +74,11 @@ pub struct ChainOptions {
     /// (every other check still runs; docs/protocol.md Part V §7.1). `None` evaluates every
     /// block.
     pub assume_valid: Option<BlockHash>,
+    /// Snapshot sync (docs/protocol.md Part V §7.2): with `assume_valid` set, the ancestors of
+    /// the assumed-valid block need no model data at all, and the assumed-valid block needs
+    /// its whole checkpoint (fetched from a peer, checked against its committed root) instead
+    /// of its update. Transactions are still checked for every block.
+    pub snapshot_sync: bool,
 }
 
 impl Default for ChainOptions {
@@ -83,6 +89,7 @@ impl Default for ChainOptions {
             sync_writes: true,
             txindex: false,
             assume_valid: None,
+            snapshot_sync: true,
         }
     }
 }
@@ -568,7 +575,7 @@ impl ChainState {
             let (_, v) = item?;
             let entry: IndexEntry =
                 decode_exact(v.value()).map_err(ChainError::record("block_index"))?;
-            if entry.is_connectable() {
+            if self.connectable(&entry)? {
                 set.insert(entry_key(&entry));
             }
             if Self::awaits_update(&entry) {

@@ -1,6 +1,12 @@
 //! Model object transfer: downloading a block's update or checkpoint in chunks, each verified
 //! against the chunk hashes whose merkle root the header commits to (`update_root` or
 //! `checkpoint_root`).
+//!
+//! The chunk-hash list comes in `chunkhashes` pages of at most `MAX_CHUNK_HASHES`, asked in
+//! order from one peer; each page must name the object's chunk count the header's size implies
+//! and start where the last one ended. Once the list is whole its merkle root is checked, and
+//! only then are chunks requested. A peer whose pages are inconsistent or do not give the root
+//! is banned and the list is asked of another peer from the start.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
@@ -8,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rnet_model::checkpoint::{CHUNK_SIZE, merkle_root, verify_chunk};
 use rnet_primitives::{BlockHash, BlockHeader};
 
-use crate::message::{Message, ModelObject};
+use crate::message::{Message, ModelObject, chunk_count};
 
 use super::partial::{self, Chunks};
 use super::peer::Peer;
@@ -83,7 +89,12 @@ pub(super) struct CkFetch {
     pub(super) root: [u8; 32],
     pub(super) size: u64,
     pub(super) source: u64,
+    /// The whole chunk-hash list, once its merkle root verified.
     pub(super) hashes: Option<Vec<[u8; 32]>>,
+    /// The pages received so far (concatenated) and the peer that sent them; the next page
+    /// starts at `pages.len()`. At most the object's chunk count of hashes.
+    pub(super) pages: (u64, Vec<[u8; 32]>),
+    /// The outstanding `getchunkhashes` page request: (peer, when).
     pub(super) hashes_req: Option<(u64, Instant)>,
     /// The verified chunks received (on disk under the netdir, else in memory).
     pub(super) chunks: Chunks,
@@ -184,19 +195,62 @@ impl Manager {
         self.schedule();
     }
 
-    pub(super) fn on_chunk_hashes(&mut self, id: u64, key: ObjectKey, hashes: Vec<[u8; 32]>) {
+    /// A `chunkhashes` page (decoding already checked `start + hashes.len() ≤ total`). Pages
+    /// answering no request of ours, or starting elsewhere than the page asked for, are
+    /// ignored. The page must carry the chunk count the header's size implies and at least
+    /// one hash; the next page is then asked of the same peer, and once the list is whole its
+    /// merkle root must be the header's. Any failure bans the peer and drops its pages.
+    pub(super) fn on_chunk_hashes(
+        &mut self,
+        id: u64,
+        key: ObjectKey,
+        start: u32,
+        total: u32,
+        hashes: Vec<[u8; 32]>,
+    ) {
         let Some(f) = self.ck.get_mut(&key) else { return };
         if f.hashes.is_some() || f.hashes_req.is_none_or(|(p, _)| p != id) {
             return;
         }
-        f.hashes_req = None;
-        let n = f.size.div_ceil(CHUNK_SIZE as u64) as usize;
-        if hashes.len() != n || merkle_root(&hashes) != f.root {
-            f.skip.insert(id);
-            let why = format!("{} chunk hashes do not match the root", key.1);
-            self.misbehave(id, BAN_SCORE, &why);
+        if f.pages.0 != id {
+            f.pages = (id, Vec::new());
+        }
+        let n = chunk_count(f.size);
+        let have = f.pages.1.len();
+        if u64::from(total) == n && start as usize != have {
+            // Not the page asked for: a late answer to an earlier request (pages come in
+            // request order on one connection, so the one asked for follows). The request
+            // stays outstanding; a peer that never sends it is left by the stall timeout.
+            let (block, kind) = key;
+            tracing::debug!(peer = id, %block, start, have, "{kind} chunk hash page not asked for");
             return;
         }
+        f.hashes_req = None;
+        let fault = if u64::from(total) != n {
+            Some(format!("chunk hash page with {total} chunks for a {n}-chunk object"))
+        } else if hashes.is_empty() || have + hashes.len() > n as usize {
+            Some(format!("chunk hash page of {} hashes at {start} of {n}", hashes.len()))
+        } else {
+            f.pages.1.extend_from_slice(&hashes);
+            let whole = f.pages.1.len() == n as usize;
+            (whole && merkle_root(&f.pages.1) != f.root)
+                .then(|| "chunk hashes do not match the root".to_string())
+        };
+        if let Some(why) = fault {
+            f.pages.1 = Vec::new();
+            f.skip.insert(id);
+            self.misbehave(id, BAN_SCORE, &format!("{}: {why}", key.1));
+            self.schedule();
+            return;
+        }
+        if f.pages.1.len() < n as usize {
+            let (block, kind) = key;
+            let start = f.pages.1.len() as u32;
+            f.hashes_req = Some((id, Instant::now()));
+            self.send(id, Message::GetChunkHashes { block, kind, start });
+            return;
+        }
+        let hashes = std::mem::take(&mut f.pages.1);
         // On disk, the chunks of an earlier partial file that still verify are kept (resume).
         let (netdir, size) = (self.cfg.netdir.as_deref(), f.size);
         f.chunks = tokio::task::block_in_place(|| Chunks::open(netdir, key, &hashes, size));
@@ -322,6 +376,7 @@ impl Manager {
                         size,
                         source,
                         hashes: None,
+                        pages: (NO_SOURCE, Vec::new()),
                         hashes_req: None,
                         chunks: Chunks::Memory(Vec::new()),
                         req: HashMap::new(),
@@ -371,8 +426,14 @@ impl Manager {
                     continue;
                 }
                 let p = if candidates.contains(&f.source) { f.source } else { candidates[0] };
+                // Pages are taken from one peer, so a list that misses the root has one author;
+                // another peer starts over.
+                if f.pages.0 != p {
+                    f.pages = (p, Vec::new());
+                }
+                let start = f.pages.1.len() as u32;
                 f.hashes_req = Some((p, now));
-                sends.push((p, Message::GetChunkHashes { block, kind }));
+                sends.push((p, Message::GetChunkHashes { block, kind, start }));
                 continue;
             }
             f.req.retain(|_, (p, at)| {

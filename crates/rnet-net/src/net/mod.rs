@@ -61,8 +61,11 @@ pub const BLOCK_DOWNLOAD_WINDOW: u32 = 256;
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 4;
 /// Whole checkpoints downloaded at once.
 pub const MAX_CHECKPOINT_FETCHES: usize = 4;
-/// Largest checkpoint accepted for download.
-pub const MAX_CHECKPOINT_SIZE: u64 = 1 << 30;
+/// Largest checkpoint accepted for download: 64 GiB (65 536 chunks, 2 MiB of chunk hashes),
+/// a sanity bound well above mainnet's growth cap (~25 GiB). A header committing to a larger
+/// one is not fetched. Only the chunk-hash list (32 bytes per chunk) is held in memory; chunks
+/// go to the partial file.
+pub const MAX_CHECKPOINT_SIZE: u64 = 64 << 30;
 /// Model updates downloaded at once (besides the checkpoints): a node syncing fetches one per
 /// block.
 pub const MAX_UPDATE_FETCHES: usize = 16;
@@ -149,6 +152,10 @@ pub struct NetConfig {
     /// keeps every model and advertises [`NODE_MODEL_ARCHIVE`]. Set it to the node's pruning depth
     /// (`rnetd -prunemodels`); the default, 0, suits a backend that prunes nothing.
     pub model_depth: u32,
+    /// Most chunk hashes this node puts in one `chunkhashes` page it serves (at most, and by
+    /// default, [`crate::message::MAX_CHUNK_HASHES`]; tests set a small page to exercise
+    /// paging with small objects). Values over the maximum are clamped, 0 counts as 1.
+    pub chunk_hashes_page: usize,
 }
 
 impl NetConfig {
@@ -180,6 +187,7 @@ impl NetConfig {
             inactivity_timeout: Duration::from_secs(120),
             handshake_timeout: Duration::from_secs(30),
             model_depth: 0,
+            chunk_hashes_page: crate::message::MAX_CHUNK_HASHES,
         }
     }
 }
@@ -588,10 +596,12 @@ impl Manager {
                     self.send(id, Message::Inv(ids.into_iter().map(Inv::tx).collect()));
                 }
             }
-            Message::GetChunkHashes { block, kind } => self.serve_chunk_hashes(id, (block, kind)),
+            Message::GetChunkHashes { block, kind, start } => {
+                self.serve_chunk_hashes(id, (block, kind), start)
+            }
             Message::GetChunk { block, kind, index } => self.serve_chunk(id, (block, kind), index),
-            Message::ChunkHashes { block, kind, hashes } => {
-                self.on_chunk_hashes(id, (block, kind), hashes)
+            Message::ChunkHashes { block, kind, start, total, hashes } => {
+                self.on_chunk_hashes(id, (block, kind), start, total, hashes)
             }
             Message::Chunk { block, kind, index, data } => {
                 self.on_chunk(id, (block, kind), index, data)

@@ -16,7 +16,7 @@ use rnet_model::checkpoint::CHUNK_SIZE;
 use tokio::sync::mpsc;
 
 use crate::backend::Backend;
-use crate::message::{Message, ModelObject};
+use crate::message::{MAX_CHUNK_HASHES, Message, ModelObject};
 
 use super::checkpoints::ObjectKey;
 use super::peer::Outbound;
@@ -29,14 +29,14 @@ pub const MAX_WAITING_REQUESTS: usize = 4096;
 /// Loaded updates kept to serve chunks from (at most 8 MiB each): peers syncing ask for the
 /// updates of consecutive blocks, often several at once.
 pub const KEPT_UPDATES: usize = 8;
-/// Loaded checkpoints kept to serve chunks from (up to 1 GiB each).
+/// Loaded checkpoints kept to serve chunks from (the largest, `MAX_CHECKPOINT_SIZE`).
 pub const KEPT_CHECKPOINTS: usize = 1;
 
 /// What a peer asked of an object.
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Request {
-    /// `getchunkhashes`.
-    Hashes,
+    /// `getchunkhashes` of the page starting at the given chunk index.
+    Hashes(u32),
     /// `getchunk` of the given index.
     Chunk(u32),
 }
@@ -127,19 +127,45 @@ fn load(b: &dyn Backend, key: ObjectKey) -> Loaded {
     Loaded { key, object }
 }
 
+/// The `chunkhashes` page of an object's `hashes` starting at chunk `start`, at most `page`
+/// hashes (clamped to 1..=[`MAX_CHUNK_HASHES`]); `None` if `start` is not a chunk of the object.
+pub(super) fn hash_page(
+    key: ObjectKey,
+    hashes: &[[u8; 32]],
+    start: u32,
+    page: usize,
+) -> Option<Message> {
+    let (from, total) = (start as usize, u32::try_from(hashes.len()).ok()?);
+    if from >= hashes.len() {
+        return None;
+    }
+    let to = from.saturating_add(page.clamp(1, MAX_CHUNK_HASHES)).min(hashes.len());
+    let (block, kind) = key;
+    Some(Message::ChunkHashes { block, kind, start, total, hashes: hashes[from..to].to_vec() })
+}
+
 impl Manager {
-    /// Answers `getchunkhashes`: from the cache of recently served hashes, or after a load.
-    pub(super) fn serve_chunk_hashes(&mut self, id: u64, key: ObjectKey) {
+    /// Answers `getchunkhashes`: a page from the cache of recently served hashes, or after a
+    /// load.
+    pub(super) fn serve_chunk_hashes(&mut self, id: u64, key: ObjectKey, start: u32) {
         if !self.take_chunk_token(id) {
             return;
         }
         if let Some(hashes) = self.chunk_hashes.get(&key) {
-            let hashes = hashes.clone();
-            let (block, kind) = key;
-            self.send(id, Message::ChunkHashes { block, kind, hashes });
+            let page = hash_page(key, hashes, start, self.cfg.chunk_hashes_page);
+            self.send_hash_page(id, page);
             return;
         }
-        self.wait_for_load(id, key, Request::Hashes);
+        self.wait_for_load(id, key, Request::Hashes(start));
+    }
+
+    /// Sends a page of chunk hashes; `None` (a page that starts past the object) is not
+    /// answered and scores like a chunk index out of range.
+    fn send_hash_page(&mut self, id: u64, page: Option<Message>) {
+        match page {
+            Some(m) => self.send(id, m),
+            None => self.misbehave(id, 10, "chunk hash page out of range"),
+        }
     }
 
     /// Answers `getchunk`: the chunk is queued as a slice of the shared object bytes (no
@@ -171,8 +197,9 @@ impl Manager {
         self.serving.keep(key, bytes.clone());
         for (id, request) in waiting {
             match request {
-                Request::Hashes => {
-                    self.send(id, Message::ChunkHashes { block, kind, hashes: hashes.clone() })
+                Request::Hashes(start) => {
+                    let page = hash_page(key, &hashes, start, self.cfg.chunk_hashes_page);
+                    self.send_hash_page(id, page)
                 }
                 Request::Chunk(index) => self.send_chunk(id, key, index, bytes.clone()),
             }
@@ -211,5 +238,41 @@ impl Manager {
         let end = start.saturating_add(CHUNK_SIZE).min(bytes.len());
         let (block, kind) = key;
         self.send_out(id, Outbound::Chunk { block, kind, index, bytes, range: start..end });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnet_primitives::BlockHash;
+
+    /// Pages are slices of the list from `start`, the page size clamped to
+    /// 1..=`MAX_CHUNK_HASHES`, the total always the list's length; a start past the end has none.
+    #[test]
+    fn hash_pages_slice_the_cached_list() {
+        let key = (BlockHash([1; 32]), ModelObject::Checkpoint);
+        let hashes: Vec<[u8; 32]> = (0..10_000u32)
+            .map(|i| {
+                let mut h = [0u8; 32];
+                h[..4].copy_from_slice(&i.to_le_bytes());
+                h
+            })
+            .collect();
+        let got = |start: u32, page: usize| match hash_page(key, &hashes, start, page) {
+            Some(Message::ChunkHashes { start: s, total, hashes: h, .. }) => {
+                assert_eq!((s, total), (start, 10_000));
+                Some((h.first().copied(), h.len()))
+            }
+            None => None,
+            Some(m) => panic!("not a page: {m:?}"),
+        };
+        assert_eq!(got(0, MAX_CHUNK_HASHES), Some((Some(hashes[0]), MAX_CHUNK_HASHES)));
+        assert_eq!(got(8192, MAX_CHUNK_HASHES), Some((Some(hashes[8192]), 10_000 - 8192)));
+        assert_eq!(got(5, usize::MAX), Some((Some(hashes[5]), MAX_CHUNK_HASHES)), "clamped");
+        assert_eq!(got(5, 0), Some((Some(hashes[5]), 1)), "0 counts as 1");
+        assert_eq!(got(9_999, 3), Some((Some(hashes[9_999]), 1)));
+        assert_eq!(got(10_000, 3), None);
+        assert_eq!(got(u32::MAX, 3), None);
+        assert_eq!(hash_page(key, &[], 0, 3), None);
     }
 }

@@ -353,3 +353,13 @@ pub fn block_with_update(
     };
     Block { header, transactions: vec![coinbase], sample: Default::default() }
 }
+
+/// The whole chunk-hash list of an object as one `chunkhashes` page (start 0, total its length).
+pub fn hash_list(
+    block: BlockHash,
+    kind: rnet_net::message::ModelObject,
+    hashes: Vec<[u8; 32]>,
+) -> Message {
+    let total = hashes.len() as u32;
+    Message::ChunkHashes { block, kind, start: 0, total, hashes }
+}
