@@ -6,11 +6,20 @@
 //! which [`CheckpointFiles::cleanup`] deletes when the chainstate opens; a failed write (a full
 //! disk) deletes its temporary file at once. Reads check the size and
 //! the chunk merkle root against the record, so a damaged file is never handed out.
+//!
+//! A checkpoint that arrives as a file (a finished P2P download, `loadcheckpoint`) is *staged*
+//! ([`CheckpointFiles::stage`]): moved or copied to `<hash>.<n>.tmp` in the directory, then its
+//! size and root are computed by streaming it through a bounded buffer. The chainstate compares
+//! them with the header and [`CheckpointFiles::adopt`]s the file (fsynced when staged; then
+//! rename and directory fsync). No step holds more than [`rnet_model::checkpoint::STREAM_BATCH_CHUNKS`] chunks in
+//! memory, whatever the checkpoint's size, and the bytes checked are the bytes kept: the staged
+//! copy is ours, so nothing can change it between the check and the rename.
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rnet_primitives::BlockHash;
 
@@ -18,6 +27,43 @@ use rnet_primitives::BlockHash;
 pub fn checkpoint_root(bytes: &[u8]) -> [u8; 32] {
     rnet_model::checkpoint::merkle_root(&rnet_model::checkpoint::chunk_hashes(bytes))
 }
+
+/// Chunk hashes of the first `size` bytes of `file`, read through a bounded buffer.
+pub fn file_chunk_hashes(file: &fs::File, size: u64) -> io::Result<Vec<[u8; 32]>> {
+    rnet_model::checkpoint::chunk_hashes_from_reader(BufReader::new(file), size)
+}
+
+/// How [`CheckpointFiles::stage`] takes a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StageMode {
+    /// Rename it into the checkpoint directory (copying only across file systems): for files
+    /// the node owns, such as a finished download.
+    Move,
+    /// Copy it, leaving the original alone: for a file an operator names.
+    Copy,
+}
+
+/// A checkpoint file staged in the checkpoint directory with its measured size, chunk hashes
+/// and root; deleted on drop unless [`CheckpointFiles::adopt`]ed.
+#[derive(Debug)]
+pub struct StagedCheckpoint {
+    path: PathBuf,
+    /// The file's size in bytes.
+    pub size: u64,
+    /// Its chunk merkle root.
+    pub root: [u8; 32],
+}
+
+impl Drop for StagedCheckpoint {
+    fn drop(&mut self) {
+        if !self.path.as_os_str().is_empty() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Distinguishes concurrent stagings of one block's checkpoint.
+static STAGE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The directory of checkpoint files.
 #[derive(Clone, Debug)]
@@ -57,6 +103,57 @@ impl CheckpointFiles {
             return Err(e);
         }
         if self.sync { sync_dir(&self.dir) } else { Ok(()) }
+    }
+
+    /// Stages `src` as the checkpoint of `hash` (see the module documentation): moves or copies
+    /// it into the directory, then measures its size and root by streaming it. Holds a bounded
+    /// buffer whatever the file's size.
+    pub fn stage(
+        &self,
+        hash: &BlockHash,
+        src: &Path,
+        mode: StageMode,
+    ) -> io::Result<StagedCheckpoint> {
+        let n = STAGE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{}.{}-{n}.tmp", hash.to_hex(), std::process::id()));
+        // From here on the guard deletes the staged file on any error.
+        let mut staged = StagedCheckpoint { path, size: 0, root: [0; 32] };
+        let moved = mode == StageMode::Move && fs::rename(src, &staged.path).is_ok();
+        if !moved {
+            let mut from = fs::File::open(src)?;
+            let mut to = fs::File::create(&staged.path)?;
+            io::copy(&mut from, &mut to)?;
+            if mode == StageMode::Move {
+                drop(from);
+                fs::remove_file(src)?;
+            }
+        }
+        let file = fs::File::open(&staged.path)?;
+        staged.size = file.metadata()?.len();
+        staged.root = rnet_model::checkpoint::merkle_root(&file_chunk_hashes(&file, staged.size)?);
+        // Durable before adoption, so the caller's lock is not held through a long fsync.
+        if self.sync {
+            fs::OpenOptions::new().write(true).open(&staged.path)?.sync_all()?;
+        }
+        Ok(staged)
+    }
+
+    /// Makes a staged (already synced) file the checkpoint of `hash`, durably (rename,
+    /// directory fsync).
+    pub fn adopt(&self, hash: &BlockHash, mut staged: StagedCheckpoint) -> io::Result<()> {
+        let path = std::mem::take(&mut staged.path);
+        let done = fs::rename(&path, self.path(hash));
+        if let Err(e) = done {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        if self.sync { sync_dir(&self.dir) } else { Ok(()) }
+    }
+
+    /// Opens the checkpoint file of `hash` for reading (unchecked; see
+    /// `ChainReader::checkpoint_file`).
+    pub fn open_file(&self, hash: &BlockHash) -> io::Result<fs::File> {
+        fs::File::open(self.path(hash))
     }
 
     /// Reads the checkpoint file of `hash` (unchecked; see `ChainState::checkpoint`).
@@ -167,6 +264,37 @@ mod tests {
         files.write(&good, &bytes).unwrap();
         assert_eq!(files.read(&good).unwrap(), bytes);
         assert_eq!(tmp_files(dir.path()), Vec::<String>::new());
+    }
+
+    /// Staging measures the file by streaming it; a copy leaves the original, a move takes it;
+    /// a dropped stage leaves nothing behind and an adopted one becomes the checkpoint.
+    #[test]
+    fn staged_files_are_measured_then_adopted_or_dropped() {
+        let dir = TempDir::new("stage");
+        let files = CheckpointFiles::open(dir.path().join("ck"), true).unwrap();
+        let bytes: Vec<u8> =
+            (0..3 * rnet_model::checkpoint::CHUNK_SIZE + 5).map(|i| (i % 253) as u8).collect();
+        let src = dir.path().join("incoming.bin");
+        fs::write(&src, &bytes).unwrap();
+        let hash = BlockHash::from_bytes([9; 32]);
+
+        let copied = files.stage(&hash, &src, StageMode::Copy).unwrap();
+        assert_eq!((copied.size, copied.root), (bytes.len() as u64, checkpoint_root(&bytes)));
+        assert!(src.exists(), "a copy leaves the operator's file alone");
+        drop(copied);
+        assert_eq!(tmp_files(&dir.path().join("ck")), Vec::<String>::new());
+        assert!(files.read(&hash).is_err(), "a dropped stage is not a checkpoint");
+
+        let moved = files.stage(&hash, &src, StageMode::Move).unwrap();
+        assert!(!src.exists(), "a move takes the file");
+        assert_eq!(moved.root, checkpoint_root(&bytes));
+        files.adopt(&hash, moved).unwrap();
+        assert_eq!(files.read(&hash).unwrap(), bytes);
+        assert_eq!(tmp_files(&dir.path().join("ck")), Vec::<String>::new());
+
+        // A missing source is an error that stages nothing.
+        assert!(files.stage(&hash, &src, StageMode::Copy).is_err());
+        assert_eq!(tmp_files(&dir.path().join("ck")), Vec::<String>::new());
     }
 
     /// Temporary files left by a crash are deleted by the cleanup at open.

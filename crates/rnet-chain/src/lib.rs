@@ -36,6 +36,6 @@ pub use chainstate::{
 };
 pub use error::ChainError;
 pub use pot::{CheckpointSource, PotJob, Verdict};
-pub use reader::ChainReader;
+pub use reader::{ChainReader, CheckpointFile};
 pub use rules::{ChainRules, ConsensusRules};
 pub use views::{BranchView, UtxoSnapshot};

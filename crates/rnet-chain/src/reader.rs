@@ -22,13 +22,28 @@ use rnet_primitives::{
 use crate::chainstate::{
     BlockInfo, BlockStatus, ChainTip, ChainTipStatus, UtxoStats, corrupt, read_meta,
 };
-use crate::checkpoints::{CheckpointFiles, checkpoint_root};
+use crate::checkpoints::{
+    CheckpointFiles, StageMode, StagedCheckpoint, checkpoint_root, file_chunk_hashes,
+};
 use crate::encoding::{
     CheckpointRecord, IndexEntry, coin_from_bytes, flags, hash_from_slice, outpoint_from_key,
 };
 use crate::error::ChainError;
 use crate::schema::*;
 use crate::views::{BranchView, UtxoSnapshot, read_active, read_entry};
+
+/// A stored checkpoint opened for serving: the file, its size and its chunk hashes (checked
+/// against the committed root when opened; on Unix the open file stays readable even if the
+/// checkpoint is pruned meanwhile).
+#[derive(Debug)]
+pub struct CheckpointFile {
+    /// The open file.
+    pub file: std::fs::File,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Keccak-256d of each chunk, in order.
+    pub chunk_hashes: Vec<[u8; 32]>,
+}
 
 /// A read-only handle on the chain (see the module documentation). Clone it freely; the
 /// database stays open while any handle lives, so drop them before reopening the chain state.
@@ -168,6 +183,52 @@ impl ChainReader {
             return Err(corrupt(format!("checkpoint file of {hash} is damaged")));
         }
         Ok(Some(bytes))
+    }
+
+    /// The checkpoint file of `hash`, open for reading, with its size and chunk hashes, checked
+    /// against the record by streaming the file (bounded memory whatever its size): what serving
+    /// a checkpoint to peers needs, without holding it in memory. `None` if not stored; a
+    /// missing or damaged file is [`ChainError::Corrupt`].
+    pub fn checkpoint_file(&self, hash: &BlockHash) -> Result<Option<CheckpointFile>, ChainError> {
+        let record = {
+            let r = self.read()?;
+            let table = r.open_table(CHECKPOINTS)?;
+            let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
+            decode_exact::<CheckpointRecord>(v.value())
+                .map_err(ChainError::record("checkpoints"))?
+        };
+        let file = match self.files.open_file(hash) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt(format!("checkpoint file of {hash} is missing")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let damaged = || corrupt(format!("checkpoint file of {hash} is damaged"));
+        if file.metadata()?.len() != record.size {
+            return Err(damaged());
+        }
+        let chunk_hashes = match file_chunk_hashes(&file, record.size) {
+            Ok(h) => h,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(damaged()),
+            Err(e) => return Err(e.into()),
+        };
+        if rnet_model::checkpoint::merkle_root(&chunk_hashes) != record.root {
+            return Err(damaged());
+        }
+        Ok(Some(CheckpointFile { file, size: record.size, chunk_hashes }))
+    }
+
+    /// Stages `src` as a candidate checkpoint of `hash` ([`CheckpointFiles::stage`]): moved or
+    /// copied into the checkpoint directory and measured by streaming, without the chain lock.
+    /// Hand the result to `ChainState::accept_staged_checkpoint`.
+    pub fn stage_checkpoint(
+        &self,
+        hash: &BlockHash,
+        src: &std::path::Path,
+        mode: StageMode,
+    ) -> Result<StagedCheckpoint, ChainError> {
+        Ok(self.files.stage(hash, src, mode)?)
     }
 
     /// Whether the model update of `hash` is stored.

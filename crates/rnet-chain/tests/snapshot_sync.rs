@@ -8,7 +8,8 @@ mod common;
 
 use common::TempDir;
 use common::counting::{Counters, Counting};
-use rnet_chain::{AcceptOutcome, ChainOptions, ChainState};
+use rnet_chain::checkpoints::StageMode;
+use rnet_chain::{AcceptOutcome, ChainError, ChainOptions, ChainState};
 use rnet_consensus::ChainParams;
 use rnet_primitives::{BlockHash, BlockHeader};
 use rnet_testkit::{MemoryChain, MinedBlock, TestMiner, plain_spk, test_key};
@@ -76,10 +77,28 @@ fn snapshot_then_updates_gives_the_fully_validated_chain() {
     // blocks after A evaluated against checkpoints derived from A's.
     let mut wrong = snapshot.checkpoint_bytes.clone();
     wrong[100] ^= 1;
-    assert!(chain.accept_checkpoint(&a, wrong, now).is_err());
-    let outcome = chain.accept_checkpoint(&a, snapshot.checkpoint_bytes.clone(), now).unwrap();
+    assert!(chain.accept_checkpoint(&a, wrong.clone(), now).is_err());
+    // It arrives as a file (a finished download): staged and measured without the chain,
+    // then adopted. A file with other bytes is refused and leaves nothing behind.
+    let (bad_file, good_file) = (dir.path().join("bad.part"), dir.path().join("good.part"));
+    std::fs::write(&bad_file, &wrong).unwrap();
+    std::fs::write(&good_file, &snapshot.checkpoint_bytes).unwrap();
+    let staged = chain.reader().stage_checkpoint(&a, &bad_file, StageMode::Move).unwrap();
+    let refused = chain.accept_staged_checkpoint(&a, staged, now);
+    assert!(matches!(refused, Err(ChainError::CheckpointMismatch { .. })), "{refused:?}");
+    assert!(!chain.has_checkpoint(&a).unwrap());
+    let staged = chain.reader().stage_checkpoint(&a, &good_file, StageMode::Copy).unwrap();
+    let outcome = chain.accept_staged_checkpoint(&a, staged, now).unwrap();
     assert!(matches!(outcome, AcceptOutcome::Connected { .. }), "{outcome:?}");
+    assert!(good_file.exists(), "a copied file stays");
     assert_eq!(chain.tip().hash, blocks.last().unwrap().block.block_hash());
+    // Served from the file: chunk hashes checked against the root, bytes read from disk.
+    let served = chain.reader().checkpoint_file(&a).unwrap().unwrap();
+    assert_eq!(served.size, snapshot.checkpoint_bytes.len() as u64);
+    assert_eq!(
+        served.chunk_hashes,
+        rnet_model::checkpoint::chunk_hashes(&snapshot.checkpoint_bytes)
+    );
     assert_eq!(counters.evaluations(), 3, "only the three blocks after A are evaluated");
     assert!(chain.wanted_checkpoints(16).unwrap().is_empty());
 

@@ -271,6 +271,30 @@ pub fn chunk_hashes(bytes: &[u8]) -> Vec<[u8; 32]> {
     bytes.par_chunks(CHUNK_SIZE).map(keccak256d).collect()
 }
 
+/// Chunks read and hashed together by [`chunk_hashes_from_reader`] (16 MiB of buffer).
+pub const STREAM_BATCH_CHUNKS: usize = 16;
+
+/// [`chunk_hashes`] of the first `size` bytes read from `reader`, holding at most
+/// [`STREAM_BATCH_CHUNKS`] chunks in memory (hashed in parallel per batch): how a node checks a
+/// checkpoint file of any size against its root. A reader that ends before `size` bytes is an
+/// `UnexpectedEof` error.
+pub fn chunk_hashes_from_reader(
+    mut reader: impl std::io::Read,
+    size: u64,
+) -> std::io::Result<Vec<[u8; 32]>> {
+    let chunks = size.div_ceil(CHUNK_SIZE as u64);
+    let mut hashes = Vec::with_capacity(usize::try_from(chunks).unwrap_or(0).min(1 << 20));
+    let mut buf = vec![0u8; STREAM_BATCH_CHUNKS * CHUNK_SIZE];
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        reader.read_exact(&mut buf[..n])?;
+        hashes.extend(chunk_hashes(&buf[..n]));
+        left -= n as u64;
+    }
+    Ok(hashes)
+}
+
 /// Binary merkle root over `leaves` with `Keccak-256d(left ‖ right)`, duplicating the last hash of
 /// an odd level; one leaf is its own root; no leaves give all zeros.
 pub fn merkle_root(leaves: &[[u8; 32]]) -> [u8; 32] {
@@ -302,6 +326,18 @@ pub fn verify_chunk(chunk_hashes: &[[u8; 32]], index: usize, chunk: &[u8]) -> bo
 mod tests {
     use super::*;
     use crate::config::ModelNetwork;
+
+    #[test]
+    fn streamed_chunk_hashes_equal_the_in_memory_ones() {
+        for len in [0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, 3 * CHUNK_SIZE + 7, 17 * CHUNK_SIZE + 1] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let streamed = chunk_hashes_from_reader(&bytes[..], len as u64).unwrap();
+            assert_eq!(streamed, chunk_hashes(&bytes), "length {len}");
+        }
+        // A reader shorter than the size is an error, not a short list.
+        let e = chunk_hashes_from_reader(&[0u8; 10][..], 11).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+    }
 
     fn regtest_checkpoint() -> Checkpoint {
         let model = Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 3).unwrap();

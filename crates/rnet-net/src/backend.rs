@@ -2,6 +2,7 @@
 //! (each block's model update, and whole checkpoints). `rnet-node` implements [`Backend`] for its
 //! `Node`; tests can implement it in memory.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
@@ -29,6 +30,24 @@ pub struct Rejected {
     pub invalid: bool,
     /// Why.
     pub reason: String,
+}
+
+/// A stored checkpoint as the backend hands it out for serving.
+#[derive(Debug)]
+pub enum StoredCheckpoint {
+    /// Its bytes, in memory.
+    Bytes(Arc<Vec<u8>>),
+    /// An open file of `size` bytes whose chunk hashes were checked against the committed root:
+    /// chunks are read from it on demand, so serving a checkpoint of any size holds one chunk
+    /// per request in memory.
+    File {
+        /// The open file.
+        file: std::fs::File,
+        /// Its size in bytes.
+        size: u64,
+        /// Keccak-256d of each chunk, in order.
+        chunk_hashes: Vec<[u8; 32]>,
+    },
 }
 
 /// The node as the network sees it. Methods block (they lock the chainstate).
@@ -63,8 +82,25 @@ pub trait Backend: Send + Sync + 'static {
     /// Supplies a block's whole checkpoint: bytes whose chunks matched the header's
     /// `checkpoint_root` and whose length is its `checkpoint_size`.
     fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected>;
+    /// A completed checkpoint download, a file the backend may take (move) or delete: the same
+    /// checks as [`Backend::accept_checkpoint`], without reading the file into memory where the
+    /// backend can. The default reads it and calls [`Backend::accept_checkpoint`].
+    fn accept_checkpoint_file(&self, hash: &BlockHash, path: &Path) -> Result<Accepted, Rejected> {
+        match std::fs::read(path) {
+            Ok(bytes) => self.accept_checkpoint(hash, bytes),
+            Err(e) => Err(Rejected {
+                invalid: false,
+                reason: format!("cannot read the downloaded checkpoint: {e}"),
+            }),
+        }
+    }
     /// A retained checkpoint (served to peers).
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>>;
+    /// A retained checkpoint for serving, as a file where the backend stores one. The default
+    /// is [`Backend::checkpoint`]'s bytes.
+    fn checkpoint_for_serving(&self, hash: &BlockHash) -> Option<StoredCheckpoint> {
+        self.checkpoint(hash).map(StoredCheckpoint::Bytes)
+    }
     /// Whether a block's checkpoint is stored.
     fn has_checkpoint(&self, hash: &BlockHash) -> bool;
     /// Txids in the mempool.

@@ -17,7 +17,7 @@ pub mod testing;
 pub mod transport;
 
 pub use addr::{AddrMan, NetAddr, PeerAddr};
-pub use backend::{Accepted, Backend, Rejected};
+pub use backend::{Accepted, Backend, Rejected, StoredCheckpoint};
 pub use message::{Message, MessageError};
 pub use net::{NetConfig, NetHandle, PeerInfo, start};
 pub use transport::{NodeKey, TransportError};

@@ -372,3 +372,37 @@ fn server_answers_pages_from_its_cached_list() {
         assert_eq!(got, Some(page(block, &hashes, 9, PAGE)), "still served");
     });
 }
+
+/// A peer that leaves its first chunk requests unanswered (slow or overloaded, not malicious)
+/// is asked again once they stall: the stalled requests give its download slots back. (The
+/// slots used to stay taken, so a download whose only source had stalled once never moved
+/// again.)
+#[test]
+fn stalled_chunk_requests_free_the_peers_slots() {
+    let rt = runtime();
+    let b = FakeBackend::new();
+    let bytes = ten_chunks();
+    let hashes = chunk_hashes(&bytes);
+    let block = add_block(&b, &bytes);
+    let mut cfg = config();
+    cfg.stall_timeout = SECS(2);
+    cfg.chunk_hashes_page = MAX_CHUNK_HASHES;
+    let node = start(&rt, cfg, b.clone());
+    rt.block_on(async {
+        let mut only = RawPeer::connect(&node).await;
+        b.wanted.lock().unwrap().push(block);
+        let ask = Message::GetChunkHashes { block, kind: CK, start: 0 };
+        assert!(only.wait_for(SECS(15), |m| *m == ask).await.is_some());
+        assert!(only.send(&page(block, &hashes, 0, hashes.len())).await);
+        // Every chunk request of the first round goes unanswered.
+        let mut ignored = 0;
+        while only.wait_for(SECS(1), is_model_request).await.is_some() {
+            ignored += 1;
+        }
+        assert!(ignored > 0, "chunks were requested");
+        // After the stall the same peer is asked again, and serving completes the download.
+        serve_chunks(&mut only, &b, block, &bytes).await;
+    });
+    let got = b.accepted_checkpoints.lock().unwrap();
+    assert!(got.iter().any(|(h, c)| *h == block && *c == bytes), "exact bytes");
+}

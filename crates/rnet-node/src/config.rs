@@ -105,6 +105,10 @@ pub struct Config {
     /// the assumed-valid block connect without model data and that block's whole checkpoint is
     /// fetched (docs/protocol.md Part V §7.2).
     pub snapshot_sync: bool,
+    /// Evaluate each new tip model on the benchmark slice in the background
+    /// (`-benchmarkloss=0|1`, default 1): `benchmark_loss` in `getmininginfo` and the logs. A
+    /// node on a weak machine following a large model can turn it off.
+    pub benchmark_loss: bool,
     /// Regtest only: the initial (base) required improvement in µnat
     /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
     /// escape. It changes the genesis block, so a data directory keeps one value.
@@ -224,6 +228,9 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -snapshotsync=0|1     with -assumevalid: fetch the assumed-valid block's whole model and
                         connect its ancestors without their models (default 1); 0 = fetch every
                         block's update from genesis
+  -benchmarkloss=0|1    evaluate each new tip model on the benchmark slice in the background
+                        for benchmark_loss (default 1; as costly as one Proof-of-Training
+                        evaluation per block)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
@@ -250,6 +257,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("txindex", false),
     ("assumevalid", true),
     ("snapshotsync", true),
+    ("benchmarkloss", true),
     ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
@@ -477,6 +485,7 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         txindex: flag(&opts, "txindex")?.unwrap_or(false),
         assume_valid: assume_valid(&opts)?,
         snapshot_sync: flag(&opts, "snapshotsync")?.unwrap_or(true),
+        benchmark_loss: flag(&opts, "benchmarkloss")?.unwrap_or(true),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),
@@ -640,6 +649,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn benchmarkloss_option() {
+        let d = "-datadir=/tmp/x";
+        assert!(run(&[d]).benchmark_loss, "on by default");
+        assert!(!run(&[d, "-benchmarkloss=0"]).benchmark_loss);
+        assert!(run(&[d, "-benchmarkloss=1"]).benchmark_loss);
+        assert!(matches!(
+            parse(&args(&[d, "-benchmarkloss=maybe"]), None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
     }
 
     #[test]

@@ -189,9 +189,16 @@ async fn serve(
         stop_node.request_shutdown();
     });
 
-    let benchmark = {
+    let benchmark = if config.benchmark_loss {
         let node = node.clone();
-        std::thread::Builder::new().name("benchmark".into()).spawn(move || benchmark::run(&node))?
+        Some(
+            std::thread::Builder::new()
+                .name("benchmark".into())
+                .spawn(move || benchmark::run(&node))?,
+        )
+    } else {
+        tracing::info!("-benchmarkloss=0: tip models are not evaluated on the benchmark slice");
+        None
     };
     let watchdog = {
         let node = node.clone();
@@ -228,7 +235,9 @@ async fn serve(
     if let Some(m) = miner {
         let _ = tokio::task::spawn_blocking(move || m.join()).await;
     }
-    let _ = tokio::task::spawn_blocking(move || benchmark.join()).await;
+    if let Some(benchmark) = benchmark {
+        let _ = tokio::task::spawn_blocking(move || benchmark.join()).await;
+    }
     let _ = tokio::task::spawn_blocking(move || watchdog.join()).await;
     let _ = tokio::task::spawn_blocking(move || p2p_runtime.shutdown(Duration::from_secs(5))).await;
     result

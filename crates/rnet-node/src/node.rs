@@ -325,6 +325,46 @@ impl Node {
         Ok(outcome)
     }
 
+    /// [`Node::accept_checkpoint`] for a checkpoint in a file (a finished download, or
+    /// `loadcheckpoint`): staged into the checkpoint directory and measured by streaming without
+    /// the chain lock, then adopted under it if its size and root are the header's. Memory stays
+    /// bounded whatever the checkpoint's size. `mode` says whether the file may be taken.
+    pub fn accept_checkpoint_file(
+        &self,
+        hash: &BlockHash,
+        path: &std::path::Path,
+        mode: rnet_chain::checkpoints::StageMode,
+    ) -> Result<AcceptOutcome, ChainError> {
+        self.ensure_disk_space()?;
+        if self.reader.has_checkpoint(hash)? {
+            return Ok(AcceptOutcome::AlreadyHave);
+        }
+        let staged = self.reader.stage_checkpoint(hash, path, mode)?;
+        let mut chain = self.chain();
+        let outcome = chain.accept_staged_checkpoint(hash, staged, self.now())?;
+        if let AcceptOutcome::Connected { connected, disconnected, .. } = &outcome {
+            self.chain_changed(&chain, connected, disconnected);
+        }
+        Ok(outcome)
+    }
+
+    /// The stored checkpoint of `hash` opened for serving (checked against its root by
+    /// streaming; see [`rnet_chain::ChainReader::checkpoint_file`]). A damaged file is dropped so
+    /// the network fetches it again.
+    pub fn checkpoint_file(
+        &self,
+        hash: &BlockHash,
+    ) -> Result<Option<rnet_chain::CheckpointFile>, ChainError> {
+        match self.reader.checkpoint_file(hash) {
+            Err(ChainError::Corrupt(reason)) => {
+                tracing::warn!(%hash, %reason, "stored checkpoint is damaged; re-fetching it from peers");
+                self.chain().drop_damaged_checkpoint(hash)?;
+                Ok(None)
+            }
+            other => other,
+        }
+    }
+
     /// After a mempool acceptance from outside the wallets (`sendrawtransaction`, P2P): the
     /// transaction and the orphans it let in, for the loaded wallets (call with the pool locked,
     /// then pass the result to [`crate::wallets::Wallets::mempool_accepted`] after unlocking).

@@ -3,11 +3,13 @@
 //! `-maxconnections`, `-proxy`, `-onlynet`).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
+use rnet_chain::checkpoints::StageMode;
 use rnet_chain::{AcceptOutcome, BlockStatus, ChainError};
 use rnet_mempool::MempoolError;
-use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected};
+use rnet_net::{Accepted, Backend, NetConfig, NetHandle, Rejected, StoredCheckpoint};
 use rnet_primitives::{Block, BlockHash, BlockHeader, Transaction, Txid};
 
 use crate::config::Config;
@@ -143,8 +145,22 @@ impl Backend for NodeBackend {
         outcome(self.0.accept_checkpoint(hash, bytes))
     }
 
+    fn accept_checkpoint_file(&self, hash: &BlockHash, path: &Path) -> Result<Accepted, Rejected> {
+        outcome(self.0.accept_checkpoint_file(hash, path, StageMode::Move))
+    }
+
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
         self.0.checkpoint_bytes(hash).ok().flatten()
+    }
+
+    fn checkpoint_for_serving(&self, hash: &BlockHash) -> Option<StoredCheckpoint> {
+        // The checkpoint held in memory (usually the tip's) is served from memory; any other
+        // from its file.
+        if let Some(bytes) = self.0.cached_checkpoint_bytes(hash) {
+            return Some(StoredCheckpoint::Bytes(bytes));
+        }
+        let f = self.0.checkpoint_file(hash).ok().flatten()?;
+        Some(StoredCheckpoint::File { file: f.file, size: f.size, chunk_hashes: f.chunk_hashes })
     }
 
     fn has_checkpoint(&self, hash: &BlockHash) -> bool {

@@ -9,14 +9,18 @@
 //! - [`MemoryChain`] is an in-memory chainstate implementing [`rnet_consensus::HeaderChain`] and
 //!   [`rnet_consensus::UtxoView`]: it validates submitted blocks with every consensus stage and
 //!   applies their effects and the expiry sweep, with undo.
+//! - [`ForgedChain`] forges header-valid blocks with unbacked training claims in seconds, for
+//!   `-assumevalid`/snapshot-sync tests at real network shapes.
 //! - [`tx`]: keys and plain-key spends (signed for regtest, or for any genesis id with the
 //!   `_on` variants).
 
 pub mod chain;
+pub mod forge;
 pub mod miner;
 pub mod tx;
 
 pub use chain::{Connected, MemoryChain, SubmitError};
+pub use forge::{ForgeError, ForgedChain};
 pub use miner::{
     BlockTemplate, MineError, MinedBlock, TestMiner, checkpoint_root, coinbase, fees_of,
     sign_header,

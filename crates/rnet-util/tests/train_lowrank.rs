@@ -57,8 +57,12 @@ fn train_with_rank_writes_an_update_that_gives_the_checkpoint() {
         p(&trained),
         "--quiet",
     ];
+    // The shape grows at height 1: an update needs the parent's id for the growth seed.
     let mut args = base.to_vec();
     args.extend(["--rank", "4", "--update-out", p(&update_path)]);
+    fails_with(&args, "needs --parent");
+    let genesis_id = rnet_consensus::ChainParams::regtest().genesis_hash().to_hex();
+    args.extend(["--parent", &genesis_id]);
     let t = json(&args);
     assert_eq!(t["rank"], 4);
     assert!(t["nats_per_byte"].as_f64().unwrap() < initial - 0.5, "{t}");
@@ -73,7 +77,8 @@ fn train_with_rank_writes_an_update_that_gives_the_checkpoint() {
     let written = Checkpoint::from_bytes(&std::fs::read(&trained).unwrap()).unwrap();
     let parent = Checkpoint::from_bytes(&std::fs::read(&genesis).unwrap()).unwrap();
     let (d, l) = (written.model.config().d_model, written.model.config().n_layers);
-    let grown = grow(&parent.model, d, l, 0).unwrap();
+    let seed = rnet_consensus::growth_seed(&rnet_consensus::ChainParams::regtest().genesis_hash());
+    let grown = grow(&parent.model, d, l, seed).unwrap();
     let limits = UpdateLimits { max_update_bytes: u64::MAX, max_rank: 4 };
     let merged = apply(&grown, &update, &limits, 1).unwrap();
     assert_eq!(merged.root(), written.root());
@@ -83,7 +88,7 @@ fn train_with_rank_writes_an_update_that_gives_the_checkpoint() {
     let trained2 = dir.join("other.rnck");
     let mut args = base.to_vec();
     args[8] = p(&trained2);
-    args.extend(["--rank", "2", "--other", "replace", "--steps", "5"]);
+    args.extend(["--rank", "2", "--other", "replace", "--steps", "5", "--parent", &genesis_id]);
     args.drain(5..7); // the 60-step --steps of `base`
     let t = json(&args);
     let bytes = std::fs::read(dir.join("other.rnck.update")).unwrap();
@@ -102,7 +107,10 @@ fn train_with_rank_writes_an_update_that_gives_the_checkpoint() {
     a.extend(["--other", "replace"]);
     fails_with(&a, "--other needs --rank");
     let mut a = base.to_vec();
-    a.extend(["--rank", "35"]);
+    a.extend(["--rank", "4", "--parent", "xyz"]);
+    fails_with(&a, "--parent must be");
+    let mut a = base.to_vec();
+    a.extend(["--rank", "35", "--parent", &genesis_id]);
     fails_with(&a, "--rank 35");
     let mut a = base.to_vec();
     a.extend(["--rank", "4", "--alpha", "0"]);

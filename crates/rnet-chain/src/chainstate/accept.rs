@@ -236,6 +236,33 @@ impl ChainState {
         self.reconsider_descendants(hash, now)
     }
 
+    /// [`ChainState::accept_checkpoint`] for a checkpoint staged as a file
+    /// ([`ChainReader::stage_checkpoint`], done without the chain lock): its measured size and
+    /// root must be the header's; then the file becomes the block's checkpoint without being
+    /// read into memory. A mismatch drops the staged file.
+    pub fn accept_staged_checkpoint(
+        &mut self,
+        hash: &BlockHash,
+        staged: StagedCheckpoint,
+        now: u64,
+    ) -> Result<AcceptOutcome, ChainError> {
+        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
+        if entry.has(flags::FAILED) {
+            return Err(ChainError::KnownInvalid(*hash));
+        }
+        if entry.has(flags::HAVE_CHECKPOINT) {
+            return Ok(AcceptOutcome::AlreadyHave);
+        }
+        if staged.size != entry.header.checkpoint_size
+            || staged.root != entry.header.checkpoint_root.0
+        {
+            return Err(ChainError::CheckpointMismatch { hash: *hash });
+        }
+        self.files.adopt(hash, staged)?;
+        self.record_checkpoint(entry)?;
+        self.reconsider_descendants(hash, now)
+    }
+
     /// Stores checkpoint bytes already checked against `entry`'s header (received whole, or
     /// derived from the parent's and the block's update by Proof-of-Training): the file first,
     /// then the record and the index flag in one transaction.
@@ -244,8 +271,14 @@ impl ChainState {
         entry: IndexEntry,
         bytes: &[u8],
     ) -> Result<(), ChainError> {
+        self.files.write(&entry.hash(), bytes)?;
+        self.record_checkpoint(entry)
+    }
+
+    /// Records a checkpoint whose file is in place: the record and the index flag in one
+    /// transaction.
+    fn record_checkpoint(&mut self, entry: IndexEntry) -> Result<(), ChainError> {
         let hash = entry.hash();
-        self.files.write(&hash, bytes)?;
         // Re-read: the entry may have changed since the caller read it.
         let mut entry = self.index_entry(&hash)?.unwrap_or(entry);
         entry.status |= flags::HAVE_CHECKPOINT;

@@ -61,6 +61,15 @@ impl ChainState {
         }
     }
 
+    /// Whether `hash` is a stored block or a header noted (or resolved) for `-assumevalid`: what
+    /// a submitted header's parent must be.
+    pub fn knows_header(&self, hash: &BlockHash) -> Result<bool, ChainError> {
+        let chain = &self.assumed_chain;
+        Ok(self.index_entry(hash)?.is_some()
+            || chain.noted.contains_key(hash)
+            || chain.ids.as_ref().is_some_and(|ids| ids.contains(hash)))
+    }
+
     /// Whether `hash` at `height` is the assumed-valid block ([`super::ChainOptions`]) or an
     /// ancestor of it, and the assumed-valid block is not marked invalid.
     pub(super) fn is_assumed_valid(

@@ -247,10 +247,11 @@ impl ChainState {
             // block needs no model data; its transactions are still checked on connection.
             SnapshotRole::Below => return Ok(None),
             // The assumed-valid block: its whole checkpoint, checked against the committed root
-            // when it was stored and again when read, stands in for its update, unless the
-            // node can derive it the usual way.
+            // when it was stored and again here (streamed: a checkpoint of any size is never
+            // read into memory for this), stands in for its update, unless the node can derive
+            // it the usual way.
             SnapshotRole::At => {
-                if self.load_checkpoint_for_validation(&hash)?.is_some() {
+                if self.stored_checkpoint_intact(&hash)? {
                     return Ok(None);
                 }
                 if !self.has_checkpoint(&parent.hash)? {

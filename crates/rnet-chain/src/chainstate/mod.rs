@@ -23,7 +23,7 @@ use rnet_primitives::encode::{decode_exact, encode_to_vec};
 use rnet_primitives::{Amount, Block, BlockHash, BlockHeader, Hash256, MAX_MONEY, OutPoint, Txid};
 use tracing::{debug, info, warn};
 
-use crate::checkpoints::{CheckpointFiles, checkpoint_root};
+use crate::checkpoints::{CheckpointFiles, StagedCheckpoint, checkpoint_root};
 use crate::encoding::{
     CheckpointRecord, IndexEntry, UndoRecord, child_key, coin_bytes, coin_from_bytes, expiry_key,
     flags, hash_from_slice, height_key, outpoint_from_key, outpoint_key, parse_expiry_key,

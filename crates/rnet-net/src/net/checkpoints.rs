@@ -284,14 +284,16 @@ impl Manager {
     }
 
     pub(super) fn on_chunk(&mut self, id: u64, key: ObjectKey, index: u32, data: Vec<u8>) {
-        if let Some(p) = self.peers.get_mut(&id) {
-            p.chunks = p.chunks.saturating_sub(1);
-        }
         let Some(f) = self.ck.get_mut(&key) else { return };
         if f.req.get(&index).is_none_or(|(p, _)| *p != id) {
+            // Unrequested, or a late answer to a request that stalled (its slot is free).
             return;
         }
         f.req.remove(&index);
+        // The peer's slot counts exactly its outstanding requests.
+        if let Some(p) = self.peers.get_mut(&id) {
+            p.chunks = p.chunks.saturating_sub(1);
+        }
         let Some(hashes) = &f.hashes else { return };
         let start = u64::from(index) * CHUNK_SIZE as u64;
         let want_len = (f.size - start).min(CHUNK_SIZE as u64) as usize;
@@ -334,6 +336,11 @@ impl Manager {
         for key in active {
             if self.have_object(key) {
                 if let Some(f) = self.ck.remove(&key) {
+                    for (p, _) in f.req.values() {
+                        if let Some(x) = self.peers.get_mut(p) {
+                            x.chunks = x.chunks.saturating_sub(1);
+                        }
+                    }
                     f.chunks.discard();
                 }
             }
@@ -436,13 +443,21 @@ impl Manager {
                 sends.push((p, Message::GetChunkHashes { block, kind, start }));
                 continue;
             }
+            let mut stalled = Vec::new();
             f.req.retain(|_, (p, at)| {
                 let keep = now.duration_since(*at) <= stall;
                 if !keep {
                     f.skip.insert(*p);
+                    stalled.push(*p);
                 }
                 keep
             });
+            // A stalled request gives its slot back (a late answer is then ignored).
+            for p in stalled {
+                if let Some(x) = self.peers.get_mut(&p) {
+                    x.chunks = x.chunks.saturating_sub(1);
+                }
+            }
             let n = f.chunks.len();
             let mut rr = 0usize;
             for i in 0..n {

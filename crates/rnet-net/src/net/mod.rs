@@ -85,9 +85,12 @@ pub const MAX_SEND_QUEUE_BYTES: usize =
 /// `getchunk` beyond it is not served and scores [`CHUNK_FLOOD_SCORE`].
 pub const MAX_QUEUED_CHUNKS: usize = 2 * MAX_CHUNKS_IN_FLIGHT;
 /// `getchunk` requests a peer may make at once (token bucket size).
-pub const CHUNK_REQUEST_BURST: f64 = 64.0;
-/// `getchunk` requests per second a peer may sustain (64 MiB/s of updates and checkpoints).
-pub const CHUNK_REQUEST_RATE: f64 = 64.0;
+pub const CHUNK_REQUEST_BURST: f64 = 1024.0;
+/// `getchunk` requests per second a peer may sustain (1 GiB/s of updates and checkpoints). An
+/// honest downloader keeps [`MAX_CHUNKS_IN_FLIGHT`] requests out and is bounded by its link and
+/// by verifying chunks; on loopback it fetches a few hundred MiB/s, which an earlier limit of
+/// 64/s scored as flooding. The bucket only caps the disk reads one peer can cause.
+pub const CHUNK_REQUEST_RATE: f64 = 1024.0;
 /// Score of a `getchunk` over the rate limit or over [`MAX_QUEUED_CHUNKS`].
 pub const CHUNK_FLOOD_SCORE: u32 = 10;
 /// Unrequested `tx` messages a peer may send at once (token bucket size).

@@ -3,19 +3,23 @@
 //!
 //! Loading a stored checkpoint checks its root, which hashes the whole file: seconds at mainnet
 //! sizes, and longer while an evaluation or the miner occupies the hashing threads. So the
-//! manager answers from the objects it loaded last (the last checkpoint, the last
-//! [`KEPT_UPDATES`] updates), and hands any other (block, kind) to a loader task on the blocking
-//! pool. Requests for an object being loaded wait (bounded) and are answered when the load
+//! manager answers from the objects it loaded last (the last [`KEPT_CHECKPOINTS`] checkpoints,
+//! the last [`KEPT_UPDATES`] updates), and hands any other (block, kind) to a loader task on the
+//! blocking pool. A checkpoint the backend stores as a file is kept as the open file and its
+//! chunk hashes: each `getchunk` reads one chunk from it, so serving holds one chunk per queued
+//! request in memory whatever the checkpoint's size. Requests for an object being loaded wait (bounded) and are answered when the load
 //! reports back as an event; one load runs per (block, kind) however many peers ask for it.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use rnet_model::checkpoint::CHUNK_SIZE;
 use tokio::sync::mpsc;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, StoredCheckpoint};
 use crate::message::{MAX_CHUNK_HASHES, Message, ModelObject};
 
 use super::checkpoints::ObjectKey;
@@ -29,8 +33,9 @@ pub const MAX_WAITING_REQUESTS: usize = 4096;
 /// Loaded updates kept to serve chunks from (at most 8 MiB each): peers syncing ask for the
 /// updates of consecutive blocks, often several at once.
 pub const KEPT_UPDATES: usize = 8;
-/// Loaded checkpoints kept to serve chunks from (the largest, `MAX_CHECKPOINT_SIZE`).
-pub const KEPT_CHECKPOINTS: usize = 1;
+/// Loaded checkpoints kept to serve chunks from (open files, or bytes for a backend that keeps
+/// them in memory).
+pub const KEPT_CHECKPOINTS: usize = 2;
 
 /// What a peer asked of an object.
 #[derive(Clone, Copy, Debug)]
@@ -41,8 +46,50 @@ pub(super) enum Request {
     Chunk(u32),
 }
 
-/// A loaded object: its bytes (shared with the backend) and its chunk hashes.
-type Object = (Arc<Vec<u8>>, Vec<[u8; 32]>);
+/// A chunk to send: a shared buffer and the range of it that is the chunk.
+type ChunkSlice = (Arc<Vec<u8>>, Range<usize>);
+
+/// Where a loaded object's chunks are read from.
+#[derive(Debug)]
+pub(super) enum Source {
+    /// Bytes in memory (shared with the backend).
+    Bytes(Arc<Vec<u8>>),
+    /// An open file of `size` bytes.
+    File { file: Mutex<std::fs::File>, size: u64 },
+}
+
+impl Source {
+    /// The object's size in bytes.
+    fn len(&self) -> u64 {
+        match self {
+            Source::Bytes(b) => b.len() as u64,
+            Source::File { size, .. } => *size,
+        }
+    }
+
+    /// Chunk `index` as a buffer and the range of it to send; `None` if the index is past the
+    /// end. Bytes are shared (no copy); a file chunk is read into a new buffer.
+    fn chunk(&self, index: u32) -> Option<io::Result<ChunkSlice>> {
+        let start = u64::from(index).checked_mul(CHUNK_SIZE as u64)?;
+        if start >= self.len() {
+            return None;
+        }
+        let len = (self.len() - start).min(CHUNK_SIZE as u64) as usize;
+        Some(match self {
+            Source::Bytes(b) => Ok((b.clone(), start as usize..start as usize + len)),
+            Source::File { file, .. } => {
+                let mut buf = vec![0u8; len];
+                let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
+                f.seek(SeekFrom::Start(start))
+                    .and_then(|_| f.read_exact(&mut buf))
+                    .map(|()| (Arc::new(buf), 0..len))
+            }
+        })
+    }
+}
+
+/// A loaded object: where its chunks are and its chunk hashes.
+type Object = (Arc<Source>, Vec<[u8; 32]>);
 
 /// A finished load: the object, or `None` if it is not stored.
 pub(super) struct Loaded {
@@ -54,7 +101,7 @@ pub(super) struct Loaded {
 pub(super) struct Serving {
     /// The objects loaded last, per kind (indexed by `ModelObject as usize`), newest last:
     /// chunks are served from them without the loader.
-    kept: [VecDeque<(ObjectKey, Arc<Vec<u8>>)>; 2],
+    kept: [VecDeque<(ObjectKey, Arc<Source>)>; 2],
     /// Requests waiting for an object's load, in arrival order.
     waiting: HashMap<ObjectKey, Vec<(u64, Request)>>,
     /// Total entries of `waiting`.
@@ -96,13 +143,13 @@ impl Serving {
         }
     }
 
-    /// The kept bytes of an object.
-    fn kept(&self, key: &ObjectKey) -> Option<Arc<Vec<u8>>> {
+    /// The kept source of an object.
+    fn kept(&self, key: &ObjectKey) -> Option<Arc<Source>> {
         self.kept[key.1 as usize].iter().find(|(k, _)| k == key).map(|(_, b)| b.clone())
     }
 
     /// Keeps a loaded object (dropping the oldest of its kind over the limit).
-    fn keep(&mut self, key: ObjectKey, bytes: Arc<Vec<u8>>) {
+    fn keep(&mut self, key: ObjectKey, bytes: Arc<Source>) {
         let list = &mut self.kept[key.1 as usize];
         list.retain(|(k, _)| *k != key);
         list.push_back((key, bytes));
@@ -116,14 +163,19 @@ impl Serving {
 /// hashes its chunks for `getchunkhashes`.
 fn load(b: &dyn Backend, key: ObjectKey) -> Loaded {
     let (block, kind) = key;
-    let bytes = match kind {
-        ModelObject::Checkpoint => b.checkpoint(&block),
-        ModelObject::Update => b.update(&block),
-    };
-    let object = bytes.map(|bytes| {
+    let in_memory = |bytes: Arc<Vec<u8>>| {
         let hashes = rnet_model::checkpoint::chunk_hashes(&bytes);
-        (bytes, hashes)
-    });
+        (Arc::new(Source::Bytes(bytes)), hashes)
+    };
+    let object = match kind {
+        ModelObject::Checkpoint => b.checkpoint_for_serving(&block).map(|c| match c {
+            StoredCheckpoint::Bytes(bytes) => in_memory(bytes),
+            StoredCheckpoint::File { file, size, chunk_hashes } => {
+                (Arc::new(Source::File { file: Mutex::new(file), size }), chunk_hashes)
+            }
+        }),
+        ModelObject::Update => b.update(&block).map(in_memory),
+    };
     Loaded { key, object }
 }
 
@@ -222,22 +274,26 @@ impl Manager {
         }
     }
 
-    /// Queues chunk `index` of `bytes` for peer `id` (scoring an index out of range or a peer
-    /// whose earlier chunks are still unread).
-    fn send_chunk(&mut self, id: u64, key: ObjectKey, index: u32, bytes: Arc<Vec<u8>>) {
+    /// Queues chunk `index` of `source` for peer `id` (scoring an index out of range or a peer
+    /// whose earlier chunks are still unread). A file chunk is read here (one chunk, from the
+    /// page cache as a rule); a read error answers `modelnotfound` so the peer asks elsewhere.
+    fn send_chunk(&mut self, id: u64, key: ObjectKey, index: u32, source: Arc<Source>) {
         let Some(p) = self.peers.get(&id) else { return };
         if p.io.queued_chunks.load(Ordering::Relaxed) >= MAX_QUEUED_CHUNKS {
             self.misbehave(id, CHUNK_FLOOD_SCORE, "getchunk while its chunks are unread");
             return;
         }
-        let start = (index as usize).saturating_mul(CHUNK_SIZE);
-        if start >= bytes.len() {
-            self.misbehave(id, 10, "chunk index out of range");
-            return;
-        }
-        let end = start.saturating_add(CHUNK_SIZE).min(bytes.len());
         let (block, kind) = key;
-        self.send_out(id, Outbound::Chunk { block, kind, index, bytes, range: start..end });
+        match tokio::task::block_in_place(|| source.chunk(index)) {
+            None => self.misbehave(id, 10, "chunk index out of range"),
+            Some(Ok((bytes, range))) => {
+                self.send_out(id, Outbound::Chunk { block, kind, index, bytes, range })
+            }
+            Some(Err(e)) => {
+                tracing::warn!(%block, index, "cannot read a chunk of the stored {kind}: {e}");
+                self.send(id, Message::ModelNotFound { block, kind });
+            }
+        }
     }
 }
 

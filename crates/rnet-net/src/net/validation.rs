@@ -116,13 +116,13 @@ fn run(b: &dyn Backend, job: Job) -> Checked {
         }
         Job::Model { source, block, kind, data } => {
             let files = data.files();
-            let result = match (data.into_bytes(), kind) {
-                (Ok(bytes), ModelObject::Update) => b.accept_update(&block, bytes),
-                (Ok(bytes), ModelObject::Checkpoint) => b.accept_checkpoint(&block, bytes),
-                (Err(e), _) => Err(Rejected {
-                    invalid: false,
-                    reason: format!("cannot read the downloaded {kind}: {e}"),
-                }),
+            let result = match (data, kind) {
+                // A checkpoint file goes to the backend as a file (of any size: never read
+                // into memory here).
+                (ObjectData::File { part, .. }, ModelObject::Checkpoint) => {
+                    b.accept_checkpoint_file(&block, &part)
+                }
+                (data, kind) => accept_bytes(b, block, kind, data),
             };
             if let Some((part, have)) = files {
                 remove_pair(&part, &have);
@@ -133,5 +133,23 @@ fn run(b: &dyn Backend, job: Job) -> Checked {
             let ok = reply.signatures_ok();
             Checked::Headers { reply, ok }
         }
+    }
+}
+
+/// Hands a downloaded object's bytes to the backend (an update, or a checkpoint kept in
+/// memory because the node has no data directory).
+fn accept_bytes(
+    b: &dyn Backend,
+    block: BlockHash,
+    kind: ModelObject,
+    data: ObjectData,
+) -> Result<Accepted, Rejected> {
+    match (data.into_bytes(), kind) {
+        (Ok(bytes), ModelObject::Update) => b.accept_update(&block, bytes),
+        (Ok(bytes), ModelObject::Checkpoint) => b.accept_checkpoint(&block, bytes),
+        (Err(e), _) => Err(Rejected {
+            invalid: false,
+            reason: format!("cannot read the downloaded {kind}: {e}"),
+        }),
     }
 }

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use rnet_chain::ChainTipStatus;
+use rnet_chain::checkpoints::StageMode;
+use rnet_chain::{AcceptOutcome, ChainError, ChainTipStatus};
 use rnet_consensus::{median_time_past, next_block_shape, required_improvement};
 use rnet_miner::{loss_bits, loss_nats};
 use rnet_model::checkpoint::CHUNK_SIZE;
@@ -330,7 +331,7 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 ModelObject::Checkpoint => (
                     header.checkpoint_root,
                     header.checkpoint_size,
-                    node.checkpoint_bytes(&hash).map_err(chain_err)?.is_some(),
+                    node.reader.has_checkpoint(&hash).map_err(chain_err)?,
                 ),
                 ModelObject::Update => (
                     header.update_root,
@@ -348,6 +349,52 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
                 "chunks": size.div_ceil(CHUNK_SIZE as u64),
                 "available": available,
             }))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("loadcheckpoint", "Blockchain").params(["blockhash", "path"]).help(
+            "loadcheckpoint \"blockhash\" \"path\"\n\nLoads a known block's whole checkpoint from a file on the \
+             node's machine (like Core's loadtxoutset: a snapshot obtained out of band, e.g. for -assumevalid). \
+             The file is copied into the data directory and checked by streaming against the root and size the \
+             header commits to, in bounded memory whatever its size; the original is left alone. Returns \
+             {\"blockhash\", \"size\", \"result\"} with result \"connected\" (the tip moved), \"stored\" or \
+             \"duplicate\".",
+        ),
+        |node, p| {
+            let hash = param_block_hash(p, 0)?;
+            let path: String = p.required(1)?;
+            let header = node
+                .reader
+                .header(&hash)
+                .map_err(chain_err)?
+                .ok_or_else(|| RpcError::invalid_address_or_key("Block not found"))?;
+            let path = std::path::Path::new(&path);
+            if !path.is_file() {
+                return Err(RpcError::invalid_parameter(format!(
+                    "{} is not a readable file",
+                    path.display()
+                )));
+            }
+            let result = match node.accept_checkpoint_file(&hash, path, StageMode::Copy) {
+                Ok(AcceptOutcome::Connected { .. }) => "connected",
+                Ok(AcceptOutcome::AlreadyHave) => "duplicate",
+                Ok(_) => "stored",
+                Err(ChainError::CheckpointMismatch { .. }) => {
+                    return Err(RpcError::verify(format!(
+                        "the file does not match the checkpoint block {hash} commits to (root {}, \
+                         {} bytes)",
+                        header.checkpoint_root.to_hex(),
+                        header.checkpoint_size
+                    )));
+                }
+                Err(ChainError::Io(e)) => {
+                    return Err(RpcError::misc(format!("cannot load {}: {e}", path.display())));
+                }
+                Err(e) => return Err(chain_err(e)),
+            };
+            Ok(json!({ "blockhash": hash.to_hex(), "size": header.checkpoint_size, "result": result }))
         },
     )?;
     reg(

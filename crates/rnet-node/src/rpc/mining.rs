@@ -133,6 +133,38 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
     reg(
         r,
         node,
+        MethodInfo::new("submitheader", "Mining").params(["hexdata"]).help(
+            "submitheader \"hexdata\"\n\nChecks a block header (its miner signature, and a parent that is a stored \
+             block or an earlier submitted header) and records it the way headers from peers are recorded: with \
+             -assumevalid it locates the assumed-valid block's ancestry before the blocks arrive, so blocks \
+             submitted next connect without their models. Returns null; errors if the header does not decode, \
+             its signature fails, or its parent is unknown (\"Must submit previous header (…) first\").",
+        ),
+        |node, p| {
+            let bytes = param_hex(p, 0, "Header")?;
+            let header = rnet_primitives::BlockHeader::from_bytes(&bytes)
+                .map_err(|_| RpcError::deserialization("Block header decode failed"))?;
+            let hash = header.hash();
+            let signed = rnet_crypto::PublicKey::from_bytes(&header.miner_pubkey).and_then(|key| {
+                key.verify(hash.as_bytes(), &rnet_crypto::Signature::from_bytes(header.signature))
+            });
+            if signed.is_err() {
+                return Err(RpcError::verify("bad-header-signature"));
+            }
+            let mut chain = node.chain();
+            if !chain.knows_header(&header.prev_block_hash).map_err(chain_err)? {
+                return Err(RpcError::verify(format!(
+                    "Must submit previous header ({}) first",
+                    header.prev_block_hash
+                )));
+            }
+            chain.note_headers(std::slice::from_ref(&header));
+            Ok(Value::Null)
+        },
+    )?;
+    reg(
+        r,
+        node,
         MethodInfo::new("submitcheckpoint", "Mining").params(["id", "hexdata"]).help(
             "submitcheckpoint \"blockhash|root\" \"hexdata\"\n\nUploads a block's model data: for a known block (by \
              hash) the bytes are its model update (or its whole checkpoint), checked against the header, and the \

@@ -48,9 +48,15 @@ pub struct TrainArgs {
     /// Windows per batch.
     #[arg(long, default_value_t = 16)]
     batch: usize,
-    /// Seed for batch sampling and the weights growth adds.
+    /// Seed for batch sampling (and for the weights growth adds when `--parent` is absent).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The block id of the parent block whose model `--checkpoint` is. Growth then uses the
+    /// consensus seed of that block (docs/protocol.md Part III §8), so the result is a model a
+    /// block on that parent can carry; required with `--rank` when the shape grows (an update
+    /// applies to the consensus grown parent).
+    #[arg(long)]
+    parent: Option<String>,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -122,11 +128,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if height < input.height {
         bail!("--height {height} is below the checkpoint's height {}", input.height);
     }
+    let parent = match &args.parent {
+        Some(hex) => Some(
+            hex.parse::<rnet_primitives::BlockHash>()
+                .map_err(|_| anyhow::anyhow!("--parent must be a 64-hex-digit block id"))?,
+        ),
+        None => None,
+    };
     let (d, l) = super::scheduled_shape(args.network, height);
     let model = if (d, l) == (input.model.config().d_model, input.model.config().n_layers) {
         input.model
     } else {
-        grow(&input.model, d, l, args.seed).context("cannot grow to the scheduled shape")?
+        let seed = match parent {
+            Some(parent) => rnet_consensus::growth_seed(&parent),
+            None if args.rank > 0 => bail!(
+                "the shape grows at height {height}: --rank needs --parent BLOCKHASH (the update \
+                 applies to the parent grown with that block's consensus seed)"
+            ),
+            None => args.seed,
+        };
+        grow(&input.model, d, l, seed).context("cannot grow to the scheduled shape")?
     };
     let config = model.config().clone();
     if args.rank as usize > config.d_model {
