@@ -1,0 +1,21 @@
+//! ResonanceNet Lightning (layer 5): payment channels, multi-hop onion payments and invoices.
+//!
+//! The protocol is BOLT 2/3/4/7/11 adapted to Ed25519 and Keccak-256d; `docs/lightning.md` is the
+//! normative text and says where and why it differs from the BOLTs.
+//!
+//! - [`channel`]: keys, scripts and transactions of a channel: funding, commitments, HTLC
+//!   outputs, revocation, penalties and closes.
+//! - [`gossip`]: channel and node announcements and channel updates (BOLT 7), signed by Ed25519
+//!   keys.
+//! - [`invoice`]: BOLT11-style bech32 payment requests, signed by an explicit payee key.
+//! - [`onion`]: fixed-size Sphinx packets (X25519, ChaCha20, HMAC-SHA256) and attributable error
+//!   onions.
+//! - [`router`]: the channel graph, fee-, CLTV- and capacity-aware pathfinding and retries.
+//! - [`watchtower`]: encrypted penalty appointments and the tower that acts on them.
+
+pub mod channel;
+pub mod gossip;
+pub mod invoice;
+pub mod onion;
+pub mod router;
+pub mod watchtower;
