@@ -11,11 +11,15 @@
 //! - [`onion`]: fixed-size Sphinx packets (X25519, ChaCha20, HMAC-SHA256) and attributable error
 //!   onions.
 //! - [`router`]: the channel graph, fee-, CLTV- and capacity-aware pathfinding and retries.
+//! - [`state`]: the channel state machine (BOLT 2), deterministic and serializable.
 //! - [`watchtower`]: encrypted penalty appointments and the tower that acts on them.
+//! - [`wire`]: the peer messages (BOLT 1/2) and their strict encoding.
 
 pub mod channel;
 pub mod gossip;
 pub mod invoice;
 pub mod onion;
 pub mod router;
+pub mod state;
 pub mod watchtower;
+pub mod wire;
