@@ -12,6 +12,7 @@
 //!   onions.
 //! - [`router`]: the channel graph, fee-, CLTV- and capacity-aware pathfinding and retries.
 //! - [`state`]: the channel state machine (BOLT 2), deterministic and serializable.
+//! - [`store`]: the key-value interface a node persists through.
 //! - [`watchtower`]: encrypted penalty appointments and the tower that acts on them.
 //! - [`wire`]: the peer messages (BOLT 1/2) and their strict encoding.
 
@@ -21,5 +22,6 @@ pub mod invoice;
 pub mod onion;
 pub mod router;
 pub mod state;
+pub mod store;
 pub mod watchtower;
 pub mod wire;

@@ -188,16 +188,20 @@ pub struct Receiver<R> {
 pub struct Established<R, W> {
     /// The peer's static public key (its node id).
     pub remote_key: [u8; 32],
+    /// The Noise handshake hash: unique to this session and known to both ends, so a protocol
+    /// on top can bind an identity signature to the session (channel binding).
+    pub handshake_hash: Vec<u8>,
     /// Receiving half.
     pub receiver: Receiver<R>,
     /// Sending half.
     pub sender: Sender<W>,
 }
 
-/// Runs the Noise XX handshake over `(r, w)`; `initiator` is the connecting side.
+/// Runs the Noise XX handshake of the P2P protocol over `(r, w)`; `initiator` is the connecting
+/// side.
 pub async fn handshake<R, W>(
-    mut r: R,
-    mut w: W,
+    r: R,
+    w: W,
     key: &NodeKey,
     magic: [u8; 4],
     initiator: bool,
@@ -206,8 +210,23 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let prologue = prologue(magic);
-    let builder = Builder::new(params()).local_private_key(&key.private)?.prologue(&prologue)?;
+    handshake_with_prologue(r, w, key, &prologue(magic), initiator).await
+}
+
+/// The Noise XX handshake with another protocol's prologue (e.g. Lightning's), so sessions of
+/// different protocols can never be confused: a handshake between two prologues fails.
+pub async fn handshake_with_prologue<R, W>(
+    mut r: R,
+    mut w: W,
+    key: &NodeKey,
+    prologue: &[u8],
+    initiator: bool,
+) -> Result<Established<R, W>, TransportError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let builder = Builder::new(params()).local_private_key(&key.private)?.prologue(prologue)?;
     let mut hs = if initiator { builder.build_initiator()? } else { builder.build_responder()? };
     let mut out = vec![0u8; MAX_NOISE_MSG];
     let mut inb = Vec::new();
@@ -231,10 +250,12 @@ where
     let mut remote_key = [0u8; 32];
     let rs = hs.get_remote_static().ok_or(TransportError::Framing("no remote static key"))?;
     remote_key.copy_from_slice(rs);
+    let handshake_hash = hs.get_handshake_hash().to_vec();
     let state = hs.into_transport_mode()?;
     let cipher = Arc::new(Mutex::new(Cipher { state, sent: 0, received: 0 }));
     Ok(Established {
         remote_key,
+        handshake_hash,
         receiver: Receiver { io: r, cipher: cipher.clone(), frame: Vec::new() },
         sender: Sender { io: w, cipher },
     })

@@ -10,6 +10,7 @@ pub mod chain_open;
 pub mod config;
 pub mod disk;
 pub mod inference;
+pub mod lightning;
 pub mod lock;
 pub mod logging;
 pub mod node;
