@@ -146,24 +146,6 @@ impl ChainState {
         }
     }
 
-    /// Whether the checkpoint of `hash` is stored and its file still matches its record,
-    /// checked by streaming the file (bounded memory whatever its size); a damaged one is
-    /// dropped so the network fetches it again.
-    pub(super) fn stored_checkpoint_intact(
-        &mut self,
-        hash: &BlockHash,
-    ) -> Result<bool, ChainError> {
-        match self.reader.checkpoint_file(hash) {
-            Ok(found) => Ok(found.is_some()),
-            Err(e @ ChainError::Corrupt(_)) => {
-                warn!(%hash, error = %e, "damaged checkpoint");
-                self.drop_damaged_checkpoint(hash)?;
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     pub(super) fn forget_checkpoint(&mut self, hash: &BlockHash) -> Result<(), ChainError> {
         let w = self.begin_write()?;
         {

@@ -247,11 +247,12 @@ impl ChainState {
             // block needs no model data; its transactions are still checked on connection.
             SnapshotRole::Below => return Ok(None),
             // The assumed-valid block: its whole checkpoint, checked against the committed root
-            // when it was stored and again here (streamed: a checkpoint of any size is never
-            // read into memory for this), stands in for its update, unless the node can derive
-            // it the usual way.
+            // when it was stored (and again by every later read: serving it, deriving a
+            // child's model), stands in for its update, unless the node can derive it the
+            // usual way. It is not re-read here: hashing a large checkpoint under the chain
+            // lock would stall RPC and peers for seconds.
             SnapshotRole::At => {
-                if self.stored_checkpoint_intact(&hash)? {
+                if self.has_checkpoint(&hash)? {
                     return Ok(None);
                 }
                 if !self.has_checkpoint(&parent.hash)? {
