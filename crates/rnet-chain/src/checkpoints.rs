@@ -114,10 +114,8 @@ impl CheckpointFiles {
         src: &Path,
         mode: StageMode,
     ) -> io::Result<StagedCheckpoint> {
-        let n = STAGE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{}.{}-{n}.tmp", hash.to_hex(), std::process::id()));
         // From here on the guard deletes the staged file on any error.
-        let mut staged = StagedCheckpoint { path, size: 0, root: [0; 32] };
+        let mut staged = StagedCheckpoint { path: self.stage_path(hash), size: 0, root: [0; 32] };
         let moved = mode == StageMode::Move && fs::rename(src, &staged.path).is_ok();
         if !moved {
             let mut from = fs::File::open(src)?;
@@ -136,6 +134,27 @@ impl CheckpointFiles {
             fs::OpenOptions::new().write(true).open(&staged.path)?.sync_all()?;
         }
         Ok(staged)
+    }
+
+    /// Stages checkpoint bytes the node derived itself (Proof-of-Training outside the chain
+    /// lock): written to a temporary file in the directory and fsynced here, so that storing
+    /// them later under the lock is only a rename.
+    pub fn stage_bytes(&self, hash: &BlockHash, bytes: &[u8]) -> io::Result<StagedCheckpoint> {
+        let mut staged = StagedCheckpoint { path: self.stage_path(hash), size: 0, root: [0; 32] };
+        let mut f = fs::File::create(&staged.path)?;
+        f.write_all(bytes)?;
+        if self.sync {
+            f.sync_all()?;
+        }
+        staged.size = bytes.len() as u64;
+        staged.root = checkpoint_root(bytes);
+        Ok(staged)
+    }
+
+    /// A fresh temporary path for a staged checkpoint of `hash`.
+    fn stage_path(&self, hash: &BlockHash) -> PathBuf {
+        let n = STAGE_COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{}.{}-{n}.tmp", hash.to_hex(), std::process::id()))
     }
 
     /// Makes a staged (already synced) file the checkpoint of `hash`, durably (rename,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rnet_consensus::{BlockError, HeaderSummary};
 use rnet_primitives::{Block, BlockHash, BlockHeader};
 
-use crate::checkpoints::{CheckpointFiles, checkpoint_root};
+use crate::checkpoints::{CheckpointFiles, StagedCheckpoint, checkpoint_root};
 use crate::rules::ChainRules;
 
 /// How many verdicts are kept (oldest dropped first). A verdict is consumed when the block is
@@ -120,6 +120,9 @@ pub type Verdict = Result<Arc<Vec<u8>>, BlockError>;
 pub(crate) struct PotVerdicts {
     order: VecDeque<BlockHash>,
     verdicts: HashMap<BlockHash, Verdict>,
+    /// Derived checkpoints already written to disk outside the lock (dropped with their
+    /// verdict; dropping deletes the file).
+    staged: HashMap<BlockHash, StagedCheckpoint>,
 }
 
 impl PotVerdicts {
@@ -131,15 +134,23 @@ impl PotVerdicts {
         while self.order.len() > MAX_VERDICTS {
             if let Some(old) = self.order.pop_front() {
                 self.verdicts.remove(&old);
+                self.staged.remove(&old);
             }
         }
     }
 
-    /// Takes the verdict of `hash`, if one was recorded.
-    pub(crate) fn take(&mut self, hash: &BlockHash) -> Option<Verdict> {
+    /// Attaches the staged file of a recorded verdict's checkpoint (ignored without one).
+    pub(crate) fn attach_staged(&mut self, hash: BlockHash, staged: StagedCheckpoint) {
+        if self.verdicts.contains_key(&hash) {
+            self.staged.insert(hash, staged);
+        }
+    }
+
+    /// Takes the verdict of `hash`, if one was recorded, with its staged file if any.
+    pub(crate) fn take(&mut self, hash: &BlockHash) -> Option<(Verdict, Option<StagedCheckpoint>)> {
         let verdict = self.verdicts.remove(hash)?;
         self.order.retain(|h| h != hash);
-        Some(verdict)
+        Some((verdict, self.staged.remove(hash)))
     }
 
     /// Number of verdicts held.
@@ -160,10 +171,10 @@ mod tests {
             v.insert(BlockHash([i; 32]), Ok(Arc::new(vec![i])));
         }
         assert_eq!(v.len(), MAX_VERDICTS);
-        assert_eq!(v.take(&BlockHash([0; 32])), None, "the oldest were dropped");
+        assert!(v.take(&BlockHash([0; 32])).is_none(), "the oldest were dropped");
         let last = BlockHash([MAX_VERDICTS as u8 + 9; 32]);
-        assert_eq!(v.take(&last), Some(Ok(Arc::new(vec![MAX_VERDICTS as u8 + 9]))));
-        assert_eq!(v.take(&last), None);
+        assert_eq!(v.take(&last).map(|(v, _)| v), Some(Ok(Arc::new(vec![MAX_VERDICTS as u8 + 9]))));
+        assert!(v.take(&last).is_none());
         assert_eq!(v.len(), MAX_VERDICTS - 1);
     }
 }

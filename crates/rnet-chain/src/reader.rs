@@ -231,6 +231,17 @@ impl ChainReader {
         Ok(self.files.stage(hash, src, mode)?)
     }
 
+    /// Stages checkpoint bytes derived outside the chain lock ([`CheckpointFiles::stage_bytes`]:
+    /// written and fsynced now, renamed into place when fork choice stores them). Hand the
+    /// result to `ChainState::record_staged_checkpoint`.
+    pub fn stage_checkpoint_bytes(
+        &self,
+        hash: &BlockHash,
+        bytes: &[u8],
+    ) -> Result<StagedCheckpoint, ChainError> {
+        Ok(self.files.stage_bytes(hash, bytes)?)
+    }
+
     /// Whether the model update of `hash` is stored.
     pub fn has_update(&self, hash: &BlockHash) -> Result<bool, ChainError> {
         Ok(self.read()?.open_table(UPDATES)?.get(hash.as_bytes().as_slice())?.is_some())

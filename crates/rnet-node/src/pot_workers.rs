@@ -65,12 +65,25 @@ impl PotWorkers {
             tracing::debug!(%hash, secs = start.elapsed().as_secs_f64(), ?verdict, "Proof-of-Training outside the lock");
             verdict
         };
-        match verdict {
-            Some(verdict) => {
-                node.chain().record_pot_verdict(hash, verdict);
-                true
-            }
-            None => false,
+        let Some(verdict) = verdict else { return false };
+        // The derived checkpoint goes to disk here, outside the lock (write and fsync: about
+        // 100 ms at the mainnet genesis shape, seconds for large models); fork choice then
+        // only renames it.
+        let staged = match &verdict {
+            Ok(bytes) => match node.reader.stage_checkpoint_bytes(&hash, bytes) {
+                Ok(staged) => Some(staged),
+                Err(e) => {
+                    tracing::warn!(%hash, error = %e, "cannot stage the derived checkpoint; it is written under the lock");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let mut chain = node.chain();
+        chain.record_pot_verdict(hash, verdict);
+        if let Some(staged) = staged {
+            chain.record_staged_checkpoint(hash, staged);
         }
+        true
     }
 }

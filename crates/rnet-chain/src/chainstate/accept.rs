@@ -277,7 +277,7 @@ impl ChainState {
 
     /// Records a checkpoint whose file is in place: the record and the index flag in one
     /// transaction.
-    fn record_checkpoint(&mut self, entry: IndexEntry) -> Result<(), ChainError> {
+    pub(super) fn record_checkpoint(&mut self, entry: IndexEntry) -> Result<(), ChainError> {
         let hash = entry.hash();
         // Re-read: the entry may have changed since the caller read it.
         let mut entry = self.index_entry(&hash)?.unwrap_or(entry);

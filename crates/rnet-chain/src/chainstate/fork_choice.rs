@@ -225,6 +225,13 @@ impl ChainState {
         self.pot_verdicts.insert(hash, verdict);
     }
 
+    /// Attaches the file a recorded verdict's derived checkpoint was staged to
+    /// ([`ChainReader::stage_checkpoint_bytes`], written and fsynced outside the lock): storing
+    /// the checkpoint in fork choice is then a rename, not a write and fsync under the lock.
+    pub fn record_staged_checkpoint(&mut self, hash: BlockHash, staged: StagedCheckpoint) {
+        self.pot_verdicts.attach_staged(hash, staged);
+    }
+
     /// Runs Proof-of-Training for `block` on `parent` with the parent's stored checkpoint and
     /// the block's stored update (or takes the verdict recorded by
     /// [`ChainState::record_pot_verdict`]), and stores the derived checkpoint when it passes.
@@ -235,11 +242,12 @@ impl ChainState {
         parent: &HeaderSummary,
     ) -> Result<Option<Step>, ChainError> {
         let hash = block.block_hash();
-        if let Some(verdict) = self.pot_verdicts.take(&hash) {
+        if let Some((verdict, staged)) = self.pot_verdicts.take(&hash) {
             debug!(%hash, ok = verdict.is_ok(), "Proof-of-Training verdict computed outside the lock");
-            return match verdict {
-                Ok(checkpoint) => self.keep_derived_checkpoint(&hash, &checkpoint),
-                Err(reason) => Ok(Some(self.classify(reason))),
+            return match (verdict, staged) {
+                (Ok(_), Some(staged)) => self.keep_staged_checkpoint(&hash, staged),
+                (Ok(checkpoint), None) => self.keep_derived_checkpoint(&hash, &checkpoint),
+                (Err(reason), _) => Ok(Some(self.classify(reason))),
             };
         }
         match self.snapshot_role(&hash, block.header.height)? {
@@ -300,6 +308,29 @@ impl ChainState {
         if !entry.has(flags::HAVE_CHECKPOINT) {
             self.store_checkpoint(entry, bytes)?;
         }
+        Ok(None)
+    }
+
+    /// [`Self::keep_derived_checkpoint`] for a checkpoint staged outside the lock: adopted if
+    /// it is the header's (it is, unless the disk changed it), else dropped and the block is
+    /// evaluated again when next reached.
+    fn keep_staged_checkpoint(
+        &mut self,
+        hash: &BlockHash,
+        staged: StagedCheckpoint,
+    ) -> Result<Option<Step>, ChainError> {
+        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
+        if entry.has(flags::HAVE_CHECKPOINT) {
+            return Ok(None);
+        }
+        if staged.size != entry.header.checkpoint_size
+            || staged.root != entry.header.checkpoint_root.0
+        {
+            warn!(%hash, "staged checkpoint does not match its header; evaluating again later");
+            return Ok(Some(Step::Unavailable));
+        }
+        self.files.adopt(hash, staged)?;
+        self.record_checkpoint(entry)?;
         Ok(None)
     }
 
