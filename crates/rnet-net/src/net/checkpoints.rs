@@ -20,7 +20,7 @@ use super::partial::{self, Chunks};
 use super::peer::Peer;
 use super::validation::{Checked, Job};
 use super::{
-    BAN_SCORE, CHUNK_FLOOD_SCORE, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
+    BAN_SCORE, CHUNK_FLOOD_SCORE, Event, MAX_CHECKPOINT_FETCHES, MAX_CHECKPOINT_SIZE,
     MAX_CHUNKS_IN_FLIGHT, MAX_UPDATE_FETCHES, MAX_UPDATE_SIZE, Manager,
 };
 
@@ -98,6 +98,10 @@ pub(super) struct CkFetch {
     pub(super) hashes_req: Option<(u64, Instant)>,
     /// The verified chunks received (on disk under the netdir, else in memory).
     pub(super) chunks: Chunks,
+    /// The partial file is being opened and its kept chunks re-verified on the blocking pool
+    /// (a resumed download of a large checkpoint re-hashes up to gigabytes); no chunk is asked
+    /// until [`Manager::on_partial_opened`].
+    pub(super) opening: bool,
     pub(super) req: HashMap<u32, (u64, Instant)>,
     pub(super) skip: HashSet<u64>,
     /// Peers that answered `modelnotfound` for this object, and when: not asked again (no
@@ -251,10 +255,44 @@ impl Manager {
             return;
         }
         let hashes = std::mem::take(&mut f.pages.1);
+        let size = f.size;
+        let Some(netdir) = self.cfg.netdir.clone() else {
+            f.chunks = Chunks::open(None, key, &hashes, size);
+            f.hashes = Some(hashes);
+            self.schedule();
+            return;
+        };
         // On disk, the chunks of an earlier partial file that still verify are kept (resume).
-        let (netdir, size) = (self.cfg.netdir.as_deref(), f.size);
-        f.chunks = tokio::task::block_in_place(|| Chunks::open(netdir, key, &hashes, size));
-        f.hashes = Some(hashes);
+        // Re-verifying them reads and hashes the file: off the event loop.
+        f.opening = true;
+        f.hashes = Some(hashes.clone());
+        let events = self.events_tx.clone();
+        tokio::spawn(async move {
+            let opened = tokio::task::spawn_blocking(move || {
+                Chunks::open(Some(&netdir), key, &hashes, size)
+            })
+            .await;
+            match opened {
+                Ok(chunks) => {
+                    let _ = events.send(Event::PartialOpened { key, chunks }).await;
+                }
+                Err(e) => {
+                    tracing::error!(block = %key.0, "opening a partial {} download panicked: {e}", key.1)
+                }
+            }
+        });
+    }
+
+    /// A download's partial file is open ([`Chunks::open`] on the blocking pool): chunks are
+    /// asked from now on. A download dropped meanwhile just closes the file (the sweep owns
+    /// leftovers).
+    pub(super) fn on_partial_opened(&mut self, key: ObjectKey, chunks: Chunks) {
+        let Some(f) = self.ck.get_mut(&key) else { return };
+        if !f.opening {
+            return;
+        }
+        f.opening = false;
+        f.chunks = chunks;
         if f.chunks.complete() {
             self.finish_object(key);
         }
@@ -386,6 +424,7 @@ impl Manager {
                         pages: (NO_SOURCE, Vec::new()),
                         hashes_req: None,
                         chunks: Chunks::Memory(Vec::new()),
+                        opening: false,
                         req: HashMap::new(),
                         skip: HashSet::new(),
                         lacking: HashMap::new(),
@@ -410,6 +449,9 @@ impl Manager {
         due.sort_unstable();
         for (_, _, (block, kind)) in due {
             let Some(f) = self.ck.get_mut(&(block, kind)) else { continue };
+            if f.opening {
+                continue;
+            }
             let open: Vec<u64> = ready
                 .iter()
                 .copied()

@@ -200,13 +200,22 @@ fn unix_now() -> u64 {
 }
 
 enum Event {
-    Connected { id: u64, remote_key: [u8; 32], tx: mpsc::Sender<Outbound> },
+    Connected {
+        id: u64,
+        remote_key: [u8; 32],
+        tx: mpsc::Sender<Outbound>,
+    },
     Msg(u64, Message),
     Bad(u64, u32, String),
     Closed(u64, String),
     Inbound(TcpStream, SocketAddr),
     Checked(Checked),
     Loaded(serving::Loaded),
+    /// A download's partial file was opened off the event loop.
+    PartialOpened {
+        key: checkpoints::ObjectKey,
+        chunks: partial::Chunks,
+    },
 }
 
 struct Manager {
@@ -449,6 +458,7 @@ impl Manager {
             Event::Checked(c @ Checked::Model { .. }) => self.on_model_checked(c),
             Event::Checked(Checked::Headers { reply, ok }) => self.on_headers_checked(reply, ok),
             Event::Loaded(l) => self.on_loaded(l),
+            Event::PartialOpened { key, chunks } => self.on_partial_opened(key, chunks),
         }
     }
 
