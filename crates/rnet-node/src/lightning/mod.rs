@@ -1,9 +1,11 @@
 //! `rnetd`'s Lightning service: the I/O around `rnet_lightning`'s node.
 //!
+//! - [`keys`]: the node key file.
 //! - [`link`]: Lightning peer connections: the project's Noise XX transport under Lightning's own
 //!   prologue, then an identity exchange that binds each side's Ed25519 node id to the session.
 //! - [`store`]: the node's state in redb (`<netdir>/lightning.redb`), behind
 //!   [`rnet_lightning::store::Store`].
 
+pub mod keys;
 pub mod link;
 pub mod store;
