@@ -178,8 +178,8 @@ pub fn checkpoint_root(bytes: &[u8]) -> Hash256 {
 pub enum UpdateRank {
     /// [`UpdateRank::Full`] when a replacement of every tensor of the scheduled model fits the
     /// network's `max_update_bytes` (regtest, testnet), else the largest `LowRank(r)` with
-    /// `r ≤ min(`[`AUTO_RANK`]`, max_rank)` whose update fits (mainnet; rank 1 if none does,
-    /// which mining then refuses as too large).
+    /// `r ≤ min(`[`AUTO_RANK`]`, max_rank)` whose update of every matrix fits (mainnet); rank 1
+    /// if none does, on the rotating subset of matrices that fits ([`low_rank_targets`]).
     #[default]
     Auto,
     /// Train every weight; the update replaces each tensor that changed.
@@ -286,17 +286,62 @@ pub fn full_update_size(config: &ModelConfig) -> u64 {
 /// a model of shape `config`: `40 + 4B + Σ (17 + 4·r·(rows + cols))`.
 pub fn low_rank_update_size(config: &ModelConfig, rank: u32) -> u64 {
     let layout = Layout::new(config);
-    let targets = default_targets(&layout);
+    low_rank_update_size_for(config, rank, &default_targets(&layout))
+}
+
+/// Encoded size of a rank-`rank` update on the matrices named in `targets`.
+pub fn low_rank_update_size_for(config: &ModelConfig, rank: u32, targets: &[String]) -> u64 {
+    let layout = Layout::new(config);
     let entries: u64 = layout
         .tensors
         .iter()
         .filter(|t| targets.contains(&t.name))
-        .map(|t| {
-            let (rows, cols) = matrix_dims(t);
-            17 + 4 * u64::from(rank) * (rows + cols)
-        })
+        .map(|t| low_rank_entry_size(t, rank))
         .sum();
     header_len(config.kernel_sizes.len()) as u64 + entries
+}
+
+fn low_rank_entry_size(t: &rnet_model::config::TensorSpec, rank: u32) -> u64 {
+    let (rows, cols) = matrix_dims(t);
+    17 + 4 * u64::from(rank) * (rows + cols)
+}
+
+/// The matrices a rank-`rank` update of the block at `height` adapts within `max_bytes`: every
+/// default target when they all fit; otherwise, once the model has outgrown the limit (past
+/// about 4.2 years of mainnet growth even rank 1 on every matrix exceeds 8 MiB), a rotating
+/// subset: starting at target `height mod n` and going round the list, each matrix whose entry
+/// still fits is taken. Consecutive blocks thus train different matrices and every matrix keeps
+/// being trained, at a share of the blocks that shrinks as the model grows. Returned in
+/// schema order; empty when not even one matrix fits.
+pub fn low_rank_targets(
+    config: &ModelConfig,
+    rank: u32,
+    height: u64,
+    max_bytes: u64,
+) -> Vec<String> {
+    let layout = Layout::new(config);
+    let all = default_targets(&layout);
+    if low_rank_update_size_for(config, rank, &all) <= max_bytes {
+        return all;
+    }
+    let specs: Vec<_> =
+        all.iter().filter_map(|name| layout.tensors.iter().find(|t| t.name == *name)).collect();
+    let n = specs.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut size = header_len(config.kernel_sizes.len()) as u64;
+    let mut chosen = vec![false; n];
+    let start = (height % n as u64) as usize;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let entry = low_rank_entry_size(specs[i], rank);
+        if size + entry <= max_bytes {
+            size += entry;
+            chosen[i] = true;
+        }
+    }
+    specs.iter().zip(chosen).filter(|(_, c)| *c).map(|(t, _)| t.name.clone()).collect()
 }
 
 /// Everything needed to mine one block on a parent.
@@ -476,19 +521,31 @@ impl Miner {
         // The parent, shape and height are final, so the consensus grown parent is too.
         let grown = grown_parent(&job.parent_checkpoint.model, &self.header_for(job, &[], &[]))?;
         let rank = self.rank.resolve(&self.params, grown.config())?;
-        let size = rank.update_size(grown.config());
-        if size > self.params.max_update_bytes {
-            return Err(MineError::UpdateTooLarge {
-                rank,
-                size,
-                max: self.params.max_update_bytes,
-            });
-        }
+        let max = self.params.max_update_bytes;
+        // A low rank adapts as many matrices as fit (all of them until the model outgrows
+        // max_update_bytes, then a rotating subset); a full update must fit whole.
+        let targets = match rank {
+            UpdateRank::LowRank(r) => {
+                let targets = low_rank_targets(grown.config(), r, u64::from(job.height), max);
+                if targets.is_empty() {
+                    let size = rank.update_size(grown.config());
+                    return Err(MineError::UpdateTooLarge { rank, size, max });
+                }
+                targets
+            }
+            UpdateRank::Auto | UpdateRank::Full => {
+                let size = rank.update_size(grown.config());
+                if size > max {
+                    return Err(MineError::UpdateTooLarge { rank, size, max });
+                }
+                Vec::new()
+            }
+        };
         let mut best = 0;
         let mut total_steps = 0;
         let mut last = None;
         for attempt in 0..self.attempts.max(1) {
-            match self.train(job, &grown, rank, attempt, control) {
+            match self.train(job, &grown, rank, &targets, attempt, control) {
                 Ok(round) => {
                     last = Some((round, total_steps));
                     break;
@@ -572,13 +629,14 @@ impl Miner {
     }
 
     /// One attempt: trains `grown` (the consensus grown parent) with update kind `rank`
-    /// (resolved, not `Auto`), and after every round builds the update, applies it canonically
+    /// (resolved, not `Auto`; a low rank adapts `targets`), and after every round builds the update, applies it canonically
     /// and evaluates the result on the sample its header draws.
     fn train(
         &self,
         job: &MiningJob,
         grown: &Model,
         rank: UpdateRank,
+        targets: &[String],
         attempt: u32,
         control: &MineControl<'_>,
     ) -> Result<Round, MineError> {
@@ -595,7 +653,12 @@ impl Miner {
         let params = grown.params().to_vec();
         let mut trainer = match rank {
             UpdateRank::LowRank(r) => {
-                let low_rank = LowRankConfig { rank: r as usize, seed, ..LowRankConfig::default() };
+                let low_rank = LowRankConfig {
+                    rank: r as usize,
+                    seed,
+                    tensors: targets.to_vec(),
+                    ..LowRankConfig::default()
+                };
                 Trainer::new_low_rank(params, config.clone(), train, low_rank)?
             }
             UpdateRank::Auto | UpdateRank::Full => {
@@ -922,6 +985,60 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("lower rank"), "{err}");
+    }
+
+    /// Past the size limit a low-rank update adapts a rotating subset of the matrices: within
+    /// the limit, starting at `height mod n`, different from one block to the next, and empty
+    /// only when not one matrix fits.
+    #[test]
+    fn oversized_low_rank_updates_adapt_a_rotating_subset() {
+        let config = ModelConfig::genesis(rnet_model::ModelNetwork::Mainnet);
+        let all = default_targets(&Layout::new(&config));
+        let full = low_rank_update_size(&config, 4);
+        assert_eq!(low_rank_targets(&config, 4, 7, full), all, "all fit: all");
+        let max = full / 3;
+        let a = low_rank_targets(&config, 4, 7, max);
+        let b = low_rank_targets(&config, 4, 8, max);
+        assert!(!a.is_empty() && a.len() < all.len(), "{} of {}", a.len(), all.len());
+        assert!(low_rank_update_size_for(&config, 4, &a) <= max);
+        assert_ne!(a, b, "the next block trains other matrices");
+        assert!(a.contains(&all[7]) && b.contains(&all[8]), "each starts at height mod n");
+        let order: Vec<usize> =
+            a.iter().map(|t| all.iter().position(|x| x == t).unwrap()).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "schema order");
+        // Over n consecutive blocks every matrix is trained.
+        let n = all.len() as u64;
+        let mut seen = std::collections::HashSet::new();
+        for h in 0..n {
+            seen.extend(low_rank_targets(&config, 4, h, max));
+        }
+        assert_eq!(seen.len(), all.len());
+        assert!(low_rank_targets(&config, 4, 0, 100).is_empty(), "nothing fits 100 bytes");
+    }
+
+    /// A regtest block mined with a limit below rank 1 on every matrix: the miner adapts a
+    /// subset and the block's update fits and derives the committed checkpoint.
+    #[test]
+    fn mining_past_the_limit_uses_a_subset_that_fits() {
+        let mut params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let job = regtest_job(&params, &key);
+        let probe = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
+        let grown =
+            grown_parent(&job.parent_checkpoint.model, &probe.header_for(&job, &[], &[])).unwrap();
+        let all = low_rank_update_size(grown.config(), 1);
+        params.max_update_bytes = all * 2 / 3;
+        let miner = Miner::new(params.clone(), key, TrainingData::Bundled)
+            .with_rank(UpdateRank::LowRank(1))
+            .unwrap();
+        let mined = miner.mine(&job, &MineControl::quiet()).unwrap();
+        assert!(mined.update_bytes.len() as u64 <= params.max_update_bytes);
+        let update = ModelUpdate::decode(&mined.update_bytes).unwrap();
+        let targets = default_targets(&Layout::new(grown.config()));
+        assert!(update.entries().len() < targets.len(), "a strict subset");
+        let limits = update_limits(&params);
+        let derived = apply(&grown, &update, &limits, u64::from(job.height)).unwrap();
+        assert_eq!(derived.root(), mined.block.header.checkpoint_root.0);
     }
 
     #[test]
