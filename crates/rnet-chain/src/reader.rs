@@ -32,6 +32,18 @@ use crate::error::ChainError;
 use crate::schema::*;
 use crate::views::{BranchView, UtxoSnapshot, read_active, read_entry};
 
+/// The result of reading or opening a recorded checkpoint's file: a missing file is corruption
+/// (the record says it is there).
+fn stored_file<T>(hash: &BlockHash, opened: std::io::Result<T>) -> Result<T, ChainError> {
+    match opened {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(corrupt(format!("checkpoint file of {hash} is missing")))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A stored checkpoint opened for serving: the file, its size and its chunk hashes (checked
 /// against the committed root when opened; on Unix the open file stays readable even if the
 /// checkpoint is pruned meanwhile).
@@ -165,20 +177,8 @@ impl ChainReader {
     /// (a damaged file is reported as corrupt, never returned). `None` if not stored (never
     /// received, or pruned).
     pub fn checkpoint(&self, hash: &BlockHash) -> Result<Option<Vec<u8>>, ChainError> {
-        let record = {
-            let r = self.read()?;
-            let table = r.open_table(CHECKPOINTS)?;
-            let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
-            decode_exact::<CheckpointRecord>(v.value())
-                .map_err(ChainError::record("checkpoints"))?
-        };
-        let bytes = match self.files.read(hash) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(format!("checkpoint file of {hash} is missing")));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let Some(record) = self.checkpoint_record(hash)? else { return Ok(None) };
+        let bytes = stored_file(hash, self.files.read(hash))?;
         if bytes.len() as u64 != record.size || checkpoint_root(&bytes) != record.root {
             return Err(corrupt(format!("checkpoint file of {hash} is damaged")));
         }
@@ -190,20 +190,8 @@ impl ChainReader {
     /// a checkpoint to peers needs, without holding it in memory. `None` if not stored; a
     /// missing or damaged file is [`ChainError::Corrupt`].
     pub fn checkpoint_file(&self, hash: &BlockHash) -> Result<Option<CheckpointFile>, ChainError> {
-        let record = {
-            let r = self.read()?;
-            let table = r.open_table(CHECKPOINTS)?;
-            let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
-            decode_exact::<CheckpointRecord>(v.value())
-                .map_err(ChainError::record("checkpoints"))?
-        };
-        let file = match self.files.open_file(hash) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(format!("checkpoint file of {hash} is missing")));
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let Some(record) = self.checkpoint_record(hash)? else { return Ok(None) };
+        let file = stored_file(hash, self.files.open_file(hash))?;
         let damaged = || corrupt(format!("checkpoint file of {hash} is damaged"));
         if file.metadata()?.len() != record.size {
             return Err(damaged());
@@ -217,6 +205,16 @@ impl ChainReader {
             return Err(damaged());
         }
         Ok(Some(CheckpointFile { file, size: record.size, chunk_hashes }))
+    }
+
+    /// The stored record (size and root) of the checkpoint of `hash`, if any.
+    fn checkpoint_record(&self, hash: &BlockHash) -> Result<Option<CheckpointRecord>, ChainError> {
+        let r = self.read()?;
+        let table = r.open_table(CHECKPOINTS)?;
+        let Some(v) = table.get(hash.as_bytes().as_slice())? else { return Ok(None) };
+        decode_exact::<CheckpointRecord>(v.value())
+            .map(Some)
+            .map_err(ChainError::record("checkpoints"))
     }
 
     /// Stages `src` as a candidate checkpoint of `hash` ([`CheckpointFiles::stage`]): moved or

@@ -73,6 +73,24 @@ impl TestNode {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The P2P listening address on loopback, from `<netdir>/p2p.port` (the node writes it once
+    /// bound; waits up to 10 s for it). For a node started with `-port=0 -bind=127.0.0.1`.
+    ///
+    /// # Panics
+    /// If the port file does not appear in time (the node failed to listen).
+    pub fn p2p_addr(&self) -> std::net::SocketAddr {
+        let f = self.network_dir().join("p2p.port");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let port = std::fs::read_to_string(&f).ok().and_then(|t| t.trim().parse::<u16>().ok());
+            if let Some(p) = port {
+                return std::net::SocketAddr::from(([127, 0, 0, 1], p));
+            }
+            assert!(Instant::now() < deadline, "no p2p.port in {}", f.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The RPC URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

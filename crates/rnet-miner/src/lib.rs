@@ -113,11 +113,11 @@ pub enum MineError {
     Cancelled,
 }
 
-/// Why the miner key could not be loaded or created.
+/// Why a key file (the miner key, the Lightning node key) could not be loaded or created.
 #[derive(Debug, Error)]
 pub enum KeyError {
     /// Reading or writing the key file failed.
-    #[error("miner key {path}: {source}")]
+    #[error("key file {path}: {source}")]
     Io {
         /// The key file.
         path: String,
@@ -126,12 +126,13 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The key file does not hold 64 hex characters.
-    #[error("miner key {0}: not a 32-byte hex secret key")]
+    #[error("key file {0}: not a 32-byte hex secret key")]
     Malformed(String),
 }
 
-/// Loads the Ed25519 miner key from `path` (64 hex characters), creating a random one (file mode
-/// 0600) if the file does not exist.
+/// Loads an Ed25519 key from `path` (64 hex characters), creating a random one (file mode 0600,
+/// synced) if the file does not exist; a malformed file is an error and is never replaced. Used
+/// for the miner key and the Lightning node key.
 pub fn load_or_create_key(path: &Path) -> Result<SigningKey, KeyError> {
     let io = |source| KeyError::Io { path: path.display().to_string(), source };
     match fs::read_to_string(path) {

@@ -21,19 +21,6 @@ fn start(extra: &[&str]) -> TestNode {
     TestNode::start(Path::new(RNETD), &args).expect("rnetd starts")
 }
 
-fn p2p_addr(n: &TestNode) -> String {
-    let f = n.network_dir().join("p2p.port");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = std::fs::read_to_string(&f).ok().and_then(|t| t.trim().parse::<u16>().ok())
-        {
-            return format!("127.0.0.1:{p}");
-        }
-        assert!(Instant::now() < deadline, "no p2p.port");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn height(n: &TestNode) -> u64 {
     n.call("getblockcount", json!([])).unwrap().as_u64().unwrap()
 }
@@ -43,7 +30,7 @@ fn height(n: &TestNode) -> u64 {
 fn sync_from(source: &TestNode, extra: &[&str]) -> (TestNode, f64) {
     let node = start(extra);
     let started = Instant::now();
-    node.call("addnode", json!([p2p_addr(source), "onetry"])).unwrap();
+    node.call("addnode", json!([source.p2p_addr().to_string(), "onetry"])).unwrap();
     let deadline = started + Duration::from_secs(300);
     while height(&node) < BLOCKS {
         assert!(Instant::now() < deadline, "no sync within 300 s");

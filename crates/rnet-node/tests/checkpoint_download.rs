@@ -37,19 +37,6 @@ fn start(extra: &[&str]) -> TestNode {
     TestNode::start_on(Path::new(RNETD), "testnet", &args).expect("rnetd starts")
 }
 
-fn p2p_addr(n: &TestNode) -> String {
-    let f = n.network_dir().join("p2p.port");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = std::fs::read_to_string(&f).ok().and_then(|t| t.trim().parse::<u16>().ok())
-        {
-            return format!("127.0.0.1:{p}");
-        }
-        assert!(Instant::now() < deadline, "no p2p.port");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Resident and peak resident memory of a process, in bytes (`VmRSS`, `VmHWM`).
 fn memory(pid: u32) -> Option<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -128,7 +115,7 @@ fn a_killed_checkpoint_download_resumes_in_bounded_memory() {
 
     // The new node: killed once a third of the checkpoint is on disk.
     let mut node = start(&[&assume]);
-    node.call("addnode", json!([p2p_addr(&source), "onetry"])).unwrap();
+    node.call("addnode", json!([source.p2p_addr().to_string(), "onetry"])).unwrap();
     let mut peak_rss = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     let download_started = Instant::now();
@@ -147,7 +134,7 @@ fn a_killed_checkpoint_download_resumes_in_bounded_memory() {
 
     // Restarted, it resumes from the kept chunks and finishes.
     node.restart(&[]).unwrap();
-    node.call("addnode", json!([p2p_addr(&source), "onetry"])).unwrap();
+    node.call("addnode", json!([source.p2p_addr().to_string(), "onetry"])).unwrap();
     let resumed_started = Instant::now();
     while block_count(&node) < u64::from(top) {
         assert!(Instant::now() < deadline, "not synced:\n{}", log(&node));

@@ -79,22 +79,9 @@ fn start(extra: &[&str]) -> TestNode {
     TestNode::start(Path::new(RNETD), &args).expect("rnetd starts")
 }
 
-fn p2p_addr(n: &TestNode) -> SocketAddr {
-    let f = n.network_dir().join("p2p.port");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = std::fs::read_to_string(&f).ok().and_then(|t| t.trim().parse::<u16>().ok())
-        {
-            return SocketAddr::from(([127, 0, 0, 1], p));
-        }
-        assert!(Instant::now() < deadline, "no p2p.port");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `a` dials `b` once.
 fn connect(a: &TestNode, b: &TestNode) {
-    a.call("addnode", json!([p2p_addr(b).to_string(), "onetry"])).unwrap();
+    a.call("addnode", json!([b.p2p_addr().to_string(), "onetry"])).unwrap();
 }
 
 fn client(n: &TestNode) -> RpcClient {
@@ -432,7 +419,7 @@ fn orphan_block_flood(
     lanes: usize,
     deadline: Instant,
 ) -> (Vec<String>, String) {
-    let va = p2p_addr(v);
+    let va = v.p2p_addr();
     let attacker = SigningKey::from_bytes(&[0x66; 32]);
     // One block body, encoded once; each orphan gets a fresh header on an unknown parent
     // (signed by the attacker) in front of it.
@@ -553,7 +540,7 @@ fn victim_follows_the_honest_chain_under_every_attack() {
     let (rt, h, v) = honest_pair();
     let genesis: BlockHash =
         h.call("getblockhash", json!([0])).unwrap().as_str().unwrap().parse().unwrap();
-    let va = p2p_addr(&v);
+    let va = v.p2p_addr();
     let attacker = SigningKey::from_bytes(&[0x66; 32]);
     // A second honest node, synced from V now and cut off before the slot-filling attack, after
     // which it must get back in and catch up from V.
@@ -792,7 +779,7 @@ fn victim_follows_the_honest_chain_under_every_attack() {
     let m = start(&["-mine", &format!("-mineaddress={}", coin_address())]);
     connect(&m, &h);
     wait_until("miner synced", 60, || tip(&m).1 >= tip(&h).1);
-    let ma = p2p_addr(&m);
+    let ma = m.p2p_addr();
     let start_height = tip(&m).1;
     // Mature coins of H's chain: the stream moves to the next once a block confirms a spend.
     let coins: Vec<(OutPoint, TxOut)> = (4..=24).map(|hgt| coin(&m, hgt)).collect();

@@ -37,19 +37,6 @@ fn start(extra: &[&str]) -> TestNode {
     TestNode::start(Path::new(RNETD), &args).expect("rnetd starts")
 }
 
-fn p2p_addr(n: &TestNode) -> String {
-    let f = n.network_dir().join("p2p.port");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(p) = std::fs::read_to_string(&f).ok().and_then(|t| t.trim().parse::<u16>().ok())
-        {
-            return format!("127.0.0.1:{p}");
-        }
-        assert!(Instant::now() < deadline, "no p2p.port");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn height(n: &TestNode) -> u64 {
     n.call("getblockcount", json!([])).unwrap().as_u64().unwrap()
 }
@@ -100,7 +87,7 @@ fn new_node_syncs_from_pruned_peers_with_a_snapshot_and_updates() {
     // A node with snapshot sync at block N − 10, connected to the pruned source.
     let assume = format!("-assumevalid={}", snapshot.as_str().unwrap());
     let node = start(&[&assume, &keep]);
-    node.call("addnode", json!([p2p_addr(&source), "onetry"])).unwrap();
+    node.call("addnode", json!([source.p2p_addr().to_string(), "onetry"])).unwrap();
     let sync_s = wait_height(&node, blocks, 600);
     println!(
         "SNAPSHOT SYNC: {blocks} regtest blocks mined in {mine_s:.1} s; a new node synced from a \
@@ -121,7 +108,7 @@ fn new_node_syncs_from_pruned_peers_with_a_snapshot_and_updates() {
 
     // The new node now serves the chain in turn: a second snapshot node syncs from it alone.
     let second = start(&[&assume]);
-    second.call("addnode", json!([p2p_addr(&node), "onetry"])).unwrap();
+    second.call("addnode", json!([node.p2p_addr().to_string(), "onetry"])).unwrap();
     wait_height(&second, blocks, 600);
     assert_eq!(utxo_set(&second), utxo_set(&source));
     assert_eq!(model(&second, &tip, "checkpoint")["root"], theirs["root"]);

@@ -224,13 +224,9 @@ impl ChainState {
         bytes: Vec<u8>,
         now: u64,
     ) -> Result<AcceptOutcome, ChainError> {
-        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
-        if entry.has(flags::FAILED) {
-            return Err(ChainError::KnownInvalid(*hash));
-        }
-        if entry.has(flags::HAVE_CHECKPOINT) {
+        let Some(entry) = self.checkpoint_wanted_for(hash)? else {
             return Ok(AcceptOutcome::AlreadyHave);
-        }
+        };
         verify_checkpoint(&entry.header, &bytes)?;
         self.store_checkpoint(entry, &bytes)?;
         self.reconsider_descendants(hash, now)
@@ -246,13 +242,9 @@ impl ChainState {
         staged: StagedCheckpoint,
         now: u64,
     ) -> Result<AcceptOutcome, ChainError> {
-        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
-        if entry.has(flags::FAILED) {
-            return Err(ChainError::KnownInvalid(*hash));
-        }
-        if entry.has(flags::HAVE_CHECKPOINT) {
+        let Some(entry) = self.checkpoint_wanted_for(hash)? else {
             return Ok(AcceptOutcome::AlreadyHave);
-        }
+        };
         if staged.size != entry.header.checkpoint_size
             || staged.root != entry.header.checkpoint_root.0
         {
@@ -261,6 +253,16 @@ impl ChainState {
         self.files.adopt(hash, staged)?;
         self.record_checkpoint(entry)?;
         self.reconsider_descendants(hash, now)
+    }
+
+    /// The index entry of a block whose whole checkpoint is offered: `None` if the checkpoint
+    /// is already stored; an unknown or invalid block is an error.
+    fn checkpoint_wanted_for(&self, hash: &BlockHash) -> Result<Option<IndexEntry>, ChainError> {
+        let entry = self.index_entry(hash)?.ok_or(ChainError::UnknownBlock(*hash))?;
+        if entry.has(flags::FAILED) {
+            return Err(ChainError::KnownInvalid(*hash));
+        }
+        Ok((!entry.has(flags::HAVE_CHECKPOINT)).then_some(entry))
     }
 
     /// Stores checkpoint bytes already checked against `entry`'s header (received whole, or
