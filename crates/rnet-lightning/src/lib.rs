@@ -11,6 +11,8 @@
 //! - [`onion`]: fixed-size Sphinx packets (X25519, ChaCha20, HMAC-SHA256) and attributable error
 //!   onions.
 //! - [`router`]: the channel graph, fee-, CLTV- and capacity-aware pathfinding and retries.
+//! - [`node`]: a whole Lightning node without I/O: peers, channels, forwarding, payments,
+//!   invoices, the chain and persistence.
 //! - [`state`]: the channel state machine (BOLT 2), deterministic and serializable.
 //! - [`store`]: the key-value interface a node persists through.
 //! - [`watchtower`]: encrypted penalty appointments and the tower that acts on them.
@@ -19,6 +21,7 @@
 pub mod channel;
 pub mod gossip;
 pub mod invoice;
+pub mod node;
 pub mod onion;
 pub mod router;
 pub mod state;
