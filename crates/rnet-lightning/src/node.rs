@@ -79,6 +79,10 @@ pub enum NodeError {
     /// The invoice has no amount.
     #[error("invoice has no amount")]
     NoAmount,
+    /// A payment of this invoice already succeeded or is in flight (paying it again would pay
+    /// twice: the payee accepts any number of payments to one hash).
+    #[error("this invoice is already {0}")]
+    AlreadyPaying(&'static str),
     /// No route to the payee.
     #[error(transparent)]
     Route(#[from] RouteError),
@@ -1216,6 +1220,17 @@ impl LightningNode {
             return Err(NodeError::InvoiceExpired);
         }
         let amount_msat = invoice.amount_milli_resonance().ok_or(NodeError::NoAmount)?;
+        for earlier in self.meta.payments.values() {
+            if earlier.payment_hash == *invoice.payment_hash() {
+                match earlier.status {
+                    PaymentStatus::Succeeded { .. } => {
+                        return Err(NodeError::AlreadyPaying("paid"));
+                    }
+                    PaymentStatus::Pending => return Err(NodeError::AlreadyPaying("being paid")),
+                    PaymentStatus::Failed { .. } => {}
+                }
+            }
+        }
         RouteParams::for_invoice(self.node_id, invoice, None, self.meta.height)?;
         let id = PaymentId(self.meta.next_payment_id);
         self.meta.next_payment_id += 1;

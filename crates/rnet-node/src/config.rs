@@ -117,6 +117,13 @@ pub struct Config {
     /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
     /// `<netdir>/inference.port`).
     pub inference: Option<std::net::SocketAddr>,
+    /// Run the Lightning service, listening here (`-lightning[=ADDR]`; default address 0.0.0.0
+    /// on port 9735 / 19735 / 29735; port 0 picks a free one, written to
+    /// `<netdir>/lightning.port`).
+    pub lightning: Option<std::net::SocketAddr>,
+    /// The wallet Lightning funds channels from and sweeps to (`-lnwallet=NAME`; default: the
+    /// only loaded wallet).
+    pub ln_wallet: Option<String>,
     /// Accept inbound P2P connections (`-listen`, default on).
     pub listen: bool,
     /// P2P port (`-port`, default 9555 / 19555 / 29555; `0` picks a free one, written to
@@ -167,6 +174,15 @@ pub fn default_inference_port(network: Network) -> u16 {
     rnet_rpc::default_rpc_port(network) + 2
 }
 
+/// The default Lightning port of `network`: 9735 (BOLT 1's), 19735, 29735.
+pub fn default_lightning_port(network: Network) -> u16 {
+    match network {
+        Network::Mainnet => 9735,
+        Network::Testnet => 19735,
+        Network::Regtest => 29735,
+    }
+}
+
 impl Config {
     /// The network's data directory (`<datadir>` or `<datadir>/testnet|regtest`).
     pub fn network_dir(&self) -> PathBuf {
@@ -200,6 +216,11 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -minedata=FILE        training data of the in-node miner (default: the bundled text)
   -inference[=ADDR]     serve the tip model over the OpenAI-compatible API (default address
                         127.0.0.1:9556 / 19556 / 29556); follows the tip and reloads on new blocks
+  -lightning[=ADDR]     run the Lightning service: channels, payments, invoices (default
+                        address 0.0.0.0:9735 / 19735 / 29735; port 0 = any free port, written to
+                        <netdir>/lightning.port); see docs/lightning.md
+  -lnwallet=NAME        the wallet Lightning funds channels from and sweeps closes to (default:
+                        the only loaded wallet)
   -listen=0|1           accept P2P connections (default 1)
   -port=N               P2P port (default 9555 / 19555 / 29555; 0 = any free port, written to
                         <netdir>/p2p.port)
@@ -250,6 +271,8 @@ const KNOWN: &[(&str, bool)] = &[
     ("rpcpassword", true),
     ("mine", false),
     ("inference", false),
+    ("lightning", false),
+    ("lnwallet", true),
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
@@ -488,6 +511,8 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         benchmark_loss: flag(&opts, "benchmarkloss")?.unwrap_or(true),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: inference_addr(&opts, network)?,
+        lightning: lightning_addr(&opts, network)?,
+        ln_wallet: opts.get("lnwallet").cloned(),
         listen: flag(&opts, "listen")?.unwrap_or(true),
         p2p_port: parse_value::<u16>(&opts, "port")?
             .unwrap_or_else(|| rnet_consensus::ChainParams::for_network(network).p2p_port),
@@ -598,6 +623,25 @@ fn inference_addr(
     }
 }
 
+fn lightning_addr(
+    opts: &BTreeMap<String, String>,
+    network: Network,
+) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+    match opts.get("lightning").map(String::as_str) {
+        None | Some("0" | "false" | "no") => Ok(None),
+        Some("1" | "true" | "yes" | "") => {
+            Ok(Some(std::net::SocketAddr::from(([0, 0, 0, 0], default_lightning_port(network)))))
+        }
+        Some(v) => {
+            v.parse().map(Some).map_err(|e: std::net::AddrParseError| ConfigError::InvalidValue {
+                name: "lightning".into(),
+                value: v.into(),
+                reason: format!("expected IP:PORT ({e})"),
+            })
+        }
+    }
+}
+
 fn read_conf(path: &Path, required: bool) -> Result<BTreeMap<String, String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_file(&text, &path.display().to_string()),
@@ -649,6 +693,21 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn lightning_options() {
+        let d = "-datadir=/tmp/x";
+        assert_eq!(run(&[d]).lightning, None);
+        let c = run(&[d, "-regtest", "-lightning"]);
+        assert_eq!(c.lightning, Some("0.0.0.0:29735".parse().unwrap()));
+        let c = run(&[d, "-lightning=127.0.0.1:0", "-lnwallet=A"]);
+        assert_eq!(c.lightning, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(c.ln_wallet.as_deref(), Some("A"));
+        assert!(matches!(
+            parse(&args(&[d, "-lightning=nowhere"]), None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
     }
 
     #[test]

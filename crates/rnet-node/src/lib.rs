@@ -172,6 +172,16 @@ async fn serve(
     let (_, p2p_runtime) = p2p::start(config, &node)
         .await
         .map_err(|e| RunError::Config(format!("P2P network: {e}")))?;
+    if let Some(addr) = config.lightning {
+        let service = lightning::service::LightningService::start(
+            node.clone(),
+            addr,
+            config.ln_wallet.clone(),
+        )
+        .await
+        .map_err(|e| RunError::Config(format!("Lightning: {e}")))?;
+        let _ = node.lightning.set(service);
+    }
 
     // Fatal conditions (disk space too low) trigger the same shutdown as the `stop` RPC.
     let stop = registry.shutdown();

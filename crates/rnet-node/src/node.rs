@@ -143,6 +143,8 @@ pub struct Node {
     checkpoint_bytes: Mutex<Option<(BlockHash, Arc<Vec<u8>>)>>,
     /// The P2P network, once started (`-listen`/`-connect`; see `crate::p2p`).
     pub net: std::sync::OnceLock<rnet_net::NetHandle>,
+    /// The Lightning service, with `-lightning` (set once it listens).
+    pub lightning: std::sync::OnceLock<Arc<crate::lightning::service::LightningService>>,
     /// The loaded wallets (see `crate::wallets`); they follow every active-chain change.
     pub wallets: crate::wallets::Wallets,
     /// `setmocktime` (regtest): the clock the node uses instead of the system's; 0 = real time.
@@ -180,6 +182,7 @@ impl Node {
         let mock_time = AtomicU64::new(0);
         Ok(Self {
             mock_time,
+            lightning: std::sync::OnceLock::new(),
             benchmark: Default::default(),
             params: params.clone(),
             netdir: netdir.to_path_buf(),

@@ -6,6 +6,7 @@
 mod blockchain;
 mod control;
 mod json;
+mod lightning;
 mod mempool;
 mod mining;
 mod net;
@@ -76,6 +77,7 @@ pub fn register_all(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterEr
     mempool::register(r, node)?;
     net::register(r, node)?;
     wallet::register(r, node)?;
+    lightning::register(r, node)?;
     Ok(())
 }
 

@@ -1,0 +1,429 @@
+//! The Lightning service of `rnetd -lightning` (docs/lightning.md §8): it owns the node's
+//! [`LightningNode`], listens for and dials Lightning peers ([`super::link`]), feeds it their
+//! messages, the chain's blocks and the clock, and carries out what it asks: messages to peers,
+//! transactions to the mempool, funding transactions from the wallet, events to the log and to
+//! RPC callers waiting for them.
+//!
+//! Every call into the node happens under one lock and its actions are carried out before the
+//! lock is released, so actions leave in the order the node produced them. The node has already
+//! persisted the state its actions reveal (docs/lightning.md §7).
+//!
+//! The close and sweep outputs pay a recovery-policy address of the node's wallet
+//! (`-lnwallet=NAME`, or the only loaded wallet): recovery stays mandatory. The address is taken
+//! once, when the Lightning node is first created, and kept in its store, so a restarted node
+//! watches its channels before any wallet is loaded.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rnet_crypto::{PublicKey, SigningKey};
+use rnet_lightning::node::{Action, LightningNode, NodeConfig, NodeError, NodeEvent};
+use rnet_lightning::store::{Store, StoreOp};
+use rnet_lightning::wire::{MAX_MESSAGE_LEN, Message};
+use rnet_primitives::{Address, BlockHash};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, mpsc};
+
+use super::link::{Link, MSG_LIGHTNING, establish};
+use super::store::RedbStore;
+use crate::node::Node;
+use crate::wallets::lock_entry;
+
+/// Store key of the sweep script chosen when the node was created.
+const SWEEP_KEY: &[u8] = b"rnetd/sweep";
+/// File in the network directory holding the bound Lightning port (for tools and tests).
+pub const PORT_FILE: &str = "lightning.port";
+/// How often the service catches up with the chain and ticks the node's clock.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Why a Lightning request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// No wallet to take the sweep address and funding from.
+    #[error("no wallet for Lightning: load one, or name it with -lnwallet=NAME")]
+    NoWallet,
+    /// The wallet refused (funds, keys).
+    #[error("wallet: {0}")]
+    Wallet(String),
+    /// The Lightning node refused.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The Lightning state could not be stored.
+    #[error("lightning store: {0}")]
+    Store(String),
+    /// Connecting to a peer failed.
+    #[error("connect: {0}")]
+    Connect(String),
+}
+
+/// The node and how far it has followed the chain.
+struct Ln {
+    node: LightningNode,
+    /// The last block handed to the node (height, id), for reorg detection.
+    last: Option<(u32, BlockHash)>,
+}
+
+/// `rnetd`'s Lightning service (see the module documentation).
+pub struct LightningService {
+    node: Arc<Node>,
+    node_key: SigningKey,
+    wallet: Option<String>,
+    ln: Mutex<Option<Ln>>,
+    /// The store until the Lightning node is created (then the node owns it).
+    unopened: Mutex<Option<RedbStore>>,
+    peers: Mutex<HashMap<[u8; 32], mpsc::UnboundedSender<Vec<u8>>>>,
+    events: broadcast::Sender<NodeEvent>,
+    magic: [u8; 4],
+    port: u16,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LightningService {
+    /// Starts the service: loads the node key and state, listens on `listen`, and follows the
+    /// chain. A node created earlier resumes at once; a new one is created at the first request
+    /// that needs it (a wallet must be loaded by then).
+    pub async fn start(
+        node: Arc<Node>,
+        listen: SocketAddr,
+        wallet: Option<String>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let netdir = node.netdir.clone();
+        let node_key = super::keys::load_or_create(&netdir)?;
+        let store = RedbStore::open(&netdir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let listener = TcpListener::bind(listen).await?;
+        let port = listener.local_addr()?.port();
+        std::fs::write(netdir.join(PORT_FILE), port.to_string())?;
+        let magic = node.params.magic;
+        let service = Arc::new(Self {
+            node,
+            node_key,
+            wallet,
+            ln: Mutex::new(None),
+            unopened: Mutex::new(Some(store)),
+            peers: Mutex::new(HashMap::new()),
+            events: broadcast::channel(256).0,
+            magic,
+            port,
+        });
+        if let Some(sweep) = service.stored_sweep()? {
+            service.open(sweep, true)?;
+        }
+        tracing::info!(
+            id = %hex::encode(service.node_key.public_key().to_bytes()),
+            port,
+            "Lightning listening"
+        );
+        let s = service.clone();
+        tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((stream, addr)) => {
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = s.accept(stream).await {
+                                tracing::info!(%addr, "Lightning peer refused: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!("Lightning accept failed: {e}"),
+                }
+            }
+        });
+        let s = service.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TICK).await;
+                if s.node.shutting_down() {
+                    break;
+                }
+                let s = s.clone();
+                let ticked = tokio::task::spawn_blocking(move || s.tick()).await;
+                if let Ok(Err(e)) = ticked {
+                    tracing::warn!("Lightning tick failed: {e}");
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// The node id (Ed25519 public key).
+    pub fn node_id(&self) -> PublicKey {
+        self.node_key.public_key()
+    }
+
+    /// The bound Lightning port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A receiver of the node's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    fn stored_sweep(&self) -> Result<Option<Vec<u8>>, ServiceError> {
+        let unopened = lock(&self.unopened);
+        let Some(store) = unopened.as_ref() else { return Ok(None) };
+        store.get(SWEEP_KEY).map_err(|e| ServiceError::Store(e.to_string()))
+    }
+
+    fn config(&self, sweep: Vec<u8>) -> NodeConfig {
+        NodeConfig::new(
+            self.node_key.clone(),
+            self.node.params.genesis_hash(),
+            self.node.network(),
+            sweep,
+        )
+    }
+
+    /// Creates (`resume` false) or loads the Lightning node from the store.
+    fn open(&self, sweep: Vec<u8>, resume: bool) -> Result<(), ServiceError> {
+        let Some(mut store) = lock(&self.unopened).take() else { return Ok(()) };
+        let config = self.config(sweep.clone());
+        let node = if resume {
+            LightningNode::load(config, Box::new(store))?
+        } else {
+            store
+                .write(vec![StoreOp::Put(SWEEP_KEY.to_vec(), sweep)])
+                .map_err(|e| ServiceError::Store(e.to_string()))?;
+            LightningNode::new(config, Box::new(store))?
+        };
+        // A new node starts following the chain at the tip; a loaded one where it stopped.
+        let last = if resume {
+            None
+        } else {
+            let tip = self.node.reader.tip().map_err(|e| ServiceError::Store(e.to_string()))?;
+            Some((tip.height, tip.hash))
+        };
+        *lock(&self.ln) = Some(Ln { node, last });
+        Ok(())
+    }
+
+    /// The wallet Lightning uses.
+    fn wallet(&self) -> Result<Arc<Mutex<crate::wallets::WalletEntry>>, ServiceError> {
+        match &self.wallet {
+            Some(name) => self.node.wallets.get(name).ok_or(ServiceError::NoWallet),
+            None => self.node.wallets.single().ok().flatten().ok_or(ServiceError::NoWallet),
+        }
+    }
+
+    /// Runs `f` on the Lightning node (creating it first if needed) and carries out the
+    /// actions it returns, all under the node's lock.
+    pub fn with_node<R>(
+        &self,
+        f: impl FnOnce(&mut LightningNode) -> Result<(R, Vec<Action>), NodeError>,
+    ) -> Result<R, ServiceError> {
+        if lock(&self.ln).is_none() {
+            let address = {
+                let wallet = self.wallet()?;
+                let mut entry = lock_entry(&wallet);
+                entry.wallet.new_address().map_err(|e| ServiceError::Wallet(e.to_string()))?
+            };
+            self.open(address.script_pubkey(), false)?;
+        }
+        let mut guard = lock(&self.ln);
+        let ln = guard.as_mut().ok_or(ServiceError::NoWallet)?;
+        let (result, actions) = f(&mut ln.node)?;
+        self.carry_out(&mut ln.node, actions);
+        Ok(result)
+    }
+
+    /// Carries out `actions` in order (and those that funding adds).
+    fn carry_out(&self, node: &mut LightningNode, actions: Vec<Action>) {
+        let mut queue: VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::SendMessage { to, message } => self.send(&to, &message),
+                Action::Broadcast(tx) => {
+                    let txid = tx.txid();
+                    match self.node.submit_transaction(tx) {
+                        Ok(_) => tracing::info!(%txid, "Lightning transaction broadcast"),
+                        Err(e) => tracing::debug!(%txid, "Lightning transaction not accepted: {e}"),
+                    }
+                }
+                Action::FundingNeeded { temporary_channel_id, script_pubkey, amount } => {
+                    match self.funding_transaction(&script_pubkey, amount) {
+                        Ok(tx) => match node.funding_transaction_ready(temporary_channel_id, tx) {
+                            Ok(more) => queue.extend(more),
+                            Err(e) => tracing::warn!("funding refused by the channel: {e}"),
+                        },
+                        Err(e) => tracing::warn!("cannot fund the channel: {e}"),
+                    }
+                }
+                Action::Event(event) => {
+                    tracing::info!(?event, "Lightning");
+                    let _ = self.events.send(event);
+                }
+                Action::TowerAppointment(_) => {
+                    tracing::debug!("watchtower appointment (no tower configured)");
+                }
+            }
+        }
+    }
+
+    /// A signed transaction of the wallet paying `amount` to `script_pubkey` (not broadcast:
+    /// the channel broadcasts it once the peer has signed our first commitment).
+    fn funding_transaction(
+        &self,
+        script_pubkey: &[u8],
+        amount: rnet_primitives::Amount,
+    ) -> Result<rnet_primitives::Transaction, ServiceError> {
+        let address = Address::from_script_pubkey(script_pubkey, self.node.network())
+            .map_err(|e| ServiceError::Wallet(e.to_string()))?;
+        let wallet = self.wallet()?;
+        let mut entry = lock_entry(&wallet);
+        let fee_rate = rnet_mempool::FeeRate::per_kb(1000);
+        let created = entry
+            .wallet
+            .send(&[(address, amount)], fee_rate)
+            .map_err(|e| ServiceError::Wallet(e.to_string()))?;
+        Ok(created.tx)
+    }
+
+    fn send(&self, to: &PublicKey, message: &Message) {
+        let bytes = match message.encode() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("cannot encode a Lightning message: {e}");
+                return;
+            }
+        };
+        match lock(&self.peers).get(&to.to_bytes()) {
+            Some(tx) => {
+                let _ = tx.send(bytes);
+            }
+            None => {
+                tracing::debug!(peer = %hex::encode(to.to_bytes()), "peer not connected; message dropped")
+            }
+        }
+    }
+
+    /// Catches up with the chain (disconnecting blocks a reorganisation removed) and ticks the
+    /// node's clock.
+    fn tick(&self) -> Result<(), ServiceError> {
+        let mut guard = lock(&self.ln);
+        let Some(ln) = guard.as_mut() else { return Ok(()) };
+        let reader = &self.node.reader;
+        let store_err = |e: rnet_chain::ChainError| ServiceError::Store(e.to_string());
+        let tip = reader.tip().map_err(store_err)?;
+        // Blocks the active chain no longer holds.
+        while let Some((height, hash)) = ln.last {
+            if reader.block_hash_at(height).map_err(store_err)? == Some(hash) || height == 0 {
+                break;
+            }
+            let actions = ln.node.block_disconnected(height)?;
+            self.carry_out(&mut ln.node, actions);
+            let parent = reader.header(&hash).map_err(store_err)?.map(|h| h.prev_block_hash);
+            ln.last = parent.map(|p| (height - 1, p));
+        }
+        let from = match ln.last {
+            Some((h, _)) => h + 1,
+            None => ln.node.height().saturating_add(1),
+        };
+        for height in from..=tip.height {
+            let Some(hash) = reader.block_hash_at(height).map_err(store_err)? else { break };
+            let Some(block) = reader.block(&hash).map_err(store_err)? else { break };
+            let actions = ln.node.block_connected(height, &block.transactions)?;
+            self.carry_out(&mut ln.node, actions);
+            ln.last = Some((height, hash));
+        }
+        let actions = ln.node.timer_tick(crate::node::now())?;
+        self.carry_out(&mut ln.node, actions);
+        Ok(())
+    }
+
+    /// Dials `peer` at `addr` and runs the connection.
+    pub async fn connect(
+        self: &Arc<Self>,
+        peer: PublicKey,
+        addr: SocketAddr,
+    ) -> Result<(), ServiceError> {
+        if lock(&self.peers).contains_key(&peer.to_bytes()) {
+            return Ok(());
+        }
+        let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
+            .await
+            .map_err(|_| ServiceError::Connect(format!("{addr}: timed out")))?
+            .map_err(|e| ServiceError::Connect(format!("{addr}: {e}")))?;
+        let (r, w) = stream.into_split();
+        let link = establish(r, w, &self.node_key, self.magic, Some(&peer))
+            .await
+            .map_err(|e| ServiceError::Connect(e.to_string()))?;
+        self.run_link(link)
+    }
+
+    async fn accept(self: &Arc<Self>, stream: TcpStream) -> Result<(), ServiceError> {
+        let (r, w) = stream.into_split();
+        let link = tokio::time::timeout(
+            Duration::from_secs(10),
+            establish(r, w, &self.node_key, self.magic, None),
+        )
+        .await
+        .map_err(|_| ServiceError::Connect("handshake timed out".into()))?
+        .map_err(|e| ServiceError::Connect(e.to_string()))?;
+        self.run_link(link)
+    }
+
+    /// Registers an authenticated connection and starts its writer and reader tasks.
+    fn run_link<R, W>(self: &Arc<Self>, link: Link<R, W>) -> Result<(), ServiceError>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Link { peer, mut receiver, mut sender } = link;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        lock(&self.peers).insert(peer.to_bytes(), tx);
+        let connected =
+            tokio::task::block_in_place(|| self.with_node(|n| Ok(((), n.peer_connected(peer)?))));
+        if let Err(e) = connected {
+            lock(&self.peers).remove(&peer.to_bytes());
+            return Err(e);
+        }
+        tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning peer connected");
+        tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                if sender.send(MSG_LIGHTNING, &bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let s = self.clone();
+        tokio::spawn(async move {
+            let why = loop {
+                let (command, payload, _) = match receiver.recv(MAX_MESSAGE_LEN + 1).await {
+                    Ok(m) => m,
+                    Err(e) => break e.to_string(),
+                };
+                if command != MSG_LIGHTNING {
+                    break format!("unexpected transport command {command}");
+                }
+                let message = match Message::decode(&payload) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue,
+                    Err(e) => break format!("malformed message: {e}"),
+                };
+                let s2 = s.clone();
+                let handled = tokio::task::spawn_blocking(move || {
+                    s2.with_node(|n| Ok(((), n.handle_message(peer, message)?)))
+                })
+                .await;
+                if let Ok(Err(e)) = handled {
+                    tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning message refused: {e}");
+                }
+            };
+            lock(&s.peers).remove(&peer.to_bytes());
+            let s2 = s.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                s2.with_node(|n| Ok(((), n.peer_disconnected(peer)?)))
+            })
+            .await;
+            tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning peer disconnected: {why}");
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Lightning between two real `rnetd -lightning` processes on regtest, with blocks mined by
+//! training (docs/lightning.md §8): A connects to B over the authenticated Lightning link, funds
+//! a channel from its wallet, both follow it to `Normal` through the mined blocks, B issues an
+//! invoice that A pays, and a cooperative close pays B's side to B's wallet (a recovery-policy
+//! address). Balances are checked to the milli-resonance.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rnet_crypto::SigningKey;
+use rnet_functional::TestNode;
+use serde_json::{Value, json};
+
+const RNETD: &str = env!("CARGO_BIN_EXE_rnetd");
+/// The channel: 1 RNT.
+const CAPACITY: u64 = 100_000_000;
+/// The payment: 0.0001 RNT in milli-resonance.
+const PAYMENT_MSAT: u64 = 10_000_000;
+
+fn start() -> TestNode {
+    let args = ["-port=0", "-bind=127.0.0.1", "-connect=0", "-lightning=127.0.0.1:0"];
+    TestNode::start(Path::new(RNETD), &args).expect("rnetd starts")
+}
+
+fn policy() -> Value {
+    let recovery = hex::encode(SigningKey::from_bytes(&[0x11; 32]).public_key().as_bytes());
+    json!({ "heartbeat": { "recovery": recovery, "interval": 1000 } })
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn height(n: &TestNode) -> u64 {
+    n.call("getblockcount", json!([])).unwrap().as_u64().unwrap()
+}
+
+fn channel(n: &TestNode) -> Value {
+    let list = n.call("listpeerchannels", json!([])).unwrap();
+    list["channels"].as_array().and_then(|c| c.first().cloned()).unwrap_or(Value::Null)
+}
+
+fn mine(miner: &TestNode, other: &TestNode, blocks: u64, address: &str) {
+    miner.call("generatetoaddress", json!([blocks, address])).unwrap();
+    let target = height(miner);
+    wait_until("the other node to follow", 60, || height(other) >= target);
+}
+
+fn balance(n: &TestNode) -> f64 {
+    let b = n.call("getbalances", json!([])).unwrap();
+    b["mine"]["trusted"].as_f64().unwrap() + b["mine"]["untrusted_pending"].as_f64().unwrap()
+}
+
+#[test]
+fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
+    let a = start();
+    let b = start();
+    // Without a wallet the Lightning node cannot be created yet.
+    let e = a.call("invoice", json!([1000, "x"])).unwrap_err();
+    assert!(e.to_string().contains("wallet"), "{e}");
+    a.call("createwallet", json!(["A", policy()])).unwrap();
+    b.call("createwallet", json!(["B", policy()])).unwrap();
+    b.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    let address = a.call("getnewaddress", json!([])).unwrap();
+    let address = address.as_str().unwrap();
+    // Coinbase maturity is 5 on regtest: 8 blocks give A spendable coins.
+    mine(&a, &b, 8, address);
+
+    let info = b.call("getlightninginfo", json!([])).unwrap();
+    let (b_id, b_port) = (info["id"].as_str().unwrap().to_string(), info["port"].as_u64().unwrap());
+    // Bad input is refused with a clear error.
+    assert!(a.call("connect", json!(["zz", "127.0.0.1", b_port])).is_err());
+    assert!(a.call("decodepay", json!(["lnrrnt1notaninvoice"])).is_err());
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    let funded = a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    let funding_txid = funded["txid"].as_str().unwrap().to_string();
+    // The funding transaction reaches the chain; three confirmations make the channel ready.
+    wait_until("the funding transaction in A's mempool", 30, || {
+        let pool = a.call("getrawmempool", json!([])).unwrap();
+        pool.as_array().unwrap().iter().any(|t| t.as_str() == Some(&funding_txid))
+    });
+    mine(&a, &b, 3, address);
+    for n in [&a, &b] {
+        wait_until("the channel to be Normal", 60, || channel(n)["state"] == json!("Normal"));
+    }
+    let (ca, cb) = (channel(&a), channel(&b));
+    assert_eq!(ca["total_msat"], json!(CAPACITY * 1000));
+    assert_eq!(ca["funding_txid"], json!(funding_txid));
+    assert_eq!(cb["to_us_msat"], json!(0));
+    let a_before = ca["to_us_msat"].as_u64().unwrap();
+
+    // B invoices, A pays: exact balances on both sides afterwards.
+    let invoice = b.call("invoice", json!([PAYMENT_MSAT, "coffee"])).unwrap();
+    let bolt11 = invoice["bolt11"].as_str().unwrap();
+    assert!(bolt11.starts_with("lnrrnt"), "{bolt11}");
+    let decoded = a.call("decodepay", json!([bolt11])).unwrap();
+    assert_eq!(decoded["amount_msat"], json!(PAYMENT_MSAT));
+    assert_eq!(decoded["payee"], json!(b_id));
+    assert_eq!(decoded["description"], json!("coffee"));
+    let paid = a.call("pay", json!([bolt11])).unwrap();
+    assert_eq!(paid["status"], json!("complete"), "{paid}");
+    let preimage: [u8; 32] =
+        hex::decode(paid["payment_preimage"].as_str().unwrap()).unwrap().try_into().unwrap();
+    assert_eq!(
+        hex::encode(rnet_crypto::keccak256d(&preimage)),
+        invoice["payment_hash"].as_str().unwrap()
+    );
+    assert_eq!(paid["amount_sent_msat"], json!(PAYMENT_MSAT), "a direct channel costs no fee");
+    wait_until("both sides to settle", 30, || {
+        channel(&b)["to_us_msat"] == json!(PAYMENT_MSAT)
+            && channel(&a)["to_us_msat"] == json!(a_before - PAYMENT_MSAT)
+            && channel(&a)["pending_htlcs"] == json!(0)
+    });
+    let invoices = b.call("listinvoices", json!([])).unwrap();
+    assert_eq!(invoices["invoices"][0]["status"], json!("paid"));
+    assert_eq!(invoices["invoices"][0]["amount_received_msat"], json!(PAYMENT_MSAT));
+    let pays = a.call("listpays", json!([])).unwrap();
+    assert_eq!(pays["pays"][0]["status"], json!("complete"));
+    // Paying the same invoice again is refused (the payee would accept it twice).
+    let again = a.call("pay", json!([bolt11])).unwrap_err();
+    assert!(again.to_string().contains("already paid"), "{again}");
+
+    // A cooperative close pays B's side to B's wallet.
+    let b_wallet_before = balance(&b);
+    let closed = a.call("close", json!([b_id])).unwrap();
+    assert_eq!(closed["type"], json!("mutual"));
+    wait_until("the closing transaction in A's mempool", 60, || {
+        a.call("getrawmempool", json!([])).unwrap().as_array().is_some_and(|p| !p.is_empty())
+    });
+    mine(&a, &b, 1, address);
+    for n in [&a, &b] {
+        wait_until("the channel to be closed", 60, || channel(n)["state"] == json!("Closed"));
+    }
+    let gained = balance(&b) - b_wallet_before;
+    let expected = (PAYMENT_MSAT / 1000) as f64 / 1e8;
+    assert!((gained - expected).abs() < 1e-9, "B's wallet gained {gained}, expected {expected}");
+}
