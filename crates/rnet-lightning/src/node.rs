@@ -24,8 +24,8 @@ use rnet_crypto::{PublicKey, SigningKey};
 use rnet_primitives::{Amount, BlockHash, Network, OutPoint, Transaction, Txid};
 
 use crate::channel::{ChannelKeys, FeeRate, SecretGenerator, Side};
-use crate::gossip::ShortChannelId;
-use crate::invoice::{Invoice, InvoiceBuilder, InvoiceError};
+use crate::gossip::{ChannelUpdate, ShortChannelId, UnsignedChannelUpdate};
+use crate::invoice::{Invoice, InvoiceBuilder, InvoiceError, RouteHint, RouteHintHop};
 use crate::onion::NodeSecret;
 use crate::onion::keys::hmac_sha256;
 use crate::router::{
@@ -86,6 +86,9 @@ pub enum NodeError {
     /// No route to the payee.
     #[error(transparent)]
     Route(#[from] RouteError),
+    /// A gossip message was refused by the graph (bad signature, wrong chain, …).
+    #[error(transparent)]
+    Graph(#[from] crate::router::GraphError),
     /// The funding transaction does not pay the channel's funding output.
     #[error("funding transaction does not pay the funding output")]
     WrongFundingTransaction,
@@ -1187,15 +1190,18 @@ impl LightningNode {
     ) -> Result<Invoice, NodeError> {
         let preimage = self.entropy(b"preimage");
         let secret = self.entropy(b"payment secret");
-        let invoice = InvoiceBuilder::new(self.config.network)
+        let mut builder = InvoiceBuilder::new(self.config.network)
             .amount_milli_resonance(amount_msat)
             .timestamp(self.meta.now)
             .payment_preimage(&preimage)
             .payment_secret(secret)
             .description(description)
             .expiry(expiry_secs)
-            .min_final_cltv_expiry_delta(self.config.min_final_cltv_expiry_delta)
-            .sign(&self.config.node_key)?;
+            .min_final_cltv_expiry_delta(self.config.min_final_cltv_expiry_delta);
+        for hint in self.route_hints() {
+            builder = builder.route_hint(hint);
+        }
+        let invoice = builder.sign(&self.config.node_key)?;
         self.dirty.insert(Dirty::Invoice(*invoice.payment_hash()));
         self.meta.invoices.insert(
             *invoice.payment_hash(),
@@ -1371,6 +1377,74 @@ impl LightningNode {
     /// What we charge to forward over a channel of `capacity_msat` (the policy to announce).
     pub fn forwarding_policy(&self, capacity_msat: u64) -> ChannelPolicy {
         self.forwarding_channel_policy(capacity_msat)
+    }
+
+    /// Our signed `channel_update`s for the usable channels with `peer`: our forwarding policy
+    /// in our direction (docs/lightning.md §5), sent to the peer directly since channels are
+    /// not announced. The peer puts them in its graph and its invoices' route hints, which is
+    /// how a payer reaches it through us.
+    pub fn channel_updates(&self, peer: &PublicKey) -> Vec<ChannelUpdate> {
+        let direction_bit = u8::from(self.node_id > *peer);
+        self.channels
+            .values()
+            .filter(|e| e.peer == *peer && e.status == ChanStatus::Open)
+            .filter(|e| e.channel.phase() == Phase::Normal)
+            .filter_map(|e| {
+                let scid = e.scid?;
+                let capacity = e.channel.parameters()?.funding_amount().0.saturating_mul(1000);
+                let policy = self.forwarding_channel_policy(capacity);
+                let unsigned = UnsignedChannelUpdate {
+                    chain_hash: self.config.genesis,
+                    short_channel_id: scid,
+                    timestamp: self.now32(),
+                    channel_flags: direction_bit,
+                    cltv_expiry_delta: policy.cltv_expiry_delta,
+                    htlc_minimum_msat: policy.htlc_minimum_msat,
+                    fee_base_msat: policy.fee_base_msat,
+                    fee_proportional_millionths: policy.fee_proportional_millionths,
+                    htlc_maximum_msat: policy.htlc_maximum_msat,
+                };
+                Some(unsigned.sign(&self.config.node_key))
+            })
+            .collect()
+    }
+
+    /// A peer's `channel_update` for one of our channels (or any channel the graph knows):
+    /// verified against the sender's key and applied to the graph.
+    pub fn apply_channel_update(&mut self, update: &ChannelUpdate) -> Result<(), NodeError> {
+        let now = self.now32();
+        self.graph.apply_channel_update(update, now)?;
+        Ok(())
+    }
+
+    /// Route hints for our invoices: one per usable channel whose peer told us its policy
+    /// towards us (a one-hop hint from the peer to us).
+    fn route_hints(&self) -> Vec<RouteHint> {
+        let mut hints = Vec::new();
+        for e in self.channels.values() {
+            let (Some(scid), ChanStatus::Open) = (e.scid, e.status) else { continue };
+            if e.channel.phase() != Phase::Normal {
+                continue;
+            }
+            let Some(info) = self.graph.channel(scid) else { continue };
+            let Some(direction) = info.direction_from(&e.peer) else { continue };
+            let Some(policy) =
+                info.direction(direction).filter(|d| d.enabled && d.update.is_some())
+            else {
+                continue;
+            };
+            let hop = RouteHintHop {
+                src_node_id: e.peer,
+                short_channel_id: scid.0,
+                fee_base_msat: policy.policy.fee_base_msat,
+                fee_proportional_millionths: policy.policy.fee_proportional_millionths,
+                cltv_expiry_delta: policy.policy.cltv_expiry_delta,
+            };
+            if let Ok(hint) = RouteHint::new(vec![hop]) {
+                hints.push(hint);
+            }
+        }
+        hints
     }
 }
 

@@ -139,3 +139,89 @@ fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
     let expected = (PAYMENT_MSAT / 1000) as f64 / 1e8;
     assert!((gained - expected).abs() < 1e-9, "B's wallet gained {gained}, expected {expected}");
 }
+
+/// A opens to B and B to C; C's invoice carries a route hint (B told C its forwarding policy
+/// with a `channel_update`), and A pays it through B. B earns its fee: 1,000 msat + 100 ppm.
+#[test]
+fn a_pays_c_through_b_with_exact_fees() {
+    let (a, b, c) = (start(), start(), start());
+    for (n, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        n.call("createwallet", json!([name, policy()])).unwrap();
+    }
+    for n in [&b, &c] {
+        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    }
+    let mine_all = |blocks: u64, address: &str| {
+        a.call("generatetoaddress", json!([blocks, address])).unwrap();
+        let target = height(&a);
+        for n in [&b, &c] {
+            wait_until("the others to follow", 60, || height(n) >= target);
+        }
+    };
+    let a_addr = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    let b_addr = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    mine_all(8, &a_addr);
+    // B needs coins to fund its channel to C.
+    a.call("sendtoaddress", json!([b_addr, 3.0])).unwrap();
+    mine_all(1, &a_addr);
+
+    let id_port = |n: &TestNode| {
+        let i = n.call("getlightninginfo", json!([])).unwrap();
+        (i["id"].as_str().unwrap().to_string(), i["port"].as_u64().unwrap())
+    };
+    let ((b_id, b_port), (c_id, c_port)) = (id_port(&b), id_port(&c));
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    b.call("connect", json!([c_id, "127.0.0.1", c_port])).unwrap();
+    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    b.call("fundchannel", json!([c_id, CAPACITY])).unwrap();
+    wait_until("both funding transactions in A's mempool", 30, || {
+        a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().len() >= 2
+    });
+    mine_all(3, &a_addr);
+    let normal = |n: &TestNode, peer: &str| {
+        let list = n.call("listpeerchannels", json!([peer])).unwrap();
+        list["channels"][0].clone()
+    };
+    let a_id = id_port(&a).0;
+    for (n, peer) in [(&a, &b_id), (&b, &a_id), (&b, &c_id), (&c, &b_id)] {
+        wait_until("every channel to be Normal", 60, || {
+            normal(n, peer)["state"] == json!("Normal")
+        });
+    }
+    // C's invoice names B's channel and policy once B's channel_update reached C.
+    let mut bolt11 = String::new();
+    wait_until("C to learn B's policy", 30, || {
+        let inv = c.call("invoice", json!([PAYMENT_MSAT, "through B"])).unwrap();
+        bolt11 = inv["bolt11"].as_str().unwrap().to_string();
+        let decoded = a.call("decodepay", json!([bolt11])).unwrap();
+        decoded["routes"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let decoded = a.call("decodepay", json!([bolt11])).unwrap();
+    let hop = &decoded["routes"][0][0];
+    assert_eq!(hop["pubkey"], json!(b_id));
+    assert_eq!(
+        (hop["fee_base_msat"].as_u64(), hop["fee_proportional_millionths"].as_u64()),
+        (Some(1000), Some(100))
+    );
+
+    let (a_before, b_in_before, b_out_before) = (
+        normal(&a, &b_id)["to_us_msat"].as_u64().unwrap(),
+        normal(&b, &a_id)["to_us_msat"].as_u64().unwrap(),
+        normal(&b, &c_id)["to_us_msat"].as_u64().unwrap(),
+    );
+    let paid = a.call("pay", json!([bolt11])).unwrap();
+    let fee = 1000 + PAYMENT_MSAT * 100 / 1_000_000;
+    assert_eq!(paid["status"], json!("complete"), "{paid}");
+    assert_eq!(paid["amount_sent_msat"], json!(PAYMENT_MSAT + fee));
+    wait_until("every side to settle", 30, || {
+        normal(&a, &b_id)["to_us_msat"] == json!(a_before - PAYMENT_MSAT - fee)
+            && normal(&b, &a_id)["to_us_msat"] == json!(b_in_before + PAYMENT_MSAT + fee)
+            && normal(&b, &c_id)["to_us_msat"] == json!(b_out_before - PAYMENT_MSAT)
+            && normal(&c, &b_id)["to_us_msat"] == json!(PAYMENT_MSAT)
+    });
+    let route = a.call("getroute", json!([c_id, PAYMENT_MSAT])).unwrap_err();
+    assert!(
+        route.to_string().contains("no route"),
+        "C is private: only its invoice's hint reaches it"
+    );
+}

@@ -15,13 +15,15 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rnet_crypto::{PublicKey, SigningKey};
+use rnet_lightning::gossip::{CHANNEL_UPDATE_TYPE, ChannelUpdate};
 use rnet_lightning::node::{Action, LightningNode, NodeConfig, NodeError, NodeEvent};
 use rnet_lightning::store::{Store, StoreOp};
-use rnet_lightning::wire::{MAX_MESSAGE_LEN, Message};
+use rnet_lightning::wire::{MAX_MESSAGE_LEN, Message, message_type};
 use rnet_primitives::{Address, BlockHash};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
@@ -37,6 +39,10 @@ const SWEEP_KEY: &[u8] = b"rnetd/sweep";
 pub const PORT_FILE: &str = "lightning.port";
 /// How often the service catches up with the chain and ticks the node's clock.
 const TICK: Duration = Duration::from_millis(250);
+/// Ticks between two rounds of our `channel_update`s to every connected peer (5 s): channels
+/// are not announced, so each side tells its peer its forwarding policy directly, and again
+/// in case the peer was not ready for it the first time.
+const UPDATE_EVERY_TICKS: u64 = 20;
 
 /// Why a Lightning request failed.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +83,7 @@ pub struct LightningService {
     events: broadcast::Sender<NodeEvent>,
     magic: [u8; 4],
     port: u16,
+    ticks: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -109,6 +116,7 @@ impl LightningService {
             events: broadcast::channel(256).0,
             magic,
             port,
+            ticks: AtomicU64::new(0),
         });
         if let Some(sweep) = service.stored_sweep()? {
             service.open(sweep, true)?;
@@ -257,6 +265,9 @@ impl LightningService {
                 }
                 Action::Event(event) => {
                     tracing::info!(?event, "Lightning");
+                    if let NodeEvent::ChannelOpened { peer, .. } = &event {
+                        self.send_channel_updates(node, peer);
+                    }
                     let _ = self.events.send(event);
                 }
                 Action::TowerAppointment(_) => {
@@ -283,6 +294,33 @@ impl LightningService {
             .send(&[(address, amount)], fee_rate)
             .map_err(|e| ServiceError::Wallet(e.to_string()))?;
         Ok(created.tx)
+    }
+
+    /// Sends our `channel_update`s for the channels with `peer` (gossip type 258).
+    fn send_channel_updates(&self, node: &LightningNode, peer: &PublicKey) {
+        let sender = lock(&self.peers).get(&peer.to_bytes()).cloned();
+        let Some(sender) = sender else { return };
+        for update in node.channel_updates(peer) {
+            let mut bytes = CHANNEL_UPDATE_TYPE.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&update.encode());
+            let _ = sender.send(bytes);
+        }
+    }
+
+    /// A gossip message from `peer`: a `channel_update` goes to the graph; other gossip
+    /// (announcements, which this node neither sends nor needs) is ignored.
+    fn handle_gossip(&self, peer: PublicKey, msg_type: u16, payload: &[u8]) {
+        if msg_type != CHANNEL_UPDATE_TYPE {
+            return;
+        }
+        let applied = ChannelUpdate::decode(payload).map_err(|e| e.to_string()).and_then(|u| {
+            self.with_node(|n| Ok((n.apply_channel_update(&u), Vec::new())))
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = applied {
+            tracing::debug!(peer = %hex::encode(peer.to_bytes()), "channel_update refused: {e}");
+        }
     }
 
     fn send(&self, to: &PublicKey, message: &Message) {
@@ -334,6 +372,12 @@ impl LightningService {
         }
         let actions = ln.node.timer_tick(crate::node::now())?;
         self.carry_out(&mut ln.node, actions);
+        if self.ticks.fetch_add(1, Ordering::Relaxed) % UPDATE_EVERY_TICKS == 0 {
+            let peers: Vec<PublicKey> = ln.node.list_peers();
+            for peer in peers {
+                self.send_channel_updates(&ln.node, &peer);
+            }
+        }
         Ok(())
     }
 
@@ -385,6 +429,9 @@ impl LightningService {
             return Err(e);
         }
         tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning peer connected");
+        if let Some(ln) = lock(&self.ln).as_ref() {
+            self.send_channel_updates(&ln.node, &peer);
+        }
         tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if sender.send(MSG_LIGHTNING, &bytes).await.is_err() {
@@ -401,6 +448,15 @@ impl LightningService {
                 };
                 if command != MSG_LIGHTNING {
                     break format!("unexpected transport command {command}");
+                }
+                let msg_type = message_type(&payload).unwrap_or(0);
+                if (256..=258).contains(&msg_type) {
+                    let s2 = s.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        s2.handle_gossip(peer, msg_type, &payload[2..])
+                    })
+                    .await;
+                    continue;
                 }
                 let message = match Message::decode(&payload) {
                     Ok(Some(m)) => m,

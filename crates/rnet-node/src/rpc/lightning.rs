@@ -102,6 +102,15 @@ fn invoice_json(invoice: &Invoice) -> Value {
         "expiry": invoice.expiry(),
         "expires_at": invoice.expires_at(),
         "min_final_cltv_expiry": invoice.min_final_cltv_expiry_delta(),
+        "routes": invoice.route_hints().iter().map(|h| {
+            h.hops().iter().map(|hop| json!({
+                "pubkey": hex::encode(hop.src_node_id.to_bytes()),
+                "short_channel_id": rnet_lightning::gossip::ShortChannelId(hop.short_channel_id).to_string(),
+                "fee_base_msat": hop.fee_base_msat,
+                "fee_proportional_millionths": hop.fee_proportional_millionths,
+                "cltv_expiry_delta": hop.cltv_expiry_delta,
+            })).collect::<Vec<_>>()
+        }).collect::<Vec<_>>(),
     });
     if let (Some(obj), Some(d)) = (v.as_object_mut(), description.as_object()) {
         obj.extend(d.clone());
