@@ -225,3 +225,77 @@ fn a_pays_c_through_b_with_exact_fees() {
         "C is private: only its invoice's hint reaches it"
     );
 }
+
+/// B broadcasts a commitment it has revoked; A's node notices it on chain and its penalty
+/// takes the whole channel: A's wallet gains the channel's value less the fees, B's gains
+/// nothing.
+#[test]
+fn a_revoked_commitment_on_chain_is_punished() {
+    let (a, b) = (start(), start());
+    a.call("createwallet", json!(["A", policy()])).unwrap();
+    b.call("createwallet", json!(["B", policy()])).unwrap();
+    b.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    let address = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    mine(&a, &b, 8, &address);
+    let info = b.call("getlightninginfo", json!([])).unwrap();
+    let (b_id, b_port) = (info["id"].as_str().unwrap().to_string(), info["port"].as_u64().unwrap());
+    let a_id = a.call("getlightninginfo", json!([])).unwrap()["id"].as_str().unwrap().to_string();
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    wait_until("the funding transaction", 30, || {
+        !a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().is_empty()
+    });
+    mine(&a, &b, 3, &address);
+    for n in [&a, &b] {
+        wait_until("the channel to be Normal", 60, || channel(n)["state"] == json!("Normal"));
+    }
+    // A pays B 0.03 RNT; B saves that state's commitment, then pays 0.01 RNT back (staying above
+    // its channel reserve, 1 % of the capacity), which revokes the saved state.
+    let (to_b, back) = (3_000_000_000u64, 1_000_000_000u64);
+    let inv = b.call("invoice", json!([to_b, "to B"])).unwrap();
+    a.call("pay", json!([inv["bolt11"]])).unwrap();
+    wait_until("B to hold 0.03 RNT", 30, || channel(&b)["to_us_msat"] == json!(to_b));
+    let old = b.call("devsignlasttx", json!([a_id])).unwrap();
+    let inv = a.call("invoice", json!([back, "back to A"])).unwrap();
+    b.call("pay", json!([inv["bolt11"]])).unwrap();
+    wait_until("the old state to be revoked", 30, || {
+        channel(&b)["to_us_msat"] == json!(to_b - back) && channel(&a)["pending_htlcs"] == json!(0)
+    });
+    let (a_wallet, b_wallet) = (balance(&a), balance(&b));
+
+    // B cheats: its revoked commitment goes to the chain.
+    let old_txid = old["txid"].as_str().unwrap().to_string();
+    b.call("sendrawtransaction", json!([old["tx"]])).unwrap();
+    wait_until("the revoked commitment in A's mempool", 30, || {
+        a.call("getrawmempool", json!([]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == &json!(old_txid))
+    });
+    mine(&a, &b, 1, &address);
+    // A's node broadcasts the penalty; it confirms in the next block.
+    wait_until("A's penalty in its mempool", 60, || {
+        !a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().is_empty()
+    });
+    mine(&a, &b, 1, &address);
+    wait_until("A's wallet to receive the penalty", 60, || balance(&a) > a_wallet + 0.5);
+    // A also mined the two blocks: their coinbases are not part of the penalty.
+    let coinbase = |depth: u64| {
+        let hash = a.call("getblockhash", json!([height(&a) - depth])).unwrap();
+        let block = a.call("getblock", json!([hash, 2])).unwrap();
+        block["tx"][0]["vout"][0]["value"].as_f64().unwrap()
+    };
+    let gained = balance(&a) - a_wallet - coinbase(0) - coinbase(1);
+    println!(
+        "PENALTY: A's wallet {a_wallet} -> {}, coinbases {} + {}, penalty gain {gained}",
+        balance(&a),
+        coinbase(0),
+        coinbase(1)
+    );
+    let capacity = CAPACITY as f64 / 1e8;
+    assert!(gained > capacity - 0.0001 && gained <= capacity, "A gained {gained} of {capacity}");
+    assert!(balance(&b) <= b_wallet + 1e-12, "B gets nothing back");
+    wait_until("A's channel to be closed", 30, || channel(&a)["state"] == json!("Closed"));
+}

@@ -408,6 +408,31 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
     reg(
         r,
         node,
+        MethodInfo::new("devsignlasttx", "Lightning").params(["id"]).help(
+            "devsignlasttx \"id\"\n\nRegtest only: our latest commitment transaction of a channel (by channel id, or \
+             the peer's node id), fully signed, without broadcasting it. Broadcasting it after the channel moved \
+             on is cheating, which is what it is for: testing that the counterparty punishes it. Returns \
+             {\"tx\": hex, \"txid\"}.",
+        ),
+        |node, p| {
+            if node.network() != rnet_primitives::Network::Regtest {
+                return Err(RpcError::misc("devsignlasttx is only available on regtest"));
+            }
+            let svc = service(node)?;
+            let id: String = p.required(0)?;
+            let channel = find_channel(&svc, &id)?;
+            let commitment = svc
+                .with_node(|n| Ok((n.holder_commitment(channel)?, Vec::new())))
+                .map_err(service_err)?;
+            Ok(json!({
+                "tx": hex::encode(commitment.tx.to_bytes()),
+                "txid": commitment.tx.txid().to_hex(),
+            }))
+        },
+    )?;
+    reg(
+        r,
+        node,
         MethodInfo::new("getroute", "Lightning").params(["id", "amount_msat", "cltv"]).help(
             "getroute \"id\" amount_msat ( cltv )\n\nThe route this node would take to pay `amount_msat` to node `id` \
              with a final CLTV delta `cltv` (default 18): per hop the node, short channel id, amount and expiry.",
