@@ -124,6 +124,10 @@ pub struct Config {
     /// The wallet Lightning funds channels from and sweeps to (`-lnwallet=NAME`; default: the
     /// only loaded wallet).
     pub ln_wallet: Option<String>,
+    /// Run a watchtower for our Lightning peers (`-watchtower`, with `-lightning`).
+    pub watchtower: bool,
+    /// Send our penalty appointments to this watchtower (`-lntower=ID@HOST:PORT`).
+    pub ln_tower: Option<(rnet_crypto::PublicKey, std::net::SocketAddr)>,
     /// Accept inbound P2P connections (`-listen`, default on).
     pub listen: bool,
     /// P2P port (`-port`, default 9555 / 19555 / 29555; `0` picks a free one, written to
@@ -219,6 +223,9 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -lightning[=ADDR]     run the Lightning service: channels, payments, invoices (default
                         address 0.0.0.0:9735 / 19735 / 29735; port 0 = any free port, written to
                         <netdir>/lightning.port); see docs/lightning.md
+  -watchtower           with -lightning: keep our peers' encrypted penalty appointments and
+                        broadcast the penalty if a revoked commitment of theirs reaches the chain
+  -lntower=ID@HOST:PORT with -lightning: send our penalty appointments to this watchtower
   -lnwallet=NAME        the wallet Lightning funds channels from and sweeps closes to (default:
                         the only loaded wallet)
   -listen=0|1           accept P2P connections (default 1)
@@ -273,6 +280,8 @@ const KNOWN: &[(&str, bool)] = &[
     ("inference", false),
     ("lightning", false),
     ("lnwallet", true),
+    ("watchtower", false),
+    ("lntower", true),
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
@@ -513,6 +522,8 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         inference: inference_addr(&opts, network)?,
         lightning: lightning_addr(&opts, network)?,
         ln_wallet: opts.get("lnwallet").cloned(),
+        watchtower: flag(&opts, "watchtower")?.unwrap_or(false),
+        ln_tower: ln_tower(&opts)?,
         listen: flag(&opts, "listen")?.unwrap_or(true),
         p2p_port: parse_value::<u16>(&opts, "port")?
             .unwrap_or_else(|| rnet_consensus::ChainParams::for_network(network).p2p_port),
@@ -642,6 +653,29 @@ fn lightning_addr(
     }
 }
 
+/// `-lntower=ID@HOST:PORT`: a 64-hex-digit node id and an address.
+fn ln_tower(
+    opts: &BTreeMap<String, String>,
+) -> Result<Option<(rnet_crypto::PublicKey, std::net::SocketAddr)>, ConfigError> {
+    let Some(v) = opts.get("lntower") else { return Ok(None) };
+    let bad = |reason: &str| ConfigError::InvalidValue {
+        name: "lntower".into(),
+        value: v.clone(),
+        reason: reason.into(),
+    };
+    let (id, addr) = v.split_once('@').ok_or_else(|| bad("expected ID@HOST:PORT"))?;
+    let id: [u8; 32] = hex::decode(id)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("the id must be 64 hex digits"))?;
+    let id = rnet_crypto::PublicKey::from_bytes(&id).map_err(|_| bad("not a node id"))?;
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| bad("expected HOST:PORT"))?;
+    Ok(Some((id, addr)))
+}
+
 fn read_conf(path: &Path, required: bool) -> Result<BTreeMap<String, String>, ConfigError> {
     match std::fs::read_to_string(path) {
         Ok(text) => parse_file(&text, &path.display().to_string()),
@@ -708,6 +742,16 @@ mod tests {
             parse(&args(&[d, "-lightning=nowhere"]), None),
             Err(ConfigError::InvalidValue { .. })
         ));
+        let id = hex::encode(rnet_crypto::SigningKey::from_bytes(&[3; 32]).public_key().to_bytes());
+        let c = run(&[d, "-watchtower", &format!("-lntower={id}@127.0.0.1:9735")]);
+        assert!(c.watchtower);
+        assert_eq!(c.ln_tower.map(|(_, a)| a.port()), Some(9735));
+        for bad in ["-lntower=xyz", "-lntower=00@127.0.0.1:1", &format!("-lntower={id}")] {
+            assert!(
+                matches!(parse(&args(&[d, bad]), None), Err(ConfigError::InvalidValue { .. })),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

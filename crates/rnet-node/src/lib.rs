@@ -177,6 +177,10 @@ async fn serve(
             node.clone(),
             addr,
             config.ln_wallet.clone(),
+            lightning::service::TowerOptions {
+                serve: config.watchtower,
+                client_of: config.ln_tower,
+            },
         )
         .await
         .map_err(|e| RunError::Config(format!("Lightning: {e}")))?;

@@ -18,7 +18,12 @@ const CAPACITY: u64 = 100_000_000;
 const PAYMENT_MSAT: u64 = 10_000_000;
 
 fn start() -> TestNode {
-    let args = ["-port=0", "-bind=127.0.0.1", "-connect=0", "-lightning=127.0.0.1:0"];
+    start_with(&[])
+}
+
+fn start_with(extra: &[&str]) -> TestNode {
+    let mut args = vec!["-port=0", "-bind=127.0.0.1", "-connect=0", "-lightning=127.0.0.1:0"];
+    args.extend_from_slice(extra);
     TestNode::start(Path::new(RNETD), &args).expect("rnetd starts")
 }
 
@@ -53,6 +58,12 @@ fn mine(miner: &TestNode, other: &TestNode, blocks: u64, address: &str) {
 fn balance(n: &TestNode) -> f64 {
     let b = n.call("getbalances", json!([])).unwrap();
     b["mine"]["trusted"].as_f64().unwrap() + b["mine"]["untrusted_pending"].as_f64().unwrap()
+}
+
+/// Everything the wallet owns, immature coinbases included (unchanged as coinbases mature).
+fn total_balance(n: &TestNode) -> f64 {
+    let b = n.call("getbalances", json!([])).unwrap();
+    balance(n) + b["mine"]["immature"].as_f64().unwrap()
 }
 
 #[test]
@@ -298,4 +309,91 @@ fn a_revoked_commitment_on_chain_is_punished() {
     assert!(gained > capacity - 0.0001 && gained <= capacity, "A gained {gained} of {capacity}");
     assert!(balance(&b) <= b_wallet + 1e-12, "B gets nothing back");
     wait_until("A's channel to be closed", 30, || channel(&a)["state"] == json!("Closed"));
+}
+
+/// The same breach while A is offline: A's node gave its watchtower (a third `rnetd` with
+/// `-watchtower`, no wallet) an encrypted appointment for every revoked state; the tower sees
+/// the revoked commitment in a block B mined and broadcasts the penalty, which pays A's wallet.
+/// A, restarted later, finds the channel's value in its wallet.
+#[test]
+fn a_watchtower_punishes_a_breach_while_the_victim_is_offline() {
+    let tower = start_with(&["-watchtower"]);
+    let t = tower.call("getlightninginfo", json!([])).unwrap();
+    assert_eq!(t["watchtower_appointments"], json!(0));
+    let lntower = format!("-lntower={}@127.0.0.1:{}", t["id"].as_str().unwrap(), t["port"]);
+    let mut a = start_with(&[&lntower]);
+    let b = start();
+    a.call("createwallet", json!(["A", policy()])).unwrap();
+    b.call("createwallet", json!(["B", policy()])).unwrap();
+    for n in [&b, &tower] {
+        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    }
+    tower.call("addnode", json!([b.p2p_addr().to_string(), "onetry"])).unwrap();
+    let address = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    mine(&a, &b, 8, &address);
+    let info = b.call("getlightninginfo", json!([])).unwrap();
+    let (b_id, b_port) = (info["id"].as_str().unwrap().to_string(), info["port"].as_u64().unwrap());
+    let a_id = a.call("getlightninginfo", json!([])).unwrap()["id"].as_str().unwrap().to_string();
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    wait_until("the funding transaction", 30, || {
+        !a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().is_empty()
+    });
+    mine(&a, &b, 3, &address);
+    for n in [&a, &b] {
+        wait_until("the channel to be Normal", 60, || channel(n)["state"] == json!("Normal"));
+    }
+    let (to_b, back) = (3_000_000_000u64, 1_000_000_000u64);
+    let inv = b.call("invoice", json!([to_b, "to B"])).unwrap();
+    a.call("pay", json!([inv["bolt11"]])).unwrap();
+    wait_until("B to hold 0.03 RNT", 30, || channel(&b)["to_us_msat"] == json!(to_b));
+    let old = b.call("devsignlasttx", json!([a_id])).unwrap();
+    let inv = a.call("invoice", json!([back, "back to A"])).unwrap();
+    b.call("pay", json!([inv["bolt11"]])).unwrap();
+    wait_until("the tower to hold A's appointments", 60, || {
+        let n = tower.call("getlightninginfo", json!([])).unwrap()["watchtower_appointments"]
+            .as_u64()
+            .unwrap();
+        n >= 2 && channel(&a)["pending_htlcs"] == json!(0)
+    });
+    let a_wallet = total_balance(&a);
+    let tip_before = height(&a);
+
+    // A goes offline; B cheats and mines the revoked commitment itself.
+    a.kill();
+    let b_address = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    b.call("sendrawtransaction", json!([old["tx"]])).unwrap();
+    b.call("generatetoaddress", json!([1, b_address])).unwrap();
+    let breach_height = height(&b);
+    wait_until("the tower to see the breach block", 60, || height(&tower) >= breach_height);
+    // The tower's penalty reaches B's mempool (relayed) and B's next block.
+    wait_until("the tower's penalty in B's mempool", 60, || {
+        !b.call("getrawmempool", json!([])).unwrap().as_array().unwrap().is_empty()
+    });
+    b.call("generatetoaddress", json!([1, b_address])).unwrap();
+
+    // A comes back, catches up, and finds the channel's value in its wallet.
+    a.restart(&[]).unwrap();
+    a.call("addnode", json!([b.p2p_addr().to_string(), "onetry"])).unwrap();
+    let target = height(&b);
+    wait_until("A to catch up", 60, || height(&a) >= target);
+    a.call("loadwallet", json!(["A"])).unwrap();
+    // B's delayed output went to A's wallet through the tower's penalty; A's own output of
+    // the revoked commitment is swept by A's node now that it is back.
+    wait_until("A's sweep of its own output", 60, || {
+        !a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().is_empty()
+    });
+    b.call("generatetoaddress", json!([1, b_address])).unwrap();
+    let target = height(&b);
+    wait_until("A to see the sweep confirmed", 60, || height(&a) >= target);
+    let capacity = CAPACITY as f64 / 1e8;
+    let mut gained = 0.0;
+    wait_until("A's wallet to hold the channel's value", 30, || {
+        gained = total_balance(&a) - a_wallet;
+        gained > capacity - 0.0001
+    });
+    println!(
+        "WATCHTOWER: A's wallet gained {gained} of {capacity} while offline (blocks {tip_before}..{target})"
+    );
+    assert!(gained > capacity - 0.0001 && gained <= capacity, "A gained {gained} of {capacity}");
 }

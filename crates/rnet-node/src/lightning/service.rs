@@ -23,6 +23,9 @@ use rnet_crypto::{PublicKey, SigningKey};
 use rnet_lightning::gossip::{CHANNEL_UPDATE_TYPE, ChannelUpdate};
 use rnet_lightning::node::{Action, LightningNode, NodeConfig, NodeError, NodeEvent};
 use rnet_lightning::store::{Store, StoreOp};
+use rnet_lightning::watchtower::{
+    Appointment, EncryptedBlob, Hint, MemoryStore, SessionId, Tower, TowerConfig,
+};
 use rnet_lightning::wire::{MAX_MESSAGE_LEN, Message, message_type};
 use rnet_primitives::{Address, BlockHash};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,6 +42,10 @@ const SWEEP_KEY: &[u8] = b"rnetd/sweep";
 pub const PORT_FILE: &str = "lightning.port";
 /// How often the service catches up with the chain and ticks the node's clock.
 const TICK: Duration = Duration::from_millis(250);
+/// Lightning message type of a watchtower appointment: `hint (16) ‖ encrypted blob`
+/// (docs/lightning.md §8.5). Odd, so a peer that runs no tower ignores it (BOLT 1).
+pub const TOWER_APPOINTMENT_TYPE: u16 = 32_769;
+
 /// Ticks between two rounds of our `channel_update`s to every connected peer (5 s): channels
 /// are not announced, so each side tells its peer its forwarding policy directly, and again
 /// in case the peer was not ready for it the first time.
@@ -84,6 +91,23 @@ pub struct LightningService {
     magic: [u8; 4],
     port: u16,
     ticks: AtomicU64,
+    /// `-watchtower`: the tower this node runs for its peers, and the last block it scanned.
+    tower: Option<Mutex<TowerState>>,
+    /// `-lntower`: the tower our appointments go to, and those not yet sent.
+    tower_peer: Option<(PublicKey, SocketAddr)>,
+    unsent_appointments: Mutex<Vec<Appointment>>,
+}
+
+/// The tower `-watchtower` runs (appointments in memory) and the last block it scanned.
+type TowerState = (Tower<MemoryStore>, Option<(u32, BlockHash)>);
+
+/// Watchtower roles of the service (`-watchtower`, `-lntower=ID@HOST:PORT`).
+#[derive(Clone, Debug, Default)]
+pub struct TowerOptions {
+    /// Run a tower for our peers.
+    pub serve: bool,
+    /// Send our appointments to this tower.
+    pub client_of: Option<(PublicKey, SocketAddr)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,6 +122,7 @@ impl LightningService {
         node: Arc<Node>,
         listen: SocketAddr,
         wallet: Option<String>,
+        towers: TowerOptions,
     ) -> anyhow::Result<Arc<Self>> {
         let netdir = node.netdir.clone();
         let node_key = super::keys::load_or_create(&netdir)?;
@@ -106,6 +131,7 @@ impl LightningService {
         let port = listener.local_addr()?.port();
         std::fs::write(netdir.join(PORT_FILE), port.to_string())?;
         let magic = node.params.magic;
+        let genesis = node.params.genesis_hash();
         let service = Arc::new(Self {
             node,
             node_key,
@@ -117,6 +143,14 @@ impl LightningService {
             magic,
             port,
             ticks: AtomicU64::new(0),
+            tower: towers.serve.then(|| {
+                Mutex::new((
+                    Tower::new(MemoryStore::default(), genesis, TowerConfig::default()),
+                    None,
+                ))
+            }),
+            tower_peer: towers.client_of,
+            unsent_appointments: Mutex::new(Vec::new()),
         });
         if let Some(sweep) = service.stored_sweep()? {
             service.open(sweep, true)?;
@@ -167,6 +201,17 @@ impl LightningService {
     /// The bound Lightning port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Runs `f` on the Lightning node if it exists (without creating it).
+    pub fn existing<R>(&self, f: impl FnOnce(&LightningNode) -> R) -> Option<R> {
+        lock(&self.ln).as_ref().map(|ln| f(&ln.node))
+    }
+
+    /// With `-watchtower`: the appointments the tower holds.
+    pub fn tower_appointments(&self) -> Option<usize> {
+        use rnet_lightning::watchtower::AppointmentStore;
+        self.tower.as_ref().map(|t| lock(t).0.store().len())
     }
 
     /// A receiver of the node's events from now on.
@@ -270,8 +315,11 @@ impl LightningService {
                     }
                     let _ = self.events.send(event);
                 }
-                Action::TowerAppointment(_) => {
-                    tracing::debug!("watchtower appointment (no tower configured)");
+                Action::TowerAppointment(appointment) => {
+                    if self.tower_peer.is_some() {
+                        lock(&self.unsent_appointments).push(appointment);
+                        self.send_appointments();
+                    }
                 }
             }
         }
@@ -294,6 +342,77 @@ impl LightningService {
             .send(&[(address, amount)], fee_rate)
             .map_err(|e| ServiceError::Wallet(e.to_string()))?;
         Ok(created.tx)
+    }
+
+    /// Sends the appointments not yet sent to our tower, if it is connected.
+    fn send_appointments(&self) {
+        let Some((tower, _)) = &self.tower_peer else { return };
+        let sender = lock(&self.peers).get(&tower.to_bytes()).cloned();
+        let Some(sender) = sender else { return };
+        for a in lock(&self.unsent_appointments).drain(..) {
+            let mut bytes = TOWER_APPOINTMENT_TYPE.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&a.hint.0);
+            bytes.extend_from_slice(a.blob.as_bytes());
+            let _ = sender.send(bytes);
+        }
+    }
+
+    /// An appointment from `peer` for our tower (ignored without `-watchtower`).
+    fn handle_appointment(&self, peer: PublicKey, payload: &[u8]) {
+        let Some(tower) = &self.tower else { return };
+        let hint = payload.get(..16).and_then(|h| <[u8; 16]>::try_from(h).ok()).map(Hint);
+        let blob = payload.get(16..).and_then(|b| EncryptedBlob::from_bytes(b).ok());
+        let (Some(hint), Some(blob)) = (hint, blob) else {
+            tracing::info!(peer = %hex::encode(peer.to_bytes()), "malformed tower appointment");
+            return;
+        };
+        let appointment = Appointment { hint, blob };
+        let height = self.node.reader.tip().map_or(0, |t| t.height);
+        let session = SessionId(peer.to_bytes());
+        let mut t = lock(tower);
+        let _ = t.0.open_session(session);
+        match t.0.add_appointment(&session, &appointment, height) {
+            Ok(_) => {
+                tracing::info!(peer = %hex::encode(peer.to_bytes()), "watchtower: appointment stored")
+            }
+            Err(e) => {
+                tracing::info!(peer = %hex::encode(peer.to_bytes()), "watchtower: appointment refused: {e}")
+            }
+        }
+    }
+
+    /// The tower's scan of the blocks it has not seen (`-watchtower`): penalties found are
+    /// broadcast.
+    fn scan_for_breaches(&self) -> Result<(), ServiceError> {
+        let Some(tower) = &self.tower else { return Ok(()) };
+        let mut t = lock(tower);
+        let reader = &self.node.reader;
+        let store_err = |e: rnet_chain::ChainError| ServiceError::Store(e.to_string());
+        let tip = reader.tip().map_err(store_err)?;
+        let from = match t.1 {
+            Some((h, hash)) if reader.block_hash_at(h).map_err(store_err)? == Some(hash) => h + 1,
+            Some((h, _)) => h.saturating_sub(6),
+            None => tip.height,
+        };
+        for height in from..=tip.height {
+            let Some(hash) = reader.block_hash_at(height).map_err(store_err)? else { break };
+            let Some(block) = reader.block(&hash).map_err(store_err)? else { break };
+            match t.0.scan_block(height, &block.transactions) {
+                Ok(scan) => {
+                    for justice in scan.justice {
+                        tracing::info!(breach = %justice.breach, "watchtower: a revoked commitment is on chain; broadcasting the penalty");
+                        for tx in justice.transactions {
+                            if let Err(e) = self.node.submit_transaction(tx) {
+                                tracing::warn!("watchtower penalty not accepted: {e}");
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("watchtower scan failed: {e}"),
+            }
+            t.1 = Some((height, hash));
+        }
+        Ok(())
     }
 
     /// Sends our `channel_update`s for the channels with `peer` (gossip type 258).
@@ -343,7 +462,22 @@ impl LightningService {
 
     /// Catches up with the chain (disconnecting blocks a reorganisation removed) and ticks the
     /// node's clock.
-    fn tick(&self) -> Result<(), ServiceError> {
+    fn tick(self: &Arc<Self>) -> Result<(), ServiceError> {
+        self.scan_for_breaches()?;
+        let tick = self.ticks.load(Ordering::Relaxed);
+        if let Some((tower, addr)) = self.tower_peer {
+            let connected = lock(&self.peers).contains_key(&tower.to_bytes());
+            if !connected && tick % UPDATE_EVERY_TICKS == 0 {
+                let s = self.clone();
+                tokio::runtime::Handle::current().spawn(async move {
+                    if let Err(e) = s.connect(tower, addr).await {
+                        tracing::info!("cannot reach the watchtower: {e}");
+                    }
+                });
+            } else if connected {
+                self.send_appointments();
+            }
+        }
         let mut guard = lock(&self.ln);
         let Some(ln) = guard.as_mut() else { return Ok(()) };
         let reader = &self.node.reader;
@@ -424,9 +558,14 @@ impl LightningService {
         lock(&self.peers).insert(peer.to_bytes(), tx);
         let connected =
             tokio::task::block_in_place(|| self.with_node(|n| Ok(((), n.peer_connected(peer)?))));
-        if let Err(e) = connected {
-            lock(&self.peers).remove(&peer.to_bytes());
-            return Err(e);
+        match connected {
+            Ok(()) => {}
+            // A tower without a Lightning node of its own still serves its clients.
+            Err(ServiceError::NoWallet) if self.tower.is_some() => {}
+            Err(e) => {
+                lock(&self.peers).remove(&peer.to_bytes());
+                return Err(e);
+            }
         }
         tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning peer connected");
         if let Some(ln) = lock(&self.ln).as_ref() {
@@ -450,6 +589,14 @@ impl LightningService {
                     break format!("unexpected transport command {command}");
                 }
                 let msg_type = message_type(&payload).unwrap_or(0);
+                if msg_type == TOWER_APPOINTMENT_TYPE {
+                    let s2 = s.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        s2.handle_appointment(peer, &payload[2..])
+                    })
+                    .await;
+                    continue;
+                }
                 if (256..=258).contains(&msg_type) {
                     let s2 = s.clone();
                     let _ = tokio::task::spawn_blocking(move || {

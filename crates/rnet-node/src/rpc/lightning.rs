@@ -141,20 +141,19 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
         r,
         node,
         MethodInfo::new("getlightninginfo", "Lightning").help(
-            "getlightninginfo\n\nThe Lightning node: its id (Ed25519, hex), port, block height followed, and channel \
-             and peer counts.",
+            "getlightninginfo\n\nThe Lightning node: its id (Ed25519, hex), port, block height followed (null until \
+             the node is created), channel and peer counts, and with -watchtower the appointments held.",
         ),
         |node, _| {
             let svc = service(node)?;
-            let (height, channels, peers) = svc
-                .with_node(|n| Ok(((n.height(), n.list_channels().len(), n.list_peers().len()), Vec::new())))
-                .map_err(service_err)?;
+            let state = svc.existing(|n| (n.height(), n.list_channels().len(), n.list_peers().len()));
             Ok(json!({
                 "id": hex::encode(svc.node_id().to_bytes()),
                 "port": svc.port(),
-                "blockheight": height,
-                "num_channels": channels,
-                "num_peers": peers,
+                "blockheight": state.map(|s| s.0),
+                "num_channels": state.map_or(0, |s| s.1),
+                "num_peers": state.map_or(0, |s| s.2),
+                "watchtower_appointments": svc.tower_appointments(),
             }))
         },
     )?;
