@@ -235,6 +235,22 @@ fn a_pays_c_through_b_with_exact_fees() {
         route.to_string().contains("no route"),
         "C is private: only its invoice's hint reaches it"
     );
+
+    // A measurement, not a timed assertion: sequential 2-hop payments over loopback, each an
+    // `invoice` RPC on C and a `pay` RPC on A that returns once the preimage is back.
+    let n: u64 = std::env::var("RNET_LN_PAYMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let started = Instant::now();
+    for i in 0..n {
+        let inv = c.call("invoice", json!([1_000_000, format!("bench {i}")])).unwrap();
+        let paid = a.call("pay", json!([inv["bolt11"]])).unwrap();
+        assert_eq!(paid["status"], json!("complete"));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "LIGHTNING: {n} sequential 2-hop payments between three rnetd on loopback in {secs:.2} s: \
+         {:.1} payments/s",
+        n as f64 / secs
+    );
 }
 
 /// B broadcasts a commitment it has revoked; A's node notices it on chain and its penalty
