@@ -143,6 +143,9 @@ pub struct NodeConfig {
     pub max_payment_attempts: u32,
     /// Build a watchtower appointment for every revoked counterparty commitment.
     pub watchtower: bool,
+    /// Test support: HTLCs paying us are neither fulfilled nor failed, as by a payee that never
+    /// settles (their payers' nodes must time them out).
+    pub hold_incoming: bool,
 }
 
 impl NodeConfig {
@@ -171,6 +174,7 @@ impl NodeConfig {
             htlc_expiry_margin: 12,
             max_payment_attempts: 5,
             watchtower: true,
+            hold_incoming: false,
         }
     }
 }

@@ -128,6 +128,9 @@ pub struct Config {
     pub watchtower: bool,
     /// Send our penalty appointments to this watchtower (`-lntower=ID@HOST:PORT`).
     pub ln_tower: Option<(rnet_crypto::PublicKey, std::net::SocketAddr)>,
+    /// Regtest only (`-lndevholdhtlcs`): never settle payments to us, so tests can watch
+    /// payers time them out.
+    pub ln_dev_hold_htlcs: bool,
     /// Accept inbound P2P connections (`-listen`, default on).
     pub listen: bool,
     /// P2P port (`-port`, default 9555 / 19555 / 29555; `0` picks a free one, written to
@@ -226,6 +229,7 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -watchtower           with -lightning: keep our peers' encrypted penalty appointments and
                         broadcast the penalty if a revoked commitment of theirs reaches the chain
   -lntower=ID@HOST:PORT with -lightning: send our penalty appointments to this watchtower
+  -lndevholdhtlcs       regtest only: never settle payments to this node (tests of timeouts)
   -lnwallet=NAME        the wallet Lightning funds channels from and sweeps closes to (default:
                         the only loaded wallet)
   -listen=0|1           accept P2P connections (default 1)
@@ -282,6 +286,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("lnwallet", true),
     ("watchtower", false),
     ("lntower", true),
+    ("lndevholdhtlcs", false),
     ("mineaddress", true),
     ("minedata", true),
     ("prunecheckpoints", true),
@@ -524,6 +529,16 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         ln_wallet: opts.get("lnwallet").cloned(),
         watchtower: flag(&opts, "watchtower")?.unwrap_or(false),
         ln_tower: ln_tower(&opts)?,
+        ln_dev_hold_htlcs: match flag(&opts, "lndevholdhtlcs")?.unwrap_or(false) {
+            true if network != Network::Regtest => {
+                return Err(ConfigError::InvalidValue {
+                    name: "lndevholdhtlcs".into(),
+                    value: "1".into(),
+                    reason: "only available on regtest".into(),
+                });
+            }
+            hold => hold,
+        },
         listen: flag(&opts, "listen")?.unwrap_or(true),
         p2p_port: parse_value::<u16>(&opts, "port")?
             .unwrap_or_else(|| rnet_consensus::ChainParams::for_network(network).p2p_port),
@@ -743,6 +758,12 @@ mod tests {
             Err(ConfigError::InvalidValue { .. })
         ));
         let id = hex::encode(rnet_crypto::SigningKey::from_bytes(&[3; 32]).public_key().to_bytes());
+        assert!(run(&[d, "-regtest", "-lndevholdhtlcs"]).ln_dev_hold_htlcs);
+        assert!(!run(&[d, "-regtest"]).ln_dev_hold_htlcs);
+        assert!(matches!(
+            parse(&args(&[d, "-testnet", "-lndevholdhtlcs"]), None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
         let c = run(&[d, "-watchtower", &format!("-lntower={id}@127.0.0.1:9735")]);
         assert!(c.watchtower);
         assert_eq!(c.ln_tower.map(|(_, a)| a.port()), Some(9735));

@@ -180,6 +180,7 @@ async fn serve(
             lightning::service::TowerOptions {
                 serve: config.watchtower,
                 client_of: config.ln_tower,
+                hold_htlcs: config.ln_dev_hold_htlcs,
             },
         )
         .await

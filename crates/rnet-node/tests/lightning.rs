@@ -413,3 +413,82 @@ fn a_watchtower_punishes_a_breach_while_the_victim_is_offline() {
     );
     assert!(gained > capacity - 0.0001 && gained <= capacity, "A gained {gained} of {capacity}");
 }
+
+/// A payment C never settles: C (started with `-lndevholdhtlcs`) takes the HTLC and then goes
+/// offline. As the HTLC nears its expiry, B closes its channel to C on chain and times the HTLC
+/// out there; the failure travels back and A's channel balance is whole again.
+#[test]
+fn a_payment_c_never_settles_times_out_and_refunds_a() {
+    let (a, b) = (start(), start());
+    let mut c = start_with(&["-lndevholdhtlcs"]);
+    for (n, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        n.call("createwallet", json!([name, policy()])).unwrap();
+    }
+    for n in [&b, &c] {
+        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    }
+    let mine_all = |blocks: u64, address: &str| {
+        a.call("generatetoaddress", json!([blocks, address])).unwrap();
+        let target = height(&a);
+        wait_until("B to follow", 60, || height(&b) >= target);
+    };
+    let a_addr = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    let b_addr = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    mine_all(8, &a_addr);
+    a.call("sendtoaddress", json!([b_addr, 3.0])).unwrap();
+    mine_all(1, &a_addr);
+    let id_port = |n: &TestNode| {
+        let i = n.call("getlightninginfo", json!([])).unwrap();
+        (i["id"].as_str().unwrap().to_string(), i["port"].as_u64().unwrap())
+    };
+    let ((b_id, b_port), (c_id, c_port)) = (id_port(&b), id_port(&c));
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    b.call("connect", json!([c_id, "127.0.0.1", c_port])).unwrap();
+    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    b.call("fundchannel", json!([c_id, CAPACITY])).unwrap();
+    wait_until("both funding transactions", 30, || {
+        a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().len() >= 2
+    });
+    mine_all(3, &a_addr);
+    let with = |n: &TestNode, peer: &str| {
+        n.call("listpeerchannels", json!([peer])).unwrap()["channels"][0].clone()
+    };
+    let a_id = id_port(&a).0;
+    for (n, peer) in [(&a, &b_id), (&b, &a_id), (&b, &c_id), (&c, &b_id)] {
+        wait_until("every channel to be Normal", 60, || with(n, peer)["state"] == json!("Normal"));
+    }
+    let mut bolt11 = String::new();
+    wait_until("C to learn B's policy", 30, || {
+        let inv = c.call("invoice", json!([PAYMENT_MSAT, "never settled"])).unwrap();
+        bolt11 = inv["bolt11"].as_str().unwrap().to_string();
+        let d = a.call("decodepay", json!([bolt11])).unwrap();
+        d["routes"].as_array().is_some_and(|r| !r.is_empty())
+    });
+    let a_before = with(&a, &b_id)["to_us_msat"].as_u64().unwrap();
+
+    // A pays (the RPC waits); C takes the HTLC and holds it, then goes offline.
+    let url = a.url();
+    let cookie = a.network_dir().join(rnet_rpc::COOKIE_FILE);
+    let invoice = bolt11.clone();
+    let payer = std::thread::spawn(move || {
+        let client = rnet_rpc::RpcClient::new(&url, rnet_rpc::Auth::Cookie(cookie)).unwrap();
+        client.call("pay", json!([invoice]))
+    });
+    wait_until("C to hold the HTLC", 30, || with(&c, &b_id)["pending_htlcs"] == json!(1));
+    c.kill();
+    // Blocks until B gives up on C: it closes on chain and times the HTLC out, then fails it
+    // back to A.
+    let mut mined = 0;
+    while with(&a, &b_id)["pending_htlcs"] != json!(0) {
+        assert!(mined < 60, "the HTLC never timed out");
+        mine_all(1, &a_addr);
+        mined += 1;
+    }
+    let pays = a.call("listpays", json!([])).unwrap();
+    assert_eq!(pays["pays"][0]["status"], json!("failed"), "{pays}");
+    assert_eq!(with(&a, &b_id)["to_us_msat"], json!(a_before), "A is refunded in full");
+    assert!(payer.join().unwrap().is_err(), "pay reports the failure");
+    let b_to_c = with(&b, &c_id);
+    assert_ne!(b_to_c["state"], json!("Normal"), "B closed its channel to C on chain: {b_to_c}");
+    println!("TIMEOUT: the HTLC C held timed out after {mined} blocks; A refunded");
+}

@@ -121,6 +121,10 @@ impl LightningNode {
         payload: &crate::onion::FinalPayload,
         ss: &SharedSecret,
     ) {
+        if self.config.hold_incoming {
+            // A payee that never settles: the HTLC stays pending until its payer times it out.
+            return;
+        }
         let height = self.meta.height;
         let unknown = FailureMessage::IncorrectOrUnknownPaymentDetails {
             htlc_msat: htlc.amount_msat,

@@ -96,6 +96,7 @@ pub struct LightningService {
     /// `-lntower`: the tower our appointments go to, and those not yet sent.
     tower_peer: Option<(PublicKey, SocketAddr)>,
     unsent_appointments: Mutex<Vec<Appointment>>,
+    hold_htlcs: bool,
 }
 
 /// The tower `-watchtower` runs (appointments in memory) and the last block it scanned.
@@ -108,6 +109,8 @@ pub struct TowerOptions {
     pub serve: bool,
     /// Send our appointments to this tower.
     pub client_of: Option<(PublicKey, SocketAddr)>,
+    /// Regtest test support: never settle payments to us (`-lndevholdhtlcs`).
+    pub hold_htlcs: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +153,7 @@ impl LightningService {
                 ))
             }),
             tower_peer: towers.client_of,
+            hold_htlcs: towers.hold_htlcs,
             unsent_appointments: Mutex::new(Vec::new()),
         });
         if let Some(sweep) = service.stored_sweep()? {
@@ -226,12 +230,14 @@ impl LightningService {
     }
 
     fn config(&self, sweep: Vec<u8>) -> NodeConfig {
-        NodeConfig::new(
+        let mut config = NodeConfig::new(
             self.node_key.clone(),
             self.node.params.genesis_hash(),
             self.node.network(),
             sweep,
-        )
+        );
+        config.hold_incoming = self.hold_htlcs;
+        config
     }
 
     /// Creates (`resume` false) or loads the Lightning node from the store.
