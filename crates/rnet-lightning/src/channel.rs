@@ -8,6 +8,7 @@
 //! - [`fees`]: fee rate (resonance per 1000 bytes, as the mempool), exact transaction sizes,
 //!   dust threshold.
 //! - [`number`]: the obscured commitment number in lock time and sequence.
+//! - [`claims`]: a commitment's outputs by owner (what each side could claim on chain).
 //! - [`commitment`]: channel parameters, [`CommitmentSpec`], [`build_commitment`] for either
 //!   party, trimming, dust, fee accounting, reserve rules.
 //! - [`htlc_tx`]: HTLC-success and HTLC-timeout transactions.
@@ -20,6 +21,7 @@
 //! outputs have a 2-of-2 revocation branch of the counterparty's revocation key and the holder's
 //! per-commitment point; revealing the per-commitment secret revokes the state.
 
+pub mod claims;
 pub mod close;
 pub mod commitment;
 mod error;
@@ -33,6 +35,7 @@ pub mod shachain;
 pub mod sign;
 pub mod sweep;
 
+pub use claims::CommitmentClaims;
 pub use close::{ClosingTransaction, build_closing, closing_fee};
 pub use commitment::{
     ChannelParameters, CommitmentFee, CommitmentOutput, CommitmentOutputKind, CommitmentSpec,

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rnet_crypto::{PublicKey, SigningKey};
 use rnet_primitives::{Amount, BlockHash, Network, OutPoint, Transaction, Txid};
 
-use crate::channel::{ChannelKeys, FeeRate, SecretGenerator, Side};
+use crate::channel::{ChannelKeys, CommitmentClaims, FeeRate, SecretGenerator, Side};
 use crate::gossip::{ChannelUpdate, ShortChannelId, UnsignedChannelUpdate};
 use crate::invoice::{Invoice, InvoiceBuilder, InvoiceError, RouteHint, RouteHintHop};
 use crate::onion::NodeSecret;
@@ -470,6 +470,9 @@ pub struct ChannelDetails {
     pub short_channel_id: Option<ShortChannelId>,
     /// The funding outpoint once known.
     pub funding_outpoint: Option<OutPoint>,
+    /// What each side could claim on chain if our latest commitment confirmed now (once the
+    /// channel has a signed commitment).
+    pub onchain: Option<CommitmentClaims>,
 }
 
 /// Whether an invoice was paid.
@@ -1323,6 +1326,7 @@ impl LightningNode {
                     pending_htlcs: spec.map_or(0, |s| s.htlcs.len()),
                     short_channel_id: e.scid,
                     funding_outpoint: e.channel.parameters().map(|p| p.funding_outpoint()),
+                    onchain: e.channel.holder_commitment_unsigned().ok().map(|c| c.claims()),
                 }
             })
             .collect()

@@ -473,6 +473,38 @@ mod channel {
         ));
     }
 
+    /// What each side could claim if a commitment confirmed: every resonance of the funding
+    /// output is someone's output or fee, and both parties' commitments of one state agree on
+    /// who owns what.
+    #[test]
+    fn commitment_claims_add_up_on_both_commitments() {
+        let s = spec(5);
+        let a = alice_commitment(5);
+        let claims = a.claims();
+        let total = |c: &CommitmentClaims| {
+            c.to_holder.0 + c.to_counterparty.0 + c.offered_htlcs.0 + c.received_htlcs.0 + c.fee.0
+        };
+        assert_eq!(total(&claims), FUNDING.0);
+        assert_eq!(claims.fee, a.fee.total);
+        // Alice funds: her balance pays the base fee; sub-resonance remainders go to fee.
+        assert_eq!(claims.to_holder.0, (s.to_local_msat - a.fee.base_fee_paid_msat) / 1000);
+        assert_eq!(claims.to_counterparty, Amount(2_499_299));
+        // The untrimmed HTLCs only; the trimmed ones are fee.
+        assert_eq!(claims.offered_htlcs, Amount(2_000_000));
+        assert_eq!(claims.received_htlcs, Amount(1_500_000));
+        assert_eq!(claims.to_self_delay, a.to_self_delay);
+        // Bob's commitment of the same state: the roles swap, the sum holds.
+        let bob_point = bob().per_commitment_point(5).unwrap();
+        let b = build_commitment(&alice_params(), Side::Remote, &s, &bob_point).unwrap().claims();
+        assert_eq!(total(&b), FUNDING.0);
+        assert_eq!(b.to_holder, claims.to_counterparty);
+        assert_eq!(b.to_counterparty, claims.to_holder);
+        assert_eq!(
+            (b.offered_htlcs, b.received_htlcs),
+            (claims.received_htlcs, claims.offered_htlcs)
+        );
+    }
+
     #[test]
     fn both_nodes_build_the_same_commitments() {
         let s = spec(5);

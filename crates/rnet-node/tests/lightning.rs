@@ -230,6 +230,27 @@ fn a_pays_c_through_b_with_exact_fees() {
             && normal(&b, &c_id)["to_us_msat"] == json!(b_out_before - PAYMENT_MSAT)
             && normal(&c, &b_id)["to_us_msat"] == json!(PAYMENT_MSAT)
     });
+    // What each side could claim on chain adds up: on each end's latest commitment, both
+    // balances, HTLCs and the fee make the channel's value; both ends agree on who owns what;
+    // the opener pays the fee, so the other side's claim is its balance floored to resonance.
+    for (x, x_id, y, y_id) in [(&a, &a_id, &b, &b_id), (&b, &b_id, &c, &c_id)] {
+        let (xy, yx) = (normal(x, y_id), normal(y, x_id));
+        let (ox, oy) = (&xy["onchain"], &yx["onchain"]);
+        let sat = |o: &Value, k: &str| o[k].as_u64().unwrap();
+        for (ch, o) in [(&xy, ox), (&yx, oy)] {
+            let parts = ["to_us_sat", "to_them_sat", "offered_htlcs_sat", "received_htlcs_sat"];
+            let outputs: u64 = parts.iter().map(|k| sat(o, k)).sum();
+            assert_eq!(outputs + sat(o, "fee_sat"), CAPACITY, "{ch}");
+            assert_eq!(sat(o, "offered_htlcs_sat") + sat(o, "received_htlcs_sat"), 0);
+        }
+        assert_eq!(sat(ox, "to_us_sat"), sat(oy, "to_them_sat"));
+        assert_eq!(sat(ox, "to_them_sat"), sat(oy, "to_us_sat"));
+        assert_eq!(xy["opener"], json!("local"));
+        assert_eq!(sat(ox, "to_them_sat"), yx["to_us_msat"].as_u64().unwrap() / 1000);
+    }
+    // C's claim is exactly what it was paid.
+    assert_eq!(normal(&c, &b_id)["onchain"]["to_us_sat"], json!(PAYMENT_MSAT / 1000));
+
     let route = a.call("getroute", json!([c_id, PAYMENT_MSAT])).unwrap_err();
     assert!(
         route.to_string().contains("no route"),

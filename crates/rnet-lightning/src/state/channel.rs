@@ -612,6 +612,18 @@ impl Channel {
         self.remote_next.is_some()
     }
 
+    /// The latest holder commitment, unsigned: what each side could claim on chain if we
+    /// closed unilaterally now ([`CommitmentTransaction::claims`]), without signing anything.
+    pub fn holder_commitment_unsigned(&self) -> Result<CommitmentTransaction, StateError> {
+        let params = self.params_ref("holder_commitment_unsigned")?;
+        let local = self.local_commit.as_ref().ok_or(StateError::WrongPhase {
+            what: "holder_commitment_unsigned",
+            phase: self.phase,
+        })?;
+        let point = self.keys.per_commitment_point(local.spec.commitment_number)?;
+        Ok(build_commitment(params, Side::Local, &local.spec, &point)?)
+    }
+
     /// The latest holder commitment, fully signed, with its HTLC transactions: what to
     /// broadcast to close unilaterally.
     pub fn holder_commitment(&self) -> Result<HolderCommitment, StateError> {

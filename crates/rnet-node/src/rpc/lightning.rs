@@ -85,6 +85,16 @@ fn channel_json(c: &ChannelDetails) -> Value {
         "pending_htlcs": c.pending_htlcs,
         "funding_txid": c.funding_outpoint.map(|o| o.txid.to_hex()),
         "funding_outnum": c.funding_outpoint.map(|o| o.vout),
+        // What each side could claim if our latest commitment confirmed now (resonance):
+        // to_us + to_them + offered + received + fee = the channel's value.
+        "onchain": c.onchain.map(|o| json!({
+            "to_us_sat": o.to_holder.0,
+            "to_them_sat": o.to_counterparty.0,
+            "offered_htlcs_sat": o.offered_htlcs.0,
+            "received_htlcs_sat": o.received_htlcs.0,
+            "fee_sat": o.fee.0,
+            "to_self_delay": o.to_self_delay,
+        })),
     })
 }
 
@@ -222,7 +232,10 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
         node,
         MethodInfo::new("listpeerchannels", "Lightning").params(["id"]).help(
             "listpeerchannels ( \"id\" )\n\nEvery channel (with the peer `id` only, if given): state, capacity \
-             (total_msat), balances (to_us_msat, to_them_msat), pending HTLCs, funding outpoint, short channel id.",
+             (total_msat), balances (to_us_msat, to_them_msat), pending HTLCs, funding outpoint, short channel id, and \
+             onchain: what each side could claim if our latest commitment confirmed now (to_us_sat after \
+             to_self_delay blocks, to_them_sat, offered_htlcs_sat, received_htlcs_sat, fee_sat; they add up to the \
+             channel's value).",
         ),
         |node, p| {
             let svc = service(node)?;
