@@ -513,3 +513,28 @@ fn a_payment_c_never_settles_times_out_and_refunds_a() {
     assert_ne!(b_to_c["state"], json!("Normal"), "B closed its channel to C on chain: {b_to_c}");
     println!("TIMEOUT: the HTLC C held timed out after {mined} blocks; A refunded");
 }
+
+/// The Lightning node is created on first use; RPCs that arrive together while it is being
+/// created all see it (a race once made the losers fail with "no wallet for Lightning").
+#[test]
+fn concurrent_first_calls_all_find_the_lightning_node() {
+    let a = start();
+    a.call("createwallet", json!(["A", policy()])).unwrap();
+    let url = a.url();
+    let cookie = a.network_dir().join(rnet_rpc::COOKIE_FILE);
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, cookie) = (url.clone(), cookie.clone());
+            std::thread::spawn(move || {
+                let client =
+                    rnet_rpc::RpcClient::new(&url, rnet_rpc::Auth::Cookie(cookie)).unwrap();
+                client.call("listpeerchannels", json!([]))
+            })
+        })
+        .collect();
+    for caller in callers {
+        let result = caller.join().unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+    assert!(a.call("getlightninginfo", json!([])).unwrap()["blockheight"].is_u64());
+}

@@ -157,7 +157,7 @@ impl LightningService {
             unsent_appointments: Mutex::new(Vec::new()),
         });
         if let Some(sweep) = service.stored_sweep()? {
-            service.open(sweep, true)?;
+            service.open(&mut lock(&service.ln), sweep, true)?;
         }
         tracing::info!(
             id = %hex::encode(service.node_key.public_key().to_bytes()),
@@ -240,8 +240,14 @@ impl LightningService {
         config
     }
 
-    /// Creates (`resume` false) or loads the Lightning node from the store.
-    fn open(&self, sweep: Vec<u8>, resume: bool) -> Result<(), ServiceError> {
+    /// Creates (`resume` false) or loads the Lightning node from the store into `slot` (the
+    /// caller holds the `ln` lock, so concurrent first uses cannot race).
+    fn open(
+        &self,
+        slot: &mut Option<Ln>,
+        sweep: Vec<u8>,
+        resume: bool,
+    ) -> Result<(), ServiceError> {
         let Some(mut store) = lock(&self.unopened).take() else { return Ok(()) };
         let config = self.config(sweep.clone());
         let node = if resume {
@@ -259,7 +265,7 @@ impl LightningService {
             let tip = self.node.reader.tip().map_err(|e| ServiceError::Store(e.to_string()))?;
             Some((tip.height, tip.hash))
         };
-        *lock(&self.ln) = Some(Ln { node, last });
+        *slot = Some(Ln { node, last });
         Ok(())
     }
 
@@ -277,15 +283,16 @@ impl LightningService {
         &self,
         f: impl FnOnce(&mut LightningNode) -> Result<(R, Vec<Action>), NodeError>,
     ) -> Result<R, ServiceError> {
-        if lock(&self.ln).is_none() {
+        // Created under the lock: a second caller waits for the first to finish creating it.
+        let mut guard = lock(&self.ln);
+        if guard.is_none() {
             let address = {
                 let wallet = self.wallet()?;
                 let mut entry = lock_entry(&wallet);
                 entry.wallet.new_address().map_err(|e| ServiceError::Wallet(e.to_string()))?
             };
-            self.open(address.script_pubkey(), false)?;
+            self.open(&mut guard, address.script_pubkey(), false)?;
         }
-        let mut guard = lock(&self.ln);
         let ln = guard.as_mut().ok_or(ServiceError::NoWallet)?;
         let (result, actions) = f(&mut ln.node)?;
         self.carry_out(&mut ln.node, actions);
