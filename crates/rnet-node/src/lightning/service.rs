@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use rnet_crypto::{PublicKey, SigningKey};
 use rnet_lightning::gossip::{CHANNEL_UPDATE_TYPE, ChannelUpdate};
-use rnet_lightning::node::{Action, LightningNode, NodeConfig, NodeError, NodeEvent};
+use rnet_lightning::node::{Action, ChanStatus, LightningNode, NodeConfig, NodeError, NodeEvent};
 use rnet_lightning::store::{Store, StoreOp};
 use rnet_lightning::watchtower::{
     Appointment, EncryptedBlob, Hint, MemoryStore, SessionId, Tower, TowerConfig,
@@ -31,6 +31,7 @@ use rnet_primitives::{Address, BlockHash};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
+use super::address_book::AddressBook;
 use super::link::{Link, MSG_LIGHTNING, establish};
 use super::store::RedbStore;
 use crate::node::Node;
@@ -50,6 +51,8 @@ pub const TOWER_APPOINTMENT_TYPE: u16 = 32_769;
 /// are not announced, so each side tells its peer its forwarding policy directly, and again
 /// in case the peer was not ready for it the first time.
 const UPDATE_EVERY_TICKS: u64 = 20;
+/// How often (in ticks) peers of open channels that are not connected are dialled again.
+const RECONNECT_EVERY_TICKS: u64 = 8;
 
 /// Why a Lightning request failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +100,10 @@ pub struct LightningService {
     tower_peer: Option<(PublicKey, SocketAddr)>,
     unsent_appointments: Mutex<Vec<Appointment>>,
     hold_htlcs: bool,
+    /// Where the peers we dialled listen ([`AddressBook`]).
+    address_book: Mutex<AddressBook>,
+    /// Peers being dialled now (so that the reconnect timer does not dial twice).
+    dialing: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 /// The tower `-watchtower` runs (appointments in memory) and the last block it scanned.
@@ -130,6 +137,7 @@ impl LightningService {
         let netdir = node.netdir.clone();
         let node_key = super::keys::load_or_create(&netdir)?;
         let store = RedbStore::open(&netdir).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let address_book = AddressBook::load(&netdir)?;
         let listener = TcpListener::bind(listen).await?;
         let port = listener.local_addr()?.port();
         std::fs::write(netdir.join(PORT_FILE), port.to_string())?;
@@ -155,6 +163,8 @@ impl LightningService {
             tower_peer: towers.client_of,
             hold_htlcs: towers.hold_htlcs,
             unsent_appointments: Mutex::new(Vec::new()),
+            address_book: Mutex::new(address_book),
+            dialing: Mutex::new(std::collections::HashSet::new()),
         });
         if let Some(sweep) = service.stored_sweep()? {
             service.open(&mut lock(&service.ln), sweep, true)?;
@@ -491,6 +501,9 @@ impl LightningService {
                 self.send_appointments();
             }
         }
+        if tick % RECONNECT_EVERY_TICKS == 0 {
+            self.reconnect_channel_peers();
+        }
         let mut guard = lock(&self.ln);
         let Some(ln) = guard.as_mut() else { return Ok(()) };
         let reader = &self.node.reader;
@@ -545,7 +558,43 @@ impl LightningService {
         let link = establish(r, w, &self.node_key, self.magic, Some(&peer))
             .await
             .map_err(|e| ServiceError::Connect(e.to_string()))?;
+        if let Err(e) = lock(&self.address_book).insert(&peer, addr) {
+            tracing::warn!("cannot record the Lightning peer's address: {e}");
+        }
         self.run_link(link)
+    }
+
+    /// Dials again, in the background, every peer we once dialled that has a channel with us
+    /// still open and is not connected now.
+    fn reconnect_channel_peers(self: &Arc<Self>) {
+        let with_channels: std::collections::HashSet<[u8; 32]> = match lock(&self.ln).as_ref() {
+            Some(ln) => ln
+                .node
+                .list_channels()
+                .iter()
+                .filter(|c| c.status != ChanStatus::Closed)
+                .map(|c| c.peer.to_bytes())
+                .collect(),
+            None => return,
+        };
+        let book = lock(&self.address_book).peers();
+        for (peer, addr) in book {
+            let id = peer.to_bytes();
+            if !with_channels.contains(&id) || lock(&self.peers).contains_key(&id) {
+                continue;
+            }
+            if !lock(&self.dialing).insert(id) {
+                continue;
+            }
+            let s = self.clone();
+            tokio::runtime::Handle::current().spawn(async move {
+                match s.connect(peer, addr).await {
+                    Ok(()) => tracing::info!(%addr, "reconnected to a Lightning channel peer"),
+                    Err(e) => tracing::debug!(%addr, "cannot reach a Lightning channel peer: {e}"),
+                }
+                lock(&s.dialing).remove(&id);
+            });
+        }
     }
 
     async fn accept(self: &Arc<Self>, stream: TcpStream) -> Result<(), ServiceError> {
