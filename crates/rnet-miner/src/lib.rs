@@ -10,11 +10,18 @@
 //! sample and signs with the miner's Ed25519 key. The result is a [`MinedBlock`]: the block
 //! (with its sample) and its checkpoint bytes.
 //!
+//! With an [`ExternalTrainer`] ([`Miner::with_external_trainer`], `rnet-miner -trainer-cmd=…`)
+//! the training is done by an outside program instead: the miner writes the grown parent as
+//! safetensors, runs the command, strictly imports the weights it writes, evaluates them the same
+//! way and runs the command again from those weights until the requirement is met
+//! ([`external_trainer`]).
+//!
 //! The miner key lives in a file (`miner.key`, hex, mode 0600), created on first use by
 //! [`load_or_create_key`]. The `rnet-miner` binary mines against a node over JSON-RPC
 //! (`getblocktemplate`, `getcheckpointchunk`, `submitcheckpoint` / `uploadcheckpointpart`,
 //! `submitblock`).
 
+pub mod external_trainer;
 pub mod template;
 
 use std::fmt;
@@ -48,6 +55,7 @@ use rnet_training::{
 };
 use thiserror::Error;
 
+pub use external_trainer::{ExternalTrainer, TrainerError, TrainerFailure};
 pub use template::{TemplateError, job_from_template};
 
 /// File name of the miner key inside a data directory.
@@ -111,6 +119,52 @@ pub enum MineError {
     /// Mining was cancelled (shutdown, or the tip changed).
     #[error("mining cancelled")]
     Cancelled,
+    /// An external trainer writes full weights, so the block's update is a full replacement;
+    /// that is not possible with a low `-rank`, nor when it exceeds `max_update_bytes`.
+    #[error(
+        "an external trainer needs full updates: -rank={rank} gives {size} bytes, \
+         max_update_bytes = {max}"
+    )]
+    ExternalTrainerNeedsFull {
+        /// The rank the miner is configured with (resolved).
+        rank: UpdateRank,
+        /// Size of a full replacement of the scheduled model.
+        size: u64,
+        /// The network's `max_update_bytes`.
+        max: u64,
+    },
+    /// The external trainer ran its whole run budget without meeting the requirement.
+    #[error(
+        "external trainer: {runs} runs without reaching {target} (best {best}); last error: {}",
+        last_error.as_ref().map_or_else(|| "none".to_string(), |e| e.to_string())
+    )]
+    TrainerRunsExhausted {
+        /// Runs made.
+        runs: u32,
+        /// Best improvement reached by a run that produced a model (micro-nats).
+        best: u64,
+        /// The requirement.
+        target: u64,
+        /// The last run's failure, if it failed.
+        last_error: Option<TrainerError>,
+    },
+    /// The exchange with the external trainer failed before any run (e.g. writing the data file).
+    #[error("external trainer: {0}")]
+    Trainer(#[from] TrainerError),
+}
+
+impl MineError {
+    /// True for failures of one job that a fresh job (a new template) may not repeat: not enough
+    /// improvement, and every external-trainer failure. The `rnet-miner` binary logs these and
+    /// goes on instead of exiting.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            MineError::NotEnoughImprovement { .. }
+                | MineError::TrainerRunsExhausted { .. }
+                | MineError::Trainer(_)
+        )
+    }
 }
 
 /// Why a key file (the miner key, the Lightning node key) could not be loaded or created.
@@ -419,6 +473,8 @@ pub struct MinedBlock {
     pub steps: u64,
     /// Wall-clock time spent mining.
     pub elapsed: Duration,
+    /// The external trainer's failed runs for this block, in order (empty without one).
+    pub trainer_failures: Vec<TrainerFailure>,
 }
 
 /// How the miner reports progress and learns that it should stop.
@@ -464,6 +520,8 @@ pub struct Miner {
     /// What the block's update is made of (default [`UpdateRank::Auto`]); checked against the
     /// network's `max_rank` by [`Miner::with_rank`] and again when mining.
     pub rank: UpdateRank,
+    /// Train with this outside program instead of in-process (default `None`).
+    pub external: Option<ExternalTrainer>,
 }
 
 impl Miner {
@@ -488,7 +546,14 @@ impl Miner {
             max_steps: 2_000,
             attempts: 3,
             rank: UpdateRank::Auto,
+            external: None,
         }
+    }
+
+    /// The same miner training with `trainer` (module docs of [`external_trainer`]).
+    pub fn with_external_trainer(mut self, trainer: ExternalTrainer) -> Self {
+        self.external = Some(trainer);
+        self
     }
 
     /// The same miner building updates of kind `rank`: [`MineError::RankOutOfRange`] when a low
@@ -523,6 +588,14 @@ impl Miner {
         let grown = grown_parent(&job.parent_checkpoint.model, &self.header_for(job, &[], &[]))?;
         let rank = self.rank.resolve(&self.params, grown.config())?;
         let max = self.params.max_update_bytes;
+        if let Some(trainer) = &self.external {
+            let size = full_update_size(grown.config());
+            if rank != UpdateRank::Full || size > max {
+                return Err(MineError::ExternalTrainerNeedsFull { rank, size, max });
+            }
+            let (round, failures) = self.train_external(job, &grown, trainer, control)?;
+            return Ok(self.assemble(job, control, round, 0, rank, failures, started));
+        }
         // A low rank adapts as many matrices as fit (all of them until the model outgrows
         // max_update_bytes, then a rotating subset); a full update must fit whole.
         let targets = match rank {
@@ -565,6 +638,22 @@ impl Miner {
                 steps: total_steps,
             });
         };
+        Ok(self.assemble(job, control, round, earlier_steps, rank, Vec::new(), started))
+    }
+
+    /// The signed block of `job` for a successful `round` (after `earlier_steps` steps of failed
+    /// attempts).
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        &self,
+        job: &MiningJob,
+        control: &MineControl<'_>,
+        round: Round,
+        earlier_steps: u64,
+        rank: UpdateRank,
+        trainer_failures: Vec<TrainerFailure>,
+        started: Instant,
+    ) -> MinedBlock {
         let Round { update_bytes, checkpoint_bytes, eval, steps } = round;
         let steps = earlier_steps + steps;
         let subsidy = block_subsidy(
@@ -588,7 +677,7 @@ impl Miner {
         let mut block = Block { header, transactions, sample: eval.sample };
         block.header.merkle_root = block.compute_merkle_root().0;
         sign_header(&mut block.header, &self.key);
-        Ok(MinedBlock {
+        MinedBlock {
             block,
             update_bytes,
             checkpoint_bytes,
@@ -596,7 +685,8 @@ impl Miner {
             subsidy,
             steps,
             elapsed: started.elapsed(),
-        })
+            trainer_failures,
+        }
     }
 
     /// The header of `job`'s block committing to `update_bytes` and `checkpoint_bytes`, before
@@ -707,16 +797,7 @@ impl Miner {
                 bar.finish_and_clear();
                 return Err(MineError::UpdateTooLarge { rank, size, max: limits.max_update_bytes });
             }
-            let checkpoint = apply(grown, &update, &limits, height)?;
-            let update_bytes = update.encode();
-            let checkpoint_bytes = checkpoint.to_bytes();
-            let header = self.header_for(job, &update_bytes, &checkpoint_bytes);
-            let eval = rnet_consensus::evaluate_candidate(
-                &self.params,
-                &header,
-                &job.parent_checkpoint.model,
-                &checkpoint.model,
-            )?;
+            let (update_bytes, checkpoint_bytes, eval) = self.judge(job, grown, &update)?;
             best = best.max(eval.improvement());
             bar.set_position(best.min(target));
             bar.set_message(format!(
@@ -732,6 +813,120 @@ impl Miner {
         }
         bar.finish_and_clear();
         Err(MineError::NotEnoughImprovement { best, target, steps: trainer.global_step() })
+    }
+
+    /// Applies `update` to `grown` canonically (bit for bit what validators derive) and evaluates
+    /// the result against the parent on the sample its header draws: the update's and the
+    /// checkpoint's bytes and the evaluation.
+    fn judge(
+        &self,
+        job: &MiningJob,
+        grown: &Model,
+        update: &ModelUpdate,
+    ) -> Result<(Vec<u8>, Vec<u8>, SampleEvaluation), MineError> {
+        let limits = update_limits(&self.params);
+        let checkpoint = apply(grown, update, &limits, u64::from(job.height))?;
+        let update_bytes = update.encode();
+        let checkpoint_bytes = checkpoint.to_bytes();
+        let header = self.header_for(job, &update_bytes, &checkpoint_bytes);
+        let eval = rnet_consensus::evaluate_candidate(
+            &self.params,
+            &header,
+            &job.parent_checkpoint.model,
+            &checkpoint.model,
+        )?;
+        Ok((update_bytes, checkpoint_bytes, eval))
+    }
+
+    /// The `{data}` file of `trainer`: its own path, or the miner's data written to
+    /// [`external_trainer::DATA_FILE`] in the work directory (rewritten only when it differs).
+    fn trainer_data(&self, trainer: &ExternalTrainer) -> Result<std::path::PathBuf, TrainerError> {
+        if let Some(path) = &trainer.data {
+            return Ok(path.clone());
+        }
+        let path = trainer.work_dir.join(external_trainer::DATA_FILE);
+        let bytes: &[u8] = match &self.data {
+            TrainingData::Bundled => rnet_model::training_text(),
+            TrainingData::Bytes(b) => b,
+        };
+        let io = |action, e: &std::io::Error| TrainerError::Io {
+            action,
+            path: path.clone(),
+            kind: e.kind(),
+            message: e.to_string(),
+        };
+        let same = fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && fs::read(&path).is_ok_and(|b| b == bytes);
+        if !same {
+            fs::create_dir_all(&trainer.work_dir).map_err(|e| io("creating", &e))?;
+            fs::write(&path, bytes).map_err(|e| io("writing", &e))?;
+        }
+        Ok(path)
+    }
+
+    /// Mining with an external trainer: up to `trainer.runs` runs, each from the last good weights
+    /// (first the grown parent); a failed run is logged and recorded, never fatal. A run's weights
+    /// become a full-replacement update of the grown parent, judged like in-process training.
+    fn train_external(
+        &self,
+        job: &MiningJob,
+        grown: &Model,
+        trainer: &ExternalTrainer,
+        control: &MineControl<'_>,
+    ) -> Result<(Round, Vec<TrainerFailure>), MineError> {
+        let target = job.required_improvement;
+        let max = self.params.max_update_bytes;
+        let data = self.trainer_data(trainer)?;
+        let runs = trainer.runs.max(1);
+        let mut current = Checkpoint::new(u64::from(job.height), grown.clone());
+        let mut failures: Vec<TrainerFailure> = Vec::new();
+        let mut best = 0;
+        let mut good_runs = 0u64;
+        let mut last_error = None;
+        for run in 0..runs {
+            if (control.cancel)() {
+                return Err(MineError::Cancelled);
+            }
+            let trained = match trainer.run(&current, &data) {
+                Ok(trained) => trained,
+                Err(error) => {
+                    tracing::warn!(
+                        "external trainer run {}/{runs} for block {} failed: {error}; running it \
+                         again from the last good weights",
+                        run + 1,
+                        job.height
+                    );
+                    last_error = Some(error.clone());
+                    failures.push(TrainerFailure { run, error });
+                    continue;
+                }
+            };
+            last_error = None;
+            good_runs += 1;
+            let update = ModelUpdate::replacing_changed(grown, &trained.model)?;
+            let size = update.encoded_len();
+            if size > max {
+                let rank = UpdateRank::Full;
+                return Err(MineError::ExternalTrainerNeedsFull { rank, size, max });
+            }
+            let (update_bytes, checkpoint_bytes, eval) = self.judge(job, grown, &update)?;
+            best = best.max(eval.improvement());
+            tracing::info!(
+                "external trainer run {}/{runs} for block {}: improvement {} of {target} required \
+                 (parent {} val {})",
+                run + 1,
+                job.height,
+                eval.improvement(),
+                eval.parent_loss,
+                eval.val_loss
+            );
+            if eval.improvement() >= target {
+                let steps = good_runs * trainer.steps;
+                return Ok((Round { update_bytes, checkpoint_bytes, eval, steps }, failures));
+            }
+            current = trained;
+        }
+        Err(MineError::TrainerRunsExhausted { runs, best, target, last_error })
     }
 }
 

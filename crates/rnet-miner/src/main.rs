@@ -4,7 +4,8 @@
 //! with `getcheckpointinfo`, `getcheckpointchunk`) → train on `-data=FILE` (default: the bundled
 //! training text) → upload the block's model update (`submitcheckpoint`, or
 //! `uploadcheckpointpart` in 1 MiB parts above 1 MiB) → `submitblock`; `-blocks=N` stops after N
-//! accepted blocks.
+//! accepted blocks. With `-trainer-cmd=…` an external program trains instead (see
+//! `rnet_miner::external_trainer` and docs/training.md, "External trainers").
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use rnet_consensus::ChainParams;
 use rnet_miner::{
-    MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank, job_from_template,
-    key_script_pubkey, load_or_create_key, loss_bits, loss_nats,
+    ExternalTrainer, MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank,
+    job_from_template, key_script_pubkey, load_or_create_key, loss_bits, loss_nats,
 };
 use rnet_model::Checkpoint;
 use rnet_primitives::{Address, Network};
@@ -38,6 +39,13 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
   -rank=auto|full|N   the block's model update: full = replace every changed tensor, N = train
                       rank-N adapters on the matrices (1..=the network's max_rank, 128), auto
                       (default) = full when a full replacement fits max_update_bytes, else 16
+  -trainer-cmd=CMD    train with an external program instead of in-process: each run the miner
+                      writes the grown tip model to {input} (safetensors), runs `sh -c CMD` with
+                      {input}, {output}, {data} and {steps} substituted, and imports {output}
+                      strictly (docs/training.md, External trainers); needs full updates
+  -trainer-steps=N    {steps}: the step budget of one run (default 500)
+  -trainer-timeout=S  kill a run (its whole process group) after S seconds (default 3600)
+  -trainer-runs=N     runs per block before asking the node for a new template (default 10)
   -noprogress         no progress bar
   -help               this text";
 
@@ -53,6 +61,10 @@ struct Args {
     blocks: Option<u64>,
     rank: UpdateRank,
     progress: bool,
+    trainer_cmd: Option<String>,
+    trainer_steps: Option<u64>,
+    trainer_timeout: Option<u64>,
+    trainer_runs: Option<u32>,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -68,6 +80,10 @@ fn parse_args() -> Result<Option<Args>> {
         blocks: None,
         rank: UpdateRank::Auto,
         progress: true,
+        trainer_cmd: None,
+        trainer_steps: None,
+        trainer_timeout: None,
+        trainer_runs: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -91,6 +107,10 @@ fn parse_args() -> Result<Option<Args>> {
                 | "address"
                 | "blocks"
                 | "rank"
+                | "trainer-cmd"
+                | "trainer-steps"
+                | "trainer-timeout"
+                | "trainer-runs"
         );
         let value = if needs_value && value.is_none() && arg.starts_with("--") {
             Some(it.next().ok_or_else(|| anyhow!("option -{name} needs a value"))?)
@@ -120,6 +140,20 @@ fn parse_args() -> Result<Option<Args>> {
             "address" => a.address = Some(val()?),
             "blocks" => a.blocks = Some(val()?.parse().context("invalid -blocks")?),
             "rank" => a.rank = val()?.parse().context("invalid -rank")?,
+            "trainer-cmd" => a.trainer_cmd = Some(val()?),
+            "trainer-steps" => {
+                a.trainer_steps = Some(val()?.parse().context("invalid -trainer-steps")?)
+            }
+            "trainer-timeout" => {
+                let secs: u64 = val()?.parse().context("invalid -trainer-timeout")?;
+                if secs == 0 {
+                    bail!("-trainer-timeout must be at least 1 second");
+                }
+                a.trainer_timeout = Some(secs);
+            }
+            "trainer-runs" => {
+                a.trainer_runs = Some(val()?.parse().context("invalid -trainer-runs")?)
+            }
             "noprogress" => a.progress = false,
             "progress" => a.progress = flag(&value),
             _ => bail!("unknown option -{name} (see -help)"),
@@ -206,7 +240,44 @@ fn run() -> Result<()> {
         )),
         None => TrainingData::Bundled,
     };
-    let miner = Miner::new(params, key, data).with_rank(args.rank).context("invalid -rank")?;
+    let mut miner = Miner::new(params, key, data).with_rank(args.rank).context("invalid -rank")?;
+    match &args.trainer_cmd {
+        Some(command) => {
+            if matches!(args.rank, UpdateRank::LowRank(_)) {
+                bail!(
+                    "-trainer-cmd needs full updates (-rank=auto or full): a trainer writes full weights"
+                );
+            }
+            let mut trainer = ExternalTrainer::new(command.clone(), netdir.join("trainer"));
+            trainer.steps = args.trainer_steps.unwrap_or(trainer.steps);
+            trainer.timeout = args.trainer_timeout.map_or(trainer.timeout, Duration::from_secs);
+            trainer.runs = args.trainer_runs.unwrap_or(trainer.runs).max(1);
+            // The command runs in the work directory: hand it an absolute data path.
+            trainer.data = match &args.data {
+                Some(p) => Some(
+                    std::fs::canonicalize(p)
+                        .with_context(|| format!("resolving {}", p.display()))?,
+                ),
+                None => None,
+            };
+            tracing::info!(
+                "external trainer: `{command}` in {} ({} steps, timeout {} s, {} runs per block)",
+                trainer.work_dir.display(),
+                trainer.steps,
+                trainer.timeout.as_secs(),
+                trainer.runs
+            );
+            miner = miner.with_external_trainer(trainer);
+        }
+        None => {
+            if args.trainer_steps.is_some()
+                || args.trainer_timeout.is_some()
+                || args.trainer_runs.is_some()
+            {
+                bail!("-trainer-steps, -trainer-timeout and -trainer-runs need -trainer-cmd");
+            }
+        }
+    }
     let mut cached: Option<(String, Arc<Checkpoint>)> = None;
     let mut mined = 0u64;
     while args.blocks.is_none_or(|n| mined < n) {
@@ -229,12 +300,22 @@ fn run() -> Result<()> {
         };
         let mut job = job_from_template(&t, ckpt, payout.clone())?;
         job.time = job.time.max(now());
-        let block = miner
-            .mine(
-                &job,
-                &MineControl { progress: args.progress, cancel: &|| false, transactions: None },
-            )
-            .context("mining")?;
+        let control =
+            MineControl { progress: args.progress, cancel: &|| false, transactions: None };
+        let block = match miner.mine(&job, &control) {
+            Ok(block) => block,
+            // A trainer that failed (or a job that could not be mined) is not a reason to stop:
+            // ask for a fresh template and go on.
+            Err(e) if miner.external.is_some() && e.is_retryable() => {
+                tracing::warn!("block {} not mined: {e}; trying again", job.height);
+                std::thread::sleep(Duration::from_millis(200));
+                continue;
+            }
+            Err(e) => return Err(e).context("mining"),
+        };
+        for failure in &block.trainer_failures {
+            tracing::warn!("trainer run {} failed: {}", failure.run + 1, failure.error);
+        }
         let hash = block.block.block_hash().to_hex();
         let root = block.block.header.update_root.to_hex();
         upload_checkpoint(&client, &root, &block.update_bytes)?;

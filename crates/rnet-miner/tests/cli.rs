@@ -33,3 +33,27 @@ fn no_node_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error:"), "{err}");
 }
+
+#[test]
+fn trainer_flags_are_checked_before_mining() {
+    let out = Command::new(MINER).arg("-help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    for flag in ["-trainer-cmd=CMD", "-trainer-steps=N", "-trainer-timeout=S", "{input}"] {
+        assert!(help.contains(flag), "{flag} in {help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1"];
+        args.extend_from_slice(extra);
+        let out = Command::new(MINER).args(&args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&["-trainer-cmd=cp {input} {output}", "-rank=4"]);
+    assert!(err.contains("-trainer-cmd needs full updates"), "{err}");
+    let err = run(&["-trainer-steps=5"]);
+    assert!(err.contains("need -trainer-cmd"), "{err}");
+    let err = run(&["-trainer-cmd=true", "-trainer-timeout=0"]);
+    assert!(err.contains("-trainer-timeout must be at least 1 second"), "{err}");
+}

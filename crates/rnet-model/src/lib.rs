@@ -1,6 +1,7 @@
 //! The ResonanceNet V5 model (layer 2): configuration and parameter layout, seeded
 //! initialisation, the canonical bit-exact evaluator, the recurrent step used by inference,
-//! checkpoints (canonical bytes, chunk hashes, merkle root, safetensors export), function-preserving
+//! checkpoints (canonical bytes, chunk hashes, merkle root, safetensors export and strict
+//! import of models and updates for external trainers), function-preserving
 //! growth with the consensus growth schedule, bounded model updates (a block's change to the grown
 //! parent model: encoding, canonical application, limits) and the bundled validation data.
 //!
@@ -13,6 +14,7 @@ pub mod evaluator;
 pub mod forward;
 pub mod growth;
 pub mod init;
+pub mod interchange;
 pub mod kernels;
 pub mod model;
 pub mod safetensors;
@@ -28,6 +30,10 @@ pub use config::{ConfigError, LayerLayout, Layout, ModelConfig, ModelNetwork, Te
 pub use data::{benchmark_slice, corpus, excerpt, training_text};
 pub use evaluator::{EvalError, EvalResult, evaluate, evaluate_params, evaluate_windows};
 pub use growth::{GrowthCaps, GrowthError, grow, next_shape, shape_at_height};
+pub use interchange::{
+    BadValue, InterchangeError, checkpoint_from_safetensors, model_from_safetensors,
+    update_from_safetensors, update_to_safetensors,
+};
 pub use model::{Model, ModelError};
 pub use safetensors::SafetensorsError;
 pub use step::{RecurrentState, StateMismatch, step};

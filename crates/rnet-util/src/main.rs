@@ -70,9 +70,12 @@ enum Command {
         /// The header as hex.
         hex: String,
     },
-    /// Model checkpoints: create, inspect, evaluate, grow, export.
+    /// Model checkpoints: create, inspect, evaluate, grow, export and import safetensors.
     #[command(subcommand)]
     Checkpoint(commands::checkpoint::CheckpointCommand),
+    /// Model updates (what a block carries): safetensors export and strict import.
+    #[command(subcommand)]
+    Update(commands::update::UpdateCommand),
     /// Train a checkpoint on a data file with the CPU training engine.
     Train(commands::train::TrainArgs),
     /// The evaluation sample a block draws: seed and sorted record indices as JSON.
@@ -101,6 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DecodeTx { hex } => decode::transaction(&hex),
         Command::DecodeHeader { hex } => decode::header(&hex),
         Command::Checkpoint(command) => checkpoint::run(command),
+        Command::Update(command) => update::run(command),
         Command::Train(args) => train::run(args),
         Command::Sample(args) => sample::run(args),
         Command::Generate(args) => generate::run_generate(args),

@@ -1,4 +1,4 @@
-//! `checkpoint init|info|eval|grow|export-safetensors`.
+//! `checkpoint init|info|eval|grow|export-safetensors|import-safetensors`.
 
 use super::keys::write_new;
 use super::print_json;
@@ -62,6 +62,19 @@ pub enum CheckpointCommand {
         /// Output .safetensors file.
         out: PathBuf,
     },
+    /// Import safetensors (e.g. an external trainer's output) strictly: exactly the tensor names,
+    /// F32 dtype and shapes of the --like checkpoint's config, no NaN, infinite or subnormal
+    /// value; the result has --like's height. The inverse of export-safetensors.
+    ImportSafetensors {
+        /// Input .safetensors file.
+        file: PathBuf,
+        /// Checkpoint whose config (and height) the result must have.
+        #[arg(long)]
+        like: PathBuf,
+        /// Output checkpoint file.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Reads and strictly parses a checkpoint file, checking the size its header implies before
@@ -89,7 +102,8 @@ fn save(checkpoint: &Checkpoint, path: &Path) -> anyhow::Result<()> {
     write_new(path, &checkpoint.to_bytes())
 }
 
-fn config_json(config: &ModelConfig) -> serde_json::Value {
+/// A config as JSON (the `config` object of `checkpoint info`).
+pub fn config_json(config: &ModelConfig) -> serde_json::Value {
     serde_json::json!({
         "d_model": config.d_model,
         "n_layers": config.n_layers,
@@ -162,6 +176,20 @@ pub fn run(command: CheckpointCommand) -> anyhow::Result<()> {
             let checkpoint = load(&file)?;
             checkpoint.export_safetensors(&out)?;
             println!("{}", out.display());
+        }
+        CheckpointCommand::ImportSafetensors { file, like, out } => {
+            let like = load(&like)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let checkpoint = rnet_model::checkpoint_from_safetensors(&bytes, &like)
+                .with_context(|| format!("refusing {}", file.display()))?;
+            save(&checkpoint, &out)?;
+            print_json(&serde_json::json!({
+                "height": checkpoint.height,
+                "config": config_json(checkpoint.model.config()),
+                "checkpoint_root": hex::encode(checkpoint.root()),
+                "out": out.display().to_string(),
+            }));
         }
     }
     Ok(())

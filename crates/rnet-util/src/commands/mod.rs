@@ -8,6 +8,7 @@ pub mod hash;
 pub mod keys;
 pub mod sample;
 pub mod train;
+pub mod update;
 
 use anyhow::Context;
 use rnet_consensus::ChainParams;
