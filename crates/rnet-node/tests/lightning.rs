@@ -135,12 +135,17 @@ fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
     let again = a.call("pay", json!([bolt11])).unwrap_err();
     assert!(again.to_string().contains("already paid"), "{again}");
 
-    // A cooperative close pays B's side to B's wallet.
+    // A cooperative close pays each side's balance to its own wallet: B's in full, A's less
+    // the closing fee (A opened the channel, so A pays it).
     let b_wallet_before = balance(&b);
+    let a_balance_msat = channel(&a)["to_us_msat"].as_u64().unwrap();
     let closed = a.call("close", json!([b_id])).unwrap();
     assert_eq!(closed["type"], json!("mutual"));
+    let mut closing_txid = String::new();
     wait_until("the closing transaction in A's mempool", 60, || {
-        a.call("getrawmempool", json!([])).unwrap().as_array().is_some_and(|p| !p.is_empty())
+        let pool = a.call("getrawmempool", json!([])).unwrap();
+        closing_txid = pool[0].as_str().unwrap_or_default().to_string();
+        !closing_txid.is_empty()
     });
     mine(&a, &b, 1, address);
     for n in [&a, &b] {
@@ -149,6 +154,21 @@ fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
     let gained = balance(&b) - b_wallet_before;
     let expected = (PAYMENT_MSAT / 1000) as f64 / 1e8;
     assert!((gained - expected).abs() < 1e-9, "B's wallet gained {gained}, expected {expected}");
+    let block = a.call("getbestblockhash", json!([])).unwrap();
+    let tx = a.call("getrawtransaction", json!([closing_txid, true, block])).unwrap();
+    let to_sat = |v: &Value| (v.as_f64().unwrap() * 1e8).round() as u64;
+    let outputs: Vec<u64> =
+        tx["vout"].as_array().unwrap().iter().map(|o| to_sat(&o["value"])).collect();
+    assert_eq!(outputs.len(), 2, "{tx}");
+    let fee = CAPACITY - outputs.iter().sum::<u64>();
+    let wallet_coin = |n: &TestNode| -> u64 {
+        let coins = n.call("listunspent", json!([0])).unwrap();
+        let coin = coins.as_array().unwrap().iter().find(|c| c["txid"] == json!(closing_txid));
+        coin.map_or(0, |c| to_sat(&c["amount"]))
+    };
+    assert_eq!(wallet_coin(&b), PAYMENT_MSAT / 1000, "B's wallet holds B's output");
+    assert_eq!(wallet_coin(&a), a_balance_msat / 1000 - fee, "A's wallet holds A's output");
+    assert!(fee > 0 && fee < 10_000, "closing fee {fee}");
 }
 
 /// A opens to B and B to C; C's invoice carries a route hint (B told C its forwarding policy
