@@ -10,6 +10,11 @@
 //!   run time with NVRTC, matrix products through cuBLAS `sgemm`. The CUDA libraries are loaded
 //!   dynamically, so the crate builds and its tests run on machines without CUDA; on such a machine
 //!   `CudaBackend::new` returns a [`BackendError`] instead of panicking or falling back to the CPU.
+//! * `VulkanBackend` (cargo feature `vulkan`) runs them on any Vulkan device through `wgpu` (its
+//!   Vulkan backend only), kernels in WGSL including a tiled matrix product. The Vulkan loader is
+//!   opened at run time, so the crate builds without a Vulkan SDK or driver; without an adapter
+//!   `VulkanBackend::new` returns [`BackendError::NoAdapter`]. Mesa's software driver (lavapipe)
+//!   counts as an adapter, so the agreement tests also run on machines without a GPU.
 //!
 //! Conventions shared by every backend (the same as `rnet_training::ops`): activations are row-major
 //! `[rows, width]`; a window is `t_len` consecutive rows; "accumulates" means `+=` into the output,
@@ -28,6 +33,10 @@ mod cuda;
 pub use cpu::CpuBackend;
 #[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaBuffer};
+#[cfg(feature = "vulkan")]
+mod vulkan;
+#[cfg(feature = "vulkan")]
+pub use vulkan::{VulkanBackend, VulkanBuffer};
 
 /// Size of the byte-level vocabulary: every cross-entropy row has this many logits.
 pub const VOCAB: usize = rnet_model::VOCAB;
@@ -66,6 +75,26 @@ pub enum BackendError {
     /// A cuBLAS call failed.
     #[error("cuBLAS error: {0}")]
     Blas(String),
+    /// No Vulkan adapter with this ordinal: the Vulkan loader or driver is missing, or reports fewer
+    /// adapters than the ordinal asked for.
+    #[error(
+        "no Vulkan adapter found (asked for adapter {ordinal}, the Vulkan loader reports {count})"
+    )]
+    NoAdapter {
+        /// The adapter ordinal requested.
+        ordinal: usize,
+        /// How many Vulkan adapters the loader reports (0 without a loader or driver).
+        count: usize,
+    },
+    /// A Vulkan (`wgpu`) call failed: opening the device, compiling a WGSL kernel, allocating,
+    /// dispatching or synchronising.
+    #[error("Vulkan error in {context}: {message}")]
+    Vulkan {
+        /// What was being done.
+        context: &'static str,
+        /// The error `wgpu` reported.
+        message: String,
+    },
     /// Buffer lengths or dimensions do not fit the operation.
     #[error("{op}: {detail}")]
     Shape {

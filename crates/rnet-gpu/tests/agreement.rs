@@ -7,6 +7,13 @@
 //!   a driver or device the test prints `no CUDA device: skipped` and passes; with
 //!   `RNET_REQUIRE_CUDA=1` set it fails instead, so a run on a GPU machine cannot pass vacuously.
 //!
+//! * Vulkan (feature `vulkan`): `VulkanBackend` against [`CpuBackend`] and the reference loops, the
+//!   same harness. Any Vulkan adapter counts, including Mesa's software driver lavapipe (`apt-get
+//!   install mesa-vulkan-drivers libvulkan1`), so this runs on machines without a GPU. Without an
+//!   adapter it prints `no Vulkan adapter: skipped` and passes; `RNET_REQUIRE_VULKAN=1` makes that a
+//!   failure. `RNET_VULKAN_ADAPTER=N` picks adapter `N` (default 0). The kernels are also parsed and
+//!   validated with naga, which needs no adapter at all.
+//!
 //! Tolerance: `|got − want| ≤ 1e-4 · max(|want|, rms(want))` per element (the rms of the whole
 //! output is the absolute floor for values near 0).
 //!
@@ -1011,4 +1018,52 @@ fn cuda_kernels_compile_with_nvrtc() {
             Err(e) => panic!("sm_{major}{minor}: {e}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vulkan.
+// ---------------------------------------------------------------------------------------------
+
+/// The Vulkan adapter to test: `RNET_VULKAN_ADAPTER` (default 0).
+#[cfg(feature = "vulkan")]
+fn vulkan_adapter() -> usize {
+    std::env::var("RNET_VULKAN_ADAPTER").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Vulkan against the CPU engine and the definitions. Skips (and passes) only when there is no
+/// Vulkan adapter, and not even then under `RNET_REQUIRE_VULKAN`; any other failure (a kernel that
+/// does not compile, a device error) fails.
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_backend_agrees_with_cpu() {
+    use rnet_gpu::VulkanBackend;
+    let be = match VulkanBackend::new(vulkan_adapter()) {
+        Ok(be) => be,
+        Err(e @ BackendError::NoAdapter { .. }) => {
+            assert!(
+                std::env::var_os("RNET_REQUIRE_VULKAN").is_none(),
+                "RNET_REQUIRE_VULKAN is set but: {e}"
+            );
+            println!("no Vulkan adapter: skipped ({e})");
+            return;
+        }
+        Err(e) => panic!("Vulkan backend failed to start: {e}"),
+    };
+    println!("device: {}", be.name());
+    rejects_bad_shapes(&be);
+    agreement(&be, &CpuBackend::new());
+    agreement(&be, &RefBackend);
+}
+
+/// The WGSL kernels parse and validate with naga (no adapter needed) and define every entry point
+/// the backend creates a pipeline for.
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_kernels_validate_with_naga() {
+    use rnet_gpu::VulkanBackend;
+    let names = VulkanBackend::validate_kernels().unwrap_or_else(|e| panic!("{e}"));
+    for want in VulkanBackend::KERNEL_NAMES {
+        assert!(names.iter().any(|n| n == want), "no entry point {want} in {names:?}");
+    }
+    assert_eq!(names.len(), VulkanBackend::KERNEL_NAMES.len(), "{names:?}");
 }

@@ -1,0 +1,577 @@
+//! The Vulkan backend (cargo feature `vulkan`): `wgpu` restricted to its Vulkan backend, kernels in
+//! WGSL (`src/wgsl/*.wgsl`, embedded in the binary) compiled when the backend opens. The Vulkan
+//! loader is opened at run time, so the crate builds without a Vulkan SDK or driver;
+//! [`VulkanBackend::new`] returns [`BackendError::NoAdapter`] — never a panic, never a silent CPU
+//! fallback — when the machine offers no Vulkan adapter. Software rasterisers (Mesa's lavapipe)
+//! count as adapters, which is how the agreement tests run on machines without a GPU.
+//!
+//! Structure mirrors the CUDA port: [`device`] owns the `wgpu` device, buffers and dispatch (with
+//! every `wgpu` error turned into a [`BackendError`]), [`kernels`] the WGSL modules and pipelines,
+//! and this file checks shapes and launches kernels, one `Backend` operation at a time. Unlike
+//! cuBLAS there is no vendor GEMM: the matrix product is a tiled WGSL kernel (`matmul.wgsl`).
+
+mod device;
+mod kernels;
+
+use std::ops::Range;
+
+pub use device::VulkanBuffer;
+
+use crate::{
+    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_lens,
+    check_width, product,
+};
+use device::Gpu;
+use kernels::Kernels;
+
+/// Invocations per workgroup of the element-wise and per-row kernels.
+const WG: usize = 256;
+/// Rows and columns of C one workgroup of the matrix product computes.
+const TILE: usize = 64;
+/// Columns one workgroup of the column reductions covers.
+const COLS: usize = 32;
+
+/// A Vulkan device behind the [`Backend`] interface. Buffers are `wgpu` storage buffers; all work is
+/// submitted to one queue, so operations run in the order they are called.
+pub struct VulkanBackend {
+    gpu: Gpu,
+    k: Kernels,
+}
+
+impl std::fmt::Debug for VulkanBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VulkanBackend").field("name", &self.gpu.name).finish_non_exhaustive()
+    }
+}
+
+/// An element count as the kernels' `u32` indexing allows (31 bits, like the CUDA port, so sums
+/// such as `2·n` cannot wrap), or a shape error.
+fn word(op: &'static str, n: usize) -> Result<u32, BackendError> {
+    i32::try_from(n).map(|v| v as u32).map_err(|_| BackendError::Shape {
+        op,
+        detail: format!("{n} elements exceed the kernels' 31-bit indexing"),
+    })
+}
+
+impl VulkanBackend {
+    /// Opens Vulkan adapter `ordinal` (in the loader's order; 0 is the first) and compiles the
+    /// kernels. Fails with [`BackendError::NoAdapter`] when there is no such adapter — in
+    /// particular on a machine without a Vulkan loader or driver — and [`BackendError::Vulkan`]
+    /// when the device cannot be opened or a kernel does not compile.
+    pub fn new(ordinal: usize) -> Result<Self, BackendError> {
+        let gpu = Gpu::open(ordinal)?;
+        let k = Kernels::compile(&gpu)?;
+        Ok(Self { gpu, k })
+    }
+
+    /// Parses and validates every WGSL kernel with `naga` (the front end `wgpu` uses), without a
+    /// device, and returns the entry points found; so a machine without Vulkan can still check the
+    /// kernels. A parse or validation error is a [`BackendError::Vulkan`] naming the file.
+    pub fn validate_kernels() -> Result<Vec<String>, BackendError> {
+        use wgpu::naga;
+        let mut names = Vec::new();
+        for (file, reduce, text, _) in kernels::FILES {
+            let err = |message: String| BackendError::Vulkan {
+                context: "validating the WGSL kernels",
+                message: format!("{file}: {message}"),
+            };
+            let src = kernels::source(reduce, text);
+            let module =
+                naga::front::wgsl::parse_str(&src).map_err(|e| err(e.emit_to_string(&src)))?;
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .map_err(|e| err(e.emit_to_string(&src)))?;
+            names.extend(module.entry_points.iter().map(|e| e.name.clone()));
+        }
+        Ok(names)
+    }
+
+    /// The entry points [`VulkanBackend::validate_kernels`] must find, one per compute pipeline.
+    pub const KERNEL_NAMES: [&'static str; 15] = [
+        "matmul",
+        "rmsnorm_fwd",
+        "rmsnorm_bwd_dx",
+        "rmsnorm_bwd_dgamma",
+        "swiglu_fwd",
+        "swiglu_bwd",
+        "cross_entropy",
+        "adamw",
+        "scan_chunks",
+        "scan_carry",
+        "scan_fix",
+        "scan_bwd",
+        "conv_fwd",
+        "conv_bwd_du",
+        "conv_bwd_dw",
+    ];
+
+    /// One workgroup per row (or per element group), laid out on a two-dimensional grid.
+    fn grid(&self, op: &'static str, groups: usize) -> Result<(u32, u32, u32), BackendError> {
+        self.gpu.grid(op, groups)
+    }
+}
+
+/// `f32` parameter as a uniform word.
+fn bits(v: f32) -> u32 {
+    v.to_bits()
+}
+
+impl Backend for VulkanBackend {
+    type Buffer = VulkanBuffer<f32>;
+    type Tokens = VulkanBuffer<u8>;
+
+    fn name(&self) -> String {
+        self.gpu.name.clone()
+    }
+
+    fn upload(&self, data: &[f32]) -> Result<VulkanBuffer<f32>, BackendError> {
+        self.gpu.upload(data)
+    }
+
+    fn zeros(&self, len: usize) -> Result<VulkanBuffer<f32>, BackendError> {
+        self.gpu.zeros(len)
+    }
+
+    fn download(&self, buf: &VulkanBuffer<f32>) -> Result<Vec<f32>, BackendError> {
+        self.gpu.download(buf)
+    }
+
+    fn len(&self, buf: &VulkanBuffer<f32>) -> usize {
+        buf.len()
+    }
+
+    fn upload_tokens(&self, tokens: &[u8]) -> Result<VulkanBuffer<u8>, BackendError> {
+        self.gpu.upload_tokens(tokens)
+    }
+
+    fn tokens_len(&self, tokens: &VulkanBuffer<u8>) -> usize {
+        tokens.len()
+    }
+
+    fn synchronize(&self) -> Result<(), BackendError> {
+        self.gpu.synchronize()
+    }
+
+    fn matmul(
+        &self,
+        spec: &MatmulSpec,
+        a: &VulkanBuffer<f32>,
+        b: &VulkanBuffer<f32>,
+        c: &mut VulkanBuffer<f32>,
+    ) -> Result<(), BackendError> {
+        spec.validate(a.len(), b.len(), c.len())?;
+        let s = spec;
+        if s.batch == 0 || s.m == 0 || s.n == 0 {
+            return Ok(());
+        }
+        let op = "matmul";
+        let w = |x: usize| word(op, x);
+        // With k = 0 neither operand is read; their offsets and strides are then unchecked, so 0.
+        let (oa, ob, sa, sb, lda, ldb) = if s.k == 0 {
+            (0, 0, 0, 0, 1, 1)
+        } else {
+            (s.offset_a, s.offset_b, s.stride_a, s.stride_b, s.lda, s.ldb)
+        };
+        let gx = Gpu::dim(op, "n / 64", s.n.div_ceil(TILE))?;
+        let gy = Gpu::dim(op, "m / 64", s.m.div_ceil(TILE))?;
+        let flags = u32::from(s.trans_a) | (u32::from(s.trans_b) << 1);
+        // Batches beyond one grid's depth go in further dispatches, each from its first batch.
+        let per = Gpu::dim(op, "batch", s.batch.min(65_535))? as usize;
+        let mut first = 0;
+        while first < s.batch {
+            let count = per.min(s.batch - first);
+            let at = |off: usize, stride: usize| w(off + first * stride);
+            let params = [
+                w(s.m)?,
+                w(s.n)?,
+                w(s.k)?,
+                flags,
+                w(lda)?,
+                w(ldb)?,
+                w(s.ldc)?,
+                0,
+                at(oa, sa)?,
+                at(ob, sb)?,
+                at(s.offset_c, s.stride_c)?,
+                0,
+                w(sa)?,
+                w(sb)?,
+                w(s.stride_c)?,
+                0,
+                bits(s.alpha),
+                bits(s.beta),
+            ];
+            self.gpu.dispatch(
+                &self.k.matmul,
+                &params,
+                &[(1, &a.buf), (2, &b.buf), (3, &c.buf)],
+                (gx, gy, count as u32),
+            )?;
+            first += count;
+        }
+        Ok(())
+    }
+
+    fn rmsnorm_forward(
+        &self,
+        y: &mut VulkanBuffer<f32>,
+        rinv: &mut VulkanBuffer<f32>,
+        x: &VulkanBuffer<f32>,
+        gamma: &VulkanBuffer<f32>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "rmsnorm_forward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        check_lens(
+            op,
+            &[
+                ("y", y.len(), n),
+                ("rinv", rinv.len(), rows),
+                ("x", x.len(), n),
+                ("gamma", gamma.len(), d),
+            ],
+        )?;
+        word(op, n)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.rmsnorm_fwd,
+            &[word(op, rows)?, word(op, d)?, bits(RMS_EPS)],
+            &[(1, &y.buf), (2, &rinv.buf), (3, &x.buf), (4, &gamma.buf)],
+            self.grid(op, rows)?,
+        )
+    }
+
+    fn rmsnorm_backward(
+        &self,
+        dx: &mut VulkanBuffer<f32>,
+        dgamma: &mut VulkanBuffer<f32>,
+        dy: &VulkanBuffer<f32>,
+        x: &VulkanBuffer<f32>,
+        rinv: &VulkanBuffer<f32>,
+        gamma: &VulkanBuffer<f32>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "rmsnorm_backward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        check_lens(
+            op,
+            &[
+                ("dx", dx.len(), n),
+                ("dgamma", dgamma.len(), d),
+                ("dy", dy.len(), n),
+                ("x", x.len(), n),
+                ("rinv", rinv.len(), rows),
+                ("gamma", gamma.len(), d),
+            ],
+        )?;
+        word(op, n)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let params = [word(op, rows)?, word(op, d)?, bits(RMS_EPS)];
+        self.gpu.dispatch(
+            &self.k.rmsnorm_bwd_dx,
+            &params,
+            &[(5, &dx.buf), (6, &dy.buf), (3, &x.buf), (7, &rinv.buf), (4, &gamma.buf)],
+            self.grid(op, rows)?,
+        )?;
+        self.gpu.dispatch(
+            &self.k.rmsnorm_bwd_dgamma,
+            &params,
+            &[(8, &dgamma.buf), (6, &dy.buf), (3, &x.buf), (7, &rinv.buf)],
+            (Gpu::dim(op, "d / 32", d.div_ceil(COLS))?, 1, 1),
+        )
+    }
+
+    fn swiglu_forward(
+        &self,
+        p: &mut VulkanBuffer<f32>,
+        gu: &VulkanBuffer<f32>,
+        rows: usize,
+        f: usize,
+    ) -> Result<(), BackendError> {
+        let op = "swiglu_forward";
+        check_width(op, "f", f)?;
+        let n = product(op, &[rows, f])?;
+        let n2 = product(op, &[n, 2])?;
+        check_lens(op, &[("p", p.len(), n), ("gu", gu.len(), n2)])?;
+        word(op, n2)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.swiglu_fwd,
+            &[word(op, rows)?, word(op, f)?, word(op, n)?],
+            &[(1, &p.buf), (2, &gu.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn swiglu_backward(
+        &self,
+        dgu: &mut VulkanBuffer<f32>,
+        dp: &VulkanBuffer<f32>,
+        gu: &VulkanBuffer<f32>,
+        rows: usize,
+        f: usize,
+    ) -> Result<(), BackendError> {
+        let op = "swiglu_backward";
+        check_width(op, "f", f)?;
+        let n = product(op, &[rows, f])?;
+        let n2 = product(op, &[n, 2])?;
+        check_lens(op, &[("dgu", dgu.len(), n2), ("dp", dp.len(), n), ("gu", gu.len(), n2)])?;
+        word(op, n2)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.swiglu_bwd,
+            &[word(op, rows)?, word(op, f)?, word(op, n)?],
+            &[(3, &dgu.buf), (4, &dp.buf), (2, &gu.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &mut VulkanBuffer<f32>,
+        losses: &mut VulkanBuffer<f32>,
+        targets: &VulkanBuffer<u8>,
+        rows: usize,
+        scale: f32,
+    ) -> Result<(), BackendError> {
+        let op = "cross_entropy";
+        let n = product(op, &[rows, VOCAB])?;
+        check_lens(
+            op,
+            &[
+                ("logits", logits.len(), n),
+                ("losses", losses.len(), rows),
+                ("targets", targets.len(), rows),
+            ],
+        )?;
+        word(op, n)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.cross_entropy,
+            &[word(op, rows)?, word(op, VOCAB)?, bits(scale)],
+            &[(1, &logits.buf), (2, &losses.buf), (3, &targets.buf)],
+            self.grid(op, rows)?,
+        )
+    }
+
+    fn adamw_update(
+        &self,
+        params: &mut VulkanBuffer<f32>,
+        grads: &VulkanBuffer<f32>,
+        m: &mut VulkanBuffer<f32>,
+        v: &mut VulkanBuffer<f32>,
+        step: &AdamWStep,
+        segments: &[(Range<usize>, bool)],
+    ) -> Result<(), BackendError> {
+        let op = "adamw_update";
+        let n = check_adamw([params.len(), grads.len(), m.len(), v.len()], step, segments)?;
+        word(op, n)?;
+        for (r, decays) in segments {
+            if r.is_empty() {
+                continue;
+            }
+            let [gs, decay, step_size, inv] = step.scalars(*decays);
+            let words = [
+                word(op, r.start)?,
+                word(op, r.len())?,
+                bits(gs),
+                bits(decay),
+                bits(step_size),
+                bits(inv),
+                bits(step.beta1),
+                bits(step.beta2),
+                bits(step.eps),
+            ];
+            self.gpu.dispatch(
+                &self.k.adamw,
+                &words,
+                &[(1, &params.buf), (2, &grads.buf), (3, &m.buf), (4, &v.buf)],
+                self.grid(op, r.len().div_ceil(WG))?,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn scan_forward(
+        &self,
+        h: &mut VulkanBuffer<f32>,
+        decay: &mut VulkanBuffer<f32>,
+        zh: &VulkanBuffer<f32>,
+        windows: usize,
+        t_len: usize,
+        d: usize,
+        chunk: usize,
+    ) -> Result<(), BackendError> {
+        let op = "scan_forward";
+        check_width(op, "t_len", t_len)?;
+        check_width(op, "d", d)?;
+        let n = product(op, &[windows, t_len, d])?;
+        let n2 = product(op, &[n, 2])?;
+        check_lens(op, &[("h", h.len(), n), ("decay", decay.len(), n), ("zh", zh.len(), n2)])?;
+        // The CPU engine's clamping, so both backends use the same chunks.
+        let chunk = chunk.clamp(1, t_len);
+        let n_chunks = t_len.div_ceil(chunk);
+        let phase1 = product(op, &[windows, n_chunks, d])?;
+        word(op, n2)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let params = [
+            word(op, windows)?,
+            word(op, t_len)?,
+            word(op, d)?,
+            word(op, chunk)?,
+            word(op, n_chunks)?,
+        ];
+        self.gpu.dispatch(
+            &self.k.scan_chunks,
+            &params,
+            &[(1, &h.buf), (2, &decay.buf), (3, &zh.buf)],
+            self.grid(op, phase1.div_ceil(WG))?,
+        )?;
+        if n_chunks > 1 {
+            self.gpu.dispatch(
+                &self.k.scan_carry,
+                &params,
+                &[(1, &h.buf), (4, &decay.buf)],
+                self.grid(op, (windows * d).div_ceil(WG))?,
+            )?;
+            self.gpu.dispatch(
+                &self.k.scan_fix,
+                &params,
+                &[(1, &h.buf), (4, &decay.buf)],
+                self.grid(op, n.div_ceil(WG))?,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn scan_backward(
+        &self,
+        dzh: &mut VulkanBuffer<f32>,
+        dh: &VulkanBuffer<f32>,
+        zh: &VulkanBuffer<f32>,
+        h: &VulkanBuffer<f32>,
+        windows: usize,
+        t_len: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "scan_backward";
+        check_width(op, "t_len", t_len)?;
+        check_width(op, "d", d)?;
+        let n = product(op, &[windows, t_len, d])?;
+        let n2 = product(op, &[n, 2])?;
+        check_lens(
+            op,
+            &[("dzh", dzh.len(), n2), ("dh", dh.len(), n), ("zh", zh.len(), n2), ("h", h.len(), n)],
+        )?;
+        word(op, n2)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.scan_bwd,
+            &[word(op, windows)?, word(op, t_len)?, word(op, d)?, 1, 1],
+            &[(5, &dzh.buf), (6, &dh.buf), (3, &zh.buf), (7, &h.buf)],
+            self.grid(op, (windows * d).div_ceil(WG))?,
+        )
+    }
+
+    fn conv_forward(
+        &self,
+        c: &mut VulkanBuffer<f32>,
+        u: &VulkanBuffer<f32>,
+        weff: &VulkanBuffer<f32>,
+        windows: usize,
+        t_len: usize,
+        d: usize,
+        kmax: usize,
+    ) -> Result<(), BackendError> {
+        let op = "conv_forward";
+        check_width(op, "t_len", t_len)?;
+        check_width(op, "d", d)?;
+        let n = product(op, &[windows, t_len, d])?;
+        let kd = product(op, &[kmax, d])?;
+        check_lens(op, &[("c", c.len(), n), ("u", u.len(), n), ("weff", weff.len(), kd)])?;
+        word(op, n)?;
+        word(op, kd)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.conv_fwd,
+            &[word(op, windows)?, word(op, t_len)?, word(op, d)?, word(op, kmax)?],
+            &[(1, &c.buf), (2, &u.buf), (3, &weff.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn conv_backward(
+        &self,
+        du: &mut VulkanBuffer<f32>,
+        dweff: &mut VulkanBuffer<f32>,
+        dc: &VulkanBuffer<f32>,
+        u: &VulkanBuffer<f32>,
+        weff: &VulkanBuffer<f32>,
+        windows: usize,
+        t_len: usize,
+        d: usize,
+        kmax: usize,
+    ) -> Result<(), BackendError> {
+        let op = "conv_backward";
+        check_width(op, "t_len", t_len)?;
+        check_width(op, "d", d)?;
+        let n = product(op, &[windows, t_len, d])?;
+        let kd = product(op, &[kmax, d])?;
+        check_lens(
+            op,
+            &[
+                ("du", du.len(), n),
+                ("dweff", dweff.len(), kd),
+                ("dc", dc.len(), n),
+                ("u", u.len(), n),
+                ("weff", weff.len(), kd),
+            ],
+        )?;
+        word(op, n)?;
+        word(op, kd)?;
+        let gk = Gpu::dim(op, "kmax", kmax)?;
+        let gd = Gpu::dim(op, "d / 32", d.div_ceil(COLS))?;
+        if n == 0 {
+            return Ok(());
+        }
+        let params = [word(op, windows)?, word(op, t_len)?, word(op, d)?, word(op, kmax)?];
+        self.gpu.dispatch(
+            &self.k.conv_bwd_du,
+            &params,
+            &[(4, &du.buf), (5, &dc.buf), (3, &weff.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )?;
+        if kmax > 0 {
+            self.gpu.dispatch(
+                &self.k.conv_bwd_dw,
+                &params,
+                &[(6, &dweff.buf), (5, &dc.buf), (2, &u.buf)],
+                (gd, gk, 1),
+            )?;
+        }
+        Ok(())
+    }
+}
