@@ -14,9 +14,12 @@
 //! [`LightningNode::load`] from any snapshot the store ever held continues correctly once it
 //! reconnects (`channel_reestablish`).
 
+mod announce;
 mod chain;
 mod codec;
 mod htlcs;
+
+pub use announce::ANNOUNCEMENT_DEPTH;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -283,6 +286,9 @@ pub enum Action {
     Event(NodeEvent),
     /// An appointment for every watchtower we use.
     TowerAppointment(Appointment),
+    /// Send this gossip message (`u16 type ‖ payload`: a public channel's announcement or
+    /// update) to every connected peer.
+    Gossip(Vec<u8>),
 }
 
 /// Where a channel is, beside its state machine's phase.
@@ -523,6 +529,8 @@ pub struct LightningNode {
     peers: BTreeSet<PublicKey>,
     graph: NetworkGraph,
     scorer: Scorer,
+    /// The `announcement_signatures` exchange of public channels (in memory).
+    announcements: announce::Announcements,
     /// What the store holds of the node record and the channels (to write only what changed).
     written: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Invoice, payment and penalty records changed by the call in progress.
@@ -586,6 +594,7 @@ impl LightningNode {
             channels: BTreeMap::new(),
             meta: Meta::default(),
             peers: BTreeSet::new(),
+            announcements: announce::Announcements::default(),
             graph,
             scorer: Scorer::new(ScorerParams::default()),
             written: BTreeMap::new(),
@@ -813,6 +822,7 @@ impl LightningNode {
     /// only proposed are failed upstream (forwards) or retried later (payments).
     pub fn peer_disconnected(&mut self, peer: PublicKey) -> Result<Vec<Action>, NodeError> {
         self.peers.remove(&peer);
+        self.announcements_peer_disconnected(&peer);
         let ids: Vec<u64> =
             self.channels.iter().filter(|(_, e)| e.peer == peer).map(|(k, _)| *k).collect();
         for lid in ids {
@@ -856,6 +866,7 @@ impl LightningNode {
                 self.send(from, Message::Pong(pong));
             }
             Message::OpenChannel(open) => self.inbound_open(from, open),
+            Message::AnnouncementSignatures(m) => self.handle_announcement_signatures(from, m),
             Message::Error(e) => {
                 let ids: Vec<u64> = self
                     .channels
@@ -1064,11 +1075,13 @@ impl LightningNode {
 
     /// Opens a channel of `amount` to a connected `peer`, pushing `push_msat` to it. Returns
     /// the temporary id; [`Action::FundingNeeded`] follows once the peer accepts.
+    /// With `announce`, the channel becomes public once [`ANNOUNCEMENT_DEPTH`] deep.
     pub fn open_channel(
         &mut self,
         peer: PublicKey,
         amount: Amount,
         push_msat: u64,
+        announce: bool,
     ) -> Result<(ChannelId, Vec<Action>), NodeError> {
         if !self.peers.contains(&peer) {
             return Err(NodeError::PeerNotConnected);
@@ -1080,7 +1093,7 @@ impl LightningNode {
             funding_amount: amount,
             push_msat,
             feerate: self.config.feerate,
-            announce: false,
+            announce,
         };
         let (channel, open) =
             Channel::new_outbound(keys, self.config.genesis, self.channel_config(), request)?;
@@ -1283,6 +1296,7 @@ impl LightningNode {
     pub fn timer_tick(&mut self, now: u64) -> Result<Vec<Action>, NodeError> {
         self.meta.now = self.meta.now.max(now);
         self.retry_payments();
+        self.send_announcement_signatures();
         self.finish()
     }
 
@@ -1419,10 +1433,12 @@ impl LightningNode {
 
     /// A peer's `channel_update` for one of our channels (or any channel the graph knows):
     /// verified against the sender's key and applied to the graph.
-    pub fn apply_channel_update(&mut self, update: &ChannelUpdate) -> Result<(), NodeError> {
+    pub fn apply_channel_update(
+        &mut self,
+        update: &ChannelUpdate,
+    ) -> Result<crate::router::UpdateOutcome, NodeError> {
         let now = self.now32();
-        self.graph.apply_channel_update(update, now)?;
-        Ok(())
+        Ok(self.graph.apply_channel_update(update, now)?)
     }
 
     /// Route hints for our invoices: one per usable channel whose peer told us its policy

@@ -15,8 +15,9 @@ mod messages;
 
 pub use error::WireError;
 pub use messages::{
-    AcceptChannel, BADONION, ChannelId, ChannelReady, ChannelReestablish, ClosingSigned,
-    CommitmentSigned, ErrorMessage, FundingCreated, FundingSigned, Init, MAX_MESSAGE_LEN, Message,
-    OpenChannel, Ping, Pong, RevokeAndAck, Shutdown, SignatureBytes, UpdateAddHtlc, UpdateFailHtlc,
-    UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc, Warning, message_type, msg_type,
+    AcceptChannel, AnnouncementSignatures, BADONION, ChannelId, ChannelReady, ChannelReestablish,
+    ClosingSigned, CommitmentSigned, ErrorMessage, FundingCreated, FundingSigned, Init,
+    MAX_MESSAGE_LEN, Message, OpenChannel, Ping, Pong, RevokeAndAck, Shutdown, SignatureBytes,
+    UpdateAddHtlc, UpdateFailHtlc, UpdateFailMalformedHtlc, UpdateFee, UpdateFulfillHtlc, Warning,
+    message_type, msg_type,
 };

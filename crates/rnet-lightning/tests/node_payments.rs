@@ -184,6 +184,8 @@ struct Net {
     chain: Chain,
     events: Vec<(usize, NodeEvent)>,
     appointments: Vec<(usize, Appointment)>,
+    /// Gossip each node asked to broadcast (`u16 type ‖ payload`).
+    gossip: Vec<(usize, Vec<u8>)>,
     /// Heights each node has seen (an offline node catches up later).
     seen: Vec<u32>,
     /// Nodes that get no blocks and no messages.
@@ -225,6 +227,7 @@ impl Net {
             chain,
             events: Vec::new(),
             appointments: Vec::new(),
+            gossip: Vec::new(),
             seen: vec![START_HEIGHT; n],
             offline: BTreeSet::new(),
             delivered: 0,
@@ -266,6 +269,7 @@ impl Net {
                 }
                 Action::Event(e) => self.events.push((from, e)),
                 Action::TowerAppointment(a) => self.appointments.push((from, a)),
+                Action::Gossip(g) => self.gossip.push((from, g)),
             }
         }
     }
@@ -377,8 +381,13 @@ impl Net {
 
     /// Opens a channel from `a` to `b` (confirmed by the blocks mined next).
     fn open(&mut self, a: usize, b: usize) {
+        self.open_with(a, b, false);
+    }
+
+    /// Opens a channel, public (`announce`) or private.
+    fn open_with(&mut self, a: usize, b: usize, announce: bool) {
         let ib = self.ids[b];
-        let (_, acts) = self.node(a).open_channel(ib, FUNDING, 0).unwrap();
+        let (_, acts) = self.node(a).open_channel(ib, FUNDING, 0, announce).unwrap();
         self.process(a, acts);
         self.deliver_all();
     }
@@ -951,4 +960,59 @@ fn measure_payments_per_second() {
         net.events_of(0).iter().filter(|e| matches!(e, NodeEvent::PaymentSent { .. })).count();
     assert_eq!(sent, n);
     println!("{n} payments A → B → C in {secs:.3} s: {:.1} payments/s", n as f64 / secs);
+}
+
+/// A public channel: at ANNOUNCEMENT_DEPTH confirmations both ends exchange
+/// `announcement_signatures`, put the four-signature `channel_announcement` in their graphs and
+/// gossip it with their `channel_update`s; a third node that verifies that gossip against the
+/// funding output can route through the channel. A private channel is never announced.
+#[test]
+fn a_public_channel_is_announced_at_depth_and_routable_from_gossip() {
+    use rnet_lightning::gossip::{
+        CHANNEL_ANNOUNCEMENT_TYPE, CHANNEL_UPDATE_TYPE, ChannelAnnouncement, ChannelUpdate,
+    };
+    use rnet_lightning::node::ANNOUNCEMENT_DEPTH;
+    let mut net = Net::new(3);
+    net.connect(0, 1);
+    net.connect(1, 2);
+    net.open_with(0, 1, false);
+    net.open_with(1, 2, true);
+    net.mine_n(3);
+    assert_eq!(net.channel(1, 2).phase, rnet_lightning::state::Phase::Normal);
+    assert!(net.gossip.is_empty(), "nothing is announced before {ANNOUNCEMENT_DEPTH} blocks");
+    net.mine_n(ANNOUNCEMENT_DEPTH as usize - 3);
+    let scid = net.channel(1, 2).short_channel_id.unwrap();
+    for i in [1, 2] {
+        let info = net.node(i).graph().channel(scid).cloned().expect("in the graph");
+        assert!(info.announcement.is_some(), "node {i} holds the announcement");
+    }
+    let by = |net: &Net, t: u16| -> Vec<(usize, Vec<u8>)> {
+        net.gossip.iter().filter(|(_, g)| g[..2] == t.to_be_bytes()).cloned().collect()
+    };
+    let announcements = by(&net, CHANNEL_ANNOUNCEMENT_TYPE);
+    assert_eq!(announcements.iter().map(|(i, _)| *i).collect::<BTreeSet<_>>(), [1, 2].into());
+    let updates = by(&net, CHANNEL_UPDATE_TYPE);
+    assert_eq!(updates.len(), 2, "each end gossips its own direction");
+    // A private channel never is: only B–C's id appears.
+    let ann = ChannelAnnouncement::decode(&announcements[0].1[2..]).unwrap();
+    assert_eq!(ann.contents.short_channel_id, scid);
+    assert_eq!(announcements[0].1, announcements[1].1, "both ends built the same announcement");
+
+    // A learns B–C from gossip alone (no route hint, no private-channel shortcut).
+    let funding = net.channel(1, 2).funding_outpoint.unwrap();
+    let output = net.chain.utxos[&funding].0.clone();
+    let mut wrong = output.clone();
+    wrong.value = Amount(output.value.0 + 1);
+    wrong.script_pubkey[5] ^= 1;
+    assert!(net.node(0).add_channel_announcement(&ann, &wrong).is_err(), "not the funding output");
+    net.node(0).add_channel_announcement(&ann, &output).unwrap();
+    for (_, u) in &updates {
+        let update = ChannelUpdate::decode(&u[2..]).unwrap();
+        net.node(0).apply_channel_update(&update).unwrap();
+    }
+    let info = net.node(0).graph().channel(scid).cloned().unwrap();
+    assert!(info.announcement.is_some() && info.directions.iter().all(|d| d.is_some()));
+    assert_eq!(info.capacity_msat, Some(CAP_MSAT));
+    // What a newly connected peer would be sent: the announcement and both updates.
+    assert_eq!(net.node(0).gossip_snapshot().len(), 3);
 }

@@ -292,6 +292,21 @@ fn a_pays_c_through_b_with_exact_fees() {
          {:.1} payments/s",
         n as f64 / secs
     );
+
+    // Six blocks deep, both channels are announced (fundchannel's default): B and C exchange
+    // announcement_signatures, B gossips B–C's announcement and C's update to A, A checks the
+    // funding output on its own chain, and A routes to C from its graph alone.
+    mine_all(3, &a_addr);
+    let mut route = Value::Null;
+    wait_until("A to learn B–C from gossip", 60, || {
+        route = a.call("getroute", json!([c_id, PAYMENT_MSAT])).unwrap_or(Value::Null);
+        !route.is_null()
+    });
+    let hops = route["route"].as_array().unwrap();
+    assert_eq!(hops.len(), 2, "{route}");
+    assert_eq!((hops[0]["id"].as_str(), hops[1]["id"].as_str()), (Some(&*b_id), Some(&*c_id)));
+    assert_eq!(hops[0]["amount_msat"], json!(PAYMENT_MSAT + fee), "B's gossiped fee");
+    assert_eq!(hops[1]["channel"], normal(&c, &b_id)["short_channel_id"]);
 }
 
 /// B broadcasts a commitment it has revoked; A's node notices it on chain and its penalty

@@ -45,6 +45,7 @@ impl LightningNode {
         self.drop_conflicted(transactions);
         self.expiring_htlcs(height);
         self.broadcast_ready(height);
+        self.send_announcement_signatures();
         self.finish()
     }
 

@@ -1441,7 +1441,10 @@ impl Channel {
         }
         let mut next = self.clone();
         let out = match msg {
-            Message::Init(_) | Message::Ping(_) | Message::Pong(_) => {
+            Message::Init(_)
+            | Message::Ping(_)
+            | Message::Pong(_)
+            | Message::AnnouncementSignatures(_) => {
                 return Err(StateError::NotAChannelMessage);
             }
             Message::OpenChannel(_) => {

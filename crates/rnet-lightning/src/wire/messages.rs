@@ -64,6 +64,8 @@ pub mod msg_type {
     pub const UPDATE_FAIL_MALFORMED_HTLC: u16 = 135;
     /// `channel_reestablish`.
     pub const CHANNEL_REESTABLISH: u16 = 136;
+    /// `announcement_signatures`.
+    pub const ANNOUNCEMENT_SIGNATURES: u16 = 259;
 }
 
 /// A channel id: before funding the funder's random `temporary_channel_id`, afterwards the
@@ -264,6 +266,21 @@ pub struct ChannelReady {
     pub next_per_commitment_point: PublicKey,
 }
 
+/// `announcement_signatures` (259): the sender's half of a public channel's
+/// `channel_announcement` (`docs/lightning.md` §5.9): its node key's and its funding key's
+/// signatures over the announcement's signing digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnouncementSignatures {
+    /// The channel.
+    pub channel_id: ChannelId,
+    /// Where its funding output is (`crate::gossip::ShortChannelId` as a `u64`).
+    pub short_channel_id: u64,
+    /// By the sender's node key.
+    pub node_signature: SignatureBytes,
+    /// By the sender's funding key (BOLT 7's `bitcoin_signature`).
+    pub funding_signature: SignatureBytes,
+}
+
 /// `shutdown` (38): the sender starts a cooperative close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shutdown {
@@ -438,6 +455,8 @@ pub enum Message {
     UpdateFee(UpdateFee),
     /// `channel_reestablish` (136).
     ChannelReestablish(ChannelReestablish),
+    /// `announcement_signatures` (259).
+    AnnouncementSignatures(AnnouncementSignatures),
 }
 
 /// The type of a framed message (its first two bytes), without decoding the rest: lets a
@@ -511,6 +530,7 @@ impl Message {
             Self::RevokeAndAck(_) => REVOKE_AND_ACK,
             Self::UpdateFee(_) => UPDATE_FEE,
             Self::ChannelReestablish(_) => CHANNEL_REESTABLISH,
+            Self::AnnouncementSignatures(_) => ANNOUNCEMENT_SIGNATURES,
         }
     }
 
@@ -535,6 +555,7 @@ impl Message {
             Self::RevokeAndAck(m) => m.channel_id,
             Self::UpdateFee(m) => m.channel_id,
             Self::ChannelReestablish(m) => m.channel_id,
+            Self::AnnouncementSignatures(m) => m.channel_id,
         })
     }
 
@@ -609,6 +630,12 @@ impl Message {
             Self::ChannelReady(m) => {
                 out.put(&m.channel_id.0);
                 out.put(m.next_per_commitment_point.as_bytes());
+            }
+            Self::AnnouncementSignatures(m) => {
+                out.put(&m.channel_id.0);
+                out.put_u64(m.short_channel_id);
+                out.put(&m.node_signature);
+                out.put(&m.funding_signature);
             }
             Self::Shutdown(m) => {
                 out.put(&m.channel_id.0);
@@ -779,6 +806,12 @@ impl Message {
             CHANNEL_READY => Self::ChannelReady(ChannelReady {
                 channel_id: channel_id(r)?,
                 next_per_commitment_point: r.key("next_per_commitment_point")?,
+            }),
+            ANNOUNCEMENT_SIGNATURES => Self::AnnouncementSignatures(AnnouncementSignatures {
+                channel_id: channel_id(r)?,
+                short_channel_id: r.u64("short_channel_id")?,
+                node_signature: r.array("node_signature")?,
+                funding_signature: r.array("funding_signature")?,
             }),
             SHUTDOWN => Self::Shutdown(Shutdown {
                 channel_id: channel_id(r)?,

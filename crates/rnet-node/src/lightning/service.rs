@@ -20,14 +20,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rnet_crypto::{PublicKey, SigningKey};
-use rnet_lightning::gossip::{CHANNEL_UPDATE_TYPE, ChannelUpdate};
+use rnet_lightning::gossip::{
+    CHANNEL_ANNOUNCEMENT_TYPE, CHANNEL_UPDATE_TYPE, ChannelAnnouncement, ChannelUpdate,
+};
+use rnet_lightning::node::ANNOUNCEMENT_DEPTH;
 use rnet_lightning::node::{Action, ChanStatus, LightningNode, NodeConfig, NodeError, NodeEvent};
+use rnet_lightning::router::UpdateOutcome;
 use rnet_lightning::store::{Store, StoreOp};
 use rnet_lightning::watchtower::{
     Appointment, EncryptedBlob, Hint, MemoryStore, SessionId, Tower, TowerConfig,
 };
 use rnet_lightning::wire::{MAX_MESSAGE_LEN, Message, message_type};
-use rnet_primitives::{Address, BlockHash};
+use rnet_primitives::{Address, BlockHash, OutPoint};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
@@ -338,6 +342,7 @@ impl LightningService {
                     }
                     let _ = self.events.send(event);
                 }
+                Action::Gossip(bytes) => self.gossip_to_all(&bytes, None),
                 Action::TowerAppointment(appointment) => {
                     if self.tower_peer.is_some() {
                         lock(&self.unsent_appointments).push(appointment);
@@ -449,20 +454,75 @@ impl LightningService {
         }
     }
 
-    /// A gossip message from `peer`: a `channel_update` goes to the graph; other gossip
-    /// (announcements, which this node neither sends nor needs) is ignored.
+    /// Sends a framed gossip message to every connected peer but `except`.
+    fn gossip_to_all(&self, bytes: &[u8], except: Option<&PublicKey>) {
+        let except = except.map(PublicKey::to_bytes);
+        for (peer, tx) in lock(&self.peers).iter() {
+            if Some(*peer) != except {
+                let _ = tx.send(bytes.to_vec());
+            }
+        }
+    }
+
+    /// A gossip message from `peer` (docs/lightning.md §5.9): a `channel_announcement` is
+    /// checked against the unspent output its short channel id names on our active chain, at
+    /// least `ANNOUNCEMENT_DEPTH` deep; a `channel_update` against the graph. What changes
+    /// our graph is relayed to our other peers, so gossip floods once and stops.
     fn handle_gossip(&self, peer: PublicKey, msg_type: u16, payload: &[u8]) {
-        if msg_type != CHANNEL_UPDATE_TYPE {
-            return;
+        let relay = match msg_type {
+            CHANNEL_ANNOUNCEMENT_TYPE => self.handle_channel_announcement(payload),
+            CHANNEL_UPDATE_TYPE => {
+                ChannelUpdate::decode(payload).map_err(|e| e.to_string()).and_then(|u| {
+                    self.with_node(|n| {
+                        let outcome = n.apply_channel_update(&u);
+                        let public = n.is_public_channel_update(&u);
+                        Ok(((outcome, public), Vec::new()))
+                    })
+                    .map_err(|e| e.to_string())
+                    .and_then(|(outcome, public)| {
+                        Ok(outcome.map_err(|e| e.to_string())? == UpdateOutcome::Applied && public)
+                    })
+                })
+            }
+            // Node announcements are not used yet (addresses come from `connect`).
+            _ => Ok(false),
+        };
+        match relay {
+            Ok(true) => self.gossip_to_all(&framed_gossip(msg_type, payload), Some(&peer)),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(peer = %hex::encode(peer.to_bytes()), "gossip refused: {e}"),
         }
-        let applied = ChannelUpdate::decode(payload).map_err(|e| e.to_string()).and_then(|u| {
-            self.with_node(|n| Ok((n.apply_channel_update(&u), Vec::new())))
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-        });
-        if let Err(e) = applied {
-            tracing::debug!(peer = %hex::encode(peer.to_bytes()), "channel_update refused: {e}");
+    }
+
+    /// A `channel_announcement`: true if it is new to our graph.
+    fn handle_channel_announcement(&self, payload: &[u8]) -> Result<bool, String> {
+        let announcement = ChannelAnnouncement::decode(payload).map_err(|e| e.to_string())?;
+        let scid = announcement.contents.short_channel_id;
+        let reader = &self.node.reader;
+        let tip = reader.tip().map_err(|e| e.to_string())?;
+        let depth = tip.height.checked_sub(scid.block_height()).map(|d| d + 1).unwrap_or(0);
+        if depth < ANNOUNCEMENT_DEPTH {
+            return Err(format!("{scid}: funding output not {ANNOUNCEMENT_DEPTH} blocks deep"));
         }
+        let missing = || format!("{scid}: no such output on the active chain");
+        let hash = reader.block_hash_at(scid.block_height()).map_err(|e| e.to_string())?;
+        let block = match hash {
+            Some(h) => reader.block(&h).map_err(|e| e.to_string())?.ok_or_else(missing)?,
+            None => return Err(missing()),
+        };
+        let tx = block.transactions.get(scid.tx_index() as usize).ok_or_else(missing)?;
+        let outpoint = OutPoint::new(tx.txid(), u32::from(scid.output_index()));
+        let coin = reader
+            .coin(&outpoint)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{scid}: funding output spent"))?;
+        let outcome = self
+            .with_node(|n| {
+                Ok((n.add_channel_announcement(&announcement, &coin.output), Vec::new()))
+            })
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        Ok(outcome == UpdateOutcome::Applied)
     }
 
     fn send(&self, to: &PublicKey, message: &Message) {
@@ -632,6 +692,12 @@ impl LightningService {
         tracing::info!(peer = %hex::encode(peer.to_bytes()), "Lightning peer connected");
         if let Some(ln) = lock(&self.ln).as_ref() {
             self.send_channel_updates(&ln.node, &peer);
+            // The public graph we know, as a newly connected peer's first gossip.
+            if let Some(tx) = lock(&self.peers).get(&peer.to_bytes()) {
+                for message in ln.node.gossip_snapshot() {
+                    let _ = tx.send(message);
+                }
+            }
         }
         tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
@@ -691,4 +757,11 @@ impl LightningService {
         });
         Ok(())
     }
+}
+
+/// A gossip message framed for the wire: `u16 type ‖ payload`.
+fn framed_gossip(msg_type: u16, payload: &[u8]) -> Vec<u8> {
+    let mut out = msg_type.to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out
 }

@@ -192,20 +192,23 @@ pub fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterError>
     reg(
         r,
         node,
-        MethodInfo::new("fundchannel", "Lightning").params(["id", "amount", "push_msat"]).help(
-            "fundchannel \"id\" amount ( push_msat )\n\nOpens a channel of `amount` resonance to the connected peer \
-             `id`, funded by the Lightning wallet, pushing `push_msat` to it. Waits for the funding transaction \
-             (broadcast once the peer signed our first commitment). Returns {\"channel_id\", \"txid\", \"outnum\"}.",
+        MethodInfo::new("fundchannel", "Lightning").params(["id", "amount", "push_msat", "announce"]).help(
+            "fundchannel \"id\" amount ( push_msat announce )\n\nOpens a channel of `amount` resonance to the connected \
+             peer `id`, funded by the Lightning wallet, pushing `push_msat` to it; with announce (default true) the \
+             channel is announced to the network once 6 blocks deep, else it stays private (reached through invoice \
+             route hints). Waits for the funding transaction (broadcast once the peer signed our first commitment). \
+             Returns {\"channel_id\", \"txid\", \"outnum\"}.",
         ),
         |node, p| {
             let svc = service(node)?;
             let id = param_node_id(p, 0, "id")?;
             let amount: u64 = p.required(1)?;
             let push: u64 = p.optional(2)?.unwrap_or(0);
+            let announce: bool = p.optional(3)?.unwrap_or(true);
             let known: Vec<ChannelId> = svc
                 .with_node(|n| Ok((n.list_channels().iter().map(|c| c.channel_id).collect(), Vec::new())))
                 .map_err(service_err)?;
-            svc.with_node(|n| n.open_channel(id, Amount(amount), push)).map_err(service_err)?;
+            svc.with_node(|n| n.open_channel(id, Amount(amount), push, announce)).map_err(service_err)?;
             let deadline = Instant::now() + FUND_TIMEOUT;
             loop {
                 let channels = svc.with_node(|n| Ok((n.list_channels(), Vec::new()))).map_err(service_err)?;
