@@ -279,17 +279,40 @@ fn a_pays_c_through_b_with_exact_fees() {
 
     // A measurement, not a timed assertion: sequential 2-hop payments over loopback, each an
     // `invoice` RPC on C and a `pay` RPC on A that returns once the preimage is back.
-    let n: u64 = std::env::var("RNET_LN_PAYMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    // With RNET_LN_WORKERS > 1, that many RPC clients pay at once (as the Bottlepay benchmark's
+    // 100 workers do), so HTLCs share commitment updates.
+    let env = |name: &str, default: u64| {
+        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
+    let (n, workers) = (env("RNET_LN_PAYMENTS", 20), env("RNET_LN_WORKERS", 1).max(1));
+    let invoices: Vec<Value> = (0..n)
+        .map(|i| {
+            c.call("invoice", json!([1_000_000, format!("bench {i}")])).unwrap()["bolt11"].clone()
+        })
+        .collect();
     let started = Instant::now();
-    for i in 0..n {
-        let inv = c.call("invoice", json!([1_000_000, format!("bench {i}")])).unwrap();
-        let paid = a.call("pay", json!([inv["bolt11"]])).unwrap();
-        assert_eq!(paid["status"], json!("complete"));
+    let payers: Vec<_> = (0..workers)
+        .map(|w| {
+            let mine: Vec<Value> =
+                invoices.iter().skip(w as usize).step_by(workers as usize).cloned().collect();
+            let (url, cookie) = (a.url(), a.network_dir().join(rnet_rpc::COOKIE_FILE));
+            std::thread::spawn(move || {
+                let client =
+                    rnet_rpc::RpcClient::new(&url, rnet_rpc::Auth::Cookie(cookie)).unwrap();
+                for bolt11 in mine {
+                    let paid = client.call("pay", json!([bolt11])).unwrap();
+                    assert_eq!(paid["status"], json!("complete"));
+                }
+            })
+        })
+        .collect();
+    for payer in payers {
+        payer.join().unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "LIGHTNING: {n} sequential 2-hop payments between three rnetd on loopback in {secs:.2} s: \
-         {:.1} payments/s",
+        "LIGHTNING: {n} 2-hop payments by {workers} concurrent payer(s) between three rnetd on \
+         loopback in {secs:.2} s: {:.1} payments/s",
         n as f64 / secs
     );
 
