@@ -17,9 +17,11 @@
 mod announce;
 mod chain;
 mod codec;
+mod fee_updates;
 mod htlcs;
 
 pub use announce::ANNOUNCEMENT_DEPTH;
+pub use fee_updates::FEE_UPDATE_THRESHOLD_DIVISOR;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -479,6 +481,8 @@ pub struct ChannelDetails {
     /// What each side could claim on chain if our latest commitment confirmed now (once the
     /// channel has a signed commitment).
     pub onchain: Option<CommitmentClaims>,
+    /// Our current commitment's fee rate (resonance per 1000 bytes).
+    pub feerate: Option<FeeRate>,
 }
 
 /// Whether an invoice was paid.
@@ -1341,6 +1345,7 @@ impl LightningNode {
                     short_channel_id: e.scid,
                     funding_outpoint: e.channel.parameters().map(|p| p.funding_outpoint()),
                     onchain: e.channel.holder_commitment_unsigned().ok().map(|c| c.claims()),
+                    feerate: spec.map(|s| s.feerate),
                 }
             })
             .collect()

@@ -1016,3 +1016,52 @@ fn a_public_channel_is_announced_at_depth_and_routable_from_gossip() {
     // What a newly connected peer would be sent: the announcement and both updates.
     assert_eq!(net.node(0).gossip_snapshot().len(), 3);
 }
+
+/// The funder follows the chain's fee rate: `update_fee` and a commitment round move both
+/// sides' commitments to the new rate (a larger fee from the funder's balance), small moves
+/// are ignored, the fundee cannot initiate, and payments go on at the new rate.
+#[test]
+fn the_funder_updates_the_commitment_fee_rate() {
+    use rnet_lightning::channel::FeeRate;
+    let (mut net, _, _) = line();
+    let before = net.channel(0, 1);
+    let old_rate = before.feerate.unwrap();
+    let old_fee = before.onchain.unwrap().fee;
+    // A move within a quarter of the current rate is not worth a commitment round.
+    let small = FeeRate(old_rate.0 + old_rate.0 / 8);
+    let acts = net.node(0).update_feerate(small).unwrap();
+    assert!(!acts.iter().any(|a| matches!(a, Action::SendMessage { .. })), "{acts:?}");
+    // The fundee of A–B (B) does not send update_fee for it.
+    let new_rate = FeeRate(old_rate.0 * 3);
+    let acts = net.node(1).update_feerate(new_rate).unwrap();
+    net.process(1, acts);
+    net.deliver_all();
+    assert_eq!(net.channel(0, 1).feerate, Some(old_rate));
+    // B funded B–C, so B's call moved B–C.
+    assert_eq!(net.channel(1, 2).feerate, Some(new_rate));
+    assert_eq!(net.channel(2, 1).feerate, Some(new_rate));
+    // A funds A–B: both commitments move, and A's balance pays the larger fee.
+    let acts = net.node(0).update_feerate(new_rate).unwrap();
+    net.process(0, acts);
+    net.deliver_all();
+    for (x, y) in [(0, 1), (1, 0)] {
+        let c = net.channel(x, y);
+        assert_eq!(c.feerate, Some(new_rate), "{x}→{y}");
+        assert_eq!(c.pending_htlcs, 0);
+        let o = c.onchain.unwrap();
+        assert_eq!(o.to_holder.0 + o.to_counterparty.0 + o.fee.0, FUNDING.0);
+    }
+    let after = net.channel(0, 1).onchain.unwrap();
+    assert!(after.fee.0 > old_fee.0 * 2, "fee {} → {}", old_fee.0, after.fee.0);
+    assert_eq!(after.to_counterparty, before.onchain.unwrap().to_counterparty);
+    // Payments go on over both channels at the new rate.
+    let invoice = net.node(2).create_invoice(PAY_MSAT, "after update_fee", 3600).unwrap();
+    let (id, acts) = net.node(0).pay_invoice(&invoice).unwrap();
+    net.process(0, acts);
+    net.deliver_all();
+    let paid = net.node(0).list_payments().into_iter().find(|p| p.id == id).unwrap();
+    assert!(
+        matches!(paid.status, rnet_lightning::node::PaymentStatus::Succeeded { .. }),
+        "{paid:?}"
+    );
+}

@@ -55,6 +55,10 @@ pub const TOWER_APPOINTMENT_TYPE: u16 = 32_769;
 /// are not announced, so each side tells its peer its forwarding policy directly, and again
 /// in case the peer was not ready for it the first time.
 const UPDATE_EVERY_TICKS: u64 = 20;
+/// How often (in ticks, 60 s) the chain's fee estimate is given to the Lightning node.
+const FEE_UPDATE_EVERY_TICKS: u64 = 240;
+/// The confirmation target of that estimate (blocks).
+const FEE_TARGET_BLOCKS: u32 = 6;
 /// How often (in ticks) peers of open channels that are not connected are dialled again.
 const RECONNECT_EVERY_TICKS: u64 = 8;
 
@@ -564,6 +568,9 @@ impl LightningService {
         if tick % RECONNECT_EVERY_TICKS == 0 {
             self.reconnect_channel_peers();
         }
+        if tick % FEE_UPDATE_EVERY_TICKS == 0 {
+            self.follow_chain_feerate();
+        }
         let mut guard = lock(&self.ln);
         let Some(ln) = guard.as_mut() else { return Ok(()) };
         let reader = &self.node.reader;
@@ -622,6 +629,26 @@ impl LightningService {
             tracing::warn!("cannot record the Lightning peer's address: {e}");
         }
         self.run_link(link)
+    }
+
+    /// Gives the mempool's fee estimate (confirmation within six blocks) to the Lightning node,
+    /// which updates the commitment fee rate of the channels it funded when it moved by more
+    /// than a quarter (`LightningNode::update_feerate`). Without an estimate nothing changes.
+    fn follow_chain_feerate(&self) {
+        if lock(&self.ln).is_none() {
+            return;
+        }
+        let Some(rate) = self.node.mempool().estimate_fee(FEE_TARGET_BLOCKS) else { return };
+        let feerate = rnet_lightning::channel::FeeRate(rate.0);
+        let updated = self.with_node(|n| {
+            if n.config().feerate == feerate {
+                return Ok(((), Vec::new()));
+            }
+            Ok(((), n.update_feerate(feerate)?))
+        });
+        if let Err(e) = updated {
+            tracing::debug!("no Lightning fee update: {e}");
+        }
     }
 
     /// Dials again, in the background, every peer we once dialled that has a channel with us

@@ -85,6 +85,7 @@ fn channel_json(c: &ChannelDetails) -> Value {
         "pending_htlcs": c.pending_htlcs,
         "funding_txid": c.funding_outpoint.map(|o| o.txid.to_hex()),
         "funding_outnum": c.funding_outpoint.map(|o| o.vout),
+        "feerate": c.feerate.map(|f| json!({ "perkb": f.0 })),
         // What each side could claim if our latest commitment confirmed now (resonance):
         // to_us + to_them + offered + received + fee = the channel's value.
         "onchain": c.onchain.map(|o| json!({
