@@ -5,11 +5,12 @@
 use std::ops::Range;
 
 use rnet_training::optimizer::AdamW;
+use rnet_training::real::sigmoid;
 use rnet_training::{linalg, ops, scan};
 
 use crate::{
-    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_lens,
-    check_width, product,
+    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
+    check_lens, check_width, product,
 };
 
 /// The CPU engine behind the [`Backend`] interface; buffers are host vectors.
@@ -353,6 +354,120 @@ impl Backend for CpuBackend {
             t_len,
             d,
         );
+        Ok(())
+    }
+
+    fn fill(&self, y: &mut Vec<f32>, value: f32) -> Result<(), BackendError> {
+        y.fill(value);
+        Ok(())
+    }
+
+    fn axpby(
+        &self,
+        y: &mut Vec<f32>,
+        y_off: usize,
+        alpha: f32,
+        x: &Vec<f32>,
+        x_off: usize,
+        beta: f32,
+        n: usize,
+    ) -> Result<(), BackendError> {
+        check_axpby(y.len(), y_off, x.len(), x_off, n)?;
+        let (ys, xs) = (&mut y[y_off..y_off + n], &x[x_off..x_off + n]);
+        if beta == 0.0 {
+            for (o, &v) in ys.iter_mut().zip(xs) {
+                *o = alpha * v;
+            }
+        } else {
+            for (o, &v) in ys.iter_mut().zip(xs) {
+                *o = alpha * v + beta * *o;
+            }
+        }
+        Ok(())
+    }
+
+    fn embed_forward(
+        &self,
+        x: &mut Vec<f32>,
+        table: &Vec<f32>,
+        tokens: &Vec<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_forward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
+        )?;
+        ops::embed_forward(&mut x[..n], &table[..nt], &tokens[..rows], d);
+        Ok(())
+    }
+
+    fn embed_backward(
+        &self,
+        dtable: &mut Vec<f32>,
+        dx: &Vec<f32>,
+        tokens: &Vec<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_backward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
+        )?;
+        ops::embed_backward(&mut dtable[..nt], &dx[..n], &tokens[..rows], d);
+        Ok(())
+    }
+
+    fn softmax_forward(&self, x: &mut Vec<f32>, rows: usize, s: usize) -> Result<(), BackendError> {
+        let op = "softmax_forward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("x", x.len(), n)])?;
+        ops::softmax_rows(&mut x[..n], s);
+        Ok(())
+    }
+
+    fn softmax_backward(
+        &self,
+        dalpha: &mut Vec<f32>,
+        alpha: &Vec<f32>,
+        rows: usize,
+        s: usize,
+        scale: f32,
+    ) -> Result<(), BackendError> {
+        let op = "softmax_backward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        ops::softmax_rows_backward(&mut dalpha[..n], &alpha[..n], s, scale);
+        Ok(())
+    }
+
+    fn sum_squares(&self, acc: &mut Vec<f32>, x: &Vec<f32>) -> Result<(), BackendError> {
+        check_lens("sum_squares", &[("acc", acc.len(), 1)])?;
+        let s: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+        acc[0] = (acc[0] as f64 + s) as f32;
+        Ok(())
+    }
+
+    fn scan_step(&self, h: &mut Vec<f32>, zh: &Vec<f32>, d: usize) -> Result<(), BackendError> {
+        let op = "scan_step";
+        check_width(op, "d", d)?;
+        let d2 = product(op, &[d, 2])?;
+        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        let (k, hh) = zh[..d2].split_at(d);
+        for ((hv, &kv), &xv) in h[..d].iter_mut().zip(k).zip(hh) {
+            let z = sigmoid(kv);
+            *hv = (1.0 - z) * *hv + z * scan::g_act(xv);
+        }
         Ok(())
     }
 }

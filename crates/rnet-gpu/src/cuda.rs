@@ -18,8 +18,8 @@ use cudarc::driver::{
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx_with_opts};
 
 use crate::{
-    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_lens,
-    check_width, product,
+    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
+    check_lens, check_width, product,
 };
 
 /// The kernels' CUDA C source.
@@ -27,6 +27,8 @@ const KERNELS: &str = include_str!("kernels.cu");
 
 /// Threads per block of the element-wise and per-row kernels.
 const BLOCK: u32 = 256;
+/// Most blocks (accumulator slots) one `sum_squares` launch uses.
+const SUM_BLOCKS: usize = 1024;
 
 /// The compiled kernels, one handle each.
 struct Kernels {
@@ -44,6 +46,14 @@ struct Kernels {
     conv_fwd: CudaFunction,
     conv_bwd_du: CudaFunction,
     conv_bwd_dw: CudaFunction,
+    fill: CudaFunction,
+    axpby: CudaFunction,
+    scan_step: CudaFunction,
+    embed_fwd: CudaFunction,
+    embed_bwd: CudaFunction,
+    softmax_fwd: CudaFunction,
+    softmax_bwd: CudaFunction,
+    sum_squares: CudaFunction,
 }
 
 impl Kernels {
@@ -64,6 +74,14 @@ impl Kernels {
             conv_fwd: f("conv_fwd")?,
             conv_bwd_du: f("conv_bwd_du")?,
             conv_bwd_dw: f("conv_bwd_dw")?,
+            fill: f("fill")?,
+            axpby: f("axpby")?,
+            scan_step: f("scan_step")?,
+            embed_fwd: f("embed_fwd")?,
+            embed_bwd: f("embed_bwd")?,
+            softmax_fwd: f("softmax_fwd")?,
+            softmax_bwd: f("softmax_bwd")?,
+            sum_squares: f("sum_squares")?,
         })
     }
 }
@@ -228,7 +246,7 @@ impl CudaBackend {
     }
 
     /// The names of the kernels [`CudaBackend::compile_kernels`] produces.
-    pub const KERNEL_NAMES: [&'static str; 14] = [
+    pub const KERNEL_NAMES: [&'static str; 22] = [
         "rmsnorm_fwd",
         "rmsnorm_bwd_dx",
         "rmsnorm_bwd_dgamma",
@@ -243,6 +261,14 @@ impl CudaBackend {
         "conv_fwd",
         "conv_bwd_du",
         "conv_bwd_dw",
+        "fill",
+        "axpby",
+        "scan_step",
+        "embed_fwd",
+        "embed_bwd",
+        "softmax_fwd",
+        "softmax_bwd",
+        "sum_squares",
     ];
 
     /// Copies host data into a new buffer (one element allocated at least: the driver rejects
@@ -748,6 +774,184 @@ impl Backend for CudaBackend {
             // SAFETY: as above; grid y = kmax, so k < kmax.
             unsafe { l.launch(columns(d_i, k_i as u32)) }.map_err(Self::launch_err)?;
         }
+        Ok(())
+    }
+
+    fn fill(&self, y: &mut CudaBuffer<f32>, value: f32) -> Result<(), BackendError> {
+        let op = "fill";
+        let n_i = int(op, y.len())?;
+        if n_i == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.fill);
+        l.arg(&mut y.inner).arg(&n_i).arg(&value);
+        // SAFETY: n is the buffer's length; argument types match the kernel.
+        unsafe { l.launch(elementwise(n_i)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn axpby(
+        &self,
+        y: &mut CudaBuffer<f32>,
+        y_off: usize,
+        alpha: f32,
+        x: &CudaBuffer<f32>,
+        x_off: usize,
+        beta: f32,
+        n: usize,
+    ) -> Result<(), BackendError> {
+        let op = "axpby";
+        check_axpby(y.len(), y_off, x.len(), x_off, n)?;
+        int(op, y_off + n)?;
+        int(op, x_off + n)?;
+        let (yo, xo, n_i) = (int(op, y_off)?, int(op, x_off)?, int(op, n)?);
+        if n == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.axpby);
+        l.arg(&mut y.inner).arg(&x.inner).arg(&yo).arg(&xo).arg(&n_i).arg(&alpha).arg(&beta);
+        // SAFETY: both ranges checked above; argument types match the kernel.
+        unsafe { l.launch(elementwise(n_i)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn embed_forward(
+        &self,
+        x: &mut CudaBuffer<f32>,
+        table: &CudaBuffer<f32>,
+        tokens: &CudaBuffer<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_forward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
+        )?;
+        let (n_i, _, rows_i, d_i) = (int(op, n)?, int(op, nt)?, int(op, rows)?, int(op, d)?);
+        if n == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.embed_fwd);
+        l.arg(&mut x.inner).arg(&table.inner).arg(&tokens.inner).arg(&rows_i).arg(&d_i);
+        // SAFETY: bounds checked above; every token is a byte, so below VOCAB = 256.
+        unsafe { l.launch(elementwise(n_i)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn embed_backward(
+        &self,
+        dtable: &mut CudaBuffer<f32>,
+        dx: &CudaBuffer<f32>,
+        tokens: &CudaBuffer<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_backward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
+        )?;
+        let (_, _, rows_i, d_i) = (int(op, n)?, int(op, nt)?, int(op, rows)?, int(op, d)?);
+        if n == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.embed_bwd);
+        l.arg(&mut dtable.inner).arg(&dx.inner).arg(&tokens.inner).arg(&rows_i).arg(&d_i);
+        // SAFETY: bounds checked above; one block per table row.
+        unsafe { l.launch(per_row(VOCAB as i32)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn softmax_forward(
+        &self,
+        x: &mut CudaBuffer<f32>,
+        rows: usize,
+        s: usize,
+    ) -> Result<(), BackendError> {
+        let op = "softmax_forward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("x", x.len(), n)])?;
+        let (_, rows_i, s_i) = (int(op, n)?, int(op, rows)?, int(op, s)?);
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.softmax_fwd);
+        l.arg(&mut x.inner).arg(&rows_i).arg(&s_i);
+        // SAFETY: bounds checked above.
+        unsafe { l.launch(per_row(rows_i)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn softmax_backward(
+        &self,
+        dalpha: &mut CudaBuffer<f32>,
+        alpha: &CudaBuffer<f32>,
+        rows: usize,
+        s: usize,
+        scale: f32,
+    ) -> Result<(), BackendError> {
+        let op = "softmax_backward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        let (_, rows_i, s_i) = (int(op, n)?, int(op, rows)?, int(op, s)?);
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut l = self.stream.launch_builder(&self.k.softmax_bwd);
+        l.arg(&mut dalpha.inner).arg(&alpha.inner).arg(&rows_i).arg(&s_i).arg(&scale);
+        // SAFETY: bounds checked above.
+        unsafe { l.launch(per_row(rows_i)) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn sum_squares(
+        &self,
+        acc: &mut CudaBuffer<f32>,
+        x: &CudaBuffer<f32>,
+    ) -> Result<(), BackendError> {
+        let op = "sum_squares";
+        check_lens(op, &[("acc", acc.len(), 1)])?;
+        let n_i = int(op, x.len())?;
+        if n_i == 0 {
+            return Ok(());
+        }
+        let blocks = x.len().div_ceil(BLOCK as usize).min(acc.len()).min(SUM_BLOCKS) as u32;
+        let mut l = self.stream.launch_builder(&self.k.sum_squares);
+        l.arg(&mut acc.inner).arg(&x.inner).arg(&n_i);
+        let cfg = LaunchConfig {
+            grid_dim: (blocks, 1, 1),
+            block_dim: (BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: block b writes acc[b] only, b < acc.len(); x is read below its length.
+        unsafe { l.launch(cfg) }.map_err(Self::launch_err)?;
+        Ok(())
+    }
+
+    fn scan_step(
+        &self,
+        h: &mut CudaBuffer<f32>,
+        zh: &CudaBuffer<f32>,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "scan_step";
+        check_width(op, "d", d)?;
+        let d2 = product(op, &[d, 2])?;
+        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        let (_, d_i) = (int(op, d2)?, int(op, d)?);
+        let mut l = self.stream.launch_builder(&self.k.scan_step);
+        l.arg(&mut h.inner).arg(&zh.inner).arg(&d_i);
+        // SAFETY: bounds checked above.
+        unsafe { l.launch(elementwise(d_i)) }.map_err(Self::launch_err)?;
         Ok(())
     }
 }

@@ -332,3 +332,94 @@ extern "C" __global__ void conv_bwd_dw(float* dweff, const float* dc, const floa
     float s = column_sum(acc);
     if (threadIdx.y == 0 && j < d) dweff[k * d + j] += s;
 }
+
+// ---- Whole-model glue (src/model): fill, axpby, embedding, slot softmax, sum of squares, decode step.
+
+extern "C" __global__ void fill(float* y, int n, float value) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = value;
+}
+
+// y[y_off + i] = alpha x[x_off + i] + beta y[y_off + i]; beta = 0 ignores the old y (even NaN).
+extern "C" __global__ void axpby(float* y, const float* x, int y_off, int x_off, int n, float alpha,
+                                 float beta) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float v = alpha * x[x_off + i];
+    if (beta != 0.0f) v += beta * y[y_off + i];
+    y[y_off + i] = v;
+}
+
+// h[j] = (1 - sigma(k_j)) h[j] + sigma(k_j) g(h~_j), zh = [k | h~].
+extern "C" __global__ void scan_step(float* h, const float* zh, int d) {
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= d) return;
+    float z = sigmoid_f(zh[j]);
+    h[j] = (1.0f - z) * h[j] + z * g_act(zh[d + j]);
+}
+
+// x[r, j] = table[tokens[r], j], one thread per element of x.
+extern "C" __global__ void embed_fwd(float* x, const float* table, const unsigned char* tokens,
+                                     int rows, int d) {
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * d) return;
+    int r = i / d, j = i - r * d;
+    x[i] = table[(long long)tokens[r] * d + j];
+}
+
+// dtable[v, j] += sum over rows r with tokens[r] = v of dx[r, j], in row order: one block per table
+// row, threads over columns (no atomics, deterministic).
+extern "C" __global__ void embed_bwd(float* dtable, const float* dx, const unsigned char* tokens,
+                                     int rows, int d) {
+    int v = blockIdx.x;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float acc = 0.0f;
+        for (int r = 0; r < rows; r++) {
+            if ((int)tokens[r] == v) acc += dx[(long long)r * d + j];
+        }
+        dtable[(long long)v * d + j] += acc;
+    }
+}
+
+// Row-wise softmax in place, one block per row.
+extern "C" __global__ void softmax_fwd(float* x, int rows, int s) {
+    int row = blockIdx.x;
+    if (row >= rows) return;
+    float* xr = x + (long long)row * s;
+    float m = NEG_INF;
+    for (int j = threadIdx.x; j < s; j += blockDim.x) m = fmaxf(m, xr[j]);
+    m = block_max(m);
+    float z = 0.0f;
+    for (int j = threadIdx.x; j < s; j += blockDim.x) {
+        float e = expf(xr[j] - m);
+        xr[j] = e;
+        z += e;
+    }
+    z = block_sum(z);
+    float inv = 1.0f / z;
+    for (int j = threadIdx.x; j < s; j += blockDim.x) xr[j] *= inv;
+}
+
+// dalpha <- scale * alpha * (dalpha - sum(alpha * dalpha)) per row, one block per row.
+extern "C" __global__ void softmax_bwd(float* dalpha, const float* alpha, int rows, int s,
+                                       float scale) {
+    int row = blockIdx.x;
+    if (row >= rows) return;
+    float* g = dalpha + (long long)row * s;
+    const float* a = alpha + (long long)row * s;
+    float dot = 0.0f;
+    for (int j = threadIdx.x; j < s; j += blockDim.x) dot += g[j] * a[j];
+    dot = block_sum(dot);
+    for (int j = threadIdx.x; j < s; j += blockDim.x) g[j] = a[j] * (g[j] - dot) * scale;
+}
+
+// acc[block] += sum of x[i]^2 over i = block * blockDim + tid + k * gridDim * blockDim.
+extern "C" __global__ void sum_squares(float* acc, const float* x, int n) {
+    float s = 0.0f;
+    long long stride = (long long)gridDim.x * blockDim.x;
+    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+        s += x[i] * x[i];
+    }
+    s = block_sum(s);
+    if (threadIdx.x == 0) acc[blockIdx.x] += s;
+}

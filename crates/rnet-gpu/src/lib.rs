@@ -2,7 +2,13 @@
 //!
 //! One interface, [`Backend`], names the operations a V5 training step is built from — matrix
 //! products, RMSNorm, SwiGLU, the 256-symbol cross-entropy, AdamW, the minGRU log-domain scan and the
-//! depthwise causal convolution, each forward and backward — over device buffers of `f32`.
+//! depthwise causal convolution, each forward and backward, plus the glue of a whole model (embedding
+//! gather/scatter-add, the slot softmax and its backward, `axpby`, fill, a sum of squares for the
+//! gradient norm and the one-position minGRU step of decoding) — over device buffers of `f32`.
+//!
+//! [`model`] composes these operations into the whole V5 network on any backend: a
+//! [`DeviceTrainer`] (forward, backward, global-norm clipping and AdamW on the device) and a
+//! [`DeviceDecoder`] (recurrent decoding with O(1) state).
 //!
 //! * [`CpuBackend`] runs every operation through `rnet_training`'s own CPU code, so it *is* the
 //!   reference the other backends are checked against (`tests/agreement.rs`).
@@ -29,10 +35,12 @@ use thiserror::Error;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod model;
 
 pub use cpu::CpuBackend;
 #[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaBuffer};
+pub use model::{DeviceDecoder, DeviceTrainer, EngineError};
 #[cfg(feature = "vulkan")]
 mod vulkan;
 #[cfg(feature = "vulkan")]
@@ -443,6 +451,81 @@ pub trait Backend {
         d: usize,
         kmax: usize,
     ) -> Result<(), BackendError>;
+
+    /// Sets every element of `y` to `value` (clears gradient buffers between steps).
+    fn fill(&self, y: &mut Self::Buffer, value: f32) -> Result<(), BackendError>;
+
+    /// `y[y_off + i] = α · x[x_off + i] + β · y[y_off + i]` for `i < n`: residual copies and adds,
+    /// merging the conv branches and scattering their gradient, shifting the decode history. With
+    /// `β = 0` the old `y` is ignored (even NaN). `x` and `y` must be different buffers.
+    #[allow(clippy::too_many_arguments)]
+    fn axpby(
+        &self,
+        y: &mut Self::Buffer,
+        y_off: usize,
+        alpha: f32,
+        x: &Self::Buffer,
+        x_off: usize,
+        beta: f32,
+        n: usize,
+    ) -> Result<(), BackendError>;
+
+    /// Embedding lookup: overwrites row `i < rows` of `x [rows, d]` with row `tokens[i]` of
+    /// `table [VOCAB, d]`.
+    fn embed_forward(
+        &self,
+        x: &mut Self::Buffer,
+        table: &Self::Buffer,
+        tokens: &Self::Tokens,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError>;
+
+    /// Embedding backward: accumulates row `i` of `dx [rows, d]` into row `tokens[i]` of
+    /// `dtable [VOCAB, d]` (a scatter-add; rows sharing a token are summed in row order).
+    fn embed_backward(
+        &self,
+        dtable: &mut Self::Buffer,
+        dx: &Self::Buffer,
+        tokens: &Self::Tokens,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError>;
+
+    /// Row-wise softmax in place over `rows` rows of width `s` (the slot scores become the slot
+    /// weights `α`).
+    fn softmax_forward(
+        &self,
+        x: &mut Self::Buffer,
+        rows: usize,
+        s: usize,
+    ) -> Result<(), BackendError>;
+
+    /// Softmax backward in place: turns `dα` into `scale · α ⊙ (dα − Σ_j α_j dα_j)` per row, the
+    /// gradient of the scores the softmax was taken of (times the score scale).
+    fn softmax_backward(
+        &self,
+        dalpha: &mut Self::Buffer,
+        alpha: &Self::Buffer,
+        rows: usize,
+        s: usize,
+        scale: f32,
+    ) -> Result<(), BackendError>;
+
+    /// Adds `Σ x²` over all of `x` into the partial sums `acc` (length ≥ 1): how the sum is split
+    /// across the slots of `acc` is the backend's choice, but afterwards `Σ acc` has grown by
+    /// `Σ x²`. Accumulating every gradient tensor into one small buffer and downloading it once
+    /// gives the global gradient norm for clipping with one synchronisation per step.
+    fn sum_squares(&self, acc: &mut Self::Buffer, x: &Self::Buffer) -> Result<(), BackendError>;
+
+    /// One minGRU step for decoding, in place on the state: `zh [2d]` is `[k | h̃]`;
+    /// `h ← (1 − σ(k)) ⊙ h + σ(k) ⊙ g(h̃)` over the first `d` elements of `h`.
+    fn scan_step(
+        &self,
+        h: &mut Self::Buffer,
+        zh: &Self::Buffer,
+        d: usize,
+    ) -> Result<(), BackendError>;
 }
 
 /// Checks that every `(name, have, want)` buffer is long enough for operation `op`.
@@ -459,6 +542,22 @@ pub(crate) fn check_lens(
         }
     }
     Ok(())
+}
+
+/// Checks an [`Backend::axpby`] call: both ranges `off..off + n` inside their buffers.
+pub(crate) fn check_axpby(
+    y_len: usize,
+    y_off: usize,
+    x_len: usize,
+    x_off: usize,
+    n: usize,
+) -> Result<(), BackendError> {
+    let op = "axpby";
+    let end = |off: usize, name: &str| {
+        off.checked_add(n)
+            .ok_or_else(|| BackendError::Shape { op, detail: format!("{name} range overflows") })
+    };
+    check_lens(op, &[("y", y_len, end(y_off, "y")?), ("x", x_len, end(x_off, "x")?)])
 }
 
 /// `a · b · …` with overflow reported as a shape error of `op`.

@@ -377,6 +377,109 @@ impl Backend for RefBackend {
         }
         Ok(())
     }
+
+    fn fill(&self, y: &mut Vec<f32>, value: f32) -> Result<(), BackendError> {
+        y.iter_mut().for_each(|v| *v = value);
+        Ok(())
+    }
+
+    fn axpby(
+        &self,
+        y: &mut Vec<f32>,
+        y_off: usize,
+        alpha: f32,
+        x: &Vec<f32>,
+        x_off: usize,
+        beta: f32,
+        n: usize,
+    ) -> Result<(), BackendError> {
+        for i in 0..n {
+            let old = if beta == 0.0 { 0.0 } else { beta as f64 * y[y_off + i] as f64 };
+            y[y_off + i] = (alpha as f64 * x[x_off + i] as f64 + old) as f32;
+        }
+        Ok(())
+    }
+
+    fn embed_forward(
+        &self,
+        x: &mut Vec<f32>,
+        table: &Vec<f32>,
+        tokens: &Vec<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        for r in 0..rows {
+            for j in 0..d {
+                x[r * d + j] = table[tokens[r] as usize * d + j];
+            }
+        }
+        Ok(())
+    }
+
+    fn embed_backward(
+        &self,
+        dtable: &mut Vec<f32>,
+        dx: &Vec<f32>,
+        tokens: &Vec<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let mut acc: Vec<f64> = dtable.iter().map(|&v| v as f64).collect();
+        for r in 0..rows {
+            for j in 0..d {
+                acc[tokens[r] as usize * d + j] += dx[r * d + j] as f64;
+            }
+        }
+        for (o, v) in dtable.iter_mut().zip(acc) {
+            *o = v as f32;
+        }
+        Ok(())
+    }
+
+    fn softmax_forward(&self, x: &mut Vec<f32>, rows: usize, s: usize) -> Result<(), BackendError> {
+        for row in x[..rows * s].chunks_exact_mut(s) {
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b as f64));
+            let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+            for v in row.iter_mut() {
+                *v = ((*v as f64 - m).exp() / z) as f32;
+            }
+        }
+        Ok(())
+    }
+
+    fn softmax_backward(
+        &self,
+        dalpha: &mut Vec<f32>,
+        alpha: &Vec<f32>,
+        rows: usize,
+        s: usize,
+        scale: f32,
+    ) -> Result<(), BackendError> {
+        for r in 0..rows {
+            let (dr, ar) = (&mut dalpha[r * s..(r + 1) * s], &alpha[r * s..(r + 1) * s]);
+            let dot: f64 = dr.iter().zip(ar).map(|(&g, &a)| g as f64 * a as f64).sum();
+            for (g, &a) in dr.iter_mut().zip(ar) {
+                *g = (a as f64 * (*g as f64 - dot) * scale as f64) as f32;
+            }
+        }
+        Ok(())
+    }
+
+    fn sum_squares(&self, acc: &mut Vec<f32>, x: &Vec<f32>) -> Result<(), BackendError> {
+        let s: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
+        acc[0] = (acc[0] as f64 + s) as f32;
+        Ok(())
+    }
+
+    fn scan_step(&self, h: &mut Vec<f32>, zh: &Vec<f32>, d: usize) -> Result<(), BackendError> {
+        for j in 0..d {
+            let z = sig(zh[j] as f64);
+            let x = zh[d + j] as f64;
+            let g = if x >= 0.0 { x + 0.5 } else { sig(x) };
+            h[j] = ((1.0 - z) * h[j] as f64 + z * g) as f32;
+        }
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,6 +595,23 @@ trait Runner {
         d: usize,
         kmax: usize,
     ) -> Outputs;
+    /// `fill` of a buffer, then `axpby` of a range of it from another buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn axpby(
+        &self,
+        y: &[f32],
+        x: &[f32],
+        y_off: usize,
+        x_off: usize,
+        alpha: f32,
+        beta: f32,
+        n: usize,
+    ) -> Outputs;
+    fn embed(&self, table: &[f32], dx: &[f32], dt0: &[f32], tokens: &[u8], d: usize) -> Outputs;
+    fn softmax(&self, x: &[f32], dalpha: &[f32], rows: usize, s: usize, scale: f32) -> Outputs;
+    /// `sum_squares` of each buffer into one accumulator of `slots` partial sums, reduced in f64.
+    fn sum_squares(&self, xs: &[Vec<f32>], slots: usize) -> Outputs;
+    fn scan_step(&self, h: &[f32], zhs: &[Vec<f32>], d: usize) -> Outputs;
 }
 
 struct Dyn<'a, B>(&'a B);
@@ -603,6 +723,63 @@ impl<B: Backend> Runner for Dyn<'_, B> {
         let mut dw = up(be, dw0);
         be.conv_backward(&mut du, &mut dw, &dc, &u, &w, windows, t_len, d, kmax).unwrap();
         vec![("c", down(be, &c)), ("du", down(be, &du)), ("dweff", down(be, &dw))]
+    }
+
+    fn axpby(
+        &self,
+        y: &[f32],
+        x: &[f32],
+        y_off: usize,
+        x_off: usize,
+        alpha: f32,
+        beta: f32,
+        n: usize,
+    ) -> Outputs {
+        let be = self.0;
+        let (mut yb, xb) = (up(be, y), up(be, x));
+        be.axpby(&mut yb, y_off, alpha, &xb, x_off, beta, n).unwrap();
+        let mut filled = up(be, y);
+        be.fill(&mut filled, 0.25).unwrap();
+        vec![("y", down(be, &yb)), ("filled", down(be, &filled))]
+    }
+
+    fn embed(&self, table: &[f32], dx: &[f32], dt0: &[f32], tokens: &[u8], d: usize) -> Outputs {
+        let be = self.0;
+        let rows = tokens.len();
+        let (tb, dxb, tk) = (up(be, table), up(be, dx), be.upload_tokens(tokens).unwrap());
+        let mut x = up(be, &vec![f32::NAN; rows * d]);
+        be.embed_forward(&mut x, &tb, &tk, rows, d).unwrap();
+        let mut dt = up(be, dt0);
+        be.embed_backward(&mut dt, &dxb, &tk, rows, d).unwrap();
+        vec![("x", down(be, &x)), ("dtable", down(be, &dt))]
+    }
+
+    fn softmax(&self, x: &[f32], dalpha: &[f32], rows: usize, s: usize, scale: f32) -> Outputs {
+        let be = self.0;
+        let mut a = up(be, x);
+        be.softmax_forward(&mut a, rows, s).unwrap();
+        let mut g = up(be, dalpha);
+        be.softmax_backward(&mut g, &a, rows, s, scale).unwrap();
+        vec![("alpha", down(be, &a)), ("dscores", down(be, &g))]
+    }
+
+    fn sum_squares(&self, xs: &[Vec<f32>], slots: usize) -> Outputs {
+        let be = self.0;
+        let mut acc = be.zeros(slots).unwrap();
+        for x in xs {
+            be.sum_squares(&mut acc, &up(be, x)).unwrap();
+        }
+        let total: f64 = down(be, &acc).iter().map(|&v| v as f64).sum();
+        vec![("sum", vec![total as f32])]
+    }
+
+    fn scan_step(&self, h: &[f32], zhs: &[Vec<f32>], d: usize) -> Outputs {
+        let be = self.0;
+        let mut hb = up(be, h);
+        for zh in zhs {
+            be.scan_step(&mut hb, &up(be, zh), d).unwrap();
+        }
+        vec![("h", down(be, &hb))]
     }
 }
 
@@ -759,6 +936,68 @@ fn agreement<B: Backend, O: Backend>(be: &B, oracle: &O) {
     }
     report.push(("conv", worst));
 
+    let mut worst = 0.0f64;
+    for &(len, y_off, x_off, n, alpha, beta) in &[
+        (1usize, 0usize, 0usize, 1usize, 1.0f32, 0.0f32),
+        (100, 3, 17, 80, -0.5, 1.0),
+        (5000, 40, 0, 4900, 2.0, 0.5),
+        (10, 4, 2, 0, 1.0, 1.0),
+    ] {
+        // β = 0 must ignore y entirely, even NaN.
+        let y = if beta == 0.0 { vec![f32::NAN; len] } else { randv(&mut rng, len, 1.0) };
+        let x = randv(&mut rng, len, 1.0);
+        let case = format!("axpby len={len} y_off={y_off} x_off={x_off} n={n} α={alpha} β={beta}");
+        worst =
+            worst.max(compare(be, oracle, case, |r| r.axpby(&y, &x, y_off, x_off, alpha, beta, n)));
+    }
+    report.push(("axpby/fill", worst));
+
+    let mut worst = 0.0f64;
+    for &(rows, d, alphabet) in
+        &[(1usize, 1usize, 256usize), (37, 5, 4), (300, 40, 256), (64, 300, 3)]
+    {
+        let table = randv(&mut rng, VOCAB * d, 1.0);
+        let dx = randv(&mut rng, rows * d, 1.0);
+        let dt0 = randv(&mut rng, VOCAB * d, 1.0);
+        // A small alphabet makes many rows share a token (the scatter-add's conflicts).
+        let tokens: Vec<u8> = (0..rows).map(|_| rng.below(alphabet as u64) as u8).collect();
+        let case = format!("embed rows={rows} d={d} alphabet={alphabet}");
+        worst = worst.max(compare(be, oracle, case, |r| r.embed(&table, &dx, &dt0, &tokens, d)));
+    }
+    report.push(("embed", worst));
+
+    let mut worst = 0.0f64;
+    for &(rows, s, spread) in
+        &[(1usize, 1usize, 1.0f64), (9, 3, 2.0), (70, 64, 3.0), (5, 300, 20.0)]
+    {
+        let x = randv(&mut rng, rows * s, spread);
+        let dalpha = randv(&mut rng, rows * s, 1.0);
+        for scale in [1.0f32, 0.125] {
+            let case = format!("softmax rows={rows} s={s} spread={spread} scale={scale}");
+            worst =
+                worst.max(compare(be, oracle, case, |r| r.softmax(&x, &dalpha, rows, s, scale)));
+        }
+    }
+    report.push(("softmax", worst));
+
+    let mut worst = 0.0f64;
+    for &(sizes, slots) in &[(&[1usize][..], 1usize), (&[7, 300, 1], 4), (&[100_000, 3, 4097], 256)]
+    {
+        let xs: Vec<Vec<f32>> = sizes.iter().map(|&n| randv(&mut rng, n, 1.0)).collect();
+        let case = format!("sum_squares sizes={sizes:?} slots={slots}");
+        worst = worst.max(compare(be, oracle, case, |r| r.sum_squares(&xs, slots)));
+    }
+    report.push(("sum_squares", worst));
+
+    let mut worst = 0.0f64;
+    for &(d, steps) in &[(1usize, 1usize), (5, 7), (300, 3)] {
+        let h = randv(&mut rng, d, 1.0);
+        let zhs: Vec<Vec<f32>> = (0..steps).map(|_| randv(&mut rng, 2 * d, 2.0)).collect();
+        let case = format!("scan_step d={d} steps={steps}");
+        worst = worst.max(compare(be, oracle, case, |r| r.scan_step(&h, &zhs, d)));
+    }
+    report.push(("scan_step", worst));
+
     println!("{} vs {}:", be.name(), oracle.name());
     for (op, w) in report {
         println!("  {op:<14} worst relative error {w:.2e}");
@@ -817,6 +1056,23 @@ fn rejects_bad_shapes<B: Backend>(be: &B) {
     shape(be.conv_forward(&mut cc, &u, &w, 1, 3, 2, 3), "conv short weff");
     let mut dw = z(6);
     shape(be.conv_backward(&mut cc, &mut dw, &u, &u, &w, 1, 3, 2, 3), "conv_backward short weff");
+    let (mut y, x) = (z(5), z(5));
+    shape(be.axpby(&mut y, 2, 1.0, &x, 0, 1.0, 4), "axpby y range outside");
+    shape(be.axpby(&mut y, 0, 1.0, &x, 3, 1.0, 3), "axpby x range outside");
+    shape(be.axpby(&mut y, usize::MAX, 1.0, &x, 0, 1.0, 2), "axpby overflow");
+    let (mut xe, table) = (z(6), z(VOCAB * 3 - 1));
+    let tk = be.upload_tokens(&[1, 2]).unwrap();
+    shape(be.embed_forward(&mut xe, &table, &tk, 2, 3), "embed short table");
+    shape(be.embed_forward(&mut xe, &z(VOCAB * 3), &tk, 3, 2), "embed short tokens");
+    let mut dt = z(VOCAB * 3);
+    shape(be.embed_backward(&mut dt, &z(5), &tk, 2, 3), "embed_backward short dx");
+    let mut sm = z(5);
+    shape(be.softmax_forward(&mut sm, 2, 3), "softmax short x");
+    shape(be.softmax_forward(&mut sm, 2, 0), "softmax zero width");
+    shape(be.softmax_backward(&mut z(6), &sm, 2, 3, 1.0), "softmax_backward short alpha");
+    shape(be.sum_squares(&mut z(0), &sm), "sum_squares empty accumulator");
+    shape(be.scan_step(&mut z(3), &z(5), 3), "scan_step short zh");
+    shape(be.scan_step(&mut z(2), &z(6), 3), "scan_step short h");
 }
 
 #[test]
@@ -949,6 +1205,32 @@ fn cpu_backward_ops_match_finite_differences() {
     be.conv_backward(&mut du, &mut dw, &proj, &u, &weff, windows, t_len, d, kmax).unwrap();
     check_grad("conv.u", &|u| dot(&fwd(u, &weff), &proj), &u, &du);
     check_grad("conv.weff", &|w| dot(&fwd(&u, w), &proj), &weff, &dw);
+
+    // Softmax: L = Σ proj ⊙ softmax(x) with the backward's score scale 1.
+    let (rows, s) = (3, 5);
+    let x = randv(&mut rng, rows * s, 1.0);
+    let proj = randv(&mut rng, rows * s, 1.0);
+    let fwd = |x: &[f32]| {
+        let mut a = x.to_vec();
+        be.softmax_forward(&mut a, rows, s).unwrap();
+        a
+    };
+    let mut ds = proj.clone();
+    be.softmax_backward(&mut ds, &fwd(&x), rows, s, 1.0).unwrap();
+    check_grad("softmax.x", &|x| dot(&fwd(x), &proj), &x, &ds);
+
+    // Embedding: L = Σ proj ⊙ x(table), with repeated tokens.
+    let (d, tokens) = (3, vec![5u8, 9, 5, 200, 9, 5]);
+    let table = randv(&mut rng, VOCAB * d, 1.0);
+    let proj = randv(&mut rng, tokens.len() * d, 1.0);
+    let fwd = |t: &[f32]| {
+        let mut x = vec![0.0; tokens.len() * d];
+        be.embed_forward(&mut x, &t.to_vec(), &tokens, tokens.len(), d).unwrap();
+        x
+    };
+    let mut dt = vec![0.0; table.len()];
+    be.embed_backward(&mut dt, &proj, &tokens, tokens.len(), d).unwrap();
+    check_grad("embed.table", &|t| dot(&fwd(t), &proj), &table, &dt);
 }
 
 // ---------------------------------------------------------------------------------------------

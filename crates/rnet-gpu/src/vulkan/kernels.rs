@@ -16,9 +16,13 @@ const CROSS_ENTROPY: &str = include_str!("../wgsl/cross_entropy.wgsl");
 const ADAMW: &str = include_str!("../wgsl/adamw.wgsl");
 const SCAN: &str = include_str!("../wgsl/scan.wgsl");
 const CONV: &str = include_str!("../wgsl/conv.wgsl");
+const ELEMENTWISE: &str = include_str!("../wgsl/elementwise.wgsl");
+const EMBED: &str = include_str!("../wgsl/embed.wgsl");
+const SOFTMAX: &str = include_str!("../wgsl/softmax.wgsl");
+const SUM_SQUARES: &str = include_str!("../wgsl/sum_squares.wgsl");
 
 /// The kernel files: name, whether the workgroup reductions are prepended, source, entry points.
-pub(super) const FILES: [(&str, bool, &str, &[&str]); 7] = [
+pub(super) const FILES: [(&str, bool, &str, &[&str]); 11] = [
     ("matmul", false, MATMUL, &["matmul"]),
     ("rmsnorm", true, RMSNORM, &["rmsnorm_fwd", "rmsnorm_bwd_dx", "rmsnorm_bwd_dgamma"]),
     ("swiglu", false, SWIGLU, &["swiglu_fwd", "swiglu_bwd"]),
@@ -26,6 +30,10 @@ pub(super) const FILES: [(&str, bool, &str, &[&str]); 7] = [
     ("adamw", false, ADAMW, &["adamw"]),
     ("scan", false, SCAN, &["scan_chunks", "scan_carry", "scan_fix", "scan_bwd"]),
     ("conv", false, CONV, &["conv_fwd", "conv_bwd_du", "conv_bwd_dw"]),
+    ("elementwise", false, ELEMENTWISE, &["fill", "axpby", "scan_step"]),
+    ("embed", false, EMBED, &["embed_fwd", "embed_bwd"]),
+    ("softmax", true, SOFTMAX, &["softmax_fwd", "softmax_bwd"]),
+    ("sum_squares", true, SUM_SQUARES, &["sum_squares"]),
 ];
 
 /// The full WGSL source of kernel file `file` (helpers prepended).
@@ -55,6 +63,14 @@ pub(super) struct Kernels {
     pub(super) conv_fwd: wgpu::ComputePipeline,
     pub(super) conv_bwd_du: wgpu::ComputePipeline,
     pub(super) conv_bwd_dw: wgpu::ComputePipeline,
+    pub(super) fill: wgpu::ComputePipeline,
+    pub(super) axpby: wgpu::ComputePipeline,
+    pub(super) scan_step: wgpu::ComputePipeline,
+    pub(super) embed_fwd: wgpu::ComputePipeline,
+    pub(super) embed_bwd: wgpu::ComputePipeline,
+    pub(super) softmax_fwd: wgpu::ComputePipeline,
+    pub(super) softmax_bwd: wgpu::ComputePipeline,
+    pub(super) sum_squares: wgpu::ComputePipeline,
 }
 
 impl Kernels {
@@ -111,6 +127,14 @@ impl Kernels {
             conv_fwd: next()?,
             conv_bwd_du: next()?,
             conv_bwd_dw: next()?,
+            fill: next()?,
+            axpby: next()?,
+            scan_step: next()?,
+            embed_fwd: next()?,
+            embed_bwd: next()?,
+            softmax_fwd: next()?,
+            softmax_bwd: next()?,
+            sum_squares: next()?,
         })
     }
 }

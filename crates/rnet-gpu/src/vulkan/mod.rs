@@ -18,8 +18,8 @@ use std::ops::Range;
 pub use device::VulkanBuffer;
 
 use crate::{
-    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_lens,
-    check_width, product,
+    AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
+    check_lens, check_width, product,
 };
 use device::Gpu;
 use kernels::Kernels;
@@ -30,6 +30,8 @@ const WG: usize = 256;
 const TILE: usize = 64;
 /// Columns one workgroup of the column reductions covers.
 const COLS: usize = 32;
+/// Most workgroups (accumulator slots) one `sum_squares` dispatch uses.
+const SUM_GROUPS: usize = 1024;
 
 /// A Vulkan device behind the [`Backend`] interface. Buffers are `wgpu` storage buffers; all work is
 /// submitted to one queue, so operations run in the order they are called.
@@ -90,7 +92,7 @@ impl VulkanBackend {
     }
 
     /// The entry points [`VulkanBackend::validate_kernels`] must find, one per compute pipeline.
-    pub const KERNEL_NAMES: [&'static str; 15] = [
+    pub const KERNEL_NAMES: [&'static str; 23] = [
         "matmul",
         "rmsnorm_fwd",
         "rmsnorm_bwd_dx",
@@ -106,6 +108,14 @@ impl VulkanBackend {
         "conv_fwd",
         "conv_bwd_du",
         "conv_bwd_dw",
+        "fill",
+        "axpby",
+        "scan_step",
+        "embed_fwd",
+        "embed_bwd",
+        "softmax_fwd",
+        "softmax_bwd",
+        "sum_squares",
     ];
 
     /// One workgroup per row (or per element group), laid out on a two-dimensional grid.
@@ -573,5 +583,189 @@ impl Backend for VulkanBackend {
             )?;
         }
         Ok(())
+    }
+
+    fn fill(&self, y: &mut VulkanBuffer<f32>, value: f32) -> Result<(), BackendError> {
+        let op = "fill";
+        let n = y.len();
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.fill,
+            &[word(op, n)?, 0, 0, 0, 0, 0, bits(value)],
+            &[(1, &y.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn axpby(
+        &self,
+        y: &mut VulkanBuffer<f32>,
+        y_off: usize,
+        alpha: f32,
+        x: &VulkanBuffer<f32>,
+        x_off: usize,
+        beta: f32,
+        n: usize,
+    ) -> Result<(), BackendError> {
+        let op = "axpby";
+        check_axpby(y.len(), y_off, x.len(), x_off, n)?;
+        word(op, y_off + n)?;
+        word(op, x_off + n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.axpby,
+            &[word(op, n)?, word(op, y_off)?, word(op, x_off)?, 0, bits(alpha), bits(beta)],
+            &[(1, &y.buf), (2, &x.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn embed_forward(
+        &self,
+        x: &mut VulkanBuffer<f32>,
+        table: &VulkanBuffer<f32>,
+        tokens: &VulkanBuffer<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_forward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
+        )?;
+        word(op, n)?;
+        word(op, nt)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.embed_fwd,
+            &[word(op, rows)?, word(op, d)?],
+            &[(1, &x.buf), (2, &table.buf), (3, &tokens.buf)],
+            self.grid(op, n.div_ceil(WG))?,
+        )
+    }
+
+    fn embed_backward(
+        &self,
+        dtable: &mut VulkanBuffer<f32>,
+        dx: &VulkanBuffer<f32>,
+        tokens: &VulkanBuffer<u8>,
+        rows: usize,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "embed_backward";
+        check_width(op, "d", d)?;
+        let n = product(op, &[rows, d])?;
+        let nt = product(op, &[VOCAB, d])?;
+        check_lens(
+            op,
+            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
+        )?;
+        word(op, n)?;
+        word(op, nt)?;
+        if n == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.embed_bwd,
+            &[word(op, rows)?, word(op, d)?],
+            &[(4, &dtable.buf), (5, &dx.buf), (3, &tokens.buf)],
+            (VOCAB as u32, 1, 1),
+        )
+    }
+
+    fn softmax_forward(
+        &self,
+        x: &mut VulkanBuffer<f32>,
+        rows: usize,
+        s: usize,
+    ) -> Result<(), BackendError> {
+        let op = "softmax_forward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("x", x.len(), n)])?;
+        word(op, n)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.softmax_fwd,
+            &[word(op, rows)?, word(op, s)?, bits(1.0)],
+            &[(1, &x.buf)],
+            self.grid(op, rows)?,
+        )
+    }
+
+    fn softmax_backward(
+        &self,
+        dalpha: &mut VulkanBuffer<f32>,
+        alpha: &VulkanBuffer<f32>,
+        rows: usize,
+        s: usize,
+        scale: f32,
+    ) -> Result<(), BackendError> {
+        let op = "softmax_backward";
+        check_width(op, "s", s)?;
+        let n = product(op, &[rows, s])?;
+        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        word(op, n)?;
+        if rows == 0 {
+            return Ok(());
+        }
+        self.gpu.dispatch(
+            &self.k.softmax_bwd,
+            &[word(op, rows)?, word(op, s)?, bits(scale)],
+            &[(1, &dalpha.buf), (2, &alpha.buf)],
+            self.grid(op, rows)?,
+        )
+    }
+
+    fn sum_squares(
+        &self,
+        acc: &mut VulkanBuffer<f32>,
+        x: &VulkanBuffer<f32>,
+    ) -> Result<(), BackendError> {
+        let op = "sum_squares";
+        check_lens(op, &[("acc", acc.len(), 1)])?;
+        let n = x.len();
+        word(op, n)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let groups = n.div_ceil(WG).min(acc.len()).min(SUM_GROUPS);
+        self.gpu.dispatch(
+            &self.k.sum_squares,
+            &[word(op, n)?, word(op, groups)?],
+            &[(1, &acc.buf), (2, &x.buf)],
+            (groups as u32, 1, 1),
+        )
+    }
+
+    fn scan_step(
+        &self,
+        h: &mut VulkanBuffer<f32>,
+        zh: &VulkanBuffer<f32>,
+        d: usize,
+    ) -> Result<(), BackendError> {
+        let op = "scan_step";
+        check_width(op, "d", d)?;
+        let d2 = product(op, &[d, 2])?;
+        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        word(op, d2)?;
+        self.gpu.dispatch(
+            &self.k.scan_step,
+            // The uniform is the whole 32-byte `Params` of elementwise.wgsl.
+            &[word(op, d)?, 0, 0, 0, 0, 0, 0, 0],
+            &[(1, &h.buf), (2, &zh.buf)],
+            self.grid(op, d.div_ceil(WG))?,
+        )
     }
 }
