@@ -88,6 +88,10 @@ enum Command {
     /// Serve a checkpoint over the OpenAI-compatible HTTP API (/v1/models, /v1/completions,
     /// /v1/chat/completions).
     Serve(commands::generate::ServeArgs),
+    /// Reference outputs of the evaluator and the training engine for external trainers'
+    /// agreement tests (contrib/pytorch): logits, losses, gradient, a short run.
+    #[command(hide = true)]
+    DevReference(commands::dev::DevReferenceArgs),
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -110,6 +114,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run_generate(args),
         Command::Chat(args) => generate::run_chat(args),
         Command::Serve(args) => generate::run_serve(args),
+        Command::DevReference(args) => dev::run(args),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod checkpoint;
 pub mod decode;
+pub mod dev;
 pub mod generate;
 pub mod hash;
 pub mod keys;
