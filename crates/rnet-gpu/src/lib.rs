@@ -35,16 +35,20 @@ use thiserror::Error;
 mod cpu;
 #[cfg(feature = "cuda")]
 mod cuda;
+pub mod device;
+mod dynamic;
 pub mod model;
 
 pub use cpu::CpuBackend;
 #[cfg(feature = "cuda")]
 pub use cuda::{CudaBackend, CudaBuffer};
+pub use device::{Device, DeviceError, DeviceParseError, OpenDevice};
+pub use dynamic::{DynDecoder, DynTrainer};
 pub use model::{DeviceDecoder, DeviceTrainer, EngineError};
 #[cfg(feature = "vulkan")]
 mod vulkan;
 #[cfg(feature = "vulkan")]
-pub use vulkan::{VulkanBackend, VulkanBuffer};
+pub use vulkan::{VulkanAdapter, VulkanBackend, VulkanBuffer};
 
 /// Size of the byte-level vocabulary: every cross-entropy row has this many logits.
 pub const VOCAB: usize = rnet_model::VOCAB;

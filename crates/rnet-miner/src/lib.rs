@@ -16,11 +16,17 @@
 //! way and runs the command again from those weights until the requirement is met
 //! ([`external_trainer`]).
 //!
+//! With a device ([`Miner::with_device`], `rnet-miner -device=cuda|vulkan|auto`) the in-process
+//! training steps run on that device through `rnet_gpu` (full-rank updates only); the weights are
+//! copied back after each round and judged by the canonical CPU evaluator exactly as CPU-trained
+//! ones, so only an accepted model is ever submitted.
+//!
 //! The miner key lives in a file (`miner.key`, hex, mode 0600), created on first use by
 //! [`load_or_create_key`]. The `rnet-miner` binary mines against a node over JSON-RPC
 //! (`getblocktemplate`, `getcheckpointchunk`, `submitcheckpoint` / `uploadcheckpointpart`,
 //! `submitblock`).
 
+mod engine;
 pub mod external_trainer;
 pub mod template;
 
@@ -55,7 +61,9 @@ use rnet_training::{
 };
 use thiserror::Error;
 
+use engine::Engine;
 pub use external_trainer::{ExternalTrainer, TrainerError, TrainerFailure};
+pub use rnet_gpu::{Device, DeviceError, DeviceParseError};
 pub use template::{TemplateError, job_from_template};
 
 /// File name of the miner key inside a data directory.
@@ -151,6 +159,23 @@ pub enum MineError {
     /// The exchange with the external trainer failed before any run (e.g. writing the data file).
     #[error("external trainer: {0}")]
     Trainer(#[from] TrainerError),
+    /// The selected training device could not be opened (not built in, missing, failed).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// The device training engine failed.
+    #[error("device training: {0}")]
+    DeviceEngine(#[from] rnet_gpu::EngineError),
+    /// Device training trains every weight, so it cannot make a low-rank update.
+    #[error(
+        "device {device} trains full-rank updates only, but this block needs -rank={rank}; mine \
+         with -device=cpu, or -rank=full where a full update fits max_update_bytes"
+    )]
+    DeviceNeedsFull {
+        /// The training device.
+        device: Device,
+        /// The update kind the block needs (resolved).
+        rank: UpdateRank,
+    },
 }
 
 impl MineError {
@@ -522,6 +547,9 @@ pub struct Miner {
     pub rank: UpdateRank,
     /// Train with this outside program instead of in-process (default `None`).
     pub external: Option<ExternalTrainer>,
+    /// Where in-process training runs (default [`Device::Cpu`], the CPU engine); set with
+    /// [`Miner::with_device`], which resolves `auto`. Ignored with [`Miner::external`].
+    pub device: Device,
 }
 
 impl Miner {
@@ -547,7 +575,18 @@ impl Miner {
             attempts: 3,
             rank: UpdateRank::Auto,
             external: None,
+            device: Device::Cpu,
         }
+    }
+
+    /// The same miner training on `device`: opens it once to check it (and to resolve
+    /// [`Device::Auto`] to the device it picks, which [`Miner::device`] then names so callers can
+    /// log it), and opens it again for every attempt. A device that is not built in, missing or
+    /// broken is [`MineError::Device`] — never a silent CPU fallback. Devices train full-rank
+    /// updates only: a block that needs a low rank fails with [`MineError::DeviceNeedsFull`].
+    pub fn with_device(mut self, device: Device) -> Result<Self, MineError> {
+        self.device = device.resolve()?;
+        Ok(self)
     }
 
     /// The same miner training with `trainer` (module docs of [`external_trainer`]).
@@ -599,6 +638,9 @@ impl Miner {
         // A low rank adapts as many matrices as fit (all of them until the model outgrows
         // max_update_bytes, then a rotating subset); a full update must fit whole.
         let targets = match rank {
+            UpdateRank::LowRank(_) if self.device != Device::Cpu => {
+                return Err(MineError::DeviceNeedsFull { device: self.device, rank });
+            }
             UpdateRank::LowRank(r) => {
                 let targets = low_rank_targets(grown.config(), r, u64::from(job.height), max);
                 if targets.is_empty() {
@@ -750,10 +792,24 @@ impl Miner {
                     tensors: targets.to_vec(),
                     ..LowRankConfig::default()
                 };
-                Trainer::new_low_rank(params, config.clone(), train, low_rank)?
+                Engine::Cpu(Box::new(Trainer::new_low_rank(
+                    params,
+                    config.clone(),
+                    train,
+                    low_rank,
+                )?))
+            }
+            UpdateRank::Auto | UpdateRank::Full if self.device == Device::Cpu => {
+                Engine::Cpu(Box::new(Trainer::new(params, config.clone(), train, None)?))
             }
             UpdateRank::Auto | UpdateRank::Full => {
-                Trainer::new(params, config.clone(), train, None)?
+                let device = self.device.open()?;
+                tracing::debug!(
+                    "block {} attempt {attempt}: training on {}",
+                    job.height,
+                    device.name()
+                );
+                Engine::Device(Box::new(device.trainer(&params, config.clone(), train, None)?))
             }
         };
         let bar = if control.progress {
@@ -784,9 +840,10 @@ impl Miner {
             // Fix the weights as an update; the block's model is that update applied to the
             // grown parent (bit for bit what validators derive), then learn the sample it draws.
             let update = match rank {
-                UpdateRank::LowRank(_) => trainer.to_update()?,
+                UpdateRank::LowRank(_) => trainer.to_update(rank)?,
                 UpdateRank::Auto | UpdateRank::Full => {
-                    let trained = Model::from_parts(config.clone(), trainer.params().to_vec())?;
+                    // From a device, this copies the weights back to the host.
+                    let trained = Model::from_parts(config.clone(), trainer.params()?)?;
                     // `Checkpoint::new` flushes subnormals, so the replacement values load.
                     let trained = Checkpoint::new(height, trained);
                     ModelUpdate::replacing_changed(grown, &trained.model)?

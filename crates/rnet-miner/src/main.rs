@@ -5,7 +5,8 @@
 //! training text) → upload the block's model update (`submitcheckpoint`, or
 //! `uploadcheckpointpart` in 1 MiB parts above 1 MiB) → `submitblock`; `-blocks=N` stops after N
 //! accepted blocks. With `-trainer-cmd=…` an external program trains instead (see
-//! `rnet_miner::external_trainer` and docs/training.md, "External trainers").
+//! `rnet_miner::external_trainer` and docs/training.md, "External trainers"). With
+//! `-device=cuda|vulkan|auto` the in-process training runs on that device (`Miner::with_device`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 use rnet_consensus::ChainParams;
 use rnet_miner::{
-    ExternalTrainer, MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank,
+    Device, ExternalTrainer, MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank,
     job_from_template, key_script_pubkey, load_or_create_key, loss_bits, loss_nats,
 };
 use rnet_model::Checkpoint;
@@ -39,6 +40,11 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
   -rank=auto|full|N   the block's model update: full = replace every changed tensor, N = train
                       rank-N adapters on the matrices (1..=the network's max_rank, 128), auto
                       (default) = full when a full replacement fits max_update_bytes, else 16
+  -device=DEV         where in-process training runs: cpu (default, the CPU engine), cuda[:N],
+                      vulkan[:N], metal or auto (CUDA, else a hardware Vulkan GPU, else cpu);
+                      full-rank updates only on a device; each candidate is still judged by the
+                      canonical CPU evaluator before it is submitted. cuda and vulkan need the
+                      binary built with --features cuda / vulkan; a missing device is an error
   -trainer-cmd=CMD    train with an external program instead of in-process: each run the miner
                       writes the grown tip model to {input} (safetensors), runs `sh -c CMD` with
                       {input}, {output}, {data} and {steps} substituted, and imports {output}
@@ -60,6 +66,7 @@ struct Args {
     address: Option<String>,
     blocks: Option<u64>,
     rank: UpdateRank,
+    device: Device,
     progress: bool,
     trainer_cmd: Option<String>,
     trainer_steps: Option<u64>,
@@ -79,6 +86,7 @@ fn parse_args() -> Result<Option<Args>> {
         address: None,
         blocks: None,
         rank: UpdateRank::Auto,
+        device: Device::Cpu,
         progress: true,
         trainer_cmd: None,
         trainer_steps: None,
@@ -107,6 +115,7 @@ fn parse_args() -> Result<Option<Args>> {
                 | "address"
                 | "blocks"
                 | "rank"
+                | "device"
                 | "trainer-cmd"
                 | "trainer-steps"
                 | "trainer-timeout"
@@ -140,6 +149,7 @@ fn parse_args() -> Result<Option<Args>> {
             "address" => a.address = Some(val()?),
             "blocks" => a.blocks = Some(val()?.parse().context("invalid -blocks")?),
             "rank" => a.rank = val()?.parse().context("invalid -rank")?,
+            "device" => a.device = val()?.parse().context("invalid -device")?,
             "trainer-cmd" => a.trainer_cmd = Some(val()?),
             "trainer-steps" => {
                 a.trainer_steps = Some(val()?.parse().context("invalid -trainer-steps")?)
@@ -241,6 +251,13 @@ fn run() -> Result<()> {
         None => TrainingData::Bundled,
     };
     let mut miner = Miner::new(params, key, data).with_rank(args.rank).context("invalid -rank")?;
+    if args.device != Device::Cpu {
+        if args.trainer_cmd.is_some() {
+            bail!("-device trains in-process; it cannot be combined with -trainer-cmd");
+        }
+        miner = miner.with_device(args.device)?;
+        tracing::info!("training on device {} (-device={})", miner.device, args.device);
+    }
     match &args.trainer_cmd {
         Some(command) => {
             if matches!(args.rank, UpdateRank::LowRank(_)) {

@@ -57,3 +57,35 @@ fn trainer_flags_are_checked_before_mining() {
     let err = run(&["-trainer-cmd=true", "-trainer-timeout=0"]);
     assert!(err.contains("-trainer-timeout must be at least 1 second"), "{err}");
 }
+
+#[test]
+fn device_flag_is_checked_before_mining() {
+    let out = Command::new(MINER).arg("-help").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("-device=DEV"));
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1"];
+        args.extend_from_slice(extra);
+        let out = Command::new(MINER).args(&args).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run(&["-device=gpu"]);
+    assert!(err.contains("invalid -device: unknown device \"gpu\""), "{err}");
+    let err = run(&["-device=metal"]);
+    assert_eq!(err.trim_end(), "error: device metal: not built with Metal support");
+    #[cfg(not(feature = "cuda"))]
+    {
+        let err = run(&["-device=cuda"]);
+        assert_eq!(
+            err.trim_end(),
+            "error: device cuda:0: not built with CUDA support (rebuild with --features cuda)"
+        );
+    }
+    // (Mesa's lavapipe may print its own notices on stderr first.)
+    let err = run(&["-device=vulkan:1000"]);
+    let ours: Vec<&str> = err.lines().filter(|l| l.starts_with("error: device")).collect();
+    assert_eq!(ours.len(), 1, "{err}");
+    assert!(ours[0].starts_with("error: device vulkan:1000"), "{err}");
+}

@@ -78,6 +78,25 @@ fn adapter(ordinal: usize) -> Result<wgpu::Adapter, BackendError> {
     Ok(adapters.swap_remove(ordinal))
 }
 
+/// Every Vulkan adapter this machine offers, in the loader's order: its description and whether it
+/// is a CPU (software) implementation. Empty without a Vulkan loader or driver.
+pub(super) fn adapter_infos() -> Vec<(String, bool)> {
+    let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::VULKAN,
+        flags: wgpu::InstanceFlags::empty(),
+        ..Default::default()
+    });
+    instance
+        .enumerate_adapters(wgpu::Backends::VULKAN)
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let name = format!("{} ({:?}, {})", info.name, info.device_type, info.driver);
+            (name, info.device_type == wgpu::DeviceType::Cpu)
+        })
+        .collect()
+}
+
 impl Gpu {
     /// Opens Vulkan adapter `ordinal` with the adapter's own limits (so large buffers can be bound).
     pub(super) fn open(ordinal: usize) -> Result<Self, BackendError> {

@@ -55,7 +55,28 @@ fn word(op: &'static str, n: usize) -> Result<u32, BackendError> {
     })
 }
 
+/// One Vulkan adapter of this machine (see [`VulkanBackend::adapters`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VulkanAdapter {
+    /// Its ordinal, as [`VulkanBackend::new`] takes it.
+    pub ordinal: usize,
+    /// Name, device type and driver, for logs.
+    pub name: String,
+    /// A CPU implementation (a software rasteriser such as Mesa's lavapipe), not a GPU.
+    pub software: bool,
+}
+
 impl VulkanBackend {
+    /// The Vulkan adapters this machine offers, in ordinal order, without opening any (empty
+    /// without a Vulkan loader or driver). `Device::Auto` uses it to skip software rasterisers.
+    pub fn adapters() -> Vec<VulkanAdapter> {
+        device::adapter_infos()
+            .into_iter()
+            .enumerate()
+            .map(|(ordinal, (name, software))| VulkanAdapter { ordinal, name, software })
+            .collect()
+    }
+
     /// Opens Vulkan adapter `ordinal` (in the loader's order; 0 is the first) and compiles the
     /// kernels. Fails with [`BackendError::NoAdapter`] when there is no such adapter — in
     /// particular on a machine without a Vulkan loader or driver — and [`BackendError::Vulkan`]

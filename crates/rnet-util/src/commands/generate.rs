@@ -132,6 +132,11 @@ pub struct ServeArgs {
     /// Generations running at once (default: the number of cores).
     #[arg(long)]
     max_sessions: Option<usize>,
+    /// Decoding device. The HTTP server decodes with the CPU inference engine only, so this is
+    /// cpu (default) or auto (which serves on the CPU and says so); naming a GPU is an error,
+    /// never a silent CPU run.
+    #[arg(long, default_value = "cpu")]
+    device: rnet_gpu::Device,
 }
 
 fn engine(args: &ModelArgs) -> anyhow::Result<(Engine, u64)> {
@@ -264,6 +269,16 @@ fn chat_loop(
 
 /// Runs `rnet-util serve` until Ctrl-C.
 pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    match args.device {
+        rnet_gpu::Device::Cpu => {}
+        rnet_gpu::Device::Auto => {
+            eprintln!("--device auto: serving on cpu (the server decodes with the CPU engine only)")
+        }
+        other => bail!(
+            "--device {other}: the server decodes with the CPU inference engine only; device \
+             decoding (rnet_gpu::DeviceDecoder) is not wired into it yet"
+        ),
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,6 +1,9 @@
 //! `train`: grow a checkpoint to the next height's shape, train it with the CPU engine, and report
 //! the canonical loss of the result on the held-out benchmark slice. With `--rank R` it trains
-//! low-rank adapters instead and also writes the model update (protocol Part III §5.2).
+//! low-rank adapters instead and also writes the model update (protocol Part III §5.2). With
+//! `--device cuda|vulkan|auto` the (full-rank) training steps run on that device through
+//! `rnet_gpu` — same schedule, batches and optimizer-state file — and the weights come back for the
+//! canonical evaluation.
 
 use super::checkpoint::load;
 use super::keys::write_new;
@@ -8,6 +11,7 @@ use super::print_json;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use rnet_gpu::Device;
 use rnet_model::{
     Checkpoint, Model, ModelNetwork, UpdateLimits, apply, benchmark_slice, evaluate, grow,
     training_text,
@@ -18,6 +22,7 @@ use rnet_training::{
 };
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Arguments of `rnet-util train`.
 #[derive(Args)]
@@ -77,6 +82,11 @@ pub struct TrainArgs {
     /// replacement entries. Default: frozen.
     #[arg(long, value_enum)]
     other: Option<Other>,
+    /// Where the training steps run: cpu (the CPU engine), cuda[:N], vulkan[:N], metal or auto
+    /// (CUDA, else a hardware Vulkan GPU, else cpu). Full-rank training only. cuda and vulkan
+    /// need rnet-util built with `--features cuda` / `vulkan`; a missing device is an error.
+    #[arg(long, default_value = "cpu")]
+    device: Device,
 }
 
 /// `--other`: the tensors without an adapter.
@@ -109,6 +119,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 bail!("{flag} needs --rank R with R >= 1 (low-rank training)");
             }
         }
+    }
+    if args.rank > 0 && args.device != Device::Cpu {
+        bail!("--device {}: device training is full-rank only (drop --rank)", args.device);
     }
     if args.alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
         bail!("--alpha must be a positive number");
@@ -188,8 +201,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         ..TrainConfig::default()
     };
     let (_, params) = model.into_parts();
-    let mut trainer = Trainer::new(params, config.clone(), train, state)?;
-
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(args.steps) };
     bar.set_style(
         ProgressStyle::with_template(
@@ -197,18 +208,33 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         )
         .expect("static template"),
     );
-    let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
-    let summary = trainer.run(&source, &options, |progress| {
-        bar.set_position(progress.step);
-        bar.set_message(format!(
-            "{:.4} nats/byte  {:.0} bytes/s",
-            progress.stats.loss, progress.bytes_per_sec
-        ));
-        ControlFlow::Continue(())
-    })?;
+    let run = if args.device == Device::Cpu {
+        let mut trainer = Trainer::new(params, config.clone(), train, state)?;
+        let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
+        let summary = trainer.run(&source, &options, |progress| {
+            bar.set_position(progress.step);
+            bar.set_message(format!(
+                "{:.4} nats/byte  {:.0} bytes/s",
+                progress.stats.loss, progress.bytes_per_sec
+            ));
+            ControlFlow::Continue(())
+        })?;
+        let (params, state) = trainer.into_parts();
+        let secs = summary.elapsed.as_secs_f64();
+        TrainRun {
+            params,
+            state,
+            steps: summary.steps,
+            bytes: summary.bytes,
+            secs,
+            last_loss: summary.last_loss,
+            device: Device::Cpu,
+        }
+    } else {
+        train_on_device(args.device, &params, &config, train, state, &source, args.steps, &bar)?
+    };
     bar.finish_and_clear();
-
-    let (params, state) = trainer.into_parts();
+    let TrainRun { params, state, steps, bytes, secs, last_loss, device } = run;
     let model = rnet_model::Model::from_parts(config.clone(), params)?;
     if !model.is_finite() {
         bail!("training diverged (non-finite weights); try a smaller --lr");
@@ -223,10 +249,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "height": height,
         "d_model": config.d_model,
         "n_layers": config.n_layers,
-        "steps": summary.steps,
+        "steps": steps,
         "optimizer_step": state.step,
-        "train_bytes_per_sec": summary.bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9),
-        "last_train_loss": summary.last_loss,
+        "device": device.to_string(),
+        "train_bytes_per_sec": bytes as f64 / secs.max(1e-9),
+        "last_train_loss": last_loss,
         "benchmark_loss": result.val_loss_micronats,
         "nats_per_byte": result.mean_nats,
         "bits_per_byte": result.bits_per_byte(),
@@ -234,6 +261,56 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         "out": args.out.display().to_string(),
     }));
     Ok(())
+}
+
+/// What a full-rank training run gives back, on either engine.
+struct TrainRun {
+    params: Vec<f32>,
+    state: OptimizerState,
+    steps: u64,
+    bytes: u64,
+    secs: f64,
+    last_loss: Option<f64>,
+    /// The device it ran on (what `auto` picked).
+    device: Device,
+}
+
+/// `train --device D`: `steps` updates on the device with the CPU trainer's batch stream (update `k`
+/// of the optimizer's lifetime uses `source.batch(k, batch)`), then the weights and optimizer state
+/// copied back.
+#[allow(clippy::too_many_arguments)]
+fn train_on_device(
+    device: Device,
+    params: &[f32],
+    config: &rnet_model::ModelConfig,
+    train: TrainConfig,
+    state: Option<OptimizerState>,
+    source: &DataSource,
+    steps: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<TrainRun> {
+    let opened = device.open()?;
+    let device = opened.device();
+    eprintln!("training on {device}: {}", opened.name());
+    let windows = train.batch_windows.max(1);
+    let mut trainer = opened.trainer(params, config.clone(), train, state)?;
+    let start = Instant::now();
+    let (mut bytes, mut last_loss) = (0u64, None);
+    for step in 1..=steps {
+        let batch = source.batch(trainer.global_step(), windows);
+        let stats = trainer.step(&batch)?;
+        bytes += stats.bytes as u64;
+        last_loss = Some(stats.loss);
+        bar.set_position(step);
+        bar.set_message(format!(
+            "{:.4} nats/byte  {:.0} bytes/s",
+            stats.loss,
+            bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+        ));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let (params, state) = trainer.into_parts()?;
+    Ok(TrainRun { params, state, steps, bytes, secs, last_loss, device })
 }
 
 /// `train --rank R`: low-rank training of the grown parent `parent`; writes the update and the
