@@ -28,6 +28,7 @@
 
 mod engine;
 pub mod external_trainer;
+pub mod payout;
 pub mod template;
 
 use std::fmt;
@@ -63,6 +64,7 @@ use thiserror::Error;
 
 use engine::Engine;
 pub use external_trainer::{ExternalTrainer, TrainerError, TrainerFailure};
+pub use payout::{PayoutAddressError, recovery_policy_address};
 pub use rnet_gpu::{Device, DeviceError, DeviceParseError};
 pub use template::{TemplateError, job_from_template};
 

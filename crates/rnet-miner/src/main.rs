@@ -16,10 +16,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use rnet_consensus::ChainParams;
 use rnet_miner::{
     Device, ExternalTrainer, MINER_KEY_FILE, MineControl, Miner, TrainingData, UpdateRank,
-    job_from_template, key_script_pubkey, load_or_create_key, loss_bits, loss_nats,
+    job_from_template, load_or_create_key, loss_bits, loss_nats, recovery_policy_address,
 };
 use rnet_model::Checkpoint;
-use rnet_primitives::{Address, Network};
+use rnet_primitives::Network;
 use rnet_rpc::{Auth, RpcClient, default_datadir, network_datadir};
 use serde_json::{Value, json};
 
@@ -35,7 +35,10 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
   -rpcport=N          node RPC port (default: the network's)
   -rpcuser=U -rpcpassword=P   credentials instead of the cookie
   -data=FILE          training data (default: the bundled training text)
-  -address=ADDR       pay the coinbase to ADDR (default: the miner key's address)
+  -miningaddress=ADDR pay the coinbase to ADDR (old name -address), which must be a
+                      recovery-policy address (a wallet's getnewaddress): bare keys are refused
+  -miningwallet=NAME  pay each block to a fresh address of the node's wallet NAME
+                      (one of the two is required: mined coins must have a recovery path)
   -blocks=N           stop after N accepted blocks (default: run forever)
   -rank=auto|full|N   the block's model update: full = replace every changed tensor, N = train
                       rank-N adapters on the matrices (1..=the network's max_rank, 128), auto
@@ -64,6 +67,7 @@ struct Args {
     password: Option<String>,
     data: Option<PathBuf>,
     address: Option<String>,
+    wallet: Option<String>,
     blocks: Option<u64>,
     rank: UpdateRank,
     device: Device,
@@ -84,6 +88,7 @@ fn parse_args() -> Result<Option<Args>> {
         password: None,
         data: None,
         address: None,
+        wallet: None,
         blocks: None,
         rank: UpdateRank::Auto,
         device: Device::Cpu,
@@ -113,6 +118,8 @@ fn parse_args() -> Result<Option<Args>> {
                 | "rpcpassword"
                 | "data"
                 | "address"
+                | "miningaddress"
+                | "miningwallet"
                 | "blocks"
                 | "rank"
                 | "device"
@@ -146,7 +153,8 @@ fn parse_args() -> Result<Option<Args>> {
             "rpcuser" => a.user = Some(val()?),
             "rpcpassword" => a.password = Some(val()?),
             "data" => a.data = Some(val()?.into()),
-            "address" => a.address = Some(val()?),
+            "address" | "miningaddress" => a.address = Some(val()?),
+            "miningwallet" => a.wallet = Some(val()?),
             "blocks" => a.blocks = Some(val()?.parse().context("invalid -blocks")?),
             "rank" => a.rank = val()?.parse().context("invalid -rank")?,
             "device" => a.device = val()?.parse().context("invalid -device")?,
@@ -238,11 +246,28 @@ fn run() -> Result<()> {
     let port = args.port.unwrap_or(params.rpc_port);
     let client = RpcClient::new(&format!("http://{}:{port}", args.host), auth)?;
     let key = load_or_create_key(&netdir.join(MINER_KEY_FILE))?;
-    let payout = match &args.address {
-        Some(a) => Address::from_str_for(a, args.network)
-            .map_err(|e| anyhow!("invalid -address: {e}"))?
-            .script_pubkey(),
-        None => key_script_pubkey(&key),
+    let payout = match (&args.address, &args.wallet) {
+        (Some(a), None) => recovery_policy_address(a, args.network)?.script_pubkey(),
+        (None, Some(w)) => {
+            let auth = match (&args.user, &args.password) {
+                (Some(u), Some(p)) => Auth::UserPass(u.clone(), p.clone()),
+                _ => Auth::Cookie(netdir.join(rnet_rpc::COOKIE_FILE)),
+            };
+            let url = format!("http://{}:{port}/wallet/{w}", args.host);
+            let address = RpcClient::new(&url, auth)?
+                .call("getnewaddress", json!([]))
+                .with_context(|| format!("-miningwallet={w}: getnewaddress"))?;
+            let address = address.as_str().ok_or_else(|| anyhow!("getnewaddress: not a string"))?;
+            let parsed = recovery_policy_address(address, args.network)?;
+            tracing::info!("mining to {parsed} of wallet {w}");
+            parsed.script_pubkey()
+        }
+        (Some(_), Some(_)) => bail!("give -miningaddress or -miningwallet, not both"),
+        (None, None) => bail!(
+            "a payout is required: -miningwallet=NAME (a wallet of the node) or \
+             -miningaddress=ADDR (a recovery-policy address); mining to a bare key is refused \
+             because those coins could never be recovered"
+        ),
     };
     let data = match &args.data {
         Some(p) => TrainingData::Bytes(Arc::new(

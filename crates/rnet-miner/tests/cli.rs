@@ -5,6 +5,16 @@ use std::process::Command;
 
 const MINER: &str = env!("CARGO_BIN_EXE_rnet-miner");
 
+/// A recovery-policy address of throw-away keys.
+fn policy_address() -> String {
+    use rnet_script::ScriptTemplate;
+    let key = |b: u8| rnet_crypto::SigningKey::from_bytes(&[b; 32]).public_key();
+    rnet_script::Heartbeat::new(key(1), key(2), rnet_script::RelativeLock::Blocks(10))
+        .unwrap()
+        .address(rnet_primitives::Network::Regtest)
+        .to_string()
+}
+
 #[test]
 fn help_and_bad_arguments() {
     let out = Command::new(MINER).arg("-help").output().unwrap();
@@ -17,6 +27,32 @@ fn help_and_bad_arguments() {
     assert!(!out.status.success());
 }
 
+/// Mined coins must have a recovery path: a bare-key address, or no payout at all, is refused
+/// before anything is mined.
+#[test]
+fn a_bare_key_payout_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let datadir = format!("-datadir={}", dir.path().display());
+    let bare =
+        rnet_script::PlainKey::new(rnet_crypto::SigningKey::from_bytes(&[3; 32]).public_key())
+            .address(rnet_primitives::Network::Regtest)
+            .to_string();
+    for (args, needle) in [
+        (vec![format!("-miningaddress={bare}")], "bare-key address"),
+        (vec![format!("-address={bare}")], "bare-key address"),
+        (vec![], "a payout is required"),
+    ] {
+        let out = Command::new(MINER)
+            .args(["-regtest", &datadir, "-rpcport=1", "-blocks=1"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn no_node_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -26,12 +62,14 @@ fn no_node_is_a_clear_error() {
             &format!("-datadir={}", dir.path().display()),
             "-rpcport=1",
             "-blocks=1",
+            &format!("-miningaddress={}", policy_address()),
         ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("error:"), "{err}");
+    assert!(!err.contains("payout"), "the payout was accepted; the node is missing: {err}");
 }
 
 #[test]
@@ -43,8 +81,9 @@ fn trainer_flags_are_checked_before_mining() {
     }
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
+    let payout = format!("-miningaddress={}", policy_address());
     let run = |extra: &[&str]| {
-        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1"];
+        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1", &payout];
         args.extend_from_slice(extra);
         let out = Command::new(MINER).args(&args).output().unwrap();
         assert!(!out.status.success());
@@ -64,8 +103,9 @@ fn device_flag_is_checked_before_mining() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("-device=DEV"));
     let dir = tempfile::tempdir().unwrap();
     let datadir = format!("-datadir={}", dir.path().display());
+    let payout = format!("-miningaddress={}", policy_address());
     let run = |extra: &[&str]| {
-        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1"];
+        let mut args = vec!["-regtest", datadir.as_str(), "-rpcport=1", "-blocks=1", &payout];
         args.extend_from_slice(extra);
         let out = Command::new(MINER).args(&args).output().unwrap();
         assert!(!out.status.success());

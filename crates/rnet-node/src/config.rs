@@ -84,8 +84,22 @@ pub struct Config {
     pub rpc_user_pass: Option<(String, String)>,
     /// Run the in-node miner (`-mine`).
     pub mine: bool,
-    /// Where the in-node miner pays (`-mineaddress`; default: the miner key's address).
-    pub mine_address: Option<String>,
+    /// Where the in-node miner pays (`-miningaddress`, or its old name `-mineaddress`): must be
+    /// a recovery-policy address (`mining_payout`).
+    pub mining_address: Option<String>,
+    /// Where the in-node miner trains (`-device=DEV`: `cpu` (default), `cuda[:N]`,
+    /// `vulkan[:N]`, `metal`, `auto`); candidates are still judged by the CPU evaluator.
+    pub mine_device: rnet_miner::Device,
+    /// The wallet whose fresh addresses the in-node miner pays (`-miningwallet=NAME`).
+    pub mining_wallet: Option<String>,
+    /// Run this command on every new tip, `%s` replaced by the block hash (`-blocknotify`).
+    pub block_notify: Option<String>,
+    /// Run this command for every wallet transaction, new or newly confirmed, `%s` replaced by
+    /// the txid and `%w` by the wallet name (`-walletnotify`).
+    pub wallet_notify: Option<String>,
+    /// Serve Prometheus metrics at `/metrics` here (`-metrics[=ADDR]`; default 127.0.0.1 on
+    /// port 9558 / 19558 / 29558; port 0 picks a free one, written to `<netdir>/metrics.port`).
+    pub metrics: Option<std::net::SocketAddr>,
     /// Training data of the in-node miner (`-minedata=FILE`; default: the bundled text).
     pub mine_data: Option<PathBuf>,
     /// Log to stderr as well as `debug.log` (`-printtoconsole`, default on).
@@ -117,6 +131,9 @@ pub struct Config {
     /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
     /// `<netdir>/inference.port`).
     pub inference: Option<std::net::SocketAddr>,
+    /// Serve the read-only web dashboard here (`-dashboard[=ADDR]`; default address 127.0.0.1 on
+    /// port 9557 / 19557 / 29557; port 0 picks a free one, written to `<netdir>/dashboard.port`).
+    pub dashboard: Option<std::net::SocketAddr>,
     /// Run the Lightning service, listening here (`-lightning[=ADDR]`; default address 0.0.0.0
     /// on port 9735 / 19735 / 29735; port 0 picks a free one, written to
     /// `<netdir>/lightning.port`).
@@ -181,6 +198,11 @@ pub fn default_inference_port(network: Network) -> u16 {
     rnet_rpc::default_rpc_port(network) + 2
 }
 
+/// Default port of the web dashboard per network (three above the RPC port).
+pub fn default_dashboard_port(network: Network) -> u16 {
+    rnet_rpc::default_rpc_port(network) + 3
+}
+
 /// The default Lightning port of `network`: 9735 (BOLT 1's), 19735, 29735.
 pub fn default_lightning_port(network: Network) -> u16 {
     match network {
@@ -219,10 +241,21 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -rpcbind=ADDR         JSON-RPC bind address (default 127.0.0.1)
   -rpcuser=U -rpcpassword=P   accept these credentials (the .cookie file is always written)
   -mine                 run the in-node miner (trains the tip model, mines continuously)
-  -mineaddress=ADDR     pay mined blocks to ADDR (default: a key output of <netdir>/miner.key)
+  -miningaddress=ADDR   pay mined blocks to ADDR, which must be a recovery-policy address
+                        (a wallet's getnewaddress); bare-key addresses are refused
+  -miningwallet=NAME    pay mined blocks to fresh addresses of wallet NAME (loaded if needed);
+                        without either, regtest creates wallet \"miner\" with a heartbeat policy
+  -device=DEV           where the in-node miner trains: cpu (default), cuda[:N], vulkan[:N],
+                        metal or auto; a missing device is an error, never a CPU fallback
+  -blocknotify=CMD      run CMD on every new tip (%s = block hash)
+  -walletnotify=CMD     run CMD for every wallet transaction (%s = txid, %w = wallet name)
+  -metrics[=ADDR]       Prometheus metrics at /metrics (default 127.0.0.1:9558 / 19558 / 29558)
   -minedata=FILE        training data of the in-node miner (default: the bundled text)
   -inference[=ADDR]     serve the tip model over the OpenAI-compatible API (default address
                         127.0.0.1:9556 / 19556 / 29556); follows the tip and reloads on new blocks
+  -dashboard[=ADDR]     serve the read-only web dashboard (default address 127.0.0.1:9557 /
+                        19557 / 29557; port 0 = any free port, written to <netdir>/dashboard.port);
+                        see docs/dashboard.md
   -lightning[=ADDR]     run the Lightning service: channels, payments, invoices (default
                         address 0.0.0.0:9735 / 19735 / 29735; port 0 = any free port, written to
                         <netdir>/lightning.port); see docs/lightning.md
@@ -282,12 +315,19 @@ const KNOWN: &[(&str, bool)] = &[
     ("rpcpassword", true),
     ("mine", false),
     ("inference", false),
+    ("dashboard", false),
     ("lightning", false),
     ("lnwallet", true),
     ("watchtower", false),
     ("lntower", true),
     ("lndevholdhtlcs", false),
     ("mineaddress", true),
+    ("miningaddress", true),
+    ("miningwallet", true),
+    ("device", true),
+    ("blocknotify", true),
+    ("walletnotify", true),
+    ("metrics", false),
     ("minedata", true),
     ("prunecheckpoints", true),
     ("prunemodels", true),
@@ -514,7 +554,21 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         rpc_bind,
         rpc_user_pass,
         mine: flag(&opts, "mine")?.unwrap_or(false),
-        mine_address: opts.get("mineaddress").cloned(),
+        mining_address: opts.get("miningaddress").or_else(|| opts.get("mineaddress")).cloned(),
+        mining_wallet: opts.get("miningwallet").cloned(),
+        mine_device: match opts.get("device") {
+            None => rnet_miner::Device::default(),
+            Some(v) => {
+                v.parse().map_err(|e: rnet_miner::DeviceParseError| ConfigError::InvalidValue {
+                    name: "device".into(),
+                    value: v.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+        },
+        block_notify: opts.get("blocknotify").cloned(),
+        wallet_notify: opts.get("walletnotify").cloned(),
+        metrics: local_service_addr(&opts, "metrics", default_metrics_port(network))?,
         mine_data: opts.get("minedata").map(PathBuf::from),
         print_to_console: flag(&opts, "printtoconsole")?.unwrap_or(true),
         log_filter: opts.get("debug").cloned().unwrap_or_else(|| "info".to_string()),
@@ -524,7 +578,8 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         snapshot_sync: flag(&opts, "snapshotsync")?.unwrap_or(true),
         benchmark_loss: flag(&opts, "benchmarkloss")?.unwrap_or(true),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
-        inference: inference_addr(&opts, network)?,
+        inference: local_service_addr(&opts, "inference", default_inference_port(network))?,
+        dashboard: local_service_addr(&opts, "dashboard", default_dashboard_port(network))?,
         lightning: lightning_addr(&opts, network)?,
         ln_wallet: opts.get("lnwallet").cloned(),
         watchtower: flag(&opts, "watchtower")?.unwrap_or(false),
@@ -628,20 +683,26 @@ fn regtest_required_improvement(
     Ok(Some(value))
 }
 
-/// `-inference` alone (or `=1`) means the default address, `=0` means off, anything else must be
-/// `IP:PORT`.
-fn inference_addr(
+/// The default metrics port of `network`: four above the RPC port.
+pub fn default_metrics_port(network: Network) -> u16 {
+    rnet_rpc::default_rpc_port(network) + 4
+}
+
+/// A local service option (`-inference`, `-dashboard`, `-metrics`): absent or `0` is off, alone
+/// or `1` is 127.0.0.1:`default_port`, anything else must be `IP:PORT`.
+fn local_service_addr(
     opts: &BTreeMap<String, String>,
-    network: Network,
+    name: &str,
+    default_port: u16,
 ) -> Result<Option<std::net::SocketAddr>, ConfigError> {
-    match opts.get("inference").map(String::as_str) {
+    match opts.get(name).map(String::as_str) {
         None | Some("0" | "false" | "no") => Ok(None),
         Some("1" | "true" | "yes" | "") => {
-            Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], default_inference_port(network)))))
+            Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], default_port))))
         }
         Some(v) => {
             v.parse().map(Some).map_err(|e: std::net::AddrParseError| ConfigError::InvalidValue {
-                name: "inference".into(),
+                name: name.into(),
                 value: v.into(),
                 reason: format!("expected IP:PORT ({e})"),
             })
@@ -819,6 +880,24 @@ mod tests {
         assert_eq!(run(&["-datadir=/tmp/x", "-inference=0"]).inference, None);
         assert!(matches!(
             parse(&args(&["-datadir=/tmp/x", "-inference=nope"]), None),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+    }
+
+    #[test]
+    fn dashboard_option() {
+        assert_eq!(run(&["-regtest", "-datadir=/tmp/x"]).dashboard, None);
+        let c = run(&["-regtest", "-datadir=/tmp/x", "-dashboard"]);
+        assert_eq!(c.dashboard, Some("127.0.0.1:29557".parse().unwrap()));
+        assert_eq!(run(&["-datadir=/tmp/x", "-dashboard"]).dashboard.map(|a| a.port()), Some(9557));
+        let c = run(&["-testnet", "-datadir=/tmp/x", "-dashboard=1"]);
+        assert_eq!(c.dashboard, Some("127.0.0.1:19557".parse().unwrap()));
+        let c = run(&["-datadir=/tmp/x", "--dashboard=127.0.0.1:0"]);
+        assert_eq!(c.dashboard, Some("127.0.0.1:0".parse().unwrap()));
+        assert_eq!(run(&["-datadir=/tmp/x", "-dashboard=0"]).dashboard, None);
+        assert_eq!(run(&["-datadir=/tmp/x", "-nodashboard"]).dashboard, None);
+        assert!(matches!(
+            parse(&args(&["-datadir=/tmp/x", "-dashboard=nope"]), None),
             Err(ConfigError::InvalidValue { .. })
         ));
     }

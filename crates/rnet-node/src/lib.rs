@@ -8,12 +8,17 @@
 pub mod benchmark;
 pub mod chain_open;
 pub mod config;
+pub mod dashboard;
 pub mod disk;
+pub mod events;
 pub mod inference;
 pub mod lightning;
 pub mod lock;
 pub mod logging;
+pub mod metrics_server;
+pub mod mining_payout;
 pub mod node;
+pub mod notify;
 pub mod p2p;
 pub mod permits;
 pub mod pot_workers;
@@ -27,8 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rnet_consensus::ChainParams;
-use rnet_miner::{MINER_KEY_FILE, TrainingData, key_script_pubkey, load_or_create_key};
-use rnet_primitives::Address;
+use rnet_miner::{MINER_KEY_FILE, TrainingData, load_or_create_key};
 use rnet_rpc::{Registry, RpcConfig, RpcServer};
 use thiserror::Error;
 
@@ -95,12 +99,6 @@ pub fn run(config: &Config) -> Result<(), RunError> {
         )),
         None => TrainingData::Bundled,
     };
-    let payout = match &config.mine_address {
-        Some(a) => Address::from_str_for(a, config.network)
-            .map_err(|e| RunError::Config(format!("invalid -mineaddress {a:?}: {e}")))?
-            .script_pubkey(),
-        None => key_script_pubkey(&key),
-    };
     let chain_options = rnet_chain::ChainOptions {
         txindex: config.txindex,
         assume_valid: config.assume_valid.unwrap_or(params.default_assume_valid),
@@ -134,6 +132,26 @@ pub fn run(config: &Config) -> Result<(), RunError> {
             .map_err(|e| RunError::Config(format!("-wallet={name}: {}", e.message)))?;
         tracing::info!("loaded wallet {name}");
     }
+    // Wallet transactions become events; -blocknotify / -walletnotify run on them.
+    notify::start(
+        node.clone(),
+        notify::NotifyCommands {
+            block: config.block_notify.clone(),
+            wallet: config.wallet_notify.clone(),
+        },
+    )?;
+    if config.mine_device != rnet_miner::Device::Cpu {
+        let device =
+            config.mine_device.resolve().map_err(|e| RunError::Config(format!("-device: {e}")))?;
+        tracing::info!("mining trains on device {device} (-device={})", config.mine_device);
+        node.set_mine_device(device);
+    }
+    // Recovery is mandatory for mined coins too: a policy address or a wallet's.
+    let payout = if config.mine {
+        mining_payout::mining_payout(&node, config).map_err(|e| RunError::Config(e.to_string()))?
+    } else {
+        Vec::new()
+    };
     let mut registry = Registry::new();
     rpc::register_all(&mut registry, &node).map_err(|e| RunError::Rpc(e.to_string()))?;
     let registry = Arc::new(registry);
@@ -188,6 +206,12 @@ async fn serve(
         let _ = node.lightning.set(service);
     }
 
+    if let Some(addr) = config.metrics {
+        metrics_server::start(node.clone(), addr)
+            .await
+            .map_err(|e| RunError::Config(format!("-metrics: {e}")))?;
+    }
+
     // Fatal conditions (disk space too low) trigger the same shutdown as the `stop` RPC.
     let stop = registry.shutdown();
     node.set_stop_hook(move || stop.trigger());
@@ -233,6 +257,20 @@ async fn serve(
     } else {
         None
     };
+    let dashboard = config.dashboard.map(|addr| {
+        let (node, registry, netdir) = (node.clone(), registry.clone(), config.network_dir());
+        let options = dashboard::Options {
+            addr,
+            inference: config.inference,
+            benchmark_loss: config.benchmark_loss,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = dashboard::run(options, node, registry.clone(), netdir).await {
+                tracing::error!("dashboard: {e}; shutting down");
+                registry.shutdown().trigger();
+            }
+        })
+    });
     let inference = config.inference.map(|addr| {
         let node = node.clone();
         let registry = registry.clone();
@@ -246,6 +284,9 @@ async fn serve(
     let result = running.join().await.map_err(|e| RunError::Rpc(e.to_string()));
     node.request_shutdown();
     if let Some(task) = inference {
+        let _ = task.await;
+    }
+    if let Some(task) = dashboard {
         let _ = task.await;
     }
     if let Some(m) = miner {

@@ -131,10 +131,14 @@ pub struct Node {
     pub heavy_rpc: crate::permits::Permits,
     mempool: Mutex<Mempool>,
     tip_version: AtomicU64,
+    /// Blocks, mempool and wallet transactions as they happen ([`crate::events`]).
+    pub events: crate::events::EventBus,
     mempool_version: AtomicU64,
     shutdown: AtomicBool,
     /// Set while the in-node miner (`-mine`) runs.
     pub mining: AtomicBool,
+    /// Where mining trains (`-device`, resolved at startup; the CPU engine when unset).
+    mine_device: std::sync::OnceLock<rnet_miner::Device>,
     mining_lock: Mutex<()>,
     pending_checkpoints: Mutex<VecDeque<(Hash256, Arc<Vec<u8>>)>>,
     /// Checkpoint uploads in parts (`uploadcheckpointpart`).
@@ -197,9 +201,11 @@ impl Node {
             ),
             mempool: Mutex::new(Mempool::new(params.clone(), MempoolPolicy::default())),
             tip_version: AtomicU64::new(0),
+            events: crate::events::EventBus::default(),
             mempool_version: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             mining: AtomicBool::new(false),
+            mine_device: std::sync::OnceLock::new(),
             mining_lock: Mutex::new(()),
             pending_checkpoints: Mutex::new(VecDeque::new()),
             checkpoint_uploads: Mutex::new(crate::upload::Uploads::default()),
@@ -263,15 +269,24 @@ impl Node {
             return;
         };
         let mut pool = self.mempool();
+        let mut events = Vec::with_capacity(connected.len() + disconnected.len());
         for hash in disconnected {
             if let Ok(Some(block)) = chain.block(hash) {
                 pool.block_disconnected(&block, &utxos, &tip);
+                let height = block.header.height;
+                events.push(crate::events::NodeEvent::BlockDisconnected { hash: *hash, height });
             }
         }
         for hash in connected {
             if let Ok(Some(block)) = chain.block(hash) {
                 pool.block_connected(&block, &utxos, &tip);
+                let height = block.header.height;
+                events.push(crate::events::NodeEvent::BlockConnected { hash: *hash, height });
             }
+        }
+        drop(pool);
+        for event in events {
+            self.events.publish(event);
         }
         self.wallets.chain_changed(chain, connected, disconnected);
     }
@@ -376,6 +391,12 @@ impl Node {
             .chain(&res.accepted_orphans)
             .filter_map(|t| pool.get(t).map(|e| e.tx.clone()))
             .collect()
+    }
+
+    /// Sets where mining trains (a device already resolved: `Device::resolve`); only the first
+    /// call counts.
+    pub fn set_mine_device(&self, device: rnet_miner::Device) {
+        let _ = self.mine_device.set(device);
     }
 
     /// Asks long-running work (the miner, `generatetoaddress`) to stop.
@@ -661,6 +682,9 @@ impl Node {
         let (job, version, pool_version) = self.job_versions(payout)?;
         let mut miner =
             Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
+        if let Some(device) = self.mine_device.get() {
+            miner.device = *device;
+        }
         if let Some(steps) = max_steps {
             miner.max_steps = steps.max(1);
             miner.attempts = 1;
@@ -676,6 +700,15 @@ impl Node {
         let outcome = self.submit_block(mined.block.clone(), Some(mined.update_bytes.clone()))?;
         let h = &mined.block.header;
         if matches!(outcome, AcceptOutcome::Connected { .. }) {
+            let bytes =
+                mined.steps * (miner.train.batch_windows * self.params.genesis_model.window) as u64;
+            metrics::counter!("rnet_blocks_mined_total").increment(1);
+            metrics::counter!("rnet_training_steps_total").increment(mined.steps);
+            metrics::counter!("rnet_training_bytes_total").increment(bytes);
+            let secs = mined.elapsed.as_secs_f64();
+            if secs > 0.0 {
+                metrics::gauge!("rnet_training_bytes_per_second").set(bytes as f64 / secs);
+            }
             let loss_index = self.chain().tip().loss_index;
             let benchmark = self
                 .benchmark

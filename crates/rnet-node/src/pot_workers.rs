@@ -62,6 +62,8 @@ impl PotWorkers {
             let _permit = self.permits.acquire();
             let start = std::time::Instant::now();
             let verdict = job.run(&self.rules);
+            metrics::histogram!("rnet_pot_evaluation_seconds")
+                .record(start.elapsed().as_secs_f64());
             tracing::debug!(%hash, secs = start.elapsed().as_secs_f64(), ?verdict, "Proof-of-Training outside the lock");
             verdict
         };

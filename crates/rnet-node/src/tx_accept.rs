@@ -74,6 +74,9 @@ impl Node {
         drop(pool);
         drop(chain);
         self.mempool_changed();
+        for tx in &txs {
+            self.events.publish(crate::events::NodeEvent::TransactionAccepted { txid: tx.txid() });
+        }
         self.wallets.mempool_accepted(&txs, &result.replaced);
         Ok(result)
     }

@@ -82,6 +82,8 @@ pub struct WalletEntry {
     pub txs: BTreeMap<Txid, TxRecord>,
     log_path: PathBuf,
     next_seq: u64,
+    /// Transactions recorded or re-confirmed since [`Wallets::publish_recorded`] last ran.
+    recorded: Vec<Txid>,
 }
 
 impl WalletEntry {
@@ -93,7 +95,7 @@ impl WalletEntry {
             .map(|v| v.iter().filter_map(TxRecord::from_json).collect())
             .unwrap_or_default();
         let next_seq = txs.values().map(|r| r.seq + 1).max().unwrap_or(0);
-        Self { wallet, txs, log_path, next_seq }
+        Self { wallet, txs, log_path, next_seq, recorded: Vec::new() }
     }
 
     /// Writes the transaction log (temporary file + rename).
@@ -145,12 +147,16 @@ impl WalletEntry {
                 r.fee = all_ours.then(|| debit.saturating_sub(out_sum));
             }
             r.credit = credit;
+            if r.block != block {
+                self.recorded.push(txid);
+            }
             r.block = block;
             return true;
         }
         if debit == 0 && credit == 0 {
             return false;
         }
+        self.recorded.push(txid);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.txs.insert(
@@ -301,6 +307,22 @@ impl Wallets {
     /// Unloads a wallet (false if it was not loaded).
     pub fn remove(&self, name: &str) -> bool {
         self.map().remove(name).is_some()
+    }
+
+    /// Publishes every loaded wallet's newly recorded (or newly confirmed) transactions as
+    /// [`crate::events::NodeEvent::WalletTransaction`]s, in the order they were recorded.
+    pub fn publish_recorded(&self, events: &crate::events::EventBus) {
+        let named: Vec<(String, Arc<Mutex<WalletEntry>>)> =
+            self.map().iter().map(|(n, e)| (n.clone(), e.clone())).collect();
+        for (wallet, entry) in named {
+            let recorded = std::mem::take(&mut lock_entry(&entry).recorded);
+            for txid in recorded {
+                events.publish(crate::events::NodeEvent::WalletTransaction {
+                    wallet: wallet.clone(),
+                    txid,
+                });
+            }
+        }
     }
 
     /// Feeds every loaded wallet transactions the mempool accepted from outside the wallets

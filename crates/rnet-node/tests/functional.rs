@@ -299,9 +299,18 @@ fn rnet_miner_binary_mines_against_the_node() {
         return;
     };
     let node = start(&[]);
+    // Mined coins go to a recovery-policy address: a wallet of the node's.
+    let recovery = "11".repeat(32);
+    let recovery = hex::encode(
+        rnet_crypto::SigningKey::from_bytes(&hex::decode(recovery).unwrap().try_into().unwrap())
+            .public_key()
+            .as_bytes(),
+    );
+    let policy = json!({ "heartbeat": { "recovery": recovery, "interval": 1000 } });
+    node.call("createwallet", json!(["mined", policy])).unwrap();
     let out = std::process::Command::new(miner)
         .args(node.connect_args())
-        .args(["-blocks=2", "-noprogress"])
+        .args(["-blocks=2", "-noprogress", "-miningwallet=mined"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -69,6 +69,17 @@ fn coin_script() -> Vec<u8> {
     PlainKey::new(coin_key().public_key()).script_pubkey()
 }
 
+/// A recovery-policy (heartbeat) address of throw-away keys: what `-miningaddress` requires.
+fn mining_policy_address(network: rnet_primitives::Network) -> String {
+    use rnet_script::ScriptTemplate;
+    let owner = rnet_crypto::SigningKey::from_bytes(&[0x51; 32]).public_key();
+    let recovery = rnet_crypto::SigningKey::from_bytes(&[0x52; 32]).public_key();
+    rnet_script::Heartbeat::new(owner, recovery, rnet_script::RelativeLock::Blocks(100))
+        .expect("a valid heartbeat policy")
+        .address(network)
+        .to_string()
+}
+
 fn coin_address() -> String {
     PlainKey::new(coin_key().public_key()).address(Network::Regtest).to_string()
 }
@@ -776,7 +787,8 @@ fn victim_follows_the_honest_chain_under_every_attack() {
     if height < 29 {
         h.call("generatetoaddress", json!([29 - height, coin_address()])).unwrap();
     }
-    let m = start(&["-mine", &format!("-mineaddress={}", coin_address())]);
+    let m =
+        start(&["-mine", &format!("-miningaddress={}", mining_policy_address(Network::Regtest))]);
     connect(&m, &h);
     wait_until("miner synced", 60, || tip(&m).1 >= tip(&h).1);
     let ma = m.p2p_addr();

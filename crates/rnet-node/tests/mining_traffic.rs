@@ -72,6 +72,17 @@ fn confirmed(node: &TestNode, txid: &str) -> bool {
         .is_some_and(|c| c > 0)
 }
 
+/// A recovery-policy (heartbeat) address of throw-away keys: what `-miningaddress` requires.
+fn mining_policy_address(network: rnet_primitives::Network) -> String {
+    use rnet_script::ScriptTemplate;
+    let owner = rnet_crypto::SigningKey::from_bytes(&[0x51; 32]).public_key();
+    let recovery = rnet_crypto::SigningKey::from_bytes(&[0x52; 32]).public_key();
+    rnet_script::Heartbeat::new(owner, recovery, rnet_script::RelativeLock::Blocks(100))
+        .expect("a valid heartbeat policy")
+        .address(network)
+        .to_string()
+}
+
 #[test]
 fn in_node_miner_keeps_mining_under_a_stream_of_transactions() {
     let address = PlainKey::new(key().public_key()).address(Network::Regtest).to_string();
@@ -95,7 +106,8 @@ fn in_node_miner_keeps_mining_under_a_stream_of_transactions() {
     node.call("generatetoaddress", json!([1, address])).unwrap();
     assert!(confirmed(&node, &fan_txid.to_hex()));
 
-    node.restart(&["-mine", &format!("-mineaddress={address}")]).expect("restart with -mine");
+    let payout = mining_policy_address(Network::Regtest);
+    node.restart(&["-mine", &format!("-miningaddress={payout}")]).expect("restart with -mine");
     // Window 1: no traffic.
     let start = height(&node);
     std::thread::sleep(WINDOW);

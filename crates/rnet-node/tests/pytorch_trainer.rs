@@ -41,6 +41,15 @@ fn rnet_miner_mines_with_the_pytorch_trainer_on_two_ranks() {
     let contrib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/pytorch");
     let contrib = contrib.canonicalize().expect("contrib/pytorch exists");
     let node = TestNode::start(Path::new(RNETD), &[]).expect("rnetd starts");
+    // Mined coins go to a recovery-policy address: a wallet of the node's.
+    let recovery = "11".repeat(32);
+    let recovery = hex::encode(
+        rnet_crypto::SigningKey::from_bytes(&hex::decode(recovery).unwrap().try_into().unwrap())
+            .public_key()
+            .as_bytes(),
+    );
+    let policy = json!({ "heartbeat": { "recovery": recovery, "interval": 1000 } });
+    node.call("createwallet", json!(["mined", policy])).unwrap();
     let cmd = format!(
         "{} -m torch.distributed.run --standalone --nproc_per_node=2 -m rnet_trainer \
          --input {{input}} --output {{output}} --data {{data}} --steps {{steps}} \
@@ -52,6 +61,7 @@ fn rnet_miner_mines_with_the_pytorch_trainer_on_two_ranks() {
         .args([
             "-blocks=2",
             "-noprogress",
+            "-miningwallet=mined",
             &format!("-trainer-cmd={cmd}"),
             "-trainer-steps=20",
             "-trainer-timeout=300",

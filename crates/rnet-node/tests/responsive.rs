@@ -30,14 +30,22 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() - 1) as f64 * p) as usize]
 }
 
+/// A recovery-policy (heartbeat) address of throw-away keys: what `-miningaddress` requires.
+fn mining_policy_address(network: rnet_primitives::Network) -> String {
+    use rnet_script::ScriptTemplate;
+    let owner = rnet_crypto::SigningKey::from_bytes(&[0x51; 32]).public_key();
+    let recovery = rnet_crypto::SigningKey::from_bytes(&[0x52; 32]).public_key();
+    rnet_script::Heartbeat::new(owner, recovery, rnet_script::RelativeLock::Blocks(100))
+        .expect("a valid heartbeat policy")
+        .address(network)
+        .to_string()
+}
+
 #[test]
 fn rpc_and_p2p_answer_within_100_ms_during_evaluation() {
     let port = free_port().to_string();
-    // A testnet address of a throw-away key (plain key output).
-    let key = rnet_crypto::SigningKey::from_bytes(&[0x33; 32]);
-    let address = rnet_script::PlainKey::new(key.public_key())
-        .address(rnet_primitives::Network::Testnet)
-        .to_string();
+    // A testnet recovery-policy address of throw-away keys.
+    let address = mining_policy_address(rnet_primitives::Network::Testnet);
     let miner = TestNode::start_on(
         Path::new(RNETD),
         "testnet",
@@ -46,7 +54,7 @@ fn rpc_and_p2p_answer_within_100_ms_during_evaluation() {
             "-bind=127.0.0.1",
             "-connect=0",
             "-mine",
-            &format!("-mineaddress={address}"),
+            &format!("-miningaddress={address}"),
         ],
     )
     .expect("miner starts");

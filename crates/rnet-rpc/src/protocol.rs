@@ -294,10 +294,19 @@ async fn dispatch(
     user: Option<&str>,
 ) -> Result<Output, RpcError> {
     let params = std::mem::take(&mut req.params);
+    let started = std::time::Instant::now();
     let outcome = registry
         .call_as(&req.method, params, wallet.map(str::to_owned), user.map(str::to_owned))
         .await;
+    // Metrics by method (`rnet_rpc_*`, docs/node.md "Metrics"); names a client made up share
+    // one label so they cannot grow the label set.
+    let method =
+        if registry.contains(&req.method) { req.method.clone() } else { "unknown".to_string() };
+    metrics::histogram!("rnet_rpc_duration_seconds", "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("rnet_rpc_requests_total", "method" => method.clone()).increment(1);
     if let Err(e) = &outcome {
+        metrics::counter!("rnet_rpc_errors_total", "method" => method).increment(1);
         tracing::debug!(method = %req.method, code = e.code, "RPC error: {}", e.message);
     }
     outcome

@@ -11,7 +11,7 @@ mod mempool;
 mod mining;
 mod net;
 mod rawtx;
-mod wallet;
+pub(crate) mod wallet;
 
 use std::io::Write;
 use std::sync::Arc;

@@ -167,6 +167,7 @@ fn submit(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
     match result {
         Ok(r) => {
             node.mempool_changed();
+            node.events.publish(crate::events::NodeEvent::TransactionAccepted { txid: r.txid });
             Ok(r.txid)
         }
         Err(e) => Err(RpcError::new(
@@ -314,6 +315,54 @@ fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// the chainstate lock, so no block is missed in between).
 /// `loadwallet name` (also `-wallet=NAME` at startup): opens `<netdir>/wallets/<name>.wallet`
 /// and rescans from its last scanned block to the tip.
+/// Creates and loads `<netdir>/wallets/<name>.wallet` with the recovery `policy` (a new
+/// 24-word mnemonic unless `words` restores one); `createwallet` and the regtest mining wallet.
+/// Returns `{name, warnings, mnemonic (when generated)}`.
+pub(crate) fn create_wallet(
+    node: &Node,
+    name: &str,
+    policy: PolicyConfig,
+    passphrase: Option<&str>,
+    words: Option<&str>,
+    bip39: &str,
+) -> Result<Value, RpcError> {
+    let name = name.to_string();
+    check_name(&name)?;
+    let path = fresh_wallet_path(node, &name)?;
+    let (mnemonic, generated) = match words.map(str::trim).filter(|w| !w.is_empty()) {
+        Some(w) => (
+            Mnemonic::parse(w)
+                .map_err(|e| RpcError::invalid_parameter(format!("Invalid mnemonic: {e}")))?,
+            false,
+        ),
+        None => (Mnemonic::generate_24(), true),
+    };
+    let enc = passphrase.filter(|s| !s.is_empty()).map(|s| encryption(node, s));
+    let encrypted = enc.is_some();
+    let wallet =
+        Wallet::create(&path, node.network(), &mnemonic, bip39, policy, enc).map_err(wallet_err)?;
+    let log = log_path(&node.netdir, &name);
+    let _ = std::fs::remove_file(&log);
+    let entry = WalletEntry::new(wallet, log);
+    // A restored wallet may have history: scan the whole active chain.
+    load_entry(node, &name, entry, (!generated).then_some(0))?;
+    let mut warnings = Vec::new();
+    if !encrypted {
+        let warning = format!(
+            "Wallet {name} is not encrypted: {} holds its mnemonic entropy in the clear \
+             (readable by this user only). Encrypt it with encryptwallet \"passphrase\".",
+            path.display()
+        );
+        tracing::warn!("{warning}");
+        warnings.push(warning);
+    }
+    let mut out = json!({ "name": name, "warnings": warnings });
+    if generated {
+        out["mnemonic"] = json!(mnemonic.phrase().as_str());
+    }
+    Ok(out)
+}
+
 pub(crate) fn load_wallet(node: &Node, name: &str) -> Result<(), RpcError> {
     check_name(name)?;
     if node.wallets.get(name).is_some() {
@@ -474,43 +523,11 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
             ),
         |node, p| {
             let name: String = p.required(0)?;
-            check_name(&name)?;
             let policy = parse_policy(p.get(1).ok_or_else(|| p.help_error())?)?;
             let passphrase: Option<String> = p.optional(2)?;
             let words: Option<String> = p.optional(3)?;
             let bip39: String = p.optional_or(4, String::new())?;
-            let path = fresh_wallet_path(node, &name)?;
-            let (mnemonic, generated) = match words.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
-                Some(w) => (
-                    Mnemonic::parse(w)
-                        .map_err(|e| RpcError::invalid_parameter(format!("Invalid mnemonic: {e}")))?,
-                    false,
-                ),
-                None => (Mnemonic::generate_24(), true),
-            };
-            let enc = passphrase.as_deref().filter(|s| !s.is_empty()).map(|s| encryption(node, s));
-            let encrypted = enc.is_some();
-            let wallet = Wallet::create(&path, node.network(), &mnemonic, &bip39, policy, enc)
-                .map_err(wallet_err)?;
-            let log = log_path(&node.netdir, &name);
-            let _ = std::fs::remove_file(&log);
-            let entry = WalletEntry::new(wallet, log);
-            // A restored wallet may have history: scan the whole active chain.
-            load_entry(node, &name, entry, (!generated).then_some(0))?;
-            let mut warnings = Vec::new();
-            if !encrypted {
-                let warning = format!(
-                    "Wallet {name} is not encrypted: {} holds its mnemonic entropy in the clear \
-                     (readable by this user only). Encrypt it with encryptwallet \"passphrase\".",
-                    path.display()
-                );
-                tracing::warn!("{warning}");
-                warnings.push(warning);
-            }
-            let mut out = json!({ "name": name, "warnings": warnings });
-            if generated {
-                out["mnemonic"] = json!(mnemonic.phrase().as_str());
-            }
+            let out = create_wallet(node, &name, policy, passphrase.as_deref(), words.as_deref(), &bip39)?;
             Ok(out)
         },
     )?;
@@ -1297,6 +1314,7 @@ fn submit_foreign(node: &Node, tx: &Transaction) -> Result<Txid, RpcError> {
     match result {
         Ok(r) => {
             node.mempool_changed();
+            node.events.publish(crate::events::NodeEvent::TransactionAccepted { txid: r.txid });
             for w in node.wallets.all() {
                 let _ = lock_entry(&w).add_unconfirmed(tx);
             }
@@ -1480,6 +1498,81 @@ fn register_recovery(r: &mut Registry, node: &Arc<Node>) -> Result<(), RegisterE
                 rnet_wallet::complete_recovery(&genesis, &pending, &coins, &key, dest, fee).map_err(wallet_err)?;
             let txid = submit_foreign(node, &tx)?;
             Ok(json!({ "txid": txid.to_hex(), "fee": amount_json(fee) }))
+        },
+    )?;
+    reg(
+        r,
+        node,
+        MethodInfo::new("claimheartbeatrecovery", "Wallet")
+            .params(["outpoints", "recovery_key_secret", "address", "policy"])
+            .help(
+                "claimheartbeatrecovery \"txid:vout\"|[...] \"recovery_key_secret_hex\" \"address\" ( {\"owner\":KEY,\"interval\":N} )\n\n\
+                 The recovery key of a heartbeat policy claims coins whose owner has not moved them for the policy's \
+                 interval, paying them to address. The coins must share one template (owner, recovery key, interval): \
+                 taken from a loaded wallet that owns them, or given. Refused before the interval has passed (the \
+                 mempool checks the relative lock). Returns {txid, fee, amount}.",
+            ),
+        |node, p| {
+            let ops = outpoints_param(&p.required::<Value>(0)?)?;
+            let secret = param_hex(p, 1, "recovery_key_secret")?;
+            let secret: [u8; 32] = secret
+                .try_into()
+                .map_err(|_| RpcError::invalid_address_or_key("recovery_key_secret must be 32 bytes"))?;
+            let key = rnet_crypto::SigningKey::from_bytes(&secret);
+            let addr: String = p.required(2)?;
+            let dest = param_address(node, &addr)?.script_pubkey();
+            let given: Option<Value> = p.optional(3)?;
+            let heartbeat = match given {
+                Some(v) => rnet_script::Heartbeat::new(
+                    json_key(&v["owner"], "owner")?,
+                    key.public_key(),
+                    lock_param(&v["interval"], "interval")?,
+                )
+                .map_err(|e| RpcError::invalid_parameter(format!("template: {e}")))?,
+                None => match known_template(node, &ops[0]) {
+                    Some(Known::Policy(rnet_script::RecoveryPolicy::Heartbeat(h))) => h,
+                    Some(_) => {
+                        return Err(RpcError::invalid_parameter(
+                            "the output is not a heartbeat-policy coin",
+                        ));
+                    }
+                    None => {
+                        return Err(RpcError::invalid_parameter(
+                            "no loaded wallet owns this output: pass the policy {owner, interval}",
+                        ));
+                    }
+                },
+            };
+            if heartbeat.recovery != key.public_key() {
+                return Err(RpcError::invalid_address_or_key("not this policy's recovery key"));
+            }
+            let coins = ops
+                .iter()
+                .map(|op| utxo(node, op).map(|o| (*op, o)))
+                .collect::<Result<Vec<_>, _>>()?;
+            use rnet_script::ScriptTemplate;
+            let spk = heartbeat.script_pubkey();
+            if coins.iter().any(|(_, o)| o.script_pubkey != spk) {
+                return Err(RpcError::invalid_address_or_key(
+                    "the outputs are not coins of this heartbeat template",
+                ));
+            }
+            let genesis = node.params.genesis_hash();
+            let draft = rnet_wallet::heartbeat_recovery_tx(
+                &genesis,
+                &heartbeat,
+                &coins,
+                &key,
+                dest.clone(),
+                Amount::ZERO,
+            )
+            .map_err(wallet_err)?;
+            let fee = fee_rate(node, DEFAULT_CONF_TARGET).fee_for(draft.to_bytes().len() + 8);
+            let tx = rnet_wallet::heartbeat_recovery_tx(&genesis, &heartbeat, &coins, &key, dest, fee)
+                .map_err(wallet_err)?;
+            let amount = tx.outputs.iter().map(|o| o.value.0).sum::<u64>();
+            let txid = submit_foreign(node, &tx)?;
+            Ok(json!({ "txid": txid.to_hex(), "fee": amount_json(fee), "amount": amount_json(Amount(amount)) }))
         },
     )?;
     reg(
