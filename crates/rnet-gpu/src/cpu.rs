@@ -8,9 +8,9 @@ use rnet_training::optimizer::AdamW;
 use rnet_training::real::sigmoid;
 use rnet_training::{linalg, ops, scan};
 
+use crate::shapes::{self, Conv, Embed, Gated};
 use crate::{
     AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
-    check_lens, check_width, product,
 };
 
 /// The CPU engine behind the [`Backend`] interface; buffers are host vectors.
@@ -119,18 +119,7 @@ impl Backend for CpuBackend {
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
-        let op = "rmsnorm_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("y", y.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("x", x.len(), n),
-                ("gamma", gamma.len(), d),
-            ],
-        )?;
+        let n = shapes::rmsnorm_forward([y.len(), rinv.len(), x.len(), gamma.len()], rows, d)?;
         debug_assert_eq!(RMS_EPS as f64, ops::RMS_EPS as f32 as f64);
         ops::rmsnorm_forward(&mut y[..n], &mut rinv[..rows], &x[..n], &gamma[..d], d);
         Ok(())
@@ -147,19 +136,10 @@ impl Backend for CpuBackend {
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
-        let op = "rmsnorm_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("dx", dx.len(), n),
-                ("dgamma", dgamma.len(), d),
-                ("dy", dy.len(), n),
-                ("x", x.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("gamma", gamma.len(), d),
-            ],
+        let n = shapes::rmsnorm_backward(
+            [dx.len(), dgamma.len(), dy.len(), x.len(), rinv.len(), gamma.len()],
+            rows,
+            d,
         )?;
         ops::rmsnorm_backward(
             &mut dx[..n],
@@ -180,11 +160,7 @@ impl Backend for CpuBackend {
         rows: usize,
         f: usize,
     ) -> Result<(), BackendError> {
-        let op = "swiglu_forward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("p", p.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_forward([p.len(), gu.len()], rows, f)?;
         ops::swiglu_forward(&mut p[..n], &gu[..n2], f);
         Ok(())
     }
@@ -197,11 +173,7 @@ impl Backend for CpuBackend {
         rows: usize,
         f: usize,
     ) -> Result<(), BackendError> {
-        let op = "swiglu_backward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("dgu", dgu.len(), n2), ("dp", dp.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_backward([dgu.len(), dp.len(), gu.len()], rows, f)?;
         ops::swiglu_backward(&mut dgu[..n2], &dp[..n], &gu[..n2], f);
         Ok(())
     }
@@ -214,16 +186,7 @@ impl Backend for CpuBackend {
         rows: usize,
         scale: f32,
     ) -> Result<(), BackendError> {
-        let op = "cross_entropy";
-        let n = product(op, &[rows, VOCAB])?;
-        check_lens(
-            op,
-            &[
-                ("logits", logits.len(), n),
-                ("losses", losses.len(), rows),
-                ("targets", targets.len(), rows),
-            ],
-        )?;
+        let n = shapes::cross_entropy([logits.len(), losses.len(), targets.len()], rows)?;
         for ((row, loss), t) in
             logits[..n].chunks_exact_mut(VOCAB).zip(&mut losses[..rows]).zip(&targets[..rows])
         {
@@ -265,12 +228,8 @@ impl Backend for CpuBackend {
         d: usize,
         chunk: usize,
     ) -> Result<(), BackendError> {
-        let op = "scan_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("h", h.len(), n), ("decay", decay.len(), n), ("zh", zh.len(), n2)])?;
+        let Gated { n, n2 } =
+            shapes::scan_forward([h.len(), decay.len(), zh.len()], windows, t_len, d)?;
         scan::scan_parallel(&mut h[..n], &mut decay[..n], &zh[..n2], t_len, d, chunk);
         Ok(())
     }
@@ -285,15 +244,8 @@ impl Backend for CpuBackend {
         t_len: usize,
         d: usize,
     ) -> Result<(), BackendError> {
-        let op = "scan_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(
-            op,
-            &[("dzh", dzh.len(), n2), ("dh", dh.len(), n), ("zh", zh.len(), n2), ("h", h.len(), n)],
-        )?;
+        let Gated { n, n2 } =
+            shapes::scan_backward([dzh.len(), dh.len(), zh.len(), h.len()], windows, t_len, d)?;
         scan::scan_backward(&mut dzh[..n2], &dh[..n], &zh[..n2], &h[..n], t_len, d);
         Ok(())
     }
@@ -308,12 +260,8 @@ impl Backend for CpuBackend {
         d: usize,
         kmax: usize,
     ) -> Result<(), BackendError> {
-        let op = "conv_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(op, &[("c", c.len(), n), ("u", u.len(), n), ("weff", weff.len(), kd)])?;
+        let Conv { n, kd } =
+            shapes::conv_forward([c.len(), u.len(), weff.len()], windows, t_len, d, kmax)?;
         ops::conv_forward(&mut c[..n], &u[..n], &weff[..kd], t_len, d);
         Ok(())
     }
@@ -330,20 +278,12 @@ impl Backend for CpuBackend {
         d: usize,
         kmax: usize,
     ) -> Result<(), BackendError> {
-        let op = "conv_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(
-            op,
-            &[
-                ("du", du.len(), n),
-                ("dweff", dweff.len(), kd),
-                ("dc", dc.len(), n),
-                ("u", u.len(), n),
-                ("weff", weff.len(), kd),
-            ],
+        let Conv { n, kd } = shapes::conv_backward(
+            [du.len(), dweff.len(), dc.len(), u.len(), weff.len()],
+            windows,
+            t_len,
+            d,
+            kmax,
         )?;
         ops::conv_backward(
             &mut du[..n],
@@ -394,14 +334,7 @@ impl Backend for CpuBackend {
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
-        let op = "embed_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } = shapes::embed_forward([x.len(), table.len(), tokens.len()], rows, d)?;
         ops::embed_forward(&mut x[..n], &table[..nt], &tokens[..rows], d);
         Ok(())
     }
@@ -414,23 +347,14 @@ impl Backend for CpuBackend {
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
-        let op = "embed_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } =
+            shapes::embed_backward([dtable.len(), dx.len(), tokens.len()], rows, d)?;
         ops::embed_backward(&mut dtable[..nt], &dx[..n], &tokens[..rows], d);
         Ok(())
     }
 
     fn softmax_forward(&self, x: &mut Vec<f32>, rows: usize, s: usize) -> Result<(), BackendError> {
-        let op = "softmax_forward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("x", x.len(), n)])?;
+        let n = shapes::softmax_forward(x.len(), rows, s)?;
         ops::softmax_rows(&mut x[..n], s);
         Ok(())
     }
@@ -443,26 +367,20 @@ impl Backend for CpuBackend {
         s: usize,
         scale: f32,
     ) -> Result<(), BackendError> {
-        let op = "softmax_backward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        let n = shapes::softmax_backward([dalpha.len(), alpha.len()], rows, s)?;
         ops::softmax_rows_backward(&mut dalpha[..n], &alpha[..n], s, scale);
         Ok(())
     }
 
     fn sum_squares(&self, acc: &mut Vec<f32>, x: &Vec<f32>) -> Result<(), BackendError> {
-        check_lens("sum_squares", &[("acc", acc.len(), 1)])?;
+        shapes::sum_squares(acc.len())?;
         let s: f64 = x.iter().map(|&v| v as f64 * v as f64).sum();
         acc[0] = (acc[0] as f64 + s) as f32;
         Ok(())
     }
 
     fn scan_step(&self, h: &mut Vec<f32>, zh: &Vec<f32>, d: usize) -> Result<(), BackendError> {
-        let op = "scan_step";
-        check_width(op, "d", d)?;
-        let d2 = product(op, &[d, 2])?;
-        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        let d2 = shapes::scan_step([h.len(), zh.len()], d)?;
         let (k, hh) = zh[..d2].split_at(d);
         for ((hv, &kv), &xv) in h[..d].iter_mut().zip(k).zip(hh) {
             let z = sigmoid(kv);

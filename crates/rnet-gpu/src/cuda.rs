@@ -17,9 +17,9 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx, compile_ptx_with_opts};
 
+use crate::shapes::{self, Chunks, Conv, Embed, Gated};
 use crate::{
     AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
-    check_lens, check_width, product,
 };
 
 /// The kernels' CUDA C source.
@@ -399,17 +399,7 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "rmsnorm_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("y", y.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("x", x.len(), n),
-                ("gamma", gamma.len(), d),
-            ],
-        )?;
+        let n = shapes::rmsnorm_forward([y.len(), rinv.len(), x.len(), gamma.len()], rows, d)?;
         let (_, rows_i, d_i) = (int(op, n)?, int(op, rows)?, int(op, d)?);
         if rows == 0 {
             return Ok(());
@@ -440,18 +430,10 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "rmsnorm_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("dx", dx.len(), n),
-                ("dgamma", dgamma.len(), d),
-                ("dy", dy.len(), n),
-                ("x", x.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("gamma", gamma.len(), d),
-            ],
+        let n = shapes::rmsnorm_backward(
+            [dx.len(), dgamma.len(), dy.len(), x.len(), rinv.len(), gamma.len()],
+            rows,
+            d,
         )?;
         let (_, rows_i, d_i) = (int(op, n)?, int(op, rows)?, int(op, d)?);
         if rows == 0 {
@@ -487,10 +469,7 @@ impl Backend for CudaBackend {
         f: usize,
     ) -> Result<(), BackendError> {
         let op = "swiglu_forward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("p", p.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_forward([p.len(), gu.len()], rows, f)?;
         let (n_i, _, rows_i, f_i) = (int(op, n)?, int(op, n2)?, int(op, rows)?, int(op, f)?);
         if n == 0 {
             return Ok(());
@@ -511,10 +490,7 @@ impl Backend for CudaBackend {
         f: usize,
     ) -> Result<(), BackendError> {
         let op = "swiglu_backward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("dgu", dgu.len(), n2), ("dp", dp.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_backward([dgu.len(), dp.len(), gu.len()], rows, f)?;
         let (n_i, _, rows_i, f_i) = (int(op, n)?, int(op, n2)?, int(op, rows)?, int(op, f)?);
         if n == 0 {
             return Ok(());
@@ -535,15 +511,7 @@ impl Backend for CudaBackend {
         scale: f32,
     ) -> Result<(), BackendError> {
         let op = "cross_entropy";
-        let n = product(op, &[rows, VOCAB])?;
-        check_lens(
-            op,
-            &[
-                ("logits", logits.len(), n),
-                ("losses", losses.len(), rows),
-                ("targets", targets.len(), rows),
-            ],
-        )?;
+        let n = shapes::cross_entropy([logits.len(), losses.len(), targets.len()], rows)?;
         let (_, rows_i, vocab_i) = (int(op, n)?, int(op, rows)?, int(op, VOCAB)?);
         if rows == 0 {
             return Ok(());
@@ -599,15 +567,9 @@ impl Backend for CudaBackend {
         chunk: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("h", h.len(), n), ("decay", decay.len(), n), ("zh", zh.len(), n2)])?;
-        // The CPU engine's clamping, so both backends use the same chunks.
-        let chunk = chunk.clamp(1, t_len);
-        let n_chunks = t_len.div_ceil(chunk);
-        let phase1 = product(op, &[windows, n_chunks, d])?;
+        let Gated { n, n2 } =
+            shapes::scan_forward([h.len(), decay.len(), zh.len()], windows, t_len, d)?;
+        let Chunks { chunk, n_chunks, phase1 } = shapes::scan_chunks(windows, t_len, d, chunk)?;
         let (n_i, _, w_i, t_i, d_i) =
             (int(op, n)?, int(op, n2)?, int(op, windows)?, int(op, t_len)?, int(op, d)?);
         let (c_i, nc_i, p1_i, wd_i) =
@@ -656,14 +618,8 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(
-            op,
-            &[("dzh", dzh.len(), n2), ("dh", dh.len(), n), ("zh", zh.len(), n2), ("h", h.len(), n)],
-        )?;
+        let Gated { n, n2 } =
+            shapes::scan_backward([dzh.len(), dh.len(), zh.len(), h.len()], windows, t_len, d)?;
         let (_, _, w_i, t_i, d_i) =
             (int(op, n)?, int(op, n2)?, int(op, windows)?, int(op, t_len)?, int(op, d)?);
         let wd_i = int(op, windows * d)?;
@@ -694,11 +650,8 @@ impl Backend for CudaBackend {
         kmax: usize,
     ) -> Result<(), BackendError> {
         let op = "conv_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(op, &[("c", c.len(), n), ("u", u.len(), n), ("weff", weff.len(), kd)])?;
+        let Conv { n, kd } =
+            shapes::conv_forward([c.len(), u.len(), weff.len()], windows, t_len, d, kmax)?;
         let (n_i, _, w_i, t_i, d_i, k_i) = (
             int(op, n)?,
             int(op, kd)?,
@@ -730,19 +683,12 @@ impl Backend for CudaBackend {
         kmax: usize,
     ) -> Result<(), BackendError> {
         let op = "conv_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(
-            op,
-            &[
-                ("du", du.len(), n),
-                ("dweff", dweff.len(), kd),
-                ("dc", dc.len(), n),
-                ("u", u.len(), n),
-                ("weff", weff.len(), kd),
-            ],
+        let Conv { n, kd } = shapes::conv_backward(
+            [du.len(), dweff.len(), dc.len(), u.len(), weff.len()],
+            windows,
+            t_len,
+            d,
+            kmax,
         )?;
         let (n_i, _, w_i, t_i, d_i, k_i) = (
             int(op, n)?,
@@ -824,13 +770,7 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "embed_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } = shapes::embed_forward([x.len(), table.len(), tokens.len()], rows, d)?;
         let (n_i, _, rows_i, d_i) = (int(op, n)?, int(op, nt)?, int(op, rows)?, int(op, d)?);
         if n == 0 {
             return Ok(());
@@ -851,13 +791,8 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "embed_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } =
+            shapes::embed_backward([dtable.len(), dx.len(), tokens.len()], rows, d)?;
         let (_, _, rows_i, d_i) = (int(op, n)?, int(op, nt)?, int(op, rows)?, int(op, d)?);
         if n == 0 {
             return Ok(());
@@ -876,9 +811,7 @@ impl Backend for CudaBackend {
         s: usize,
     ) -> Result<(), BackendError> {
         let op = "softmax_forward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("x", x.len(), n)])?;
+        let n = shapes::softmax_forward(x.len(), rows, s)?;
         let (_, rows_i, s_i) = (int(op, n)?, int(op, rows)?, int(op, s)?);
         if rows == 0 {
             return Ok(());
@@ -899,9 +832,7 @@ impl Backend for CudaBackend {
         scale: f32,
     ) -> Result<(), BackendError> {
         let op = "softmax_backward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        let n = shapes::softmax_backward([dalpha.len(), alpha.len()], rows, s)?;
         let (_, rows_i, s_i) = (int(op, n)?, int(op, rows)?, int(op, s)?);
         if rows == 0 {
             return Ok(());
@@ -919,7 +850,7 @@ impl Backend for CudaBackend {
         x: &CudaBuffer<f32>,
     ) -> Result<(), BackendError> {
         let op = "sum_squares";
-        check_lens(op, &[("acc", acc.len(), 1)])?;
+        shapes::sum_squares(acc.len())?;
         let n_i = int(op, x.len())?;
         if n_i == 0 {
             return Ok(());
@@ -944,9 +875,7 @@ impl Backend for CudaBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_step";
-        check_width(op, "d", d)?;
-        let d2 = product(op, &[d, 2])?;
-        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        let d2 = shapes::scan_step([h.len(), zh.len()], d)?;
         let (_, d_i) = (int(op, d2)?, int(op, d)?);
         let mut l = self.stream.launch_builder(&self.k.scan_step);
         l.arg(&mut h.inner).arg(&zh.inner).arg(&d_i);

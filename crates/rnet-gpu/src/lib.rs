@@ -38,6 +38,7 @@ mod cuda;
 pub mod device;
 mod dynamic;
 pub mod model;
+mod shapes;
 
 pub use cpu::CpuBackend;
 #[cfg(feature = "cuda")]

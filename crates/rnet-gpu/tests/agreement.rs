@@ -1234,6 +1234,28 @@ fn cpu_backward_ops_match_finite_differences() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Device backends.
+// ---------------------------------------------------------------------------------------------
+
+/// A device backend against the CPU engine and directly against the definitions, after checking it
+/// rejects bad shapes.
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
+fn check_device<B: Backend>(be: &B) {
+    println!("device: {}", be.name());
+    rejects_bad_shapes(be);
+    agreement(be, &CpuBackend::new());
+    agreement(be, &RefBackend);
+}
+
+/// Reports a device test skipped because `e` says the device or a library is absent (`what`), or
+/// fails it when the environment variable `require` is set.
+#[cfg(any(feature = "cuda", feature = "vulkan"))]
+fn skip_unless_required(require: &str, what: &str, e: &BackendError) {
+    assert!(std::env::var_os(require).is_none(), "{require} is set but: {e}");
+    println!("{what}: skipped ({e})");
+}
+
+// ---------------------------------------------------------------------------------------------
 // CUDA.
 // ---------------------------------------------------------------------------------------------
 
@@ -1251,20 +1273,12 @@ fn cuda_backend_agrees_with_cpu() {
             | BackendError::NoDevice { .. }
             | BackendError::MissingLibrary(_)),
         ) => {
-            assert!(
-                std::env::var_os("RNET_REQUIRE_CUDA").is_none(),
-                "RNET_REQUIRE_CUDA is set but: {e}"
-            );
-            println!("no CUDA device: skipped ({e})");
+            skip_unless_required("RNET_REQUIRE_CUDA", "no CUDA device", &e);
             return;
         }
         Err(e) => panic!("CUDA backend failed to start: {e}"),
     };
-    println!("device: {}", be.name());
-    rejects_bad_shapes(&be);
-    agreement(&be, &CpuBackend::new());
-    // And directly against the definitions.
-    agreement(&be, &RefBackend);
+    check_device(&be);
 }
 
 /// The kernels compile with NVRTC for the GPUs the project targets (Ampere, Ada, Hopper). Needs
@@ -1290,11 +1304,7 @@ fn cuda_kernels_compile_with_nvrtc() {
                 );
             }
             Err(e @ BackendError::MissingLibrary(_)) => {
-                assert!(
-                    std::env::var_os("RNET_REQUIRE_CUDA").is_none(),
-                    "RNET_REQUIRE_CUDA is set but: {e}"
-                );
-                println!("no NVRTC: skipped ({e})");
+                skip_unless_required("RNET_REQUIRE_CUDA", "no NVRTC", &e);
                 return;
             }
             Err(e) => panic!("sm_{major}{minor}: {e}"),
@@ -1322,19 +1332,12 @@ fn vulkan_backend_agrees_with_cpu() {
     let be = match VulkanBackend::new(vulkan_adapter()) {
         Ok(be) => be,
         Err(e @ BackendError::NoAdapter { .. }) => {
-            assert!(
-                std::env::var_os("RNET_REQUIRE_VULKAN").is_none(),
-                "RNET_REQUIRE_VULKAN is set but: {e}"
-            );
-            println!("no Vulkan adapter: skipped ({e})");
+            skip_unless_required("RNET_REQUIRE_VULKAN", "no Vulkan adapter", &e);
             return;
         }
         Err(e) => panic!("Vulkan backend failed to start: {e}"),
     };
-    println!("device: {}", be.name());
-    rejects_bad_shapes(&be);
-    agreement(&be, &CpuBackend::new());
-    agreement(&be, &RefBackend);
+    check_device(&be);
 }
 
 /// The WGSL kernels parse and validate with naga (no adapter needed) and define every entry point

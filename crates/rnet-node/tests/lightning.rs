@@ -66,6 +66,67 @@ fn total_balance(n: &TestNode) -> f64 {
     balance(n) + b["mine"]["immature"].as_f64().unwrap()
 }
 
+/// The Lightning node id and port of `n`.
+fn id_port(n: &TestNode) -> (String, u64) {
+    let i = n.call("getlightninginfo", json!([])).unwrap();
+    (i["id"].as_str().unwrap().to_string(), i["port"].as_u64().unwrap())
+}
+
+/// `n`'s (first) channel with `peer`.
+fn channel_with(n: &TestNode, peer: &str) -> Value {
+    n.call("listpeerchannels", json!([peer])).unwrap()["channels"][0].clone()
+}
+
+/// Three nodes in a line, A → B → C: A opens a channel to B and B one to C (1 RNT each, B's
+/// funded by coins from A), confirmed and `Normal` on all four ends. C runs with `c_extra`.
+struct Line {
+    a: TestNode,
+    b: TestNode,
+    c: TestNode,
+    a_id: String,
+    b_id: String,
+    c_id: String,
+    a_addr: String,
+}
+
+fn open_line(c_extra: &[&str]) -> Line {
+    let (a, b, c) = (start(), start(), start_with(c_extra));
+    for (n, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
+        n.call("createwallet", json!([name, policy()])).unwrap();
+    }
+    for n in [&b, &c] {
+        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
+    }
+    let mine_all = |blocks: u64, address: &str| {
+        a.call("generatetoaddress", json!([blocks, address])).unwrap();
+        let target = height(&a);
+        for n in [&b, &c] {
+            wait_until("the others to follow", 60, || height(n) >= target);
+        }
+    };
+    let a_addr = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    let b_addr = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
+    mine_all(8, &a_addr);
+    // B needs coins to fund its channel to C.
+    a.call("sendtoaddress", json!([b_addr, 3.0])).unwrap();
+    mine_all(1, &a_addr);
+    let ((a_id, _), (b_id, b_port), (c_id, c_port)) = (id_port(&a), id_port(&b), id_port(&c));
+    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
+    b.call("connect", json!([c_id, "127.0.0.1", c_port])).unwrap();
+    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
+    b.call("fundchannel", json!([c_id, CAPACITY])).unwrap();
+    wait_until("both funding transactions in A's mempool", 30, || {
+        a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().len() >= 2
+    });
+    mine_all(3, &a_addr);
+    for (n, peer) in [(&a, &b_id), (&b, &a_id), (&b, &c_id), (&c, &b_id)] {
+        wait_until("every channel to be Normal", 60, || {
+            channel_with(n, peer)["state"] == json!("Normal")
+        });
+    }
+    Line { a, b, c, a_id, b_id, c_id, a_addr }
+}
+
 #[test]
 fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
     let a = start();
@@ -175,13 +236,7 @@ fn a_channel_opens_pays_an_invoice_and_closes_between_two_nodes() {
 /// with a `channel_update`), and A pays it through B. B earns its fee: 1,000 msat + 100 ppm.
 #[test]
 fn a_pays_c_through_b_with_exact_fees() {
-    let (a, b, c) = (start(), start(), start());
-    for (n, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
-        n.call("createwallet", json!([name, policy()])).unwrap();
-    }
-    for n in [&b, &c] {
-        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
-    }
+    let Line { a, b, c, a_id, b_id, c_id, a_addr } = open_line(&[]);
     let mine_all = |blocks: u64, address: &str| {
         a.call("generatetoaddress", json!([blocks, address])).unwrap();
         let target = height(&a);
@@ -189,36 +244,7 @@ fn a_pays_c_through_b_with_exact_fees() {
             wait_until("the others to follow", 60, || height(n) >= target);
         }
     };
-    let a_addr = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
-    let b_addr = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
-    mine_all(8, &a_addr);
-    // B needs coins to fund its channel to C.
-    a.call("sendtoaddress", json!([b_addr, 3.0])).unwrap();
-    mine_all(1, &a_addr);
-
-    let id_port = |n: &TestNode| {
-        let i = n.call("getlightninginfo", json!([])).unwrap();
-        (i["id"].as_str().unwrap().to_string(), i["port"].as_u64().unwrap())
-    };
-    let ((b_id, b_port), (c_id, c_port)) = (id_port(&b), id_port(&c));
-    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
-    b.call("connect", json!([c_id, "127.0.0.1", c_port])).unwrap();
-    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
-    b.call("fundchannel", json!([c_id, CAPACITY])).unwrap();
-    wait_until("both funding transactions in A's mempool", 30, || {
-        a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().len() >= 2
-    });
-    mine_all(3, &a_addr);
-    let normal = |n: &TestNode, peer: &str| {
-        let list = n.call("listpeerchannels", json!([peer])).unwrap();
-        list["channels"][0].clone()
-    };
-    let a_id = id_port(&a).0;
-    for (n, peer) in [(&a, &b_id), (&b, &a_id), (&b, &c_id), (&c, &b_id)] {
-        wait_until("every channel to be Normal", 60, || {
-            normal(n, peer)["state"] == json!("Normal")
-        });
-    }
+    let normal = channel_with;
     // C's invoice names B's channel and policy once B's channel_update reached C.
     let mut bolt11 = String::new();
     wait_until("C to learn B's policy", 30, || {
@@ -498,44 +524,13 @@ fn a_watchtower_punishes_a_breach_while_the_victim_is_offline() {
 /// out there; the failure travels back and A's channel balance is whole again.
 #[test]
 fn a_payment_c_never_settles_times_out_and_refunds_a() {
-    let (a, b) = (start(), start());
-    let mut c = start_with(&["-lndevholdhtlcs"]);
-    for (n, name) in [(&a, "A"), (&b, "B"), (&c, "C")] {
-        n.call("createwallet", json!([name, policy()])).unwrap();
-    }
-    for n in [&b, &c] {
-        n.call("addnode", json!([a.p2p_addr().to_string(), "onetry"])).unwrap();
-    }
+    let Line { a, b, mut c, b_id, c_id, a_addr, .. } = open_line(&["-lndevholdhtlcs"]);
     let mine_all = |blocks: u64, address: &str| {
         a.call("generatetoaddress", json!([blocks, address])).unwrap();
         let target = height(&a);
         wait_until("B to follow", 60, || height(&b) >= target);
     };
-    let a_addr = a.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
-    let b_addr = b.call("getnewaddress", json!([])).unwrap().as_str().unwrap().to_string();
-    mine_all(8, &a_addr);
-    a.call("sendtoaddress", json!([b_addr, 3.0])).unwrap();
-    mine_all(1, &a_addr);
-    let id_port = |n: &TestNode| {
-        let i = n.call("getlightninginfo", json!([])).unwrap();
-        (i["id"].as_str().unwrap().to_string(), i["port"].as_u64().unwrap())
-    };
-    let ((b_id, b_port), (c_id, c_port)) = (id_port(&b), id_port(&c));
-    a.call("connect", json!([b_id, "127.0.0.1", b_port])).unwrap();
-    b.call("connect", json!([c_id, "127.0.0.1", c_port])).unwrap();
-    a.call("fundchannel", json!([b_id, CAPACITY])).unwrap();
-    b.call("fundchannel", json!([c_id, CAPACITY])).unwrap();
-    wait_until("both funding transactions", 30, || {
-        a.call("getrawmempool", json!([])).unwrap().as_array().unwrap().len() >= 2
-    });
-    mine_all(3, &a_addr);
-    let with = |n: &TestNode, peer: &str| {
-        n.call("listpeerchannels", json!([peer])).unwrap()["channels"][0].clone()
-    };
-    let a_id = id_port(&a).0;
-    for (n, peer) in [(&a, &b_id), (&b, &a_id), (&b, &c_id), (&c, &b_id)] {
-        wait_until("every channel to be Normal", 60, || with(n, peer)["state"] == json!("Normal"));
-    }
+    let with = channel_with;
     let mut bolt11 = String::new();
     wait_until("C to learn B's policy", 30, || {
         let inv = c.call("invoice", json!([PAYMENT_MSAT, "never settled"])).unwrap();

@@ -7,8 +7,9 @@
 //!
 //! Structure mirrors the CUDA port: [`device`] owns the `wgpu` device, buffers and dispatch (with
 //! every `wgpu` error turned into a [`BackendError`]), [`kernels`] the WGSL modules and pipelines,
-//! and this file checks shapes and launches kernels, one `Backend` operation at a time. Unlike
-//! cuBLAS there is no vendor GEMM: the matrix product is a tiled WGSL kernel (`matmul.wgsl`).
+//! and this file launches kernels, one `Backend` operation at a time, after the shape checks every
+//! backend shares (`crate::shapes`). Unlike cuBLAS there is no vendor GEMM: the matrix product
+//! is a tiled WGSL kernel (`matmul.wgsl`).
 
 mod device;
 mod kernels;
@@ -17,9 +18,9 @@ use std::ops::Range;
 
 pub use device::VulkanBuffer;
 
+use crate::shapes::{self, Chunks, Conv, Embed, Gated};
 use crate::{
     AdamWStep, Backend, BackendError, MatmulSpec, RMS_EPS, VOCAB, check_adamw, check_axpby,
-    check_lens, check_width, product,
 };
 use device::Gpu;
 use kernels::Kernels;
@@ -256,17 +257,7 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "rmsnorm_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("y", y.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("x", x.len(), n),
-                ("gamma", gamma.len(), d),
-            ],
-        )?;
+        let n = shapes::rmsnorm_forward([y.len(), rinv.len(), x.len(), gamma.len()], rows, d)?;
         word(op, n)?;
         if rows == 0 {
             return Ok(());
@@ -291,18 +282,10 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "rmsnorm_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        check_lens(
-            op,
-            &[
-                ("dx", dx.len(), n),
-                ("dgamma", dgamma.len(), d),
-                ("dy", dy.len(), n),
-                ("x", x.len(), n),
-                ("rinv", rinv.len(), rows),
-                ("gamma", gamma.len(), d),
-            ],
+        let n = shapes::rmsnorm_backward(
+            [dx.len(), dgamma.len(), dy.len(), x.len(), rinv.len(), gamma.len()],
+            rows,
+            d,
         )?;
         word(op, n)?;
         if rows == 0 {
@@ -331,10 +314,7 @@ impl Backend for VulkanBackend {
         f: usize,
     ) -> Result<(), BackendError> {
         let op = "swiglu_forward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("p", p.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_forward([p.len(), gu.len()], rows, f)?;
         word(op, n2)?;
         if n == 0 {
             return Ok(());
@@ -356,10 +336,7 @@ impl Backend for VulkanBackend {
         f: usize,
     ) -> Result<(), BackendError> {
         let op = "swiglu_backward";
-        check_width(op, "f", f)?;
-        let n = product(op, &[rows, f])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("dgu", dgu.len(), n2), ("dp", dp.len(), n), ("gu", gu.len(), n2)])?;
+        let Gated { n, n2 } = shapes::swiglu_backward([dgu.len(), dp.len(), gu.len()], rows, f)?;
         word(op, n2)?;
         if n == 0 {
             return Ok(());
@@ -381,15 +358,7 @@ impl Backend for VulkanBackend {
         scale: f32,
     ) -> Result<(), BackendError> {
         let op = "cross_entropy";
-        let n = product(op, &[rows, VOCAB])?;
-        check_lens(
-            op,
-            &[
-                ("logits", logits.len(), n),
-                ("losses", losses.len(), rows),
-                ("targets", targets.len(), rows),
-            ],
-        )?;
+        let n = shapes::cross_entropy([logits.len(), losses.len(), targets.len()], rows)?;
         word(op, n)?;
         if rows == 0 {
             return Ok(());
@@ -451,15 +420,9 @@ impl Backend for VulkanBackend {
         chunk: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(op, &[("h", h.len(), n), ("decay", decay.len(), n), ("zh", zh.len(), n2)])?;
-        // The CPU engine's clamping, so both backends use the same chunks.
-        let chunk = chunk.clamp(1, t_len);
-        let n_chunks = t_len.div_ceil(chunk);
-        let phase1 = product(op, &[windows, n_chunks, d])?;
+        let Gated { n, n2 } =
+            shapes::scan_forward([h.len(), decay.len(), zh.len()], windows, t_len, d)?;
+        let Chunks { chunk, n_chunks, phase1 } = shapes::scan_chunks(windows, t_len, d, chunk)?;
         word(op, n2)?;
         if n == 0 {
             return Ok(());
@@ -505,14 +468,8 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let n2 = product(op, &[n, 2])?;
-        check_lens(
-            op,
-            &[("dzh", dzh.len(), n2), ("dh", dh.len(), n), ("zh", zh.len(), n2), ("h", h.len(), n)],
-        )?;
+        let Gated { n, n2 } =
+            shapes::scan_backward([dzh.len(), dh.len(), zh.len(), h.len()], windows, t_len, d)?;
         word(op, n2)?;
         if n == 0 {
             return Ok(());
@@ -536,11 +493,8 @@ impl Backend for VulkanBackend {
         kmax: usize,
     ) -> Result<(), BackendError> {
         let op = "conv_forward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(op, &[("c", c.len(), n), ("u", u.len(), n), ("weff", weff.len(), kd)])?;
+        let Conv { n, kd } =
+            shapes::conv_forward([c.len(), u.len(), weff.len()], windows, t_len, d, kmax)?;
         word(op, n)?;
         word(op, kd)?;
         if n == 0 {
@@ -567,19 +521,12 @@ impl Backend for VulkanBackend {
         kmax: usize,
     ) -> Result<(), BackendError> {
         let op = "conv_backward";
-        check_width(op, "t_len", t_len)?;
-        check_width(op, "d", d)?;
-        let n = product(op, &[windows, t_len, d])?;
-        let kd = product(op, &[kmax, d])?;
-        check_lens(
-            op,
-            &[
-                ("du", du.len(), n),
-                ("dweff", dweff.len(), kd),
-                ("dc", dc.len(), n),
-                ("u", u.len(), n),
-                ("weff", weff.len(), kd),
-            ],
+        let Conv { n, kd } = shapes::conv_backward(
+            [du.len(), dweff.len(), dc.len(), u.len(), weff.len()],
+            windows,
+            t_len,
+            d,
+            kmax,
         )?;
         word(op, n)?;
         word(op, kd)?;
@@ -654,13 +601,7 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "embed_forward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("x", x.len(), n), ("table", table.len(), nt), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } = shapes::embed_forward([x.len(), table.len(), tokens.len()], rows, d)?;
         word(op, n)?;
         word(op, nt)?;
         if n == 0 {
@@ -683,13 +624,8 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "embed_backward";
-        check_width(op, "d", d)?;
-        let n = product(op, &[rows, d])?;
-        let nt = product(op, &[VOCAB, d])?;
-        check_lens(
-            op,
-            &[("dtable", dtable.len(), nt), ("dx", dx.len(), n), ("tokens", tokens.len(), rows)],
-        )?;
+        let Embed { n, nt } =
+            shapes::embed_backward([dtable.len(), dx.len(), tokens.len()], rows, d)?;
         word(op, n)?;
         word(op, nt)?;
         if n == 0 {
@@ -710,9 +646,7 @@ impl Backend for VulkanBackend {
         s: usize,
     ) -> Result<(), BackendError> {
         let op = "softmax_forward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("x", x.len(), n)])?;
+        let n = shapes::softmax_forward(x.len(), rows, s)?;
         word(op, n)?;
         if rows == 0 {
             return Ok(());
@@ -734,9 +668,7 @@ impl Backend for VulkanBackend {
         scale: f32,
     ) -> Result<(), BackendError> {
         let op = "softmax_backward";
-        check_width(op, "s", s)?;
-        let n = product(op, &[rows, s])?;
-        check_lens(op, &[("dalpha", dalpha.len(), n), ("alpha", alpha.len(), n)])?;
+        let n = shapes::softmax_backward([dalpha.len(), alpha.len()], rows, s)?;
         word(op, n)?;
         if rows == 0 {
             return Ok(());
@@ -755,7 +687,7 @@ impl Backend for VulkanBackend {
         x: &VulkanBuffer<f32>,
     ) -> Result<(), BackendError> {
         let op = "sum_squares";
-        check_lens(op, &[("acc", acc.len(), 1)])?;
+        shapes::sum_squares(acc.len())?;
         let n = x.len();
         word(op, n)?;
         if n == 0 {
@@ -777,9 +709,7 @@ impl Backend for VulkanBackend {
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_step";
-        check_width(op, "d", d)?;
-        let d2 = product(op, &[d, 2])?;
-        check_lens(op, &[("h", h.len(), d), ("zh", zh.len(), d2)])?;
+        let d2 = shapes::scan_step([h.len(), zh.len()], d)?;
         word(op, d2)?;
         self.gpu.dispatch(
             &self.k.scan_step,
