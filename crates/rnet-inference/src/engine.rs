@@ -34,6 +34,11 @@ use thiserror::Error;
 
 use crate::kernels::{self, Matrix, Store};
 
+mod decode;
+
+pub(crate) use decode::part;
+use decode::{DecodeThreads, ThreadScratch};
+
 /// Positions per prefill block.
 pub const PREFILL_BLOCK: usize = 64;
 
@@ -127,6 +132,12 @@ pub struct Engine {
     layers: Vec<LayerWeights>,
     norm_f: Vec<f32>,
     head: Matrix,
+    /// Threads one decode step may use ([`Engine::with_threads`]).
+    threads: usize,
+    /// The decode pool, started on the first step that can use it.
+    decode: std::sync::OnceLock<std::sync::Arc<DecodeThreads>>,
+    /// Whether steps choose between the pool and one thread by measured speed.
+    adaptive: bool,
 }
 
 fn matrix(precision: Precision, rows: usize, cols: usize, values: Vec<f32>) -> Matrix {
@@ -221,7 +232,43 @@ impl Engine {
             norm_f: p[lay.norm_f.clone()].to_vec(),
             head: matrix(precision, VOCAB, d, p[lay.head.clone()].to_vec()),
             config: cfg,
+            threads: 1,
+            decode: std::sync::OnceLock::new(),
+            adaptive: true,
         }
+    }
+
+    /// The same engine decoding each session's bytes on up to `threads` threads (at least 1, at
+    /// most the machine's cores: the threads of a step wait for each other at every phase, so
+    /// one more than there are cores would stall them): every matrix–vector product of a step is
+    /// split by rows across a pool of `threads − 1` persistent worker threads plus the caller,
+    /// started on the first step.
+    ///
+    /// The pool serves one step at a time: a step that starts while another session of this
+    /// engine is stepping runs on its own thread, so concurrent sessions share the cores
+    /// instead of oversubscribing them. And since the pool's threads wait for each other at
+    /// every phase of a step, a machine whose cores are taken by other work can make a pooled
+    /// step slower than a single-thread one: the engine keeps the recent time of both kinds of
+    /// step, uses the faster, and tries the other one step in 32. Results differ from the one-thread step only by the
+    /// order of rounding inside a product (they are bit-identical for the same kernels: rows
+    /// are computed the same way whichever thread does them).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads = threads.clamp(1, cores);
+        self.decode = std::sync::OnceLock::new();
+        self
+    }
+
+    /// `false`: every step that finds the pool free uses it, however fast one thread would be
+    /// (for measuring the pool itself; the default `true` picks the faster by measurement).
+    pub fn with_adaptive_threads(mut self, adaptive: bool) -> Self {
+        self.adaptive = adaptive;
+        self
+    }
+
+    /// Threads one decode step may use.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The model shape.
@@ -285,34 +332,7 @@ impl Engine {
     /// Consumes one byte and returns the 256 logits for the next one.
     pub fn step<'s>(&self, s: &'s mut Session, byte: u8) -> Result<&'s [f32], EngineError> {
         self.check(s)?;
-        let d = self.config.d_model;
-        let f = self.config.d_ff;
-        let r = self.ring;
-        let pos = s.position;
-        let sc = &mut s.scratch;
-        sc.x.copy_from_slice(&self.embed[byte as usize * d..(byte as usize + 1) * d]);
-        for (li, l) in self.layers.iter().enumerate() {
-            let ring = &mut s.ring[li * r * d..(li + 1) * r * d];
-            let slot = (pos % r as u64) as usize;
-            kernels::rms_norm(&sc.x, &l.norm1, &mut ring[slot * d..(slot + 1) * d]);
-            kernels::ring_conv(&l.conv, ring, r, d, slot, &mut sc.c);
-            l.zh.matvec(&sc.c, &mut sc.zh, Store::Overwrite);
-            let h = &mut s.h[li * d..(li + 1) * d];
-            gru_update(h, &sc.zh[..d], &sc.zh[d..]);
-            l.wo.matvec(h, &mut sc.x, Store::Add);
-
-            kernels::rms_norm(&sc.x, &l.norm2, &mut sc.v);
-            l.kq.matvec(&sc.v, &mut sc.scores, Store::Overwrite);
-            kernels::softmax(&mut sc.scores);
-            l.mv.matvec(&sc.scores, &mut sc.x, Store::Add);
-
-            kernels::rms_norm(&sc.x, &l.norm3, &mut sc.v);
-            l.gu.matvec(&sc.v, &mut sc.gu, Store::Overwrite);
-            swiglu(&mut sc.gu, f);
-            l.down.matvec(&sc.gu[..f], &mut sc.x, Store::Add);
-        }
-        kernels::rms_norm(&sc.x, &self.norm_f, &mut sc.v);
-        self.head.matvec(&sc.v, &mut s.logits, Store::Overwrite);
+        self.step_fused(s, byte);
         s.position += 1;
         s.has_logits = true;
         Ok(&s.logits)
@@ -474,17 +494,6 @@ fn swiglu(gu: &mut [f32], f: usize) {
     }
 }
 
-/// Decode-step working vectors.
-#[derive(Clone, Debug)]
-struct StepScratch {
-    x: Vec<f32>,
-    c: Vec<f32>,
-    zh: Vec<f32>,
-    v: Vec<f32>,
-    scores: Vec<f32>,
-    gu: Vec<f32>,
-}
-
 /// Prefill working blocks (allocated per prefill call).
 struct PrefillBuffers {
     x: Vec<f32>,
@@ -522,7 +531,14 @@ pub struct Session {
     position: u64,
     logits: Vec<f32>,
     has_logits: bool,
-    scratch: StepScratch,
+    /// The residual stream `x` (`d`), the conv output (`d`), the slot scores (`S`) and the
+    /// SwiGLU activations (`f`) of the step in progress: shared by the decode threads.
+    x: Vec<f32>,
+    c: Vec<f32>,
+    scores: Vec<f32>,
+    a: Vec<f32>,
+    /// Working vectors of the thread that calls `step`.
+    scratch: ThreadScratch,
 }
 
 impl Session {
@@ -539,14 +555,11 @@ impl Session {
             position: 0,
             logits: vec![0.0; VOCAB],
             has_logits: false,
-            scratch: StepScratch {
-                x: vec![0.0; d],
-                c: vec![0.0; d],
-                zh: vec![0.0; 2 * d],
-                v: vec![0.0; d],
-                scores: vec![0.0; config.n_slots],
-                gu: vec![0.0; 2 * f],
-            },
+            x: vec![0.0; d],
+            c: vec![0.0; d],
+            scores: vec![0.0; config.n_slots],
+            a: vec![0.0; f],
+            scratch: ThreadScratch::new(config),
         }
     }
 

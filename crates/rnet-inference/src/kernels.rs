@@ -41,6 +41,59 @@ pub fn simd_enabled() -> bool {
     }
 }
 
+/// When set, the AVX-VNNI decode kernel is skipped (tests compare it with the AVX2 one).
+static NO_VNNI: AtomicBool = AtomicBool::new(false);
+
+/// Lets the int8 decode products use AVX-VNNI (`vpdpbusd`) where the CPU has it (`true`, the
+/// default) or keeps them on the AVX2 kernel (`false`). Results differ only by rounding.
+pub fn set_vnni_allowed(allowed: bool) {
+    NO_VNNI.store(!allowed, Ordering::Relaxed);
+}
+
+/// Whether the CPU has AVX-VNNI (CPUID leaf 7 sub-leaf 1, EAX bit 4) besides AVX2 + FMA. The
+/// check is made by hand (and the instruction emitted by inline assembly) because Rust 1.85,
+/// this workspace's minimum, has no stable `avxvnni` target feature.
+// `__cpuid_count` is an unsafe function before Rust 1.89 and a safe one after.
+#[allow(unused_unsafe)]
+fn vnni_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            if !(std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma"))
+            {
+                return false;
+            }
+            // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is within the maximum leaf when
+            // AVX2 (reported in leaf 7) was detected.
+            let max_sub = unsafe { std::arch::x86_64::__cpuid_count(7, 0) }.eax;
+            // SAFETY: as above; sub-leaf 1 exists when the maximum sub-leaf is at least 1.
+            max_sub >= 1 && unsafe { std::arch::x86_64::__cpuid_count(7, 1) }.eax & (1 << 4) != 0
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the int8 decode products use AVX-VNNI now.
+pub fn vnni_enabled() -> bool {
+    simd_enabled() && vnni_detected() && !NO_VNNI.load(Ordering::Relaxed)
+}
+
+/// The kernels in use now, for reports: `"avx-vnni"`, `"avx2+fma"` or `"portable"`.
+pub fn kernel_name() -> &'static str {
+    if vnni_enabled() {
+        "avx-vnni (int8 decode) + avx2+fma"
+    } else if simd_enabled() {
+        "avx2+fma"
+    } else {
+        "portable"
+    }
+}
+
 /// Fewest positions per thread when a product is split across threads.
 const PAR_MIN_POSITIONS: usize = 8;
 
@@ -67,6 +120,9 @@ pub struct Matrix {
     rows: usize,
     cols: usize,
     data: MatrixData,
+    /// For int8 on AVX-VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
+    /// multiplies unsigned by signed bytes; the offset is taken out once per product).
+    offset: Option<Vec<u8>>,
 }
 
 /// What a product does with its destination.
@@ -82,7 +138,7 @@ impl Matrix {
     /// An f32 matrix. `values.len()` must be `rows · cols` (checked by the engine that builds it).
     pub fn f32(rows: usize, cols: usize, values: Vec<f32>) -> Self {
         debug_assert_eq!(values.len(), rows * cols);
-        Self { rows, cols, data: MatrixData::F32(values) }
+        Self { rows, cols, data: MatrixData::F32(values), offset: None }
     }
 
     /// An int8 matrix quantised from f32 `values` with one symmetric scale per row
@@ -103,7 +159,8 @@ impl Matrix {
                 }
             }
         }
-        Self { rows, cols, data: MatrixData::Int8 { q, scale } }
+        let offset = vnni_detected().then(|| q.iter().map(|&v| (v as u8) ^ 0x80).collect());
+        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset }
     }
 
     /// Output rows.
@@ -143,6 +200,83 @@ impl Matrix {
         self.matmul(x, 1, y, store);
     }
 
+    /// `y = W[rows] x` or `y += W[rows] x` for the output rows `rows` only (`y.len() ==
+    /// rows.len()`, `x.len() == cols`): the piece of a product one decode thread computes.
+    /// `xq` is `x` prepared by [`QVec::quantize`]; when it is given, the matrix is int8 and the
+    /// AVX2 kernels are in use, the product runs on the quantised activations.
+    ///
+    /// # Panics
+    /// When the slices or the range do not fit the matrix (a programming error).
+    pub fn matvec_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        x: &[f32],
+        xq: Option<&QVec>,
+        y: &mut [f32],
+        store: Store,
+    ) {
+        let cols = self.cols;
+        let n = rows.len();
+        assert!(
+            rows.end <= self.rows && x.len() >= cols && y.len() >= n,
+            "matvec_rows: slices too short"
+        );
+        if n == 0 {
+            return;
+        }
+        let wr = rows.start * cols..rows.end * cols;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if simd_enabled() {
+                // SAFETY: AVX2 and FMA are present (checked by `simd_enabled`); the sub-slices
+                // hold `n` rows of `cols` weights (and `n` scales), `x` `cols` floats, `y` `n`.
+                unsafe {
+                    match (&self.data, xq) {
+                        (MatrixData::Int8 { q, scale }, Some(xq))
+                            if xq.len == cols && self.offset.is_some() && vnni_enabled() =>
+                        {
+                            let off = self.offset.as_deref().unwrap_or_default();
+                            avx2::matvec_q8_vnni(
+                                &off[wr.clone()],
+                                &q[wr],
+                                &scale[rows],
+                                n,
+                                cols,
+                                xq,
+                                x,
+                                y,
+                                store,
+                            );
+                        }
+                        (MatrixData::Int8 { q, scale }, Some(xq)) if xq.len == cols => {
+                            avx2::matvec_q8(&q[wr], &scale[rows], n, cols, xq, x, y, store);
+                        }
+                        (MatrixData::Int8 { q, scale }, _) => {
+                            avx2::matmul::<i8>(&q[wr], Some(&scale[rows]), n, cols, x, 1, y, store)
+                        }
+                        (MatrixData::F32(w), _) => {
+                            avx2::matmul::<f32>(&w[wr], None, n, cols, x, 1, y, store)
+                        }
+                    }
+                }
+                return;
+            }
+        }
+        let _ = xq;
+        match &self.data {
+            MatrixData::F32(w) => portable_matmul(&w[wr], None, n, cols, x, 1, y, store),
+            MatrixData::Int8 { q, scale } => {
+                portable_matmul(&q[wr], Some(&scale[rows]), n, cols, x, 1, y, store)
+            }
+        }
+    }
+
+    /// Whether [`Matrix::matvec_rows`] would use quantised activations for this matrix now
+    /// (int8 weights and the AVX2 kernels in use): then the caller prepares a [`QVec`].
+    pub fn wants_qvec(&self) -> bool {
+        matches!(self.data, MatrixData::Int8 { .. }) && simd_enabled()
+    }
+
     /// The product over `n_t` vectors: `x` is `[n_t, cols]`, `y` is `[n_t, rows]`.
     ///
     /// # Panics
@@ -174,12 +308,11 @@ impl Matrix {
             if simd_enabled() {
                 if let (MatrixData::Int8 { q, scale }, 1) = (&self.data, n_t) {
                     Q8_SCRATCH.with(|cell| {
-                        let mut guard = cell.borrow_mut();
-                        let (xq, xs) = &mut *guard;
-                        quantize_q8(&x[..cols], xq, xs);
+                        let mut xq = cell.borrow_mut();
+                        xq.quantize(&x[..cols]);
                         // SAFETY: AVX2 and FMA are present; `q` holds `rows · cols` weights,
-                        // `scale` `rows`, `xq`/`xs` the quantised `x`, `y` at least `rows`.
-                        unsafe { avx2::matvec_q8(q, scale, rows, cols, xq, xs, x, y, store) };
+                        // `scale` `rows`, `xq` the quantised `x`, `y` at least `rows`.
+                        unsafe { avx2::matvec_q8(q, scale, rows, cols, &xq, x, y, store) };
                     });
                     return;
                 }
@@ -212,8 +345,54 @@ pub const Q8_BLOCK: usize = 32;
 
 thread_local! {
     /// Per-thread buffers of the quantised activation vector.
-    static Q8_SCRATCH: std::cell::RefCell<(Vec<i8>, Vec<f32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static Q8_SCRATCH: std::cell::RefCell<QVec> = const { std::cell::RefCell::new(QVec::new()) };
+}
+
+/// An activation vector quantised for the int8 decode products: the int8 values of
+/// [`quantize_q8`], their magnitudes (the unsigned operand of `vpmaddubsw`, computed once per
+/// vector instead of once per weight row) and the per-block scales.
+#[derive(Clone, Debug, Default)]
+pub struct QVec {
+    q: Vec<i8>,
+    a: Vec<u8>,
+    s: Vec<f32>,
+    /// `128 · Σ_b s_b · Σ_{k∈b} q_k`: what the +128 offset of the AVX-VNNI weights adds to
+    /// every row's product, taken out once per row.
+    offset_sum: f32,
+    /// Length of the vector quantised (elements past the last whole block are read in f32).
+    len: usize,
+}
+
+impl QVec {
+    /// An empty vector (buffers grow on the first [`QVec::quantize`] and are reused after).
+    pub const fn new() -> Self {
+        Self { q: Vec::new(), a: Vec::new(), s: Vec::new(), offset_sum: 0.0, len: 0 }
+    }
+
+    /// Quantises `x` (see [`quantize_q8`]); allocation-free once the buffers have grown.
+    pub fn quantize(&mut self, x: &[f32]) {
+        quantize_q8(x, &mut self.q, &mut self.s);
+        self.a.clear();
+        self.a.extend(self.q.iter().map(|v| v.unsigned_abs()));
+        self.offset_sum = 128.0
+            * self
+                .q
+                .chunks_exact(Q8_BLOCK)
+                .zip(&self.s)
+                .map(|(b, &s)| s as f64 * b.iter().map(|&v| v as i64).sum::<i64>() as f64)
+                .sum::<f64>() as f32;
+        self.len = x.len();
+    }
+
+    /// The int8 values (whole blocks only).
+    pub fn values(&self) -> &[i8] {
+        &self.q
+    }
+
+    /// The per-block scales.
+    pub fn scales(&self) -> &[f32] {
+        &self.s
+    }
 }
 
 /// Quantises the whole blocks of [`Q8_BLOCK`] elements of `x` to int8, symmetric with one f32
@@ -357,6 +536,93 @@ fn ring_conv_impl(conv: &[f32], ring: &[f32], r: usize, d: usize, slot: usize, c
     }
 }
 
+/// [`ring_conv`] for the columns `c0..c0 + c.len()` only (one decode thread's channels): writes
+/// `u` (the current conv input of those channels) into ring row `slot`, then
+/// `c[j] = Σ_{k<r} conv[k][c0 + j] · ring[(slot − k) mod r][c0 + j]`.
+///
+/// # Safety
+/// `ring` points at `r` rows of `d` floats, `c0 + c.len() ≤ d`, `u.len() == c.len()`, `conv`
+/// holds `r · d` floats, and nobody else reads or writes those columns of the ring during the
+/// call (other threads may use other columns: only slices of these columns are formed).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ring_conv_cols(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut f32,
+    c: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_enabled() {
+            // SAFETY: AVX2 and FMA are present; the caller guarantees the rest.
+            unsafe { ring_conv_cols_avx2(conv, d, c0, r, slot, u, ring, c) };
+            return;
+        }
+    }
+    // SAFETY: the caller guarantees the buffers.
+    unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
+}
+
+/// [`ring_conv_cols_impl`] compiled with AVX2.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; as [`ring_conv_cols`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ring_conv_cols_avx2(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut f32,
+    c: &mut [f32],
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
+}
+
+/// # Safety
+/// As [`ring_conv_cols`].
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn ring_conv_cols_impl(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut f32,
+    c: &mut [f32],
+) {
+    let n = c.len();
+    // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
+    unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) }.copy_from_slice(&u[..n]);
+    c.fill(0.0);
+    for k in 0..r {
+        let src = (slot + r - k) % r;
+        let w = &conv[k * d + c0..k * d + c0 + n];
+        // SAFETY: as above, row `src`.
+        let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0), n) };
+        for ((o, &wv), &uv) in c.iter_mut().zip(w).zip(ur) {
+            *o += wv * uv;
+        }
+    }
+}
+
+/// `1 / sqrt(mean(x²) + ε)`, the factor of [`rms_norm`].
+#[inline]
+pub fn rms_factor(x: &[f32]) -> f32 {
+    1.0f32 / (sum_squares(x) / x.len().max(1) as f32 + rnet_model::kernels::RMS_EPS).sqrt()
+}
+
 /// A weight element: f32 or i8.
 pub trait Weight: Copy + Send + Sync + 'static {
     /// The element as f32.
@@ -434,7 +700,7 @@ fn portable_matmul<W: Weight>(
 mod avx2 {
     //! AVX2 + FMA products. Every function requires a CPU with both features.
 
-    use super::{Store, Weight, store_value};
+    use super::{QVec, Store, Weight, store_value};
     use std::arch::x86_64::*;
 
     /// Loads of eight weights as f32 lanes.
@@ -566,20 +832,24 @@ mod avx2 {
         w: *const i8,
         cols: usize,
         xq: *const i8,
+        xa: *const u8,
         xs: *const f32,
         nb: usize,
     ) -> [f32; R] {
         // SAFETY: the caller guarantees `R` rows of `cols ≥ 32·nb` weights at `w`, `32·nb`
-        // quantised values at `xq`, `nb` scales at `xs`, and AVX2 + FMA.
+        // quantised values at `xq` and their magnitudes at `xa`, `nb` scales at `xs`, and
+        // AVX2 + FMA.
         unsafe {
             let ones = _mm256_set1_epi16(1);
             let mut acc = [_mm256_setzero_ps(); R];
             for b in 0..nb {
                 let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+                let av = _mm256_loadu_si256(xa.add(b * 32) as *const __m256i);
                 let sx = _mm256_set1_ps(*xs.add(b));
                 for r in 0..R {
                     let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
-                    let p16 = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(xv, wv));
+                    // |x| · (w · sign x) = w · x; |x|, |w| ≤ 127, so no pair sum saturates.
+                    let p16 = _mm256_maddubs_epi16(av, _mm256_sign_epi8(wv, xv));
                     let p32 = _mm256_madd_epi16(p16, ones);
                     acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
                 }
@@ -597,7 +867,7 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` `rows` values,
-    /// `xq`/`xs` the output of `quantize_q8(&x[..cols])`, `x` `cols` and `y` `rows` floats.
+    /// `xq` the output of `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats.
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn matvec_q8(
@@ -605,13 +875,13 @@ mod avx2 {
         scale: &[f32],
         rows: usize,
         cols: usize,
-        xq: &[i8],
-        xs: &[f32],
+        xq: &QVec,
         x: &[f32],
         y: &mut [f32],
         store: Store,
     ) {
-        const R: usize = 4;
+        const R: usize = 8;
+        let (xa, xs, xq) = (&xq.a, &xq.s, &xq.q);
         let nb = xs.len();
         let tail = nb * 32;
         let finish = |o: usize, v: f32| -> f32 {
@@ -626,16 +896,139 @@ mod avx2 {
         // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
         // the buffers.
         while o + R <= rows {
-            let acc =
-                unsafe { rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
+            let acc = unsafe {
+                rows_q8::<R>(
+                    w[o * cols..].as_ptr(),
+                    cols,
+                    xq.as_ptr(),
+                    xa.as_ptr(),
+                    xs.as_ptr(),
+                    nb,
+                )
+            };
             for (r, &v) in acc.iter().enumerate() {
                 store_value(&mut y[o + r], finish(o + r, v), store);
             }
             o += R;
         }
         while o < rows {
-            let acc =
-                unsafe { rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
+            let acc = unsafe {
+                rows_q8::<1>(
+                    w[o * cols..].as_ptr(),
+                    cols,
+                    xq.as_ptr(),
+                    xa.as_ptr(),
+                    xs.as_ptr(),
+                    nb,
+                )
+            };
+            store_value(&mut y[o], finish(o, acc[0]), store);
+            o += 1;
+        }
+    }
+
+    /// `acc += Σ_{4 bytes} u8(w) · i8(x)` per i32 lane (`vpdpbusd`, AVX-VNNI, VEX-encoded;
+    /// inline assembly because Rust 1.85 has no stable intrinsic for it).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-VNNI.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        let mut acc = acc;
+        // SAFETY: register-only instruction; the caller guarantees AVX-VNNI.
+        unsafe {
+            std::arch::asm!(
+                "{{vex}} vpdpbusd {acc}, {w}, {x}",
+                acc = inout(ymm_reg) acc,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+
+    /// `R` offset-u8 rows · the block-quantised vector with AVX-VNNI: per block one `vpdpbusd`
+    /// (exact: `(w + 128) · x` summed in i32) and one scaled f32 accumulation; the offset's
+    /// contribution is removed by the caller.
+    ///
+    /// # Safety
+    /// As [`rows_q8`], with `w` the offset rows, and the CPU must have AVX-VNNI.
+    #[inline(always)]
+    unsafe fn rows_q8_vnni<const R: usize>(
+        w: *const u8,
+        cols: usize,
+        xq: *const i8,
+        xs: *const f32,
+        nb: usize,
+    ) -> [f32; R] {
+        // SAFETY: the caller guarantees the buffers and the CPU features.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); R];
+            for b in 0..nb {
+                let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+                let sx = _mm256_set1_ps(*xs.add(b));
+                for r in 0..R {
+                    let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                    let p32 = dpbusd(_mm256_setzero_si256(), wv, xv);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
+                }
+            }
+            let mut out = [0.0f32; R];
+            for r in 0..R {
+                out[r] = hsum(acc[r]);
+            }
+            out
+        }
+    }
+
+    /// [`matvec_q8`] with AVX-VNNI on the offset weights `wo` (`w + 128`); `w` (the signed
+    /// weights) serves the columns past the last whole block.
+    ///
+    /// # Safety
+    /// As [`matvec_q8`]; `wo` holds `rows · cols` bytes; the CPU must have AVX-VNNI.
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn matvec_q8_vnni(
+        wo: &[u8],
+        w: &[i8],
+        scale: &[f32],
+        rows: usize,
+        cols: usize,
+        xq: &QVec,
+        x: &[f32],
+        y: &mut [f32],
+        store: Store,
+    ) {
+        const R: usize = 8;
+        let (xs, q, off) = (&xq.s, &xq.q, xq.offset_sum);
+        let nb = xs.len();
+        let tail = nb * 32;
+        let finish = |o: usize, v: f32| -> f32 {
+            let row = &w[o * cols + tail..(o + 1) * cols];
+            let mut t = 0.0f32;
+            for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
+                t += wv as f32 * xv;
+            }
+            (v - off + t) * scale[o]
+        };
+        let mut o = 0;
+        // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
+        // the buffers and the CPU features.
+        while o + R <= rows {
+            let acc = unsafe {
+                rows_q8_vnni::<R>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
+            };
+            for (r, &v) in acc.iter().enumerate() {
+                store_value(&mut y[o + r], finish(o + r, v), store);
+            }
+            o += R;
+        }
+        while o < rows {
+            let acc = unsafe {
+                rows_q8_vnni::<1>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
+            };
             store_value(&mut y[o], finish(o, acc[0]), store);
             o += 1;
         }
@@ -805,8 +1198,12 @@ mod tests {
         y
     }
 
+    /// Serialises the tests that switch the (process-wide) kernel path.
+    static PATH_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn products_match_a_naive_f64_loop_on_every_path_and_shape() {
+        let _path = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         for &(rows, cols, n_t) in &[
             (1, 1, 1),
             (7, 5, 3),
@@ -871,6 +1268,56 @@ mod tests {
     }
 
     #[test]
+    fn row_ranges_of_a_product_equal_the_whole_product_on_every_path() {
+        let _path = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        for &(rows, cols) in &[(1, 1), (7, 5), (13, 33), (64, 96), (256, 384), (9, 100)] {
+            let values = pseudo(rows * cols, 11);
+            let x = pseudo(cols, 12);
+            for m in [Matrix::f32(rows, cols, values.clone()), Matrix::int8(rows, cols, &values)] {
+                for (portable, vnni) in [(false, true), (false, false), (true, false)] {
+                    set_portable_only(portable);
+                    set_vnni_allowed(vnni);
+                    let mut whole = vec![0.0; rows];
+                    // The reference: the whole product through the same kernel.
+                    let mut qw = QVec::new();
+                    let xw = m.wants_qvec().then(|| {
+                        qw.quantize(&x);
+                        &qw
+                    });
+                    m.matvec_rows(0..rows, &x, xw, &mut whole, Store::Overwrite);
+                    let mut plain = vec![0.0; rows];
+                    m.matvec(&x, &mut plain, Store::Overwrite);
+                    for o in 0..rows {
+                        let tol = 1e-2 * plain.iter().fold(0.0f32, |a, v| a.max(v.abs())) + 1e-5;
+                        assert!((whole[o] - plain[o]).abs() <= tol, "{rows}x{cols} vnni={vnni}");
+                    }
+                    let mut qv = QVec::new();
+                    let xq = m.wants_qvec().then(|| {
+                        qv.quantize(&x);
+                        &qv
+                    });
+                    for split in [0, 1, rows / 3, rows / 2, rows] {
+                        let base = pseudo(rows, 13);
+                        let mut y = base.clone();
+                        m.matvec_rows(0..split, &x, xq, &mut y[..split], Store::Add);
+                        m.matvec_rows(split..rows, &x, xq, &mut y[split..], Store::Overwrite);
+                        for o in 0..rows {
+                            let want = if o < split { base[o] + whole[o] } else { whole[o] };
+                            assert!(
+                                (y[o] - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                                "{rows}x{cols} split {split} portable={portable} row {o}: {} vs {want}",
+                                y[o]
+                            );
+                        }
+                    }
+                }
+                set_portable_only(false);
+                set_vnni_allowed(true);
+            }
+        }
+    }
+
+    #[test]
     fn int8_decode_product_is_exact_on_the_quantised_activations() {
         #[cfg(target_arch = "x86_64")]
         if !(std::arch::is_x86_feature_detected!("avx2")
@@ -887,8 +1334,9 @@ mod tests {
             if cols > 40 {
                 x[3] = 25.0; // an outlier only affects its own block
             }
-            let (mut xq, mut xs) = (Vec::new(), Vec::new());
-            quantize_q8(&x, &mut xq, &mut xs);
+            let mut qv = QVec::new();
+            qv.quantize(&x);
+            let (xq, xs) = (qv.values(), qv.scales());
             let xd: Vec<f64> = (0..cols)
                 .map(|k| match xs.get(k / Q8_BLOCK) {
                     Some(&s) => xq[k] as f64 * s as f64,
@@ -898,9 +1346,33 @@ mod tests {
             let mut y = vec![0.0; rows];
             let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
             // SAFETY: AVX2 and FMA were detected above; the buffers have the required sizes.
-            unsafe {
-                avx2::matvec_q8(q, scale, rows, cols, &xq, &xs, &x, &mut y, Store::Overwrite)
-            };
+            unsafe { avx2::matvec_q8(q, scale, rows, cols, &qv, &x, &mut y, Store::Overwrite) };
+            if vnni_detected() {
+                let off = m.offset.as_deref().expect("offset weights on a VNNI machine");
+                let mut yv = vec![0.0; rows];
+                // SAFETY: AVX2, FMA and AVX-VNNI were detected; the buffers fit.
+                unsafe {
+                    avx2::matvec_q8_vnni(
+                        off,
+                        q,
+                        scale,
+                        rows,
+                        cols,
+                        &qv,
+                        &x,
+                        &mut yv,
+                        Store::Overwrite,
+                    )
+                };
+                for (o, (&a, &b)) in yv.iter().zip(&y).enumerate() {
+                    // Same exact integer sums; only the f32 rounding of the offset differs.
+                    let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();
+                    assert!(
+                        (a as f64 - want).abs() <= 1e-4 * (cols as f64).sqrt() * (1.0 + want.abs()),
+                        "vnni {rows}x{cols} row {o}: {a} vs {b} (want {want})"
+                    );
+                }
+            }
             for (o, &yo) in y.iter().enumerate() {
                 let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();
                 assert!(

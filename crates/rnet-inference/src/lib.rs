@@ -4,7 +4,9 @@
 //! * [`engine`]: the recurrent decode engine. A checkpoint's weights are repacked at load (f32, or
 //!   int8 with one f32 scale per output row); a [`Session`] holds O(1) state (per layer the minGRU
 //!   `h` and a conv ring buffer), prefill runs the prompt in position blocks, decode runs one byte
-//!   at a time with vectorised (AVX2 + FMA where available) matrix–vector products.
+//!   at a time with vectorised (AVX2 + FMA, and AVX-VNNI for int8, where available)
+//!   matrix–vector products, split by rows across a persistent thread pool when the engine is
+//!   built [`Engine::with_threads`].
 //! * [`sampling`]: temperature, top-k, top-p, repetition / presence / frequency penalties, logit
 //!   bias, seeded; temperature 0 is greedy.
 //! * [`text`]: stop sequences and incremental UTF-8 decoding that never splits a character.
@@ -42,6 +44,7 @@ mod connection;
 pub mod engine;
 pub mod generate;
 pub mod kernels;
+mod pool;
 mod request_body;
 pub mod sampling;
 pub mod server;

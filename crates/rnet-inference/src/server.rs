@@ -101,6 +101,10 @@ pub struct ServerConfig {
     /// Threads of the server's own compute pool (prefill and decoding run there, never on the
     /// embedding process's global rayon pool or its async workers).
     pub compute_threads: usize,
+    /// Threads one generation's decode step may use ([`Engine::with_threads`]); `None`: as many
+    /// as `compute_threads`. The decode pool serves one generation at a time: while several
+    /// generations run, each decodes on its own thread.
+    pub decode_threads: Option<usize>,
     /// A connection with no request in progress is closed when no byte of a next request
     /// arrives within this time (keep-alive timeout).
     pub idle_timeout: Duration,
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             max_requests: 32,
             max_connections: 256,
             compute_threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(4),
+            decode_threads: None,
             idle_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
@@ -246,7 +251,8 @@ impl ServerState {
         height: u64,
     ) -> LoadedModel {
         let t0 = Instant::now();
-        let build = || Engine::new(model, config.precision);
+        let threads = config.decode_threads.unwrap_or(config.compute_threads).max(1);
+        let build = || Engine::new(model, config.precision).with_threads(threads);
         let engine = match pool {
             Some(pool) => pool.install(build),
             None => build(),
