@@ -600,3 +600,23 @@ mod watchtower {
         }
     }
 }
+
+/// A plaintext the fuzzer found (`fuzz/fuzz_targets/decode_tower_blob.rs`, CI 2026-12-05): a
+/// 261-byte content padded with zeros to the 1,024-byte bucket instead of the smallest bucket
+/// that holds it. It used to decode (and encode back to a different, shorter plaintext); it is
+/// refused now, and whatever does decode encodes back to the same bytes.
+#[test]
+fn fuzz_regression_plaintext_round_trips_or_is_refused() {
+    use rnet_lightning::watchtower::{BlobPlaintext, EncryptedBlob};
+    let data = include_bytes!("data/tower_blob_fuzz_crash.bin");
+    let txid = rnet_primitives::Txid::from_bytes([0x42; 32]);
+    assert!(BlobPlaintext::decode(data).is_err(), "padded beyond the smallest bucket");
+    // The same content at its canonical length decodes, encodes back and survives sealing.
+    let used = 1 + 4 + 256;
+    let bucket = rnet_lightning::watchtower::BUCKETS.iter().copied().find(|&b| b >= used).unwrap();
+    let canonical = &data[..bucket];
+    let plaintext = BlobPlaintext::decode(canonical).expect("the canonical form decodes");
+    assert_eq!(plaintext.encode().as_deref(), Ok(canonical));
+    let sealed = EncryptedBlob::seal(&plaintext, &txid).expect("a decoded plaintext seals");
+    assert_eq!(sealed.open(&txid), Ok(plaintext));
+}

@@ -133,8 +133,9 @@ impl BlobPlaintext {
     }
 
     /// Decodes a padded plaintext. Refuses a length that is not a bucket, a count of zero or
-    /// above [`MAX_BLOB_TRANSACTIONS`], a truncated or non-canonical transaction, and non-zero
-    /// padding, so every accepted plaintext is exactly what [`BlobPlaintext::encode`] writes.
+    /// above [`MAX_BLOB_TRANSACTIONS`], a truncated or non-canonical transaction, non-zero
+    /// padding and padding beyond the smallest bucket that holds the content, so every accepted
+    /// plaintext is exactly what [`BlobPlaintext::encode`] writes.
     pub fn decode(bytes: &[u8]) -> Result<Self, WatchtowerError> {
         if !BUCKETS.contains(&bytes.len()) {
             return Err(WatchtowerError::Malformed("plaintext length is not a bucket size"));
@@ -166,6 +167,12 @@ impl BlobPlaintext {
         }
         if rest.iter().any(|&b| b != 0) {
             return Err(WatchtowerError::Malformed("non-zero padding"));
+        }
+        // Encoding pads to the smallest bucket that holds the content: a larger one is not
+        // canonical (and would let one plaintext have several blobs).
+        let used = bytes.len() - rest.len();
+        if BUCKETS.iter().copied().find(|&b| b >= used) != Some(bytes.len()) {
+            return Err(WatchtowerError::Malformed("padded beyond the smallest bucket"));
         }
         Ok(Self { transactions })
     }
