@@ -5,7 +5,7 @@
 
 use rnet_gpu::DynTrainer;
 use rnet_model::ModelUpdate;
-use rnet_training::{Batch, Trainer};
+use rnet_training::{Batch, OptimizerState, Trainer};
 
 use crate::{MineError, UpdateRank};
 
@@ -44,6 +44,14 @@ impl Engine {
         match self {
             Engine::Cpu(t) => Ok(t.params().to_vec()),
             Engine::Device(t) => Ok(t.params()?),
+        }
+    }
+
+    /// The optimizer state after the last step (copied back from the device if there).
+    pub(crate) fn optimizer_state(&self) -> Result<OptimizerState, MineError> {
+        match self {
+            Engine::Cpu(t) => Ok(t.optimizer_state().clone()),
+            Engine::Device(t) => Ok(t.optimizer_state()?),
         }
     }
 

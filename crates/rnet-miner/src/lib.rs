@@ -30,6 +30,7 @@ mod engine;
 pub mod external_trainer;
 pub mod payout;
 pub mod template;
+pub mod warm_start;
 
 use std::fmt;
 use std::fs;
@@ -67,6 +68,10 @@ pub use external_trainer::{ExternalTrainer, TrainerError, TrainerFailure};
 pub use payout::{PayoutAddressError, recovery_policy_address};
 pub use rnet_gpu::{Device, DeviceError, DeviceParseError};
 pub use template::{TemplateError, job_from_template};
+pub use warm_start::WarmStart;
+
+/// Most windows per training step [`Miner::with_training`] accepts.
+pub const MAX_BATCH_WINDOWS: usize = 1024;
 
 /// File name of the miner key inside a data directory.
 pub const MINER_KEY_FILE: &str = "miner.key";
@@ -116,6 +121,9 @@ pub enum MineError {
         /// The network's `max_update_bytes`.
         max: u64,
     },
+    /// A training hyper-parameter is out of range ([`Miner::with_training`]).
+    #[error("training: {0}")]
+    Tuning(String),
     /// The improvement on the sample did not reach the requirement within the step budget.
     #[error("improvement {best} did not reach {target} after {steps} steps")]
     NotEnoughImprovement {
@@ -552,6 +560,9 @@ pub struct Miner {
     /// Where in-process training runs (default [`Device::Cpu`], the CPU engine); set with
     /// [`Miner::with_device`], which resolves `auto`. Ignored with [`Miner::external`].
     pub device: Device,
+    /// Where the optimizer state of a mined block waits for the next job on top of it (default
+    /// `None`: every block starts from zero moments); see [`warm_start`].
+    pub warm_start: Option<Arc<WarmStart>>,
 }
 
 impl Miner {
@@ -578,7 +589,33 @@ impl Miner {
             rank: UpdateRank::Auto,
             external: None,
             device: Device::Cpu,
+            warm_start: None,
         }
+    }
+
+    /// The same miner with AdamW learning rate `lr` and `batch_windows` windows per step (and the
+    /// steps per round rebalanced for that batch); [`MineError::Tuning`] when `lr` is not a
+    /// positive finite number at most 1 or `batch_windows` is not in `1..=`[`MAX_BATCH_WINDOWS`].
+    pub fn with_training(mut self, lr: f32, batch_windows: usize) -> Result<Self, MineError> {
+        if !(lr.is_finite() && lr > 0.0 && lr <= 1.0) {
+            return Err(MineError::Tuning(format!("learning rate {lr} is not in (0, 1]")));
+        }
+        if !(1..=MAX_BATCH_WINDOWS).contains(&batch_windows) {
+            return Err(MineError::Tuning(format!(
+                "batch of {batch_windows} windows is not in 1..={MAX_BATCH_WINDOWS}"
+            )));
+        }
+        self.train.lr = lr;
+        self.train.batch_windows = batch_windows;
+        self.steps_per_round = Self::balanced_steps_per_round(&self.params, batch_windows);
+        Ok(self)
+    }
+
+    /// The same miner continuing its optimizer state from each block it mines to the next job
+    /// built on that block ([`warm_start`]); share one [`WarmStart`] across the miners of a loop.
+    pub fn with_warm_start(mut self, warm_start: Arc<WarmStart>) -> Self {
+        self.warm_start = Some(warm_start);
+        self
     }
 
     /// The same miner training on `device`: opens it once to check it (and to resolve
@@ -675,14 +712,19 @@ impl Miner {
                 Err(e) => return Err(e),
             }
         }
-        let Some((round, earlier_steps)) = last else {
+        let Some((mut round, earlier_steps)) = last else {
             return Err(MineError::NotEnoughImprovement {
                 best,
                 target: job.required_improvement,
                 steps: total_steps,
             });
         };
-        Ok(self.assemble(job, control, round, earlier_steps, rank, Vec::new(), started))
+        let optimizer = round.optimizer.take();
+        let mined = self.assemble(job, control, round, earlier_steps, rank, Vec::new(), started);
+        if let (Some(warm), Some(state)) = (&self.warm_start, optimizer) {
+            warm.keep(mined.block.block_hash(), state);
+        }
+        Ok(mined)
     }
 
     /// The signed block of `job` for a successful `round` (after `earlier_steps` steps of failed
@@ -698,7 +740,7 @@ impl Miner {
         trainer_failures: Vec<TrainerFailure>,
         started: Instant,
     ) -> MinedBlock {
-        let Round { update_bytes, checkpoint_bytes, eval, steps } = round;
+        let Round { update_bytes, checkpoint_bytes, eval, steps, .. } = round;
         let steps = earlier_steps + steps;
         let subsidy = block_subsidy(
             &self.params,
@@ -786,6 +828,12 @@ impl Miner {
         let lr = self.train.lr / (1u32 << attempt.min(8)) as f32;
         let train = TrainConfig { seed, lr, ..self.train.clone() };
         let params = grown.params().to_vec();
+        // Only the first attempt continues: a later one restarts on purpose (fresh seed, lower
+        // learning rate). Low-rank training has no model-wide moments to continue.
+        let warm = match (&self.warm_start, rank, attempt) {
+            (Some(w), UpdateRank::Auto | UpdateRank::Full, 0) => w.take_after(&job.parent_hash),
+            _ => None,
+        };
         let mut trainer = match rank {
             UpdateRank::LowRank(r) => {
                 let low_rank = LowRankConfig {
@@ -802,7 +850,7 @@ impl Miner {
                 )?))
             }
             UpdateRank::Auto | UpdateRank::Full if self.device == Device::Cpu => {
-                Engine::Cpu(Box::new(Trainer::new(params, config.clone(), train, None)?))
+                Engine::Cpu(Box::new(Trainer::new(params, config.clone(), train, warm)?))
             }
             UpdateRank::Auto | UpdateRank::Full => {
                 let device = self.device.open()?;
@@ -811,9 +859,11 @@ impl Miner {
                     job.height,
                     device.name()
                 );
-                Engine::Device(Box::new(device.trainer(&params, config.clone(), train, None)?))
+                Engine::Device(Box::new(device.trainer(&params, config.clone(), train, warm)?))
             }
         };
+        // A warm-started trainer counts the steps of earlier blocks too.
+        let first_step = trainer.global_step();
         let bar = if control.progress {
             let bar = ProgressBar::new(target);
             bar.set_style(
@@ -866,12 +916,17 @@ impl Miner {
             ));
             if eval.improvement() >= target {
                 bar.finish_and_clear();
-                let steps = trainer.global_step();
-                return Ok(Round { update_bytes, checkpoint_bytes, eval, steps });
+                let steps = trainer.global_step() - first_step;
+                let optimizer = match rank {
+                    UpdateRank::LowRank(_) => None,
+                    UpdateRank::Auto | UpdateRank::Full => Some(trainer.optimizer_state()?),
+                };
+                return Ok(Round { update_bytes, checkpoint_bytes, eval, steps, optimizer });
             }
         }
         bar.finish_and_clear();
-        Err(MineError::NotEnoughImprovement { best, target, steps: trainer.global_step() })
+        let steps = trainer.global_step() - first_step;
+        Err(MineError::NotEnoughImprovement { best, target, steps })
     }
 
     /// Applies `update` to `grown` canonically (bit for bit what validators derive) and evaluates
@@ -981,7 +1036,8 @@ impl Miner {
             );
             if eval.improvement() >= target {
                 let steps = good_runs * trainer.steps;
-                return Ok((Round { update_bytes, checkpoint_bytes, eval, steps }, failures));
+                let round = Round { update_bytes, checkpoint_bytes, eval, steps, optimizer: None };
+                return Ok((round, failures));
             }
             current = trained;
         }
@@ -999,6 +1055,9 @@ struct Round {
     eval: SampleEvaluation,
     /// Training steps of the attempt.
     steps: u64,
+    /// The optimizer state after the last step (full-rank in-process training only), for
+    /// [`Miner::warm_start`].
+    optimizer: Option<rnet_training::OptimizerState>,
 }
 
 /// Sets `miner_pubkey` to `key`'s public key and signs the block id with it.
@@ -1104,6 +1163,16 @@ mod tests {
     /// sample, update commitment, canonical apply to the grown parent, committed root, both
     /// losses) and that the checkpoint it derives is the miner's; returns the decoded update.
     fn validate(params: &ChainParams, job: &MiningJob, mined: &MinedBlock) -> ModelUpdate {
+        validate_on(params, &params.genesis_summary(), job, mined)
+    }
+
+    /// [`validate`] on the parent `parent`.
+    fn validate_on(
+        params: &ChainParams,
+        parent: &rnet_consensus::HeaderSummary,
+        job: &MiningJob,
+        mined: &MinedBlock,
+    ) -> ModelUpdate {
         let header = &mined.block.header;
         assert!(header.parent_loss - header.val_loss >= job.required_improvement);
         assert_eq!(header.update_size, mined.update_bytes.len() as u64);
@@ -1115,7 +1184,7 @@ mod tests {
         let derived = rnet_consensus::check_proof_of_training(
             params,
             header,
-            &params.genesis_summary(),
+            parent,
             &mined.block.sample,
             &parent_bytes,
             &mined.update_bytes,
@@ -1152,6 +1221,71 @@ mod tests {
         assert_eq!(coinbase_value(&refreshed.block), coinbase_value(&mined.block) + extra_fees.0);
     }
 
+    /// The job of the block after `mined` (a block of `job`).
+    fn child_job(
+        params: &ChainParams,
+        job: &MiningJob,
+        mined: &MinedBlock,
+    ) -> (MiningJob, rnet_consensus::HeaderSummary) {
+        let header = &mined.block.header;
+        let genesis = params.genesis_summary();
+        let parent = rnet_consensus::HeaderSummary {
+            hash: mined.block.block_hash(),
+            height: header.height,
+            time: header.time,
+            d_model: header.shape.d_model,
+            n_layers: header.shape.n_layers,
+            cumulative_growth: header.shape.d_model - genesis.d_model,
+            checkpoint_root: header.checkpoint_root,
+            parent_loss: header.parent_loss,
+            val_loss: header.val_loss,
+            stagnation: 0,
+            ..genesis
+        };
+        let checkpoint = Checkpoint::from_bytes(&mined.checkpoint_bytes).unwrap();
+        let child = MiningJob {
+            parent_hash: parent.hash,
+            parent_checkpoint: Arc::new(checkpoint),
+            height: header.height + 1,
+            shape: rnet_consensus::next_block_shape(params, &parent),
+            min_time: header.time + 1,
+            time: header.time + 600,
+            ..job.clone()
+        };
+        (child, parent)
+    }
+
+    #[test]
+    fn warm_start_continues_the_optimizer_only_on_the_block_it_mined() {
+        let params = ChainParams::regtest();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let warm = Arc::new(WarmStart::new());
+        let cold = Miner::new(params.clone(), key.clone(), TrainingData::Bundled);
+        let miner = cold.clone().with_warm_start(warm.clone());
+        let job1 = regtest_job(&params, &key);
+        let first = miner.mine(&job1, &MineControl::quiet()).unwrap();
+        assert_eq!(warm.held(), Some((first.block.block_hash(), first.steps)));
+
+        // On its own block the optimizer goes on: its update count continues, and the block is
+        // valid (the model grew in between: the moments were remapped).
+        let (job2, parent) = child_job(&params, &job1, &first);
+        assert_ne!(
+            job2.shape,
+            (first.block.header.shape.d_model, first.block.header.shape.n_layers)
+        );
+        let second = miner.mine(&job2, &MineControl::quiet()).unwrap();
+        validate_on(&params, &parent, &job2, &second);
+        assert_eq!(second.block.header.training_steps, second.steps, "this block's steps only");
+        assert_eq!(warm.held(), Some((second.block.block_hash(), first.steps + second.steps)));
+        let cold_second = cold.mine(&job2, &MineControl::quiet()).unwrap();
+        assert_ne!(cold_second.update_bytes, second.update_bytes, "the moments changed training");
+
+        // On any other parent it starts from zero moments: the same block as a cold miner's.
+        let again = miner.mine(&job1, &MineControl::quiet()).unwrap();
+        assert_eq!(again.update_bytes, first.update_bytes);
+        assert_eq!(warm.held(), Some((again.block.block_hash(), again.steps)));
+    }
+
     #[test]
     fn mines_a_valid_low_rank_block() {
         let params = ChainParams::regtest();
@@ -1179,6 +1313,24 @@ mod tests {
             mined.update_bytes.len() as u64,
             UpdateRank::LowRank(4).update_size(grown.config())
         );
+    }
+
+    #[test]
+    fn training_tuning_is_checked_and_rebalances_rounds() {
+        let params = ChainParams::testnet();
+        let miner =
+            Miner::new(params.clone(), SigningKey::from_bytes(&[7; 32]), TrainingData::Bundled);
+        let tuned = miner.clone().with_training(3e-3, 16).unwrap();
+        assert_eq!((tuned.train.lr, tuned.train.batch_windows), (3e-3, 16));
+        // 2K = 128 window forwards per evaluation, 3 per window of a step: ⌈128 / 48⌉.
+        assert_eq!(tuned.steps_per_round, 3);
+        for (lr, batch) in [(0.0, 4), (-1e-3, 4), (f32::NAN, 4), (2.0, 4), (1e-3, 0), (1e-3, 1025)]
+        {
+            assert!(
+                matches!(miner.clone().with_training(lr, batch), Err(MineError::Tuning(_))),
+                "lr {lr} batch {batch}"
+            );
+        }
     }
 
     #[test]

@@ -48,6 +48,8 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
                       full-rank updates only on a device; each candidate is still judged by the
                       canonical CPU evaluator before it is submitted. cuda and vulkan need the
                       binary built with --features cuda / vulkan; a missing device is an error
+  -lr=X               in-process training: AdamW learning rate (default 0.001)
+  -batch=N            in-process training: windows per step (default 4)
   -trainer-cmd=CMD    train with an external program instead of in-process: each run the miner
                       writes the grown tip model to {input} (safetensors), runs `sh -c CMD` with
                       {input}, {output}, {data} and {steps} substituted, and imports {output}
@@ -76,6 +78,8 @@ struct Args {
     trainer_steps: Option<u64>,
     trainer_timeout: Option<u64>,
     trainer_runs: Option<u32>,
+    lr: Option<f32>,
+    batch: Option<usize>,
 }
 
 fn parse_args() -> Result<Option<Args>> {
@@ -97,6 +101,8 @@ fn parse_args() -> Result<Option<Args>> {
         trainer_steps: None,
         trainer_timeout: None,
         trainer_runs: None,
+        lr: None,
+        batch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -172,6 +178,8 @@ fn parse_args() -> Result<Option<Args>> {
             "trainer-runs" => {
                 a.trainer_runs = Some(val()?.parse().context("invalid -trainer-runs")?)
             }
+            "lr" => a.lr = Some(val()?.parse().context("invalid -lr")?),
+            "batch" => a.batch = Some(val()?.parse().context("invalid -batch")?),
             "noprogress" => a.progress = false,
             "progress" => a.progress = flag(&value),
             _ => bail!("unknown option -{name} (see -help)"),
@@ -275,7 +283,16 @@ fn run() -> Result<()> {
         )),
         None => TrainingData::Bundled,
     };
-    let mut miner = Miner::new(params, key, data).with_rank(args.rank).context("invalid -rank")?;
+    // Each block this miner gets accepted continues its optimizer on the next one.
+    let mut miner = Miner::new(params, key, data)
+        .with_rank(args.rank)
+        .context("invalid -rank")?
+        .with_warm_start(Arc::new(rnet_miner::WarmStart::new()));
+    if args.lr.is_some() || args.batch.is_some() {
+        let lr = args.lr.unwrap_or(miner.train.lr);
+        let batch = args.batch.unwrap_or(miner.train.batch_windows);
+        miner = miner.with_training(lr, batch).context("-lr/-batch")?;
+    }
     if args.device != Device::Cpu {
         if args.trainer_cmd.is_some() {
             bail!("-device trains in-process; it cannot be combined with -trainer-cmd");

@@ -7,7 +7,7 @@
 //! RPC methods and the miner's log read the cached value ([`BenchmarkCache::latest`]).
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rnet_primitives::BlockHash;
 
@@ -54,14 +54,18 @@ pub fn evaluate_block(node: &Node, hash: &BlockHash) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The background loop: whenever the active tip differs from the cached block, evaluate the
-/// tip's model and cache the result. Returns at shutdown.
-pub fn run(node: &Node) {
+/// The background loop: whenever the active tip differs from the cached block and `interval`
+/// has passed since the last evaluation began, evaluate the tip's model and cache the result.
+/// Returns at shutdown.
+pub fn run(node: &Node, interval: Duration) {
     let mut failed: Option<BlockHash> = None;
+    let mut last: Option<Instant> = None;
     while !node.shutting_down() {
         let tip = node.chain().tip();
         let cached = node.benchmark.latest().map(|b| b.hash);
-        if cached != Some(tip.hash) && failed != Some(tip.hash) {
+        let due = last.is_none_or(|t| t.elapsed() >= interval);
+        if due && cached != Some(tip.hash) && failed != Some(tip.hash) {
+            last = Some(Instant::now());
             match evaluate_block(node, &tip.hash) {
                 Ok(loss) => {
                     tracing::info!(

@@ -59,7 +59,7 @@ pub enum ConfigError {
 }
 
 /// What `rnetd` was asked to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// Run the node.
     Run(Box<Config>),
@@ -70,7 +70,7 @@ pub enum Command {
 }
 
 /// The node's configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// The network.
     pub network: Network,
@@ -90,6 +90,10 @@ pub struct Config {
     /// Where the in-node miner trains (`-device=DEV`: `cpu` (default), `cuda[:N]`,
     /// `vulkan[:N]`, `metal`, `auto`); candidates are still judged by the CPU evaluator.
     pub mine_device: rnet_miner::Device,
+    /// The in-node miner's AdamW learning rate (`-minelr=X`; default the miner's, 1e-3).
+    pub mine_lr: Option<f32>,
+    /// The in-node miner's windows per training step (`-minebatch=N`; default the miner's, 4).
+    pub mine_batch: Option<usize>,
     /// The wallet whose fresh addresses the in-node miner pays (`-miningwallet=NAME`).
     pub mining_wallet: Option<String>,
     /// Run this command on every new tip, `%s` replaced by the block hash (`-blocknotify`).
@@ -123,6 +127,10 @@ pub struct Config {
     /// (`-benchmarkloss=0|1`, default 1): `benchmark_loss` in `getmininginfo` and the logs. A
     /// node on a weak machine following a large model can turn it off.
     pub benchmark_loss: bool,
+    /// Least time between two benchmark evaluations (`-benchmarkinterval=SECS`; default 0 on
+    /// regtest, 30 elsewhere): a solo miner finds blocks every few seconds early on, and
+    /// evaluating every one of them would take a core away from training.
+    pub benchmark_interval_secs: u64,
     /// Regtest only: the initial (base) required improvement in µnat
     /// (`-requiredimprovement=N`, at least the regtest floor), so tests can exercise the stall
     /// escape. It changes the genesis block, so a data directory keeps one value.
@@ -247,6 +255,8 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
                         without either, regtest creates wallet \"miner\" with a heartbeat policy
   -device=DEV           where the in-node miner trains: cpu (default), cuda[:N], vulkan[:N],
                         metal or auto; a missing device is an error, never a CPU fallback
+  -minelr=X             the in-node miner's AdamW learning rate (default 0.001)
+  -minebatch=N          the in-node miner's windows per training step (default 4)
   -blocknotify=CMD      run CMD on every new tip (%s = block hash)
   -walletnotify=CMD     run CMD for every wallet transaction (%s = txid, %w = wallet name)
   -metrics[=ADDR]       Prometheus metrics at /metrics (default 127.0.0.1:9558 / 19558 / 29558)
@@ -296,6 +306,8 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -benchmarkloss=0|1    evaluate each new tip model on the benchmark slice in the background
                         for benchmark_loss (default 1; as costly as one Proof-of-Training
                         evaluation per block)
+  -benchmarkinterval=SECS   evaluate it at most once per SECS seconds, on the tip of that
+                        moment (default 0 on regtest: every tip; 30 elsewhere)
   -requiredimprovement=N   regtest only: the base required improvement in µnat (default and
                         minimum: the regtest floor, 20000); changes the regtest genesis block
   -printtoconsole=0|1   log to stderr too (default 1); the log is always in <netdir>/debug.log
@@ -325,6 +337,8 @@ const KNOWN: &[(&str, bool)] = &[
     ("miningaddress", true),
     ("miningwallet", true),
     ("device", true),
+    ("minelr", true),
+    ("minebatch", true),
     ("blocknotify", true),
     ("walletnotify", true),
     ("metrics", false),
@@ -335,6 +349,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("assumevalid", true),
     ("snapshotsync", true),
     ("benchmarkloss", true),
+    ("benchmarkinterval", true),
     ("requiredimprovement", true),
     ("listen", false),
     ("port", true),
@@ -566,6 +581,8 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
                 })?
             }
         },
+        mine_lr: parse_value::<f32>(&opts, "minelr")?,
+        mine_batch: parse_value::<usize>(&opts, "minebatch")?,
         block_notify: opts.get("blocknotify").cloned(),
         wallet_notify: opts.get("walletnotify").cloned(),
         metrics: local_service_addr(&opts, "metrics", default_metrics_port(network))?,
@@ -577,6 +594,8 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
         assume_valid: assume_valid(&opts)?,
         snapshot_sync: flag(&opts, "snapshotsync")?.unwrap_or(true),
         benchmark_loss: flag(&opts, "benchmarkloss")?.unwrap_or(true),
+        benchmark_interval_secs: parse_value::<u64>(&opts, "benchmarkinterval")?
+            .unwrap_or(if network == Network::Regtest { 0 } else { 30 }),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: local_service_addr(&opts, "inference", default_inference_port(network))?,
         dashboard: local_service_addr(&opts, "dashboard", default_dashboard_port(network))?,
@@ -842,6 +861,10 @@ mod tests {
         assert!(run(&[d]).benchmark_loss, "on by default");
         assert!(!run(&[d, "-benchmarkloss=0"]).benchmark_loss);
         assert!(run(&[d, "-benchmarkloss=1"]).benchmark_loss);
+        assert_eq!(run(&[d, "-regtest"]).benchmark_interval_secs, 0, "regtest: every tip");
+        assert_eq!(run(&[d]).benchmark_interval_secs, 30);
+        assert_eq!(run(&[d, "-benchmarkinterval=45"]).benchmark_interval_secs, 45);
+        assert!(parse(&args(&[d, "-benchmarkinterval=-1"]), None).is_err());
         assert!(matches!(
             parse(&args(&[d, "-benchmarkloss=maybe"]), None),
             Err(ConfigError::InvalidValue { .. })

@@ -140,6 +140,20 @@ pub fn run(config: &Config) -> Result<(), RunError> {
             wallet: config.wallet_notify.clone(),
         },
     )?;
+    if config.mine_lr.is_some() || config.mine_batch.is_some() {
+        let defaults = rnet_miner::Miner::new(
+            node.params.clone(),
+            node.miner_key.clone(),
+            rnet_miner::TrainingData::Bundled,
+        );
+        let lr = config.mine_lr.unwrap_or(defaults.train.lr);
+        let batch = config.mine_batch.unwrap_or(defaults.train.batch_windows);
+        defaults
+            .with_training(lr, batch)
+            .map_err(|e| RunError::Config(format!("-minelr/-minebatch: {e}")))?;
+        tracing::info!("in-node miner: learning rate {lr}, {batch} windows per step");
+        node.set_mine_training(lr, batch);
+    }
     if config.mine_device != rnet_miner::Device::Cpu {
         let device =
             config.mine_device.resolve().map_err(|e| RunError::Config(format!("-device: {e}")))?;
@@ -231,10 +245,11 @@ async fn serve(
 
     let benchmark = if config.benchmark_loss {
         let node = node.clone();
+        let interval = Duration::from_secs(config.benchmark_interval_secs);
         Some(
             std::thread::Builder::new()
                 .name("benchmark".into())
-                .spawn(move || benchmark::run(&node))?,
+                .spawn(move || benchmark::run(&node, interval))?,
         )
     } else {
         tracing::info!("-benchmarkloss=0: tip models are not evaluated on the benchmark slice");

@@ -139,6 +139,11 @@ pub struct Node {
     pub mining: AtomicBool,
     /// Where mining trains (`-device`, resolved at startup; the CPU engine when unset).
     mine_device: std::sync::OnceLock<rnet_miner::Device>,
+    /// The in-node miner's optimizer state, carried from each block it mines to the next one on
+    /// top of it (`rnet_miner::warm_start`).
+    mine_warm_start: Arc<rnet_miner::WarmStart>,
+    /// The in-node miner's learning rate and batch (`-minelr`, `-minebatch`), when set.
+    mine_training: std::sync::OnceLock<(f32, usize)>,
     mining_lock: Mutex<()>,
     pending_checkpoints: Mutex<VecDeque<(Hash256, Arc<Vec<u8>>)>>,
     /// Checkpoint uploads in parts (`uploadcheckpointpart`).
@@ -206,6 +211,8 @@ impl Node {
             shutdown: AtomicBool::new(false),
             mining: AtomicBool::new(false),
             mine_device: std::sync::OnceLock::new(),
+            mine_warm_start: Arc::new(rnet_miner::WarmStart::new()),
+            mine_training: std::sync::OnceLock::new(),
             mining_lock: Mutex::new(()),
             pending_checkpoints: Mutex::new(VecDeque::new()),
             checkpoint_uploads: Mutex::new(crate::upload::Uploads::default()),
@@ -391,6 +398,12 @@ impl Node {
             .chain(&res.accepted_orphans)
             .filter_map(|t| pool.get(t).map(|e| e.tx.clone()))
             .collect()
+    }
+
+    /// Sets the in-node miner's learning rate and windows per step (checked by
+    /// `rnet_miner::Miner::with_training` when mining); only the first call counts.
+    pub fn set_mine_training(&self, lr: f32, batch_windows: usize) {
+        let _ = self.mine_training.set((lr, batch_windows));
     }
 
     /// Sets where mining trains (a device already resolved: `Device::resolve`); only the first
@@ -681,7 +694,11 @@ impl Node {
         }
         let (job, version, pool_version) = self.job_versions(payout)?;
         let mut miner =
-            Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone());
+            Miner::new(self.params.clone(), self.miner_key.clone(), self.mine_data.clone())
+                .with_warm_start(self.mine_warm_start.clone());
+        if let Some(&(lr, batch)) = self.mine_training.get() {
+            miner = miner.with_training(lr, batch)?;
+        }
         if let Some(device) = self.mine_device.get() {
             miner.device = *device;
         }
