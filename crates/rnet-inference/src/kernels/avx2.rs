@@ -1,0 +1,388 @@
+//! AVX2 + FMA products. Every function requires a CPU with both features.
+
+use super::{QVec, Store, Weight, store_value};
+use std::arch::x86_64::*;
+
+/// Loads of eight weights as f32 lanes.
+pub trait Load8: Weight {
+    /// Eight consecutive elements at `p` as f32.
+    ///
+    /// # Safety
+    /// `p..p+8` must be readable and the CPU must have AVX2.
+    unsafe fn load8(p: *const Self) -> __m256;
+}
+
+impl Load8 for f32 {
+    #[inline(always)]
+    unsafe fn load8(p: *const f32) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable floats and AVX2.
+        unsafe { _mm256_loadu_ps(p) }
+    }
+}
+
+impl Load8 for i8 {
+    #[inline(always)]
+    unsafe fn load8(p: *const i8) -> __m256 {
+        // SAFETY: the caller guarantees 8 readable bytes and AVX2.
+        unsafe { _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i))) }
+    }
+}
+
+/// Horizontal sum of eight lanes.
+#[inline(always)]
+unsafe fn hsum(v: __m256) -> f32 {
+    // SAFETY: AVX2 is present (caller).
+    unsafe {
+        let lo = _mm256_castps256_ps128(v);
+        let hi = _mm256_extractf128_ps::<1>(v);
+        let s = _mm_add_ps(lo, hi);
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<0b01>(s, s));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// `R` rows × one position, two accumulators per row (the decode kernel).
+#[inline(always)]
+unsafe fn rows_x1<W: Load8, const R: usize>(w: *const W, cols: usize, x: *const f32) -> [f32; R] {
+    // SAFETY: the caller guarantees `R` rows of `cols` weights at `w`, `cols` floats at `x`,
+    // and AVX2 + FMA.
+    unsafe {
+        let mut a0 = [_mm256_setzero_ps(); R];
+        let mut a1 = [_mm256_setzero_ps(); R];
+        let mut k = 0;
+        while k + 16 <= cols {
+            let x0 = _mm256_loadu_ps(x.add(k));
+            let x1 = _mm256_loadu_ps(x.add(k + 8));
+            for r in 0..R {
+                let row = w.add(r * cols + k);
+                a0[r] = _mm256_fmadd_ps(W::load8(row), x0, a0[r]);
+                a1[r] = _mm256_fmadd_ps(W::load8(row.add(8)), x1, a1[r]);
+            }
+            k += 16;
+        }
+        if k + 8 <= cols {
+            let x0 = _mm256_loadu_ps(x.add(k));
+            for r in 0..R {
+                a0[r] = _mm256_fmadd_ps(W::load8(w.add(r * cols + k)), x0, a0[r]);
+            }
+            k += 8;
+        }
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            let mut s = hsum(_mm256_add_ps(a0[r], a1[r]));
+            for kk in k..cols {
+                s += (*w.add(r * cols + kk)).to_f32() * *x.add(kk);
+            }
+            out[r] = s;
+        }
+        out
+    }
+}
+
+/// `R` rows × `P` positions (the prefill kernel); `x` rows are `cols` apart.
+#[inline(always)]
+unsafe fn rows_xp<W: Load8, const R: usize, const P: usize>(
+    w: *const W,
+    cols: usize,
+    x: *const f32,
+) -> [[f32; P]; R] {
+    // SAFETY: the caller guarantees `R` rows of `cols` weights at `w`, `P` rows of `cols`
+    // floats at `x`, and AVX2 + FMA.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); P]; R];
+        let mut k = 0;
+        while k + 8 <= cols {
+            let mut xv = [_mm256_setzero_ps(); P];
+            for p in 0..P {
+                xv[p] = _mm256_loadu_ps(x.add(p * cols + k));
+            }
+            for r in 0..R {
+                let wv = W::load8(w.add(r * cols + k));
+                for p in 0..P {
+                    acc[r][p] = _mm256_fmadd_ps(wv, xv[p], acc[r][p]);
+                }
+            }
+            k += 8;
+        }
+        let mut out = [[0.0f32; P]; R];
+        for r in 0..R {
+            for p in 0..P {
+                let mut s = hsum(acc[r][p]);
+                for kk in k..cols {
+                    s += (*w.add(r * cols + kk)).to_f32() * *x.add(p * cols + kk);
+                }
+                out[r][p] = s;
+            }
+        }
+        out
+    }
+}
+
+/// `R` int8 rows · the block-quantised vector: `Σ_b scale_x[b] · Σ_{k∈b} w[k]·xq[k]`, each
+/// block's integer sum exact (`|w|, |xq| ≤ 127`, so the pairwise `i16` sums cannot saturate).
+#[inline(always)]
+unsafe fn rows_q8<const R: usize>(
+    w: *const i8,
+    cols: usize,
+    xq: *const i8,
+    xa: *const u8,
+    xs: *const f32,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: the caller guarantees `R` rows of `cols ≥ 32·nb` weights at `w`, `32·nb`
+    // quantised values at `xq` and their magnitudes at `xa`, `nb` scales at `xs`, and
+    // AVX2 + FMA.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..nb {
+            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+            let av = _mm256_loadu_si256(xa.add(b * 32) as *const __m256i);
+            let sx = _mm256_set1_ps(*xs.add(b));
+            for r in 0..R {
+                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                // |x| · (w · sign x) = w · x; |x|, |w| ≤ 127, so no pair sum saturates.
+                let p16 = _mm256_maddubs_epi16(av, _mm256_sign_epi8(wv, xv));
+                let p32 = _mm256_madd_epi16(p16, ones);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
+            }
+        }
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
+        out
+    }
+}
+
+/// The int8 matrix times one vector with block-quantised activations (see
+/// [`super::quantize_q8`]); elements past the last whole block use `x` in f32.
+///
+/// # Safety
+/// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` `rows` values,
+/// `xq` the output of `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8(
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    const R: usize = 8;
+    let (xa, xs, xq) = (&xq.a, &xq.s, &xq.q);
+    let nb = xs.len();
+    let tail = nb * 32;
+    let finish = |o: usize, v: f32| -> f32 {
+        let row = &w[o * cols + tail..(o + 1) * cols];
+        let mut t = 0.0f32;
+        for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
+            t += wv as f32 * xv;
+        }
+        (v + t) * scale[o]
+    };
+    let mut o = 0;
+    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
+    // the buffers.
+    while o + R <= rows {
+        let acc = unsafe {
+            rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xa.as_ptr(), xs.as_ptr(), nb)
+        };
+        for (r, &v) in acc.iter().enumerate() {
+            store_value(&mut y[o + r], finish(o + r, v), store);
+        }
+        o += R;
+    }
+    while o < rows {
+        let acc = unsafe {
+            rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xa.as_ptr(), xs.as_ptr(), nb)
+        };
+        store_value(&mut y[o], finish(o, acc[0]), store);
+        o += 1;
+    }
+}
+
+/// `acc += Σ_{4 bytes} u8(w) · i8(x)` per i32 lane (`vpdpbusd`, AVX-VNNI, VEX-encoded;
+/// inline assembly because Rust 1.85 has no stable intrinsic for it).
+///
+/// # Safety
+/// The CPU must have AVX-VNNI.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+    let mut acc = acc;
+    // SAFETY: register-only instruction; the caller guarantees AVX-VNNI.
+    unsafe {
+        std::arch::asm!(
+            "{{vex}} vpdpbusd {acc}, {w}, {x}",
+            acc = inout(ymm_reg) acc,
+            w = in(ymm_reg) w,
+            x = in(ymm_reg) x,
+            options(pure, nomem, nostack, preserves_flags)
+        );
+    }
+    acc
+}
+
+/// `R` offset-u8 rows · the block-quantised vector with AVX-VNNI: per block one `vpdpbusd`
+/// (exact: `(w + 128) · x` summed in i32) and one scaled f32 accumulation; the offset's
+/// contribution is removed by the caller.
+///
+/// # Safety
+/// As [`rows_q8`], with `w` the offset rows, and the CPU must have AVX-VNNI.
+#[inline(always)]
+unsafe fn rows_q8_vnni<const R: usize>(
+    w: *const u8,
+    cols: usize,
+    xq: *const i8,
+    xs: *const f32,
+    nb: usize,
+) -> [f32; R] {
+    // SAFETY: the caller guarantees the buffers and the CPU features.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..nb {
+            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+            let sx = _mm256_set1_ps(*xs.add(b));
+            for r in 0..R {
+                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                let p32 = dpbusd(_mm256_setzero_si256(), wv, xv);
+                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
+            }
+        }
+        let mut out = [0.0f32; R];
+        for r in 0..R {
+            out[r] = hsum(acc[r]);
+        }
+        out
+    }
+}
+
+/// [`matvec_q8`] with AVX-VNNI on the offset weights `wo` (`w + 128`); `w` (the signed
+/// weights) serves the columns past the last whole block.
+///
+/// # Safety
+/// As [`matvec_q8`]; `wo` holds `rows · cols` bytes; the CPU must have AVX-VNNI.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni(
+    wo: &[u8],
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    const R: usize = 8;
+    let (xs, q, off) = (&xq.s, &xq.q, xq.offset_sum);
+    let nb = xs.len();
+    let tail = nb * 32;
+    let finish = |o: usize, v: f32| -> f32 {
+        let row = &w[o * cols + tail..(o + 1) * cols];
+        let mut t = 0.0f32;
+        for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
+            t += wv as f32 * xv;
+        }
+        (v - off + t) * scale[o]
+    };
+    let mut o = 0;
+    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
+    // the buffers and the CPU features.
+    while o + R <= rows {
+        let acc = unsafe {
+            rows_q8_vnni::<R>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
+        };
+        for (r, &v) in acc.iter().enumerate() {
+            store_value(&mut y[o + r], finish(o + r, v), store);
+        }
+        o += R;
+    }
+    while o < rows {
+        let acc = unsafe {
+            rows_q8_vnni::<1>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
+        };
+        store_value(&mut y[o], finish(o, acc[0]), store);
+        o += 1;
+    }
+}
+
+/// See [`super::Matrix::matmul`].
+///
+/// # Safety
+/// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` (if any) `rows`
+/// values, `x` `n_t · cols` and `y` `n_t · rows` floats.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul<W: Load8>(
+    w: &[W],
+    scale: Option<&[f32]>,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_t: usize,
+    y: &mut [f32],
+    store: Store,
+) {
+    const R: usize = 4;
+    let mut o = 0;
+    // Rows outer (a block of rows stays in L1 while every position passes over it), positions
+    // inner: the weights are streamed from memory once per call, whatever `n_t`.
+    // SAFETY: `o + R <= rows` and `o < rows` keep the row blocks inside `w`.
+    while o + R <= rows {
+        unsafe { row_block::<W, R>(w, scale, o, rows, cols, x, n_t, y, store) };
+        o += R;
+    }
+    while o < rows {
+        unsafe { row_block::<W, 1>(w, scale, o, rows, cols, x, n_t, y, store) };
+        o += 1;
+    }
+}
+
+/// Rows `o..o + RR` for every position.
+///
+/// # Safety
+/// As [`matmul`], and `o + RR <= rows`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block<W: Load8, const RR: usize>(
+    w: &[W],
+    scale: Option<&[f32]>,
+    o: usize,
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n_t: usize,
+    y: &mut [f32],
+    store: Store,
+) {
+    const P: usize = 3;
+    let sc: [f32; RR] = std::array::from_fn(|r| scale.map_or(1.0, |s| s[o + r]));
+    let wp = w[o * cols..].as_ptr();
+    let mut t = 0;
+    // SAFETY (both loops): positions `t..t + P` (or `t`) are below `n_t`, so the reads stay in
+    // `x`; the caller guarantees the rows.
+    while t + P <= n_t {
+        let acc = unsafe { rows_xp::<W, RR, P>(wp, cols, x[t * cols..].as_ptr()) };
+        for (r, accr) in acc.iter().enumerate() {
+            for (p, &v) in accr.iter().enumerate() {
+                store_value(&mut y[(t + p) * rows + o + r], v * sc[r], store);
+            }
+        }
+        t += P;
+    }
+    while t < n_t {
+        let acc = unsafe { rows_x1::<W, RR>(wp, cols, x[t * cols..].as_ptr()) };
+        for (r, &v) in acc.iter().enumerate() {
+            store_value(&mut y[t * rows + o + r], v * sc[r], store);
+        }
+        t += 1;
+    }
+}
