@@ -98,6 +98,9 @@ pub enum EngineError {
     /// A precision name other than `f32` or `int8`.
     #[error("unknown precision {0:?} (expected f32 or int8)")]
     UnknownPrecision(String),
+    /// A device decoder (`rnet_gpu`) failed.
+    #[error("device: {0}")]
+    Device(String),
 }
 
 /// One layer's repacked weights.

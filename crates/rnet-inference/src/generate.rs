@@ -4,6 +4,7 @@
 
 use std::ops::ControlFlow;
 
+use crate::decoder::{CpuDecoder, Decoder};
 use crate::engine::{Engine, EngineError, Session};
 use crate::sampling::{Sampler, SamplingParams};
 use crate::text::{StopMatcher, Utf8Stream};
@@ -103,11 +104,22 @@ pub fn generate_cancellable(
     prompt: &[u8],
     params: &GenerateParams,
     cancelled: impl Fn() -> bool,
+    on_text: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<GenerateOutput, EngineError> {
+    generate_on(&mut CpuDecoder { engine, session }, prompt, params, cancelled, on_text)
+}
+
+/// [`generate_cancellable`] on any [`Decoder`]: the CPU engine's session or a device's.
+pub fn generate_on(
+    decoder: &mut dyn Decoder,
+    prompt: &[u8],
+    params: &GenerateParams,
+    cancelled: impl Fn() -> bool,
     mut on_text: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<GenerateOutput, EngineError> {
     let prompt =
-        if prompt.is_empty() && session.logits().is_none() { EMPTY_PROMPT } else { prompt };
-    let fed = engine.prefill_until(session, prompt, &cancelled)?;
+        if prompt.is_empty() && decoder.logits().is_none() { EMPTY_PROMPT } else { prompt };
+    let fed = decoder.prefill_until(prompt, &cancelled)?;
     if fed < prompt.len() || cancelled() {
         return Ok(GenerateOutput {
             text: String::new(),
@@ -142,9 +154,9 @@ pub fn generate_cancellable(
             break;
         }
         if let Some(&prev) = sampled.last() {
-            engine.step(session, prev)?;
+            decoder.step(prev)?;
         }
-        let Some(logits) = session.logits() else { break };
+        let Some(logits) = decoder.logits() else { break };
         let byte = sampler.sample(logits);
         sampler.observe(byte);
         sampled.push(byte);

@@ -11,7 +11,8 @@
 //!   bias, seeded; temperature 0 is greedy.
 //! * [`text`]: stop sequences and incremental UTF-8 decoding that never splits a character.
 //! * [`generate()`]: prefill + sample loop with streaming output ([`generate_cancellable`] can be
-//!   abandoned mid-prefill).
+//!   abandoned mid-prefill; [`generate_on`] runs on any [`Decoder`], e.g. a GPU's).
+//! * [`decoder`]: the CPU session and `rnet_gpu` device decoders behind one [`Decoder`] trait.
 //! * [`chat`]: the plain-text chat template and multi-turn conversations in one state.
 //! * [`server`]: the OpenAI-compatible HTTP API (`/v1/models`, `/v1/completions`,
 //!   `/v1/chat/completions`, SSE streaming) with a hot-swappable model for the node; it computes
@@ -41,6 +42,7 @@
 pub mod bench;
 pub mod chat;
 mod connection;
+pub mod decoder;
 pub mod engine;
 pub mod generate;
 pub mod kernels;
@@ -51,10 +53,13 @@ pub mod server;
 pub mod text;
 
 pub use chat::{ChatMessage, Conversation, Role, render_chat};
+pub use decoder::{CpuDecoder, Decoder, DeviceSession};
 pub use engine::{Engine, EngineError, Precision, Session};
-pub use generate::{FinishReason, GenerateOutput, GenerateParams, generate, generate_cancellable};
+pub use generate::{
+    FinishReason, GenerateOutput, GenerateParams, generate, generate_cancellable, generate_on,
+};
 pub use sampling::{Sampler, SamplingParams};
 pub use server::{
-    ApiError, DEFAULT_ADDR, DEFAULT_MODEL_ID, LoadedModel, ServerConfig, ServerError, ServerState,
-    router, serve, serve_listener,
+    ApiError, DEFAULT_ADDR, DEFAULT_MODEL_ID, DevicePool, LoadedModel, ServerConfig, ServerError,
+    ServerState, router, serve, serve_listener,
 };

@@ -43,8 +43,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::chat::{CHAT_STOP, ChatMessage, Role, render_chat};
 use crate::connection::{ConnHandle, LimitedListener, Timeouts};
-use crate::engine::{Engine, Precision};
-use crate::generate::{GenerateOutput, GenerateParams, generate_cancellable};
+use crate::decoder::DeviceSession;
+use crate::engine::{Engine, EngineError, Precision};
+use crate::generate::{GenerateOutput, GenerateParams, generate_cancellable, generate_on};
 use crate::request_body::{BodyError, json_values_bound, read_body};
 use crate::sampling::{DEFAULT_PENALTY_WINDOW, MAX_PENALTY_WINDOW, SamplingParams, random_seed};
 
@@ -146,15 +147,84 @@ pub struct LoadedModel {
     pub height: u64,
     /// Parameters of the checkpoint.
     pub parameters: usize,
-    /// The engine.
+    /// The CPU engine (its shape and precision; it decodes unless the model is on a device).
     pub engine: Engine,
+    /// The device decoders when the server decodes on a device ([`ServerState::on_device`]).
+    pub device: Option<DevicePool>,
     /// When it was loaded (Unix seconds): the `created` of `/v1/models`.
     pub created: u64,
 }
 
+/// The decoders of a model served on a device: one per concurrent generation, each holding its
+/// own copy of the weights and its recurrent state on the device, reset between requests.
+#[derive(Debug)]
+pub struct DevicePool {
+    /// The device and adapter.
+    pub name: String,
+    free: std::sync::Mutex<Vec<DeviceSession>>,
+}
+
+impl DevicePool {
+    /// `sessions` decoders of `model` on `device`, each opened separately.
+    fn open(device: rnet_gpu::Device, model: &Model, sessions: usize) -> Result<Self, String> {
+        let mut free = Vec::with_capacity(sessions);
+        for _ in 0..sessions.max(1) {
+            let decoder = device
+                .open()
+                .map_err(|e| e.to_string())?
+                .decoder(model)
+                .map_err(|e| e.to_string())?;
+            free.push(DeviceSession::new(decoder));
+        }
+        let name = free.first().map(|d| d.device_name()).unwrap_or_default();
+        Ok(Self { name, free: std::sync::Mutex::new(free) })
+    }
+
+    fn take(&self) -> Option<DeviceSession> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn put(&self, session: DeviceSession) {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+    }
+}
+
 impl LoadedModel {
     fn fingerprint(&self) -> String {
-        format!("rnet-h{}-{}", self.height, self.engine.precision())
+        match &self.device {
+            Some(_) => format!("rnet-h{}-f32-device", self.height),
+            None => format!("rnet-h{}-{}", self.height, self.engine.precision()),
+        }
+    }
+
+    /// One generation on this model: on a fresh CPU session, or on a free device session (the
+    /// server's session limit equals the number of device decoders, so one is free for every
+    /// admitted request).
+    pub fn generate(
+        &self,
+        prompt: &[u8],
+        params: &GenerateParams,
+        cancelled: impl Fn() -> bool,
+        on_text: impl FnMut(&str) -> ControlFlow<()>,
+    ) -> Result<GenerateOutput, EngineError> {
+        let Some(pool) = &self.device else {
+            let mut session = self.engine.new_session();
+            return generate_cancellable(
+                &self.engine,
+                &mut session,
+                prompt,
+                params,
+                cancelled,
+                on_text,
+            );
+        };
+        let mut session =
+            pool.take().ok_or_else(|| EngineError::Device("no free device session".into()))?;
+        let out = session
+            .reset()
+            .and_then(|()| generate_on(&mut session, prompt, params, cancelled, on_text));
+        pool.put(session);
+        out
     }
 
     fn json(&self) -> Value {
@@ -168,7 +238,8 @@ impl LoadedModel {
             "parameters": self.parameters,
             "d_model": c.d_model,
             "n_layers": c.n_layers,
-            "precision": self.engine.precision().as_str(),
+            "precision": if self.device.is_some() { "f32" } else { self.engine.precision().as_str() },
+            "device": self.device.as_ref().map_or("cpu", |d| d.name.as_str()),
         })
     }
 }
@@ -187,6 +258,14 @@ pub enum ServerError {
     /// Serving failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The decoding device could not be opened or could not hold the model.
+    #[error("device {device}: {reason}")]
+    Device {
+        /// The device asked for.
+        device: rnet_gpu::Device,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Shared state of the server: configuration, the served model (swappable), and the session
@@ -194,6 +273,8 @@ pub enum ServerError {
 #[derive(Debug)]
 pub struct ServerState {
     config: ServerConfig,
+    /// Where generations decode: `None` on the CPU engine, else on this `rnet_gpu` device.
+    device: Option<rnet_gpu::Device>,
     model: RwLock<Arc<LoadedModel>>,
     sessions: Arc<Semaphore>,
     requests: Arc<Semaphore>,
@@ -215,18 +296,51 @@ impl ServerState {
 
     /// Serves `model` (at `height`) under `config`.
     pub fn from_model(config: ServerConfig, model: &Model, height: u64) -> Arc<Self> {
-        let pool = rayon::ThreadPoolBuilder::new()
+        let pool = Self::compute_pool(&config);
+        let loaded = Self::load(&config, pool.as_ref(), model, height);
+        Self::assemble(config, None, pool, loaded)
+    }
+
+    /// Serves `checkpoint` under `config`, decoding on `device` (`rnet_gpu`; `Device::Cpu` is its
+    /// CPU reference backend): one device decoder per session (`max_sessions`, each with its own
+    /// weights on the device). A device that is missing or cannot hold the model is an error,
+    /// never a silent CPU fallback.
+    pub fn on_device(
+        config: ServerConfig,
+        checkpoint: &Checkpoint,
+        device: rnet_gpu::Device,
+    ) -> Result<Arc<Self>, ServerError> {
+        let pool = Self::compute_pool(&config);
+        let mut loaded = Self::load(&config, pool.as_ref(), &checkpoint.model, checkpoint.height);
+        let sessions = config.max_sessions.clamp(1, Semaphore::MAX_PERMITS);
+        loaded.device = Some(
+            DevicePool::open(device, &checkpoint.model, sessions)
+                .map_err(|reason| ServerError::Device { device, reason })?,
+        );
+        Ok(Self::assemble(config, Some(device), pool, loaded))
+    }
+
+    fn compute_pool(config: &ServerConfig) -> Option<rayon::ThreadPool> {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(config.compute_threads.max(1))
             .thread_name(|i| format!("rnet-infer-{i}"))
             .build()
             .map_err(|e| {
                 tracing::warn!("inference compute pool not started ({e}); sharing the caller's")
             })
-            .ok();
-        let loaded = Self::load(&config, pool.as_ref(), model, height);
+            .ok()
+    }
+
+    fn assemble(
+        config: ServerConfig,
+        device: Option<rnet_gpu::Device>,
+        pool: Option<rayon::ThreadPool>,
+        loaded: LoadedModel,
+    ) -> Arc<Self> {
         let permits = config.max_sessions.clamp(1, Semaphore::MAX_PERMITS);
         let requests = config.max_requests.clamp(1, Semaphore::MAX_PERMITS);
         Arc::new(Self {
+            device,
             model: RwLock::new(Arc::new(loaded)),
             sessions: Arc::new(Semaphore::new(permits)),
             requests: Arc::new(Semaphore::new(requests)),
@@ -269,6 +383,7 @@ impl ServerState {
             height,
             parameters: model.param_count(),
             engine,
+            device: None,
             created: unix_now(),
         }
     }
@@ -282,7 +397,22 @@ impl ServerState {
 
     /// [`ServerState::reload`] from a model and its height.
     pub fn reload_model(&self, model: &Model, height: u64) {
-        let loaded = Arc::new(Self::load(&self.config, self.pool.as_ref(), model, height));
+        let mut loaded = Self::load(&self.config, self.pool.as_ref(), model, height);
+        if let Some(device) = self.device {
+            let sessions = self.config.max_sessions.clamp(1, Semaphore::MAX_PERMITS);
+            match DevicePool::open(device, model, sessions) {
+                Ok(pool) => loaded.device = Some(pool),
+                Err(reason) => {
+                    tracing::error!(
+                        height,
+                        "device {device} cannot hold the new model ({reason}); still serving \
+                         the previous one"
+                    );
+                    return;
+                }
+            }
+        }
+        let loaded = Arc::new(loaded);
         match self.model.write() {
             Ok(mut g) => *g = loaded,
             Err(poisoned) => *poisoned.into_inner() = loaded,
@@ -1131,11 +1261,8 @@ async fn complete(
     let result = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let out = state.compute(|| {
-            let mut session = model.engine.new_session();
             let cancelled = || cancel.load(Ordering::Relaxed);
-            generate_cancellable(&model.engine, &mut session, &prompt, &params, cancelled, |_| {
-                ControlFlow::Continue(())
-            })
+            model.generate(&prompt, &params, cancelled, |_| ControlFlow::Continue(()))
         });
         if let Ok(out) = &out {
             state.prompt_bytes_fed.fetch_add(out.prompt_bytes as u64, Ordering::Relaxed);
@@ -1264,13 +1391,10 @@ async fn stream(
         if !alive {
             return;
         }
-        let engine = &job.common.model.engine;
+        let model = &job.common.model;
         let result = state.compute(|| {
-            let mut session = engine.new_session();
             let (prompt, params) = (&job.prompt, &job.common.params);
-            generate_cancellable(
-                engine,
-                &mut session,
+            model.generate(
                 prompt,
                 params,
                 || tx.is_closed(),

@@ -54,7 +54,10 @@ fn start(config: ServerConfig) -> TestServer {
 }
 
 fn start_with(config: ServerConfig, model: &Model) -> TestServer {
-    let state = ServerState::from_model(config, model, 0);
+    serve_state(ServerState::from_model(config, model, 0))
+}
+
+fn serve_state(state: Arc<ServerState>) -> TestServer {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
@@ -581,6 +584,73 @@ fn reload_swaps_the_model_for_new_requests() {
     let after = post(srv.addr, "/v1/completions", &req).json();
     assert_eq!(after["system_fingerprint"], "rnet-h5-f32");
     assert_ne!(after["choices"][0]["text"], before["choices"][0]["text"]);
+}
+
+/// The device `serving_on_a_device_*` decodes on: with the `vulkan` feature and
+/// `RNET_REQUIRE_VULKAN` set (CI, on Mesa's lavapipe), Vulkan adapter `RNET_VULKAN_ADAPTER`
+/// (default 0); otherwise rnet-gpu's CPU reference backend, which runs the same device engine
+/// code on the host.
+fn device_under_test() -> rnet_gpu::Device {
+    #[cfg(feature = "vulkan")]
+    if std::env::var_os("RNET_REQUIRE_VULKAN").is_some() {
+        let n = std::env::var("RNET_VULKAN_ADAPTER").map_or(0, |v| v.parse().unwrap_or(0));
+        return rnet_gpu::Device::Vulkan(n);
+    }
+    rnet_gpu::Device::Cpu
+}
+
+#[test]
+fn serving_on_a_device_gives_the_cpu_engines_completions() {
+    let device = device_under_test();
+    let checkpoint = rnet_model::Checkpoint::new(0, model());
+    let config = ServerConfig { max_sessions: 2, ..config() };
+    let state = ServerState::on_device(config, &checkpoint, device).unwrap();
+    let srv = serve_state(state);
+    let listed = get(srv.addr, "/v1/models").json();
+    assert_eq!(listed["data"][0]["precision"], "f32");
+    assert_ne!(listed["data"][0]["device"], "cpu", "{listed}");
+    let want = direct(b"In the beginning", 20, SamplingParams::greedy(), vec![]);
+    let req = json!({"prompt": "In the beginning", "max_tokens": 20, "temperature": 0});
+    let r = post(srv.addr, "/v1/completions", &req).json();
+    assert_eq!(r["choices"][0]["text"], want, "{device}");
+    assert_eq!(r["system_fingerprint"], "rnet-h0-f32-device");
+    // More requests than decoders at once: each waits for a decoder, which starts from a clean
+    // state every time.
+    let replies: Vec<Value> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            (0..5).map(|_| s.spawn(|| post(srv.addr, "/v1/completions", &req).json())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for r in replies {
+        assert_eq!(r["choices"][0]["text"], want);
+    }
+    // A new model reaches the device too.
+    let other =
+        Model::init(ModelConfig::genesis(ModelNetwork::Regtest).with_shape(34, 2), 9).unwrap();
+    srv.state.reload_model(&other, 5);
+    let after = post(srv.addr, "/v1/completions", &req).json();
+    assert_eq!(after["system_fingerprint"], "rnet-h5-f32-device");
+    let engine = rnet_inference::Engine::new(&other, Precision::F32);
+    let mut s = engine.new_session();
+    let params =
+        GenerateParams { max_tokens: 20, sampling: SamplingParams::greedy(), stop: vec![] };
+    let want = generate(&engine, &mut s, b"In the beginning", &params, |_| {
+        std::ops::ControlFlow::Continue(())
+    })
+    .unwrap()
+    .text;
+    assert_eq!(after["choices"][0]["text"], want);
+}
+
+#[test]
+fn a_device_that_is_not_there_is_an_error_not_a_cpu_server() {
+    let checkpoint = rnet_model::Checkpoint::new(0, model());
+    for device in [rnet_gpu::Device::Metal, rnet_gpu::Device::Cuda(1000)] {
+        match ServerState::on_device(config(), &checkpoint, device) {
+            Err(rnet_inference::ServerError::Device { device: d, .. }) => assert_eq!(d, device),
+            other => panic!("{device}: {:?}", other.map(|_| "a server")),
+        }
+    }
 }
 
 /// Sends `raw` (a whole request, head and body as given) and reads the reply until the server

@@ -139,6 +139,9 @@ pub struct Config {
     /// address 127.0.0.1 on port 9556 / 19556 / 29556; port 0 picks a free one, written to
     /// `<netdir>/inference.port`).
     pub inference: Option<std::net::SocketAddr>,
+    /// Threads of the inference server (`-inferencethreads=N`; default half the cores): its
+    /// compute pool, its concurrent generations, and the threads one decode step may use.
+    pub inference_threads: Option<usize>,
     /// Serve the read-only web dashboard here (`-dashboard[=ADDR]`; default address 127.0.0.1 on
     /// port 9557 / 19557 / 29557; port 0 picks a free one, written to `<netdir>/dashboard.port`).
     pub dashboard: Option<std::net::SocketAddr>,
@@ -263,6 +266,8 @@ keys may be set in <datadir>/rnet.conf as key=value lines; the command line wins
   -minedata=FILE        training data of the in-node miner (default: the bundled text)
   -inference[=ADDR]     serve the tip model over the OpenAI-compatible API (default address
                         127.0.0.1:9556 / 19556 / 29556); follows the tip and reloads on new blocks
+  -inferencethreads=N   threads of the inference server (default half the cores, leaving the
+                        rest to the miner); one chat session's decode step uses all of them
   -dashboard[=ADDR]     serve the read-only web dashboard (default address 127.0.0.1:9557 /
                         19557 / 29557; port 0 = any free port, written to <netdir>/dashboard.port);
                         see docs/dashboard.md
@@ -327,6 +332,7 @@ const KNOWN: &[(&str, bool)] = &[
     ("rpcpassword", true),
     ("mine", false),
     ("inference", false),
+    ("inferencethreads", true),
     ("dashboard", false),
     ("lightning", false),
     ("lnwallet", true),
@@ -598,6 +604,16 @@ pub fn parse(args: &[String], home_datadir: Option<PathBuf>) -> Result<Command, 
             .unwrap_or(if network == Network::Regtest { 0 } else { 30 }),
         regtest_required_improvement: regtest_required_improvement(&opts, network)?,
         inference: local_service_addr(&opts, "inference", default_inference_port(network))?,
+        inference_threads: match parse_value::<usize>(&opts, "inferencethreads")? {
+            Some(0) => {
+                return Err(ConfigError::InvalidValue {
+                    name: "inferencethreads".into(),
+                    value: "0".into(),
+                    reason: "at least one thread".into(),
+                });
+            }
+            n => n,
+        },
         dashboard: local_service_addr(&opts, "dashboard", default_dashboard_port(network))?,
         lightning: lightning_addr(&opts, network)?,
         ln_wallet: opts.get("lnwallet").cloned(),
@@ -901,6 +917,17 @@ mod tests {
         let c = run(&["-datadir=/tmp/x", "--inference=0.0.0.0:8080"]);
         assert_eq!(c.inference, Some("0.0.0.0:8080".parse().unwrap()));
         assert_eq!(run(&["-datadir=/tmp/x", "-inference=0"]).inference, None);
+        assert_eq!(run(&["-datadir=/tmp/x"]).inference_threads, None);
+        assert_eq!(run(&["-datadir=/tmp/x", "-inferencethreads=2"]).inference_threads, Some(2));
+        for bad in ["-inferencethreads=0", "-inferencethreads=two", "-inferencethreads=-1"] {
+            assert!(
+                matches!(
+                    parse(&args(&["-datadir=/tmp/x", bad]), None),
+                    Err(ConfigError::InvalidValue { .. })
+                ),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             parse(&args(&["-datadir=/tmp/x", "-inference=nope"]), None),
             Err(ConfigError::InvalidValue { .. })

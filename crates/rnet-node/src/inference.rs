@@ -29,12 +29,18 @@ pub const IO_WORKERS: usize = 2;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The server's limits in the node: the library defaults (body, requests, connections,
-/// timeouts), with compute on half the cores (at least one) and as many concurrent generations,
-/// leaving the rest to the miner.
-pub fn server_config() -> ServerConfig {
+/// timeouts), with compute on `threads` threads (`-inferencethreads`; default half the cores, at
+/// least one, leaving the rest to the miner) and as many concurrent generations; one generation's
+/// decode step may use all of them.
+pub fn server_config(threads: Option<usize>) -> ServerConfig {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-    let compute = (cores / 2).max(1);
-    ServerConfig { compute_threads: compute, max_sessions: compute, ..ServerConfig::default() }
+    let compute = threads.unwrap_or(cores / 2).clamp(1, cores);
+    ServerConfig {
+        compute_threads: compute,
+        max_sessions: compute,
+        decode_threads: Some(compute),
+        ..ServerConfig::default()
+    }
 }
 
 /// Runs the future `make()` builds on a new OS thread named `name` with its own multi-thread
@@ -85,14 +91,17 @@ pub async fn run(
     addr: SocketAddr,
     node: Arc<Node>,
     netdir: std::path::PathBuf,
+    threads: Option<usize>,
 ) -> Result<(), String> {
-    on_own_runtime("rnet-inference", IO_WORKERS, move || serve_tip(addr, node, netdir)).await
+    on_own_runtime("rnet-inference", IO_WORKERS, move || serve_tip(addr, node, netdir, threads))
+        .await
 }
 
 async fn serve_tip(
     addr: SocketAddr,
     node: Arc<Node>,
     netdir: std::path::PathBuf,
+    threads: Option<usize>,
 ) -> Result<(), String> {
     let loader = node.clone();
     let (mut served, checkpoint) = tokio::task::spawn_blocking(move || tip_checkpoint(&loader))
@@ -101,7 +110,7 @@ async fn serve_tip(
     let checkpoint = checkpoint.ok_or("the tip's checkpoint is not stored; cannot serve it")?;
     let state = {
         let checkpoint = checkpoint.clone();
-        tokio::task::spawn_blocking(move || ServerState::new(server_config(), &checkpoint))
+        tokio::task::spawn_blocking(move || ServerState::new(server_config(threads), &checkpoint))
             .await
             .map_err(|e| e.to_string())?
     };
@@ -163,11 +172,17 @@ mod tests {
 
     #[test]
     fn the_server_config_leaves_cores_to_the_miner() {
-        let c = server_config();
+        let c = server_config(None);
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         assert!(c.compute_threads >= 1 && c.compute_threads <= cores.div_ceil(2));
         assert_eq!(c.max_sessions, c.compute_threads);
+        assert_eq!(c.decode_threads, Some(c.compute_threads));
         assert_eq!(c.max_body_bytes, ServerConfig::default().max_body_bytes);
+        // -inferencethreads=N: N threads, within 1..=cores.
+        assert_eq!(server_config(Some(1)).compute_threads, 1);
+        assert_eq!(server_config(Some(cores)).decode_threads, Some(cores));
+        assert_eq!(server_config(Some(cores + 7)).compute_threads, cores);
+        assert_eq!(server_config(Some(0)).compute_threads, 1);
     }
 
     /// A caller runtime whose only worker is blocked (as a starved node runtime would be) does

@@ -286,11 +286,12 @@ async fn serve(
             }
         })
     });
+    let inference_threads = config.inference_threads;
     let inference = config.inference.map(|addr| {
         let node = node.clone();
         let registry = registry.clone();
         tokio::spawn(async move {
-            if let Err(e) = inference::run(addr, node, netdir).await {
+            if let Err(e) = inference::run(addr, node, netdir, inference_threads).await {
                 tracing::error!("inference server: {e}; shutting down");
                 registry.shutdown().trigger();
             }

@@ -110,9 +110,14 @@ fn unavailable_devices_are_one_line_errors() {
         rnet_util(&[train_args(&genesis, &out, "1").as_slice(), &["--device", "gpu"]].concat());
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown device \"gpu\""));
-    // Serving decodes on the CPU engine only: naming a GPU is refused, not silently ignored.
-    let lines = error_lines(&["serve", "--checkpoint", p(&genesis), "--device", "vulkan"]);
-    assert!(lines.len() == 1 && lines[0].contains("CPU inference engine only"), "{lines:?}");
+    // Serving on a device that is not there is the same one-line error, never a CPU server.
+    let lines = error_lines(&["serve", "--checkpoint", p(&genesis), "--device", "metal"]);
+    assert_eq!(lines, ["error: --device metal: device metal: not built with Metal support"]);
+    #[cfg(not(feature = "cuda"))]
+    {
+        let lines = error_lines(&["serve", "--checkpoint", p(&genesis), "--device", "cuda"]);
+        assert!(lines.len() == 1 && lines[0].contains("not built with CUDA support"), "{lines:?}");
+    }
 }
 
 #[cfg(feature = "vulkan")]

@@ -22,6 +22,17 @@ pub struct ModelArgs {
     /// Weight precision: f32 or int8 (per-row scaled, about 4x less memory traffic).
     #[arg(long, default_value = "int8")]
     precision: Precision,
+    /// Threads one decode step may use (default: every core; at most the number of cores).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    threads: Option<u32>,
+}
+
+impl ModelArgs {
+    /// `--threads`, or every core.
+    fn threads(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads.map_or(cores, |t| t as usize)
+    }
 }
 
 /// Sampling options shared by `generate` and `chat`.
@@ -132,16 +143,18 @@ pub struct ServeArgs {
     /// Generations running at once (default: the number of cores).
     #[arg(long)]
     max_sessions: Option<usize>,
-    /// Decoding device. The HTTP server decodes with the CPU inference engine only, so this is
-    /// cpu (default) or auto (which serves on the CPU and says so); naming a GPU is an error,
-    /// never a silent CPU run.
+    /// Decoding device: cpu (default: the CPU inference engine, f32 or int8), cuda[:N] or
+    /// vulkan[:N] (f32 weights on the device, one decoder per session; needs the binary built
+    /// with --features cuda / vulkan), metal, or auto (the best GPU present, else cpu). A named
+    /// device that is missing is an error, never a silent CPU run.
     #[arg(long, default_value = "cpu")]
     device: rnet_gpu::Device,
 }
 
 fn engine(args: &ModelArgs) -> anyhow::Result<(Engine, u64)> {
     let checkpoint = load(&args.checkpoint)?;
-    Ok((Engine::new(&checkpoint.model, args.precision), checkpoint.height))
+    let engine = Engine::new(&checkpoint.model, args.precision).with_threads(args.threads());
+    Ok((engine, checkpoint.height))
 }
 
 fn write_text(out: &mut impl Write, text: &str) -> ControlFlow<()> {
@@ -191,13 +204,14 @@ fn generate_to(
         let secs = t0.elapsed().as_secs_f64();
         let prefill = first.unwrap_or(secs);
         eprintln!(
-            "prompt {} bytes, completion {} bytes ({}), {:.2} s, {:.0} bytes/s decode, {}",
+            "prompt {} bytes, completion {} bytes ({}), {:.2} s, {:.0} bytes/s decode, {}, decode threads: {}",
             result.prompt_bytes,
             result.completion_bytes,
             result.finish_reason.as_str(),
             secs,
             result.completion_bytes as f64 / (secs - prefill).max(1e-9),
-            engine.precision()
+            engine.precision(),
+            engine.threads()
         );
     }
     Ok(())
@@ -269,16 +283,18 @@ fn chat_loop(
 
 /// Runs `rnet-util serve` until Ctrl-C.
 pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    match args.device {
-        rnet_gpu::Device::Cpu => {}
-        rnet_gpu::Device::Auto => {
-            eprintln!("--device auto: serving on cpu (the server decodes with the CPU engine only)")
-        }
-        other => bail!(
-            "--device {other}: the server decodes with the CPU inference engine only; device \
-             decoding (rnet_gpu::DeviceDecoder) is not wired into it yet"
-        ),
-    }
+    // `auto` that finds no GPU serves on the CPU engine (faster on a CPU than the device engine's
+    // CPU reference backend); a named device must open.
+    let device = match args.device {
+        rnet_gpu::Device::Cpu => None,
+        requested => match requested.resolve().with_context(|| format!("--device {requested}"))? {
+            rnet_gpu::Device::Cpu => {
+                eprintln!("--device {requested}: no GPU found; serving on the CPU engine");
+                None
+            }
+            device => Some(device),
+        },
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -298,9 +314,18 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         max_tokens_limit: args.max_tokens_limit,
         default_max_tokens: defaults.default_max_tokens.min(args.max_tokens_limit),
         max_sessions: args.max_sessions.unwrap_or(defaults.max_sessions).max(1),
+        decode_threads: Some(args.model.threads()),
         ..defaults
     };
-    let state = ServerState::new(config, &checkpoint);
+    let state = match device {
+        None => ServerState::new(config, &checkpoint),
+        Some(device) => {
+            let state = ServerState::on_device(config, &checkpoint, device)?;
+            let name = state.model().device.as_ref().map(|d| d.name.clone()).unwrap_or_default();
+            eprintln!("decoding on {device} ({name}), f32 weights, one decoder per session");
+            state
+        }
+    };
     drop(checkpoint);
     run_blocking(args.addr, state, |addr| {
         eprintln!("serving the OpenAI-compatible API on http://{addr}/v1 (Ctrl-C stops)");
