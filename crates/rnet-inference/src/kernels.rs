@@ -706,6 +706,19 @@ fn store_value(y: &mut f32, v: f32, store: Store) {
     }
 }
 
+/// The f32 part of row `o` of an int8 decode product (every SIMD kernel's): the weights past the
+/// last whole block of [`Q8_BLOCK`] (columns `tail..cols`) times `x` there.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+fn q8_row_tail(w: &[i8], cols: usize, tail: usize, x: &[f32], o: usize) -> f32 {
+    let row = &w[o * cols + tail..(o + 1) * cols];
+    let mut t = 0.0f32;
+    for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
+        t += wv as f32 * xv;
+    }
+    t
+}
+
 /// Dot product with eight independent accumulators (vectorised by the compiler).
 #[inline(always)]
 fn dot_portable<W: Weight>(w: &[W], x: &[f32]) -> f32 {

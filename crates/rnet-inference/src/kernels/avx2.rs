@@ -1,6 +1,6 @@
 //! AVX2 + FMA products. Every function requires a CPU with both features.
 
-use super::{QVec, Store, Weight, store_value};
+use super::{QVec, Store, Weight, q8_row_tail, store_value};
 use std::arch::x86_64::*;
 
 /// Loads of eight weights as f32 lanes.
@@ -178,14 +178,7 @@ pub unsafe fn matvec_q8(
     let (xa, xs, xq) = (&xq.a, &xq.s, &xq.q);
     let nb = xs.len();
     let tail = nb * 32;
-    let finish = |o: usize, v: f32| -> f32 {
-        let row = &w[o * cols + tail..(o + 1) * cols];
-        let mut t = 0.0f32;
-        for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
-            t += wv as f32 * xv;
-        }
-        (v + t) * scale[o]
-    };
+    let finish = |o: usize, v: f32| -> f32 { (v + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
     let mut o = 0;
     // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
     // the buffers.
@@ -285,14 +278,8 @@ pub unsafe fn matvec_q8_vnni(
     let (xs, q, off) = (&xq.s, &xq.q, xq.offset_sum);
     let nb = xs.len();
     let tail = nb * 32;
-    let finish = |o: usize, v: f32| -> f32 {
-        let row = &w[o * cols + tail..(o + 1) * cols];
-        let mut t = 0.0f32;
-        for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
-            t += wv as f32 * xv;
-        }
-        (v - off + t) * scale[o]
-    };
+    let finish =
+        |o: usize, v: f32| -> f32 { (v - off + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
     let mut o = 0;
     // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
     // the buffers and the CPU features.

@@ -8,7 +8,7 @@
 //! (`smull`/`smull2` into exact 16-bit products, `sadalp` into 32-bit sums) before one f32 scale
 //! per block.
 
-use super::{QVec, Store, Weight, store_value};
+use super::{QVec, Store, Weight, q8_row_tail, store_value};
 use std::arch::aarch64::*;
 
 /// Loads of eight weights as two f32 vectors.
@@ -177,14 +177,7 @@ pub unsafe fn matvec_q8(
     let (xs, xq) = (&xq.s, &xq.q);
     let nb = xs.len();
     let tail = nb * 32;
-    let finish = |o: usize, v: f32| -> f32 {
-        let row = &w[o * cols + tail..(o + 1) * cols];
-        let mut t = 0.0f32;
-        for (&wv, &xv) in row.iter().zip(&x[tail..cols]) {
-            t += wv as f32 * xv;
-        }
-        (v + t) * scale[o]
-    };
+    let finish = |o: usize, v: f32| -> f32 { (v + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
     let mut o = 0;
     // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees the
     // buffers.
