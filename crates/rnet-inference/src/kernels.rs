@@ -88,9 +88,48 @@ pub fn vnni_enabled() -> bool {
     simd_enabled() && vnni_detected() && !NO_VNNI.load(Ordering::Relaxed)
 }
 
+/// When set, the AVX-512 VNNI decode kernel is skipped (tests compare it with the others).
+static NO_AVX512: AtomicBool = AtomicBool::new(false);
+
+/// Lets the int8 decode products use AVX-512 VNNI where the CPU has it (`true`, the default) or
+/// keeps them on the 256-bit kernels (`false`). Results differ only by rounding.
+pub fn set_avx512_allowed(allowed: bool) {
+    NO_AVX512.store(!allowed, Ordering::Relaxed);
+}
+
+/// Whether the CPU has AVX-512 F, BW, VL and VNNI besides AVX2 + FMA.
+fn vnni512_detected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the int8 decode products use AVX-512 VNNI now.
+pub fn vnni512_enabled() -> bool {
+    simd_enabled()
+        && vnni512_detected()
+        && !NO_VNNI.load(Ordering::Relaxed)
+        && !NO_AVX512.load(Ordering::Relaxed)
+}
+
 /// The kernels in use now, for reports: `"avx-vnni …"`, `"avx2+fma"`, `"neon"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
-    if vnni_enabled() {
+    if vnni512_enabled() {
+        "avx512-vnni (int8 decode) + avx2+fma"
+    } else if vnni_enabled() {
         "avx-vnni (int8 decode) + avx2+fma"
     } else if simd_enabled() && cfg!(target_arch = "aarch64") {
         "neon"
@@ -166,7 +205,8 @@ impl Matrix {
                 }
             }
         }
-        let offset = vnni_detected().then(|| q.iter().map(|&v| (v as u8) ^ 0x80).collect());
+        let offset = (vnni_detected() || vnni512_detected())
+            .then(|| q.iter().map(|&v| (v as u8) ^ 0x80).collect());
         Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset }
     }
 
@@ -239,6 +279,22 @@ impl Matrix {
                 // hold `n` rows of `cols` weights (and `n` scales), `x` `cols` floats, `y` `n`.
                 unsafe {
                     match (&self.data, xq) {
+                        (MatrixData::Int8 { q, scale }, Some(xq))
+                            if xq.len == cols && self.offset.is_some() && vnni512_enabled() =>
+                        {
+                            let off = self.offset.as_deref().unwrap_or_default();
+                            avx512::matvec_q8_vnni512(
+                                &off[wr.clone()],
+                                &q[wr],
+                                &scale[rows],
+                                n,
+                                cols,
+                                xq,
+                                x,
+                                y,
+                                store,
+                            );
+                        }
                         (MatrixData::Int8 { q, scale }, Some(xq))
                             if xq.len == cols && self.offset.is_some() && vnni_enabled() =>
                         {
@@ -411,6 +467,9 @@ pub struct QVec {
     q: Vec<i8>,
     a: Vec<u8>,
     s: Vec<f32>,
+    /// Each block scale repeated 8 times (the lanes of one block's partial sums in the 256- and
+    /// 512-bit VNNI kernels), so a kernel loads two blocks' scales with one 512-bit load.
+    s8: Vec<f32>,
     /// `128 · Σ_b s_b · Σ_{k∈b} q_k`: what the +128 offset of the AVX-VNNI weights adds to
     /// every row's product, taken out once per row.
     offset_sum: f32,
@@ -421,7 +480,14 @@ pub struct QVec {
 impl QVec {
     /// An empty vector (buffers grow on the first [`QVec::quantize`] and are reused after).
     pub const fn new() -> Self {
-        Self { q: Vec::new(), a: Vec::new(), s: Vec::new(), offset_sum: 0.0, len: 0 }
+        Self {
+            q: Vec::new(),
+            a: Vec::new(),
+            s: Vec::new(),
+            s8: Vec::new(),
+            offset_sum: 0.0,
+            len: 0,
+        }
     }
 
     /// Quantises `x` (see [`quantize_q8`]); allocation-free once the buffers have grown.
@@ -429,6 +495,8 @@ impl QVec {
         quantize_q8(x, &mut self.q, &mut self.s);
         self.a.clear();
         self.a.extend(self.q.iter().map(|v| v.unsigned_abs()));
+        self.s8.clear();
+        self.s8.extend(self.s.iter().flat_map(|&s| [s; 8]));
         self.offset_sum = 128.0
             * self
                 .q
@@ -640,7 +708,7 @@ unsafe fn ring_conv_cols_avx2(
     c: &mut [f32],
 ) {
     // SAFETY: as the caller guarantees.
-    unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
+    unsafe { avx2::ring_conv_cols(conv, d, c0, r, slot, u, ring, c) };
 }
 
 /// # Safety
@@ -660,15 +728,32 @@ unsafe fn ring_conv_cols_impl(
     let n = c.len();
     // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
     unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) }.copy_from_slice(&u[..n]);
-    c.fill(0.0);
-    for k in 0..r {
-        let src = (slot + r - k) % r;
-        let w = &conv[k * d + c0..k * d + c0 + n];
-        // SAFETY: as above, row `src`.
-        let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0), n) };
-        for ((o, &wv), &uv) in c.iter_mut().zip(w).zip(ur) {
-            *o += wv * uv;
+    assert!(conv.len() >= r * d && c0 + n <= d, "ring_conv_cols: conv too short");
+    // Channel blocks outermost: each block's sums stay in registers over all `r` taps (tap `k`
+    // reads ring row `slot − k`, walked down to row 0 and then from row `r − 1`).
+    const B: usize = 32;
+    let mut j = 0;
+    while j < n {
+        let w = (n - j).min(B);
+        let mut acc = [0.0f32; B];
+        for k in 0..r {
+            let src = if k <= slot { slot - k } else { slot + r - k };
+            let wk = &conv[k * d + c0 + j..k * d + c0 + j + w];
+            // SAFETY: row `src`, columns `c0 + j..c0 + j + w`: in the ring (the caller's
+            // guarantee) and not written by anyone during this call.
+            let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0 + j), w) };
+            if w == B {
+                for l in 0..B {
+                    acc[l] += wk[l] * ur[l];
+                }
+            } else {
+                for l in 0..w {
+                    acc[l] += wk[l] * ur[l];
+                }
+            }
         }
+        c[j..j + w].copy_from_slice(&acc[..w]);
+        j += w;
     }
 }
 
@@ -766,6 +851,10 @@ fn portable_matmul<W: Weight>(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
 mod avx2;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
+mod avx512;
 
 #[cfg(target_arch = "aarch64")]
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
@@ -933,13 +1022,21 @@ mod tests {
     #[test]
     fn row_ranges_of_a_product_equal_the_whole_product_on_every_path() {
         let _path = PATH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        for &(rows, cols) in &[(1, 1), (7, 5), (13, 33), (64, 96), (256, 384), (9, 100)] {
+        for &(rows, cols) in
+            &[(1, 1), (7, 5), (13, 33), (64, 96), (256, 384), (9, 100), (21, 64), (19, 160)]
+        {
             let values = pseudo(rows * cols, 11);
             let x = pseudo(cols, 12);
             for m in [Matrix::f32(rows, cols, values.clone()), Matrix::int8(rows, cols, &values)] {
-                for (portable, vnni) in [(false, true), (false, false), (true, false)] {
+                for (portable, vnni, avx512) in [
+                    (false, true, true),
+                    (false, true, false),
+                    (false, false, false),
+                    (true, false, false),
+                ] {
                     set_portable_only(portable);
                     set_vnni_allowed(vnni);
+                    set_avx512_allowed(avx512);
                     let mut whole = vec![0.0; rows];
                     // The reference: the whole product through the same kernel.
                     let mut qw = QVec::new();
@@ -976,9 +1073,15 @@ mod tests {
                 }
                 set_portable_only(false);
                 set_vnni_allowed(true);
+                set_avx512_allowed(true);
             }
         }
     }
+
+    /// The signature shared by the VNNI decode kernels.
+    #[cfg(target_arch = "x86_64")]
+    type VnniKernel =
+        unsafe fn(&[u8], &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
 
     #[test]
     fn int8_decode_product_is_exact_on_the_quantised_activations() {
@@ -991,10 +1094,20 @@ mod tests {
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         return;
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        for &(rows, cols) in &[(1, 1), (5, 31), (7, 32), (9, 33), (13, 100), (256, 384), (6, 64)] {
+        for &(rows, cols) in &[
+            (1, 1),
+            (5, 31),
+            (7, 32),
+            (9, 33),
+            (13, 100),
+            (256, 384),
+            (6, 64),
+            (17, 96),
+            (24, 200),
+        ] {
             let m = Matrix::int8(rows, cols, &pseudo(rows * cols, 5));
             let mut x = pseudo(cols, 6);
-            if cols > 40 {
+            if cols >= 100 {
                 x[3] = 25.0; // an outlier only affects its own block
             }
             let mut qv = QVec::new();
@@ -1018,30 +1131,28 @@ mod tests {
             unsafe {
                 neon::matvec_q8(q, scale, rows, cols, &qv, &x, &mut y, Store::Overwrite)
             };
+            // The VNNI kernels present on this CPU (AVX-VNNI, AVX-512 VNNI).
             #[cfg(target_arch = "x86_64")]
-            if vnni_detected() {
+            let vnni_kernels: Vec<(&str, VnniKernel)> = [
+                ("avx-vnni", vnni_detected(), avx2::matvec_q8_vnni as VnniKernel),
+                ("avx512-vnni", vnni512_detected(), avx512::matvec_q8_vnni512 as VnniKernel),
+            ]
+            .into_iter()
+            .filter(|k| k.1)
+            .map(|(name, _, f)| (name, f))
+            .collect();
+            #[cfg(target_arch = "x86_64")]
+            for (name, kernel) in vnni_kernels {
                 let off = m.offset.as_deref().expect("offset weights on a VNNI machine");
                 let mut yv = vec![0.0; rows];
-                // SAFETY: AVX2, FMA and AVX-VNNI were detected; the buffers fit.
-                unsafe {
-                    avx2::matvec_q8_vnni(
-                        off,
-                        q,
-                        scale,
-                        rows,
-                        cols,
-                        &qv,
-                        &x,
-                        &mut yv,
-                        Store::Overwrite,
-                    )
-                };
+                // SAFETY: the kernel's CPU features were detected; the buffers fit.
+                unsafe { kernel(off, q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };
                 for (o, (&a, &b)) in yv.iter().zip(&y).enumerate() {
                     // Same exact integer sums; only the f32 rounding of the offset differs.
                     let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();
                     assert!(
                         (a as f64 - want).abs() <= 1e-4 * (cols as f64).sqrt() * (1.0 + want.abs()),
-                        "vnni {rows}x{cols} row {o}: {a} vs {b} (want {want})"
+                        "{name} {rows}x{cols} row {o}: {a} vs {b} (want {want})"
                     );
                 }
             }

@@ -94,7 +94,7 @@ impl Shared {
             if in_job && self.poisoned.load(Ordering::Relaxed) {
                 return ready();
             }
-            if rounds % 8 == 0 {
+            if rounds.is_multiple_of(8) {
                 let waited = start.elapsed();
                 if waited >= SPIN && !(in_job && waited < JOB_SPIN) {
                     break;

@@ -224,10 +224,10 @@ impl Sampler {
         if w == 0 {
             return;
         }
-        if self.recent.len() == w {
-            if let Some(old) = self.recent.pop_front() {
-                self.counts[old as usize] -= 1;
-            }
+        if self.recent.len() == w
+            && let Some(old) = self.recent.pop_front()
+        {
+            self.counts[old as usize] -= 1;
         }
         self.recent.push_back(byte);
         self.counts[byte as usize] += 1;

@@ -901,10 +901,8 @@ fn parse_common(state: &ServerState, f: &Fields<'_>, chat: bool) -> Result<Commo
     }
     let limit = state.config.max_tokens_limit;
     let mut max_tokens = f.u64("max_tokens")?;
-    if chat {
-        if let Some(m) = f.u64("max_completion_tokens")? {
-            max_tokens = Some(m);
-        }
+    if chat && let Some(m) = f.u64("max_completion_tokens")? {
+        max_tokens = Some(m);
     }
     let max_tokens = match max_tokens {
         None => state.config.default_max_tokens.min(limit),
@@ -918,13 +916,10 @@ fn parse_common(state: &ServerState, f: &Fields<'_>, chat: bool) -> Result<Commo
         }
         Some(m) => m as usize,
     };
-    if let Some(n) = f.u64("n")? {
-        if n != 1 {
-            return Err(out_of_range(
-                "n",
-                format!("Invalid 'n': only n = 1 is supported, got {n}."),
-            ));
-        }
+    if let Some(n) = f.u64("n")?
+        && n != 1
+    {
+        return Err(out_of_range("n", format!("Invalid 'n': only n = 1 is supported, got {n}.")));
     }
     let defaults = SamplingParams::default();
     let top_k = f.u64("top_k")?.unwrap_or(0);

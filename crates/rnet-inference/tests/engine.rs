@@ -167,12 +167,17 @@ fn int8_stays_within_its_documented_tolerance() {
     let canonical = evaluate(model, data).unwrap().mean_nats;
     let f32_loss = Engine::new(model, Precision::F32).mean_loss(data).unwrap();
     let int8 = Engine::new(model, Precision::Int8);
-    // The AVX2 decode kernel where the AVX-VNNI one is the default (the loss below is checked
-    // on the default kernel, and the logit bound on both).
+    // The AVX2 decode kernel where a VNNI one is the default (the loss below is checked on the
+    // default kernel, and the logit bound on all).
     rnet_inference::kernels::set_vnni_allowed(false);
     let avx2_loss = int8.mean_loss(data).unwrap();
     rnet_inference::kernels::set_vnni_allowed(true);
     assert!(avx2_loss <= canonical * 1.01, "int8 (AVX2 kernel) loss {avx2_loss} vs {canonical}");
+    // The 256-bit AVX-VNNI kernel where the AVX-512 VNNI one is the default.
+    rnet_inference::kernels::set_avx512_allowed(false);
+    let vnni256_loss = int8.mean_loss(data).unwrap();
+    rnet_inference::kernels::set_avx512_allowed(true);
+    assert!(vnni256_loss <= canonical * 1.01, "int8 (AVX-VNNI) loss {vnni256_loss} vs {canonical}");
     let int8_loss = int8.mean_loss(data).unwrap();
     println!(
         "regtest validation loss: canonical {canonical:.5}, f32 engine {f32_loss:.5}, int8 {int8_loss:.5} nats/byte"

@@ -23,7 +23,7 @@
 
 use std::cell::UnsafeCell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rnet_model::{ModelConfig, VOCAB};
@@ -66,6 +66,13 @@ pub(super) struct DecodeThreads {
     solo_ns: AtomicU64,
     /// Steps that could use the pool so far.
     steps: AtomicU64,
+    /// Steps that ran on the pool so far.
+    pooled_steps: AtomicU64,
+    /// Whether the last step ran on one thread: the pool's workers may have parked since, so
+    /// the next pooled step pays their wake-up and is not a fair measure of the pool.
+    last_solo: AtomicBool,
+    /// Set after such a step: the next step runs on the pool too, and that one is measured.
+    probe_next: AtomicBool,
 }
 
 /// One step in this many that could use the pool runs on one thread when the pool is measured
@@ -93,10 +100,13 @@ pub(crate) fn use_pool(pooled_ns: u64, solo_ns: u64, n: u64) -> bool {
     n % every == every - 1
 }
 
-/// Folds a new step time into a recent average (weight 1/4; the first sample sets it).
-fn fold(avg: &AtomicU64, ns: u64) {
+/// Folds a new step time into a recent average (weight 1/4; the first sample sets it). A sample
+/// counts as at most twice the average, so one step stretched by preemption (milliseconds on a
+/// busy machine) moves it by a quarter at most, while a lasting change still takes over within
+/// a few samples.
+pub(crate) fn fold(avg: &AtomicU64, ns: u64) {
     let old = avg.load(Ordering::Relaxed);
-    let new = if old == 0 { ns.max(1) } else { (old - old / 4 + ns / 4).max(1) };
+    let new = if old == 0 { ns.max(1) } else { (old - old / 4 + ns.min(2 * old) / 4).max(1) };
     avg.store(new, Ordering::Relaxed);
 }
 
@@ -123,6 +133,9 @@ impl DecodeThreads {
             pooled_ns: AtomicU64::new(0),
             solo_ns: AtomicU64::new(0),
             steps: AtomicU64::new(0),
+            pooled_steps: AtomicU64::new(0),
+            last_solo: AtomicBool::new(false),
+            probe_next: AtomicBool::new(false),
         }
     }
 }
@@ -256,8 +269,11 @@ impl Engine {
             let first = dt.active.fetch_add(1, Ordering::Acquire) == 0;
             let _leave = Leave(&dt.active);
             let n = dt.steps.load(Ordering::Relaxed);
+            let probing = first && dt.probe_next.swap(false, Ordering::Relaxed);
             if first
                 && n > 0
+                && self.adaptive
+                && !probing
                 && !use_pool(
                     dt.pooled_ns.load(Ordering::Relaxed),
                     dt.solo_ns.load(Ordering::Relaxed),
@@ -267,6 +283,7 @@ impl Engine {
                 let t0 = Instant::now();
                 self.step_part(&Worker::solo(), &views, &mut s.scratch, byte, pos);
                 fold(&dt.solo_ns, t0.elapsed().as_nanos() as u64);
+                dt.last_solo.store(true, Ordering::Relaxed);
                 dt.steps.store(n + 1, Ordering::Relaxed);
                 return;
             }
@@ -288,10 +305,16 @@ impl Engine {
                 // SAFETY: exclusive: `active` was 0, so no other step is using the pool until
                 // `_leave` lowers it after the run.
                 unsafe { (*dt.pool.get()).run(&job) };
-                // The first step also started the threads: not a measure of the pool.
-                if n > 0 {
+                // The first step also started the threads, and the first after one-thread
+                // steps woke them: neither is a measure of the pool; the step after the latter
+                // runs on the pool as well and is measured instead.
+                let woke = dt.last_solo.swap(false, Ordering::Relaxed);
+                if woke {
+                    dt.probe_next.store(true, Ordering::Relaxed);
+                } else if n > 0 {
                     fold(&dt.pooled_ns, t0.elapsed().as_nanos() as u64);
                 }
+                dt.pooled_steps.fetch_add(1, Ordering::Relaxed);
                 dt.steps.store(n + 1, Ordering::Relaxed);
                 return;
             }
@@ -412,6 +435,48 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::{MAX_BACKOFF, PROBE_EVERY, part, use_pool};
+    use crate::{Engine, Precision};
+    use rnet_model::{Model, ModelConfig, ModelNetwork};
+    use std::sync::atomic::Ordering;
+
+    /// Steps of `engine` that ran on its pool so far.
+    fn pooled_steps(engine: &Engine) -> u64 {
+        engine.decode.get().map_or(0, |dt| dt.pooled_steps.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn one_preempted_step_barely_moves_the_average_but_a_lasting_change_does() {
+        let avg = std::sync::atomic::AtomicU64::new(0);
+        super::fold(&avg, 100_000);
+        assert_eq!(avg.load(Ordering::Relaxed), 100_000);
+        super::fold(&avg, 30_000_000); // one step preempted for 30 ms
+        assert_eq!(avg.load(Ordering::Relaxed), 125_000);
+        for _ in 0..12 {
+            super::fold(&avg, 1_000_000);
+        }
+        assert!(avg.load(Ordering::Relaxed) > 900_000);
+    }
+
+    #[test]
+    fn a_non_adaptive_engine_steps_on_the_pool_every_time_and_an_adaptive_one_probes() {
+        let model = Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 3).expect("config");
+        let fixed =
+            Engine::new(&model, Precision::Int8).with_threads(2).with_adaptive_threads(false);
+        if fixed.threads() < 2 {
+            return; // a one-core machine has no pool
+        }
+        let adaptive = Engine::new(&model, Precision::Int8).with_threads(2);
+        let (mut a, mut b) = (fixed.new_session(), adaptive.new_session());
+        for i in 0..100u8 {
+            fixed.step(&mut a, i).expect("same shape");
+            adaptive.step(&mut b, i).expect("same shape");
+        }
+        assert_eq!(pooled_steps(&fixed), 100);
+        // The adaptive engine measures one thread at least once in every PROBE_EVERY steps.
+        assert!(pooled_steps(&adaptive) <= 100 - 100 / PROBE_EVERY);
+        // Both decode the same bytes (the pool's split is bit-identical to one thread).
+        assert_eq!(a.logits(), b.logits());
+    }
 
     #[test]
     fn the_faster_mode_is_used_and_the_other_probed() {

@@ -373,3 +373,74 @@ unsafe fn row_block<W: Load8, const RR: usize>(
         t += 1;
     }
 }
+
+/// The depthwise causal convolution of channels `c0..c0 + c.len()` at one position (see
+/// `super::ring_conv_cols`): stores `u` in ring row `slot`, then per block of 64 channels sums
+/// `conv[k] ⊙ ring[slot − k]` over the `r` taps in eight registers (eight FMA chains: enough
+/// to cover the FMA latency).
+///
+/// # Safety
+/// AVX2 and FMA must be present; as `super::ring_conv_cols`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ring_conv_cols(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut f32,
+    c: &mut [f32],
+) {
+    let n = c.len();
+    assert!(conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r, "ring_conv_cols");
+    // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
+    unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) }.copy_from_slice(&u[..n]);
+    // Tap `k` reads ring row `slot − k`, walked down to row 0 and then from row `r − 1`.
+    let src = |k: usize| if k <= slot { slot - k } else { slot + r - k };
+    let (w, rg) = (conv.as_ptr(), ring as *const f32);
+    let mut j = 0;
+    // SAFETY (every block): taps `k < r` and channels below `c0 + n ≤ d` are inside `conv`
+    // (`r · d`, checked) and the ring (the caller's guarantee); nobody writes the ring rows read.
+    unsafe {
+        while j + 64 <= n {
+            let mut a = [_mm256_setzero_ps(); 8];
+            for k in 0..r {
+                let wp = w.add(k * d + c0 + j);
+                let up = rg.add(src(k) * d + c0 + j);
+                for (l, al) in a.iter_mut().enumerate() {
+                    *al = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(wp.add(8 * l)),
+                        _mm256_loadu_ps(up.add(8 * l)),
+                        *al,
+                    );
+                }
+            }
+            for (l, al) in a.iter().enumerate() {
+                _mm256_storeu_ps(c.as_mut_ptr().add(j + 8 * l), *al);
+            }
+            j += 64;
+        }
+        while j + 8 <= n {
+            let mut a = _mm256_setzero_ps();
+            for k in 0..r {
+                let wp = w.add(k * d + c0 + j);
+                let up = rg.add(src(k) * d + c0 + j);
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(wp), _mm256_loadu_ps(up), a);
+            }
+            _mm256_storeu_ps(c.as_mut_ptr().add(j), a);
+            j += 8;
+        }
+        while j < n {
+            let mut a = 0.0f32;
+            for k in 0..r {
+                // Fused like the vector lanes, so a channel's sum does not depend on whether
+                // it falls in a vector block (threads split the channels differently).
+                a = (*w.add(k * d + c0 + j)).mul_add(*rg.add(src(k) * d + c0 + j), a);
+            }
+            c[j] = a;
+            j += 1;
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The int8 decode product with AVX-512 VNNI: 64 weights per `vpdpbusd` (two activation blocks
+//! at once) instead of AVX-VNNI's 32. Every function requires AVX-512 F, BW, VL and VNNI.
+//!
+//! Per pair of [`Q8_BLOCK`](super::Q8_BLOCK)-element activation blocks and output row the
+//! product is one 512-bit load of offset weights, one `vpdpbusd` (exact `(w + 128) · x` sums
+//! per 4 bytes in i32, lanes 0–7 for the first block and 8–15 for the second), one conversion to
+//! f32 and one FMA with the two blocks' scales (a 16-lane vector from [`QVec`]'s expanded
+//! scales). Eight rows share each activation load, and their eight accumulators are summed
+//! together (a transpose by `vhaddps`) so that a group of rows ends in one 8-lane store.
+
+use super::{QVec, Store, q8_row_tail};
+use std::arch::x86_64::*;
+
+/// Rows per register block.
+const R: usize = 8;
+
+/// `R` offset-u8 rows · the quantised vector: per row the 8 partial sums (already scaled by the
+/// activation block scales, before the offset is removed).
+///
+/// # Safety
+/// `w` holds `R` rows of `cols ≥ 32·nb` bytes, `xq` `32·nb` values and `s8` `8·nb` expanded
+/// scales; the CPU has AVX-512 F, BW, VL and VNNI.
+#[inline(always)]
+unsafe fn rows_vnni512<const N: usize>(
+    w: *const u8,
+    cols: usize,
+    xq: *const i8,
+    s8: *const f32,
+    nb: usize,
+) -> [__m256; N] {
+    // SAFETY: the caller guarantees the buffers and the CPU features.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); N];
+        let pairs = nb / 2;
+        for p in 0..pairs {
+            let xv = _mm512_loadu_si512(xq.add(p * 64) as *const __m512i);
+            let sv = _mm512_loadu_ps(s8.add(p * 16));
+            for r in 0..N {
+                let wv = _mm512_loadu_si512(w.add(r * cols + p * 64) as *const __m512i);
+                let d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sv, acc[r]);
+            }
+        }
+        // Fold each row's 16 lanes to 8.
+        let mut out = [_mm256_setzero_ps(); N];
+        for r in 0..N {
+            let lo = _mm512_castps512_ps256(acc[r]);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
+            out[r] = _mm256_add_ps(lo, hi);
+        }
+        // An odd last block: the same with 256-bit registers.
+        if nb % 2 == 1 {
+            let b = nb - 1;
+            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
+            let sv = _mm256_loadu_ps(s8.add(b * 8));
+            for r in 0..N {
+                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                let d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv);
+                out[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sv, out[r]);
+            }
+        }
+        out
+    }
+}
+
+/// The eight lane sums of eight vectors, in order: `[Σ v0, Σ v1, …, Σ v7]`.
+#[inline(always)]
+unsafe fn sum8(v: &[__m256; R]) -> __m256 {
+    // SAFETY: register-only AVX operations; the caller guarantees AVX.
+    unsafe {
+        // Per 128-bit half: [v0₀₁, v0₂₃, v1₀₁, v1₂₃] …
+        let t0 = _mm256_hadd_ps(v[0], v[1]);
+        let t1 = _mm256_hadd_ps(v[2], v[3]);
+        let t2 = _mm256_hadd_ps(v[4], v[5]);
+        let t3 = _mm256_hadd_ps(v[6], v[7]);
+        // … then [v0₀₋₃, v1₀₋₃, v2₀₋₃, v3₀₋₃ | v0₄₋₇, …].
+        let u0 = _mm256_hadd_ps(t0, t1);
+        let u1 = _mm256_hadd_ps(t2, t3);
+        _mm256_add_ps(
+            _mm256_permute2f128_ps::<0x20>(u0, u1),
+            _mm256_permute2f128_ps::<0x31>(u0, u1),
+        )
+    }
+}
+
+/// The lane sum of one vector, added in the same order as [`sum8`] adds each of its vectors (so
+/// a row's value does not depend on whether it falls in a group of eight: threads split the
+/// rows differently).
+#[inline(always)]
+unsafe fn sum1(v: __m256) -> f32 {
+    // SAFETY: register-only AVX operations; the caller guarantees AVX.
+    unsafe {
+        let t = _mm256_hadd_ps(v, v); // [v₀₁, v₂₃, …] per half
+        let u = _mm256_hadd_ps(t, t); // [v₀₋₃, …] | [v₄₋₇, …]
+        _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps::<1>(u)))
+    }
+}
+
+/// The int8 matrix times one vector with block-quantised activations, on the offset weights
+/// `wo` (`w + 128` as unsigned bytes); `w` (the signed weights) serves the columns past the last
+/// whole block. Same result as `avx2::matvec_q8_vnni` up to the order of the f32 additions.
+///
+/// # Safety
+/// `wo` and `w` hold `rows · cols` bytes, `scale` `rows` values, `xq` the output of
+/// `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats; the CPU has AVX-512 F, BW, VL
+/// and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni512(
+    wo: &[u8],
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    let (q, s8, off) = (&xq.q, &xq.s8, xq.offset_sum);
+    let nb = xq.s.len();
+    let tail = nb * 32;
+    assert!(
+        wo.len() >= rows * cols
+            && w.len() >= rows * cols
+            && scale.len() >= rows
+            && q.len() >= tail
+            && s8.len() >= 8 * nb
+            && x.len() >= cols
+            && y.len() >= rows
+            && tail <= cols,
+        "matvec_q8_vnni512: buffers too short"
+    );
+    let mut o = 0;
+    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`, and the lengths were
+    // checked above; the caller guarantees the CPU features.
+    unsafe {
+        let offv = _mm256_set1_ps(off);
+        while o + R <= rows {
+            let acc =
+                rows_vnni512::<R>(wo.as_ptr().add(o * cols), cols, q.as_ptr(), s8.as_ptr(), nb);
+            let mut v = _mm256_sub_ps(sum8(&acc), offv);
+            if tail < cols {
+                let t: [f32; R] = std::array::from_fn(|r| q8_row_tail(w, cols, tail, x, o + r));
+                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
+            }
+            v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(o)));
+            let yp = y.as_mut_ptr().add(o);
+            match store {
+                Store::Overwrite => _mm256_storeu_ps(yp, v),
+                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
+            }
+            o += R;
+        }
+        while o < rows {
+            let [acc] =
+                rows_vnni512::<1>(wo.as_ptr().add(o * cols), cols, q.as_ptr(), s8.as_ptr(), nb);
+            let sum = sum1(acc);
+            let v = (sum - off + q8_row_tail(w, cols, tail, x, o)) * scale[o];
+            match store {
+                Store::Overwrite => y[o] = v,
+                Store::Add => y[o] += v,
+            }
+            o += 1;
+        }
+    }
+}
