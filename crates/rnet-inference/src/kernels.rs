@@ -460,12 +460,11 @@ thread_local! {
 }
 
 /// An activation vector quantised for the int8 decode products: the int8 values of
-/// [`quantize_q8`], their magnitudes (the unsigned operand of `vpmaddubsw`, computed once per
-/// vector instead of once per weight row) and the per-block scales.
+/// [`quantize_q8`], the per-block scales (also spread over 8 lanes each for the VNNI kernels)
+/// and the sum that the VNNI kernels' +128 weight offset adds to every row.
 #[derive(Clone, Debug, Default)]
 pub struct QVec {
     q: Vec<i8>,
-    a: Vec<u8>,
     s: Vec<f32>,
     /// Each block scale repeated 8 times (the lanes of one block's partial sums in the 256- and
     /// 512-bit VNNI kernels), so a kernel loads two blocks' scales with one 512-bit load.
@@ -480,21 +479,12 @@ pub struct QVec {
 impl QVec {
     /// An empty vector (buffers grow on the first [`QVec::quantize`] and are reused after).
     pub const fn new() -> Self {
-        Self {
-            q: Vec::new(),
-            a: Vec::new(),
-            s: Vec::new(),
-            s8: Vec::new(),
-            offset_sum: 0.0,
-            len: 0,
-        }
+        Self { q: Vec::new(), s: Vec::new(), s8: Vec::new(), offset_sum: 0.0, len: 0 }
     }
 
     /// Quantises `x` (see [`quantize_q8`]); allocation-free once the buffers have grown.
     pub fn quantize(&mut self, x: &[f32]) {
         quantize_q8(x, &mut self.q, &mut self.s);
-        self.a.clear();
-        self.a.extend(self.q.iter().map(|v| v.unsigned_abs()));
         self.s8.clear();
         self.s8.extend(self.s.iter().flat_map(|&s| [s; 8]));
         self.offset_sum = 128.0
@@ -502,7 +492,7 @@ impl QVec {
                 .q
                 .chunks_exact(Q8_BLOCK)
                 .zip(&self.s)
-                .map(|(b, &s)| s as f64 * b.iter().map(|&v| v as i64).sum::<i64>() as f64)
+                .map(|(b, &s)| s as f64 * b.iter().map(|&v| v as i32).sum::<i32>() as f64)
                 .sum::<f64>() as f32;
         self.len = x.len();
     }
@@ -888,10 +878,38 @@ fn sum_squares(x: &[f32]) -> f32 {
     s
 }
 
+/// `e^x` without a library call, so loops over it vectorise: `x = n·ln 2 + r` with `|r| ≤ ln 2 / 2`,
+/// `e^r` by Cephes' degree-7 polynomial and `2^n` built in the exponent bits. Relative error
+/// below 4·10⁻⁷ (a few ulp) on `[−87, 88]`, the range of normal results; below it the result
+/// is 0 (so a `−∞` score gets no weight), above it about `1.7·10³⁸` rather than infinity.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let input = x;
+    // ln 2 split in a high part exact in few bits and the rest, so `n · C1` is exact.
+    const C1: f32 = 0.693_359_4;
+    const C2: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding it rounds to an integer, which then sits in the low mantissa bits.
+    const SHIFTER: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let t = x * std::f32::consts::LOG2_E + SHIFTER;
+    let n = t - SHIFTER;
+    let r = x - n * C1 - n * C2;
+    let mut p = 1.987_569_2e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let er = p * r * r + r + 1.0;
+    // 2^n: `n` is the low bits of `t`'s pattern (0x4B40_0000 is SHIFTER's).
+    let two_n = f32::from_bits(((t.to_bits() as i32 - 0x4B40_0000 + 127) << 23) as u32);
+    if input < -87.0 { 0.0 } else { er * two_n }
+}
+
 /// `1 / (1 + e^{−x})`.
 #[inline]
 pub fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp(-x))
 }
 
 /// `x · σ(x)`.
@@ -903,7 +921,9 @@ pub fn silu(x: f32) -> f32 {
 /// The minGRU candidate activation: `x + 0.5` for `x ≥ 0`, else `σ(x)`.
 #[inline]
 pub fn gru_g(x: f32) -> f32 {
-    if x >= 0.0 { x + 0.5 } else { sigmoid(x) }
+    // Both sides computed and one selected: no branch, so loops over it vectorise.
+    let s = sigmoid(x);
+    if x >= 0.0 { x + 0.5 } else { s }
 }
 
 /// Softmax in place (max-subtracted).
@@ -911,7 +931,7 @@ pub fn softmax(v: &mut [f32]) {
     let m = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut z = 0.0f32;
     for e in v.iter_mut() {
-        *e = (*e - m).exp();
+        *e = exp(*e - m);
         z += *e;
     }
     if z > 0.0 {
@@ -1211,6 +1231,24 @@ mod tests {
             }
         }
         assert_eq!(m.bytes(), rows * cols + 4 * rows);
+    }
+
+    #[test]
+    fn fast_exp_is_within_a_few_ulp_over_the_normal_range() {
+        assert_eq!(exp(0.0), 1.0);
+        let mut worst = 0.0f64;
+        let mut x = -87.0f32;
+        while x <= 88.0 {
+            let want = (x as f64).exp();
+            worst = worst.max(((exp(x) as f64 - want) / want).abs());
+            x += 0.000_7;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst:e}");
+        // 0 below the normal range, finite above it.
+        assert_eq!(exp(-1e4), 0.0);
+        assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+        assert!(exp(1e4).is_finite() && exp(1e4) > 1e38);
+        assert!(sigmoid(1e4) == 1.0 && sigmoid(-1e4) < 1e-37);
     }
 
     #[test]

@@ -324,6 +324,44 @@ impl Engine {
 
     /// Participant `w`'s part of one decode step (see the module documentation).
     fn step_part(&self, w: &Worker<'_>, v: &Views, sc: &mut ThreadScratch, byte: u8, pos: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if kernels::simd_enabled() {
+            // SAFETY: AVX2 and FMA are present (`simd_enabled`).
+            unsafe { self.step_part_avx2(w, v, sc, byte, pos) };
+            return;
+        }
+        self.step_part_body(w, v, sc, byte, pos);
+    }
+
+    /// [`Self::step_part_body`] compiled for AVX2: its element-wise loops (norms, gates,
+    /// activations) run 8 lanes wide instead of SSE2's 4. Every participant of a step takes the
+    /// same version, so the split stays bit-identical to one thread.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn step_part_avx2(
+        &self,
+        w: &Worker<'_>,
+        v: &Views,
+        sc: &mut ThreadScratch,
+        byte: u8,
+        pos: u64,
+    ) {
+        self.step_part_body(w, v, sc, byte, pos);
+    }
+
+    /// The body of [`Self::step_part`], inlined into each compiled version.
+    #[inline(always)]
+    fn step_part_body(
+        &self,
+        w: &Worker<'_>,
+        v: &Views,
+        sc: &mut ThreadScratch,
+        byte: u8,
+        pos: u64,
+    ) {
         let cfg = &self.config;
         let (d, f, r) = (cfg.d_model, cfg.d_ff, self.ring);
         let (t, n) = (w.index(), w.count());

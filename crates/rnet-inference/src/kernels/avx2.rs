@@ -126,19 +126,19 @@ unsafe fn rows_q8<const R: usize>(
     w: *const i8,
     cols: usize,
     xq: *const i8,
-    xa: *const u8,
     xs: *const f32,
     nb: usize,
 ) -> [f32; R] {
     // SAFETY: the caller guarantees `R` rows of `cols ≥ 32·nb` weights at `w`, `32·nb`
-    // quantised values at `xq` and their magnitudes at `xa`, `nb` scales at `xs`, and
+    // quantised values at `xq`, `nb` scales at `xs`, and
     // AVX2 + FMA.
     unsafe {
         let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_ps(); R];
         for b in 0..nb {
             let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
-            let av = _mm256_loadu_si256(xa.add(b * 32) as *const __m256i);
+            // |x|, the unsigned operand of `vpmaddubsw` (once per block for all `R` rows).
+            let av = _mm256_abs_epi8(xv);
             let sx = _mm256_set1_ps(*xs.add(b));
             for r in 0..R {
                 let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
@@ -175,7 +175,7 @@ pub unsafe fn matvec_q8(
     store: Store,
 ) {
     const R: usize = 8;
-    let (xa, xs, xq) = (&xq.a, &xq.s, &xq.q);
+    let (xs, xq) = (&xq.s, &xq.q);
     let nb = xs.len();
     let tail = nb * 32;
     let finish = |o: usize, v: f32| -> f32 { (v + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
@@ -183,18 +183,16 @@ pub unsafe fn matvec_q8(
     // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
     // the buffers.
     while o + R <= rows {
-        let acc = unsafe {
-            rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xa.as_ptr(), xs.as_ptr(), nb)
-        };
+        let acc =
+            unsafe { rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
         for (r, &v) in acc.iter().enumerate() {
             store_value(&mut y[o + r], finish(o + r, v), store);
         }
         o += R;
     }
     while o < rows {
-        let acc = unsafe {
-            rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xa.as_ptr(), xs.as_ptr(), nb)
-        };
+        let acc =
+            unsafe { rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
         store_value(&mut y[o], finish(o, acc[0]), store);
         o += 1;
     }
