@@ -529,6 +529,43 @@ fn assert_close(case: &str, name: &str, got: &[f32], want: &[f32]) -> f64 {
     close(case, name, got, want).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Products with one row of C (decoding's matrix–vector products, which device backends run with
+/// their own kernels): every transposition, α/β, odd and decode-sized shapes, k = 0, and padded
+/// strides with offsets in a strided batch. Returns the worst relative error.
+fn matvec_agreement<B: Backend, O: Backend>(be: &B, oracle: &O, rng: &mut Rng) -> f64 {
+    let mut worst = 0.0f64;
+    for &(n, k) in &[(1usize, 1usize), (5, 0), (300, 129), (384, 384), (256, 768), (70, 64)] {
+        for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+            for (alpha, beta) in [(1.0f32, 0.0f32), (-1.5, 0.25)] {
+                let s = MatmulSpec::new(1, n, k, ta, tb).scaled(alpha, beta);
+                let a = randv(rng, k, 1.0);
+                let b = randv(rng, k * n, 1.0);
+                let c = if beta == 0.0 { vec![f32::NAN; n] } else { randv(rng, n, 1.0) };
+                let case = format!("matvec n={n} k={k} ta={ta} tb={tb} α={alpha} β={beta}");
+                worst = worst.max(compare(be, oracle, case, |r| r.matmul(&s, &a, &b, &c)));
+            }
+        }
+    }
+    for (ta, tb) in [(false, true), (true, false)] {
+        let (n, k, batch) = (11usize, 13usize, 3usize);
+        let mut s = MatmulSpec::new(1, n, k, ta, tb).scaled(0.5, 1.0);
+        s.lda += 3;
+        s.ldb += 2;
+        s.ldc += 5;
+        s.offset_a = 4;
+        s.offset_b = 7;
+        s.offset_c = 1;
+        let (ar, br) = (if ta { k } else { 1 }, if tb { n } else { k });
+        let s = s.batched(batch, ar * s.lda + 2, br * s.ldb + 1, s.ldc + 3);
+        let a = randv(rng, s.offset_a + batch * s.stride_a, 1.0);
+        let b = randv(rng, s.offset_b + batch * s.stride_b, 1.0);
+        let c = randv(rng, s.offset_c + batch * s.stride_c, 1.0);
+        let case = format!("matvec strided batched ta={ta} tb={tb}");
+        worst = worst.max(compare(be, oracle, case, |r| r.matmul(&s, &a, &b, &c)));
+    }
+    worst
+}
+
 /// Runs `op` on `be` and on `oracle` and compares every output.
 fn compare<B: Backend, O: Backend>(
     be: &B,
@@ -829,6 +866,7 @@ fn agreement<B: Backend, O: Backend>(be: &B, oracle: &O) {
         let case = format!("matmul strided batched ta={ta} tb={tb}");
         worst = worst.max(compare(be, oracle, case, |r| r.matmul(&s, &a, &b, &c)));
     }
+    worst = worst.max(matvec_agreement(be, oracle, &mut rng));
     // One product at a realistic size (cuBLAS tiles, CPU gemm blocking).
     {
         let (m, n, k) = (256usize, 384usize, 320usize);
@@ -1338,6 +1376,27 @@ fn vulkan_backend_agrees_with_cpu() {
         Err(e) => panic!("Vulkan backend failed to start: {e}"),
     };
     check_device(&be);
+}
+
+/// Both matrix–vector kernels of the Vulkan backend (one invocation per column, the default on
+/// software rasterisers; one workgroup per column, the default on GPUs) against the CPU engine,
+/// whichever the adapter would pick.
+#[cfg(feature = "vulkan")]
+#[test]
+fn vulkan_matrix_vector_kernels_agree_with_cpu() {
+    use rnet_gpu::VulkanBackend;
+    for column in [true, false] {
+        let be = match VulkanBackend::new(vulkan_adapter()) {
+            Ok(be) => be.with_column_matvec(column),
+            Err(e @ BackendError::NoAdapter { .. }) => {
+                skip_unless_required("RNET_REQUIRE_VULKAN", "no Vulkan adapter", &e);
+                return;
+            }
+            Err(e) => panic!("Vulkan backend failed to start: {e}"),
+        };
+        let worst = matvec_agreement(&be, &CpuBackend::new(), &mut Rng::new(21));
+        println!("column kernel {column}: worst relative error {worst:.2e}");
+    }
 }
 
 /// The WGSL kernels parse and validate with naga (no adapter needed) and define every entry point

@@ -44,6 +44,19 @@ impl<T> std::fmt::Debug for VulkanBuffer<T> {
 /// An error `wgpu` reported outside any error scope (recorded by its uncaptured-error handler).
 type Pending = Arc<Mutex<Option<String>>>;
 
+/// Dispatches recorded into one command encoder and submitted together: a queue submission costs
+/// far more than recording a compute pass (tens of microseconds on a software rasteriser), and
+/// a decoding step is ~20 small dispatches per layer.
+#[derive(Default)]
+struct Batch {
+    encoder: Option<wgpu::CommandEncoder>,
+    passes: usize,
+}
+
+/// Most compute passes recorded before the batch is submitted (so a long sequence of dispatches
+/// without a download or synchronisation still reaches the device early).
+const BATCH_PASSES: usize = 64;
+
 /// An open Vulkan device and its queue.
 pub(super) struct Gpu {
     pub(super) device: wgpu::Device,
@@ -53,6 +66,10 @@ pub(super) struct Gpu {
     max_bytes: u64,
     /// A human-readable description of the adapter.
     pub(super) name: String,
+    /// Whether the adapter is a CPU implementation (a software rasteriser such as lavapipe).
+    pub(super) software: bool,
+    /// Dispatches not yet submitted (see [`Batch`]).
+    batch: Mutex<Batch>,
 }
 
 /// Maps a `wgpu` error to [`BackendError::Vulkan`] with what was being done.
@@ -123,7 +140,8 @@ impl Gpu {
             "vulkan:{ordinal} {} ({:?}, {} {})",
             info.name, info.device_type, info.driver, info.driver_info
         );
-        Ok(Self { device, queue, pending, max_bytes, name })
+        let software = info.device_type == wgpu::DeviceType::Cpu;
+        Ok(Self { device, queue, pending, max_bytes, name, software, batch: Mutex::default() })
     }
 
     /// Runs `f` inside validation, out-of-memory and internal error scopes and turns an error any of
@@ -218,6 +236,7 @@ impl Gpu {
             return Ok(Vec::new());
         }
         let size = self.size_of(src.len)?;
+        self.flush()?;
         let staging = self.scoped("downloading", || {
             let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
@@ -251,8 +270,29 @@ impl Gpu {
         Ok(out)
     }
 
+    /// Submits the recorded dispatches (in the order they were recorded, before anything submitted
+    /// later).
+    fn flush(&self) -> Result<(), BackendError> {
+        let encoder = {
+            let mut batch = self.lock_batch();
+            batch.passes = 0;
+            batch.encoder.take()
+        };
+        if let Some(enc) = encoder {
+            self.scoped("submitting kernels", || self.queue.submit([enc.finish()]))?;
+        }
+        Ok(())
+    }
+
+    /// The batch of recorded dispatches (a panic while it was held leaves it usable: it only holds
+    /// an encoder and a count).
+    fn lock_batch(&self) -> std::sync::MutexGuard<'_, Batch> {
+        self.batch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Waits for all submitted work and reports an error `wgpu` recorded outside any scope.
     pub(super) fn synchronize(&self) -> Result<(), BackendError> {
+        self.flush()?;
         self.device.poll(wgpu::PollType::Wait).map_err(|e| vk("synchronising")(e.to_string()))?;
         let pending = self.pending.lock().map(|mut slot| slot.take()).unwrap_or_else(|p| {
             // A panic while the handler held the lock: report it rather than propagate it.
@@ -293,8 +333,9 @@ impl Gpu {
         Ok(n as u32)
     }
 
-    /// Queues one dispatch of `pipeline` over `groups` workgroups with the uniform `params` (32-bit
-    /// words, padded here to a multiple of 16 bytes) at binding 0 and `buffers` at their bindings.
+    /// Records one dispatch of `pipeline` over `groups` workgroups with the uniform `params` (32-bit
+    /// words, padded here to a multiple of 16 bytes) at binding 0 and `buffers` at their bindings,
+    /// into the batch that the next download or synchronisation (or a full batch) submits.
     pub(super) fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -322,14 +363,23 @@ impl Gpu {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
-            let mut enc = self.device.create_command_encoder(&Default::default());
+            let mut batch = self.lock_batch();
+            let enc = batch
+                .encoder
+                .get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
             {
                 let mut pass = enc.begin_compute_pass(&Default::default());
                 pass.set_pipeline(pipeline);
                 pass.set_bind_group(0, &group, &[]);
                 pass.dispatch_workgroups(groups.0, groups.1, groups.2);
             }
-            self.queue.submit([enc.finish()]);
+            batch.passes += 1;
+            if batch.passes >= BATCH_PASSES {
+                batch.passes = 0;
+                if let Some(enc) = batch.encoder.take() {
+                    self.queue.submit([enc.finish()]);
+                }
+            }
         })
     }
 }

@@ -23,7 +23,7 @@ const SUM_SQUARES: &str = include_str!("../wgsl/sum_squares.wgsl");
 
 /// The kernel files: name, whether the workgroup reductions are prepended, source, entry points.
 pub(super) const FILES: [(&str, bool, &str, &[&str]); 11] = [
-    ("matmul", false, MATMUL, &["matmul"]),
+    ("matmul", false, MATMUL, &["matmul", "matvec", "matvec_cols"]),
     ("rmsnorm", true, RMSNORM, &["rmsnorm_fwd", "rmsnorm_bwd_dx", "rmsnorm_bwd_dgamma"]),
     ("swiglu", false, SWIGLU, &["swiglu_fwd", "swiglu_bwd"]),
     ("cross_entropy", true, CROSS_ENTROPY, &["cross_entropy"]),
@@ -49,6 +49,8 @@ pub(super) fn source(reduce: bool, file: &str) -> String {
 /// One compute pipeline per kernel entry point.
 pub(super) struct Kernels {
     pub(super) matmul: wgpu::ComputePipeline,
+    pub(super) matvec: wgpu::ComputePipeline,
+    pub(super) matvec_cols: wgpu::ComputePipeline,
     pub(super) rmsnorm_fwd: wgpu::ComputePipeline,
     pub(super) rmsnorm_bwd_dx: wgpu::ComputePipeline,
     pub(super) rmsnorm_bwd_dgamma: wgpu::ComputePipeline,
@@ -113,6 +115,8 @@ impl Kernels {
         let mut next = || it.next().ok_or_else(|| internal("pipeline count"));
         Ok(Self {
             matmul: next()?,
+            matvec: next()?,
+            matvec_cols: next()?,
             rmsnorm_fwd: next()?,
             rmsnorm_bwd_dx: next()?,
             rmsnorm_bwd_dgamma: next()?,

@@ -29,6 +29,8 @@ use kernels::Kernels;
 const WG: usize = 256;
 /// Rows and columns of C one workgroup of the matrix product computes.
 const TILE: usize = 64;
+/// Most workgroups in one grid dimension (every Vulkan device's limit).
+const MAX_GRID: usize = 65_535;
 /// Columns one workgroup of the column reductions covers.
 const COLS: usize = 32;
 /// Most workgroups (accumulator slots) one `sum_squares` dispatch uses.
@@ -39,6 +41,9 @@ const SUM_GROUPS: usize = 1024;
 pub struct VulkanBackend {
     gpu: Gpu,
     k: Kernels,
+    /// Matrix–vector products with one invocation per column (`matvec_cols`, for software
+    /// rasterisers) instead of one workgroup per column (`matvec`, for GPUs).
+    column_matvec: bool,
 }
 
 impl std::fmt::Debug for VulkanBackend {
@@ -85,7 +90,17 @@ impl VulkanBackend {
     pub fn new(ordinal: usize) -> Result<Self, BackendError> {
         let gpu = Gpu::open(ordinal)?;
         let k = Kernels::compile(&gpu)?;
-        Ok(Self { gpu, k })
+        let column_matvec = gpu.software;
+        Ok(Self { gpu, k, column_matvec })
+    }
+
+    /// Chooses the matrix–vector kernel (products with one row of C, as in decoding): one
+    /// invocation per column (`true`, the default on software rasterisers) or one workgroup per
+    /// column that reduces in workgroup memory (`false`, the default on GPUs). Both give the same
+    /// products up to the order of the additions; tests and benchmarks run both.
+    pub fn with_column_matvec(mut self, column: bool) -> Self {
+        self.column_matvec = column;
+        self
     }
 
     /// Parses and validates every WGSL kernel with `naga` (the front end `wgpu` uses), without a
@@ -114,8 +129,10 @@ impl VulkanBackend {
     }
 
     /// The entry points [`VulkanBackend::validate_kernels`] must find, one per compute pipeline.
-    pub const KERNEL_NAMES: [&'static str; 23] = [
+    pub const KERNEL_NAMES: [&'static str; 25] = [
         "matmul",
+        "matvec",
+        "matvec_cols",
         "rmsnorm_fwd",
         "rmsnorm_bwd_dx",
         "rmsnorm_bwd_dgamma",
@@ -207,8 +224,17 @@ impl Backend for VulkanBackend {
         } else {
             (s.offset_a, s.offset_b, s.stride_a, s.stride_b, s.lda, s.ldb)
         };
-        let gx = Gpu::dim(op, "n / 64", s.n.div_ceil(TILE))?;
-        let gy = Gpu::dim(op, "m / 64", s.m.div_ceil(TILE))?;
+        // One row of C (decoding): a matrix–vector kernel instead of 64-row tiles.
+        let vector = s.m == 1 && s.n <= MAX_GRID;
+        let (pipeline, gx, gy) = if vector && self.column_matvec {
+            (&self.k.matvec_cols, s.n.div_ceil(64) as u32, 1)
+        } else if vector {
+            (&self.k.matvec, s.n as u32, 1)
+        } else {
+            let gx = Gpu::dim(op, "n / 64", s.n.div_ceil(TILE))?;
+            let gy = Gpu::dim(op, "m / 64", s.m.div_ceil(TILE))?;
+            (&self.k.matmul, gx, gy)
+        };
         let flags = u32::from(s.trans_a) | (u32::from(s.trans_b) << 1);
         // Batches beyond one grid's depth go in further dispatches, each from its first batch.
         let per = Gpu::dim(op, "batch", s.batch.min(65_535))? as usize;
@@ -237,7 +263,7 @@ impl Backend for VulkanBackend {
                 bits(s.beta),
             ];
             self.gpu.dispatch(
-                &self.k.matmul,
+                pipeline,
                 &params,
                 &[(1, &a.buf), (2, &b.buf), (3, &c.buf)],
                 (gx, gy, count as u32),
