@@ -151,7 +151,7 @@ fn main() {
             #[cfg(feature = "cuda")]
             OpenDevice::Cuda { backend, .. } => (matmul_peak(&*backend), bandwidth(&*backend)),
             #[cfg(feature = "vulkan")]
-            OpenDevice::Vulkan { backend, .. } => (matmul_peak(&*backend), bandwidth(&*backend)),
+            OpenDevice::Wgpu { backend, .. } => (matmul_peak(&*backend), bandwidth(&*backend)),
         };
         println!(
             "  measured matmul peak {:.2} GFLOP/s, bandwidth {:.2} GB/s",

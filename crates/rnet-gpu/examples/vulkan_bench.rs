@@ -12,7 +12,7 @@
 
 use std::time::Instant;
 
-use rnet_gpu::{Backend, BackendError, CpuBackend, MatmulSpec, VulkanBackend};
+use rnet_gpu::{Backend, BackendError, CpuBackend, MatmulSpec, WgpuBackend};
 use rnet_training::rng::Rng;
 
 /// Best wall time in seconds of `reps` runs of `f` (after one warm-up run).
@@ -49,7 +49,7 @@ fn scan_msteps<B: Backend>(be: &B, rng: &mut Rng) -> f64 {
 
 fn main() -> Result<(), BackendError> {
     let ordinal = std::env::var("RNET_VULKAN_ADAPTER").ok().and_then(|v| v.parse().ok());
-    let vk = VulkanBackend::new(ordinal.unwrap_or(0))?;
+    let vk = WgpuBackend::new(ordinal.unwrap_or(0))?;
     let cpu = CpuBackend::new();
     let mut rng = Rng::new(1);
     println!("device: {}", vk.name());

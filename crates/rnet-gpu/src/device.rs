@@ -4,13 +4,15 @@
 //! Spellings: `auto`, `cpu`, `cuda[:N]`, `vulkan[:N]`, `metal` (case-insensitive; `N` is the device
 //! ordinal, 0 when omitted). [`Device::open`] gives an [`OpenDevice`]:
 //!
-//! * `auto` picks the best device present — CUDA device 0, else the first Vulkan adapter that is a
-//!   real GPU (not a CPU software rasteriser such as lavapipe), else the CPU — and the result names
-//!   the device it picked ([`OpenDevice::device`]) so callers can log it;
+//! * `auto` picks the best device present — CUDA device 0, else a Metal GPU (with the `metal`
+//!   feature, on Apple machines), else the first Vulkan adapter that is a real GPU (not a CPU
+//!   software rasteriser such as lavapipe), else the CPU — and the result names the device it
+//!   picked ([`OpenDevice::device`]) so callers can log it;
 //! * a named device that is missing, or whose backend is not compiled in (cargo features `cuda`,
-//!   `vulkan`), is a [`DeviceError`] with a one-line message; never a silent CPU run;
-//! * `metal` is not built (no Metal backend in this crate yet): always
-//!   [`DeviceError::NotBuilt`].
+//!   `vulkan`, `metal`), is a [`DeviceError`] with a one-line message; never a silent CPU run.
+//!   `metal` opens the first Metal adapter through the `wgpu` backend (the Vulkan backend's code
+//!   and kernels on `wgpu`'s Metal backend; compiled for Apple targets in CI, not yet run on an
+//!   Apple GPU).
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,7 +33,7 @@ pub enum Device {
     Cuda(usize),
     /// Vulkan adapter `N` in the loader's order (cargo feature `vulkan`).
     Vulkan(usize),
-    /// Apple GPU through Metal (not built: always [`DeviceError::NotBuilt`]).
+    /// The Apple GPU through Metal (cargo feature `metal`; Apple targets only).
     Metal,
 }
 
@@ -138,13 +140,13 @@ pub enum OpenDevice {
         /// The backend (boxed: a CUDA or Vulkan backend is far larger than the CPU one).
         backend: Box<crate::CudaBackend>,
     },
-    /// A Vulkan adapter.
+    /// A Vulkan adapter or the Metal GPU, through `wgpu`.
     #[cfg(feature = "vulkan")]
-    Vulkan {
-        /// Its ordinal.
-        ordinal: usize,
-        /// The backend (boxed: a CUDA or Vulkan backend is far larger than the CPU one).
-        backend: Box<crate::VulkanBackend>,
+    Wgpu {
+        /// Which: [`Device::Vulkan`] or [`Device::Metal`].
+        device: Device,
+        /// The backend (boxed: a CUDA or wgpu backend is far larger than the CPU one).
+        backend: Box<crate::WgpuBackend>,
     },
 }
 
@@ -162,7 +164,7 @@ impl OpenDevice {
             #[cfg(feature = "cuda")]
             OpenDevice::Cuda { ordinal, .. } => Device::Cuda(*ordinal),
             #[cfg(feature = "vulkan")]
-            OpenDevice::Vulkan { ordinal, .. } => Device::Vulkan(*ordinal),
+            OpenDevice::Wgpu { device, .. } => *device,
         }
     }
 
@@ -173,21 +175,26 @@ impl OpenDevice {
             #[cfg(feature = "cuda")]
             OpenDevice::Cuda { backend, .. } => backend.name(),
             #[cfg(feature = "vulkan")]
-            OpenDevice::Vulkan { backend, .. } => backend.name(),
+            OpenDevice::Wgpu { backend, .. } => backend.name(),
         }
     }
 }
 
 impl Device {
-    /// The device kinds compiled into this build (`cpu` always, `cuda` and `vulkan` with their
-    /// cargo features), for help texts.
-    pub fn built() -> &'static [&'static str] {
-        match (cfg!(feature = "cuda"), cfg!(feature = "vulkan")) {
-            (true, true) => &["cpu", "cuda", "vulkan"],
-            (true, false) => &["cpu", "cuda"],
-            (false, true) => &["cpu", "vulkan"],
-            (false, false) => &["cpu"],
+    /// The device kinds compiled into this build (`cpu` always, `cuda`, `vulkan` and `metal` with
+    /// their cargo features), for help texts.
+    pub fn built() -> Vec<&'static str> {
+        let mut kinds = vec!["cpu"];
+        if cfg!(feature = "cuda") {
+            kinds.push("cuda");
         }
+        if cfg!(feature = "vulkan") {
+            kinds.push("vulkan");
+        }
+        if cfg!(feature = "metal") {
+            kinds.push("metal");
+        }
+        kinds
     }
 
     /// Opens the device: the CPU always; a named device or [`DeviceError`] (not built, missing,
@@ -199,9 +206,7 @@ impl Device {
             Device::Cpu => Ok(OpenDevice::Cpu(CpuBackend::new())),
             Device::Cuda(ordinal) => open_cuda(ordinal),
             Device::Vulkan(ordinal) => open_vulkan(ordinal),
-            Device::Metal => {
-                Err(DeviceError::NotBuilt { device: self, support: "Metal", hint: "" })
-            }
+            Device::Metal => open_metal(),
         }
     }
 
@@ -213,14 +218,24 @@ impl Device {
     }
 }
 
-/// The best device present: CUDA 0, a hardware Vulkan adapter, else the CPU.
+/// The best device present: CUDA 0, a Metal GPU, a hardware Vulkan adapter, else the CPU.
 fn open_auto() -> OpenDevice {
     if let Ok(dev) = open_cuda(0) {
         return dev;
     }
+    #[cfg(feature = "metal")]
+    {
+        let metal = crate::WgpuBackend::adapters(crate::GpuApi::Metal);
+        if metal.first().is_some_and(|a| !a.software) {
+            if let Ok(dev) = open_metal() {
+                return dev;
+            }
+        }
+    }
     #[cfg(feature = "vulkan")]
     {
-        let hardware = crate::VulkanBackend::adapters().into_iter().find(|a| !a.software);
+        let hardware =
+            crate::WgpuBackend::adapters(crate::GpuApi::Vulkan).into_iter().find(|a| !a.software);
         if let Some(adapter) = hardware {
             if let Ok(dev) = open_vulkan(adapter.ordinal) {
                 return dev;
@@ -249,10 +264,29 @@ fn open_cuda(ordinal: usize) -> Result<OpenDevice, DeviceError> {
 
 #[cfg(feature = "vulkan")]
 fn open_vulkan(ordinal: usize) -> Result<OpenDevice, DeviceError> {
-    match crate::VulkanBackend::new(ordinal) {
-        Ok(backend) => Ok(OpenDevice::Vulkan { ordinal, backend: Box::new(backend) }),
-        Err(reason) => Err(DeviceError::Unavailable { device: Device::Vulkan(ordinal), reason }),
+    let device = Device::Vulkan(ordinal);
+    match crate::WgpuBackend::open(crate::GpuApi::Vulkan, ordinal) {
+        Ok(backend) => Ok(OpenDevice::Wgpu { device, backend: Box::new(backend) }),
+        Err(reason) => Err(DeviceError::Unavailable { device, reason }),
     }
+}
+
+#[cfg(feature = "metal")]
+fn open_metal() -> Result<OpenDevice, DeviceError> {
+    let device = Device::Metal;
+    match crate::WgpuBackend::open(crate::GpuApi::Metal, 0) {
+        Ok(backend) => Ok(OpenDevice::Wgpu { device, backend: Box::new(backend) }),
+        Err(reason) => Err(DeviceError::Unavailable { device, reason }),
+    }
+}
+
+#[cfg(not(feature = "metal"))]
+fn open_metal() -> Result<OpenDevice, DeviceError> {
+    Err(DeviceError::NotBuilt {
+        device: Device::Metal,
+        support: "Metal",
+        hint: " (rebuild with --features metal, on macOS)",
+    })
 }
 
 #[cfg(not(feature = "vulkan"))]
@@ -325,16 +359,42 @@ mod tests {
         assert_eq!(Device::Auto.resolve().unwrap(), picked);
         if let Device::Vulkan(n) = picked {
             #[cfg(feature = "vulkan")]
-            assert!(!crate::VulkanBackend::adapters()[n].software, "auto never picks lavapipe");
+            assert!(
+                !crate::WgpuBackend::adapters(crate::GpuApi::Vulkan)[n].software,
+                "auto never picks lavapipe"
+            );
             let _ = n;
         }
     }
 
+    #[cfg(not(feature = "metal"))]
     #[test]
-    fn metal_is_not_built() {
+    fn metal_without_the_feature_is_a_one_line_error() {
         let err = Device::Metal.open().unwrap_err();
         assert!(matches!(err, DeviceError::NotBuilt { support: "Metal", .. }));
-        assert_eq!(err.to_string(), "device metal: not built with Metal support");
+        assert_eq!(
+            err.to_string(),
+            "device metal: not built with Metal support (rebuild with --features metal, on macOS)"
+        );
+    }
+
+    /// With the feature but off Apple (CI builds it on Linux): no Metal adapter, a one-line error.
+    #[cfg(all(feature = "metal", not(target_vendor = "apple")))]
+    #[test]
+    fn metal_off_apple_has_no_adapter() {
+        let err = Device::Metal.open().unwrap_err();
+        assert!(matches!(
+            err,
+            DeviceError::Unavailable {
+                reason: BackendError::NoAdapter { api: "Metal", count: 0, .. },
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "device metal unavailable: no Metal adapter found (asked for adapter 0, 0 reported)"
+        );
+        assert!(Device::built().contains(&"metal"));
     }
 
     #[cfg(not(feature = "cuda"))]
@@ -370,7 +430,7 @@ mod tests {
     #[cfg(feature = "vulkan")]
     #[test]
     fn missing_vulkan_adapter_is_a_one_line_error() {
-        let count = crate::VulkanBackend::adapters().len();
+        let count = crate::WgpuBackend::adapters(crate::GpuApi::Vulkan).len();
         let err = Device::Vulkan(count).open().unwrap_err();
         assert!(matches!(
             err,

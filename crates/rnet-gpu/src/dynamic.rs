@@ -17,9 +17,9 @@ pub enum DynTrainer {
     /// On a CUDA device.
     #[cfg(feature = "cuda")]
     Cuda(Box<DeviceTrainer<crate::CudaBackend>>, usize),
-    /// On a Vulkan adapter.
+    /// On a Vulkan adapter or the Metal GPU (which one: the [`Device`]).
     #[cfg(feature = "vulkan")]
-    Vulkan(Box<DeviceTrainer<crate::VulkanBackend>>, usize),
+    Wgpu(Box<DeviceTrainer<crate::WgpuBackend>>, Device),
 }
 
 /// A [`DeviceDecoder`] on the backend of an [`OpenDevice`].
@@ -30,9 +30,9 @@ pub enum DynDecoder {
     /// On a CUDA device.
     #[cfg(feature = "cuda")]
     Cuda(Box<DeviceDecoder<crate::CudaBackend>>, usize),
-    /// On a Vulkan adapter.
+    /// On a Vulkan adapter or the Metal GPU (which one: the [`Device`]).
     #[cfg(feature = "vulkan")]
-    Vulkan(Box<DeviceDecoder<crate::VulkanBackend>>, usize),
+    Wgpu(Box<DeviceDecoder<crate::WgpuBackend>>, Device),
 }
 
 /// Runs `$body` with `$t` bound to the concrete trainer or decoder inside `$e`.
@@ -43,7 +43,7 @@ macro_rules! each {
             #[cfg(feature = "cuda")]
             $ty::Cuda($t, _) => $body,
             #[cfg(feature = "vulkan")]
-            $ty::Vulkan($t, _) => $body,
+            $ty::Wgpu($t, _) => $body,
         }
     };
 }
@@ -67,9 +67,9 @@ impl OpenDevice {
                 ordinal,
             ),
             #[cfg(feature = "vulkan")]
-            OpenDevice::Vulkan { ordinal, backend } => DynTrainer::Vulkan(
+            OpenDevice::Wgpu { device, backend } => DynTrainer::Wgpu(
                 Box::new(DeviceTrainer::new(*backend, params, config, train, state)?),
-                ordinal,
+                device,
             ),
         })
     }
@@ -83,8 +83,8 @@ impl OpenDevice {
                 DynDecoder::Cuda(Box::new(DeviceDecoder::new(*backend, model)?), ordinal)
             }
             #[cfg(feature = "vulkan")]
-            OpenDevice::Vulkan { ordinal, backend } => {
-                DynDecoder::Vulkan(Box::new(DeviceDecoder::new(*backend, model)?), ordinal)
+            OpenDevice::Wgpu { device, backend } => {
+                DynDecoder::Wgpu(Box::new(DeviceDecoder::new(*backend, model)?), device)
             }
         })
     }
@@ -98,7 +98,7 @@ impl DynTrainer {
             #[cfg(feature = "cuda")]
             DynTrainer::Cuda(_, n) => Device::Cuda(*n),
             #[cfg(feature = "vulkan")]
-            DynTrainer::Vulkan(_, n) => Device::Vulkan(*n),
+            DynTrainer::Wgpu(_, device) => *device,
         }
     }
 
@@ -165,7 +165,7 @@ impl DynDecoder {
             #[cfg(feature = "cuda")]
             DynDecoder::Cuda(_, n) => Device::Cuda(*n),
             #[cfg(feature = "vulkan")]
-            DynDecoder::Vulkan(_, n) => Device::Vulkan(*n),
+            DynDecoder::Wgpu(_, device) => *device,
         }
     }
 

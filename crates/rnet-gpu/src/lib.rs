@@ -16,11 +16,13 @@
 //!   run time with NVRTC, matrix products through cuBLAS `sgemm`. The CUDA libraries are loaded
 //!   dynamically, so the crate builds and its tests run on machines without CUDA; on such a machine
 //!   `CudaBackend::new` returns a [`BackendError`] instead of panicking or falling back to the CPU.
-//! * `VulkanBackend` (cargo feature `vulkan`) runs them on any Vulkan device through `wgpu` (its
-//!   Vulkan backend only), kernels in WGSL including a tiled matrix product. The Vulkan loader is
-//!   opened at run time, so the crate builds without a Vulkan SDK or driver; without an adapter
-//!   `VulkanBackend::new` returns [`BackendError::NoAdapter`]. Mesa's software driver (lavapipe)
-//!   counts as an adapter, so the agreement tests also run on machines without a GPU.
+//! * `WgpuBackend` (cargo feature `vulkan`) runs them on any Vulkan device through `wgpu`, kernels
+//!   in WGSL including a tiled matrix product and matrix–vector kernels; with the feature `metal`
+//!   the same backend also opens Apple GPUs through `wgpu`'s Metal backend (compiled on Apple
+//!   targets only). The Vulkan loader is opened at run time, so the crate builds without a Vulkan
+//!   SDK or driver; without an adapter `WgpuBackend::new` returns [`BackendError::NoAdapter`].
+//!   Mesa's software driver (lavapipe) counts as an adapter, so the agreement tests also run on
+//!   machines without a GPU.
 //!
 //! Conventions shared by every backend (the same as `rnet_training::ops`): activations are row-major
 //! `[rows, width]`; a window is `t_len` consecutive rows; "accumulates" means `+=` into the output,
@@ -47,9 +49,9 @@ pub use device::{Device, DeviceError, DeviceParseError, OpenDevice};
 pub use dynamic::{DynDecoder, DynTrainer};
 pub use model::{DeviceDecoder, DeviceTrainer, EngineError};
 #[cfg(feature = "vulkan")]
-mod vulkan;
+mod wgpu_backend;
 #[cfg(feature = "vulkan")]
-pub use vulkan::{VulkanAdapter, VulkanBackend, VulkanBuffer};
+pub use wgpu_backend::{GpuApi, WgpuAdapter, WgpuBackend, WgpuBuffer};
 
 /// Size of the byte-level vocabulary: every cross-entropy row has this many logits.
 pub const VOCAB: usize = rnet_model::VOCAB;
@@ -88,21 +90,22 @@ pub enum BackendError {
     /// A cuBLAS call failed.
     #[error("cuBLAS error: {0}")]
     Blas(String),
-    /// No Vulkan adapter with this ordinal: the Vulkan loader or driver is missing, or reports fewer
-    /// adapters than the ordinal asked for.
-    #[error(
-        "no Vulkan adapter found (asked for adapter {ordinal}, the Vulkan loader reports {count})"
-    )]
+    /// No adapter of this graphics API with this ordinal: the Vulkan loader or driver is missing
+    /// (or this is not an Apple machine, for Metal), or it reports fewer adapters than the ordinal
+    /// asked for.
+    #[error("no {api} adapter found (asked for adapter {ordinal}, {count} reported)")]
     NoAdapter {
+        /// The graphics API: `Vulkan` or `Metal`.
+        api: &'static str,
         /// The adapter ordinal requested.
         ordinal: usize,
-        /// How many Vulkan adapters the loader reports (0 without a loader or driver).
+        /// How many adapters of that API the system reports (0 without a loader or driver).
         count: usize,
     },
-    /// A Vulkan (`wgpu`) call failed: opening the device, compiling a WGSL kernel, allocating,
-    /// dispatching or synchronising.
-    #[error("Vulkan error in {context}: {message}")]
-    Vulkan {
+    /// A `wgpu` call (Vulkan or Metal) failed: opening the device, compiling a WGSL kernel,
+    /// allocating, dispatching or synchronising.
+    #[error("wgpu error in {context}: {message}")]
+    Wgpu {
         /// What was being done.
         context: &'static str,
         /// The error `wgpu` reported.

@@ -7,7 +7,7 @@
 //!   a driver or device the test prints `no CUDA device: skipped` and passes; with
 //!   `RNET_REQUIRE_CUDA=1` set it fails instead, so a run on a GPU machine cannot pass vacuously.
 //!
-//! * Vulkan (feature `vulkan`): `VulkanBackend` against [`CpuBackend`] and the reference loops, the
+//! * Vulkan (feature `vulkan`): `WgpuBackend` against [`CpuBackend`] and the reference loops, the
 //!   same harness. Any Vulkan adapter counts, including Mesa's software driver lavapipe (`apt-get
 //!   install mesa-vulkan-drivers libvulkan1`), so this runs on machines without a GPU. Without an
 //!   adapter it prints `no Vulkan adapter: skipped` and passes; `RNET_REQUIRE_VULKAN=1` makes that a
@@ -1366,8 +1366,8 @@ fn vulkan_adapter() -> usize {
 #[cfg(feature = "vulkan")]
 #[test]
 fn vulkan_backend_agrees_with_cpu() {
-    use rnet_gpu::VulkanBackend;
-    let be = match VulkanBackend::new(vulkan_adapter()) {
+    use rnet_gpu::WgpuBackend;
+    let be = match WgpuBackend::new(vulkan_adapter()) {
         Ok(be) => be,
         Err(e @ BackendError::NoAdapter { .. }) => {
             skip_unless_required("RNET_REQUIRE_VULKAN", "no Vulkan adapter", &e);
@@ -1384,9 +1384,9 @@ fn vulkan_backend_agrees_with_cpu() {
 #[cfg(feature = "vulkan")]
 #[test]
 fn vulkan_matrix_vector_kernels_agree_with_cpu() {
-    use rnet_gpu::VulkanBackend;
+    use rnet_gpu::WgpuBackend;
     for column in [true, false] {
-        let be = match VulkanBackend::new(vulkan_adapter()) {
+        let be = match WgpuBackend::new(vulkan_adapter()) {
             Ok(be) => be.with_column_matvec(column),
             Err(e @ BackendError::NoAdapter { .. }) => {
                 skip_unless_required("RNET_REQUIRE_VULKAN", "no Vulkan adapter", &e);
@@ -1404,10 +1404,10 @@ fn vulkan_matrix_vector_kernels_agree_with_cpu() {
 #[cfg(feature = "vulkan")]
 #[test]
 fn vulkan_kernels_validate_with_naga() {
-    use rnet_gpu::VulkanBackend;
-    let names = VulkanBackend::validate_kernels().unwrap_or_else(|e| panic!("{e}"));
-    for want in VulkanBackend::KERNEL_NAMES {
+    use rnet_gpu::WgpuBackend;
+    let names = WgpuBackend::validate_kernels().unwrap_or_else(|e| panic!("{e}"));
+    for want in WgpuBackend::KERNEL_NAMES {
         assert!(names.iter().any(|n| n == want), "no entry point {want} in {names:?}");
     }
-    assert_eq!(names.len(), VulkanBackend::KERNEL_NAMES.len(), "{names:?}");
+    assert_eq!(names.len(), WgpuBackend::KERNEL_NAMES.len(), "{names:?}");
 }

@@ -10,7 +10,7 @@
 //!    past the window length too.
 //!
 //! Always run on [`CpuBackend`]; with `--features cuda` also on `CudaBackend` (device 0; skipped
-//! without one unless `RNET_REQUIRE_CUDA=1`); with `--features vulkan` also on `VulkanBackend` (adapter
+//! without one unless `RNET_REQUIRE_CUDA=1`); with `--features vulkan` also on `WgpuBackend` (adapter
 //! `RNET_VULKAN_ADAPTER`, default 0). Without a Vulkan adapter the Vulkan tests print
 //! `no Vulkan adapter: skipped` and pass, unless `RNET_REQUIRE_VULKAN=1` is set. Figures are
 //! printed with `--nocapture`.
@@ -312,12 +312,12 @@ fn cpu_rejects_bad_inputs() {
 /// Opens the Vulkan adapter under test, or `None` (test skipped) when there is none and
 /// `RNET_REQUIRE_VULKAN` is not set.
 #[cfg(feature = "vulkan")]
-fn vulkan() -> Option<impl Fn() -> rnet_gpu::VulkanBackend> {
-    use rnet_gpu::{BackendError, VulkanBackend};
+fn vulkan() -> Option<impl Fn() -> rnet_gpu::WgpuBackend> {
+    use rnet_gpu::{BackendError, WgpuBackend};
     let ordinal =
         std::env::var("RNET_VULKAN_ADAPTER").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    match VulkanBackend::new(ordinal) {
-        Ok(_) => Some(move || VulkanBackend::new(ordinal).expect("the adapter opened before")),
+    match WgpuBackend::new(ordinal) {
+        Ok(_) => Some(move || WgpuBackend::new(ordinal).expect("the adapter opened before")),
         Err(e @ BackendError::NoAdapter { .. }) => {
             assert!(
                 std::env::var_os("RNET_REQUIRE_VULKAN").is_none(),

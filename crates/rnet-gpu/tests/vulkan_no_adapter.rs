@@ -1,4 +1,4 @@
-//! Without a Vulkan driver, `VulkanBackend::new` returns the typed [`BackendError::NoAdapter`]
+//! Without a Vulkan driver, `WgpuBackend::new` returns the typed [`BackendError::NoAdapter`]
 //! (never a panic, never a CPU fallback). The check runs in a child process of this test binary
 //! whose Vulkan loader is pointed at a driver manifest that does not exist, so it holds on machines
 //! that do have a driver (or lavapipe) installed.
@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use rnet_gpu::{BackendError, VulkanBackend};
+use rnet_gpu::{BackendError, WgpuBackend};
 
 /// Set in the child process: run the real check instead of spawning.
 const CHILD: &str = "RNET_VULKAN_NO_ADAPTER_CHILD";
@@ -16,8 +16,8 @@ const CHILD: &str = "RNET_VULKAN_NO_ADAPTER_CHILD";
 #[ignore = "run by vulkan_without_a_driver_is_a_typed_error in a child process"]
 fn child_no_adapter() {
     assert!(std::env::var_os(CHILD).is_some(), "run only by the parent test");
-    match VulkanBackend::new(0) {
-        Err(BackendError::NoAdapter { ordinal: 0, count: 0 }) => {}
+    match WgpuBackend::new(0) {
+        Err(BackendError::NoAdapter { api: "Vulkan", ordinal: 0, count: 0 }) => {}
         Err(e) => panic!("expected NoAdapter {{ ordinal: 0, count: 0 }}, got {e:?}"),
         Ok(be) => panic!("expected no adapter, opened {be:?}"),
     }

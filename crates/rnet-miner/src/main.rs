@@ -44,10 +44,11 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
                       rank-N adapters on the matrices (1..=the network's max_rank, 128), auto
                       (default) = full when a full replacement fits max_update_bytes, else 16
   -device=DEV         where in-process training runs: cpu (default, the CPU engine), cuda[:N],
-                      vulkan[:N], metal or auto (CUDA, else a hardware Vulkan GPU, else cpu);
-                      full-rank updates only on a device; each candidate is still judged by the
-                      canonical CPU evaluator before it is submitted. cuda and vulkan need the
-                      binary built with --features cuda / vulkan; a missing device is an error
+                      vulkan[:N], metal or auto (CUDA, else Metal, else a hardware Vulkan GPU,
+                      else cpu); full-rank updates only on a device; each candidate is still
+                      judged by the canonical CPU evaluator before it is submitted. cuda, vulkan
+                      and metal need the binary built with --features cuda / vulkan / metal; a
+                      missing device is an error
   -lr=X               in-process training: AdamW learning rate (default 0.001)
   -batch=N            in-process training: windows per step (default 4)
   -trainer-cmd=CMD    train with an external program instead of in-process: each run the miner

@@ -114,7 +114,10 @@ fn device_flag_is_checked_before_mining() {
     let err = run(&["-device=gpu"]);
     assert!(err.contains("invalid -device: unknown device \"gpu\""), "{err}");
     let err = run(&["-device=metal"]);
-    assert_eq!(err.trim_end(), "error: device metal: not built with Metal support");
+    assert_eq!(
+        err.trim_end(),
+        "error: device metal: not built with Metal support (rebuild with --features metal, on macOS)"
+    );
     #[cfg(not(feature = "cuda"))]
     {
         let err = run(&["-device=cuda"]);

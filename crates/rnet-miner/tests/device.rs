@@ -84,7 +84,10 @@ fn unavailable_devices_are_errors_not_a_cpu_fallback() {
     let miner = || Miner::new(ChainParams::regtest(), key(), TrainingData::Bundled);
     let err = miner().with_device(Device::Metal).unwrap_err();
     assert!(matches!(err, MineError::Device(DeviceError::NotBuilt { .. })), "{err}");
-    assert_eq!(err.to_string(), "device metal: not built with Metal support");
+    assert_eq!(
+        err.to_string(),
+        "device metal: not built with Metal support (rebuild with --features metal, on macOS)"
+    );
     #[cfg(not(feature = "cuda"))]
     {
         let err = miner().with_device(Device::Cuda(0)).unwrap_err();

@@ -101,7 +101,12 @@ fn unavailable_devices_are_one_line_errors() {
         let lines = with(&["--device", "cuda:1000"]);
         assert!(lines.len() == 1 && lines[0].starts_with("error: device cuda:1000 unavailable"));
     }
-    assert_eq!(with(&["--device", "metal"]), ["error: device metal: not built with Metal support"]);
+    assert_eq!(
+        with(&["--device", "metal"]),
+        [
+            "error: device metal: not built with Metal support (rebuild with --features metal, on macOS)"
+        ]
+    );
     let lines = with(&["--device", "vulkan:1000"]);
     assert!(lines.len() == 1 && lines[0].starts_with("error: device vulkan:1000"), "{lines:?}");
     assert!(!out.exists(), "nothing is written when the device is missing");
@@ -112,7 +117,12 @@ fn unavailable_devices_are_one_line_errors() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown device \"gpu\""));
     // Serving on a device that is not there is the same one-line error, never a CPU server.
     let lines = error_lines(&["serve", "--checkpoint", p(&genesis), "--device", "metal"]);
-    assert_eq!(lines, ["error: --device metal: device metal: not built with Metal support"]);
+    assert_eq!(
+        lines,
+        [
+            "error: --device metal: device metal: not built with Metal support (rebuild with --features metal, on macOS)"
+        ]
+    );
     #[cfg(not(feature = "cuda"))]
     {
         let lines = error_lines(&["serve", "--checkpoint", p(&genesis), "--device", "cuda"]);

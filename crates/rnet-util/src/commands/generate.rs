@@ -143,10 +143,10 @@ pub struct ServeArgs {
     /// Generations running at once (default: the number of cores).
     #[arg(long)]
     max_sessions: Option<usize>,
-    /// Decoding device: cpu (default: the CPU inference engine, f32 or int8), cuda[:N] or
-    /// vulkan[:N] (f32 weights on the device, one decoder per session; needs the binary built
-    /// with --features cuda / vulkan), metal, or auto (the best GPU present, else cpu). A named
-    /// device that is missing is an error, never a silent CPU run.
+    /// Decoding device: cpu (default: the CPU inference engine, f32 or int8), cuda[:N],
+    /// vulkan[:N] or metal (f32 weights on the device, one decoder per session; needs the binary
+    /// built with --features cuda / vulkan / metal), or auto (the best GPU present, else cpu). A
+    /// named device that is missing is an error, never a silent CPU run.
     #[arg(long, default_value = "cpu")]
     device: rnet_gpu::Device,
 }

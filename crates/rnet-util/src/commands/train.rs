@@ -83,8 +83,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     other: Option<Other>,
     /// Where the training steps run: cpu (the CPU engine), cuda[:N], vulkan[:N], metal or auto
-    /// (CUDA, else a hardware Vulkan GPU, else cpu). Full-rank training only. cuda and vulkan
-    /// need rnet-util built with `--features cuda` / `vulkan`; a missing device is an error.
+    /// (CUDA, else Metal, else a hardware Vulkan GPU, else cpu). Full-rank training only. cuda,
+    /// vulkan and metal need rnet-util built with `--features cuda` / `vulkan` / `metal`; a
+    /// missing device is an error.
     #[arg(long, default_value = "cpu")]
     device: Device,
 }

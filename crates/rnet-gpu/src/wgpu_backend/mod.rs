@@ -1,9 +1,11 @@
-//! The Vulkan backend (cargo feature `vulkan`): `wgpu` restricted to its Vulkan backend, kernels in
-//! WGSL (`src/wgsl/*.wgsl`, embedded in the binary) compiled when the backend opens. The Vulkan
-//! loader is opened at run time, so the crate builds without a Vulkan SDK or driver;
-//! [`VulkanBackend::new`] returns [`BackendError::NoAdapter`] — never a panic, never a silent CPU
-//! fallback — when the machine offers no Vulkan adapter. Software rasterisers (Mesa's lavapipe)
-//! count as adapters, which is how the agreement tests run on machines without a GPU.
+//! The `wgpu` backend: Vulkan (cargo feature `vulkan`) and Metal (feature `metal`, Apple targets),
+//! one implementation with kernels in WGSL (`src/wgsl/*.wgsl`, embedded in the binary) compiled
+//! when the backend opens. The Vulkan loader is opened at run time, so the crate builds without a
+//! Vulkan SDK or driver; [`WgpuBackend::new`] returns [`BackendError::NoAdapter`] — never a panic,
+//! never a silent CPU fallback — when the machine offers no adapter of the API. Software
+//! rasterisers (Mesa's lavapipe) count as Vulkan adapters, which is how the agreement tests run on
+//! machines without a GPU. The Metal path is the same code on `wgpu`'s Metal backend; it is
+//! compiled for `aarch64-apple-darwin` in CI but has not run on an Apple GPU.
 //!
 //! Structure mirrors the CUDA port: [`device`] owns the `wgpu` device, buffers and dispatch (with
 //! every `wgpu` error turned into a [`BackendError`]), [`kernels`] the WGSL modules and pipelines,
@@ -16,7 +18,7 @@ mod kernels;
 
 use std::ops::Range;
 
-pub use device::VulkanBuffer;
+pub use device::{GpuApi, WgpuBuffer};
 
 use crate::shapes::{self, Chunks, Conv, Embed, Gated};
 use crate::{
@@ -38,7 +40,7 @@ const SUM_GROUPS: usize = 1024;
 
 /// A Vulkan device behind the [`Backend`] interface. Buffers are `wgpu` storage buffers; all work is
 /// submitted to one queue, so operations run in the order they are called.
-pub struct VulkanBackend {
+pub struct WgpuBackend {
     gpu: Gpu,
     k: Kernels,
     /// Matrix–vector products with one invocation per column (`matvec_cols`, for software
@@ -46,9 +48,9 @@ pub struct VulkanBackend {
     column_matvec: bool,
 }
 
-impl std::fmt::Debug for VulkanBackend {
+impl std::fmt::Debug for WgpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VulkanBackend").field("name", &self.gpu.name).finish_non_exhaustive()
+        f.debug_struct("WgpuBackend").field("name", &self.gpu.name).finish_non_exhaustive()
     }
 }
 
@@ -61,10 +63,10 @@ fn word(op: &'static str, n: usize) -> Result<u32, BackendError> {
     })
 }
 
-/// One Vulkan adapter of this machine (see [`VulkanBackend::adapters`]).
+/// One adapter of this machine (see [`WgpuBackend::adapters`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VulkanAdapter {
-    /// Its ordinal, as [`VulkanBackend::new`] takes it.
+pub struct WgpuAdapter {
+    /// Its ordinal, as [`WgpuBackend::new`] takes it.
     pub ordinal: usize,
     /// Name, device type and driver, for logs.
     pub name: String,
@@ -72,23 +74,28 @@ pub struct VulkanAdapter {
     pub software: bool,
 }
 
-impl VulkanBackend {
-    /// The Vulkan adapters this machine offers, in ordinal order, without opening any (empty
-    /// without a Vulkan loader or driver). `Device::Auto` uses it to skip software rasterisers.
-    pub fn adapters() -> Vec<VulkanAdapter> {
-        device::adapter_infos()
+impl WgpuBackend {
+    /// The `api` adapters this machine offers, in ordinal order, without opening any (empty
+    /// without a loader or driver). `Device::Auto` uses it to skip software rasterisers.
+    pub fn adapters(api: GpuApi) -> Vec<WgpuAdapter> {
+        device::adapter_infos(api)
             .into_iter()
             .enumerate()
-            .map(|(ordinal, (name, software))| VulkanAdapter { ordinal, name, software })
+            .map(|(ordinal, (name, software))| WgpuAdapter { ordinal, name, software })
             .collect()
     }
 
     /// Opens Vulkan adapter `ordinal` (in the loader's order; 0 is the first) and compiles the
     /// kernels. Fails with [`BackendError::NoAdapter`] when there is no such adapter — in
-    /// particular on a machine without a Vulkan loader or driver — and [`BackendError::Vulkan`]
+    /// particular on a machine without a Vulkan loader or driver — and [`BackendError::Wgpu`]
     /// when the device cannot be opened or a kernel does not compile.
     pub fn new(ordinal: usize) -> Result<Self, BackendError> {
-        let gpu = Gpu::open(ordinal)?;
+        Self::open(GpuApi::Vulkan, ordinal)
+    }
+
+    /// Opens adapter `ordinal` of `api` and compiles the kernels; fails as [`WgpuBackend::new`].
+    pub fn open(api: GpuApi, ordinal: usize) -> Result<Self, BackendError> {
+        let gpu = Gpu::open(api, ordinal)?;
         let k = Kernels::compile(&gpu)?;
         let column_matvec = gpu.software;
         Ok(Self { gpu, k, column_matvec })
@@ -105,12 +112,12 @@ impl VulkanBackend {
 
     /// Parses and validates every WGSL kernel with `naga` (the front end `wgpu` uses), without a
     /// device, and returns the entry points found; so a machine without Vulkan can still check the
-    /// kernels. A parse or validation error is a [`BackendError::Vulkan`] naming the file.
+    /// kernels. A parse or validation error is a [`BackendError::Wgpu`] naming the file.
     pub fn validate_kernels() -> Result<Vec<String>, BackendError> {
         use wgpu::naga;
         let mut names = Vec::new();
         for (file, reduce, text, _) in kernels::FILES {
-            let err = |message: String| BackendError::Vulkan {
+            let err = |message: String| BackendError::Wgpu {
                 context: "validating the WGSL kernels",
                 message: format!("{file}: {message}"),
             };
@@ -128,7 +135,7 @@ impl VulkanBackend {
         Ok(names)
     }
 
-    /// The entry points [`VulkanBackend::validate_kernels`] must find, one per compute pipeline.
+    /// The entry points [`WgpuBackend::validate_kernels`] must find, one per compute pipeline.
     pub const KERNEL_NAMES: [&'static str; 25] = [
         "matmul",
         "matvec",
@@ -168,35 +175,35 @@ fn bits(v: f32) -> u32 {
     v.to_bits()
 }
 
-impl Backend for VulkanBackend {
-    type Buffer = VulkanBuffer<f32>;
-    type Tokens = VulkanBuffer<u8>;
+impl Backend for WgpuBackend {
+    type Buffer = WgpuBuffer<f32>;
+    type Tokens = WgpuBuffer<u8>;
 
     fn name(&self) -> String {
         self.gpu.name.clone()
     }
 
-    fn upload(&self, data: &[f32]) -> Result<VulkanBuffer<f32>, BackendError> {
+    fn upload(&self, data: &[f32]) -> Result<WgpuBuffer<f32>, BackendError> {
         self.gpu.upload(data)
     }
 
-    fn zeros(&self, len: usize) -> Result<VulkanBuffer<f32>, BackendError> {
+    fn zeros(&self, len: usize) -> Result<WgpuBuffer<f32>, BackendError> {
         self.gpu.zeros(len)
     }
 
-    fn download(&self, buf: &VulkanBuffer<f32>) -> Result<Vec<f32>, BackendError> {
+    fn download(&self, buf: &WgpuBuffer<f32>) -> Result<Vec<f32>, BackendError> {
         self.gpu.download(buf)
     }
 
-    fn len(&self, buf: &VulkanBuffer<f32>) -> usize {
+    fn len(&self, buf: &WgpuBuffer<f32>) -> usize {
         buf.len()
     }
 
-    fn upload_tokens(&self, tokens: &[u8]) -> Result<VulkanBuffer<u8>, BackendError> {
+    fn upload_tokens(&self, tokens: &[u8]) -> Result<WgpuBuffer<u8>, BackendError> {
         self.gpu.upload_tokens(tokens)
     }
 
-    fn tokens_len(&self, tokens: &VulkanBuffer<u8>) -> usize {
+    fn tokens_len(&self, tokens: &WgpuBuffer<u8>) -> usize {
         tokens.len()
     }
 
@@ -207,9 +214,9 @@ impl Backend for VulkanBackend {
     fn matmul(
         &self,
         spec: &MatmulSpec,
-        a: &VulkanBuffer<f32>,
-        b: &VulkanBuffer<f32>,
-        c: &mut VulkanBuffer<f32>,
+        a: &WgpuBuffer<f32>,
+        b: &WgpuBuffer<f32>,
+        c: &mut WgpuBuffer<f32>,
     ) -> Result<(), BackendError> {
         spec.validate(a.len(), b.len(), c.len())?;
         let s = spec;
@@ -275,10 +282,10 @@ impl Backend for VulkanBackend {
 
     fn rmsnorm_forward(
         &self,
-        y: &mut VulkanBuffer<f32>,
-        rinv: &mut VulkanBuffer<f32>,
-        x: &VulkanBuffer<f32>,
-        gamma: &VulkanBuffer<f32>,
+        y: &mut WgpuBuffer<f32>,
+        rinv: &mut WgpuBuffer<f32>,
+        x: &WgpuBuffer<f32>,
+        gamma: &WgpuBuffer<f32>,
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
@@ -298,12 +305,12 @@ impl Backend for VulkanBackend {
 
     fn rmsnorm_backward(
         &self,
-        dx: &mut VulkanBuffer<f32>,
-        dgamma: &mut VulkanBuffer<f32>,
-        dy: &VulkanBuffer<f32>,
-        x: &VulkanBuffer<f32>,
-        rinv: &VulkanBuffer<f32>,
-        gamma: &VulkanBuffer<f32>,
+        dx: &mut WgpuBuffer<f32>,
+        dgamma: &mut WgpuBuffer<f32>,
+        dy: &WgpuBuffer<f32>,
+        x: &WgpuBuffer<f32>,
+        rinv: &WgpuBuffer<f32>,
+        gamma: &WgpuBuffer<f32>,
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
@@ -334,8 +341,8 @@ impl Backend for VulkanBackend {
 
     fn swiglu_forward(
         &self,
-        p: &mut VulkanBuffer<f32>,
-        gu: &VulkanBuffer<f32>,
+        p: &mut WgpuBuffer<f32>,
+        gu: &WgpuBuffer<f32>,
         rows: usize,
         f: usize,
     ) -> Result<(), BackendError> {
@@ -355,9 +362,9 @@ impl Backend for VulkanBackend {
 
     fn swiglu_backward(
         &self,
-        dgu: &mut VulkanBuffer<f32>,
-        dp: &VulkanBuffer<f32>,
-        gu: &VulkanBuffer<f32>,
+        dgu: &mut WgpuBuffer<f32>,
+        dp: &WgpuBuffer<f32>,
+        gu: &WgpuBuffer<f32>,
         rows: usize,
         f: usize,
     ) -> Result<(), BackendError> {
@@ -377,9 +384,9 @@ impl Backend for VulkanBackend {
 
     fn cross_entropy(
         &self,
-        logits: &mut VulkanBuffer<f32>,
-        losses: &mut VulkanBuffer<f32>,
-        targets: &VulkanBuffer<u8>,
+        logits: &mut WgpuBuffer<f32>,
+        losses: &mut WgpuBuffer<f32>,
+        targets: &WgpuBuffer<u8>,
         rows: usize,
         scale: f32,
     ) -> Result<(), BackendError> {
@@ -399,10 +406,10 @@ impl Backend for VulkanBackend {
 
     fn adamw_update(
         &self,
-        params: &mut VulkanBuffer<f32>,
-        grads: &VulkanBuffer<f32>,
-        m: &mut VulkanBuffer<f32>,
-        v: &mut VulkanBuffer<f32>,
+        params: &mut WgpuBuffer<f32>,
+        grads: &WgpuBuffer<f32>,
+        m: &mut WgpuBuffer<f32>,
+        v: &mut WgpuBuffer<f32>,
         step: &AdamWStep,
         segments: &[(Range<usize>, bool)],
     ) -> Result<(), BackendError> {
@@ -437,9 +444,9 @@ impl Backend for VulkanBackend {
 
     fn scan_forward(
         &self,
-        h: &mut VulkanBuffer<f32>,
-        decay: &mut VulkanBuffer<f32>,
-        zh: &VulkanBuffer<f32>,
+        h: &mut WgpuBuffer<f32>,
+        decay: &mut WgpuBuffer<f32>,
+        zh: &WgpuBuffer<f32>,
         windows: usize,
         t_len: usize,
         d: usize,
@@ -485,10 +492,10 @@ impl Backend for VulkanBackend {
 
     fn scan_backward(
         &self,
-        dzh: &mut VulkanBuffer<f32>,
-        dh: &VulkanBuffer<f32>,
-        zh: &VulkanBuffer<f32>,
-        h: &VulkanBuffer<f32>,
+        dzh: &mut WgpuBuffer<f32>,
+        dh: &WgpuBuffer<f32>,
+        zh: &WgpuBuffer<f32>,
+        h: &WgpuBuffer<f32>,
         windows: usize,
         t_len: usize,
         d: usize,
@@ -510,9 +517,9 @@ impl Backend for VulkanBackend {
 
     fn conv_forward(
         &self,
-        c: &mut VulkanBuffer<f32>,
-        u: &VulkanBuffer<f32>,
-        weff: &VulkanBuffer<f32>,
+        c: &mut WgpuBuffer<f32>,
+        u: &WgpuBuffer<f32>,
+        weff: &WgpuBuffer<f32>,
         windows: usize,
         t_len: usize,
         d: usize,
@@ -536,11 +543,11 @@ impl Backend for VulkanBackend {
 
     fn conv_backward(
         &self,
-        du: &mut VulkanBuffer<f32>,
-        dweff: &mut VulkanBuffer<f32>,
-        dc: &VulkanBuffer<f32>,
-        u: &VulkanBuffer<f32>,
-        weff: &VulkanBuffer<f32>,
+        du: &mut WgpuBuffer<f32>,
+        dweff: &mut WgpuBuffer<f32>,
+        dc: &WgpuBuffer<f32>,
+        u: &WgpuBuffer<f32>,
+        weff: &WgpuBuffer<f32>,
         windows: usize,
         t_len: usize,
         d: usize,
@@ -579,7 +586,7 @@ impl Backend for VulkanBackend {
         Ok(())
     }
 
-    fn fill(&self, y: &mut VulkanBuffer<f32>, value: f32) -> Result<(), BackendError> {
+    fn fill(&self, y: &mut WgpuBuffer<f32>, value: f32) -> Result<(), BackendError> {
         let op = "fill";
         let n = y.len();
         if n == 0 {
@@ -595,10 +602,10 @@ impl Backend for VulkanBackend {
 
     fn axpby(
         &self,
-        y: &mut VulkanBuffer<f32>,
+        y: &mut WgpuBuffer<f32>,
         y_off: usize,
         alpha: f32,
-        x: &VulkanBuffer<f32>,
+        x: &WgpuBuffer<f32>,
         x_off: usize,
         beta: f32,
         n: usize,
@@ -620,9 +627,9 @@ impl Backend for VulkanBackend {
 
     fn embed_forward(
         &self,
-        x: &mut VulkanBuffer<f32>,
-        table: &VulkanBuffer<f32>,
-        tokens: &VulkanBuffer<u8>,
+        x: &mut WgpuBuffer<f32>,
+        table: &WgpuBuffer<f32>,
+        tokens: &WgpuBuffer<u8>,
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
@@ -643,9 +650,9 @@ impl Backend for VulkanBackend {
 
     fn embed_backward(
         &self,
-        dtable: &mut VulkanBuffer<f32>,
-        dx: &VulkanBuffer<f32>,
-        tokens: &VulkanBuffer<u8>,
+        dtable: &mut WgpuBuffer<f32>,
+        dx: &WgpuBuffer<f32>,
+        tokens: &WgpuBuffer<u8>,
         rows: usize,
         d: usize,
     ) -> Result<(), BackendError> {
@@ -667,7 +674,7 @@ impl Backend for VulkanBackend {
 
     fn softmax_forward(
         &self,
-        x: &mut VulkanBuffer<f32>,
+        x: &mut WgpuBuffer<f32>,
         rows: usize,
         s: usize,
     ) -> Result<(), BackendError> {
@@ -687,8 +694,8 @@ impl Backend for VulkanBackend {
 
     fn softmax_backward(
         &self,
-        dalpha: &mut VulkanBuffer<f32>,
-        alpha: &VulkanBuffer<f32>,
+        dalpha: &mut WgpuBuffer<f32>,
+        alpha: &WgpuBuffer<f32>,
         rows: usize,
         s: usize,
         scale: f32,
@@ -709,8 +716,8 @@ impl Backend for VulkanBackend {
 
     fn sum_squares(
         &self,
-        acc: &mut VulkanBuffer<f32>,
-        x: &VulkanBuffer<f32>,
+        acc: &mut WgpuBuffer<f32>,
+        x: &WgpuBuffer<f32>,
     ) -> Result<(), BackendError> {
         let op = "sum_squares";
         shapes::sum_squares(acc.len())?;
@@ -730,8 +737,8 @@ impl Backend for VulkanBackend {
 
     fn scan_step(
         &self,
-        h: &mut VulkanBuffer<f32>,
-        zh: &VulkanBuffer<f32>,
+        h: &mut WgpuBuffer<f32>,
+        zh: &WgpuBuffer<f32>,
         d: usize,
     ) -> Result<(), BackendError> {
         let op = "scan_step";

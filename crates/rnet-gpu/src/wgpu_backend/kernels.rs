@@ -77,7 +77,7 @@ pub(super) struct Kernels {
 
 impl Kernels {
     /// Compiles every kernel file and creates its pipelines; a WGSL error (caught by the error
-    /// scopes) is a [`BackendError::Vulkan`] naming the file.
+    /// scopes) is a [`BackendError::Wgpu`] naming the file.
     pub(super) fn compile(gpu: &Gpu) -> Result<Self, BackendError> {
         let mut pipelines = Vec::new();
         for (file, reduce, text, entries) in FILES {
@@ -145,13 +145,13 @@ impl Kernels {
 
 fn with_file(e: BackendError, what: &str) -> BackendError {
     match e {
-        BackendError::Vulkan { context, message } => {
-            BackendError::Vulkan { context, message: format!("{what}: {message}") }
+        BackendError::Wgpu { context, message } => {
+            BackendError::Wgpu { context, message: format!("{what}: {message}") }
         }
         other => other,
     }
 }
 
 fn internal(what: &str) -> BackendError {
-    BackendError::Vulkan { context: "creating the compute pipelines", message: what.into() }
+    BackendError::Wgpu { context: "creating the compute pipelines", message: what.into() }
 }

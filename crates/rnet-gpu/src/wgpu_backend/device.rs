@@ -1,4 +1,4 @@
-//! The Vulkan device through `wgpu`: opening an adapter, buffers, uploads and downloads, and
+//! The Vulkan or Metal device through `wgpu`: opening an adapter, buffers, uploads and downloads, and
 //! dispatching one compute kernel with its parameters. Every `wgpu` call that can fail runs inside
 //! error scopes, so a validation, out-of-memory or internal error becomes a [`BackendError`] instead
 //! of `wgpu`'s default panic; errors nothing captured (a lost device) are recorded and reported by
@@ -17,13 +17,13 @@ const MAX_GROUPS: u32 = 65_535;
 /// A device buffer of the Vulkan backend: `len` elements of `T`. `f32` buffers hold one element per
 /// 32-bit word; byte-token buffers pack four tokens per word (little-endian), as the kernels read
 /// them. At least one word is allocated, since Vulkan rejects empty bindings.
-pub struct VulkanBuffer<T> {
+pub struct WgpuBuffer<T> {
     pub(super) buf: wgpu::Buffer,
     len: usize,
     _elem: PhantomData<T>,
 }
 
-impl<T> VulkanBuffer<T> {
+impl<T> WgpuBuffer<T> {
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.len
@@ -35,9 +35,9 @@ impl<T> VulkanBuffer<T> {
     }
 }
 
-impl<T> std::fmt::Debug for VulkanBuffer<T> {
+impl<T> std::fmt::Debug for WgpuBuffer<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VulkanBuffer").field("len", &self.len).finish_non_exhaustive()
+        f.debug_struct("WgpuBuffer").field("len", &self.len).finish_non_exhaustive()
     }
 }
 
@@ -57,7 +57,7 @@ struct Batch {
 /// without a download or synchronisation still reaches the device early).
 const BATCH_PASSES: usize = 64;
 
-/// An open Vulkan device and its queue.
+/// An open Vulkan or Metal device and its queue.
 pub(super) struct Gpu {
     pub(super) device: wgpu::Device,
     queue: wgpu::Queue,
@@ -72,39 +72,75 @@ pub(super) struct Gpu {
     batch: Mutex<Batch>,
 }
 
-/// Maps a `wgpu` error to [`BackendError::Vulkan`] with what was being done.
-fn vk(context: &'static str) -> impl Fn(String) -> BackendError {
-    move |message| BackendError::Vulkan { context, message }
+/// The graphics API a [`super::WgpuBackend`] runs on: the same WGSL kernels either way (`wgpu`
+/// translates them to SPIR-V for Vulkan and to MSL for Metal).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GpuApi {
+    /// Vulkan (AMD, Intel, NVIDIA, Qualcomm, Mali; Mesa's lavapipe on the CPU).
+    Vulkan,
+    /// Metal (Apple GPUs; `wgpu`'s Metal backend is compiled with the `metal` feature on Apple
+    /// targets only, so elsewhere there is never a Metal adapter).
+    Metal,
 }
 
-/// The adapter `ordinal` among the Vulkan adapters this machine offers (hardware GPUs and software
-/// rasterisers such as Mesa's lavapipe alike, in the loader's order), or [`BackendError::NoAdapter`]
-/// with how many there are. Without a Vulkan loader or driver there are none.
-fn adapter(ordinal: usize) -> Result<wgpu::Adapter, BackendError> {
-    let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::VULKAN,
-        // No validation layers or debug labels: they need the Vulkan SDK and cost time.
+impl GpuApi {
+    /// The API's name: `Vulkan` or `Metal`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuApi::Vulkan => "Vulkan",
+            GpuApi::Metal => "Metal",
+        }
+    }
+
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            GpuApi::Vulkan => wgpu::Backends::VULKAN,
+            GpuApi::Metal => wgpu::Backends::METAL,
+        }
+    }
+
+    /// The lower-case prefix of device names (`vulkan:0`, `metal:0`).
+    fn prefix(self) -> &'static str {
+        match self {
+            GpuApi::Vulkan => "vulkan",
+            GpuApi::Metal => "metal",
+        }
+    }
+}
+
+/// Maps a `wgpu` error to [`BackendError::Wgpu`] with what was being done.
+fn vk(context: &'static str) -> impl Fn(String) -> BackendError {
+    move |message| BackendError::Wgpu { context, message }
+}
+
+/// An instance of `wgpu` restricted to `api`, without validation layers or debug labels (they need
+/// the Vulkan SDK and cost time).
+fn instance(api: GpuApi) -> wgpu::Instance {
+    wgpu::Instance::new(&wgpu::InstanceDescriptor {
+        backends: api.backends(),
         flags: wgpu::InstanceFlags::empty(),
         ..Default::default()
-    });
-    let mut adapters = instance.enumerate_adapters(wgpu::Backends::VULKAN);
+    })
+}
+
+/// The adapter `ordinal` among the `api` adapters this machine offers (hardware GPUs and software
+/// rasterisers such as Mesa's lavapipe alike, in the loader's order), or [`BackendError::NoAdapter`]
+/// with how many there are. Without a Vulkan loader or driver (or off Apple, for Metal) there are
+/// none.
+fn adapter(api: GpuApi, ordinal: usize) -> Result<wgpu::Adapter, BackendError> {
+    let mut adapters = instance(api).enumerate_adapters(api.backends());
     let count = adapters.len();
     if ordinal >= count {
-        return Err(BackendError::NoAdapter { ordinal, count });
+        return Err(BackendError::NoAdapter { api: api.name(), ordinal, count });
     }
     Ok(adapters.swap_remove(ordinal))
 }
 
-/// Every Vulkan adapter this machine offers, in the loader's order: its description and whether it
-/// is a CPU (software) implementation. Empty without a Vulkan loader or driver.
-pub(super) fn adapter_infos() -> Vec<(String, bool)> {
-    let instance = wgpu::Instance::new(&wgpu::InstanceDescriptor {
-        backends: wgpu::Backends::VULKAN,
-        flags: wgpu::InstanceFlags::empty(),
-        ..Default::default()
-    });
-    instance
-        .enumerate_adapters(wgpu::Backends::VULKAN)
+/// Every `api` adapter this machine offers, in the loader's order: its description and whether it
+/// is a CPU (software) implementation. Empty without a loader or driver.
+pub(super) fn adapter_infos(api: GpuApi) -> Vec<(String, bool)> {
+    instance(api)
+        .enumerate_adapters(api.backends())
         .iter()
         .map(|a| {
             let info = a.get_info();
@@ -115,9 +151,9 @@ pub(super) fn adapter_infos() -> Vec<(String, bool)> {
 }
 
 impl Gpu {
-    /// Opens Vulkan adapter `ordinal` with the adapter's own limits (so large buffers can be bound).
-    pub(super) fn open(ordinal: usize) -> Result<Self, BackendError> {
-        let adapter = adapter(ordinal)?;
+    /// Opens `api` adapter `ordinal` with the adapter's own limits (so large buffers can be bound).
+    pub(super) fn open(api: GpuApi, ordinal: usize) -> Result<Self, BackendError> {
+        let adapter = adapter(api, ordinal)?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -137,15 +173,19 @@ impl Gpu {
         }));
         let max_bytes = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size as u64);
         let name = format!(
-            "vulkan:{ordinal} {} ({:?}, {} {})",
-            info.name, info.device_type, info.driver, info.driver_info
+            "{}:{ordinal} {} ({:?}, {} {})",
+            api.prefix(),
+            info.name,
+            info.device_type,
+            info.driver,
+            info.driver_info
         );
         let software = info.device_type == wgpu::DeviceType::Cpu;
         Ok(Self { device, queue, pending, max_bytes, name, software, batch: Mutex::default() })
     }
 
     /// Runs `f` inside validation, out-of-memory and internal error scopes and turns an error any of
-    /// them caught into [`BackendError::Vulkan`].
+    /// them caught into [`BackendError::Wgpu`].
     pub(super) fn scoped<T>(
         &self,
         context: &'static str,
@@ -167,7 +207,7 @@ impl Gpu {
             }
         }
         match first {
-            Some(message) => Err(BackendError::Vulkan { context, message }),
+            Some(message) => Err(BackendError::Wgpu { context, message }),
             None => Ok(out),
         }
     }
@@ -190,7 +230,7 @@ impl Gpu {
         .union(wgpu::BufferUsages::COPY_DST);
 
     /// A new buffer of `len` elements initialised from `bytes` (padded with zeros to whole words).
-    fn upload_bytes<T>(&self, bytes: &[u8], len: usize) -> Result<VulkanBuffer<T>, BackendError> {
+    fn upload_bytes<T>(&self, bytes: &[u8], len: usize) -> Result<WgpuBuffer<T>, BackendError> {
         let size = self.size_of(bytes.len().div_ceil(4))? as usize;
         let mut contents = bytes.to_vec();
         contents.resize(size, 0);
@@ -201,22 +241,22 @@ impl Gpu {
                 usage: Self::USAGE,
             })
         })?;
-        Ok(VulkanBuffer { buf, len, _elem: PhantomData })
+        Ok(WgpuBuffer { buf, len, _elem: PhantomData })
     }
 
     /// Copies `f32`s into a new buffer.
-    pub(super) fn upload(&self, data: &[f32]) -> Result<VulkanBuffer<f32>, BackendError> {
+    pub(super) fn upload(&self, data: &[f32]) -> Result<WgpuBuffer<f32>, BackendError> {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.upload_bytes(&bytes, data.len())
     }
 
     /// Copies byte tokens into a new buffer, four per word.
-    pub(super) fn upload_tokens(&self, tokens: &[u8]) -> Result<VulkanBuffer<u8>, BackendError> {
+    pub(super) fn upload_tokens(&self, tokens: &[u8]) -> Result<WgpuBuffer<u8>, BackendError> {
         self.upload_bytes(tokens, tokens.len())
     }
 
     /// A new buffer of `len` zeros (`wgpu` zero-initialises every buffer).
-    pub(super) fn zeros(&self, len: usize) -> Result<VulkanBuffer<f32>, BackendError> {
+    pub(super) fn zeros(&self, len: usize) -> Result<WgpuBuffer<f32>, BackendError> {
         let size = self.size_of(len)?;
         let buf = self.scoped("allocating", || {
             self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -226,11 +266,11 @@ impl Gpu {
                 mapped_at_creation: false,
             })
         })?;
-        Ok(VulkanBuffer { buf, len, _elem: PhantomData })
+        Ok(WgpuBuffer { buf, len, _elem: PhantomData })
     }
 
     /// Copies a buffer back to the host through a mappable staging buffer (waits for queued work).
-    pub(super) fn download(&self, src: &VulkanBuffer<f32>) -> Result<Vec<f32>, BackendError> {
+    pub(super) fn download(&self, src: &WgpuBuffer<f32>) -> Result<Vec<f32>, BackendError> {
         if src.len == 0 {
             self.synchronize()?;
             return Ok(Vec::new());
