@@ -146,6 +146,16 @@ impl DynTrainer {
         each!(DynTrainer, self, t => t.params())
     }
 
+    /// See [`DeviceTrainer::gradient`].
+    pub fn gradient(&mut self, batch: &Batch) -> Result<(f64, Vec<f32>), EngineError> {
+        each!(DynTrainer, self, t => t.gradient(batch))
+    }
+
+    /// See [`DeviceTrainer::load_params`].
+    pub fn load_params(&mut self, flat: &[f32]) -> Result<(), EngineError> {
+        each!(DynTrainer, self, t => t.load_params(flat))
+    }
+
     /// See [`DeviceTrainer::optimizer_state`].
     pub fn optimizer_state(&self) -> Result<OptimizerState, EngineError> {
         each!(DynTrainer, self, t => t.optimizer_state())

@@ -16,10 +16,11 @@
 //! way and runs the command again from those weights until the requirement is met
 //! ([`external_trainer`]).
 //!
-//! With a device ([`Miner::with_device`], `rnet-miner -device=cuda|vulkan|auto`) the in-process
-//! training steps run on that device through `rnet_gpu` (full-rank updates only); the weights are
-//! copied back after each round and judged by the canonical CPU evaluator exactly as CPU-trained
-//! ones, so only an accepted model is ever submitted.
+//! With a device ([`Miner::with_device`], `rnet-miner -device=cuda|vulkan|metal|auto`) the
+//! in-process training steps run on that device through `rnet_gpu` (a low-rank update computes
+//! its gradients there and keeps its factors on the CPU); the weights are copied back after each
+//! round and judged by the canonical CPU evaluator exactly as CPU-trained ones, so only an
+//! accepted model is ever submitted.
 //!
 //! The miner key lives in a file (`miner.key`, hex, mode 0600), created on first use by
 //! [`load_or_create_key`]. The `rnet-miner` binary mines against a node over JSON-RPC
@@ -175,17 +176,6 @@ pub enum MineError {
     /// The device training engine failed.
     #[error("device training: {0}")]
     DeviceEngine(#[from] rnet_gpu::EngineError),
-    /// Device training trains every weight, so it cannot make a low-rank update.
-    #[error(
-        "device {device} trains full-rank updates only, but this block needs -rank={rank}; mine \
-         with -device=cpu, or -rank=full where a full update fits max_update_bytes"
-    )]
-    DeviceNeedsFull {
-        /// The training device.
-        device: Device,
-        /// The update kind the block needs (resolved).
-        rank: UpdateRank,
-    },
 }
 
 impl MineError {
@@ -621,8 +611,9 @@ impl Miner {
     /// The same miner training on `device`: opens it once to check it (and to resolve
     /// [`Device::Auto`] to the device it picks, which [`Miner::device`] then names so callers can
     /// log it), and opens it again for every attempt. A device that is not built in, missing or
-    /// broken is [`MineError::Device`] — never a silent CPU fallback. Devices train full-rank
-    /// updates only: a block that needs a low rank fails with [`MineError::DeviceNeedsFull`].
+    /// broken is [`MineError::Device`] — never a silent CPU fallback. A full-rank update trains
+    /// entirely on the device; a low-rank one computes each step's gradient there and keeps the
+    /// factors on the CPU (see `engine.rs`).
     pub fn with_device(mut self, device: Device) -> Result<Self, MineError> {
         self.device = device.resolve()?;
         Ok(self)
@@ -677,9 +668,6 @@ impl Miner {
         // A low rank adapts as many matrices as fit (all of them until the model outgrows
         // max_update_bytes, then a rotating subset); a full update must fit whole.
         let targets = match rank {
-            UpdateRank::LowRank(_) if self.device != Device::Cpu => {
-                return Err(MineError::DeviceNeedsFull { device: self.device, rank });
-            }
             UpdateRank::LowRank(r) => {
                 let targets = low_rank_targets(grown.config(), r, u64::from(job.height), max);
                 if targets.is_empty() {
@@ -842,12 +830,26 @@ impl Miner {
                     tensors: targets.to_vec(),
                     ..LowRankConfig::default()
                 };
-                Engine::Cpu(Box::new(Trainer::new_low_rank(
+                let factors = Box::new(Trainer::new_low_rank(
                     params,
                     config.clone(),
-                    train,
+                    train.clone(),
                     low_rank,
-                )?))
+                )?);
+                if self.device == Device::Cpu {
+                    Engine::Cpu(factors)
+                } else {
+                    // The forward and backward on the device, on the effective weights.
+                    let device = self.device.open()?;
+                    tracing::debug!(
+                        "block {} attempt {attempt}: rank-{r} training, gradients on {}",
+                        job.height,
+                        device.name()
+                    );
+                    let device =
+                        Box::new(device.trainer(factors.params(), config.clone(), train, None)?);
+                    Engine::DeviceLowRank { device, factors }
+                }
             }
             UpdateRank::Auto | UpdateRank::Full if self.device == Device::Cpu => {
                 Engine::Cpu(Box::new(Trainer::new(params, config.clone(), train, warm)?))
@@ -892,7 +894,7 @@ impl Miner {
             // Fix the weights as an update; the block's model is that update applied to the
             // grown parent (bit for bit what validators derive), then learn the sample it draws.
             let update = match rank {
-                UpdateRank::LowRank(_) => trainer.to_update(rank)?,
+                UpdateRank::LowRank(_) => trainer.to_update()?,
                 UpdateRank::Auto | UpdateRank::Full => {
                     // From a device, this copies the weights back to the host.
                     let trained = Model::from_parts(config.clone(), trainer.params()?)?;

@@ -45,8 +45,9 @@ Options (Bitcoin style -opt=value or GNU style --opt=value):
                       (default) = full when a full replacement fits max_update_bytes, else 16
   -device=DEV         where in-process training runs: cpu (default, the CPU engine), cuda[:N],
                       vulkan[:N], metal or auto (CUDA, else Metal, else a hardware Vulkan GPU,
-                      else cpu); full-rank updates only on a device; each candidate is still
-                      judged by the canonical CPU evaluator before it is submitted. cuda, vulkan
+                      else cpu); a low-rank update computes each step's gradient on the device
+                      and keeps its factors on the CPU; each candidate is still judged by the
+                      canonical CPU evaluator before it is submitted. cuda, vulkan
                       and metal need the binary built with --features cuda / vulkan / metal; a
                       missing device is an error
   -lr=X               in-process training: AdamW learning rate (default 0.001)

@@ -430,8 +430,42 @@ impl Trainer {
     /// effective weights are rebuilt.
     fn step_low_rank(&mut self, batch: &Batch) -> Result<StepStats, TrainError> {
         let (loss, _) = self.gradient(batch)?;
-        let s = self.low_rank.as_mut().expect("checked by step");
-        s.gather(&self.grads);
+        let grads = std::mem::take(&mut self.grads);
+        let stats = self.low_rank_update(loss, &grads, batch.len());
+        self.grads = grads;
+        stats
+    }
+
+    /// One low-rank update from a loss and a gradient of the effective weights computed
+    /// elsewhere — on a device, whose forward and backward run on the same effective weights
+    /// ([`Trainer::params`]) — instead of by this trainer's CPU forward and backward: the factor
+    /// gradients, the clip, AdamW on the factors and the rebuilt effective weights are exactly
+    /// those of [`Trainer::step`]. `grads` is flat in [`Layout`] order; `bytes` is the batch
+    /// size, for the statistics.
+    pub fn step_low_rank_from(
+        &mut self,
+        loss: f64,
+        grads: &[f32],
+        bytes: usize,
+    ) -> Result<StepStats, TrainError> {
+        if self.low_rank.is_none() {
+            return Err(TrainError::NotLowRank);
+        }
+        if grads.len() != self.params.len() {
+            return Err(TrainError::ParamCount { expected: self.params.len(), found: grads.len() });
+        }
+        self.low_rank_update(loss, grads, bytes)
+    }
+
+    /// The low-rank update of [`Trainer::step`] given the loss and the effective-weight gradient.
+    fn low_rank_update(
+        &mut self,
+        loss: f64,
+        grads: &[f32],
+        bytes: usize,
+    ) -> Result<StepStats, TrainError> {
+        let s = self.low_rank.as_mut().ok_or(TrainError::NotLowRank)?;
+        s.gather(grads);
         let grad_norm = global_norm(&s.grad);
         let step = self.state.step + 1;
         if !loss.is_finite() || !grad_norm.is_finite() {
@@ -448,7 +482,7 @@ impl Trainer {
         s.adam_step(&opt, clip_scale(grad_norm, self.train.clip));
         s.effective(&mut self.params);
         self.state.step = step;
-        Ok(StepStats { loss, grad_norm, lr, step, bytes: batch.len() })
+        Ok(StepStats { loss, grad_norm, lr, step, bytes })
     }
 
     /// Takes `options.steps` updates on batches from `source` (batch `k` of the optimizer's

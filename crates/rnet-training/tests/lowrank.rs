@@ -254,3 +254,42 @@ fn bad_low_rank_configs_are_typed_errors() {
     assert!(matches!(full.to_update(), Err(TrainError::NotLowRank)));
     assert!(matches!(full.merge_and_restart(), Err(TrainError::NotLowRank)));
 }
+
+/// A low-rank step from a gradient computed elsewhere (a device's forward and backward on the
+/// effective weights) is the trainer's own step: the same factors, effective weights, statistics
+/// and update. Wrong input is refused and changes nothing.
+#[test]
+fn a_low_rank_step_from_an_outside_gradient_equals_the_trainers_own_step() {
+    let c = regtest();
+    let p = parent(&c);
+    let src = source(c.window);
+    let new = || {
+        Trainer::new_low_rank(
+            p.params().to_vec(),
+            c.clone(),
+            train_config(),
+            low_rank(4, OtherTensors::Frozen),
+        )
+        .unwrap()
+    };
+    let (mut own, mut outside) = (new(), new());
+    for k in 0..5 {
+        let batch = src.batch(k, 4);
+        let a = own.step(&batch).unwrap();
+        let (loss, g) = outside.gradient(&batch).unwrap();
+        let g = g.to_vec();
+        let b = outside.step_low_rank_from(loss, &g, batch.len()).unwrap();
+        assert_eq!(a, b, "step {k}");
+        assert_eq!(own.params(), outside.params(), "step {k}");
+    }
+    let (ua, ub) = (own.to_update().unwrap(), outside.to_update().unwrap());
+    assert_eq!(ua, ub);
+    // A gradient of the wrong length, or a full-rank trainer, is refused without a change.
+    let before = outside.params().to_vec();
+    let err = outside.step_low_rank_from(1.0, &[0.0; 3], 16).unwrap_err();
+    assert!(matches!(err, TrainError::ParamCount { found: 3, .. }), "{err}");
+    assert_eq!(outside.params(), &before[..]);
+    let mut full = Trainer::new(p.params().to_vec(), c.clone(), train_config(), None).unwrap();
+    let g = vec![0.0; p.params().len()];
+    assert!(matches!(full.step_low_rank_from(1.0, &g, 16), Err(TrainError::NotLowRank)));
+}

@@ -133,6 +133,15 @@ impl<B: Backend> DeviceTrainer<B> {
         self.params.download(&self.be, &self.layout)
     }
 
+    /// Replaces the parameters with `flat` ([`Layout`] order), leaving the optimizer state as it
+    /// is: for a caller that updates the weights itself, such as low-rank training whose factors
+    /// live on the CPU while the forward and backward run here ([`DeviceTrainer::gradient`]).
+    /// A buffer of the wrong length is refused and changes nothing.
+    pub fn load_params(&mut self, flat: &[f32]) -> Result<(), EngineError> {
+        self.params = DeviceTensors::upload(&self.be, &self.layout, flat)?;
+        Ok(())
+    }
+
     /// The optimizer state, downloaded (save it with [`OptimizerState::save`]).
     pub fn optimizer_state(&self) -> Result<OptimizerState, EngineError> {
         Ok(OptimizerState {
@@ -190,7 +199,7 @@ impl<B: Backend> DeviceTrainer<B> {
     }
 
     /// Loss and gradient of `batch` without updating, the gradient downloaded (flat, [`Layout`]
-    /// order). For tests and diagnostics.
+    /// order): for low-rank training (the factor update runs on the CPU), tests and diagnostics.
     pub fn gradient(&mut self, batch: &Batch) -> Result<(f64, Vec<f32>), EngineError> {
         let loss = self.compute_gradient(batch)?;
         Ok((loss, self.grads.download(&self.be, &self.layout)?))
