@@ -161,3 +161,41 @@ fn device_vulkan_trains_like_the_cpu() {
     assert!((lc - lv).abs() < 1e-3, "cpu {lc} vs {device} {lv}");
     assert!(dir.join("vulkan.rnck.opt").exists());
 }
+
+/// `train --rank R --device vulkan`: the gradients on the device, the factors on the CPU; the
+/// update and the benchmark loss match the CPU low-rank run closely.
+#[cfg(feature = "vulkan")]
+#[test]
+fn device_vulkan_trains_low_rank_like_the_cpu() {
+    let dir = temp_dir("vulkan-rank");
+    let genesis = genesis(&dir);
+    let device = std::env::var("RNET_VULKAN_ADAPTER")
+        .map_or("vulkan:0".to_string(), |n| format!("vulkan:{n}"));
+    let genesis_id = rnet_consensus::ChainParams::regtest().genesis_hash().to_hex();
+    let (c, v) = (dir.join("cpu.rnck"), dir.join("vulkan.rnck"));
+    let rank = ["--rank", "2", "--parent", genesis_id.as_str(), "--batch", "4"];
+    let mut cpu = train_args(&genesis, &c, "20");
+    cpu.extend(rank);
+    let tc = json(&cpu);
+    let mut args = train_args(&genesis, &v, "20");
+    args.extend(rank);
+    args.extend(["--device", device.as_str()]);
+    let out = rnet_util(&args);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            std::env::var_os("RNET_REQUIRE_VULKAN").is_none() && err.contains("unavailable"),
+            "{err}"
+        );
+        eprintln!("no Vulkan adapter: skipped");
+        return;
+    }
+    let tv: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tv["device"], device);
+    assert_eq!(tc["device"], "cpu");
+    assert_eq!(tv["update_bytes"], tc["update_bytes"]);
+    let (lc, lv) = (tc["nats_per_byte"].as_f64().unwrap(), tv["nats_per_byte"].as_f64().unwrap());
+    eprintln!("rank-2 benchmark loss after 20 steps: cpu {lc:.5}, {device} {lv:.5} nats/byte");
+    assert!((lc - lv).abs() < 1e-3, "cpu {lc} vs {device} {lv}");
+    assert!(dir.join("vulkan.rnck.update").exists());
+}

@@ -1,7 +1,7 @@
 //! `train`: grow a checkpoint to the next height's shape, train it with the CPU engine, and report
 //! the canonical loss of the result on the held-out benchmark slice. With `--rank R` it trains
 //! low-rank adapters instead and also writes the model update (protocol Part III §5.2). With
-//! `--device cuda|vulkan|auto` the (full-rank) training steps run on that device through
+//! `--device cuda|vulkan|metal|auto` the training steps run on that device through
 //! `rnet_gpu` — same schedule, batches and optimizer-state file — and the weights come back for the
 //! canonical evaluation.
 
@@ -83,9 +83,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     other: Option<Other>,
     /// Where the training steps run: cpu (the CPU engine), cuda[:N], vulkan[:N], metal or auto
-    /// (CUDA, else Metal, else a hardware Vulkan GPU, else cpu). Full-rank training only. cuda,
-    /// vulkan and metal need rnet-util built with `--features cuda` / `vulkan` / `metal`; a
-    /// missing device is an error.
+    /// (CUDA, else Metal, else a hardware Vulkan GPU, else cpu); with --rank the gradients are
+    /// computed there and the factors kept on the CPU. cuda, vulkan and metal need rnet-util
+    /// built with `--features cuda` / `vulkan` / `metal`; a missing device is an error.
     #[arg(long, default_value = "cpu")]
     device: Device,
 }
@@ -120,9 +120,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 bail!("{flag} needs --rank R with R >= 1 (low-rank training)");
             }
         }
-    }
-    if args.rank > 0 && args.device != Device::Cpu {
-        bail!("--device {}: device training is full-rank only (drop --rank)", args.device);
     }
     if args.alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
         bail!("--alpha must be a positive number");
@@ -359,15 +356,21 @@ fn run_low_rank(
         )
         .expect("static template"),
     );
-    let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
-    let summary = trainer.run(&source, &options, |progress| {
-        bar.set_position(progress.step);
-        bar.set_message(format!(
-            "{:.4} nats/byte  {:.0} bytes/s",
-            progress.stats.loss, progress.bytes_per_sec
-        ));
-        ControlFlow::Continue(())
-    })?;
+    let (steps, bytes, secs, last_loss, device) = if args.device == Device::Cpu {
+        let options = RunOptions { steps: args.steps, eval_every: 0, ..RunOptions::default() };
+        let summary = trainer.run(&source, &options, |progress| {
+            bar.set_position(progress.step);
+            bar.set_message(format!(
+                "{:.4} nats/byte  {:.0} bytes/s",
+                progress.stats.loss, progress.bytes_per_sec
+            ));
+            ControlFlow::Continue(())
+        })?;
+        let secs = summary.elapsed.as_secs_f64();
+        (summary.steps, summary.bytes, secs, summary.last_loss, Device::Cpu)
+    } else {
+        low_rank_on_device(args.device, &mut trainer, &source, args.steps, &bar)?
+    };
     bar.finish_and_clear();
 
     let update = trainer
@@ -385,14 +388,15 @@ fn run_low_rank(
         "height": height,
         "d_model": config.d_model,
         "n_layers": config.n_layers,
-        "steps": summary.steps,
+        "steps": steps,
+        "device": device.to_string(),
         "rank": args.rank,
         "alpha": alpha,
         "update_entries": update.entries().len(),
         "update_bytes": encoded.len(),
         "checkpoint_bytes": checkpoint.encoded_len(),
-        "train_bytes_per_sec": summary.bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9),
-        "last_train_loss": summary.last_loss,
+        "train_bytes_per_sec": bytes as f64 / secs.max(1e-9),
+        "last_train_loss": last_loss,
         "benchmark_loss": result.val_loss_micronats,
         "nats_per_byte": result.mean_nats,
         "bits_per_byte": result.bits_per_byte(),
@@ -401,4 +405,41 @@ fn run_low_rank(
         "update": update_out.display().to_string(),
     }));
     Ok(())
+}
+
+/// `train --rank R --device D`: `steps` low-rank updates whose forward and backward run on the
+/// device (on the effective weights) while `trainer` keeps the factors and their AdamW state on
+/// the CPU ([`Trainer::step_low_rank_from`]), with the CPU run's batch stream. Returns the steps,
+/// bytes, seconds, last loss and the device it ran on.
+fn low_rank_on_device(
+    device: Device,
+    trainer: &mut Trainer,
+    source: &DataSource,
+    steps: u64,
+    bar: &ProgressBar,
+) -> anyhow::Result<(u64, u64, f64, Option<f64>, Device)> {
+    let opened = device.open()?;
+    let device = opened.device();
+    eprintln!("low-rank training with gradients on {device}: {}", opened.name());
+    let config = trainer.config().clone();
+    let train = trainer.train_config().clone();
+    let windows = train.batch_windows.max(1);
+    let mut grads_on = opened.trainer(trainer.params(), config, train, None)?;
+    let start = Instant::now();
+    let (mut bytes, mut last_loss) = (0u64, None);
+    for step in 1..=steps {
+        let batch = source.batch(trainer.global_step(), windows);
+        let (loss, grads) = grads_on.gradient(&batch)?;
+        let stats = trainer.step_low_rank_from(loss, &grads, batch.len())?;
+        grads_on.load_params(trainer.params())?;
+        bytes += stats.bytes as u64;
+        last_loss = Some(stats.loss);
+        bar.set_position(step);
+        bar.set_message(format!(
+            "{:.4} nats/byte  {:.0} bytes/s",
+            stats.loss,
+            bytes as f64 / start.elapsed().as_secs_f64().max(1e-9)
+        ));
+    }
+    Ok((steps, bytes, start.elapsed().as_secs_f64(), last_loss, device))
 }
