@@ -155,8 +155,12 @@ pub unsafe fn matvec_q8_vnni512(
         while o < rows {
             let [acc] =
                 rows_vnni512::<1>(wo.as_ptr().add(o * cols), cols, q.as_ptr(), s8.as_ptr(), nb);
-            let sum = sum1(acc);
-            let v = (sum - off + q8_row_tail(w, cols, tail, x, o)) * scale[o];
+            // The same operations as a group's lane (the tail added only when there is one).
+            let mut v = sum1(acc) - off;
+            if tail < cols {
+                v += q8_row_tail(w, cols, tail, x, o);
+            }
+            let v = v * scale[o];
             match store {
                 Store::Overwrite => y[o] = v,
                 Store::Add => y[o] += v,
