@@ -48,6 +48,12 @@ impl Backend for CpuBackend {
         buf.len()
     }
 
+    fn upload_into(&self, buf: &mut Vec<f32>, data: &[f32]) -> Result<(), BackendError> {
+        crate::check_upload_len(buf.len(), data.len())?;
+        buf.copy_from_slice(data);
+        Ok(())
+    }
+
     fn upload_tokens(&self, tokens: &[u8]) -> Result<Vec<u8>, BackendError> {
         Ok(tokens.to_vec())
     }

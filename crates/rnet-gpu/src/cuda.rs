@@ -320,6 +320,16 @@ impl Backend for CudaBackend {
         buf.len
     }
 
+    fn upload_into(&self, buf: &mut CudaBuffer<f32>, data: &[f32]) -> Result<(), BackendError> {
+        crate::check_upload_len(buf.len, data.len())?;
+        if !data.is_empty() {
+            // On the backend's one stream: after every operation queued before it.
+            let mut dst = buf.inner.slice_mut(..data.len());
+            self.stream.memcpy_htod(data, &mut dst).map_err(driver("uploading"))?;
+        }
+        Ok(())
+    }
+
     fn upload_tokens(&self, tokens: &[u8]) -> Result<CudaBuffer<u8>, BackendError> {
         self.upload_any(tokens)
     }

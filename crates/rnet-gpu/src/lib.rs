@@ -316,6 +316,15 @@ pub trait Backend {
     fn download(&self, buf: &Self::Buffer) -> Result<Vec<f32>, BackendError>;
     /// Number of elements of a buffer.
     fn len(&self, buf: &Self::Buffer) -> usize;
+    /// Overwrites `buf` with `data` (the same length), in the order of the queued operations and
+    /// reusing its device memory: for weights a caller updates on the host every step. A length
+    /// that differs is a [`BackendError::Shape`] and changes nothing. The default allocates a
+    /// new buffer; the device backends write in place.
+    fn upload_into(&self, buf: &mut Self::Buffer, data: &[f32]) -> Result<(), BackendError> {
+        check_upload_len(self.len(buf), data.len())?;
+        *buf = self.upload(data)?;
+        Ok(())
+    }
     /// Copies byte tokens into a new device buffer.
     fn upload_tokens(&self, tokens: &[u8]) -> Result<Self::Tokens, BackendError>;
     /// Number of tokens of a token buffer.
@@ -609,6 +618,17 @@ pub(crate) fn check_adamw(
         }
     }
     Ok(n)
+}
+
+/// The length check of [`Backend::upload_into`].
+pub(crate) fn check_upload_len(buffer: usize, data: usize) -> Result<(), BackendError> {
+    if buffer != data {
+        return Err(BackendError::Shape {
+            op: "upload_into",
+            detail: format!("{data} values for a buffer of {buffer}"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1118,6 +1118,38 @@ fn cpu_backend_agrees_with_reference_loops() {
     agreement(&CpuBackend::new(), &RefBackend);
 }
 
+/// `upload_into` overwrites a buffer in the order of the queued operations: an operation queued
+/// before it sees the old contents, one queued after sees the new; a wrong length is a shape
+/// error that changes nothing.
+fn upload_into_is_ordered<B: Backend>(be: &B) {
+    let n = 1000;
+    let old: Vec<f32> = (0..n).map(|i| i as f32).collect();
+    let new: Vec<f32> = (0..n).map(|i| -(i as f32) * 0.5).collect();
+    let mut w = be.upload(&old).unwrap();
+    let mut before = be.zeros(n).unwrap();
+    let mut after = be.zeros(n).unwrap();
+    // Queued before the write: copies the old contents.
+    be.axpby(&mut before, 0, 1.0, &w, 0, 0.0, n).unwrap();
+    be.upload_into(&mut w, &new).unwrap();
+    // Queued after: copies the new ones.
+    be.axpby(&mut after, 0, 1.0, &w, 0, 0.0, n).unwrap();
+    assert_eq!(be.download(&before).unwrap(), old, "{}", be.name());
+    assert_eq!(be.download(&after).unwrap(), new, "{}", be.name());
+    assert_eq!(be.download(&w).unwrap(), new, "{}", be.name());
+    // A fill queued before a write does not land after it.
+    be.fill(&mut w, 7.0).unwrap();
+    be.upload_into(&mut w, &old).unwrap();
+    assert_eq!(be.download(&w).unwrap(), old, "{}", be.name());
+    let err = be.upload_into(&mut w, &new[..n - 1]).unwrap_err();
+    assert!(matches!(err, BackendError::Shape { op: "upload_into", .. }), "{err}");
+    assert_eq!(be.download(&w).unwrap(), old, "{}", be.name());
+}
+
+#[test]
+fn cpu_backend_upload_into_is_ordered() {
+    upload_into_is_ordered(&CpuBackend::new());
+}
+
 #[test]
 fn cpu_backend_rejects_bad_shapes() {
     rejects_bad_shapes(&CpuBackend::new());
@@ -1281,6 +1313,7 @@ fn cpu_backward_ops_match_finite_differences() {
 fn check_device<B: Backend>(be: &B) {
     println!("device: {}", be.name());
     rejects_bad_shapes(be);
+    upload_into_is_ordered(be);
     agreement(be, &CpuBackend::new());
     agreement(be, &RefBackend);
 }

@@ -98,6 +98,18 @@ impl<B: Backend> DeviceTensors<B> {
         Ok(Self { bufs })
     }
 
+    /// Overwrites every tensor with its part of `flat` (schema order, `layout.total` values), in
+    /// place ([`Backend::upload_into`]). A length that differs changes nothing.
+    pub fn write(&mut self, be: &B, layout: &Layout, flat: &[f32]) -> Result<(), EngineError> {
+        if flat.len() != layout.total || self.bufs.len() != layout.tensors.len() {
+            return Err(EngineError::ParamCount { expected: layout.total, found: flat.len() });
+        }
+        for (buf, t) in self.bufs.iter_mut().zip(&layout.tensors) {
+            be.upload_into(buf, &flat[t.range()])?;
+        }
+        Ok(())
+    }
+
     /// Zero buffers shaped like `layout` (fresh gradients or moments).
     pub fn zeros(be: &B, layout: &Layout) -> Result<Self, EngineError> {
         let bufs = layout.tensors.iter().map(|t| be.zeros(t.len())).collect::<Result<_, _>>()?;

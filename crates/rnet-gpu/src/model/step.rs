@@ -138,7 +138,7 @@ impl<B: Backend> DeviceTrainer<B> {
     /// live on the CPU while the forward and backward run here ([`DeviceTrainer::gradient`]).
     /// A buffer of the wrong length is refused and changes nothing.
     pub fn load_params(&mut self, flat: &[f32]) -> Result<(), EngineError> {
-        self.params = DeviceTensors::upload(&self.be, &self.layout, flat)?;
+        self.params.write(&self.be, &self.layout, flat)?;
         Ok(())
     }
 

@@ -255,6 +255,18 @@ impl Gpu {
         self.upload_bytes(tokens, tokens.len())
     }
 
+    /// Overwrites `dst` (as long as `data`, checked by the caller) with `data`. A queue write
+    /// takes effect before the command buffers of the next submission, so the dispatches recorded
+    /// so far are submitted first: they see the old contents, everything after sees the new.
+    pub(super) fn write(&self, dst: &WgpuBuffer<f32>, data: &[f32]) -> Result<(), BackendError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.scoped("uploading", || self.queue.write_buffer(&dst.buf, 0, &bytes))
+    }
+
     /// A new buffer of `len` zeros (`wgpu` zero-initialises every buffer).
     pub(super) fn zeros(&self, len: usize) -> Result<WgpuBuffer<f32>, BackendError> {
         let size = self.size_of(len)?;

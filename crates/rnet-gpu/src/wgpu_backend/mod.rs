@@ -199,6 +199,11 @@ impl Backend for WgpuBackend {
         buf.len()
     }
 
+    fn upload_into(&self, buf: &mut WgpuBuffer<f32>, data: &[f32]) -> Result<(), BackendError> {
+        crate::check_upload_len(buf.len(), data.len())?;
+        self.gpu.write(buf, data)
+    }
+
     fn upload_tokens(&self, tokens: &[u8]) -> Result<WgpuBuffer<u8>, BackendError> {
         self.gpu.upload_tokens(tokens)
     }
