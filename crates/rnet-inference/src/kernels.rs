@@ -672,33 +672,12 @@ pub unsafe fn ring_conv_cols(
     {
         if simd_enabled() {
             // SAFETY: AVX2 and FMA are present; the caller guarantees the rest.
-            unsafe { ring_conv_cols_avx2(conv, d, c0, r, slot, u, ring, c) };
+            unsafe { avx2::ring_conv_cols(conv, d, c0, r, slot, u, ring, c) };
             return;
         }
     }
     // SAFETY: the caller guarantees the buffers.
     unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
-}
-
-/// [`ring_conv_cols_impl`] compiled with AVX2.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA; as [`ring_conv_cols`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn ring_conv_cols_avx2(
-    conv: &[f32],
-    d: usize,
-    c0: usize,
-    r: usize,
-    slot: usize,
-    u: &[f32],
-    ring: *mut f32,
-    c: &mut [f32],
-) {
-    // SAFETY: as the caller guarantees.
-    unsafe { avx2::ring_conv_cols(conv, d, c0, r, slot, u, ring, c) };
 }
 
 /// # Safety
