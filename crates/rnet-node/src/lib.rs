@@ -6,6 +6,7 @@
 //! and shut down cleanly on SIGINT/SIGTERM or the `stop` RPC. See `docs/node.md`.
 
 pub mod benchmark;
+pub mod catch_up;
 pub mod chain_open;
 pub mod config;
 pub mod dashboard;

@@ -137,6 +137,9 @@ pub struct Node {
     shutdown: AtomicBool,
     /// Set while the in-node miner (`-mine`) runs.
     pub mining: AtomicBool,
+    /// When a block, update or checkpoint from a peer was last stored (the miner's catch-up
+    /// wait, [`crate::catch_up`]).
+    peer_data_at: Mutex<Option<std::time::Instant>>,
     /// Where mining trains (`-device`, resolved at startup; the CPU engine when unset).
     mine_device: std::sync::OnceLock<rnet_miner::Device>,
     /// The in-node miner's optimizer state, carried from each block it mines to the next one on
@@ -210,6 +213,7 @@ impl Node {
             mempool_version: AtomicU64::new(0),
             shutdown: AtomicBool::new(false),
             mining: AtomicBool::new(false),
+            peer_data_at: Mutex::new(None),
             mine_device: std::sync::OnceLock::new(),
             mine_warm_start: Arc::new(rnet_miner::WarmStart::new()),
             mine_training: std::sync::OnceLock::new(),
@@ -773,14 +777,49 @@ impl Node {
         Ok(hashes)
     }
 
-    /// The in-node miner loop (`-mine`): mines on the tip until shutdown.
+    /// Records that block data from a peer (a block, update or checkpoint) was just stored.
+    pub fn note_peer_data(&self) {
+        *self.peer_data_at.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+
+    /// Whether the in-node miner should wait: the node is downloading a chain with more work
+    /// than its tip ([`crate::catch_up`]).
+    pub fn catching_up(&self) -> bool {
+        let last = *self.peer_data_at.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        // Cheap test first: without recent peer data there is nothing to wait for.
+        if !crate::catch_up::should_wait(true, last, now, crate::catch_up::CATCH_UP_WINDOW) {
+            return false;
+        }
+        let Ok(tip) = self.reader.tip() else { return false };
+        let tips = self.reader.chain_tips().unwrap_or_default();
+        crate::catch_up::behind(&tips, tip.chainwork)
+    }
+
+    /// The in-node miner loop (`-mine`): mines on the tip until shutdown; waits while the node
+    /// downloads a chain with more work ([`crate::catch_up`]).
     pub fn mining_loop(&self, payout: Vec<u8>) {
         self.mining.store(true, Ordering::SeqCst);
         tracing::info!("in-node miner started");
+        let mut waiting = false;
         while !self.shutting_down() {
             // A full disk stops the node (before training a block that could not be stored).
             if self.ensure_disk_space().is_err() {
                 break;
+            }
+            if self.catching_up() {
+                if !waiting {
+                    tracing::info!("miner waits: downloading a chain with more work than the tip");
+                    waiting = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            if waiting {
+                let height = self.reader.tip().map_or(0, |t| t.height);
+                tracing::info!("miner resumes at height {height}");
+                waiting = false;
             }
             match self.mine_one(payout.clone(), true, None) {
                 Ok(_) => {}

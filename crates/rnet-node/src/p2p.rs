@@ -43,6 +43,17 @@ fn outcome(r: Result<AcceptOutcome, ChainError>) -> Result<Accepted, Rejected> {
     }
 }
 
+impl NodeBackend {
+    /// `r`, after recording new block data from a peer ([`Node::note_peer_data`]) when it
+    /// stored something: the in-node miner waits while a better chain arrives.
+    fn noted(&self, r: Result<Accepted, Rejected>) -> Result<Accepted, Rejected> {
+        if matches!(r, Ok(Accepted::Connected | Accepted::Stored | Accepted::NeedUpdate)) {
+            self.0.note_peer_data();
+        }
+        r
+    }
+}
+
 impl Backend for NodeBackend {
     fn best(&self) -> (u32, u128, BlockHash) {
         let t = self.0.chain().tip();
@@ -122,11 +133,11 @@ impl Backend for NodeBackend {
     }
 
     fn accept_block(&self, block: Block) -> Result<Accepted, Rejected> {
-        outcome(self.0.submit_block(block, None))
+        self.noted(outcome(self.0.submit_block(block, None)))
     }
 
     fn accept_update(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
-        outcome(self.0.accept_update(hash, bytes))
+        self.noted(outcome(self.0.accept_update(hash, bytes)))
     }
 
     fn update(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {
@@ -142,11 +153,11 @@ impl Backend for NodeBackend {
     }
 
     fn accept_checkpoint(&self, hash: &BlockHash, bytes: Vec<u8>) -> Result<Accepted, Rejected> {
-        outcome(self.0.accept_checkpoint(hash, bytes))
+        self.noted(outcome(self.0.accept_checkpoint(hash, bytes)))
     }
 
     fn accept_checkpoint_file(&self, hash: &BlockHash, path: &Path) -> Result<Accepted, Rejected> {
-        outcome(self.0.accept_checkpoint_file(hash, path, StageMode::Move))
+        self.noted(outcome(self.0.accept_checkpoint_file(hash, path, StageMode::Move)))
     }
 
     fn checkpoint(&self, hash: &BlockHash) -> Option<Arc<Vec<u8>>> {

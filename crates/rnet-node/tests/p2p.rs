@@ -837,3 +837,27 @@ fn outbound_through_socks5_proxy() {
         json!(format!("127.0.0.1:{proxy}"))
     );
 }
+
+/// A miner (`-mine`) that learns of a chain with more work than its own waits while it
+/// downloads it instead of racing it with blocks of its own, then mines on its tip. M has an
+/// 8-block branch of its own when it meets H's 60 blocks. Before the catch-up wait
+/// (`rnet_node::catch_up`) M kept mining that branch (regtest blocks take a few hundred
+/// milliseconds) faster than it downloaded H's, and never joined H's chain (3 runs of 3 timed
+/// out; the hostile test's RBF phase failed the same way on CI).
+#[test]
+fn a_miner_joining_a_longer_chain_syncs_before_it_mines_on() {
+    let h = start(&[]);
+    let hashes = mine(&h, 60);
+    let m = start(&["-mine"]);
+    wait_until("M mining", 30, || tip(&m).2 >= 8);
+    connect(&m, &h);
+    let on_h = |m: &TestNode| {
+        let at = m.call("getblockhash", json!([60])).ok();
+        at.as_ref().and_then(Value::as_str) == Some(hashes[59].as_str())
+    };
+    wait_until("M on H's chain", 60, || on_h(&m));
+    wait_until("M mining on H's tip", 60, || tip(&m).2 >= 62);
+    assert!(on_h(&m), "M left H's chain");
+    let log = std::fs::read_to_string(m.network_dir().join("debug.log")).unwrap();
+    assert!(log.contains("miner waits: downloading a chain with more work"), "no wait logged");
+}
