@@ -534,11 +534,11 @@ pub struct Session {
     position: u64,
     logits: Vec<f32>,
     has_logits: bool,
-    /// The residual stream `x` (`d`), the conv output (`d`), the slot scores (`S`) and the
-    /// SwiGLU activations (`f`) of the step in progress: shared by the decode threads.
+    /// The residual stream `x` (`d`), the conv output and later the slot attention's output
+    /// (`d`), and the SwiGLU activations (`f`) of the step in progress: shared by the decode
+    /// threads.
     x: Vec<f32>,
     c: Vec<f32>,
-    scores: Vec<f32>,
     a: Vec<f32>,
     /// Working vectors of the thread that calls `step`.
     scratch: ThreadScratch,
@@ -560,7 +560,6 @@ impl Session {
             has_logits: false,
             x: vec![0.0; d],
             c: vec![0.0; d],
-            scores: vec![0.0; config.n_slots],
             a: vec![0.0; f],
             scratch: ThreadScratch::new(config),
         }

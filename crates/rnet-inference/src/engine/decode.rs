@@ -3,23 +3,26 @@
 //! Every participant runs the same sequence of phases; between phases a barrier
 //! ([`Worker::sync`]) makes the previous phase's outputs visible to all. In each phase a
 //! participant writes only its own slice of the shared vectors (its channels of `x`, `c`, `h` and
-//! the ring buffer, its rows of the slot scores, the SwiGLU activations and the logits) and reads
+//! the ring buffer, its rows of the SwiGLU activations and the logits) and reads
 //! whole vectors only in later phases, so no two participants ever touch the same element at
 //! the same time. Small per-position vectors (the normed input, the softmax, the quantised input
 //! of each product) are recomputed by every participant in its own scratch rather than shared,
-//! which saves barriers. Per layer (channel range `C`, FFN range `F`, slot range `S` of this
-//! participant):
+//! which saves barriers. Per layer (channel range `C` and FFN range `F` of this participant):
 //!
 //! 1. `u = RMSNorm(x)·γ1` for `C` into the ring, the conv for `C` → `c[C]`;
 //! 2. `[zp; hp]` rows `C` and `d + C` of `[Wz; Wh] c`, minGRU update of `h[C]`;
 //! 3. `x[C] += Wo[C] h`;
-//! 4. `v = RMSNorm(x)·γ2`, `score[S] = KQ[S] v`;
-//! 5. `α = softmax(score)`, `x[C] += MV[C] α`;
-//! 6. `v = RMSNorm(x)·γ3`, gate rows `F` and up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
-//! 7. `x[C] += W_down[C] a`;
+//! 4. `v = RMSNorm(x)·γ2`, `α = softmax(KQ v)` (all slots: every participant scores them
+//!    itself, since `KQ` is only `S·d` bytes and sharing the scores would cost a barrier),
+//!    `m[C] = MV[C] α` (into `c`, not yet added to `x`, which others are still norming);
+//! 5. `x' = x + m` (whole, in the participant's own scratch), `v = RMSNorm(x')·γ3`, gate rows
+//!    `F` and up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
+//! 6. `x[C] = x'[C] + W_down[C] a`;
 //!
-//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. With one participant this is the plain
-//! single-thread step (its barriers do nothing).
+//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Six barriers per layer. Every value is computed
+//! by the same operations in the same order whatever the number of participants, so the split
+//! is bit-identical to one thread; with one participant this is the plain single-thread step
+//! (its barriers do nothing).
 
 use std::cell::UnsafeCell;
 use std::ops::Range;
@@ -37,6 +40,8 @@ use crate::pool::{Pool, Worker};
 pub(super) struct ThreadScratch {
     /// A normed copy of `x` (`d`).
     pub(super) v: Vec<f32>,
+    /// `x` plus the slot attention's output (`d`), before it is stored back.
+    xs: Vec<f32>,
     /// The slot softmax (`S`).
     probs: Vec<f32>,
     /// Product outputs before their element-wise step (`2 · max(d, f)`).
@@ -51,7 +56,13 @@ impl ThreadScratch {
         let mut q = QVec::new();
         // Grow the buffers once, so steps never allocate.
         q.quantize(&vec![0.0; d.max(f).max(cfg.n_slots)]);
-        Self { v: vec![0.0; d], probs: vec![0.0; cfg.n_slots], tmp: vec![0.0; 2 * d.max(f)], q }
+        Self {
+            v: vec![0.0; d],
+            xs: vec![0.0; d],
+            probs: vec![0.0; cfg.n_slots],
+            tmp: vec![0.0; 2 * d.max(f)],
+            q,
+        }
     }
 }
 
@@ -189,7 +200,6 @@ struct Views {
     c: Raw,
     h: Raw,
     ring: Raw,
-    scores: Raw,
     a: Raw,
     logits: Raw,
 }
@@ -252,7 +262,6 @@ impl Engine {
             c: Raw::of(&mut s.c),
             h: Raw::of(&mut s.h),
             ring: Raw::of(&mut s.ring),
-            scores: Raw::of(&mut s.scores),
             a: Raw::of(&mut s.a),
             logits: Raw::of(&mut s.logits),
         };
@@ -367,15 +376,14 @@ impl Engine {
         let (t, n) = (w.index(), w.count());
         let cr = part(d, n, t);
         let fr = part(f, n, t);
-        let sr = part(cfg.n_slots, n, t);
         let vr = part(VOCAB, n, t);
         let (nc, nf) = (cr.len(), fr.len());
         let slot = (pos % r as u64) as usize;
         let embed = &self.embed[byte as usize * d..(byte as usize + 1) * d];
-        let ThreadScratch { v: nv, probs, tmp, q } = sc;
+        let ThreadScratch { v: nv, xs, probs, tmp, q } = sc;
         // SAFETY (every block below): the accesses follow the phase discipline of the module
         // documentation: in a phase this participant writes only its own ranges (`cr`, `fr`,
-        // `sr`, `vr`) and reads whole vectors that nobody writes in that phase.
+        // `vr`) and reads whole vectors that nobody writes in that phase.
         for (li, l) in self.layers.iter().enumerate() {
             // 1. Norm into the ring and the conv, channels `cr`.
             unsafe {
@@ -414,30 +422,22 @@ impl Engine {
                 l.wo.matvec_rows(cr.clone(), h, hq, v.x.get_mut(cr.clone()), Store::Add);
             }
             w.sync();
-            // 4. Slot scores `sr`.
+            // 4. Slot attention: all scores, softmax, `m[C] = MV[C] α` into `c`.
             unsafe {
                 kernels::rms_norm(v.x.get(0..d), &l.norm2, nv);
                 let vq = prep(&l.kq, nv, q);
-                l.kq.matvec_rows(
-                    sr.clone(),
-                    nv,
-                    vq,
-                    v.scores.get_mut(sr.clone()),
-                    Store::Overwrite,
-                );
-            }
-            w.sync();
-            // 5. x += MV softmax(scores).
-            unsafe {
-                probs.copy_from_slice(v.scores.get(0..cfg.n_slots));
+                l.kq.matvec_rows(0..cfg.n_slots, nv, vq, probs, Store::Overwrite);
                 kernels::softmax(probs);
                 let pq = prep(&l.mv, probs, q);
-                l.mv.matvec_rows(cr.clone(), probs, pq, v.x.get_mut(cr.clone()), Store::Add);
+                l.mv.matvec_rows(cr.clone(), probs, pq, v.c.get_mut(cr.clone()), Store::Overwrite);
             }
             w.sync();
-            // 6. SwiGLU activations `fr`.
+            // 5. SwiGLU activations `fr`, on `x' = x + m`.
             unsafe {
-                kernels::rms_norm(v.x.get(0..d), &l.norm3, nv);
+                for ((o, &xv), &mv) in xs.iter_mut().zip(v.x.get(0..d)).zip(v.c.get(0..d)) {
+                    *o = xv + mv;
+                }
+                kernels::rms_norm(xs, &l.norm3, nv);
                 let vq = prep(&l.gu, nv, q);
                 let (g, u) = tmp[..2 * nf].split_at_mut(nf);
                 l.gu.matvec_rows(fr.clone(), nv, vq, g, Store::Overwrite);
@@ -447,11 +447,13 @@ impl Engine {
                 }
             }
             w.sync();
-            // 7. x += W_down a.
+            // 6. x[C] = x'[C] + W_down a.
             unsafe {
                 let a = v.a.get(0..f);
                 let aq = prep(&l.down, a, q);
-                l.down.matvec_rows(cr.clone(), a, aq, v.x.get_mut(cr.clone()), Store::Add);
+                let out = v.x.get_mut(cr.clone());
+                out.copy_from_slice(&xs[cr.clone()]);
+                l.down.matvec_rows(cr.clone(), a, aq, out, Store::Add);
             }
             w.sync();
         }
