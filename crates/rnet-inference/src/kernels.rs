@@ -169,6 +169,10 @@ pub struct Matrix {
     /// For int8 on AVX-VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
     /// multiplies unsigned by signed bytes; the offset is taken out once per product).
     offset: Option<Vec<u8>>,
+    /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
+    /// kernel reads them ([`avx512::interleave`]: per group of 8 rows, each 64-byte column chunk
+    /// of the 8 rows in turn), so a group's product streams through one contiguous region.
+    offset_il: Option<Vec<u8>>,
 }
 
 /// What a product does with its destination.
@@ -184,7 +188,7 @@ impl Matrix {
     /// An f32 matrix. `values.len()` must be `rows · cols` (checked by the engine that builds it).
     pub fn f32(rows: usize, cols: usize, values: Vec<f32>) -> Self {
         debug_assert_eq!(values.len(), rows * cols);
-        Self { rows, cols, data: MatrixData::F32(values), offset: None }
+        Self { rows, cols, data: MatrixData::F32(values), offset: None, offset_il: None }
     }
 
     /// An int8 matrix quantised from f32 `values` with one symmetric scale per row
@@ -205,9 +209,16 @@ impl Matrix {
                 }
             }
         }
-        let offset = (vnni_detected() || vnni512_detected())
+        let offset: Option<Vec<u8>> = (vnni_detected() || vnni512_detected())
             .then(|| q.iter().map(|&v| (v as u8) ^ 0x80).collect());
-        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset }
+        #[cfg(target_arch = "x86_64")]
+        let offset_il = offset
+            .as_ref()
+            .filter(|_| vnni512_detected())
+            .map(|o| avx512::interleave(o, rows, cols));
+        #[cfg(not(target_arch = "x86_64"))]
+        let offset_il = None;
+        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_il }
     }
 
     /// Output rows.
@@ -283,7 +294,16 @@ impl Matrix {
                             if xq.len == cols && self.offset.is_some() && vnni512_enabled() =>
                         {
                             let off = self.offset.as_deref().unwrap_or_default();
-                            avx512::matvec_q8_vnni512(
+                            let il = self
+                                .offset_il
+                                .as_deref()
+                                .filter(|_| rows.start.is_multiple_of(avx512::GROUP_ROWS))
+                                .map(|il| {
+                                    &il[rows.start / avx512::GROUP_ROWS
+                                        * avx512::group_bytes(cols)..]
+                                });
+                            avx512::matvec_q8_vnni512_il(
+                                il,
                                 &off[wr.clone()],
                                 &q[wr],
                                 &scale[rows],
@@ -1081,6 +1101,62 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     type VnniKernel =
         unsafe fn(&[u8], &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
+
+    /// The AVX-512 kernel gives the same bits on the interleaved weights as on the row-major
+    /// ones: whole groups, a partial last group, an odd last block, f32 tail columns, and row
+    /// ranges starting at a group boundary (as decode threads pass them).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_interleaved_weights_give_the_same_bits() {
+        if !vnni512_detected() {
+            return;
+        }
+        for &(rows, cols) in &[(8, 64), (21, 167), (32, 384), (19, 96), (16, 32)] {
+            let m = Matrix::int8(rows, cols, &pseudo(rows * cols, 11));
+            let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
+            let off = m.offset.as_deref().expect("offset weights on a VNNI machine");
+            let il = avx512::interleave(off, rows, cols);
+            assert_eq!(il.len(), rows / 8 * avx512::group_bytes(cols));
+            let x = pseudo(cols, 12);
+            let mut qv = QVec::new();
+            qv.quantize(&x);
+            for start in (0..rows).step_by(8) {
+                let n = rows - start;
+                let w = start * cols..rows * cols;
+                let gb = avx512::group_bytes(cols);
+                for store in [Store::Overwrite, Store::Add] {
+                    let (mut a, mut b) = (pseudo(n, 13), pseudo(n, 13));
+                    // SAFETY: AVX-512 VNNI was detected; the buffers hold the rows used.
+                    unsafe {
+                        avx512::matvec_q8_vnni512(
+                            &off[w.clone()],
+                            &q[w.clone()],
+                            &scale[start..],
+                            n,
+                            cols,
+                            &qv,
+                            &x,
+                            &mut a,
+                            store,
+                        );
+                        avx512::matvec_q8_vnni512_il(
+                            Some(&il[start / 8 * gb..]),
+                            &off[w.clone()],
+                            &q[w.clone()],
+                            &scale[start..],
+                            n,
+                            cols,
+                            &qv,
+                            &x,
+                            &mut b,
+                            store,
+                        );
+                    }
+                    assert_eq!(a, b, "rows {rows} cols {cols} from row {start}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn int8_decode_product_is_exact_on_the_quantised_activations() {

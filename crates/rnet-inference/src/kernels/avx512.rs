@@ -14,16 +14,77 @@ use std::arch::x86_64::*;
 /// Rows per register block.
 const R: usize = 8;
 
-/// `R` offset-u8 rows · the quantised vector: per row the 8 partial sums (already scaled by the
+/// Rows per group of the interleaved weight order ([`interleave`]).
+pub const GROUP_ROWS: usize = R;
+
+/// Bytes of one group of [`GROUP_ROWS`] rows in the interleaved order: their whole blocks.
+pub fn group_bytes(cols: usize) -> usize {
+    R * (cols / super::Q8_BLOCK) * super::Q8_BLOCK
+}
+
+/// The offset weights `wo` (`rows × cols`, row-major) reordered for [`matvec_q8_vnni512_il`]:
+/// for each group of [`GROUP_ROWS`] whole rows, the 64-byte chunk `p` of row 0, of row 1, …,
+/// of row 7, then chunk `p + 1`; an odd last block as 32-byte pieces the same way. Only whole
+/// blocks are kept (the columns after them are read from the signed weights); rows past the last
+/// whole group are left out (they are read in the row-major order). The product reads each
+/// group from one contiguous region in address order, which the hardware prefetchers follow
+/// better than eight interleaved row streams.
+pub fn interleave(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let nb = cols / super::Q8_BLOCK;
+    let mut out = Vec::with_capacity(rows / R * group_bytes(cols));
+    for g in 0..rows / R {
+        for p in 0..nb / 2 {
+            for r in 0..R {
+                let at = (g * R + r) * cols + p * 64;
+                out.extend_from_slice(&wo[at..at + 64]);
+            }
+        }
+        if nb % 2 == 1 {
+            for r in 0..R {
+                let at = (g * R + r) * cols + (nb - 1) * 32;
+                out.extend_from_slice(&wo[at..at + 32]);
+            }
+        }
+    }
+    out
+}
+
+/// Where the kernel reads row `r`'s weights of pair `p` (64 bytes) and of the odd last block
+/// (32 bytes): row-major rows `cols` apart, or one interleaved group.
+#[derive(Clone, Copy)]
+enum Layout {
+    RowMajor { cols: usize },
+    Interleaved,
+}
+
+impl Layout {
+    #[inline(always)]
+    fn pair(self, r: usize, p: usize) -> usize {
+        match self {
+            Layout::RowMajor { cols } => r * cols + p * 64,
+            Layout::Interleaved => (p * R + r) * 64,
+        }
+    }
+
+    #[inline(always)]
+    fn last_block(self, r: usize, nb: usize) -> usize {
+        match self {
+            Layout::RowMajor { cols } => r * cols + (nb - 1) * 32,
+            Layout::Interleaved => (nb / 2) * R * 64 + r * 32,
+        }
+    }
+}
+
+/// `N` offset-u8 rows · the quantised vector: per row the 8 partial sums (already scaled by the
 /// activation block scales, before the offset is removed).
 ///
 /// # Safety
-/// `w` holds `R` rows of `cols ≥ 32·nb` bytes, `xq` `32·nb` values and `s8` `8·nb` expanded
-/// scales; the CPU has AVX-512 F, BW, VL and VNNI.
+/// `w` holds the `N` rows' `32·nb` bytes in `layout`, `xq` `32·nb` values and `s8` `8·nb`
+/// expanded scales; the CPU has AVX-512 F, BW, VL and VNNI.
 #[inline(always)]
 unsafe fn rows_vnni512<const N: usize>(
     w: *const u8,
-    cols: usize,
+    layout: Layout,
     xq: *const i8,
     s8: *const f32,
     nb: usize,
@@ -36,7 +97,7 @@ unsafe fn rows_vnni512<const N: usize>(
             let xv = _mm512_loadu_si512(xq.add(p * 64) as *const __m512i);
             let sv = _mm512_loadu_ps(s8.add(p * 16));
             for r in 0..N {
-                let wv = _mm512_loadu_si512(w.add(r * cols + p * 64) as *const __m512i);
+                let wv = _mm512_loadu_si512(w.add(layout.pair(r, p)) as *const __m512i);
                 let d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
                 acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sv, acc[r]);
             }
@@ -54,7 +115,7 @@ unsafe fn rows_vnni512<const N: usize>(
             let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
             let sv = _mm256_loadu_ps(s8.add(b * 8));
             for r in 0..N {
-                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
+                let wv = _mm256_loadu_si256(w.add(layout.last_block(r, nb)) as *const __m256i);
                 let d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv);
                 out[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sv, out[r]);
             }
@@ -104,9 +165,35 @@ unsafe fn sum1(v: __m256) -> f32 {
 /// `wo` and `w` hold `rows · cols` bytes, `scale` `rows` values, `xq` the output of
 /// `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats; the CPU has AVX-512 F, BW, VL
 /// and VNNI.
+#[cfg(test)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matvec_q8_vnni512(
+    wo: &[u8],
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    // SAFETY: forwarded; the caller guarantees the buffers and the CPU features.
+    unsafe { matvec_q8_vnni512_il(None, wo, w, scale, rows, cols, xq, x, y, store) }
+}
+
+/// [`matvec_q8_vnni512`] reading the whole groups of eight rows from `il`, the same rows'
+/// offset weights in the [`interleave`] order (from their first group on), when given. The
+/// result is bit-identical: only the order of the loads differs.
+///
+/// # Safety
+/// As [`matvec_q8_vnni512`]; `il`, when given, holds `⌊rows / 8⌋` groups of
+/// [`group_bytes`]`(cols)` bytes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni512_il(
+    il: Option<&[u8]>,
     wo: &[u8],
     w: &[i8],
     scale: &[f32],
@@ -136,9 +223,14 @@ pub unsafe fn matvec_q8_vnni512(
     // checked above; the caller guarantees the CPU features.
     unsafe {
         let offv = _mm256_set1_ps(off);
+        let gb = group_bytes(cols);
+        let il = il.filter(|il| il.len() >= rows / R * gb);
         while o + R <= rows {
-            let acc =
-                rows_vnni512::<R>(wo.as_ptr().add(o * cols), cols, q.as_ptr(), s8.as_ptr(), nb);
+            let (wp, layout) = match il {
+                Some(il) => (il.as_ptr().add(o / R * gb), Layout::Interleaved),
+                None => (wo.as_ptr().add(o * cols), Layout::RowMajor { cols }),
+            };
+            let acc = rows_vnni512::<R>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
             let mut v = _mm256_sub_ps(sum8(&acc), offv);
             if tail < cols {
                 let t: [f32; R] = std::array::from_fn(|r| q8_row_tail(w, cols, tail, x, o + r));
@@ -153,8 +245,13 @@ pub unsafe fn matvec_q8_vnni512(
             o += R;
         }
         while o < rows {
-            let [acc] =
-                rows_vnni512::<1>(wo.as_ptr().add(o * cols), cols, q.as_ptr(), s8.as_ptr(), nb);
+            let [acc] = rows_vnni512::<1>(
+                wo.as_ptr().add(o * cols),
+                Layout::RowMajor { cols },
+                q.as_ptr(),
+                s8.as_ptr(),
+                nb,
+            );
             // The same operations as a group's lane (the tail added only when there is one).
             let mut v = sum1(acc) - off;
             if tail < cols {
