@@ -558,7 +558,13 @@ fn a_payment_c_never_settles_times_out_and_refunds_a() {
         mine_all(1, &a_addr);
         mined += 1;
     }
-    let pays = a.call("listpays", json!([])).unwrap();
+    // The payment record is updated by the payer's task when the failure reaches it, just
+    // after the channel removed the HTLC (CI once read it "pending" in between).
+    let mut pays = json!(null);
+    wait_until("A's payment to be marked failed", 30, || {
+        pays = a.call("listpays", json!([])).unwrap();
+        pays["pays"][0]["status"] != json!("pending")
+    });
     assert_eq!(pays["pays"][0]["status"], json!("failed"), "{pays}");
     assert_eq!(with(&a, &b_id)["to_us_msat"], json!(a_before), "A is refunded in full");
     assert!(payer.join().unwrap().is_err(), "pay reports the failure");
