@@ -341,8 +341,22 @@ fn run() -> Result<()> {
     }
     let mut cached: Option<(String, Arc<Checkpoint>)> = None;
     let mut mined = 0u64;
+    let mut node_syncing = false;
     while args.blocks.is_none_or(|n| mined < n) {
-        let t = client.call("getblocktemplate", json!([]))?;
+        let t = match client.call("getblocktemplate", json!([])) {
+            Ok(t) => t,
+            // The node is downloading a better chain: a block on its tip would be orphaned.
+            Err(e) if e.rpc_code() == Some(rnet_rpc::codes::RPC_CLIENT_IN_INITIAL_DOWNLOAD) => {
+                if !node_syncing {
+                    tracing::info!("the node is downloading blocks; waiting for its new tip");
+                    node_syncing = true;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        node_syncing = false;
         // The coinbase carries the miner's network magic: a block for another network's node
         // would be rejected after all the training.
         let chain = t["chain"].as_str().unwrap_or_default();

@@ -1,11 +1,11 @@
-//! The in-node miner's catch-up wait: it does not mine while the node is downloading a chain
-//! with more work than its own tip.
+//! The miners' catch-up wait: the in-node miner does not mine, and `getblocktemplate` gives no
+//! work (error -10), while the node is downloading a chain with more work than its own tip.
 //!
 //! A miner that mines on its tip while it downloads a better chain only makes blocks that the
 //! download will orphan; worse, on a network whose blocks are quick to mine (regtest), its own
 //! branch can grow faster than the download and it never joins the chain it was pointed at.
 //! Bitcoin Core's `getblocktemplate` refuses work during initial block download for the same
-//! reason. The rule (docs/node.md, "The in-node miner"):
+//! reason. The rule (docs/node.md, "Architecture"):
 //!
 //! - the node is **behind** when it knows a branch tip not marked invalid whose claimed
 //!   chainwork (from headers, §7 of Part V) exceeds the active tip's;

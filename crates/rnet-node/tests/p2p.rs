@@ -855,7 +855,22 @@ fn a_miner_joining_a_longer_chain_syncs_before_it_mines_on() {
         let at = m.call("getblockhash", json!([60])).ok();
         at.as_ref().and_then(Value::as_str) == Some(hashes[59].as_str())
     };
-    wait_until("M on H's chain", 60, || on_h(&m));
+    // Meanwhile `getblocktemplate` refuses work on the tip being replaced (-10, as Core in
+    // initial download), and the templates it does give build on H's chain once M is on it.
+    let mut refused = 0;
+    wait_until("M on H's chain", 60, || {
+        match m.call("getblocktemplate", json!([])) {
+            Err(e) => {
+                assert_eq!(e.rpc_code(), Some(-10), "{e}");
+                refused += 1;
+            }
+            Ok(t) => assert!(t["height"].as_u64().is_some(), "{t}"),
+        }
+        on_h(&m)
+    });
+    assert!(refused > 0, "getblocktemplate never refused while M downloaded H's chain");
+    let t = m.call("getblocktemplate", json!([])).unwrap();
+    assert!(t["height"].as_u64().unwrap() > 60, "{t}");
     wait_until("M mining on H's tip", 60, || tip(&m).2 >= 62);
     assert!(on_h(&m), "M left H's chain");
     let log = std::fs::read_to_string(m.network_dir().join("debug.log")).unwrap();

@@ -55,9 +55,19 @@ pub(super) fn register(r: &mut Registry, node: &Arc<Node>) -> Result<(), Registe
              download with getcheckpointchunk), transactions (data, txid, hash, fee), coinbasevalue (at exactly the \
              required improvement, plus fees; a larger improvement earns up to twice the subsidy), fees, \
              coinbase_tag (hex: the height u32 LE then the network magic, which the coinbase script_sig must \
-             start with), circulating_supply (resonance), mintime, curtime, mediantime.",
+             start with), circulating_supply (resonance), mintime, curtime, mediantime. While the node is \
+             downloading a chain with more work than its tip, error -10 (try again once it has connected).",
         ),
         |node, _| {
+            // A template on a tip that the download is about to replace is wasted work (the
+            // in-node miner waits for the same reason; Core refuses during initial download).
+            if node.catching_up() {
+                return Err(RpcError::new(
+                    rnet_rpc::codes::RPC_CLIENT_IN_INITIAL_DOWNLOAD,
+                    "ResonanceNet is downloading blocks: a chain with more work than the tip is \
+                     arriving; try again once it has connected",
+                ));
+            }
             let t = node.template().map_err(node_err)?;
             let fees = t.fees();
             let txs: Vec<Value> = t
