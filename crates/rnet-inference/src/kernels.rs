@@ -10,7 +10,6 @@
 //! [`avx2`]), on aarch64 NEON code ([`neon`]; NEON is part of every aarch64 target); everywhere
 //! else a portable version written so the compiler vectorises it.
 
-#[cfg(target_arch = "x86_64")]
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -167,12 +166,20 @@ pub struct Matrix {
     cols: usize,
     data: MatrixData,
     /// For int8 on AVX-VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
-    /// multiplies unsigned by signed bytes; the offset is taken out once per product).
-    offset: Option<Vec<u8>>,
+    /// multiplies unsigned by signed bytes; the offset is taken out once per product), row-major
+    /// for the 256-bit kernel. Built with the matrix where that kernel is the one in use, on
+    /// first use elsewhere (an AVX-512 machine told to keep to 256 bits), so an AVX-512 machine
+    /// holds the weights twice, not three times.
+    offset: OnceLock<Vec<u8>>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
     /// kernel reads them ([`avx512::interleave`]: per group of 8 rows, each 64-byte column chunk
     /// of the 8 rows in turn), so a group's product streams through one contiguous region.
     offset_il: Option<Vec<u8>>,
+}
+
+/// The int8 weights plus 128 as unsigned bytes (what `vpdpbusd` multiplies).
+fn offset_bytes(q: &[i8]) -> Vec<u8> {
+    q.iter().map(|&v| (v as u8) ^ 0x80).collect()
 }
 
 /// What a product does with its destination.
@@ -188,7 +195,7 @@ impl Matrix {
     /// An f32 matrix. `values.len()` must be `rows · cols` (checked by the engine that builds it).
     pub fn f32(rows: usize, cols: usize, values: Vec<f32>) -> Self {
         debug_assert_eq!(values.len(), rows * cols);
-        Self { rows, cols, data: MatrixData::F32(values), offset: None, offset_il: None }
+        Self { rows, cols, data: MatrixData::F32(values), offset: OnceLock::new(), offset_il: None }
     }
 
     /// An int8 matrix quantised from f32 `values` with one symmetric scale per row
@@ -209,16 +216,27 @@ impl Matrix {
                 }
             }
         }
-        let offset: Option<Vec<u8>> = (vnni_detected() || vnni512_detected())
-            .then(|| q.iter().map(|&v| (v as u8) ^ 0x80).collect());
+        let offset = OnceLock::new();
+        if vnni_detected() && !vnni512_detected() {
+            let _ = offset.set(offset_bytes(&q));
+        }
         #[cfg(target_arch = "x86_64")]
-        let offset_il = offset
-            .as_ref()
-            .filter(|_| vnni512_detected())
-            .map(|o| avx512::interleave(o, rows, cols));
+        let offset_il =
+            vnni512_detected().then(|| avx512::interleave(&offset_bytes(&q), rows, cols));
         #[cfg(not(target_arch = "x86_64"))]
         let offset_il = None;
         Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_il }
+    }
+
+    /// The row-major offset weights of an int8 matrix on a VNNI machine (see `offset`).
+    #[cfg(target_arch = "x86_64")]
+    fn offset(&self) -> Option<&[u8]> {
+        match &self.data {
+            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => {
+                Some(self.offset.get_or_init(|| offset_bytes(q)))
+            }
+            _ => None,
+        }
     }
 
     /// Output rows.
@@ -291,20 +309,13 @@ impl Matrix {
                 unsafe {
                     match (&self.data, xq) {
                         (MatrixData::Int8 { q, scale }, Some(xq))
-                            if xq.len == cols && self.offset.is_some() && vnni512_enabled() =>
+                            if xq.len == cols && self.offset_il.is_some() && vnni512_enabled() =>
                         {
-                            let off = self.offset.as_deref().unwrap_or_default();
-                            let il = self
-                                .offset_il
-                                .as_deref()
-                                .filter(|_| rows.start.is_multiple_of(avx512::GROUP_ROWS))
-                                .map(|il| {
-                                    &il[rows.start / avx512::GROUP_ROWS
-                                        * avx512::group_bytes(cols)..]
-                                });
+                            let il = self.offset_il.as_deref().unwrap_or_default();
                             avx512::matvec_q8_vnni512_il(
                                 il,
-                                &off[wr.clone()],
+                                rows.start,
+                                self.rows,
                                 &q[wr],
                                 &scale[rows],
                                 n,
@@ -316,9 +327,9 @@ impl Matrix {
                             );
                         }
                         (MatrixData::Int8 { q, scale }, Some(xq))
-                            if xq.len == cols && self.offset.is_some() && vnni_enabled() =>
+                            if xq.len == cols && vnni_enabled() =>
                         {
-                            let off = self.offset.as_deref().unwrap_or_default();
+                            let off = self.offset().unwrap_or_default();
                             avx2::matvec_q8_vnni(
                                 &off[wr.clone()],
                                 &q[wr],
@@ -1103,27 +1114,27 @@ mod tests {
         unsafe fn(&[u8], &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
 
     /// The AVX-512 kernel gives the same bits on the interleaved weights as on the row-major
-    /// ones: whole groups, a partial last group, an odd last block, f32 tail columns, and row
-    /// ranges starting at a group boundary (as decode threads pass them).
+    /// ones, for any row range (decode threads pass ranges that start anywhere on small shapes):
+    /// whole groups, a partial last group, an odd last block, f32 tail columns.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_interleaved_weights_give_the_same_bits() {
         if !vnni512_detected() {
             return;
         }
-        for &(rows, cols) in &[(8, 64), (21, 167), (32, 384), (19, 96), (16, 32)] {
+        for &(rows, cols) in &[(8, 64), (21, 167), (32, 384), (19, 96), (16, 32), (3, 40)] {
             let m = Matrix::int8(rows, cols, &pseudo(rows * cols, 11));
             let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
-            let off = m.offset.as_deref().expect("offset weights on a VNNI machine");
-            let il = avx512::interleave(off, rows, cols);
-            assert_eq!(il.len(), rows / 8 * avx512::group_bytes(cols));
+            let off = m.offset().expect("offset weights on a VNNI machine");
+            let il = m.offset_il.as_deref().expect("interleaved weights on an AVX-512 machine");
+            assert_eq!(*il, avx512::interleave(off, rows, cols));
             let x = pseudo(cols, 12);
             let mut qv = QVec::new();
             qv.quantize(&x);
-            for start in (0..rows).step_by(8) {
-                let n = rows - start;
-                let w = start * cols..rows * cols;
-                let gb = avx512::group_bytes(cols);
+            for (start, end) in [(0, rows), (rows / 2, rows), (1, rows), (rows / 3, rows / 3 + 9)] {
+                let end = end.min(rows);
+                let n = end - start;
+                let w = start * cols..end * cols;
                 for store in [Store::Overwrite, Store::Add] {
                     let (mut a, mut b) = (pseudo(n, 13), pseudo(n, 13));
                     // SAFETY: AVX-512 VNNI was detected; the buffers hold the rows used.
@@ -1131,7 +1142,7 @@ mod tests {
                         avx512::matvec_q8_vnni512(
                             &off[w.clone()],
                             &q[w.clone()],
-                            &scale[start..],
+                            &scale[start..end],
                             n,
                             cols,
                             &qv,
@@ -1140,10 +1151,11 @@ mod tests {
                             store,
                         );
                         avx512::matvec_q8_vnni512_il(
-                            Some(&il[start / 8 * gb..]),
-                            &off[w.clone()],
+                            il,
+                            start,
+                            rows,
                             &q[w.clone()],
-                            &scale[start..],
+                            &scale[start..end],
                             n,
                             cols,
                             &qv,
@@ -1152,7 +1164,7 @@ mod tests {
                             store,
                         );
                     }
-                    assert_eq!(a, b, "rows {rows} cols {cols} from row {start}");
+                    assert_eq!(a, b, "rows {rows} cols {cols}, rows {start}..{end}");
                 }
             }
         }
@@ -1218,7 +1230,7 @@ mod tests {
             .collect();
             #[cfg(target_arch = "x86_64")]
             for (name, kernel) in vnni_kernels {
-                let off = m.offset.as_deref().expect("offset weights on a VNNI machine");
+                let off = m.offset().expect("offset weights on a VNNI machine");
                 let mut yv = vec![0.0; rows];
                 // SAFETY: the kernel's CPU features were detected; the buffers fit.
                 unsafe { kernel(off, q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };

@@ -14,25 +14,24 @@ use std::arch::x86_64::*;
 /// Rows per register block.
 const R: usize = 8;
 
-/// Rows per group of the interleaved weight order ([`interleave`]).
-pub const GROUP_ROWS: usize = R;
-
-/// Bytes of one group of [`GROUP_ROWS`] rows in the interleaved order: their whole blocks.
+/// Bytes of one group of eight rows in the interleaved order: their whole blocks.
 pub fn group_bytes(cols: usize) -> usize {
     R * (cols / super::Q8_BLOCK) * super::Q8_BLOCK
 }
 
-/// The offset weights `wo` (`rows × cols`, row-major) reordered for [`matvec_q8_vnni512_il`]:
-/// for each group of [`GROUP_ROWS`] whole rows, the 64-byte chunk `p` of row 0, of row 1, …,
-/// of row 7, then chunk `p + 1`; an odd last block as 32-byte pieces the same way. Only whole
-/// blocks are kept (the columns after them are read from the signed weights); rows past the last
-/// whole group are left out (they are read in the row-major order). The product reads each
-/// group from one contiguous region in address order, which the hardware prefetchers follow
-/// better than eight interleaved row streams.
+/// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni512_il`]
+/// reads them: for each group of eight whole rows, the 64-byte chunk `p` of row 0, of
+/// row 1, …, of row 7, then chunk `p + 1`; an odd last block as 32-byte pieces the same way;
+/// then the rows after the last whole group, row-major. Only whole blocks are kept (the columns
+/// after them are read from the signed weights). The product reads each group from one
+/// contiguous region in address order, which the hardware prefetchers follow better than eight
+/// row streams `cols` bytes apart.
 pub fn interleave(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
     let nb = cols / super::Q8_BLOCK;
-    let mut out = Vec::with_capacity(rows / R * group_bytes(cols));
-    for g in 0..rows / R {
+    let whole = nb * super::Q8_BLOCK;
+    let groups = rows / R;
+    let mut out = Vec::with_capacity(groups * group_bytes(cols) + (rows - groups * R) * whole);
+    for g in 0..groups {
         for p in 0..nb / 2 {
             for r in 0..R {
                 let at = (g * R + r) * cols + p * 64;
@@ -46,15 +45,31 @@ pub fn interleave(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
             }
         }
     }
+    for row in groups * R..rows {
+        out.extend_from_slice(&wo[row * cols..row * cols + whole]);
+    }
     out
 }
 
+/// Where row `row`'s weights start in the [`interleave`] order of a `rows × cols` matrix, and
+/// how the kernel steps through them.
+fn locate(row: usize, rows: usize, cols: usize) -> (usize, Layout) {
+    let whole = cols / super::Q8_BLOCK * super::Q8_BLOCK;
+    let groups = rows / R;
+    if row < groups * R {
+        (row / R * group_bytes(cols), Layout::Interleaved { first: row % R })
+    } else {
+        (groups * group_bytes(cols) + (row - groups * R) * whole, Layout::RowMajor { cols: whole })
+    }
+}
+
 /// Where the kernel reads row `r`'s weights of pair `p` (64 bytes) and of the odd last block
-/// (32 bytes): row-major rows `cols` apart, or one interleaved group.
+/// (32 bytes), from the first row's start: row-major rows `cols` bytes apart, or inside one
+/// interleaved group from its row `first` on.
 #[derive(Clone, Copy)]
 enum Layout {
     RowMajor { cols: usize },
-    Interleaved,
+    Interleaved { first: usize },
 }
 
 impl Layout {
@@ -62,7 +77,7 @@ impl Layout {
     fn pair(self, r: usize, p: usize) -> usize {
         match self {
             Layout::RowMajor { cols } => r * cols + p * 64,
-            Layout::Interleaved => (p * R + r) * 64,
+            Layout::Interleaved { first } => (p * R + first + r) * 64,
         }
     }
 
@@ -70,7 +85,7 @@ impl Layout {
     fn last_block(self, r: usize, nb: usize) -> usize {
         match self {
             Layout::RowMajor { cols } => r * cols + (nb - 1) * 32,
-            Layout::Interleaved => (nb / 2) * R * 64 + r * 32,
+            Layout::Interleaved { first } => (nb / 2) * R * 64 + (first + r) * 32,
         }
     }
 }
@@ -157,9 +172,10 @@ unsafe fn sum1(v: __m256) -> f32 {
     }
 }
 
-/// The int8 matrix times one vector with block-quantised activations, on the offset weights
-/// `wo` (`w + 128` as unsigned bytes); `w` (the signed weights) serves the columns past the last
-/// whole block. Same result as `avx2::matvec_q8_vnni` up to the order of the f32 additions.
+/// The int8 matrix times one vector with block-quantised activations, on the row-major offset
+/// weights `wo` (`w + 128` as unsigned bytes); `w` (the signed weights) serves the columns past
+/// the last whole block. Same result as `avx2::matvec_q8_vnni` up to the order of the f32
+/// additions, and bit for bit the result of [`matvec_q8_vnni512_il`] (tests compare them).
 ///
 /// # Safety
 /// `wo` and `w` hold `rows · cols` bytes, `scale` `rows` values, `xq` the output of
@@ -179,22 +195,31 @@ pub unsafe fn matvec_q8_vnni512(
     y: &mut [f32],
     store: Store,
 ) {
-    // SAFETY: forwarded; the caller guarantees the buffers and the CPU features.
-    unsafe { matvec_q8_vnni512_il(None, wo, w, scale, rows, cols, xq, x, y, store) }
+    assert!(wo.len() >= rows * cols, "matvec_q8_vnni512: buffers too short");
+    // SAFETY: the caller guarantees the buffers and the CPU features; `wo` was checked.
+    unsafe {
+        product(rows, cols, xq, x, w, scale, y, store, |o| {
+            (wo.as_ptr().add(o * cols), Layout::RowMajor { cols })
+        })
+    }
 }
 
-/// [`matvec_q8_vnni512`] reading the whole groups of eight rows from `il`, the same rows'
-/// offset weights in the [`interleave`] order (from their first group on), when given. The
-/// result is bit-identical: only the order of the loads differs.
+/// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector, reading the
+/// offset weights in the [`interleave`] order `il` (the whole matrix's); `w`, `scale` and `y`
+/// are those rows' signed weights, scales and outputs. Groups of eight rows that start at a
+/// group boundary take the eight-row path, other rows the single-row path; both sum a row the
+/// same way, so a row's value does not depend on the range it is computed in.
 ///
 /// # Safety
-/// As [`matvec_q8_vnni512`]; `il`, when given, holds `⌊rows / 8⌋` groups of
-/// [`group_bytes`]`(cols)` bytes.
+/// `il` is `interleave` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
+/// `rows · cols` bytes, `scale` `rows` values, `xq` the output of `QVec::quantize(&x[..cols])`,
+/// `x` `cols` and `y` `rows` floats; the CPU has AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matvec_q8_vnni512_il(
-    il: Option<&[u8]>,
-    wo: &[u8],
+    il: &[u8],
+    first: usize,
+    total: usize,
     w: &[i8],
     scale: &[f32],
     rows: usize,
@@ -204,12 +229,46 @@ pub unsafe fn matvec_q8_vnni512_il(
     y: &mut [f32],
     store: Store,
 ) {
+    let whole = cols / super::Q8_BLOCK * super::Q8_BLOCK;
+    assert!(
+        first + rows <= total && il.len() >= total / R * group_bytes(cols) + total % R * whole,
+        "matvec_q8_vnni512_il: buffers too short"
+    );
+    // SAFETY: the caller guarantees the buffers and the CPU features; `il` was checked to hold
+    // every row of the matrix, and `locate` stays inside it.
+    unsafe {
+        product(rows, cols, xq, x, w, scale, y, store, |o| {
+            let (at, layout) = locate(first + o, total, cols);
+            (il.as_ptr().add(at), layout)
+        })
+    }
+}
+
+/// The shared body of the two kernels: `weights(o)` says where row `o`'s offset weights start
+/// and how they are laid out; rows go eight at a time where `weights` gives eight rows of one
+/// layout (`R` rows from a row-major start, or a whole interleaved group), else one at a time.
+///
+/// # Safety
+/// As the kernels; `weights(o)` points at row `o`'s weights for every `o < rows`, and at eight
+/// rows' when the eight-row path takes it.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    w: &[i8],
+    scale: &[f32],
+    y: &mut [f32],
+    store: Store,
+    weights: impl Fn(usize) -> (*const u8, Layout),
+) {
     let (q, s8, off) = (&xq.q, &xq.s8, xq.offset_sum);
     let nb = xq.s.len();
     let tail = nb * 32;
     assert!(
-        wo.len() >= rows * cols
-            && w.len() >= rows * cols
+        w.len() >= rows * cols
             && scale.len() >= rows
             && q.len() >= tail
             && s8.len() >= 8 * nb
@@ -220,38 +279,33 @@ pub unsafe fn matvec_q8_vnni512_il(
     );
     let mut o = 0;
     // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`, and the lengths were
-    // checked above; the caller guarantees the CPU features.
+    // checked above; the caller guarantees the weights and the CPU features.
     unsafe {
         let offv = _mm256_set1_ps(off);
-        let gb = group_bytes(cols);
-        let il = il.filter(|il| il.len() >= rows / R * gb);
-        while o + R <= rows {
-            let (wp, layout) = match il {
-                Some(il) => (il.as_ptr().add(o / R * gb), Layout::Interleaved),
-                None => (wo.as_ptr().add(o * cols), Layout::RowMajor { cols }),
-            };
-            let acc = rows_vnni512::<R>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
-            let mut v = _mm256_sub_ps(sum8(&acc), offv);
-            if tail < cols {
-                let t: [f32; R] = std::array::from_fn(|r| q8_row_tail(w, cols, tail, x, o + r));
-                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
-            }
-            v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(o)));
-            let yp = y.as_mut_ptr().add(o);
-            match store {
-                Store::Overwrite => _mm256_storeu_ps(yp, v),
-                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
-            }
-            o += R;
-        }
         while o < rows {
-            let [acc] = rows_vnni512::<1>(
-                wo.as_ptr().add(o * cols),
-                Layout::RowMajor { cols },
-                q.as_ptr(),
-                s8.as_ptr(),
-                nb,
-            );
+            let (wp, layout) = weights(o);
+            let group = o + R <= rows
+                && match layout {
+                    Layout::RowMajor { .. } => true,
+                    Layout::Interleaved { first } => first == 0,
+                };
+            if group {
+                let acc = rows_vnni512::<R>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
+                let mut v = _mm256_sub_ps(sum8(&acc), offv);
+                if tail < cols {
+                    let t: [f32; R] = std::array::from_fn(|r| q8_row_tail(w, cols, tail, x, o + r));
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
+                }
+                v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(o)));
+                let yp = y.as_mut_ptr().add(o);
+                match store {
+                    Store::Overwrite => _mm256_storeu_ps(yp, v),
+                    Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
+                }
+                o += R;
+                continue;
+            }
+            let [acc] = rows_vnni512::<1>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
             // The same operations as a group's lane (the tail added only when there is one).
             let mut v = sum1(acc) - off;
             if tail < cols {
