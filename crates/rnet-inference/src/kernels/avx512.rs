@@ -195,20 +195,30 @@ pub unsafe fn matvec_q8_vnni512(
     y: &mut [f32],
     store: Store,
 ) {
+    let p = Product::new(w, scale, rows, cols, xq, x, y, store);
     assert!(wo.len() >= rows * cols, "matvec_q8_vnni512: buffers too short");
-    // SAFETY: the caller guarantees the buffers and the CPU features; `wo` was checked.
+    let layout = Layout::RowMajor { cols };
+    let mut o = 0;
+    // SAFETY: rows `o..o + R` (or `o`) are below `rows` and inside `wo` (checked); the caller
+    // guarantees the CPU features.
     unsafe {
-        product(rows, cols, xq, x, w, scale, y, store, |o| {
-            (wo.as_ptr().add(o * cols), Layout::RowMajor { cols })
-        })
+        while o + R <= rows {
+            p.group(wo.as_ptr().add(o * cols), layout, o, y);
+            o += R;
+        }
+        while o < rows {
+            p.single(wo.as_ptr().add(o * cols), layout, o, y);
+            o += 1;
+        }
     }
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector, reading the
 /// offset weights in the [`interleave`] order `il` (the whole matrix's); `w`, `scale` and `y`
-/// are those rows' signed weights, scales and outputs. Groups of eight rows that start at a
-/// group boundary take the eight-row path, other rows the single-row path; both sum a row the
-/// same way, so a row's value does not depend on the range it is computed in.
+/// are those rows' signed weights, scales and outputs. Whole groups of eight rows take the
+/// eight-row path; rows before the range's first group boundary and after its last whole
+/// group go one at a time. Both paths sum a row the same way, so a row's value does not depend
+/// on the range it is computed in.
 ///
 /// # Safety
 /// `il` is `interleave` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
@@ -229,94 +239,128 @@ pub unsafe fn matvec_q8_vnni512_il(
     y: &mut [f32],
     store: Store,
 ) {
+    let p = Product::new(w, scale, rows, cols, xq, x, y, store);
     let whole = cols / super::Q8_BLOCK * super::Q8_BLOCK;
+    let (groups, gb) = (total / R, group_bytes(cols));
     assert!(
-        first + rows <= total && il.len() >= total / R * group_bytes(cols) + total % R * whole,
+        first + rows <= total && il.len() >= groups * gb + total % R * whole,
         "matvec_q8_vnni512_il: buffers too short"
     );
-    // SAFETY: the caller guarantees the buffers and the CPU features; `il` was checked to hold
-    // every row of the matrix, and `locate` stays inside it.
+    let single = |o: usize| {
+        let (at, layout) = locate(first + o, total, cols);
+        (il.as_ptr().wrapping_add(at), layout)
+    };
+    let mut o = 0;
+    // SAFETY: every row is below `total`, so `locate` and the groups stay inside `il` (checked);
+    // rows `o..o + R` (or `o`) are below `rows`; the caller guarantees the CPU features.
     unsafe {
-        product(rows, cols, xq, x, w, scale, y, store, |o| {
-            let (at, layout) = locate(first + o, total, cols);
-            (il.as_ptr().add(at), layout)
-        })
+        while o < rows && !(first + o).is_multiple_of(R) {
+            let (wp, layout) = single(o);
+            p.single(wp, layout, o, y);
+            o += 1;
+        }
+        let mut wp = il.as_ptr().add((first + o) / R * gb);
+        while o + R <= rows && (first + o) / R < groups {
+            p.group(wp, Layout::Interleaved { first: 0 }, o, y);
+            wp = wp.add(gb);
+            o += R;
+        }
+        while o < rows {
+            let (wp, layout) = single(o);
+            p.single(wp, layout, o, y);
+            o += 1;
+        }
     }
 }
 
-/// The shared body of the two kernels: `weights(o)` says where row `o`'s offset weights start
-/// and how they are laid out; rows go eight at a time where `weights` gives eight rows of one
-/// layout (`R` rows from a row-major start, or a whole interleaved group), else one at a time.
-///
-/// # Safety
-/// As the kernels; `weights(o)` points at row `o`'s weights for every `o < rows`, and at eight
-/// rows' when the eight-row path takes it.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn product(
-    rows: usize,
+/// What one product's row paths share: the quantised vector, the f32 input (for the tail
+/// columns), the signed weights, the row scales and how results are stored.
+struct Product<'a> {
+    q: &'a [i8],
+    s8: &'a [f32],
+    off: f32,
+    nb: usize,
+    tail: usize,
     cols: usize,
-    xq: &QVec,
-    x: &[f32],
-    w: &[i8],
-    scale: &[f32],
-    y: &mut [f32],
+    x: &'a [f32],
+    w: &'a [i8],
+    scale: &'a [f32],
     store: Store,
-    weights: impl Fn(usize) -> (*const u8, Layout),
-) {
-    let (q, s8, off) = (&xq.q, &xq.s8, xq.offset_sum);
-    let nb = xq.s.len();
-    let tail = nb * 32;
-    assert!(
-        w.len() >= rows * cols
-            && scale.len() >= rows
-            && q.len() >= tail
-            && s8.len() >= 8 * nb
-            && x.len() >= cols
-            && y.len() >= rows
-            && tail <= cols,
-        "matvec_q8_vnni512: buffers too short"
-    );
-    let mut o = 0;
-    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`, and the lengths were
-    // checked above; the caller guarantees the weights and the CPU features.
-    unsafe {
-        let offv = _mm256_set1_ps(off);
-        while o < rows {
-            let (wp, layout) = weights(o);
-            let group = o + R <= rows
-                && match layout {
-                    Layout::RowMajor { .. } => true,
-                    Layout::Interleaved { first } => first == 0,
-                };
-            if group {
-                let acc = rows_vnni512::<R>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
-                let mut v = _mm256_sub_ps(sum8(&acc), offv);
-                if tail < cols {
-                    let t: [f32; R] = std::array::from_fn(|r| q8_row_tail(w, cols, tail, x, o + r));
-                    v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
-                }
-                v = _mm256_mul_ps(v, _mm256_loadu_ps(scale.as_ptr().add(o)));
-                let yp = y.as_mut_ptr().add(o);
-                match store {
-                    Store::Overwrite => _mm256_storeu_ps(yp, v),
-                    Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
-                }
-                o += R;
-                continue;
-            }
-            let [acc] = rows_vnni512::<1>(wp, layout, q.as_ptr(), s8.as_ptr(), nb);
-            // The same operations as a group's lane (the tail added only when there is one).
-            let mut v = sum1(acc) - off;
+}
+
+impl<'a> Product<'a> {
+    /// Checks the buffers for `rows` rows (panics when they are too short).
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        w: &'a [i8],
+        scale: &'a [f32],
+        rows: usize,
+        cols: usize,
+        xq: &'a QVec,
+        x: &'a [f32],
+        y: &[f32],
+        store: Store,
+    ) -> Self {
+        let nb = xq.s.len();
+        let tail = nb * 32;
+        assert!(
+            w.len() >= rows * cols
+                && scale.len() >= rows
+                && xq.q.len() >= tail
+                && xq.s8.len() >= 8 * nb
+                && x.len() >= cols
+                && y.len() >= rows
+                && tail <= cols,
+            "matvec_q8_vnni512: buffers too short"
+        );
+        Self { q: &xq.q, s8: &xq.s8, off: xq.offset_sum, nb, tail, cols, x, w, scale, store }
+    }
+
+    /// Rows `o..o + 8`, whose offset weights start at `wp` in `layout`.
+    ///
+    /// # Safety
+    /// `wp` points at the eight rows' weights; `o + 8` rows fit the buffers; AVX-512 VNNI.
+    #[inline(always)]
+    unsafe fn group(&self, wp: *const u8, layout: Layout, o: usize, y: &mut [f32]) {
+        let (cols, tail) = (self.cols, self.tail);
+        // SAFETY: the caller guarantees the weights, the row range and the CPU features.
+        unsafe {
+            let acc = rows_vnni512::<R>(wp, layout, self.q.as_ptr(), self.s8.as_ptr(), self.nb);
+            let mut v = _mm256_sub_ps(sum8(&acc), _mm256_set1_ps(self.off));
             if tail < cols {
-                v += q8_row_tail(w, cols, tail, x, o);
+                let t: [f32; R] =
+                    std::array::from_fn(|r| q8_row_tail(self.w, cols, tail, self.x, o + r));
+                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
             }
-            let v = v * scale[o];
-            match store {
-                Store::Overwrite => y[o] = v,
-                Store::Add => y[o] += v,
+            v = _mm256_mul_ps(v, _mm256_loadu_ps(self.scale.as_ptr().add(o)));
+            let yp = y.as_mut_ptr().add(o);
+            match self.store {
+                Store::Overwrite => _mm256_storeu_ps(yp, v),
+                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
             }
-            o += 1;
+        }
+    }
+
+    /// Row `o`, whose offset weights start at `wp` in `layout`: the same operations as a
+    /// group's lane (the tail added only when there is one).
+    ///
+    /// # Safety
+    /// `wp` points at the row's weights; row `o` fits the buffers; AVX-512 VNNI.
+    #[inline(always)]
+    unsafe fn single(&self, wp: *const u8, layout: Layout, o: usize, y: &mut [f32]) {
+        let (cols, tail) = (self.cols, self.tail);
+        // SAFETY: the caller guarantees the weights, the row and the CPU features.
+        let [acc] =
+            unsafe { rows_vnni512::<1>(wp, layout, self.q.as_ptr(), self.s8.as_ptr(), self.nb) };
+        // SAFETY: register-only AVX operations.
+        let mut v = unsafe { sum1(acc) } - self.off;
+        if tail < cols {
+            v += q8_row_tail(self.w, cols, tail, self.x, o);
+        }
+        let v = v * self.scale[o];
+        match self.store {
+            Store::Overwrite => y[o] = v,
+            Store::Add => y[o] += v,
         }
     }
 }
