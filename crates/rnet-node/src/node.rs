@@ -813,7 +813,14 @@ impl Node {
                     tracing::info!("miner waits: downloading a chain with more work than the tip");
                     waiting = true;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                // Each check scans the block index's branch tips: once a second is enough for a
+                // decision made once per block.
+                for _ in 0..10 {
+                    if self.shutting_down() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 continue;
             }
             if waiting {
