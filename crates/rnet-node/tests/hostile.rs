@@ -787,10 +787,15 @@ fn victim_follows_the_honest_chain_under_every_attack() {
     if height < 29 {
         h.call("generatetoaddress", json!([29 - height, coin_address()])).unwrap();
     }
-    let m =
-        start(&["-mine", &format!("-miningaddress={}", mining_policy_address(Network::Regtest))]);
+    // M syncs H's chain first and only then starts mining: a node that mines while it
+    // downloads can keep a branch of its own (see `p2p::a_miner_joining_…`), and the coins below
+    // must be H's.
+    let mut m = start(&[]);
     connect(&m, &h);
-    wait_until("miner synced", 60, || tip(&m).1 >= tip(&h).1);
+    wait_until("miner synced", 60, || tip(&m) == tip(&h));
+    m.restart(&["-mine", &format!("-miningaddress={}", mining_policy_address(Network::Regtest))])
+        .expect("rnetd restarts");
+    connect(&m, &h);
     let ma = m.p2p_addr();
     let start_height = tip(&m).1;
     // Mature coins of H's chain: the stream moves to the next once a block confirms a spend.
