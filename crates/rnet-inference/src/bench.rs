@@ -21,37 +21,70 @@ fn sum_u64(data: &[u64]) -> u64 {
 }
 
 /// Read bandwidth in bytes per second: the best of `reps` passes summing a `bytes`-sized buffer
-/// (written first, so every page is real memory) split across `threads` threads. The threads are
-/// started once and kept spinning between passes (the decode pool's threads, as a threaded
-/// decode step uses them), so a pass of a small, cache-resident buffer is not dominated by
-/// starting threads.
+/// (written first, so every page is real memory) split across `threads` threads (see
+/// [`CacheRead`]).
 pub fn memory_bandwidth(bytes: usize, threads: usize, reps: usize) -> f64 {
-    let threads = threads.max(1);
-    let n = (bytes / 8).max(8 * threads);
-    let data: Vec<u64> = (0..n as u64).collect();
-    let mut pool = crate::pool::Pool::new(threads);
-    let parts = pool.threads();
-    let sums: Vec<std::sync::atomic::AtomicU64> =
-        (0..parts).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
-    let job = |w: &crate::pool::Worker<'_>| {
-        let r = crate::engine::part(n, w.count(), w.index());
-        sums[w.index()].store(sum_u64(&data[r]), std::sync::atomic::Ordering::Relaxed);
-    };
-    // One unmeasured pass: the threads are running and the buffer is where it will be read from.
-    pool.run(&job);
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
-        pool.run(&job);
-        let secs = t0.elapsed().as_secs_f64();
-        best = best.min(secs);
+    CacheRead::new(bytes, threads).best(reps)
+}
+
+/// A read-bandwidth measurement kept ready between passes: the buffer and the threads that sum
+/// it. The threads are started once and kept between passes (the decode pool's threads, as a
+/// threaded decode step uses them), so a pass of a small, cache-resident buffer is not dominated
+/// by starting threads, and passes can be taken between other measurements (the decode's) to
+/// compare the two at the same moment on a machine whose speed drifts.
+pub struct CacheRead {
+    data: Vec<u64>,
+    pool: crate::pool::Pool,
+    sums: Vec<std::sync::atomic::AtomicU64>,
+}
+
+impl std::fmt::Debug for CacheRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheRead")
+            .field("bytes", &(8 * self.data.len()))
+            .field("threads", &self.pool.threads())
+            .finish()
     }
-    let total = sums
-        .iter()
-        .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
-        .fold(0, u64::wrapping_add);
-    std::hint::black_box(total);
-    (n * 8) as f64 / best
+}
+
+impl CacheRead {
+    /// A buffer of `bytes` (at least 8 words per thread) and `threads` threads (at least 1),
+    /// after one unmeasured pass (the threads are running and the buffer is where it will be
+    /// read from).
+    pub fn new(bytes: usize, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let n = (bytes / 8).max(8 * threads);
+        let pool = crate::pool::Pool::new(threads);
+        let sums = (0..pool.threads()).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+        let mut read = Self { data: (0..n as u64).collect(), pool, sums };
+        read.pass();
+        read
+    }
+
+    /// One pass over the buffer; its time in seconds.
+    fn pass(&mut self) -> f64 {
+        let (data, sums) = (&self.data, &self.sums);
+        let job = |w: &crate::pool::Worker<'_>| {
+            let r = crate::engine::part(data.len(), w.count(), w.index());
+            sums[w.index()].store(sum_u64(&data[r]), std::sync::atomic::Ordering::Relaxed);
+        };
+        let t0 = Instant::now();
+        self.pool.run(&job);
+        let secs = t0.elapsed().as_secs_f64();
+        let total = self
+            .sums
+            .iter()
+            .map(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+            .fold(0, u64::wrapping_add);
+        std::hint::black_box(total);
+        secs
+    }
+
+    /// Bytes per second of the fastest of `reps` passes.
+    pub fn best(&mut self, reps: usize) -> f64 {
+        let best = (0..reps.max(1)).map(|_| self.pass()).fold(f64::INFINITY, f64::min);
+        (8 * self.data.len()) as f64 / best
+    }
 }
 
 #[cfg(test)]
