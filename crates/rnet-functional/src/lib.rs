@@ -38,11 +38,19 @@ impl TestNode {
     pub fn start_on(binary: &Path, network: &str, extra: &[&str]) -> std::io::Result<Self> {
         let tmp = tempfile::Builder::new().prefix("rnet-functional-").tempdir()?;
         let datadir = tmp.path().to_path_buf();
+        // `RNET_KEEP_DATADIR=1` keeps the directory (its `debug.log`) after the test, for
+        // reading what a failing run's node did.
+        let tmp = if std::env::var_os("RNET_KEEP_DATADIR").is_some() {
+            eprintln!("rnet-functional: keeping {}", tmp.keep().display());
+            None
+        } else {
+            Some(tmp)
+        };
         let mut node = Self {
             binary: binary.to_path_buf(),
             network: network.to_string(),
             datadir,
-            _tmp: Some(tmp),
+            _tmp: tmp,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
             port: 0,

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -446,6 +447,48 @@ fn slow_checkpoint_loads_do_not_stall_the_event_loop() {
         let got = askers[1].wait_for(SECS(5), |m| matches!(m, Message::ModelNotFound { .. })).await;
         assert!(got.is_some(), "notfound for a missing checkpoint");
     });
+}
+
+/// More objects asked at once than the loader queue holds (a syncing peer asks for up to
+/// `MAX_UPDATE_FETCHES` updates at a time) are all served, one load after another: a full
+/// loader queue is not an answer of `modelnotfound`, which the asker reads as "lacks it" and
+/// does not ask this peer again for a minute (a miner joining a chain stalled on exactly that).
+#[test]
+fn objects_asked_past_the_loader_queue_are_served_not_refused() {
+    let rt = runtime();
+    let b = FakeBackend::new();
+    let n = 3 * rnet_net::net::MAX_LOADING as u8;
+    let mut want = HashMap::new();
+    for i in 0..n {
+        let block = BlockHash([100 + i; 32]);
+        let bytes: Vec<u8> = (0..CHUNK_SIZE + i as usize).map(|j| (j % 253) as u8).collect();
+        want.insert(block, rnet_model::checkpoint::chunk_hashes(&bytes));
+        b.checkpoints.lock().unwrap().insert(block, Arc::new(bytes));
+    }
+    *b.checkpoint_delay.lock().unwrap() = Duration::from_millis(20);
+    let node = start(&rt, config(), b.clone());
+    rt.block_on(async {
+        let mut p = RawPeer::connect(&node).await;
+        for block in want.keys() {
+            assert!(p.send(&Message::GetChunkHashes { block: *block, kind: CK, start: 0 }).await);
+        }
+        let mut served = 0;
+        while served < want.len() {
+            let got = p
+                .wait_for(SECS(10), |m| {
+                    matches!(m, Message::ChunkHashes { .. } | Message::ModelNotFound { .. })
+                })
+                .await;
+            match got {
+                Some(Message::ChunkHashes { block, hashes, .. }) => {
+                    assert_eq!(Some(&hashes), want.get(&block), "hashes of {block}");
+                    served += 1;
+                }
+                other => panic!("after {served} of {} served: {other:?}", want.len()),
+            }
+        }
+    });
+    assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), n as usize, "one load per object");
 }
 
 /// A block on `parent` at height 1 whose header is `salt`-distinct, padded to about `pad` bytes

@@ -7,8 +7,11 @@
 //! the last [`KEPT_UPDATES`] updates), and hands any other (block, kind) to a loader task on the
 //! blocking pool. A checkpoint the backend stores as a file is kept as the open file and its
 //! chunk hashes: each `getchunk` reads one chunk from it, so serving holds one chunk per queued
-//! request in memory whatever the checkpoint's size. Requests for an object being loaded wait (bounded) and are answered when the load
-//! reports back as an event; one load runs per (block, kind) however many peers ask for it.
+//! request in memory whatever the checkpoint's size. Requests for an object being loaded wait
+//! (bounded) and are answered when the load reports back as an event; one load runs per (block,
+//! kind) however many peers ask for it. Objects asked while the loader's queue is full wait their
+//! turn in [`Serving`]'s backlog: `modelnotfound` means the node lacks the object (the asker
+//! leaves it out of that download for a minute), so a busy node never says it.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -26,9 +29,10 @@ use super::checkpoints::ObjectKey;
 use super::peer::Outbound;
 use super::{CHUNK_FLOOD_SCORE, Event, MAX_QUEUED_CHUNKS, Manager};
 
-/// Distinct objects that may be waiting to load at once.
+/// Distinct objects queued to the loader task at once; further ones wait in the backlog.
 pub const MAX_LOADING: usize = 8;
-/// Requests (all peers) that may wait for objects to load; beyond it they get `modelnotfound`.
+/// Requests (all peers) that may wait for objects to load; beyond it they get `modelnotfound`
+/// (it also bounds the backlog: every object in it has a waiting request).
 pub const MAX_WAITING_REQUESTS: usize = 4096;
 /// Loaded updates kept to serve chunks from (at most 8 MiB each): peers syncing ask for the
 /// updates of consecutive blocks, often several at once.
@@ -108,6 +112,9 @@ pub(super) struct Serving {
     waiting_len: usize,
     /// The loader's queue.
     loads: mpsc::Sender<ObjectKey>,
+    /// Objects with waiting requests not yet handed to the loader (its queue was full), in
+    /// arrival order; handed over as loads finish.
+    backlog: VecDeque<ObjectKey>,
 }
 
 /// How many loaded objects of a kind are kept.
@@ -140,6 +147,17 @@ impl Serving {
             waiting: HashMap::new(),
             waiting_len: 0,
             loads,
+            backlog: VecDeque::new(),
+        }
+    }
+
+    /// Hands backlogged objects to the loader while its queue has room.
+    fn feed_loader(&mut self) {
+        while let Some(&key) = self.backlog.front() {
+            if self.loads.try_send(key).is_err() {
+                break;
+            }
+            self.backlog.pop_front();
         }
     }
 
@@ -237,6 +255,8 @@ impl Manager {
     pub(super) fn on_loaded(&mut self, loaded: Loaded) {
         let Loaded { key, object } = loaded;
         let (block, kind) = key;
+        // The loader took this object off its queue: there is room for the backlog's next.
+        self.serving.feed_loader();
         let waiting = self.serving.waiting.remove(&key).unwrap_or_default();
         self.serving.waiting_len -= waiting.len();
         let Some((bytes, hashes)) = object else {
@@ -258,13 +278,22 @@ impl Manager {
         }
     }
 
-    /// Parks a request until the object is loaded, starting the load if none runs. Without room
-    /// (too many waiting requests or loads) the peer gets `modelnotfound` and asks elsewhere.
+    /// Parks a request until the object is loaded, starting the load if none runs (or queueing
+    /// it in the backlog while the loader's queue is full). Without room for another waiting
+    /// request ([`MAX_WAITING_REQUESTS`]) the peer gets `modelnotfound` and asks elsewhere.
     fn wait_for_load(&mut self, id: u64, key: ObjectKey, request: Request) {
         let s = &mut self.serving;
-        let room = s.waiting_len < MAX_WAITING_REQUESTS;
-        let started = s.waiting.contains_key(&key);
-        if room && (started || s.loads.try_send(key).is_ok()) {
+        if s.waiting_len < MAX_WAITING_REQUESTS {
+            if !s.waiting.contains_key(&key) {
+                match s.loads.try_send(key) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => s.backlog.push_back(key),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        self.send(id, Message::ModelNotFound { block: key.0, kind: key.1 });
+                        return;
+                    }
+                }
+            }
             s.waiting.entry(key).or_default().push((id, request));
             s.waiting_len += 1;
         } else {
