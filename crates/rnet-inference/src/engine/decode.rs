@@ -12,14 +12,14 @@
 //! 1. `u = RMSNorm(x)·γ1` for `C` into the ring, the conv for `C` → `c[C]`;
 //! 2. `[zp; hp]` rows `C` and `d + C` of `[Wz; Wh] c`, minGRU update of `h[C]`;
 //! 3. `x[C] += Wo[C] h`;
-//! 4. `v = RMSNorm(x)·γ2`, `α = softmax(KQ v)` (all slots: every participant scores them
-//!    itself, since `KQ` is only `S·d` bytes and sharing the scores would cost a barrier),
-//!    `m[C] = MV[C] α` (into `c`, not yet added to `x`, which others are still norming);
-//! 5. `x' = x + m` (whole, in the participant's own scratch), `v = RMSNorm(x')·γ3`, gate rows
-//!    `F` and up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
-//! 6. `x[C] = x'[C] + W_down[C] a`;
+//! 4. `v = RMSNorm(x)·γ2`, `α = softmax(KQ v)` and `x' = x + MV α`, all slots and all
+//!    channels, in the participant's own scratch (every participant computes them itself:
+//!    `KQ` and `MV` are only `S·d` bytes each, and sharing the scores or `MV α` would cost a
+//!    barrier each, more than reading them twice), then `v = RMSNorm(x')·γ3`, gate rows `F` and
+//!    up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
+//! 5. `x[C] = x'[C] + W_down[C] a`;
 //!
-//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Six barriers per layer. Every value is computed
+//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Five barriers per layer. Every value is computed
 //! by the same operations in the same order whatever the number of participants, so the split
 //! is bit-identical to one thread; with one participant this is the plain single-thread step
 //! (its barriers do nothing).
@@ -422,20 +422,18 @@ impl Engine {
                 l.wo.matvec_rows(cr.clone(), h, hq, v.x.get_mut(cr.clone()), Store::Add);
             }
             w.sync();
-            // 4. Slot attention: all scores, softmax, `m[C] = MV[C] α` into `c`.
+            // 4. Slot attention, all channels, into `xs` (x' = x + MV α); SwiGLU activations `fr`.
             unsafe {
-                kernels::rms_norm(v.x.get(0..d), &l.norm2, nv);
+                let x = v.x.get(0..d);
+                kernels::rms_norm(x, &l.norm2, nv);
                 let vq = prep(&l.kq, nv, q);
                 l.kq.matvec_rows(0..cfg.n_slots, nv, vq, probs, Store::Overwrite);
                 kernels::softmax(probs);
                 let pq = prep(&l.mv, probs, q);
-                l.mv.matvec_rows(cr.clone(), probs, pq, v.c.get_mut(cr.clone()), Store::Overwrite);
-            }
-            w.sync();
-            // 5. SwiGLU activations `fr`, on `x' = x + m`.
-            unsafe {
-                for ((o, &xv), &mv) in xs.iter_mut().zip(v.x.get(0..d)).zip(v.c.get(0..d)) {
-                    *o = xv + mv;
+                l.mv.matvec_rows(0..d, probs, pq, xs, Store::Overwrite);
+                // x' = x + m (IEEE addition commutes: the same bits as `m + x`).
+                for (o, &xv) in xs.iter_mut().zip(x) {
+                    *o += xv;
                 }
                 kernels::rms_norm(xs, &l.norm3, nv);
                 let vq = prep(&l.gu, nv, q);
@@ -447,7 +445,7 @@ impl Engine {
                 }
             }
             w.sync();
-            // 6. x[C] = x'[C] + W_down a.
+            // 5. x[C] = x'[C] + W_down a.
             unsafe {
                 let a = v.a.get(0..f);
                 let aq = prep(&l.down, a, q);
