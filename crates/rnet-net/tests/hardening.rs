@@ -491,6 +491,59 @@ fn objects_asked_past_the_loader_queue_are_served_not_refused() {
     assert_eq!(b.checkpoint_calls.load(Ordering::SeqCst), n as usize, "one load per object");
 }
 
+/// One peer cannot queue loads without bound ahead of everyone else: past
+/// `MAX_WAITING_PER_PEER` of its requests waiting, it gets `modelnotfound` (and asks elsewhere),
+/// every request it did queue is served, and another peer's request is served too.
+#[test]
+fn one_peer_cannot_queue_unbounded_loads() {
+    let rt = runtime();
+    let b = FakeBackend::new();
+    let per_peer = rnet_net::net::MAX_WAITING_PER_PEER;
+    let n = per_peer + 40;
+    let blocks: Vec<BlockHash> = (0..=n as u64)
+        .map(|i| {
+            let mut h = [7u8; 32];
+            h[..8].copy_from_slice(&i.to_le_bytes());
+            BlockHash(h)
+        })
+        .collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let bytes: Vec<u8> = (0..1000 + i).map(|j| (j % 251) as u8).collect();
+        b.checkpoints.lock().unwrap().insert(*block, Arc::new(bytes));
+    }
+    *b.checkpoint_delay.lock().unwrap() = Duration::from_millis(5);
+    let node = start(&rt, config(), b.clone());
+    rt.block_on(async {
+        let mut greedy = RawPeer::connect(&node).await;
+        let mut other = RawPeer::connect(&node).await;
+        for block in &blocks[..n] {
+            assert!(
+                greedy.send(&Message::GetChunkHashes { block: *block, kind: CK, start: 0 }).await
+            );
+        }
+        assert!(
+            other.send(&Message::GetChunkHashes { block: blocks[n], kind: CK, start: 0 }).await
+        );
+        let (mut served, mut refused) = (0, 0);
+        while served + refused < n {
+            match greedy
+                .wait_for(SECS(10), |m| {
+                    matches!(m, Message::ChunkHashes { .. } | Message::ModelNotFound { .. })
+                })
+                .await
+            {
+                Some(Message::ChunkHashes { .. }) => served += 1,
+                Some(Message::ModelNotFound { .. }) => refused += 1,
+                other => panic!("after {served} served and {refused} refused: {other:?}"),
+            }
+        }
+        assert!(served >= per_peer, "only {served} of the first {per_peer} served");
+        assert!(refused > 0, "all {n} queued: no per-peer bound");
+        let got = other.wait_for(SECS(10), |m| matches!(m, Message::ChunkHashes { .. })).await;
+        assert!(got.is_some(), "the other peer's request was not served");
+    });
+}
+
 /// A block on `parent` at height 1 whose header is `salt`-distinct, padded to about `pad` bytes
 /// (one output script): large on the wire yet cheap to build.
 fn padded_block(

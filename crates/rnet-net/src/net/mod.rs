@@ -46,7 +46,7 @@ pub use orphans::{MAX_ORPHAN_BLOCKS, MAX_ORPHAN_BYTES};
 pub use partial::{DOWNLOADS_DIR, MAX_PARTIAL_BYTES, PARTIAL_MAX_AGE};
 use peer::{Outbound, Peer};
 use relay::RejectFilter;
-pub use serving::MAX_LOADING;
+pub use serving::{MAX_LOADING, MAX_WAITING_PER_PEER};
 use sync::Want;
 use validation::{BLOCK_QUEUE, Checked, HEADERS_QUEUE, Job, TX_QUEUE};
 

@@ -34,6 +34,11 @@ pub const MAX_LOADING: usize = 8;
 /// Requests (all peers) that may wait for objects to load; beyond it they get `modelnotfound`
 /// (it also bounds the backlog: every object in it has a waiting request).
 pub const MAX_WAITING_REQUESTS: usize = 4096;
+/// Requests one peer may have waiting for loads; beyond it that peer gets `modelnotfound`, so
+/// one peer cannot queue thousands of loads ahead of everyone else's. An honest downloader has
+/// at most `MAX_UPDATE_FETCHES + MAX_CHECKPOINT_FETCHES` = 20 hash lists and 4 chunks
+/// outstanding with a peer.
+pub const MAX_WAITING_PER_PEER: usize = 64;
 /// Loaded updates kept to serve chunks from (at most 8 MiB each): peers syncing ask for the
 /// updates of consecutive blocks, often several at once.
 pub const KEPT_UPDATES: usize = 8;
@@ -110,6 +115,8 @@ pub(super) struct Serving {
     waiting: HashMap<ObjectKey, Vec<(u64, Request)>>,
     /// Total entries of `waiting`.
     waiting_len: usize,
+    /// Entries of `waiting` per peer.
+    waiting_by_peer: HashMap<u64, usize>,
     /// The loader's queue.
     loads: mpsc::Sender<ObjectKey>,
     /// Objects with waiting requests not yet handed to the loader (its queue was full), in
@@ -146,6 +153,7 @@ impl Serving {
             kept: [VecDeque::new(), VecDeque::new()],
             waiting: HashMap::new(),
             waiting_len: 0,
+            waiting_by_peer: HashMap::new(),
             loads,
             backlog: VecDeque::new(),
         }
@@ -259,6 +267,14 @@ impl Manager {
         self.serving.feed_loader();
         let waiting = self.serving.waiting.remove(&key).unwrap_or_default();
         self.serving.waiting_len -= waiting.len();
+        for (id, _) in &waiting {
+            if let Some(n) = self.serving.waiting_by_peer.get_mut(id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.serving.waiting_by_peer.remove(id);
+                }
+            }
+        }
         let Some((bytes, hashes)) = object else {
             for (id, _) in waiting {
                 self.send(id, Message::ModelNotFound { block, kind });
@@ -280,10 +296,12 @@ impl Manager {
 
     /// Parks a request until the object is loaded, starting the load if none runs (or queueing
     /// it in the backlog while the loader's queue is full). Without room for another waiting
-    /// request ([`MAX_WAITING_REQUESTS`]) the peer gets `modelnotfound` and asks elsewhere.
+    /// request ([`MAX_WAITING_REQUESTS`], or [`MAX_WAITING_PER_PEER`] of this peer's) the peer
+    /// gets `modelnotfound` and asks elsewhere.
     fn wait_for_load(&mut self, id: u64, key: ObjectKey, request: Request) {
         let s = &mut self.serving;
-        if s.waiting_len < MAX_WAITING_REQUESTS {
+        let peer_waiting = s.waiting_by_peer.get(&id).copied().unwrap_or(0);
+        if s.waiting_len < MAX_WAITING_REQUESTS && peer_waiting < MAX_WAITING_PER_PEER {
             if !s.waiting.contains_key(&key) {
                 match s.loads.try_send(key) {
                     Ok(()) => {}
@@ -296,6 +314,7 @@ impl Manager {
             }
             s.waiting.entry(key).or_default().push((id, request));
             s.waiting_len += 1;
+            *s.waiting_by_peer.entry(id).or_default() += 1;
         } else {
             let (block, kind) = key;
             tracing::debug!(%block, peer = id, "{kind} serving busy; answering modelnotfound");
