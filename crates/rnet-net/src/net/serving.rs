@@ -159,7 +159,8 @@ impl Serving {
         }
     }
 
-    /// Hands backlogged objects to the loader while its queue has room.
+    /// Hands backlogged objects to the loader, oldest first, while its queue has room (a
+    /// closed queue, at shutdown, leaves them: nobody answers any more).
     fn feed_loader(&mut self) {
         while let Some(&key) = self.backlog.front() {
             if self.loads.try_send(key).is_err() {
@@ -303,14 +304,9 @@ impl Manager {
         let peer_waiting = s.waiting_by_peer.get(&id).copied().unwrap_or(0);
         if s.waiting_len < MAX_WAITING_REQUESTS && peer_waiting < MAX_WAITING_PER_PEER {
             if !s.waiting.contains_key(&key) {
-                match s.loads.try_send(key) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => s.backlog.push_back(key),
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        self.send(id, Message::ModelNotFound { block: key.0, kind: key.1 });
-                        return;
-                    }
-                }
+                // Through the backlog, so loads start in the order they were asked for.
+                s.backlog.push_back(key);
+                s.feed_loader();
             }
             s.waiting.entry(key).or_default().push((id, request));
             s.waiting_len += 1;
