@@ -172,9 +172,10 @@ pub struct Matrix {
     /// holds the weights twice, not three times.
     offset: OnceLock<Vec<u8>>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
-    /// kernel reads them ([`avx512::interleave`]: per group of 8 rows, each 64-byte column chunk
-    /// of the 8 rows in turn), so a group's product streams through one contiguous region.
-    offset_il: Option<Vec<u8>>,
+    /// kernel reads them ([`avx512::pack`]: per panel of 16 rows, four columns of each row per
+    /// 64 bytes, four panels side by side), so sixteen rows sit in the lanes of one vector and a
+    /// band of 64 rows is read as one forward stream.
+    offset_packed: Option<Vec<u8>>,
 }
 
 /// The int8 weights plus 128 as unsigned bytes (what `vpdpbusd` multiplies).
@@ -195,7 +196,13 @@ impl Matrix {
     /// An f32 matrix. `values.len()` must be `rows · cols` (checked by the engine that builds it).
     pub fn f32(rows: usize, cols: usize, values: Vec<f32>) -> Self {
         debug_assert_eq!(values.len(), rows * cols);
-        Self { rows, cols, data: MatrixData::F32(values), offset: OnceLock::new(), offset_il: None }
+        Self {
+            rows,
+            cols,
+            data: MatrixData::F32(values),
+            offset: OnceLock::new(),
+            offset_packed: None,
+        }
     }
 
     /// An int8 matrix quantised from f32 `values` with one symmetric scale per row
@@ -221,11 +228,10 @@ impl Matrix {
             let _ = offset.set(offset_bytes(&q));
         }
         #[cfg(target_arch = "x86_64")]
-        let offset_il =
-            vnni512_detected().then(|| avx512::interleave(&offset_bytes(&q), rows, cols));
+        let offset_packed = vnni512_detected().then(|| avx512::pack(&offset_bytes(&q), rows, cols));
         #[cfg(not(target_arch = "x86_64"))]
-        let offset_il = None;
-        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_il }
+        let offset_packed = None;
+        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_packed }
     }
 
     /// The row-major offset weights of an int8 matrix on a VNNI machine (see `offset`).
@@ -309,11 +315,13 @@ impl Matrix {
                 unsafe {
                     match (&self.data, xq) {
                         (MatrixData::Int8 { q, scale }, Some(xq))
-                            if xq.len == cols && self.offset_il.is_some() && vnni512_enabled() =>
+                            if xq.len == cols
+                                && self.offset_packed.is_some()
+                                && vnni512_enabled() =>
                         {
-                            let il = self.offset_il.as_deref().unwrap_or_default();
-                            avx512::matvec_q8_vnni512_il(
-                                il,
+                            let packed = self.offset_packed.as_deref().unwrap_or_default();
+                            avx512::matvec_q8_vnni512(
+                                packed,
                                 rows.start,
                                 self.rows,
                                 &q[wr],
@@ -1113,63 +1121,6 @@ mod tests {
     type VnniKernel =
         unsafe fn(&[u8], &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
 
-    /// The AVX-512 kernel gives the same bits on the interleaved weights as on the row-major
-    /// ones, for any row range (decode threads pass ranges that start anywhere on small shapes):
-    /// whole groups, a partial last group, an odd last block, f32 tail columns.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx512_interleaved_weights_give_the_same_bits() {
-        if !vnni512_detected() {
-            return;
-        }
-        for &(rows, cols) in &[(8, 64), (21, 167), (32, 384), (19, 96), (16, 32), (3, 40)] {
-            let m = Matrix::int8(rows, cols, &pseudo(rows * cols, 11));
-            let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
-            let off = m.offset().expect("offset weights on a VNNI machine");
-            let il = m.offset_il.as_deref().expect("interleaved weights on an AVX-512 machine");
-            assert_eq!(*il, avx512::interleave(off, rows, cols));
-            let x = pseudo(cols, 12);
-            let mut qv = QVec::new();
-            qv.quantize(&x);
-            for (start, end) in [(0, rows), (rows / 2, rows), (1, rows), (rows / 3, rows / 3 + 9)] {
-                let end = end.min(rows);
-                let n = end - start;
-                let w = start * cols..end * cols;
-                for store in [Store::Overwrite, Store::Add] {
-                    let (mut a, mut b) = (pseudo(n, 13), pseudo(n, 13));
-                    // SAFETY: AVX-512 VNNI was detected; the buffers hold the rows used.
-                    unsafe {
-                        avx512::matvec_q8_vnni512(
-                            &off[w.clone()],
-                            &q[w.clone()],
-                            &scale[start..end],
-                            n,
-                            cols,
-                            &qv,
-                            &x,
-                            &mut a,
-                            store,
-                        );
-                        avx512::matvec_q8_vnni512_il(
-                            il,
-                            start,
-                            rows,
-                            &q[w.clone()],
-                            &scale[start..end],
-                            n,
-                            cols,
-                            &qv,
-                            &x,
-                            &mut b,
-                            store,
-                        );
-                    }
-                    assert_eq!(a, b, "rows {rows} cols {cols}, rows {start}..{end}");
-                }
-            }
-        }
-    }
-
     #[test]
     fn int8_decode_product_is_exact_on_the_quantised_activations() {
         #[cfg(target_arch = "x86_64")]
@@ -1222,7 +1173,11 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             let vnni_kernels: Vec<(&str, VnniKernel)> = [
                 ("avx-vnni", vnni_detected(), avx2::matvec_q8_vnni as VnniKernel),
-                ("avx512-vnni", vnni512_detected(), avx512::matvec_q8_vnni512 as VnniKernel),
+                (
+                    "avx512-vnni",
+                    vnni512_detected(),
+                    avx512::matvec_q8_vnni512_row_major as VnniKernel,
+                ),
             ]
             .into_iter()
             .filter(|k| k.1)

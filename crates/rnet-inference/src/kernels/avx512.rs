@@ -1,233 +1,159 @@
-//! The int8 decode product with AVX-512 VNNI: 64 weights per `vpdpbusd` (two activation blocks
-//! at once) instead of AVX-VNNI's 32. Every function requires AVX-512 F, BW, VL and VNNI.
+//! The int8 decode product with AVX-512 VNNI, rows in lanes: each 512-bit accumulator holds
+//! sixteen output rows (a *panel*), so a row's sum never has to be gathered from the lanes of a
+//! vector at the end. Every function requires AVX-512 F, BW, VL and VNNI.
 //!
-//! Per pair of [`Q8_BLOCK`](super::Q8_BLOCK)-element activation blocks and output row the
-//! product is one 512-bit load of offset weights, one `vpdpbusd` (exact `(w + 128) · x` sums
-//! per 4 bytes in i32, lanes 0–7 for the first block and 8–15 for the second), one conversion to
-//! f32 and one FMA with the two blocks' scales (a 16-lane vector from [`QVec`]'s expanded
-//! scales). Eight rows share each activation load, and their eight accumulators are summed
-//! together (a transpose by `vhaddps`) so that a group of rows ends in one 8-lane store.
+//! The offset weights (`w + 128` as unsigned bytes) are packed ([`pack`]) so that one 64-byte
+//! load holds four consecutive columns of each of a panel's sixteen rows. One `vpdpbusd` of that
+//! load with the four matching activation bytes broadcast to every lane adds four products to
+//! each row's exact i32 sum; eight of them cover one [`Q8_BLOCK`](super::Q8_BLOCK)-column block,
+//! whose sum is then converted and added to the row's f32 accumulator with one FMA by the
+//! block's scale. Per 64 bytes of weights that is one load and one `vpdpbusd`, plus a convert and
+//! an FMA per eight; the earlier layout (lanes = columns) also needed a convert and an FMA per 64
+//! bytes and a horizontal sum per row, which at the model's widths (384 columns: six 64-byte
+//! pieces per row) cost as much as the products (measured: 82–90 GB/s from L2 against 133–136
+//! GB/s for this one).
+//!
+//! Four panels (a *band* of 64 rows) share each activation broadcast: for every 4-column step
+//! the band's four 64-byte pieces are adjacent, so the product reads a band as one forward
+//! stream. A row's value is `((Σ_b fma over blocks) − offset + tail) · scale` whichever path
+//! computes it (a band, a lone panel, or [`row`] for rows outside whole panels), so it does not
+//! depend on how decode threads split the rows.
 
 use super::{QVec, Store, q8_row_tail};
 use std::arch::x86_64::*;
 
-/// Rows per register block.
-const R: usize = 8;
+/// Rows per panel: the lanes of one 512-bit vector of i32 or f32.
+pub const PANEL: usize = 16;
+/// Panels per band (sharing each broadcast activation word).
+pub const BAND: usize = 4;
+/// Rows per band.
+const BAND_ROWS: usize = PANEL * BAND;
+/// Columns per `vpdpbusd` lane.
+const STEP: usize = 4;
+/// 4-column steps per activation block.
+const STEPS: usize = super::Q8_BLOCK / STEP;
 
-/// Bytes of one group of eight rows in the interleaved order: their whole blocks.
-pub fn group_bytes(cols: usize) -> usize {
-    R * (cols / super::Q8_BLOCK) * super::Q8_BLOCK
+/// Columns of a `cols`-wide matrix that the packed weights hold: its whole blocks (the columns
+/// after them are read from the signed weights, in f32).
+fn whole(cols: usize) -> usize {
+    cols / super::Q8_BLOCK * super::Q8_BLOCK
 }
 
-/// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni512_il`]
-/// reads them: for each group of eight whole rows, the 64-byte chunk `p` of row 0, of
-/// row 1, …, of row 7, then chunk `p + 1`; an odd last block as 32-byte pieces the same way;
-/// then the rows after the last whole group, row-major. Only whole blocks are kept (the columns
-/// after them are read from the signed weights). The product reads each group from one
-/// contiguous region in address order, which the hardware prefetchers follow better than eight
-/// row streams `cols` bytes apart.
-pub fn interleave(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
-    let nb = cols / super::Q8_BLOCK;
-    let whole = nb * super::Q8_BLOCK;
-    let groups = rows / R;
-    let mut out = Vec::with_capacity(groups * group_bytes(cols) + (rows - groups * R) * whole);
-    for g in 0..groups {
-        for p in 0..nb / 2 {
-            for r in 0..R {
-                let at = (g * R + r) * cols + p * 64;
-                out.extend_from_slice(&wo[at..at + 64]);
+/// The offset weights `wo` (`rows × cols`, row-major) in the order the product reads them:
+/// each band of 64 rows, for each block and each 4-column step in it, panel 0's sixteen rows'
+/// four bytes, then panel 1's, 2's and 3's; then the panels after the last whole band the same
+/// way with one panel per step; rows after the last whole panel are not packed ([`row`] reads
+/// the signed weights). Only whole blocks are packed.
+pub fn pack(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    let wc = whole(cols);
+    let bands = rows / BAND_ROWS;
+    let panels = rows / PANEL;
+    let mut out = Vec::with_capacity(panels * PANEL * wc);
+    let mut put = |first_panel: usize, width: usize| {
+        for k in (0..wc).step_by(STEP) {
+            for g in 0..width {
+                for r in 0..PANEL {
+                    let at = ((first_panel + g) * PANEL + r) * cols + k;
+                    out.extend_from_slice(&wo[at..at + STEP]);
+                }
             }
         }
-        if nb % 2 == 1 {
-            for r in 0..R {
-                let at = (g * R + r) * cols + (nb - 1) * 32;
-                out.extend_from_slice(&wo[at..at + 32]);
-            }
-        }
+    };
+    for b in 0..bands {
+        put(b * BAND, BAND);
     }
-    for row in groups * R..rows {
-        out.extend_from_slice(&wo[row * cols..row * cols + whole]);
+    for p in bands * BAND..panels {
+        put(p, 1);
     }
     out
 }
 
-/// Where row `row`'s weights start in the [`interleave`] order of a `rows × cols` matrix, and
-/// how the kernel steps through them.
-fn locate(row: usize, rows: usize, cols: usize) -> (usize, Layout) {
-    let whole = cols / super::Q8_BLOCK * super::Q8_BLOCK;
-    let groups = rows / R;
-    if row < groups * R {
-        (row / R * group_bytes(cols), Layout::Interleaved { first: row % R })
+/// Where panel `p`'s first piece is in the [`pack`] order of a `rows × cols` matrix, and the
+/// distance between its successive 4-column pieces.
+fn locate(p: usize, rows: usize, cols: usize) -> (usize, usize) {
+    let wc = whole(cols);
+    let bands = rows / BAND_ROWS;
+    if p < bands * BAND {
+        (p / BAND * BAND_ROWS * wc + p % BAND * 64, BAND * 64)
     } else {
-        (groups * group_bytes(cols) + (row - groups * R) * whole, Layout::RowMajor { cols: whole })
+        (bands * BAND_ROWS * wc + (p - bands * BAND) * PANEL * wc, 64)
     }
 }
 
-/// Where the kernel reads row `r`'s weights of pair `p` (64 bytes) and of the odd last block
-/// (32 bytes), from the first row's start: row-major rows `cols` bytes apart, or inside one
-/// interleaved group from its row `first` on.
-#[derive(Clone, Copy)]
-enum Layout {
-    RowMajor { cols: usize },
-    Interleaved { first: usize },
-}
-
-impl Layout {
-    #[inline(always)]
-    fn pair(self, r: usize, p: usize) -> usize {
-        match self {
-            Layout::RowMajor { cols } => r * cols + p * 64,
-            Layout::Interleaved { first } => (p * R + first + r) * 64,
-        }
-    }
-
-    #[inline(always)]
-    fn last_block(self, r: usize, nb: usize) -> usize {
-        match self {
-            Layout::RowMajor { cols } => r * cols + (nb - 1) * 32,
-            Layout::Interleaved { first } => (nb / 2) * R * 64 + (first + r) * 32,
-        }
-    }
-}
-
-/// `N` offset-u8 rows · the quantised vector: per row the 8 partial sums (already scaled by the
-/// activation block scales, before the offset is removed).
+/// `N` adjacent panels' f32 sums over the whole blocks: `Σ_b s_b · Σ_{k∈b} (w + 128) · x_q`,
+/// one FMA per block in block order, from 0. Their pieces start at `w`, the `N` panels' pieces
+/// of one step adjacent and successive steps `STRIDE` bytes apart.
 ///
 /// # Safety
-/// `w` holds the `N` rows' `32·nb` bytes in `layout`, `xq` `32·nb` values and `s8` `8·nb`
-/// expanded scales; the CPU has AVX-512 F, BW, VL and VNNI.
+/// `w` holds the panels' `nb` blocks in that order, `xq` `32·nb` values and `s` `nb` scales; the
+/// CPU has AVX-512 F, BW and VNNI.
 #[inline(always)]
-unsafe fn rows_vnni512<const N: usize>(
+unsafe fn panels<const N: usize, const STRIDE: usize>(
     w: *const u8,
-    layout: Layout,
     xq: *const i8,
-    s8: *const f32,
+    s: *const f32,
     nb: usize,
-) -> [__m256; N] {
+) -> [__m512; N] {
     // SAFETY: the caller guarantees the buffers and the CPU features.
     unsafe {
+        let x = xq as *const i32;
         let mut acc = [_mm512_setzero_ps(); N];
-        let pairs = nb / 2;
-        for p in 0..pairs {
-            let xv = _mm512_loadu_si512(xq.add(p * 64) as *const __m512i);
-            let sv = _mm512_loadu_ps(s8.add(p * 16));
-            for r in 0..N {
-                let wv = _mm512_loadu_si512(w.add(layout.pair(r, p)) as *const __m512i);
-                let d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sv, acc[r]);
+        let mut wp = w;
+        for b in 0..nb {
+            let mut sums = [_mm512_setzero_si512(); N];
+            for k in 0..STEPS {
+                let xv = _mm512_set1_epi32(x.add(b * STEPS + k).read_unaligned());
+                for (g, sum) in sums.iter_mut().enumerate() {
+                    let wv = _mm512_loadu_si512(wp.add(k * STRIDE + g * 64) as *const __m512i);
+                    *sum = _mm512_dpbusd_epi32(*sum, wv, xv);
+                }
+            }
+            wp = wp.add(STEPS * STRIDE);
+            let sv = _mm512_set1_ps(*s.add(b));
+            for (a, sum) in acc.iter_mut().zip(sums) {
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, *a);
             }
         }
-        // Fold each row's 16 lanes to 8.
-        let mut out = [_mm256_setzero_ps(); N];
-        for r in 0..N {
-            let lo = _mm512_castps512_ps256(acc[r]);
-            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(acc[r])));
-            out[r] = _mm256_add_ps(lo, hi);
-        }
-        // An odd last block: the same with 256-bit registers.
-        if nb % 2 == 1 {
-            let b = nb - 1;
-            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
-            let sv = _mm256_loadu_ps(s8.add(b * 8));
-            for r in 0..N {
-                let wv = _mm256_loadu_si256(w.add(layout.last_block(r, nb)) as *const __m256i);
-                let d = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wv, xv);
-                out[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(d), sv, out[r]);
-            }
-        }
-        out
+        acc
     }
 }
 
-/// The eight lane sums of eight vectors, in order: `[Σ v0, Σ v1, …, Σ v7]`.
-#[inline(always)]
-unsafe fn sum8(v: &[__m256; R]) -> __m256 {
-    // SAFETY: register-only AVX operations; the caller guarantees AVX.
-    unsafe {
-        // Per 128-bit half: [v0₀₁, v0₂₃, v1₀₁, v1₂₃] …
-        let t0 = _mm256_hadd_ps(v[0], v[1]);
-        let t1 = _mm256_hadd_ps(v[2], v[3]);
-        let t2 = _mm256_hadd_ps(v[4], v[5]);
-        let t3 = _mm256_hadd_ps(v[6], v[7]);
-        // … then [v0₀₋₃, v1₀₋₃, v2₀₋₃, v3₀₋₃ | v0₄₋₇, …].
-        let u0 = _mm256_hadd_ps(t0, t1);
-        let u1 = _mm256_hadd_ps(t2, t3);
-        _mm256_add_ps(
-            _mm256_permute2f128_ps::<0x20>(u0, u1),
-            _mm256_permute2f128_ps::<0x31>(u0, u1),
-        )
+/// Row `o`'s value computed one row at a time, by the same operations as a panel's lane: the
+/// exact integer sum of each block (`Σ (w + 128) · x_q`, from the signed weights), one fused
+/// multiply-add per block in block order, then the offset, the tail columns and the scale.
+fn row(p: &Product<'_>, o: usize) -> f32 {
+    let mut acc = 0.0f32;
+    let w = &p.w[o * p.cols..];
+    for b in 0..p.nb {
+        let k = b * super::Q8_BLOCK;
+        let sum: i32 = w[k..k + super::Q8_BLOCK]
+            .iter()
+            .zip(&p.q[k..k + super::Q8_BLOCK])
+            .map(|(&wv, &xv)| (wv as i32 + 128) * xv as i32)
+            .sum();
+        acc = (sum as f32).mul_add(p.s[b], acc);
     }
-}
-
-/// The lane sum of one vector, added in the same order as [`sum8`] adds each of its vectors (so
-/// a row's value does not depend on whether it falls in a group of eight: threads split the
-/// rows differently).
-#[inline(always)]
-unsafe fn sum1(v: __m256) -> f32 {
-    // SAFETY: register-only AVX operations; the caller guarantees AVX.
-    unsafe {
-        let t = _mm256_hadd_ps(v, v); // [v₀₁, v₂₃, …] per half
-        let u = _mm256_hadd_ps(t, t); // [v₀₋₃, …] | [v₄₋₇, …]
-        _mm_cvtss_f32(_mm_add_ps(_mm256_castps256_ps128(u), _mm256_extractf128_ps::<1>(u)))
+    let mut v = acc - p.off;
+    if p.tail < p.cols {
+        v += q8_row_tail(p.w, p.cols, p.tail, p.x, o);
     }
-}
-
-/// The int8 matrix times one vector with block-quantised activations, on the row-major offset
-/// weights `wo` (`w + 128` as unsigned bytes); `w` (the signed weights) serves the columns past
-/// the last whole block. Same result as `avx2::matvec_q8_vnni` up to the order of the f32
-/// additions, and bit for bit the result of [`matvec_q8_vnni512_il`] (tests compare them).
-///
-/// # Safety
-/// `wo` and `w` hold `rows · cols` bytes, `scale` `rows` values, `xq` the output of
-/// `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats; the CPU has AVX-512 F, BW, VL
-/// and VNNI.
-#[cfg(test)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn matvec_q8_vnni512(
-    wo: &[u8],
-    w: &[i8],
-    scale: &[f32],
-    rows: usize,
-    cols: usize,
-    xq: &QVec,
-    x: &[f32],
-    y: &mut [f32],
-    store: Store,
-) {
-    let p = Product::new(w, scale, rows, cols, xq, x, y, store);
-    assert!(wo.len() >= rows * cols, "matvec_q8_vnni512: buffers too short");
-    let layout = Layout::RowMajor { cols };
-    let mut o = 0;
-    // SAFETY: rows `o..o + R` (or `o`) are below `rows` and inside `wo` (checked); the caller
-    // guarantees the CPU features.
-    unsafe {
-        while o + R <= rows {
-            p.group(wo.as_ptr().add(o * cols), layout, o, y);
-            o += R;
-        }
-        while o < rows {
-            p.single(wo.as_ptr().add(o * cols), layout, o, y);
-            o += 1;
-        }
-    }
+    v * p.scale[o]
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector, reading the
-/// offset weights in the [`interleave`] order `il` (the whole matrix's); `w`, `scale` and `y`
-/// are those rows' signed weights, scales and outputs. Whole groups of eight rows take the
-/// eight-row path; rows before the range's first group boundary and after its last whole
-/// group go one at a time. Both paths sum a row the same way, so a row's value does not depend
-/// on the range it is computed in.
+/// offset weights in the [`pack`] order `packed` (the whole matrix's); `w`, `scale` and `y` are
+/// those rows' signed weights, scales and outputs. Whole bands take the four-panel path, other
+/// whole panels the one-panel path, and rows outside whole panels of the range go one at a time
+/// ([`row`]); all give a row the same bits.
 ///
 /// # Safety
-/// `il` is `interleave` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
+/// `packed` is `pack` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
 /// `rows · cols` bytes, `scale` `rows` values, `xq` the output of `QVec::quantize(&x[..cols])`,
 /// `x` `cols` and `y` `rows` floats; the CPU has AVX-512 F, BW, VL and VNNI.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn matvec_q8_vnni512_il(
-    il: &[u8],
+pub unsafe fn matvec_q8_vnni512(
+    packed: &[u8],
     first: usize,
     total: usize,
     w: &[i8],
@@ -240,44 +166,93 @@ pub unsafe fn matvec_q8_vnni512_il(
     store: Store,
 ) {
     let p = Product::new(w, scale, rows, cols, xq, x, y, store);
-    let whole = cols / super::Q8_BLOCK * super::Q8_BLOCK;
-    let (groups, gb) = (total / R, group_bytes(cols));
+    let panels_total = total / PANEL;
     assert!(
-        first + rows <= total && il.len() >= groups * gb + total % R * whole,
-        "matvec_q8_vnni512_il: buffers too short"
+        first + rows <= total && packed.len() >= panels_total * PANEL * whole(cols),
+        "matvec_q8_vnni512: buffers too short"
     );
-    let single = |o: usize| {
-        let (at, layout) = locate(first + o, total, cols);
-        (il.as_ptr().wrapping_add(at), layout)
-    };
-    let mut o = 0;
-    // SAFETY: every row is below `total`, so `locate` and the groups stay inside `il` (checked);
-    // rows `o..o + R` (or `o`) are below `rows`; the caller guarantees the CPU features.
-    unsafe {
-        while o < rows && !(first + o).is_multiple_of(R) {
-            let (wp, layout) = single(o);
-            p.single(wp, layout, o, y);
-            o += 1;
-        }
-        let mut wp = il.as_ptr().add((first + o) / R * gb);
-        while o + R <= rows && (first + o) / R < groups {
-            p.group(wp, Layout::Interleaved { first: 0 }, o, y);
-            wp = wp.add(gb);
-            o += R;
-        }
-        while o < rows {
-            let (wp, layout) = single(o);
-            p.single(wp, layout, o, y);
-            o += 1;
+    let bands = total / BAND_ROWS;
+    let end = first + rows;
+    let mut r = first;
+    while r < end {
+        let panel = r / PANEL;
+        let in_panels = r.is_multiple_of(PANEL) && panel < panels_total;
+        if in_panels && panel.is_multiple_of(BAND) && panel / BAND < bands && r + BAND_ROWS <= end {
+            let (at, stride) = locate(panel, total, cols);
+            debug_assert_eq!(stride, BAND * 64);
+            // SAFETY: the band is inside `packed` (checked above) and its rows inside the range;
+            // the caller guarantees the CPU features.
+            unsafe {
+                let acc = panels::<BAND, { BAND * 64 }>(
+                    packed.as_ptr().add(at),
+                    p.q.as_ptr(),
+                    p.s.as_ptr(),
+                    p.nb,
+                );
+                for (g, a) in acc.into_iter().enumerate() {
+                    p.finish(a, r + g * PANEL - first, y);
+                }
+            }
+            r += BAND_ROWS;
+        } else if in_panels && r + PANEL <= end {
+            let (at, stride) = locate(panel, total, cols);
+            // SAFETY: as above, for one panel.
+            unsafe {
+                let base = packed.as_ptr().add(at);
+                let [a] = if stride == 64 {
+                    panels::<1, 64>(base, p.q.as_ptr(), p.s.as_ptr(), p.nb)
+                } else {
+                    panels::<1, { BAND * 64 }>(base, p.q.as_ptr(), p.s.as_ptr(), p.nb)
+                };
+                p.finish(a, r - first, y);
+            }
+            r += PANEL;
+        } else {
+            let o = r - first;
+            store_one(&mut y[o], row(&p, o), store);
+            r += 1;
         }
     }
 }
 
-/// What one product's row paths share: the quantised vector, the f32 input (for the tail
-/// columns), the signed weights, the row scales and how results are stored.
+/// The product on row-major offset weights `wo` (all `rows` rows; packs them first): the
+/// signature of the other VNNI kernels, for tests that run them all.
+///
+/// # Safety
+/// As [`matvec_q8_vnni512`] with `first = 0`, `total = rows`, and `wo` holding `rows · cols`
+/// bytes.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni512_row_major(
+    wo: &[u8],
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    let packed = pack(wo, rows, cols);
+    // SAFETY: forwarded from the caller.
+    unsafe { matvec_q8_vnni512(&packed, 0, rows, w, scale, rows, cols, xq, x, y, store) }
+}
+
+/// `y = v` or `y += v`.
+#[inline(always)]
+fn store_one(y: &mut f32, v: f32, store: Store) {
+    match store {
+        Store::Overwrite => *y = v,
+        Store::Add => *y += v,
+    }
+}
+
+/// What one product's paths share: the quantised vector, the f32 input (for the tail columns),
+/// the signed weights, the row scales and how results are stored.
 struct Product<'a> {
     q: &'a [i8],
-    s8: &'a [f32],
+    s: &'a [f32],
     off: f32,
     nb: usize,
     tail: usize,
@@ -302,65 +277,124 @@ impl<'a> Product<'a> {
         store: Store,
     ) -> Self {
         let nb = xq.s.len();
-        let tail = nb * 32;
+        let tail = nb * super::Q8_BLOCK;
         assert!(
             w.len() >= rows * cols
                 && scale.len() >= rows
                 && xq.q.len() >= tail
-                && xq.s8.len() >= 8 * nb
                 && x.len() >= cols
                 && y.len() >= rows
-                && tail <= cols,
+                && tail == whole(cols),
             "matvec_q8_vnni512: buffers too short"
         );
-        Self { q: &xq.q, s8: &xq.s8, off: xq.offset_sum, nb, tail, cols, x, w, scale, store }
+        Self { q: &xq.q, s: &xq.s, off: xq.offset_sum, nb, tail, cols, x, w, scale, store }
     }
 
-    /// Rows `o..o + 8`, whose offset weights start at `wp` in `layout`.
+    /// Stores the panel of rows `o..o + 16` from its block sums `acc`: offset, tail columns,
+    /// scale, as [`row`] does per row.
     ///
     /// # Safety
-    /// `wp` points at the eight rows' weights; `o + 8` rows fit the buffers; AVX-512 VNNI.
+    /// Rows `o..o + 16` fit the buffers; AVX-512 F.
     #[inline(always)]
-    unsafe fn group(&self, wp: *const u8, layout: Layout, o: usize, y: &mut [f32]) {
-        let (cols, tail) = (self.cols, self.tail);
-        // SAFETY: the caller guarantees the weights, the row range and the CPU features.
+    unsafe fn finish(&self, acc: __m512, o: usize, y: &mut [f32]) {
+        // SAFETY: the caller guarantees the rows and the CPU features.
         unsafe {
-            let acc = rows_vnni512::<R>(wp, layout, self.q.as_ptr(), self.s8.as_ptr(), self.nb);
-            let mut v = _mm256_sub_ps(sum8(&acc), _mm256_set1_ps(self.off));
-            if tail < cols {
-                let t: [f32; R] =
-                    std::array::from_fn(|r| q8_row_tail(self.w, cols, tail, self.x, o + r));
-                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
+            let mut v = _mm512_sub_ps(acc, _mm512_set1_ps(self.off));
+            if self.tail < self.cols {
+                let t: [f32; PANEL] = std::array::from_fn(|r| {
+                    q8_row_tail(self.w, self.cols, self.tail, self.x, o + r)
+                });
+                v = _mm512_add_ps(v, _mm512_loadu_ps(t.as_ptr()));
             }
-            v = _mm256_mul_ps(v, _mm256_loadu_ps(self.scale.as_ptr().add(o)));
+            v = _mm512_mul_ps(v, _mm512_loadu_ps(self.scale.as_ptr().add(o)));
             let yp = y.as_mut_ptr().add(o);
             match self.store {
-                Store::Overwrite => _mm256_storeu_ps(yp, v),
-                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
+                Store::Overwrite => _mm512_storeu_ps(yp, v),
+                Store::Add => _mm512_storeu_ps(yp, _mm512_add_ps(_mm512_loadu_ps(yp), v)),
             }
         }
     }
+}
 
-    /// Row `o`, whose offset weights start at `wp` in `layout`: the same operations as a
-    /// group's lane (the tail added only when there is one).
-    ///
-    /// # Safety
-    /// `wp` points at the row's weights; row `o` fits the buffers; AVX-512 VNNI.
-    #[inline(always)]
-    unsafe fn single(&self, wp: *const u8, layout: Layout, o: usize, y: &mut [f32]) {
-        let (cols, tail) = (self.cols, self.tail);
-        // SAFETY: the caller guarantees the weights, the row and the CPU features.
-        let [acc] =
-            unsafe { rows_vnni512::<1>(wp, layout, self.q.as_ptr(), self.s8.as_ptr(), self.nb) };
-        // SAFETY: register-only AVX operations.
-        let mut v = unsafe { sum1(acc) } - self.off;
-        if tail < cols {
-            v += q8_row_tail(self.w, cols, tail, self.x, o);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row range of every shape gives each row the bits of the one-row path: bands, lone
+    /// panels, rows outside panels, tail columns, both stores.
+    #[test]
+    fn every_path_gives_a_row_the_same_bits() {
+        if !super::super::vnni512_enabled() {
+            return;
         }
-        let v = v * self.scale[o];
-        match self.store {
-            Store::Overwrite => y[o] = v,
-            Store::Add => y[o] += v,
+        let pseudo = |n: usize, seed: u32| -> Vec<f32> {
+            let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
+            (0..n)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 17;
+                    s ^= s << 5;
+                    (s % 2001) as f32 / 1000.0 - 1.0
+                })
+                .collect()
+        };
+        for &(total, cols) in
+            &[(64, 32), (128, 384), (200, 96), (80, 167), (17, 64), (5, 40), (192, 768)]
+        {
+            let m = super::super::Matrix::int8(total, cols, &pseudo(total * cols, 3));
+            let super::super::MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
+            let offset: Vec<u8> = q.iter().map(|&v| (v as u8) ^ 0x80).collect();
+            let packed = pack(&offset, total, cols);
+            let x = pseudo(cols, 4);
+            let mut qv = QVec::new();
+            qv.quantize(&x);
+            let one: Vec<f32> = {
+                let p = Product::new(q, scale, total, cols, &qv, &x, &vec![0.0; total], Store::Add);
+                (0..total).map(|o| row(&p, o)).collect()
+            };
+            for (start, end) in [
+                (0, total),
+                (16, total),
+                (3, total),
+                (total / 2, total),
+                (total / 3, total / 3 + 70),
+            ] {
+                let (start, end) = (start.min(total), end.min(total));
+                let n = end - start;
+                let wr = start * cols..end * cols;
+                for store in [Store::Overwrite, Store::Add] {
+                    let before = pseudo(n, 5);
+                    let mut y = before.clone();
+                    // SAFETY: AVX-512 VNNI is enabled; the buffers hold the rows used.
+                    unsafe {
+                        matvec_q8_vnni512(
+                            &packed,
+                            start,
+                            total,
+                            &q[wr.clone()],
+                            &scale[start..end],
+                            n,
+                            cols,
+                            &qv,
+                            &x,
+                            &mut y,
+                            store,
+                        )
+                    };
+                    for (o, &v) in y.iter().enumerate() {
+                        let want = match store {
+                            Store::Overwrite => one[start + o],
+                            Store::Add => before[o] + one[start + o],
+                        };
+                        assert_eq!(
+                            v.to_bits(),
+                            want.to_bits(),
+                            "{total}×{cols}, rows {start}..{end}, row {}",
+                            start + o
+                        );
+                    }
+                }
+            }
         }
     }
 }
