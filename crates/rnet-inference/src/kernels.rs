@@ -166,10 +166,10 @@ pub struct Matrix {
     cols: usize,
     data: MatrixData,
     /// For int8 on AVX-VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
-    /// multiplies unsigned by signed bytes; the offset is taken out once per product), row-major
-    /// for the 256-bit kernel. Built with the matrix where that kernel is the one in use, on
-    /// first use elsewhere (an AVX-512 machine told to keep to 256 bits), so an AVX-512 machine
-    /// holds the weights twice, not three times.
+    /// multiplies unsigned by signed bytes; the offset is taken out once per product), in the
+    /// packed order of the 256-bit kernel ([`avx2::pack_vnni`]: 8-row panels). Built with the
+    /// matrix where that kernel is the one in use, on first use elsewhere (an AVX-512 machine told
+    /// to keep to 256 bits), so an AVX-512 machine holds the weights twice, not three times.
     offset: OnceLock<Vec<u8>>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
     /// kernel reads them ([`avx512::pack`]: per panel of 16 rows, four columns of each row per
@@ -224,8 +224,9 @@ impl Matrix {
             }
         }
         let offset = OnceLock::new();
+        #[cfg(target_arch = "x86_64")]
         if vnni_detected() && !vnni512_detected() {
-            let _ = offset.set(offset_bytes(&q));
+            let _ = offset.set(avx2::pack_vnni(&offset_bytes(&q), rows, cols));
         }
         #[cfg(target_arch = "x86_64")]
         let offset_packed = vnni512_detected().then(|| avx512::pack(&offset_bytes(&q), rows, cols));
@@ -234,13 +235,14 @@ impl Matrix {
         Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_packed }
     }
 
-    /// The row-major offset weights of an int8 matrix on a VNNI machine (see `offset`).
+    /// The offset weights of an int8 matrix on a VNNI machine in the 256-bit kernel's packed
+    /// order (see `offset`).
     #[cfg(target_arch = "x86_64")]
     fn offset(&self) -> Option<&[u8]> {
         match &self.data {
-            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => {
-                Some(self.offset.get_or_init(|| offset_bytes(q)))
-            }
+            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => Some(
+                self.offset.get_or_init(|| avx2::pack_vnni(&offset_bytes(q), self.rows, self.cols)),
+            ),
             _ => None,
         }
     }
@@ -337,9 +339,11 @@ impl Matrix {
                         (MatrixData::Int8 { q, scale }, Some(xq))
                             if xq.len == cols && vnni_enabled() =>
                         {
-                            let off = self.offset().unwrap_or_default();
+                            let packed = self.offset().unwrap_or_default();
                             avx2::matvec_q8_vnni(
-                                &off[wr.clone()],
+                                packed,
+                                rows.start,
+                                self.rows,
                                 &q[wr],
                                 &scale[rows],
                                 n,
@@ -864,6 +868,9 @@ mod avx2;
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
 mod avx512;
 
+#[cfg(target_arch = "x86_64")]
+mod packed;
+
 #[cfg(target_arch = "aarch64")]
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
 mod neon;
@@ -1172,7 +1179,7 @@ mod tests {
             // The VNNI kernels present on this CPU (AVX-VNNI, AVX-512 VNNI).
             #[cfg(target_arch = "x86_64")]
             let vnni_kernels: Vec<(&str, VnniKernel)> = [
-                ("avx-vnni", vnni_detected(), avx2::matvec_q8_vnni as VnniKernel),
+                ("avx-vnni", vnni_detected(), avx2::matvec_q8_vnni_row_major as VnniKernel),
                 (
                     "avx512-vnni",
                     vnni512_detected(),
@@ -1185,10 +1192,10 @@ mod tests {
             .collect();
             #[cfg(target_arch = "x86_64")]
             for (name, kernel) in vnni_kernels {
-                let off = m.offset().expect("offset weights on a VNNI machine");
+                let off = offset_bytes(q);
                 let mut yv = vec![0.0; rows];
                 // SAFETY: the kernel's CPU features were detected; the buffers fit.
-                unsafe { kernel(off, q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };
+                unsafe { kernel(&off, q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };
                 for (o, (&a, &b)) in yv.iter().zip(&y).enumerate() {
                     // Same exact integer sums; only the f32 rounding of the offset differs.
                     let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();

@@ -1,5 +1,6 @@
 //! AVX2 + FMA products. Every function requires a CPU with both features.
 
+use super::packed::{self, BAND, Panels, Product, STEPS};
 use super::{QVec, Store, Weight, q8_row_tail, store_value};
 use std::arch::x86_64::*;
 
@@ -220,48 +221,139 @@ unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
     acc
 }
 
-/// `R` offset-u8 rows · the block-quantised vector with AVX-VNNI: per block one `vpdpbusd`
-/// (exact: `(w + 128) · x` summed in i32) and one scaled f32 accumulation; the offset's
-/// contribution is removed by the caller.
+/// Rows per panel of the AVX-VNNI product: the lanes of one 256-bit vector.
+pub const VNNI_PANEL: usize = 8;
+/// Bytes of one piece: four columns of a panel's rows.
+const PIECE: usize = 4 * VNNI_PANEL;
+
+/// `N` adjacent 8-row panels' f32 sums over the whole blocks with AVX-VNNI (see
+/// [`super::packed`]): per 4-column step one `vpdpbusd` per panel, per block one convert and one
+/// FMA. The `N` panels' pieces of one step are adjacent and successive steps `STRIDE` bytes
+/// apart.
 ///
 /// # Safety
-/// As [`rows_q8`], with `w` the offset rows, and the CPU must have AVX-VNNI.
+/// `w` holds the panels' `nb` blocks in that order, `xq` `32·nb` values and `s` `nb` scales; the
+/// CPU has AVX2, FMA and AVX-VNNI.
 #[inline(always)]
-unsafe fn rows_q8_vnni<const R: usize>(
+unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
     w: *const u8,
-    cols: usize,
     xq: *const i8,
-    xs: *const f32,
+    s: *const f32,
     nb: usize,
-) -> [f32; R] {
+) -> [__m256; N] {
     // SAFETY: the caller guarantees the buffers and the CPU features.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); R];
+        let x = xq as *const i32;
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut wp = w;
         for b in 0..nb {
-            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
-            let sx = _mm256_set1_ps(*xs.add(b));
-            for r in 0..R {
-                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
-                let p32 = dpbusd(_mm256_setzero_si256(), wv, xv);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
+            let mut sums = [_mm256_setzero_si256(); N];
+            for k in 0..STEPS {
+                let xv = _mm256_set1_epi32(x.add(b * STEPS + k).read_unaligned());
+                for (g, sum) in sums.iter_mut().enumerate() {
+                    let wv = _mm256_loadu_si256(wp.add(k * STRIDE + g * PIECE) as *const __m256i);
+                    *sum = dpbusd(*sum, wv, xv);
+                }
+            }
+            wp = wp.add(STEPS * STRIDE);
+            let sv = _mm256_set1_ps(*s.add(b));
+            for (a, sum) in acc.iter_mut().zip(sums) {
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, *a);
             }
         }
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum(acc[r]);
-        }
-        out
+        acc
     }
 }
 
-/// [`matvec_q8`] with AVX-VNNI on the offset weights `wo` (`w + 128`); `w` (the signed
-/// weights) serves the columns past the last whole block.
+/// The 256-bit AVX-VNNI code of the packed product.
+struct Vnni256;
+
+impl Panels for Vnni256 {
+    const PANEL: usize = VNNI_PANEL;
+    type Acc = __m256;
+
+    #[inline(always)]
+    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [__m256; BAND] {
+        // SAFETY: forwarded from the caller.
+        unsafe { vnni_panels::<BAND, { BAND * PIECE }>(w, xq, s, nb) }
+    }
+
+    #[inline(always)]
+    unsafe fn lone(w: *const u8, in_band: bool, xq: *const i8, s: *const f32, nb: usize) -> __m256 {
+        // SAFETY: forwarded from the caller.
+        let [a] = unsafe {
+            if in_band {
+                vnni_panels::<1, { BAND * PIECE }>(w, xq, s, nb)
+            } else {
+                vnni_panels::<1, PIECE>(w, xq, s, nb)
+            }
+        };
+        a
+    }
+
+    #[inline(always)]
+    unsafe fn finish(p: &Product<'_>, acc: __m256, o: usize, y: &mut [f32]) {
+        // SAFETY: the caller guarantees the rows and the CPU features.
+        unsafe {
+            let mut v = _mm256_sub_ps(acc, _mm256_set1_ps(p.off));
+            if p.tail < p.cols {
+                let t: [f32; VNNI_PANEL] = std::array::from_fn(|r| p.tail_of(o + r));
+                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
+            }
+            v = _mm256_mul_ps(v, _mm256_loadu_ps(p.scale.as_ptr().add(o)));
+            let yp = y.as_mut_ptr().add(o);
+            match p.store {
+                Store::Overwrite => _mm256_storeu_ps(yp, v),
+                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
+            }
+        }
+    }
+}
+
+/// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni`] reads them
+/// ([`packed::pack`] with 8-row panels).
+pub fn pack_vnni(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+    packed::pack(wo, rows, cols, VNNI_PANEL)
+}
+
+/// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX-VNNI,
+/// reading the offset weights in the [`pack_vnni`] order `packed` (the whole matrix's); `w`,
+/// `scale` and `y` are those rows' signed weights, scales and outputs (see
+/// [`packed::matvec`]). Gives every row the same bits as the AVX-512 kernel.
 ///
 /// # Safety
-/// As [`matvec_q8`]; `wo` holds `rows · cols` bytes; the CPU must have AVX-VNNI.
+/// `packed` is `pack_vnni` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
+/// `rows · cols` bytes, `scale` `rows` values, `xq` the output of `QVec::quantize(&x[..cols])`,
+/// `x` `cols` and `y` `rows` floats; the CPU has AVX2, FMA and AVX-VNNI.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matvec_q8_vnni(
+    packed: &[u8],
+    first: usize,
+    total: usize,
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        packed::matvec::<Vnni256>(packed, first, total, w, scale, rows, cols, xq, x, y, store)
+    }
+}
+
+/// [`matvec_q8_vnni`] on row-major offset weights `wo` (all `rows` rows; packs them first): the
+/// signature of the other VNNI kernels, for tests that run them all.
+///
+/// # Safety
+/// As [`matvec_q8_vnni`] with `first = 0`, `total = rows`, and `wo` holding `rows · cols` bytes.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni_row_major(
     wo: &[u8],
     w: &[i8],
     scale: &[f32],
@@ -272,31 +364,9 @@ pub unsafe fn matvec_q8_vnni(
     y: &mut [f32],
     store: Store,
 ) {
-    const R: usize = 8;
-    let (xs, q, off) = (&xq.s, &xq.q, xq.offset_sum);
-    let nb = xs.len();
-    let tail = nb * 32;
-    let finish =
-        |o: usize, v: f32| -> f32 { (v - off + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
-    let mut o = 0;
-    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
-    // the buffers and the CPU features.
-    while o + R <= rows {
-        let acc = unsafe {
-            rows_q8_vnni::<R>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
-        };
-        for (r, &v) in acc.iter().enumerate() {
-            store_value(&mut y[o + r], finish(o + r, v), store);
-        }
-        o += R;
-    }
-    while o < rows {
-        let acc = unsafe {
-            rows_q8_vnni::<1>(wo[o * cols..].as_ptr(), cols, q.as_ptr(), xs.as_ptr(), nb)
-        };
-        store_value(&mut y[o], finish(o, acc[0]), store);
-        o += 1;
-    }
+    let packed = pack_vnni(wo, rows, cols);
+    // SAFETY: forwarded from the caller.
+    unsafe { matvec_q8_vnni(&packed, 0, rows, w, scale, rows, cols, xq, x, y, store) }
 }
 
 /// See [`super::Matrix::matmul`].
