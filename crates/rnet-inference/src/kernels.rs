@@ -171,6 +171,10 @@ pub struct Matrix {
     /// matrix where that kernel is the one in use, on first use elsewhere (an AVX-512 machine told
     /// to keep to 256 bits), so an AVX-512 machine holds the weights twice, not three times.
     offset: OnceLock<Vec<u8>>,
+    /// For int8 on AVX2 machines without VNNI: the signed weights in the packed order of the
+    /// AVX2 decode kernel ([`avx2::pack_signed`]: 8-row panels). Built with the matrix where that
+    /// kernel is the one in use, on first use elsewhere (a VNNI machine told not to use VNNI).
+    signed_packed: OnceLock<Vec<u8>>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
     /// kernel reads them ([`avx512::pack`]: per panel of 16 rows, four columns of each row per
     /// 64 bytes, four panels side by side), so sixteen rows sit in the lanes of one vector and a
@@ -201,6 +205,7 @@ impl Matrix {
             cols,
             data: MatrixData::F32(values),
             offset: OnceLock::new(),
+            signed_packed: OnceLock::new(),
             offset_packed: None,
         }
     }
@@ -224,15 +229,25 @@ impl Matrix {
             }
         }
         let offset = OnceLock::new();
+        let signed_packed = OnceLock::new();
         #[cfg(target_arch = "x86_64")]
         if vnni_detected() && !vnni512_detected() {
             let _ = offset.set(avx2::pack_vnni(&offset_bytes(&q), rows, cols));
+        } else if simd_enabled() && !vnni512_detected() {
+            let _ = signed_packed.set(avx2::pack_signed(&q, rows, cols));
         }
         #[cfg(target_arch = "x86_64")]
         let offset_packed = vnni512_detected().then(|| avx512::pack(&offset_bytes(&q), rows, cols));
         #[cfg(not(target_arch = "x86_64"))]
         let offset_packed = None;
-        Self { rows, cols, data: MatrixData::Int8 { q, scale }, offset, offset_packed }
+        Self {
+            rows,
+            cols,
+            data: MatrixData::Int8 { q, scale },
+            offset,
+            signed_packed,
+            offset_packed,
+        }
     }
 
     /// The offset weights of an int8 matrix on a VNNI machine in the 256-bit kernel's packed
@@ -244,6 +259,18 @@ impl Matrix {
                 self.offset.get_or_init(|| avx2::pack_vnni(&offset_bytes(q), self.rows, self.cols)),
             ),
             _ => None,
+        }
+    }
+
+    /// The signed weights of an int8 matrix in the AVX2 kernel's packed order (see
+    /// `signed_packed`).
+    #[cfg(target_arch = "x86_64")]
+    fn signed_packed(&self) -> Option<&[u8]> {
+        match &self.data {
+            MatrixData::Int8 { q, .. } => {
+                Some(self.signed_packed.get_or_init(|| avx2::pack_signed(q, self.rows, self.cols)))
+            }
+            MatrixData::F32(_) => None,
         }
     }
 
@@ -355,7 +382,20 @@ impl Matrix {
                             );
                         }
                         (MatrixData::Int8 { q, scale }, Some(xq)) if xq.len == cols => {
-                            avx2::matvec_q8(&q[wr], &scale[rows], n, cols, xq, x, y, store);
+                            let packed = self.signed_packed().unwrap_or_default();
+                            avx2::matvec_q8(
+                                packed,
+                                rows.start,
+                                self.rows,
+                                &q[wr],
+                                &scale[rows],
+                                n,
+                                cols,
+                                xq,
+                                x,
+                                y,
+                                store,
+                            );
                         }
                         (MatrixData::Int8 { q, scale }, _) => {
                             avx2::matmul::<i8>(&q[wr], Some(&scale[rows]), n, cols, x, 1, y, store)
@@ -433,13 +473,12 @@ impl Matrix {
         #[cfg(target_arch = "x86_64")]
         {
             if simd_enabled() {
-                if let (MatrixData::Int8 { q, scale }, 1) = (&self.data, n_t) {
+                if let (MatrixData::Int8 { .. }, 1) = (&self.data, n_t) {
                     Q8_SCRATCH.with(|cell| {
                         let mut xq = cell.borrow_mut();
                         xq.quantize(&x[..cols]);
-                        // SAFETY: AVX2 and FMA are present; `q` holds `rows · cols` weights,
-                        // `scale` `rows`, `xq` the quantised `x`, `y` at least `rows`.
-                        unsafe { avx2::matvec_q8(q, scale, rows, cols, &xq, x, y, store) };
+                        // The decode product on the quantised vector, with the fastest kernel.
+                        self.matvec_rows(0..rows, x, Some(&xq), y, store);
                     });
                     return;
                 }
@@ -1169,7 +1208,7 @@ mod tests {
             // SAFETY: AVX2 and FMA were detected above; the buffers have the required sizes.
             #[cfg(target_arch = "x86_64")]
             unsafe {
-                avx2::matvec_q8(q, scale, rows, cols, &qv, &x, &mut y, Store::Overwrite)
+                avx2::matvec_q8_row_major(q, scale, rows, cols, &qv, &x, &mut y, Store::Overwrite)
             };
             // SAFETY: NEON is part of aarch64; the buffers have the required sizes.
             #[cfg(target_arch = "aarch64")]

@@ -1,7 +1,7 @@
 //! AVX2 + FMA products. Every function requires a CPU with both features.
 
 use super::packed::{self, BAND, Panels, Product, STEPS};
-use super::{QVec, Store, Weight, q8_row_tail, store_value};
+use super::{QVec, Store, Weight, store_value};
 use std::arch::x86_64::*;
 
 /// Loads of eight weights as f32 lanes.
@@ -120,85 +120,6 @@ unsafe fn rows_xp<W: Load8, const R: usize, const P: usize>(
     }
 }
 
-/// `R` int8 rows · the block-quantised vector: `Σ_b scale_x[b] · Σ_{k∈b} w[k]·xq[k]`, each
-/// block's integer sum exact (`|w|, |xq| ≤ 127`, so the pairwise `i16` sums cannot saturate).
-#[inline(always)]
-unsafe fn rows_q8<const R: usize>(
-    w: *const i8,
-    cols: usize,
-    xq: *const i8,
-    xs: *const f32,
-    nb: usize,
-) -> [f32; R] {
-    // SAFETY: the caller guarantees `R` rows of `cols ≥ 32·nb` weights at `w`, `32·nb`
-    // quantised values at `xq`, `nb` scales at `xs`, and
-    // AVX2 + FMA.
-    unsafe {
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); R];
-        for b in 0..nb {
-            let xv = _mm256_loadu_si256(xq.add(b * 32) as *const __m256i);
-            // |x|, the unsigned operand of `vpmaddubsw` (once per block for all `R` rows).
-            let av = _mm256_abs_epi8(xv);
-            let sx = _mm256_set1_ps(*xs.add(b));
-            for r in 0..R {
-                let wv = _mm256_loadu_si256(w.add(r * cols + b * 32) as *const __m256i);
-                // |x| · (w · sign x) = w · x; |x|, |w| ≤ 127, so no pair sum saturates.
-                let p16 = _mm256_maddubs_epi16(av, _mm256_sign_epi8(wv, xv));
-                let p32 = _mm256_madd_epi16(p16, ones);
-                acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p32), sx, acc[r]);
-            }
-        }
-        let mut out = [0.0f32; R];
-        for r in 0..R {
-            out[r] = hsum(acc[r]);
-        }
-        out
-    }
-}
-
-/// The int8 matrix times one vector with block-quantised activations (see
-/// [`super::quantize_q8`]); elements past the last whole block use `x` in f32.
-///
-/// # Safety
-/// AVX2 and FMA must be present; `w` holds `rows · cols` weights, `scale` `rows` values,
-/// `xq` the output of `QVec::quantize(&x[..cols])`, `x` `cols` and `y` `rows` floats.
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn matvec_q8(
-    w: &[i8],
-    scale: &[f32],
-    rows: usize,
-    cols: usize,
-    xq: &QVec,
-    x: &[f32],
-    y: &mut [f32],
-    store: Store,
-) {
-    const R: usize = 8;
-    let (xs, xq) = (&xq.s, &xq.q);
-    let nb = xs.len();
-    let tail = nb * 32;
-    let finish = |o: usize, v: f32| -> f32 { (v + q8_row_tail(w, cols, tail, x, o)) * scale[o] };
-    let mut o = 0;
-    // SAFETY (both loops): rows `o..o + R` (or `o`) are below `rows`; the caller guarantees
-    // the buffers.
-    while o + R <= rows {
-        let acc =
-            unsafe { rows_q8::<R>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
-        for (r, &v) in acc.iter().enumerate() {
-            store_value(&mut y[o + r], finish(o + r, v), store);
-        }
-        o += R;
-    }
-    while o < rows {
-        let acc =
-            unsafe { rows_q8::<1>(w[o * cols..].as_ptr(), cols, xq.as_ptr(), xs.as_ptr(), nb) };
-        store_value(&mut y[o], finish(o, acc[0]), store);
-        o += 1;
-    }
-}
-
 /// `acc += Σ_{4 bytes} u8(w) · i8(x)` per i32 lane (`vpdpbusd`, AVX-VNNI, VEX-encoded;
 /// inline assembly because Rust 1.85 has no stable intrinsic for it).
 ///
@@ -270,6 +191,7 @@ struct Vnni256;
 
 impl Panels for Vnni256 {
     const PANEL: usize = VNNI_PANEL;
+    const OFFSET: bool = true;
     type Acc = __m256;
 
     #[inline(always)]
@@ -293,21 +215,168 @@ impl Panels for Vnni256 {
 
     #[inline(always)]
     unsafe fn finish(p: &Product<'_>, acc: __m256, o: usize, y: &mut [f32]) {
-        // SAFETY: the caller guarantees the rows and the CPU features.
-        unsafe {
-            let mut v = _mm256_sub_ps(acc, _mm256_set1_ps(p.off));
-            if p.tail < p.cols {
-                let t: [f32; VNNI_PANEL] = std::array::from_fn(|r| p.tail_of(o + r));
-                v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
-            }
-            v = _mm256_mul_ps(v, _mm256_loadu_ps(p.scale.as_ptr().add(o)));
-            let yp = y.as_mut_ptr().add(o);
-            match p.store {
-                Store::Overwrite => _mm256_storeu_ps(yp, v),
-                Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
-            }
+        // SAFETY: forwarded from the caller.
+        unsafe { finish8(p, acc, o, y) }
+    }
+}
+
+/// Stores 8 rows from `o` on: `((acc − off) + tail) · scale`, overwritten or added (both 256-bit
+/// packed kernels).
+///
+/// # Safety
+/// Rows `o..o + 8` fit `p`'s buffers and `y`; the CPU has AVX2.
+#[inline(always)]
+unsafe fn finish8(p: &Product<'_>, acc: __m256, o: usize, y: &mut [f32]) {
+    // SAFETY: the caller guarantees the rows and the CPU features.
+    unsafe {
+        let mut v = _mm256_sub_ps(acc, _mm256_set1_ps(p.off));
+        if p.tail < p.cols {
+            let t: [f32; VNNI_PANEL] = std::array::from_fn(|r| p.tail_of(o + r));
+            v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
+        }
+        v = _mm256_mul_ps(v, _mm256_loadu_ps(p.scale.as_ptr().add(o)));
+        let yp = y.as_mut_ptr().add(o);
+        match p.store {
+            Store::Overwrite => _mm256_storeu_ps(yp, v),
+            Store::Add => _mm256_storeu_ps(yp, _mm256_add_ps(_mm256_loadu_ps(yp), v)),
         }
     }
+}
+
+/// `N` adjacent 8-row panels' f32 sums over the whole blocks with AVX2 on the *signed* packed
+/// weights: per 4-column step and panel, `vpsignb` (w · sign x), `vpmaddubsw` (|x| · that: the
+/// exact products summed in pairs, at most 2 · 127 · 127 so nothing saturates), `vpmaddwd` with
+/// ones (the four products of each row in one i32 lane) and an add; per block one convert and one
+/// FMA. The broadcast `x` and its magnitudes are shared by the `N` panels.
+///
+/// # Safety
+/// `w` holds the panels' `nb` blocks in [`packed::pack`] order (of the signed weights), `xq`
+/// `32·nb` values and `s` `nb` scales; the CPU has AVX2 and FMA.
+#[inline(always)]
+unsafe fn sign_panels<const N: usize, const STRIDE: usize>(
+    w: *const u8,
+    xq: *const i8,
+    s: *const f32,
+    nb: usize,
+) -> [__m256; N] {
+    // SAFETY: the caller guarantees the buffers and the CPU features.
+    unsafe {
+        let x = xq as *const i32;
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [_mm256_setzero_ps(); N];
+        let mut wp = w;
+        for b in 0..nb {
+            let mut sums = [_mm256_setzero_si256(); N];
+            for k in 0..STEPS {
+                let xv = _mm256_set1_epi32(x.add(b * STEPS + k).read_unaligned());
+                let av = _mm256_abs_epi8(xv);
+                for (g, sum) in sums.iter_mut().enumerate() {
+                    let wv = _mm256_loadu_si256(wp.add(k * STRIDE + g * PIECE) as *const __m256i);
+                    let p16 = _mm256_maddubs_epi16(av, _mm256_sign_epi8(wv, xv));
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(p16, ones));
+                }
+            }
+            wp = wp.add(STEPS * STRIDE);
+            let sv = _mm256_set1_ps(*s.add(b));
+            for (a, sum) in acc.iter_mut().zip(sums) {
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, *a);
+            }
+        }
+        acc
+    }
+}
+
+/// The 256-bit AVX2 code of the packed product on signed weights.
+struct Avx2Signed;
+
+impl Panels for Avx2Signed {
+    const PANEL: usize = VNNI_PANEL;
+    const OFFSET: bool = false;
+    type Acc = __m256;
+
+    #[inline(always)]
+    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [__m256; BAND] {
+        // SAFETY: forwarded from the caller.
+        unsafe { sign_panels::<BAND, { BAND * PIECE }>(w, xq, s, nb) }
+    }
+
+    #[inline(always)]
+    unsafe fn lone(w: *const u8, in_band: bool, xq: *const i8, s: *const f32, nb: usize) -> __m256 {
+        // SAFETY: forwarded from the caller.
+        let [a] = unsafe {
+            if in_band {
+                sign_panels::<1, { BAND * PIECE }>(w, xq, s, nb)
+            } else {
+                sign_panels::<1, PIECE>(w, xq, s, nb)
+            }
+        };
+        a
+    }
+
+    #[inline(always)]
+    unsafe fn finish(p: &Product<'_>, acc: __m256, o: usize, y: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe { finish8(p, acc, o, y) }
+    }
+}
+
+/// The signed int8 weights `q` (`rows × cols`, row-major) in the order [`matvec_q8`] reads them
+/// ([`packed::pack`] with 8-row panels).
+pub fn pack_signed(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+    let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
+    packed::pack(&bytes, rows, cols, VNNI_PANEL)
+}
+
+/// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX2,
+/// reading the signed weights in the [`pack_signed`] order `packed` (the whole matrix's); `w`,
+/// `scale` and `y` are those rows' signed weights, scales and outputs (see
+/// [`packed::matvec`]). The block sums are the exact `Σ w · x_q`, so the result equals the VNNI
+/// kernels' up to the f32 rounding of their offset.
+///
+/// # Safety
+/// `packed` is `pack_signed` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
+/// `rows · cols` bytes, `scale` `rows` values, `xq` the output of `QVec::quantize(&x[..cols])`,
+/// `x` `cols` and `y` `rows` floats; the CPU has AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8(
+    packed: &[u8],
+    first: usize,
+    total: usize,
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        packed::matvec::<Avx2Signed>(packed, first, total, w, scale, rows, cols, xq, x, y, store)
+    }
+}
+
+/// [`matvec_q8`] on the row-major signed weights (all `rows` rows; packs them first).
+///
+/// # Safety
+/// As [`matvec_q8`] with `first = 0` and `total = rows`.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_row_major(
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    let packed = pack_signed(w, rows, cols);
+    // SAFETY: forwarded from the caller.
+    unsafe { matvec_q8(&packed, 0, rows, w, scale, rows, cols, xq, x, y, store) }
 }
 
 /// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni`] reads them

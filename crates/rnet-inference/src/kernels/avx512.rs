@@ -60,6 +60,7 @@ struct Vnni512;
 
 impl Panels for Vnni512 {
     const PANEL: usize = PANEL;
+    const OFFSET: bool = true;
     type Acc = __m512;
 
     #[inline(always)]

@@ -79,6 +79,9 @@ fn locate(p: usize, rows: usize, cols: usize, panel: usize) -> (usize, bool) {
 pub trait Panels {
     /// Rows per panel (i32 lanes per vector).
     const PANEL: usize;
+    /// Whether the packed weights are offset (`w + 128`, for `vpdpbusd`) or signed (for the
+    /// AVX2 sign trick); see [`Product::row`].
+    const OFFSET: bool;
     /// One panel's f32 block sums (a vector).
     type Acc: Copy;
 
@@ -112,6 +115,8 @@ pub trait Panels {
 /// What one product's paths share: the quantised vector, the f32 input (for the tail columns),
 /// the signed weights, the row scales and how results are stored.
 pub struct Product<'a> {
+    /// What the weights are offset by in the block sums (128 or 0).
+    pub bias: i32,
     pub q: &'a [i8],
     pub s: &'a [f32],
     pub off: f32,
@@ -125,9 +130,12 @@ pub struct Product<'a> {
 }
 
 impl<'a> Product<'a> {
-    /// Checks the buffers for `rows` rows (panics when they are too short).
+    /// Checks the buffers for `rows` rows (panics when they are too short). With `offset` the
+    /// block sums are of `w + 128` and the offset's contribution is taken out per row; without,
+    /// they are of `w` and nothing is taken out (`− 0.0`, which changes no bits).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        offset: bool,
         w: &'a [i8],
         scale: &'a [f32],
         rows: usize,
@@ -148,11 +156,12 @@ impl<'a> Product<'a> {
                 && tail == whole(cols),
             "packed int8 product: buffers too short"
         );
-        Self { q: &xq.q, s: &xq.s, off: xq.offset_sum, nb, tail, cols, x, w, scale, store }
+        let (bias, off) = if offset { (128, xq.offset_sum) } else { (0, 0.0) };
+        Self { bias, q: &xq.q, s: &xq.s, off, nb, tail, cols, x, w, scale, store }
     }
 
     /// Row `o`'s value computed on its own, by the same operations as a panel's lane: the exact
-    /// integer sum of each block (`Σ (w + 128) · x_q`, from the signed weights), one fused
+    /// integer sum of each block (`Σ (w + bias) · x_q`, from the signed weights), one fused
     /// multiply-add per block in block order, then the offset, the tail columns and the scale.
     pub fn row(&self, o: usize) -> f32 {
         let mut acc = 0.0f32;
@@ -162,7 +171,7 @@ impl<'a> Product<'a> {
             let sum: i32 = w[k..k + Q8_BLOCK]
                 .iter()
                 .zip(&self.q[k..k + Q8_BLOCK])
-                .map(|(&wv, &xv)| (wv as i32 + 128) * xv as i32)
+                .map(|(&wv, &xv)| (wv as i32 + self.bias) * xv as i32)
                 .sum();
             acc = (sum as f32).mul_add(self.s[b], acc);
         }
@@ -214,7 +223,7 @@ pub unsafe fn matvec<K: Panels>(
     y: &mut [f32],
     store: Store,
 ) {
-    let p = Product::new(w, scale, rows, cols, xq, x, y, store);
+    let p = Product::new(K::OFFSET, w, scale, rows, cols, xq, x, y, store);
     let panel = K::PANEL;
     let panels_total = total / panel;
     assert!(
@@ -296,12 +305,17 @@ mod tests {
     /// panels, tail columns, both stores.
     #[test]
     fn every_path_and_width_gives_a_row_the_same_bits() {
-        let mut kernels: Vec<(&str, usize, Kernel)> = Vec::new();
+        // (name, panel rows, offset weights, kernel)
+        let mut kernels: Vec<(&str, usize, bool, Kernel)> = Vec::new();
         if super::super::vnni512_detected() {
-            kernels.push(("avx512-vnni", 16, super::super::avx512::matvec_q8_vnni512));
+            kernels.push(("avx512-vnni", 16, true, super::super::avx512::matvec_q8_vnni512));
         }
         if super::super::vnni_detected() {
-            kernels.push(("avx-vnni", 8, super::super::avx2::matvec_q8_vnni));
+            kernels.push(("avx-vnni", 8, true, super::super::avx2::matvec_q8_vnni));
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            kernels.push(("avx2", 8, false, super::super::avx2::matvec_q8));
         }
         for &(total, cols) in
             &[(64, 32), (128, 384), (200, 96), (80, 167), (17, 64), (5, 40), (192, 768), (40, 64)]
@@ -309,15 +323,19 @@ mod tests {
             let m = Matrix::int8(total, cols, &pseudo(total * cols, 3));
             let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
             let offset = super::super::offset_bytes(q);
+            let signed: Vec<u8> = q.iter().map(|&v| v as u8).collect();
             let x = pseudo(cols, 4);
             let mut qv = QVec::new();
             qv.quantize(&x);
-            let one: Vec<f32> = {
-                let p = Product::new(q, scale, total, cols, &qv, &x, &vec![0.0; total], Store::Add);
+            let one = |offset: bool| -> Vec<f32> {
+                let p =
+                    Product::new(offset, q, scale, total, cols, &qv, &x, &[0.0; 256], Store::Add);
                 (0..total).map(|o| p.row(o)).collect()
             };
-            for &(name, panel, kernel) in &kernels {
-                let packed = pack(&offset, total, cols, panel);
+            let (one_offset, one_signed) = (one(true), one(false));
+            for &(name, panel, is_offset, kernel) in &kernels {
+                let packed = pack(if is_offset { &offset } else { &signed }, total, cols, panel);
+                let one = if is_offset { &one_offset } else { &one_signed };
                 for (start, end) in [
                     (0, total),
                     (8, total),
