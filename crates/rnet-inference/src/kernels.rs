@@ -183,6 +183,7 @@ pub struct Matrix {
 }
 
 /// The int8 weights plus 128 as unsigned bytes (what `vpdpbusd` multiplies).
+#[cfg(target_arch = "x86_64")]
 fn offset_bytes(q: &[i8]) -> Vec<u8> {
     q.iter().map(|&v| (v as u8) ^ 0x80).collect()
 }
