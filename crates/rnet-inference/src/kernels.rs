@@ -543,15 +543,12 @@ thread_local! {
 }
 
 /// An activation vector quantised for the int8 decode products: the int8 values of
-/// [`quantize_q8`], the per-block scales (also spread over 8 lanes each for the VNNI kernels)
-/// and the sum that the VNNI kernels' +128 weight offset adds to every row.
+/// [`quantize_q8`], the per-block scales and the sum that the VNNI kernels' +128 weight offset
+/// adds to every row.
 #[derive(Clone, Debug, Default)]
 pub struct QVec {
     q: Vec<i8>,
     s: Vec<f32>,
-    /// Each block scale repeated 8 times (the lanes of one block's partial sums in the 256- and
-    /// 512-bit VNNI kernels), so a kernel loads two blocks' scales with one 512-bit load.
-    s8: Vec<f32>,
     /// `128 · Σ_b s_b · Σ_{k∈b} q_k`: what the +128 offset of the AVX-VNNI weights adds to
     /// every row's product, taken out once per row.
     offset_sum: f32,
@@ -562,14 +559,12 @@ pub struct QVec {
 impl QVec {
     /// An empty vector (buffers grow on the first [`QVec::quantize`] and are reused after).
     pub const fn new() -> Self {
-        Self { q: Vec::new(), s: Vec::new(), s8: Vec::new(), offset_sum: 0.0, len: 0 }
+        Self { q: Vec::new(), s: Vec::new(), offset_sum: 0.0, len: 0 }
     }
 
     /// Quantises `x` (see [`quantize_q8`]); allocation-free once the buffers have grown.
     pub fn quantize(&mut self, x: &[f32]) {
         quantize_q8(x, &mut self.q, &mut self.s);
-        self.s8.clear();
-        self.s8.extend(self.s.iter().flat_map(|&s| [s; 8]));
         self.offset_sum = 128.0
             * self
                 .q
