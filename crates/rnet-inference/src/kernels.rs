@@ -543,15 +543,14 @@ thread_local! {
 }
 
 /// An activation vector quantised for the int8 decode products: the int8 values of
-/// [`quantize_q8`], the per-block scales and the sum that the VNNI kernels' +128 weight offset
-/// adds to every row.
+/// [`quantize_q8`], the per-block scales, and each block's sum of values (the VNNI kernels
+/// multiply `w + 128`, so they take `128 ·` that sum out of each block's integer sum, exactly).
 #[derive(Clone, Debug, Default)]
 pub struct QVec {
     q: Vec<i8>,
     s: Vec<f32>,
-    /// `128 · Σ_b s_b · Σ_{k∈b} q_k`: what the +128 offset of the AVX-VNNI weights adds to
-    /// every row's product, taken out once per row.
-    offset_sum: f32,
+    /// `Σ_{k∈b} q_k` per block.
+    sums: Vec<i32>,
     /// Length of the vector quantised (elements past the last whole block are read in f32).
     len: usize,
 }
@@ -559,19 +558,16 @@ pub struct QVec {
 impl QVec {
     /// An empty vector (buffers grow on the first [`QVec::quantize`] and are reused after).
     pub const fn new() -> Self {
-        Self { q: Vec::new(), s: Vec::new(), offset_sum: 0.0, len: 0 }
+        Self { q: Vec::new(), s: Vec::new(), sums: Vec::new(), len: 0 }
     }
 
     /// Quantises `x` (see [`quantize_q8`]); allocation-free once the buffers have grown.
     pub fn quantize(&mut self, x: &[f32]) {
         quantize_q8(x, &mut self.q, &mut self.s);
-        self.offset_sum = 128.0
-            * self
-                .q
-                .chunks_exact(Q8_BLOCK)
-                .zip(&self.s)
-                .map(|(b, &s)| s as f64 * b.iter().map(|&v| v as i32).sum::<i32>() as f64)
-                .sum::<f64>() as f32;
+        self.sums.clear();
+        self.sums.extend(
+            self.q.chunks_exact(Q8_BLOCK).map(|b| b.iter().map(|&v| v as i32).sum::<i32>()),
+        );
         self.len = x.len();
     }
 

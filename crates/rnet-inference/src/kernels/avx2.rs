@@ -148,8 +148,8 @@ pub const VNNI_PANEL: usize = 8;
 const PIECE: usize = 4 * VNNI_PANEL;
 
 /// `N` adjacent 8-row panels' f32 sums over the whole blocks with AVX-VNNI (see
-/// [`super::packed`]): per 4-column step one `vpdpbusd` per panel, per block one convert and one
-/// FMA. The `N` panels' pieces of one step are adjacent and successive steps `STRIDE` bytes
+/// [`super::packed`]): per 4-column step one `vpdpbusd` per panel, per block one subtraction of
+/// the offset's exact share (`128 · block_sums[b]`), one convert and one FMA. The `N` panels' pieces of one step are adjacent and successive steps `STRIDE` bytes
 /// apart.
 ///
 /// # Safety
@@ -160,6 +160,7 @@ unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
     w: *const u8,
     xq: *const i8,
     s: *const f32,
+    block_sums: *const i32,
     nb: usize,
 ) -> [__m256; N] {
     // SAFETY: the caller guarantees the buffers and the CPU features.
@@ -178,8 +179,11 @@ unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
             }
             wp = wp.add(STEPS * STRIDE);
             let sv = _mm256_set1_ps(*s.add(b));
+            // The offset's share of the block, exactly: Σ (w + 128) x − 128 Σ x = Σ w x.
+            let offset = _mm256_set1_epi32(128 * *block_sums.add(b));
             for (a, sum) in acc.iter_mut().zip(sums) {
-                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sv, *a);
+                let exact = _mm256_sub_epi32(sum, offset);
+                *a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(exact), sv, *a);
             }
         }
         acc
@@ -191,23 +195,35 @@ struct Vnni256;
 
 impl Panels for Vnni256 {
     const PANEL: usize = VNNI_PANEL;
-    const OFFSET: bool = true;
     type Acc = __m256;
 
     #[inline(always)]
-    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [__m256; BAND] {
+    unsafe fn band(
+        w: *const u8,
+        xq: *const i8,
+        s: *const f32,
+        sums: *const i32,
+        nb: usize,
+    ) -> [__m256; BAND] {
         // SAFETY: forwarded from the caller.
-        unsafe { vnni_panels::<BAND, { BAND * PIECE }>(w, xq, s, nb) }
+        unsafe { vnni_panels::<BAND, { BAND * PIECE }>(w, xq, s, sums, nb) }
     }
 
     #[inline(always)]
-    unsafe fn lone(w: *const u8, in_band: bool, xq: *const i8, s: *const f32, nb: usize) -> __m256 {
+    unsafe fn lone(
+        w: *const u8,
+        in_band: bool,
+        xq: *const i8,
+        s: *const f32,
+        sums: *const i32,
+        nb: usize,
+    ) -> __m256 {
         // SAFETY: forwarded from the caller.
         let [a] = unsafe {
             if in_band {
-                vnni_panels::<1, { BAND * PIECE }>(w, xq, s, nb)
+                vnni_panels::<1, { BAND * PIECE }>(w, xq, s, sums, nb)
             } else {
-                vnni_panels::<1, PIECE>(w, xq, s, nb)
+                vnni_panels::<1, PIECE>(w, xq, s, sums, nb)
             }
         };
         a
@@ -220,8 +236,8 @@ impl Panels for Vnni256 {
     }
 }
 
-/// Stores 8 rows from `o` on: `((acc − off) + tail) · scale`, overwritten or added (both 256-bit
-/// packed kernels).
+/// Stores 8 rows from `o` on: `(acc + tail) · scale`, overwritten or added (both 256-bit packed
+/// kernels).
 ///
 /// # Safety
 /// Rows `o..o + 8` fit `p`'s buffers and `y`; the CPU has AVX2.
@@ -229,7 +245,7 @@ impl Panels for Vnni256 {
 unsafe fn finish8(p: &Product<'_>, acc: __m256, o: usize, y: &mut [f32]) {
     // SAFETY: the caller guarantees the rows and the CPU features.
     unsafe {
-        let mut v = _mm256_sub_ps(acc, _mm256_set1_ps(p.off));
+        let mut v = acc;
         if p.tail < p.cols {
             let t: [f32; VNNI_PANEL] = std::array::from_fn(|r| p.tail_of(o + r));
             v = _mm256_add_ps(v, _mm256_loadu_ps(t.as_ptr()));
@@ -291,17 +307,29 @@ struct Avx2Signed;
 
 impl Panels for Avx2Signed {
     const PANEL: usize = VNNI_PANEL;
-    const OFFSET: bool = false;
     type Acc = __m256;
 
     #[inline(always)]
-    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [__m256; BAND] {
+    unsafe fn band(
+        w: *const u8,
+        xq: *const i8,
+        s: *const f32,
+        _sums: *const i32,
+        nb: usize,
+    ) -> [__m256; BAND] {
         // SAFETY: forwarded from the caller.
         unsafe { sign_panels::<BAND, { BAND * PIECE }>(w, xq, s, nb) }
     }
 
     #[inline(always)]
-    unsafe fn lone(w: *const u8, in_band: bool, xq: *const i8, s: *const f32, nb: usize) -> __m256 {
+    unsafe fn lone(
+        w: *const u8,
+        in_band: bool,
+        xq: *const i8,
+        s: *const f32,
+        _sums: *const i32,
+        nb: usize,
+    ) -> __m256 {
         // SAFETY: forwarded from the caller.
         let [a] = unsafe {
             if in_band {
@@ -330,8 +358,8 @@ pub fn pack_signed(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX2,
 /// reading the signed weights in the [`pack_signed`] order `packed` (the whole matrix's); `w`,
 /// `scale` and `y` are those rows' signed weights, scales and outputs (see
-/// [`packed::matvec`]). The block sums are the exact `Σ w · x_q`, so the result equals the VNNI
-/// kernels' up to the f32 rounding of their offset.
+/// [`packed::matvec`]). The block sums are the exact `Σ w · x_q`, as the VNNI kernels', so every
+/// row has the same bits on all three kernels.
 ///
 /// # Safety
 /// `packed` is `pack_signed` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds
@@ -388,7 +416,7 @@ pub fn pack_vnni(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX-VNNI,
 /// reading the offset weights in the [`pack_vnni`] order `packed` (the whole matrix's); `w`,
 /// `scale` and `y` are those rows' signed weights, scales and outputs (see
-/// [`packed::matvec`]). Gives every row the same bits as the AVX-512 kernel.
+/// [`packed::matvec`]). Gives every row the same bits as the AVX-512 and AVX2 kernels.
 ///
 /// # Safety
 /// `packed` is `pack_vnni` of a `total × cols` matrix and `first + rows ≤ total`; `w` holds

@@ -17,8 +17,8 @@ pub const PANEL: usize = 16;
 /// Bytes of one piece: four columns of a panel's rows.
 const PIECE: usize = 4 * PANEL;
 
-/// `N` adjacent panels' f32 sums over the whole blocks: `Σ_b s_b · Σ_{k∈b} (w + 128) · x_q`, one
-/// FMA per block in block order, from 0. Their pieces start at `w`, the `N` panels' pieces of
+/// `N` adjacent panels' f32 sums over the whole blocks: `Σ_b s_b · Σ_{k∈b} w · x_q`, one FMA per
+/// block in block order, from 0 (each block's `Σ (w + 128) · x_q` less `128 · block_sums[b]`). Their pieces start at `w`, the `N` panels' pieces of
 /// one step adjacent and successive steps `STRIDE` bytes apart.
 ///
 /// # Safety
@@ -29,6 +29,7 @@ unsafe fn panels<const N: usize, const STRIDE: usize>(
     w: *const u8,
     xq: *const i8,
     s: *const f32,
+    block_sums: *const i32,
     nb: usize,
 ) -> [__m512; N] {
     // SAFETY: the caller guarantees the buffers and the CPU features.
@@ -47,8 +48,11 @@ unsafe fn panels<const N: usize, const STRIDE: usize>(
             }
             wp = wp.add(STEPS * STRIDE);
             let sv = _mm512_set1_ps(*s.add(b));
+            // The offset's share of the block, exactly: Σ (w + 128) x − 128 Σ x = Σ w x.
+            let offset = _mm512_set1_epi32(128 * *block_sums.add(b));
             for (a, sum) in acc.iter_mut().zip(sums) {
-                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), sv, *a);
+                let exact = _mm512_sub_epi32(sum, offset);
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(exact), sv, *a);
             }
         }
         acc
@@ -60,23 +64,35 @@ struct Vnni512;
 
 impl Panels for Vnni512 {
     const PANEL: usize = PANEL;
-    const OFFSET: bool = true;
     type Acc = __m512;
 
     #[inline(always)]
-    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [__m512; BAND] {
+    unsafe fn band(
+        w: *const u8,
+        xq: *const i8,
+        s: *const f32,
+        sums: *const i32,
+        nb: usize,
+    ) -> [__m512; BAND] {
         // SAFETY: forwarded from the caller.
-        unsafe { panels::<BAND, { BAND * PIECE }>(w, xq, s, nb) }
+        unsafe { panels::<BAND, { BAND * PIECE }>(w, xq, s, sums, nb) }
     }
 
     #[inline(always)]
-    unsafe fn lone(w: *const u8, in_band: bool, xq: *const i8, s: *const f32, nb: usize) -> __m512 {
+    unsafe fn lone(
+        w: *const u8,
+        in_band: bool,
+        xq: *const i8,
+        s: *const f32,
+        sums: *const i32,
+        nb: usize,
+    ) -> __m512 {
         // SAFETY: forwarded from the caller.
         let [a] = unsafe {
             if in_band {
-                panels::<1, { BAND * PIECE }>(w, xq, s, nb)
+                panels::<1, { BAND * PIECE }>(w, xq, s, sums, nb)
             } else {
-                panels::<1, PIECE>(w, xq, s, nb)
+                panels::<1, PIECE>(w, xq, s, sums, nb)
             }
         };
         a
@@ -86,7 +102,7 @@ impl Panels for Vnni512 {
     unsafe fn finish(p: &Product<'_>, acc: __m512, o: usize, y: &mut [f32]) {
         // SAFETY: the caller guarantees the rows and the CPU features.
         unsafe {
-            let mut v = _mm512_sub_ps(acc, _mm512_set1_ps(p.off));
+            let mut v = acc;
             if p.tail < p.cols {
                 let t: [f32; PANEL] = std::array::from_fn(|r| p.tail_of(o + r));
                 v = _mm512_add_ps(v, _mm512_loadu_ps(t.as_ptr()));

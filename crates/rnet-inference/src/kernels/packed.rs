@@ -11,11 +11,12 @@
 //! each broadcast activation word and lie side by side in the packed order, so a band is read as
 //! one forward stream, and a row's sum never has to be gathered from the lanes of a vector.
 //!
-//! A row's value is `((fma over the blocks, in order, from 0) − offset + tail) · scale`, whatever
-//! computes it: a band, a lone panel, or [`Product::row`] for rows outside whole panels. The block
-//! sums are exact integers (below 2²⁴, so their conversion is exact too) and the FMA is one
-//! rounding, so both widths and every path give a row the same bits: the decode threads may split
-//! the rows anywhere, and a 512-bit and a 256-bit machine decode identically.
+//! A row's value is `((fma over the blocks, in order, from 0) + tail) · scale`, whatever computes
+//! it: a band, a lone panel, or [`Product::row`] for rows outside whole panels. Each block's sum is
+//! the exact integer `Σ w · x_q` (the VNNI kernels, which multiply `w + 128`, subtract `128 · Σ x_q`
+//! in integers; the sum is below 2²⁴ in magnitude, so its conversion is exact too) and the FMA is
+//! one rounding, so every path and every kernel give a row the same bits: the decode threads may
+//! split the rows anywhere, and an AVX2, an AVX-VNNI and an AVX-512 machine decode identically.
 
 use super::{Q8_BLOCK, QVec, Store, q8_row_tail};
 
@@ -74,24 +75,28 @@ fn locate(p: usize, rows: usize, cols: usize, panel: usize) -> (usize, bool) {
     }
 }
 
-/// The vector code of one width: a band's and a lone panel's block sums, and how a panel's
+/// The vector code of one kernel: a band's and a lone panel's block sums, and how a panel's
 /// results are finished and stored.
 pub trait Panels {
     /// Rows per panel (i32 lanes per vector).
     const PANEL: usize;
-    /// Whether the packed weights are offset (`w + 128`, for `vpdpbusd`) or signed (for the
-    /// AVX2 sign trick); see [`Product::row`].
-    const OFFSET: bool;
     /// One panel's f32 block sums (a vector).
     type Acc: Copy;
 
     /// The four panels of a band whose first piece is at `w`: their f32 sums over the `nb`
-    /// whole blocks, one FMA per block in block order from 0.
+    /// whole blocks, one FMA per block in block order from 0 of the block's exact `Σ w · x_q`
+    /// (`sums` holds each block's `Σ x_q`, for kernels that multiply offset weights).
     ///
     /// # Safety
-    /// `w` holds the band's packed pieces, `xq` `32·nb` values and `s` `nb` scales; the CPU has
-    /// the width's features.
-    unsafe fn band(w: *const u8, xq: *const i8, s: *const f32, nb: usize) -> [Self::Acc; BAND];
+    /// `w` holds the band's packed pieces, `xq` `32·nb` values, `s` `nb` scales and `sums` `nb`
+    /// block sums; the CPU has the kernel's features.
+    unsafe fn band(
+        w: *const u8,
+        xq: *const i8,
+        s: *const f32,
+        sums: *const i32,
+        nb: usize,
+    ) -> [Self::Acc; BAND];
 
     /// The same for one panel whose successive pieces are `stride` bytes apart.
     ///
@@ -102,10 +107,11 @@ pub trait Panels {
         in_band: bool,
         xq: *const i8,
         s: *const f32,
+        sums: *const i32,
         nb: usize,
     ) -> Self::Acc;
 
-    /// Stores `PANEL` rows from `o` on: `((acc − off) + tail) · scale`, overwritten or added.
+    /// Stores `PANEL` rows from `o` on: `(acc + tail) · scale`, overwritten or added.
     ///
     /// # Safety
     /// Rows `o..o + PANEL` fit `p`'s buffers and `y`; the CPU has the width's features.
@@ -115,11 +121,9 @@ pub trait Panels {
 /// What one product's paths share: the quantised vector, the f32 input (for the tail columns),
 /// the signed weights, the row scales and how results are stored.
 pub struct Product<'a> {
-    /// What the weights are offset by in the block sums (128 or 0).
-    pub bias: i32,
     pub q: &'a [i8],
     pub s: &'a [f32],
-    pub off: f32,
+    pub sums: &'a [i32],
     pub nb: usize,
     pub tail: usize,
     pub cols: usize,
@@ -130,12 +134,9 @@ pub struct Product<'a> {
 }
 
 impl<'a> Product<'a> {
-    /// Checks the buffers for `rows` rows (panics when they are too short). With `offset` the
-    /// block sums are of `w + 128` and the offset's contribution is taken out per row; without,
-    /// they are of `w` and nothing is taken out (`− 0.0`, which changes no bits).
+    /// Checks the buffers for `rows` rows (panics when they are too short).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        offset: bool,
         w: &'a [i8],
         scale: &'a [f32],
         rows: usize,
@@ -156,13 +157,12 @@ impl<'a> Product<'a> {
                 && tail == whole(cols),
             "packed int8 product: buffers too short"
         );
-        let (bias, off) = if offset { (128, xq.offset_sum) } else { (0, 0.0) };
-        Self { bias, q: &xq.q, s: &xq.s, off, nb, tail, cols, x, w, scale, store }
+        Self { q: &xq.q, s: &xq.s, sums: &xq.sums, nb, tail, cols, x, w, scale, store }
     }
 
     /// Row `o`'s value computed on its own, by the same operations as a panel's lane: the exact
-    /// integer sum of each block (`Σ (w + bias) · x_q`, from the signed weights), one fused
-    /// multiply-add per block in block order, then the offset, the tail columns and the scale.
+    /// integer sum of each block (`Σ w · x_q`, from the signed weights), one fused multiply-add
+    /// per block in block order, then the tail columns and the scale.
     pub fn row(&self, o: usize) -> f32 {
         let mut acc = 0.0f32;
         let w = &self.w[o * self.cols..];
@@ -171,11 +171,11 @@ impl<'a> Product<'a> {
             let sum: i32 = w[k..k + Q8_BLOCK]
                 .iter()
                 .zip(&self.q[k..k + Q8_BLOCK])
-                .map(|(&wv, &xv)| (wv as i32 + self.bias) * xv as i32)
+                .map(|(&wv, &xv)| wv as i32 * xv as i32)
                 .sum();
             acc = (sum as f32).mul_add(self.s[b], acc);
         }
-        let mut v = acc - self.off;
+        let mut v = acc;
         if self.tail < self.cols {
             v += self.tail_of(o);
         }
@@ -223,7 +223,7 @@ pub unsafe fn matvec<K: Panels>(
     y: &mut [f32],
     store: Store,
 ) {
-    let p = Product::new(K::OFFSET, w, scale, rows, cols, xq, x, y, store);
+    let p = Product::new(w, scale, rows, cols, xq, x, y, store);
     let panel = K::PANEL;
     let panels_total = total / panel;
     assert!(
@@ -232,7 +232,7 @@ pub unsafe fn matvec<K: Panels>(
     );
     let bands = total / (BAND * panel);
     let end = first + rows;
-    let (q, s, nb) = (p.q.as_ptr(), p.s.as_ptr(), p.nb);
+    let (q, s, sums, nb) = (p.q.as_ptr(), p.s.as_ptr(), p.sums.as_ptr(), p.nb);
     let mut r = first;
     while r < end {
         let index = r / panel;
@@ -246,7 +246,7 @@ pub unsafe fn matvec<K: Panels>(
             // SAFETY: the band is inside `packed` (checked above) and its rows inside the range;
             // the caller guarantees the CPU features.
             unsafe {
-                let acc = K::band(packed.as_ptr().add(at), q, s, nb);
+                let acc = K::band(packed.as_ptr().add(at), q, s, sums, nb);
                 for (g, a) in acc.into_iter().enumerate() {
                     K::finish(&p, a, r + g * panel - first, y);
                 }
@@ -256,7 +256,7 @@ pub unsafe fn matvec<K: Panels>(
             let (at, in_band) = locate(index, total, cols, panel);
             // SAFETY: as above, for one panel.
             unsafe {
-                let a = K::lone(packed.as_ptr().add(at), in_band, q, s, nb);
+                let a = K::lone(packed.as_ptr().add(at), in_band, q, s, sums, nb);
                 K::finish(&p, a, r - first, y);
             }
             r += panel;
@@ -300,9 +300,9 @@ mod tests {
             .collect()
     }
 
-    /// Every row range of every shape gives each row the bits of the one-row path, on both
-    /// widths present on this CPU: bands, lone panels inside and after the bands, rows outside
-    /// panels, tail columns, both stores.
+    /// Every row range of every shape gives each row the bits of the one-row path, with every
+    /// kernel this CPU has (so the kernels agree with each other bit for bit): bands, lone
+    /// panels inside and after the bands, rows outside panels, tail columns, both stores.
     #[test]
     fn every_path_and_width_gives_a_row_the_same_bits() {
         // (name, panel rows, offset weights, kernel)
@@ -327,15 +327,12 @@ mod tests {
             let x = pseudo(cols, 4);
             let mut qv = QVec::new();
             qv.quantize(&x);
-            let one = |offset: bool| -> Vec<f32> {
-                let p =
-                    Product::new(offset, q, scale, total, cols, &qv, &x, &[0.0; 256], Store::Add);
+            let one: Vec<f32> = {
+                let p = Product::new(q, scale, total, cols, &qv, &x, &[0.0; 256], Store::Add);
                 (0..total).map(|o| p.row(o)).collect()
             };
-            let (one_offset, one_signed) = (one(true), one(false));
             for &(name, panel, is_offset, kernel) in &kernels {
                 let packed = pack(if is_offset { &offset } else { &signed }, total, cols, panel);
-                let one = if is_offset { &one_offset } else { &one_signed };
                 for (start, end) in [
                     (0, total),
                     (8, total),
