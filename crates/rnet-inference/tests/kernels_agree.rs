@@ -1,7 +1,7 @@
 //! The int8 decode gives the same bits with every x86-64 kernel (AVX-512 VNNI, AVX-VNNI, AVX2):
 //! each computes a block's exact integer sum and adds it with one FMA per block, so an int8
-//! session decodes the same bytes on any x86-64 machine with AVX2. (Own test binary: it switches
-//! the kernel path, which is process-wide.)
+//! session decodes the same bytes on any x86-64 machine with AVX2 and FMA. (Own test binary: it
+//! switches the kernel path, which is process-wide.)
 #![cfg(target_arch = "x86_64")]
 
 mod common;
