@@ -9,14 +9,15 @@
 //! between minutes, a decode and a bound measured apart can disagree by a third, so the pooled
 //! decode is also measured *together* with the bound: rounds of one cache read then 64 steps
 //! timed one by one, the ratio taken per round. Then one session per core, the
-//! prefill rate, and the reference scalar step. Rates are the best of several rounds (the machine
+//! prefill rate, the int8 products alone against a plain read of the same bytes (one thread, each
+//! x86 kernel the CPU has), and the reference scalar step. Rates are the best of several rounds (the machine
 //! may be shared); the load average is printed at the start and the end. `RNET_BENCH_QUICK=1`
 //! shortens every measurement; `RNET_BENCH_THREADS=N` sets the threads of the threaded decode.
 
 use std::time::Instant;
 
 use rnet_inference::bench::{CacheRead, memory_bandwidth};
-use rnet_inference::kernels::kernel_name;
+use rnet_inference::kernels::{Matrix, QVec, Store, kernel_name};
 use rnet_inference::sampling::argmax;
 use rnet_inference::{Engine, Precision};
 use rnet_model::{Model, ModelConfig, ModelNetwork, RecurrentState, excerpt, step};
@@ -121,6 +122,82 @@ fn decode_against_bound(
 }
 
 /// Resident set size of this process in KiB (`/proc/self/statm`; 0 where there is none).
+/// The int8 products of a decode step alone — every layer's `[Wz; Wh]`, `Wo`, `[W_gate; W_up]`
+/// and `W_down` of `model`, back to back on one thread, each on a quantised input — against a
+/// plain one-thread read of the same number of bytes measured right before, best of several
+/// passes each, for each int8 decode kernel this CPU has. This isolates the kernels from the
+/// rest of the step (and from the other core): how close they stream to the read they are bound
+/// by.
+fn products_against_read(model: &Model, quick: bool) {
+    use rnet_inference::kernels::{set_avx512_allowed, set_vnni_allowed};
+    let cfg = model.config();
+    let (d, f) = (cfg.d_model, cfg.d_ff);
+    let p = model.params();
+    let lay = model.layout();
+    let cat = |a: &std::ops::Range<usize>, b: &std::ops::Range<usize>| {
+        let mut v = p[a.clone()].to_vec();
+        v.extend_from_slice(&p[b.clone()]);
+        v
+    };
+    let mats: Vec<Matrix> = lay
+        .layers
+        .iter()
+        .flat_map(|l| {
+            [
+                Matrix::int8(2 * d, d, &cat(&l.wz, &l.wh)),
+                Matrix::int8(d, d, &p[l.wo.clone()]),
+                Matrix::int8(2 * f, d, &cat(&l.w_gate, &l.w_up)),
+                Matrix::int8(d, f, &p[l.w_down.clone()]),
+            ]
+        })
+        .collect();
+    let bytes: usize = mats.iter().map(|m| m.rows() * m.cols()).sum();
+    let input: Vec<f32> = (0..d.max(f)).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+    let (mut qd, mut qf) = (QVec::new(), QVec::new());
+    qd.quantize(&input[..d]);
+    qf.quantize(&input[..f]);
+    let mut y = vec![0.0f32; 2 * f.max(d)];
+    let passes = if quick { 50 } else { 300 };
+    println!(
+        "
+[int8 products alone, 1 thread] the {} layer matrices ({}) back to back:",
+        mats.len(),
+        mib(bytes)
+    );
+    // The default (AVX-512 VNNI where present), then AVX-VNNI and AVX2 where the CPU has them
+    // (the kernel names tell which ran; a setting the CPU lacks falls back and is skipped).
+    let mut seen = Vec::new();
+    for (vnni, avx512) in [(true, true), (true, false), (false, false)] {
+        set_vnni_allowed(vnni);
+        set_avx512_allowed(avx512);
+        let name = kernel_name();
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        let read = memory_bandwidth(bytes, 1, passes);
+        let mut best = f64::INFINITY;
+        for _ in 0..passes {
+            let t0 = Instant::now();
+            for m in &mats {
+                let (x, q) = if m.cols() == d { (&input[..d], &qd) } else { (&input[..f], &qf) };
+                m.matvec_rows(0..m.rows(), x, Some(q), &mut y[..m.rows()], Store::Overwrite);
+            }
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        std::hint::black_box(&y);
+        let rate = bytes as f64 / best;
+        println!(
+            "  {name}: {} against a plain read of {} -> {:.0}%",
+            gb(rate),
+            gb(read),
+            100.0 * rate / read
+        );
+    }
+    set_vnni_allowed(true);
+    set_avx512_allowed(true);
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -322,6 +399,8 @@ fn main() {
             s.state_bytes()
         );
     }
+
+    products_against_read(&model, quick);
 
     // The canonical scalar step, for comparison.
     let mut state = RecurrentState::new(&cfg);

@@ -6,7 +6,8 @@
 //! Against the earlier kernel (columns in the lanes: per row and 64-byte piece one `vpdpbusd`,
 //! one convert and one FMA, and a horizontal sum per row at the end, which at the model's
 //! widths cost as much as the products) this reads 97–99 GB/s from L3 on one thread instead of
-//! 92–93 (94–95% of a plain read of the same bytes; docs/inference.md §7).
+//! 92–93 (73–95% of a plain read of the same bytes, depending on the moment: the decode bench's
+//! `[int8 products alone]` line; docs/inference.md §7).
 
 use super::packed::{self, BAND, Panels, Product, STEPS};
 use super::{QVec, Store};
