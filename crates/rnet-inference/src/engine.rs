@@ -36,6 +36,7 @@ use crate::kernels::{self, Matrix, Store};
 
 mod decode;
 
+use crate::line_buf::LineBuf;
 pub(crate) use decode::part;
 use decode::{DecodeThreads, ThreadScratch};
 
@@ -528,18 +529,18 @@ pub struct Session {
     n_layers: usize,
     ring_len: usize,
     /// `[L, d]`.
-    h: Vec<f32>,
+    h: LineBuf,
     /// `[L, R, d]`; the conv input of position `p` lives in row `p mod R`.
-    ring: Vec<f32>,
+    ring: LineBuf,
     position: u64,
-    logits: Vec<f32>,
+    logits: LineBuf,
     has_logits: bool,
     /// The residual stream `x` (`d`), the conv output and later the slot attention's output
     /// (`d`), and the SwiGLU activations (`f`) of the step in progress: shared by the decode
     /// threads.
-    x: Vec<f32>,
-    c: Vec<f32>,
-    a: Vec<f32>,
+    x: LineBuf,
+    c: LineBuf,
+    a: LineBuf,
     /// Working vectors of the thread that calls `step`.
     scratch: ThreadScratch,
 }
@@ -553,14 +554,14 @@ impl Session {
             d,
             n_layers: l,
             ring_len,
-            h: vec![0.0; l * d],
-            ring: vec![0.0; l * ring_len * d],
+            h: LineBuf::zeros(l * d),
+            ring: LineBuf::zeros(l * ring_len * d),
             position: 0,
-            logits: vec![0.0; VOCAB],
+            logits: LineBuf::zeros(VOCAB),
             has_logits: false,
-            x: vec![0.0; d],
-            c: vec![0.0; d],
-            a: vec![0.0; f],
+            x: LineBuf::zeros(d),
+            c: LineBuf::zeros(d),
+            a: LineBuf::zeros(f),
             scratch: ThreadScratch::new(config),
         }
     }
@@ -580,7 +581,7 @@ impl Session {
 
     /// The logits after the last consumed byte (`None` before the first).
     pub fn logits(&self) -> Option<&[f32]> {
-        self.has_logits.then_some(self.logits.as_slice())
+        self.has_logits.then_some(&self.logits[..])
     }
 
     /// Bytes of recurrent state (`h` and ring buffers), independent of the bytes consumed.

@@ -46,6 +46,7 @@ pub mod decoder;
 pub mod engine;
 pub mod generate;
 pub mod kernels;
+mod line_buf;
 mod pool;
 mod request_body;
 pub mod sampling;

@@ -33,19 +33,20 @@ use rnet_model::{ModelConfig, VOCAB};
 
 use super::{Engine, Session, gru_update};
 use crate::kernels::{self, Matrix, QVec, Store};
+use crate::line_buf::LineBuf;
 use crate::pool::{Pool, Worker};
 
 /// One participant's private working vectors.
 #[derive(Clone, Debug)]
 pub(super) struct ThreadScratch {
     /// A normed copy of `x` (`d`).
-    pub(super) v: Vec<f32>,
+    pub(super) v: LineBuf,
     /// `x` plus the slot attention's output (`d`), before it is stored back.
-    xs: Vec<f32>,
+    xs: LineBuf,
     /// The slot softmax (`S`).
-    probs: Vec<f32>,
+    probs: LineBuf,
     /// Product outputs before their element-wise step (`2 · max(d, f)`).
-    tmp: Vec<f32>,
+    tmp: LineBuf,
     /// The quantised input of the current product.
     q: QVec,
 }
@@ -57,10 +58,10 @@ impl ThreadScratch {
         // Grow the buffers once, so steps never allocate.
         q.quantize(&vec![0.0; d.max(f).max(cfg.n_slots)]);
         Self {
-            v: vec![0.0; d],
-            xs: vec![0.0; d],
-            probs: vec![0.0; cfg.n_slots],
-            tmp: vec![0.0; 2 * d.max(f)],
+            v: LineBuf::zeros(d),
+            xs: LineBuf::zeros(d),
+            probs: LineBuf::zeros(cfg.n_slots),
+            tmp: LineBuf::zeros(2 * d.max(f)),
             q,
         }
     }
