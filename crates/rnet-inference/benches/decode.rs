@@ -10,7 +10,7 @@
 //! decode is also measured *together* with the bound: rounds of one cache read then 64 steps
 //! timed one by one, the ratio taken per round. Then one session per core, the
 //! prefill rate, the int8 products alone against a plain read of the same bytes (one thread, each
-//! x86 kernel the CPU has), and the reference scalar step. Rates are the best of several rounds (the machine
+//! int8 kernel the CPU has), and the reference scalar step. Rates are the best of several rounds (the machine
 //! may be shared); the load average is printed at the start and the end. `RNET_BENCH_QUICK=1`
 //! shortens every measurement; `RNET_BENCH_THREADS=N` sets the threads of the threaded decode.
 
@@ -129,7 +129,7 @@ fn decode_against_bound(
 /// rest of the step (and from the other core): how close they stream to the read they are bound
 /// by.
 fn products_against_read(model: &Model, quick: bool) {
-    use rnet_inference::kernels::{set_avx512_allowed, set_vnni_allowed};
+    use rnet_inference::kernels::{set_avx512_allowed, set_dotprod_allowed, set_vnni_allowed};
     let cfg = model.config();
     let (d, f) = (cfg.d_model, cfg.d_ff);
     let p = model.params();
@@ -164,12 +164,15 @@ fn products_against_read(model: &Model, quick: bool) {
         mats.len(),
         mib(bytes)
     );
-    // The default (AVX-512 VNNI where present), then AVX-VNNI and AVX2 where the CPU has them
-    // (the kernel names tell which ran; a setting the CPU lacks falls back and is skipped).
+    // The default (AVX-512 VNNI or the Arm dot product where present), then AVX-VNNI and AVX2,
+    // or plain NEON, where the CPU has them (the kernel names tell which ran; a setting the CPU
+    // lacks falls back and is skipped).
     let mut seen = Vec::new();
-    for (vnni, avx512) in [(true, true), (true, false), (false, false)] {
+    for (vnni, avx512, dotprod) in [(true, true, true), (true, false, true), (false, false, false)]
+    {
         set_vnni_allowed(vnni);
         set_avx512_allowed(avx512);
+        set_dotprod_allowed(dotprod);
         let name = kernel_name();
         if seen.contains(&name) {
             continue;
@@ -196,6 +199,7 @@ fn products_against_read(model: &Model, quick: bool) {
     }
     set_vnni_allowed(true);
     set_avx512_allowed(true);
+    set_dotprod_allowed(true);
 }
 
 fn rss_kib() -> u64 {

@@ -7,8 +7,9 @@
 //! held to the canonical forward by tolerance tests instead.
 //!
 //! On x86-64 the products run AVX2 + FMA code when the CPU has both (checked once at run time;
-//! [`avx2`]), on aarch64 NEON code ([`neon`]; NEON is part of every aarch64 target); everywhere
-//! else a portable version written so the compiler vectorises it.
+//! [`avx2`]), on aarch64 NEON code ([`neon`]; NEON is part of every aarch64 target, and the int8
+//! decode product uses the dot-product instructions where the CPU has them, `neon_dot`);
+//! everywhere else a portable version written so the compiler vectorises it.
 
 use std::sync::OnceLock;
 
@@ -124,12 +125,44 @@ pub fn vnni512_enabled() -> bool {
         && !NO_AVX512.load(Ordering::Relaxed)
 }
 
-/// The kernels in use now, for reports: `"avx-vnni …"`, `"avx2+fma"`, `"neon"` or `"portable"`.
+/// When set, the dot-product int8 decode kernel is skipped on aarch64 (tests compare it with
+/// the plain NEON one).
+static NO_DOTPROD: AtomicBool = AtomicBool::new(false);
+
+/// Lets the int8 decode products use the Armv8.2 dot-product instructions where the CPU has
+/// them (`true`, the default) or keeps them on the plain NEON kernel (`false`). Results differ
+/// only by rounding.
+pub fn set_dotprod_allowed(allowed: bool) {
+    NO_DOTPROD.store(!allowed, Ordering::Relaxed);
+}
+
+/// Whether the CPU is aarch64 with the dot-product extension (`sdot`; reported by the kernel).
+fn dotprod_detected() -> bool {
+    #[cfg(target_arch = "aarch64")]
+    {
+        static DETECTED: OnceLock<bool> = OnceLock::new();
+        *DETECTED.get_or_init(|| std::arch::is_aarch64_feature_detected!("dotprod"))
+    }
+    #[cfg(not(target_arch = "aarch64"))]
+    {
+        false
+    }
+}
+
+/// Whether the int8 decode products use the dot-product kernel now.
+pub fn dotprod_enabled() -> bool {
+    simd_enabled() && dotprod_detected() && !NO_DOTPROD.load(Ordering::Relaxed)
+}
+
+/// The kernels in use now, for reports: `"avx512-vnni …"`, `"avx-vnni …"`, `"avx2+fma"`,
+/// `"neon+dotprod …"`, `"neon"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
     if vnni512_enabled() {
         "avx512-vnni (int8 decode) + avx2+fma"
     } else if vnni_enabled() {
         "avx-vnni (int8 decode) + avx2+fma"
+    } else if dotprod_enabled() {
+        "neon+dotprod (int8 decode) + neon"
     } else if simd_enabled() && cfg!(target_arch = "aarch64") {
         "neon"
     } else if simd_enabled() {
@@ -172,8 +205,10 @@ pub struct Matrix {
     /// to keep to 256 bits), so an AVX-512 machine holds the weights twice, not three times.
     offset: OnceLock<Vec<u8>>,
     /// For int8 on AVX2 machines without VNNI: the signed weights in the packed order of the
-    /// AVX2 decode kernel ([`avx2::pack_signed`]: 8-row panels). Built with the matrix where that
+    /// AVX2 decode kernel (`avx2::pack_signed`: 8-row panels). Built with the matrix where that
     /// kernel is the one in use, on first use elsewhere (a VNNI machine told not to use VNNI).
+    /// On aarch64 with the dot-product extension: the signed weights in the order of that kernel
+    /// (`neon_dot::pack`: 4-row panels), built with the matrix.
     signed_packed: OnceLock<Vec<u8>>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
     /// kernel reads them ([`avx512::pack`]: per panel of 16 rows, four columns of each row per
@@ -237,6 +272,10 @@ impl Matrix {
         } else if simd_enabled() && !vnni512_detected() {
             let _ = signed_packed.set(avx2::pack_signed(&q, rows, cols));
         }
+        #[cfg(target_arch = "aarch64")]
+        if dotprod_detected() {
+            let _ = signed_packed.set(neon_dot::pack(&q, rows, cols));
+        }
         #[cfg(target_arch = "x86_64")]
         let offset_packed = vnni512_detected().then(|| avx512::pack(&offset_bytes(&q), rows, cols));
         #[cfg(not(target_arch = "x86_64"))]
@@ -270,6 +309,18 @@ impl Matrix {
         match &self.data {
             MatrixData::Int8 { q, .. } => {
                 Some(self.signed_packed.get_or_init(|| avx2::pack_signed(q, self.rows, self.cols)))
+            }
+            MatrixData::F32(_) => None,
+        }
+    }
+
+    /// The signed weights of an int8 matrix in the dot-product kernel's packed order (see
+    /// `signed_packed`).
+    #[cfg(target_arch = "aarch64")]
+    fn signed_packed(&self) -> Option<&[u8]> {
+        match &self.data {
+            MatrixData::Int8 { q, .. } => {
+                Some(self.signed_packed.get_or_init(|| neon_dot::pack(q, self.rows, self.cols)))
             }
             MatrixData::F32(_) => None,
         }
@@ -413,9 +464,29 @@ impl Matrix {
         {
             if simd_enabled() {
                 // SAFETY: the sub-slices hold `n` rows of `cols` weights (and `n` scales), `x`
-                // `cols` floats, `y` `n`; `xq` quantised `x` when its length is `cols`.
+                // `cols` floats, `y` `n`; `xq` quantised `x` when its length is `cols`; the
+                // dot-product kernel runs only where the CPU has the extension
+                // (`dotprod_enabled`) and reads the packed weights of the whole matrix.
                 unsafe {
                     match (&self.data, xq) {
+                        (MatrixData::Int8 { q, scale }, Some(xq))
+                            if xq.len == cols && dotprod_enabled() =>
+                        {
+                            let packed = self.signed_packed().unwrap_or_default();
+                            neon_dot::matvec_q8_dot(
+                                packed,
+                                rows.start,
+                                self.rows,
+                                &q[wr],
+                                &scale[rows],
+                                n,
+                                cols,
+                                xq,
+                                x,
+                                y,
+                                store,
+                            );
+                        }
                         (MatrixData::Int8 { q, scale }, Some(xq)) if xq.len == cols => {
                             neon::matvec_q8(&q[wr], &scale[rows], n, cols, xq, x, y, store);
                         }
@@ -501,13 +572,12 @@ impl Matrix {
         #[cfg(target_arch = "aarch64")]
         {
             if simd_enabled() {
-                if let (MatrixData::Int8 { q, scale }, 1) = (&self.data, n_t) {
+                if let (MatrixData::Int8 { .. }, 1) = (&self.data, n_t) {
                     Q8_SCRATCH.with(|cell| {
                         let mut xq = cell.borrow_mut();
                         xq.quantize(&x[..cols]);
-                        // SAFETY: `q` holds `rows · cols` weights, `scale` `rows`, `xq` the
-                        // quantised `x`, `y` at least `rows`.
-                        unsafe { neon::matvec_q8(q, scale, rows, cols, &xq, x, y, store) };
+                        // The decode product on the quantised vector, with the fastest kernel.
+                        self.matvec_rows(0..rows, x, Some(&xq), y, store);
                     });
                     return;
                 }
@@ -899,12 +969,16 @@ mod avx2;
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
 mod avx512;
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod packed;
 
 #[cfg(target_arch = "aarch64")]
 #[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
 mod neon;
+
+#[cfg(target_arch = "aarch64")]
+#[allow(clippy::needless_range_loop)] // register-blocked loops read best with indices
+mod neon_dot;
 
 /// `out = RMSNorm(x)·γ` for one row: `out_k = x_k · (1/sqrt(mean(x²) + 1e-6)) · γ_k`.
 #[inline]

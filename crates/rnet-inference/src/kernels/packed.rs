@@ -307,22 +307,35 @@ mod tests {
     fn every_path_and_width_gives_a_row_the_same_bits() {
         // (name, panel rows, offset weights, kernel)
         let mut kernels: Vec<(&str, usize, bool, Kernel)> = Vec::new();
-        if super::super::vnni512_detected() {
-            kernels.push(("avx512-vnni", 16, true, super::super::avx512::matvec_q8_vnni512));
-        }
-        if super::super::vnni_detected() {
-            kernels.push(("avx-vnni", 8, true, super::super::avx2::matvec_q8_vnni));
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        #[cfg(target_arch = "x86_64")]
         {
-            kernels.push(("avx2", 8, false, super::super::avx2::matvec_q8));
+            if super::super::vnni512_detected() {
+                kernels.push(("avx512-vnni", 16, true, super::super::avx512::matvec_q8_vnni512));
+            }
+            if super::super::vnni_detected() {
+                kernels.push(("avx-vnni", 8, true, super::super::avx2::matvec_q8_vnni));
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                kernels.push(("avx2", 8, false, super::super::avx2::matvec_q8));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if super::super::dotprod_detected() {
+            kernels.push(("neon-dotprod", 4, false, super::super::neon_dot::matvec_q8_dot));
+        }
+        // CI runs this under qemu-aarch64, whose CPU has the dot product: there it must be tested.
+        if std::env::var_os("RNET_REQUIRE_DOTPROD").is_some() {
+            assert!(kernels.iter().any(|k| k.0 == "neon-dotprod"), "no dot-product kernel here");
         }
         for &(total, cols) in
             &[(64, 32), (128, 384), (200, 96), (80, 167), (17, 64), (5, 40), (192, 768), (40, 64)]
         {
             let m = Matrix::int8(total, cols, &pseudo(total * cols, 3));
             let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
-            let offset = super::super::offset_bytes(q);
+            // The VNNI kernels' offset weights (`w + 128` as unsigned bytes).
+            let offset: Vec<u8> = q.iter().map(|&v| (v as u8) ^ 0x80).collect();
             let signed: Vec<u8> = q.iter().map(|&v| v as u8).collect();
             let x = pseudo(cols, 4);
             let mut qv = QVec::new();
