@@ -13,8 +13,10 @@
 
 use std::sync::OnceLock;
 
+use crate::line_buf::LineBytes;
+
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 /// When set, the SIMD paths are skipped (tests compare both paths).
 static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
@@ -88,13 +90,119 @@ pub fn vnni_enabled() -> bool {
     simd_enabled() && vnni_detected() && !NO_VNNI.load(Ordering::Relaxed)
 }
 
-/// When set, the AVX-512 VNNI decode kernel is skipped (tests compare it with the others).
-static NO_AVX512: AtomicBool = AtomicBool::new(false);
+/// The choice between the 512-bit and the 256-bit VNNI kernels: [`AVX512_MEASURED`] (the
+/// default), [`AVX512_ON`] or [`AVX512_OFF`].
+static AVX512_CHOICE: AtomicU8 = AtomicU8::new(AVX512_MEASURED);
+const AVX512_MEASURED: u8 = 0;
+const AVX512_ON: u8 = 1;
+const AVX512_OFF: u8 = 2;
 
-/// Lets the int8 decode products use AVX-512 VNNI where the CPU has it (`true`, the default) or
-/// keeps them on the 256-bit kernels (`false`). Results differ only by rounding.
-pub fn set_avx512_allowed(allowed: bool) {
-    NO_AVX512.store(!allowed, Ordering::Relaxed);
+/// How the int8 decode products choose AVX-512 VNNI on a CPU that has it: `None` (the default)
+/// uses it unless the CPU also has AVX-VNNI and the 256-bit kernel measured faster
+/// ([`avx512_measured_faster`]); `Some(true)` uses it whenever the CPU has it; `Some(false)` keeps
+/// to the 256-bit kernels. Every kernel gives the same bits; only the speed differs.
+pub fn set_avx512(choice: Option<bool>) {
+    let v = match choice {
+        None => AVX512_MEASURED,
+        Some(true) => AVX512_ON,
+        Some(false) => AVX512_OFF,
+    };
+    AVX512_CHOICE.store(v, Ordering::Relaxed);
+}
+
+/// Whether the 512-bit VNNI product streams int8 weights at least as fast as the 256-bit one on
+/// this CPU, measured once per process when both exist (true when only AVX-512 VNNI does). On
+/// the development machine (AMD EPYC, Zen 5) the 256-bit kernel reads the decode's weights from
+/// L3 about 18% faster (docs/inference.md §7), so which is faster is a property of the core,
+/// not of the width. The measurement: a 4 MiB matrix (beyond L2, like the decode's weights)
+/// packed for both, eight alternating passes each, the best pass of each compared; about 20 ms.
+pub fn avx512_measured_faster() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static FASTER: OnceLock<bool> = OnceLock::new();
+        *FASTER.get_or_init(|| {
+            if !vnni512_detected() {
+                return false;
+            }
+            if !vnni_detected() {
+                return true;
+            }
+            let (t512, t256) = time_vnni_kernels();
+            tracing::debug!(
+                avx512_us = t512 * 1e6,
+                avx_vnni_us = t256 * 1e6,
+                "int8 decode kernel measured"
+            );
+            t512 <= t256
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The best of eight alternating passes of the AVX-512 VNNI and the AVX-VNNI product over a
+/// 4 MiB int8 matrix, in seconds.
+#[cfg(target_arch = "x86_64")]
+fn time_vnni_kernels() -> (f64, f64) {
+    let (rows, cols) = (4096, 1024);
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let q: Vec<i8> = (0..rows * cols).map(|_| (next() % 255) as i8).collect();
+    let scale = vec![1.0f32 / 127.0; rows];
+    let x: Vec<f32> = (0..cols).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+    let mut xq = QVec::new();
+    xq.quantize(&x);
+    let offset = offset_bytes(&q);
+    let (p512, p256) = (avx512::pack(&offset, rows, cols), avx2::pack_vnni(&offset, rows, cols));
+    let mut y = vec![0.0f32; rows];
+    let (mut t512, mut t256) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..8 {
+        let t0 = std::time::Instant::now();
+        // SAFETY: both VNNI extensions were detected; the buffers hold the whole matrix.
+        unsafe {
+            avx512::matvec_q8_vnni512(
+                &p512,
+                0,
+                rows,
+                &q,
+                &scale,
+                rows,
+                cols,
+                &xq,
+                &x,
+                &mut y,
+                Store::Overwrite,
+            )
+        };
+        t512 = t512.min(t0.elapsed().as_secs_f64());
+        let t0 = std::time::Instant::now();
+        // SAFETY: as above.
+        unsafe {
+            avx2::matvec_q8_vnni(
+                &p256,
+                0,
+                rows,
+                &q,
+                &scale,
+                rows,
+                cols,
+                &xq,
+                &x,
+                &mut y,
+                Store::Overwrite,
+            )
+        };
+        t256 = t256.min(t0.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&y);
+    (t512, t256)
 }
 
 /// Whether the CPU has AVX-512 F, BW, VL and VNNI besides AVX2 + FMA.
@@ -117,12 +225,16 @@ fn vnni512_detected() -> bool {
     }
 }
 
-/// Whether the int8 decode products use AVX-512 VNNI now.
+/// Whether the int8 decode products use AVX-512 VNNI now (see [`set_avx512`]).
 pub fn vnni512_enabled() -> bool {
     simd_enabled()
         && vnni512_detected()
         && !NO_VNNI.load(Ordering::Relaxed)
-        && !NO_AVX512.load(Ordering::Relaxed)
+        && match AVX512_CHOICE.load(Ordering::Relaxed) {
+            AVX512_ON => true,
+            AVX512_OFF => false,
+            _ => avx512_measured_faster(),
+        }
 }
 
 /// When set, the dot-product int8 decode kernel is skipped on aarch64 (tests compare it with
@@ -203,18 +315,18 @@ pub struct Matrix {
     /// packed order of the 256-bit kernel ([`avx2::pack_vnni`]: 8-row panels). Built with the
     /// matrix where that kernel is the one in use, on first use elsewhere (an AVX-512 machine told
     /// to keep to 256 bits), so an AVX-512 machine holds the weights twice, not three times.
-    offset: OnceLock<Vec<u8>>,
+    offset: OnceLock<LineBytes>,
     /// For int8 on AVX2 machines without VNNI: the signed weights in the packed order of the
     /// AVX2 decode kernel (`avx2::pack_signed`: 8-row panels). Built with the matrix where that
     /// kernel is the one in use, on first use elsewhere (a VNNI machine told not to use VNNI).
     /// On aarch64 with the dot-product extension: the signed weights in the order of that kernel
     /// (`neon_dot::pack`: 4-row panels), built with the matrix.
-    signed_packed: OnceLock<Vec<u8>>,
+    signed_packed: OnceLock<LineBytes>,
     /// For int8 on AVX-512 VNNI machines: the same offset weights in the order the 512-bit
     /// kernel reads them ([`avx512::pack`]: per panel of 16 rows, four columns of each row per
     /// 64 bytes, four panels side by side), so sixteen rows sit in the lanes of one vector and a
     /// band of 64 rows is read as one forward stream.
-    offset_packed: Option<Vec<u8>>,
+    offset_packed: OnceLock<LineBytes>,
 }
 
 /// The int8 weights plus 128 as unsigned bytes (what `vpdpbusd` multiplies).
@@ -242,7 +354,7 @@ impl Matrix {
             data: MatrixData::F32(values),
             offset: OnceLock::new(),
             signed_packed: OnceLock::new(),
-            offset_packed: None,
+            offset_packed: OnceLock::new(),
         }
     }
 
@@ -264,22 +376,22 @@ impl Matrix {
                 }
             }
         }
-        let offset = OnceLock::new();
-        let signed_packed = OnceLock::new();
+        let (offset, signed_packed, offset_packed) =
+            (OnceLock::new(), OnceLock::new(), OnceLock::new());
+        // The packed copy for the kernel in use now; another kernel chosen later (tests, the
+        // bench) builds its own on first use.
         #[cfg(target_arch = "x86_64")]
-        if vnni_detected() && !vnni512_detected() {
+        if vnni512_enabled() {
+            let _ = offset_packed.set(avx512::pack(&offset_bytes(&q), rows, cols));
+        } else if vnni_enabled() {
             let _ = offset.set(avx2::pack_vnni(&offset_bytes(&q), rows, cols));
-        } else if simd_enabled() && !vnni512_detected() {
+        } else if simd_enabled() {
             let _ = signed_packed.set(avx2::pack_signed(&q, rows, cols));
         }
         #[cfg(target_arch = "aarch64")]
         if dotprod_detected() {
             let _ = signed_packed.set(neon_dot::pack(&q, rows, cols));
         }
-        #[cfg(target_arch = "x86_64")]
-        let offset_packed = vnni512_detected().then(|| avx512::pack(&offset_bytes(&q), rows, cols));
-        #[cfg(not(target_arch = "x86_64"))]
-        let offset_packed = None;
         Self {
             rows,
             cols,
@@ -297,6 +409,19 @@ impl Matrix {
         match &self.data {
             MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => Some(
                 self.offset.get_or_init(|| avx2::pack_vnni(&offset_bytes(q), self.rows, self.cols)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The offset weights of an int8 matrix in the 512-bit kernel's packed order (see
+    /// `offset_packed`).
+    #[cfg(target_arch = "x86_64")]
+    fn offset_packed(&self) -> Option<&[u8]> {
+        match &self.data {
+            MatrixData::Int8 { q, .. } if vnni512_detected() => Some(
+                self.offset_packed
+                    .get_or_init(|| avx512::pack(&offset_bytes(q), self.rows, self.cols)),
             ),
             _ => None,
         }
@@ -396,11 +521,9 @@ impl Matrix {
                 unsafe {
                     match (&self.data, xq) {
                         (MatrixData::Int8 { q, scale }, Some(xq))
-                            if xq.len == cols
-                                && self.offset_packed.is_some()
-                                && vnni512_enabled() =>
+                            if xq.len == cols && vnni512_enabled() =>
                         {
-                            let packed = self.offset_packed.as_deref().unwrap_or_default();
+                            let packed = self.offset_packed().unwrap_or_default();
                             avx512::matvec_q8_vnni512(
                                 packed,
                                 rows.start,
@@ -1186,7 +1309,7 @@ mod tests {
                 ] {
                     set_portable_only(portable);
                     set_vnni_allowed(vnni);
-                    set_avx512_allowed(avx512);
+                    set_avx512(Some(avx512));
                     let mut whole = vec![0.0; rows];
                     // The reference: the whole product through the same kernel.
                     let mut qw = QVec::new();
@@ -1223,7 +1346,7 @@ mod tests {
                 }
                 set_portable_only(false);
                 set_vnni_allowed(true);
-                set_avx512_allowed(true);
+                set_avx512(None);
             }
         }
     }

@@ -1,4 +1,5 @@
-//! `f32` buffers that own whole cache-line pairs.
+//! Buffers on cache-line boundaries: `f32` vectors that own whole line pairs ([`LineBuf`]) and
+//! the packed int8 weights ([`LineBytes`]).
 //!
 //! The decode threads of one session write disjoint ranges of shared vectors (the residual
 //! stream, the conv output, the SwiGLU activations, the ring buffer, the logits), split at
@@ -59,9 +60,54 @@ impl std::fmt::Debug for LineBuf {
     }
 }
 
+/// Bytes per line of a [`LineBytes`] buffer: one cache line, the widest load of the kernels.
+pub const LINE: usize = 64;
+
+/// One aligned line of a [`LineBytes`] buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct Line([u8; LINE]);
+
+/// A fixed byte buffer on cache-line boundaries, for the packed int8 weights: every piece the
+/// kernels load (64, 32 or 16 bytes at multiples of its size from the start) lies within one
+/// line. A `Vec<u8>` of that size comes from `mmap` 16 bytes past a page boundary, and then
+/// every 64-byte load of the AVX-512 kernel spans two lines (and every other 32-byte one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct LineBytes {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl LineBytes {
+    /// A copy of `bytes` on line boundaries (zero-padded to a whole line).
+    pub fn new(bytes: &[u8]) -> Self {
+        let mut lines = vec![Line([0; LINE]); bytes.len().div_ceil(LINE)];
+        for (line, chunk) in lines.iter_mut().zip(bytes.chunks(LINE)) {
+            line.0[..chunk.len()].copy_from_slice(chunk);
+        }
+        Self { lines, len: bytes.len() }
+    }
+}
+
+impl std::ops::Deref for LineBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `Line` is `repr(C)` over `[u8; 64]` with size = alignment = 64, so the lines
+        // are `64 · lines.len() ≥ len` contiguous initialised bytes.
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl std::fmt::Debug for LineBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LineBytes({} bytes)", self.len)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{LINE_PAIR, LineBuf};
+    use super::{LINE, LINE_PAIR, LineBuf, LineBytes};
 
     #[test]
     fn starts_on_a_line_pair_holds_its_length_and_pads_to_the_next_pair() {
@@ -76,6 +122,17 @@ mod tests {
             }
             let c = b.clone();
             assert_eq!(&c[..], &b[..]);
+        }
+    }
+
+    #[test]
+    fn line_bytes_start_on_a_line_and_hold_the_bytes() {
+        for len in [0, 1, 63, 64, 65, 1000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let b = LineBytes::new(&bytes);
+            assert_eq!(&b[..], &bytes[..]);
+            assert_eq!(b.as_ptr() as usize % LINE, 0);
+            assert_eq!(b.clone(), b);
         }
     }
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{random_bytes, random_config, random_model};
-use rnet_inference::kernels::{set_avx512_allowed, set_vnni_allowed};
+use rnet_inference::kernels::{set_avx512, set_vnni_allowed};
 use rnet_inference::{Engine, Precision};
 use rnet_model::{ModelConfig, ModelNetwork};
 
@@ -25,10 +25,10 @@ fn int8_decode_is_bit_identical_on_every_x86_kernel() {
         let bytes = random_bytes(40, 400 + i as u64);
         let engine = Engine::new(&model, Precision::Int8).with_threads(2);
         let mut runs = Vec::new();
-        // The default (AVX-512 VNNI where present), AVX-VNNI where present, AVX2.
+        // AVX-512 VNNI where present, AVX-VNNI where present, AVX2.
         for (vnni, avx512) in [(true, true), (true, false), (false, false)] {
             set_vnni_allowed(vnni);
-            set_avx512_allowed(avx512);
+            set_avx512(Some(avx512));
             let name = rnet_inference::kernels::kernel_name();
             let mut s = engine.new_session();
             let mut logits: Vec<Vec<f32>> =
@@ -40,7 +40,7 @@ fn int8_decode_is_bit_identical_on_every_x86_kernel() {
             runs.push((name, logits));
         }
         set_vnni_allowed(true);
-        set_avx512_allowed(true);
+        set_avx512(None);
         let (first, want) = &runs[0];
         for (name, got) in &runs[1..] {
             for (t, (g, w)) in got.iter().zip(want).enumerate() {

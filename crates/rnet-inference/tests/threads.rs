@@ -7,7 +7,7 @@
 mod common;
 
 use common::{random_bytes, random_config, random_model};
-use rnet_inference::kernels::{set_avx512_allowed, set_portable_only, set_vnni_allowed};
+use rnet_inference::kernels::{set_avx512, set_portable_only, set_vnni_allowed};
 use rnet_inference::{Engine, Precision};
 use rnet_model::forward::window_logits;
 use rnet_model::{Model, ModelConfig, ModelNetwork, VOCAB};
@@ -42,7 +42,7 @@ fn threaded_decode_is_bit_identical_to_one_thread_and_keeps_the_bounds() {
     {
         set_portable_only(portable);
         set_vnni_allowed(vnni);
-        set_avx512_allowed(avx512);
+        set_avx512(Some(avx512));
         for (i, (cfg, model)) in models().into_iter().enumerate() {
             let bytes = random_bytes(cfg.window.min(48), 500 + i as u64);
             let want = window_logits(&model, &bytes);
@@ -93,7 +93,7 @@ fn threaded_decode_is_bit_identical_to_one_thread_and_keeps_the_bounds() {
     }
     set_portable_only(false);
     set_vnni_allowed(true);
-    set_avx512_allowed(true);
+    set_avx512(None);
 }
 
 #[test]

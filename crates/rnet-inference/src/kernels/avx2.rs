@@ -2,6 +2,7 @@
 
 use super::packed::{self, BAND, Panels, Product, STEPS};
 use super::{QVec, Store, Weight, store_value};
+use crate::line_buf::LineBytes;
 use std::arch::x86_64::*;
 
 /// Loads of eight weights as f32 lanes.
@@ -350,7 +351,7 @@ impl Panels for Avx2Signed {
 
 /// The signed int8 weights `q` (`rows × cols`, row-major) in the order [`matvec_q8`] reads them
 /// ([`packed::pack`] with 8-row panels).
-pub fn pack_signed(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+pub fn pack_signed(q: &[i8], rows: usize, cols: usize) -> LineBytes {
     let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
     packed::pack(&bytes, rows, cols, VNNI_PANEL)
 }
@@ -409,7 +410,7 @@ pub unsafe fn matvec_q8_row_major(
 
 /// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni`] reads them
 /// ([`packed::pack`] with 8-row panels).
-pub fn pack_vnni(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+pub fn pack_vnni(wo: &[u8], rows: usize, cols: usize) -> LineBytes {
     packed::pack(wo, rows, cols, VNNI_PANEL)
 }
 

@@ -11,6 +11,7 @@
 
 use super::packed::{self, BAND, Panels, Product, STEPS};
 use super::{QVec, Store};
+use crate::line_buf::LineBytes;
 use std::arch::x86_64::*;
 
 /// Rows per panel: the lanes of one 512-bit vector.
@@ -120,7 +121,7 @@ impl Panels for Vnni512 {
 
 /// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni512`] reads
 /// them ([`packed::pack`] with 16-row panels).
-pub fn pack(wo: &[u8], rows: usize, cols: usize) -> Vec<u8> {
+pub fn pack(wo: &[u8], rows: usize, cols: usize) -> LineBytes {
     packed::pack(wo, rows, cols, PANEL)
 }
 

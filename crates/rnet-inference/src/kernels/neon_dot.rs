@@ -18,6 +18,7 @@
 
 use super::packed::{self, BAND, Panels, Product, STEPS};
 use super::{QVec, Store};
+use crate::line_buf::LineBytes;
 use std::arch::aarch64::*;
 
 /// Rows per panel: the i32 lanes of one 128-bit vector.
@@ -161,7 +162,7 @@ impl Panels for Dot {
 
 /// The signed int8 weights `q` (`rows × cols`, row-major) in the order [`matvec_q8_dot`] reads
 /// them ([`packed::pack`] with 4-row panels).
-pub fn pack(q: &[i8], rows: usize, cols: usize) -> Vec<u8> {
+pub fn pack(q: &[i8], rows: usize, cols: usize) -> LineBytes {
     let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
     packed::pack(&bytes, rows, cols, PANEL)
 }

@@ -19,6 +19,7 @@
 //! split the rows anywhere, and an AVX2, an AVX-VNNI and an AVX-512 machine decode identically.
 
 use super::{Q8_BLOCK, QVec, Store, q8_row_tail};
+use crate::line_buf::LineBytes;
 
 /// Panels per band (sharing each broadcast activation word).
 pub const BAND: usize = 4;
@@ -38,7 +39,7 @@ pub fn whole(cols: usize) -> usize {
 /// blocks, panel 0's rows' four bytes each, then panel 1's, 2's and 3's; then the panels after
 /// the last whole band the same way with one panel per step. Rows after the last whole panel are
 /// not packed ([`Product::row`] reads the signed weights).
-pub fn pack(wo: &[u8], rows: usize, cols: usize, panel: usize) -> Vec<u8> {
+pub fn pack(wo: &[u8], rows: usize, cols: usize, panel: usize) -> LineBytes {
     let wc = whole(cols);
     let bands = rows / (BAND * panel);
     let panels = rows / panel;
@@ -59,7 +60,7 @@ pub fn pack(wo: &[u8], rows: usize, cols: usize, panel: usize) -> Vec<u8> {
     for p in bands * BAND..panels {
         put(p, 1);
     }
-    out
+    LineBytes::new(&out)
 }
 
 /// Where panel `p`'s first piece is in the [`pack`] order, and whether it lies in a band (its
