@@ -159,8 +159,7 @@ fn time_vnni_kernels() -> (f64, f64) {
     let x: Vec<f32> = (0..cols).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
     let mut xq = QVec::new();
     xq.quantize(&x);
-    let offset = offset_bytes(&q);
-    let (p512, p256) = (avx512::pack(&offset, rows, cols), avx2::pack_vnni(&offset, rows, cols));
+    let (p512, p256) = (avx512::pack(&q, rows, cols), avx2::pack_vnni(&q, rows, cols));
     let mut y = vec![0.0f32; rows];
     let (mut t512, mut t256) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..8 {
@@ -329,12 +328,6 @@ pub struct Matrix {
     offset_packed: OnceLock<LineBytes>,
 }
 
-/// The int8 weights plus 128 as unsigned bytes (what `vpdpbusd` multiplies).
-#[cfg(target_arch = "x86_64")]
-fn offset_bytes(q: &[i8]) -> Vec<u8> {
-    q.iter().map(|&v| (v as u8) ^ 0x80).collect()
-}
-
 /// What a product does with its destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Store {
@@ -382,9 +375,9 @@ impl Matrix {
         // bench) builds its own on first use.
         #[cfg(target_arch = "x86_64")]
         if vnni512_enabled() {
-            let _ = offset_packed.set(avx512::pack(&offset_bytes(&q), rows, cols));
+            let _ = offset_packed.set(avx512::pack(&q, rows, cols));
         } else if vnni_enabled() {
-            let _ = offset.set(avx2::pack_vnni(&offset_bytes(&q), rows, cols));
+            let _ = offset.set(avx2::pack_vnni(&q, rows, cols));
         } else if simd_enabled() {
             let _ = signed_packed.set(avx2::pack_signed(&q, rows, cols));
         }
@@ -407,9 +400,9 @@ impl Matrix {
     #[cfg(target_arch = "x86_64")]
     fn offset(&self) -> Option<&[u8]> {
         match &self.data {
-            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => Some(
-                self.offset.get_or_init(|| avx2::pack_vnni(&offset_bytes(q), self.rows, self.cols)),
-            ),
+            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => {
+                Some(self.offset.get_or_init(|| avx2::pack_vnni(q, self.rows, self.cols)))
+            }
             _ => None,
         }
     }
@@ -419,10 +412,9 @@ impl Matrix {
     #[cfg(target_arch = "x86_64")]
     fn offset_packed(&self) -> Option<&[u8]> {
         match &self.data {
-            MatrixData::Int8 { q, .. } if vnni512_detected() => Some(
-                self.offset_packed
-                    .get_or_init(|| avx512::pack(&offset_bytes(q), self.rows, self.cols)),
-            ),
+            MatrixData::Int8 { q, .. } if vnni512_detected() => {
+                Some(self.offset_packed.get_or_init(|| avx512::pack(q, self.rows, self.cols)))
+            }
             _ => None,
         }
     }
@@ -1353,8 +1345,7 @@ mod tests {
 
     /// The signature shared by the VNNI decode kernels.
     #[cfg(target_arch = "x86_64")]
-    type VnniKernel =
-        unsafe fn(&[u8], &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
+    type VnniKernel = unsafe fn(&[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
 
     #[test]
     fn int8_decode_product_is_exact_on_the_quantised_activations() {
@@ -1420,10 +1411,9 @@ mod tests {
             .collect();
             #[cfg(target_arch = "x86_64")]
             for (name, kernel) in vnni_kernels {
-                let off = offset_bytes(q);
                 let mut yv = vec![0.0; rows];
                 // SAFETY: the kernel's CPU features were detected; the buffers fit.
-                unsafe { kernel(&off, q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };
+                unsafe { kernel(q, scale, rows, cols, &qv, &x, &mut yv, Store::Overwrite) };
                 for (o, (&a, &b)) in yv.iter().zip(&y).enumerate() {
                     // Same exact integer sums; only the f32 rounding of the offset differs.
                     let want: f64 = (0..cols).map(|k| m.get(o, k) as f64 * xd[k]).sum();

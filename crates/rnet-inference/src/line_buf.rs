@@ -79,13 +79,9 @@ pub struct LineBytes {
 }
 
 impl LineBytes {
-    /// A copy of `bytes` on line boundaries (zero-padded to a whole line).
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut lines = vec![Line([0; LINE]); bytes.len().div_ceil(LINE)];
-        for (line, chunk) in lines.iter_mut().zip(bytes.chunks(LINE)) {
-            line.0[..chunk.len()].copy_from_slice(chunk);
-        }
-        Self { lines, len: bytes.len() }
+    /// `len` zero bytes on line boundaries (padded to a whole line), to be written in place.
+    pub fn zeroed(len: usize) -> Self {
+        Self { lines: vec![Line([0; LINE]); len.div_ceil(LINE)], len }
     }
 }
 
@@ -96,6 +92,13 @@ impl std::ops::Deref for LineBytes {
         // SAFETY: `Line` is `repr(C)` over `[u8; 64]` with size = alignment = 64, so the lines
         // are `64 · lines.len() ≥ len` contiguous initialised bytes.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for LineBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<u8>(), self.len) }
     }
 }
 
@@ -129,7 +132,9 @@ mod tests {
     fn line_bytes_start_on_a_line_and_hold_the_bytes() {
         for len in [0, 1, 63, 64, 65, 1000] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            let b = LineBytes::new(&bytes);
+            let mut b = LineBytes::zeroed(len);
+            assert!(b.iter().all(|&v| v == 0));
+            b.copy_from_slice(&bytes);
             assert_eq!(&b[..], &bytes[..]);
             assert_eq!(b.as_ptr() as usize % LINE, 0);
             assert_eq!(b.clone(), b);

@@ -352,8 +352,7 @@ impl Panels for Avx2Signed {
 /// The signed int8 weights `q` (`rows × cols`, row-major) in the order [`matvec_q8`] reads them
 /// ([`packed::pack`] with 8-row panels).
 pub fn pack_signed(q: &[i8], rows: usize, cols: usize) -> LineBytes {
-    let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
-    packed::pack(&bytes, rows, cols, VNNI_PANEL)
+    packed::pack(q, rows, cols, VNNI_PANEL, false)
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX2,
@@ -410,8 +409,8 @@ pub unsafe fn matvec_q8_row_major(
 
 /// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni`] reads them
 /// ([`packed::pack`] with 8-row panels).
-pub fn pack_vnni(wo: &[u8], rows: usize, cols: usize) -> LineBytes {
-    packed::pack(wo, rows, cols, VNNI_PANEL)
+pub fn pack_vnni(q: &[i8], rows: usize, cols: usize) -> LineBytes {
+    packed::pack(q, rows, cols, VNNI_PANEL, true)
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with AVX-VNNI,
@@ -444,15 +443,14 @@ pub unsafe fn matvec_q8_vnni(
     }
 }
 
-/// [`matvec_q8_vnni`] on row-major offset weights `wo` (all `rows` rows; packs them first): the
-/// signature of the other VNNI kernels, for tests that run them all.
+/// [`matvec_q8_vnni`] on the row-major signed weights `w` (all `rows` rows; packs them first):
+/// the signature of the other VNNI kernels, for tests that run them all.
 ///
 /// # Safety
-/// As [`matvec_q8_vnni`] with `first = 0`, `total = rows`, and `wo` holding `rows · cols` bytes.
+/// As [`matvec_q8_vnni`] with `first = 0` and `total = rows`.
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matvec_q8_vnni_row_major(
-    wo: &[u8],
     w: &[i8],
     scale: &[f32],
     rows: usize,
@@ -462,7 +460,7 @@ pub unsafe fn matvec_q8_vnni_row_major(
     y: &mut [f32],
     store: Store,
 ) {
-    let packed = pack_vnni(wo, rows, cols);
+    let packed = pack_vnni(w, rows, cols);
     // SAFETY: forwarded from the caller.
     unsafe { matvec_q8_vnni(&packed, 0, rows, w, scale, rows, cols, xq, x, y, store) }
 }

@@ -121,8 +121,8 @@ impl Panels for Vnni512 {
 
 /// The offset weights `wo` (`rows × cols`, row-major) in the order [`matvec_q8_vnni512`] reads
 /// them ([`packed::pack`] with 16-row panels).
-pub fn pack(wo: &[u8], rows: usize, cols: usize) -> LineBytes {
-    packed::pack(wo, rows, cols, PANEL)
+pub fn pack(q: &[i8], rows: usize, cols: usize) -> LineBytes {
+    packed::pack(q, rows, cols, PANEL, true)
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector, reading the
@@ -163,7 +163,6 @@ pub unsafe fn matvec_q8_vnni512(
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matvec_q8_vnni512_row_major(
-    wo: &[u8],
     w: &[i8],
     scale: &[f32],
     rows: usize,
@@ -173,7 +172,7 @@ pub unsafe fn matvec_q8_vnni512_row_major(
     y: &mut [f32],
     store: Store,
 ) {
-    let packed = pack(wo, rows, cols);
+    let packed = pack(w, rows, cols);
     // SAFETY: forwarded from the caller.
     unsafe { matvec_q8_vnni512(&packed, 0, rows, w, scale, rows, cols, xq, x, y, store) }
 }

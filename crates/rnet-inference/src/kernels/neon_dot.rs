@@ -163,8 +163,7 @@ impl Panels for Dot {
 /// The signed int8 weights `q` (`rows × cols`, row-major) in the order [`matvec_q8_dot`] reads
 /// them ([`packed::pack`] with 4-row panels).
 pub fn pack(q: &[i8], rows: usize, cols: usize) -> LineBytes {
-    let bytes: Vec<u8> = q.iter().map(|&v| v as u8).collect();
-    packed::pack(&bytes, rows, cols, PANEL)
+    packed::pack(q, rows, cols, PANEL, false)
 }
 
 /// Rows `first..first + rows` of a `total × cols` int8 matrix times one vector with `sdot`,

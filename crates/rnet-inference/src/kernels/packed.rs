@@ -34,22 +34,29 @@ pub fn whole(cols: usize) -> usize {
     cols / Q8_BLOCK * Q8_BLOCK
 }
 
-/// The offset weights `wo` (`rows × cols`, row-major) in the order the product reads them for
-/// panels of `panel` rows: each band of `4 · panel` rows, for each 4-column step of its whole
+/// The int8 weights `q` (`rows × cols`, row-major) as bytes — offset (`w + 128`, what `vpdpbusd`
+/// multiplies) when `offset`, else signed — in the order the product reads them for panels of
+/// `panel` rows, written straight into the aligned buffer: each band of `4 · panel` rows, for each 4-column step of its whole
 /// blocks, panel 0's rows' four bytes each, then panel 1's, 2's and 3's; then the panels after
 /// the last whole band the same way with one panel per step. Rows after the last whole panel are
 /// not packed ([`Product::row`] reads the signed weights).
-pub fn pack(wo: &[u8], rows: usize, cols: usize, panel: usize) -> LineBytes {
+pub fn pack(q: &[i8], rows: usize, cols: usize, panel: usize, offset: bool) -> LineBytes {
     let wc = whole(cols);
     let bands = rows / (BAND * panel);
     let panels = rows / panel;
-    let mut out = Vec::with_capacity(panels * panel * wc);
+    let flip = if offset { 0x80 } else { 0 };
+    let mut buf = LineBytes::zeroed(panels * panel * wc);
+    let out = &mut buf[..];
+    let mut next = 0;
     let mut put = |first_panel: usize, width: usize| {
         for k in (0..wc).step_by(STEP) {
             for g in 0..width {
                 for r in 0..panel {
                     let at = ((first_panel + g) * panel + r) * cols + k;
-                    out.extend_from_slice(&wo[at..at + STEP]);
+                    for (o, &v) in out[next..next + STEP].iter_mut().zip(&q[at..at + STEP]) {
+                        *o = v as u8 ^ flip;
+                    }
+                    next += STEP;
                 }
             }
         }
@@ -60,7 +67,7 @@ pub fn pack(wo: &[u8], rows: usize, cols: usize, panel: usize) -> LineBytes {
     for p in bands * BAND..panels {
         put(p, 1);
     }
-    LineBytes::new(&out)
+    buf
 }
 
 /// Where panel `p`'s first piece is in the [`pack`] order, and whether it lies in a band (its
@@ -335,9 +342,6 @@ mod tests {
         {
             let m = Matrix::int8(total, cols, &pseudo(total * cols, 3));
             let MatrixData::Int8 { q, scale } = m.data() else { unreachable!() };
-            // The VNNI kernels' offset weights (`w + 128` as unsigned bytes).
-            let offset: Vec<u8> = q.iter().map(|&v| (v as u8) ^ 0x80).collect();
-            let signed: Vec<u8> = q.iter().map(|&v| v as u8).collect();
             let x = pseudo(cols, 4);
             let mut qv = QVec::new();
             qv.quantize(&x);
@@ -346,7 +350,7 @@ mod tests {
                 (0..total).map(|o| p.row(o)).collect()
             };
             for &(name, panel, is_offset, kernel) in &kernels {
-                let packed = pack(if is_offset { &offset } else { &signed }, total, cols, panel);
+                let packed = pack(q, total, cols, panel, is_offset);
                 for (start, end) in [
                     (0, total),
                     (8, total),
