@@ -114,7 +114,7 @@ pub fn set_avx512(choice: Option<bool>) {
 /// this CPU, measured once per process when both exist (true when only AVX-512 VNNI does). On
 /// the development machine (AMD EPYC, Zen 5) the 256-bit kernel reads the decode's weights from
 /// L3 about 18% faster (docs/inference.md §7), so which is faster is a property of the core,
-/// not of the width. The measurement: a 4 MiB matrix (beyond L2, like the decode's weights)
+/// not of the width. The measurement: 4 MiB of matrices (beyond L2, like the decode's weights)
 /// packed for both, eight alternating passes each, the best pass of each compared; about 20 ms.
 pub fn avx512_measured_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -142,11 +142,14 @@ pub fn avx512_measured_faster() -> bool {
     }
 }
 
-/// The best of eight alternating passes of the AVX-512 VNNI and the AVX-VNNI product over a
-/// 4 MiB int8 matrix, in seconds.
+/// The best of eight alternating passes of the AVX-512 VNNI and the AVX-VNNI product over 36
+/// int8 matrices of 112 × 1024 back to back (4 MiB: beyond L2, like the decode's weights), in
+/// seconds. Each buffer stays below glibc's default 128 KiB `mmap` threshold: freeing a larger
+/// `mmap`ed block would raise that threshold for the rest of the process, and later
+/// allocations up to that size would then come from the heap and stay resident when freed.
 #[cfg(target_arch = "x86_64")]
 fn time_vnni_kernels() -> (f64, f64) {
-    let (rows, cols) = (4096, 1024);
+    let (count, rows, cols) = (36, 112, 1024);
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     let mut next = move || {
         state ^= state << 13;
@@ -154,50 +157,59 @@ fn time_vnni_kernels() -> (f64, f64) {
         state ^= state << 17;
         state
     };
-    let q: Vec<i8> = (0..rows * cols).map(|_| (next() % 255) as i8).collect();
+    let mats: Vec<(Vec<i8>, LineBytes, LineBytes)> = (0..count)
+        .map(|_| {
+            let q: Vec<i8> = (0..rows * cols).map(|_| (next() % 255) as i8).collect();
+            let (p512, p256) = (avx512::pack(&q, rows, cols), avx2::pack_vnni(&q, rows, cols));
+            (q, p512, p256)
+        })
+        .collect();
     let scale = vec![1.0f32 / 127.0; rows];
     let x: Vec<f32> = (0..cols).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
     let mut xq = QVec::new();
     xq.quantize(&x);
-    let (p512, p256) = (avx512::pack(&q, rows, cols), avx2::pack_vnni(&q, rows, cols));
     let mut y = vec![0.0f32; rows];
     let (mut t512, mut t256) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..8 {
         let t0 = std::time::Instant::now();
-        // SAFETY: both VNNI extensions were detected; the buffers hold the whole matrix.
-        unsafe {
-            avx512::matvec_q8_vnni512(
-                &p512,
-                0,
-                rows,
-                &q,
-                &scale,
-                rows,
-                cols,
-                &xq,
-                &x,
-                &mut y,
-                Store::Overwrite,
-            )
-        };
+        for (q, p512, _) in &mats {
+            // SAFETY: both VNNI extensions were detected; the buffers hold the whole matrix.
+            unsafe {
+                avx512::matvec_q8_vnni512(
+                    p512,
+                    0,
+                    rows,
+                    q,
+                    &scale,
+                    rows,
+                    cols,
+                    &xq,
+                    &x,
+                    &mut y,
+                    Store::Overwrite,
+                )
+            };
+        }
         t512 = t512.min(t0.elapsed().as_secs_f64());
         let t0 = std::time::Instant::now();
-        // SAFETY: as above.
-        unsafe {
-            avx2::matvec_q8_vnni(
-                &p256,
-                0,
-                rows,
-                &q,
-                &scale,
-                rows,
-                cols,
-                &xq,
-                &x,
-                &mut y,
-                Store::Overwrite,
-            )
-        };
+        for (q, _, p256) in &mats {
+            // SAFETY: as above.
+            unsafe {
+                avx2::matvec_q8_vnni(
+                    p256,
+                    0,
+                    rows,
+                    q,
+                    &scale,
+                    rows,
+                    cols,
+                    &xq,
+                    &x,
+                    &mut y,
+                    Store::Overwrite,
+                )
+            };
+        }
         t256 = t256.min(t0.elapsed().as_secs_f64());
     }
     std::hint::black_box(&y);
