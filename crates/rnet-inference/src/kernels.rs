@@ -169,48 +169,47 @@ fn time_vnni_kernels() -> (f64, f64) {
     let mut xq = QVec::new();
     xq.quantize(&x);
     let mut y = vec![0.0f32; rows];
+    type Kernel = unsafe fn(
+        &[u8],
+        usize,
+        usize,
+        &[i8],
+        &[f32],
+        usize,
+        usize,
+        &QVec,
+        &[f32],
+        &mut [f32],
+        Store,
+    );
+    // One pass of `kernel` over every matrix's packed copy `pick`, in seconds.
+    let mut pass = |kernel: Kernel, pick: fn(&(Vec<i8>, LineBytes, LineBytes)) -> &LineBytes| {
+        let t0 = std::time::Instant::now();
+        for m in &mats {
+            // SAFETY: both VNNI extensions were detected (the caller's check); the buffers hold
+            // the whole matrix and `pick` gives the copy packed for `kernel`.
+            unsafe {
+                kernel(
+                    pick(m),
+                    0,
+                    rows,
+                    &m.0,
+                    &scale,
+                    rows,
+                    cols,
+                    &xq,
+                    &x,
+                    &mut y,
+                    Store::Overwrite,
+                )
+            };
+        }
+        t0.elapsed().as_secs_f64()
+    };
     let (mut t512, mut t256) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..8 {
-        let t0 = std::time::Instant::now();
-        for (q, p512, _) in &mats {
-            // SAFETY: both VNNI extensions were detected; the buffers hold the whole matrix.
-            unsafe {
-                avx512::matvec_q8_vnni512(
-                    p512,
-                    0,
-                    rows,
-                    q,
-                    &scale,
-                    rows,
-                    cols,
-                    &xq,
-                    &x,
-                    &mut y,
-                    Store::Overwrite,
-                )
-            };
-        }
-        t512 = t512.min(t0.elapsed().as_secs_f64());
-        let t0 = std::time::Instant::now();
-        for (q, _, p256) in &mats {
-            // SAFETY: as above.
-            unsafe {
-                avx2::matvec_q8_vnni(
-                    p256,
-                    0,
-                    rows,
-                    q,
-                    &scale,
-                    rows,
-                    cols,
-                    &xq,
-                    &x,
-                    &mut y,
-                    Store::Overwrite,
-                )
-            };
-        }
-        t256 = t256.min(t0.elapsed().as_secs_f64());
+        t512 = t512.min(pass(avx512::matvec_q8_vnni512, |m| &m.1));
+        t256 = t256.min(pass(avx2::matvec_q8_vnni, |m| &m.2));
     }
     std::hint::black_box(&y);
     (t512, t256)
