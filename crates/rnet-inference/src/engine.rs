@@ -480,8 +480,9 @@ pub fn cross_entropy(logits: &[f32], target: u8) -> f64 {
     (z.ln() + m) - lt as f64
 }
 
-/// `z = σ(zp)`, `h = (1 − z) h + z g(hp)`.
-#[inline]
+/// `z = σ(zp)`, `h = (1 − z) h + z g(hp)`. Always inlined, so that the decode step's AVX2
+/// version runs it 8 lanes wide (as a call it stayed an SSE2 function: 2.3× slower).
+#[inline(always)]
 fn gru_update(h: &mut [f32], zp: &[f32], hp: &[f32]) {
     for ((hv, &z), &c) in h.iter_mut().zip(zp).zip(hp) {
         let z = kernels::sigmoid(z);
