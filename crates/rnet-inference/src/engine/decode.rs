@@ -234,6 +234,27 @@ pub(crate) fn part(items: usize, parts: usize, i: usize) -> Range<usize> {
     bound(i)..bound(i + 1)
 }
 
+/// Waits at the barrier, then asks for every cache line of `raw[r]` at once: the vector the
+/// next phase reads whole, whose other slices the other participants have just written. Read by
+/// the phase's first loop, those lines would arrive from the other cores a few at a time; asked
+/// for together, their transfers overlap (alternating in one process, best of 10 rounds of 64
+/// bytes, 30 alternations: +1.6% to +2.4% for two threads, faster in every alternation).
+#[inline(always)]
+fn sync_and_fetch(w: &Worker<'_>, raw: &Raw, r: Range<usize>) {
+    w.sync();
+    #[cfg(target_arch = "x86_64")]
+    if w.count() > 1 {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // 16 floats per 64-byte line.
+        for i in r.step_by(16) {
+            // SAFETY: a prefetch of an address inside the buffer reads and writes nothing.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(raw.ptr_at(i) as *const i8) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (raw, r);
+}
+
 /// Quantises `x` for `m` when its product will use quantised activations.
 #[inline]
 fn prep<'q>(m: &Matrix, x: &[f32], q: &'q mut QVec) -> Option<&'q QVec> {
@@ -405,7 +426,7 @@ impl Engine {
                     v.c.get_mut(cr.clone()),
                 );
             }
-            w.sync();
+            sync_and_fetch(w, &v.c, 0..d);
             // 2. minGRU gates for `cr`.
             unsafe {
                 let c = v.c.get(0..d);
@@ -415,14 +436,14 @@ impl Engine {
                 l.zh.matvec_rows(d + cr.start..d + cr.end, c, cq, hp, Store::Overwrite);
                 gru_update(v.h.get_mut(li * d + cr.start..li * d + cr.end), zp, hp);
             }
-            w.sync();
+            sync_and_fetch(w, &v.h, li * d..(li + 1) * d);
             // 3. x += Wo h.
             unsafe {
                 let h = v.h.get(li * d..(li + 1) * d);
                 let hq = prep(&l.wo, h, q);
                 l.wo.matvec_rows(cr.clone(), h, hq, v.x.get_mut(cr.clone()), Store::Add);
             }
-            w.sync();
+            sync_and_fetch(w, &v.x, 0..d);
             // 4. Slot attention, all channels, into `xs` (x' = x + MV α); SwiGLU activations `fr`.
             unsafe {
                 let x = v.x.get(0..d);
@@ -445,7 +466,7 @@ impl Engine {
                     *o = kernels::silu(gv) * uv;
                 }
             }
-            w.sync();
+            sync_and_fetch(w, &v.a, 0..f);
             // 5. x[C] = x'[C] + W_down a.
             unsafe {
                 let a = v.a.get(0..f);
@@ -454,7 +475,7 @@ impl Engine {
                 out.copy_from_slice(&xs[cr.clone()]);
                 l.down.matvec_rows(cr.clone(), a, aq, out, Store::Add);
             }
-            w.sync();
+            sync_and_fetch(w, &v.x, 0..d);
         }
         // Logits `vr`.
         unsafe {
