@@ -19,7 +19,9 @@
 //! canonical forward only within a tolerance (tested at 1e-4 relative for f32).
 //!
 //! Weights are f32 or int8 with one f32 scale per output row ([`Precision`]); the embedding table,
-//! the merged conv taps and the norm gains stay f32 in both. In int8 decode on AVX2 machines the
+//! the merged conv taps and the norm gains stay f32 in both. Sessions of int8 engines keep the
+//! conv history in f16 (half the state and half the history's reads per step). In
+//! int8 decode on AVX2 machines the
 //! input vector of each product is quantised too, to int8 in blocks of 32 with one f32 scale per
 //! block ([`kernels::quantize_q8`]), so the inner loop is exact integer multiply-adds; prefill
 //! (and machines without AVX2) multiply the int8 weights by f32 activations.
@@ -36,7 +38,7 @@ use crate::kernels::{self, Matrix, Store};
 
 mod decode;
 
-use crate::line_buf::LineBuf;
+use crate::line_buf::{LineBuf, Lines};
 pub(crate) use decode::part;
 use decode::{DecodeThreads, ThreadScratch};
 
@@ -96,12 +98,39 @@ pub enum EngineError {
         /// The engine's depth.
         engine_layers: usize,
     },
+    /// A session made for an engine of the other precision (their conv histories differ).
+    #[error("session is for an {session} engine; this engine is {engine}")]
+    SessionPrecision {
+        /// The precision the session was made for.
+        session: Precision,
+        /// The engine's precision.
+        engine: Precision,
+    },
     /// A precision name other than `f32` or `int8`.
     #[error("unknown precision {0:?} (expected f32 or int8)")]
     UnknownPrecision(String),
     /// A device decoder (`rnet_gpu`) failed.
     #[error("device: {0}")]
     Device(String),
+}
+
+/// A session's conv history `[L, R, d]`: f32, or f16 bits in sessions of int8 engines.
+#[derive(Clone, Debug)]
+enum Ring {
+    F32(LineBuf),
+    F16(Lines<u16>),
+}
+
+/// Whether sessions of engines of `precision` keep the conv history in f16: int8 ones do. Each
+/// step the conv reads the `K − 1` previous inputs of every channel (0.58 MB at the mainnet
+/// shape in f32, from L3 like the weights, as state the weight bound does not count); in f16
+/// half that. The inputs are normed (`RMSNorm(x)·γ1`), so their rounding (relative 2⁻¹¹) is far
+/// below the int8 engine's own (its product inputs are rounded to 8 bits per block of 32); the
+/// f32 engine stays within 10⁻⁴ of the canonical forward only with an f32 history. The taps stay
+/// f32: rounded to f16, the small ones of trained models lose precision (tried: the trained
+/// regtest model's worst int8 logit error went from 2.5% to 3.4%).
+fn f16_conv(precision: Precision) -> bool {
+    precision == Precision::Int8
 }
 
 /// One layer's repacked weights.
@@ -287,7 +316,7 @@ impl Engine {
 
     /// A fresh session (the zero state every evaluation window starts from).
     pub fn new_session(&self) -> Session {
-        Session::new(&self.config)
+        Session::new(&self.config, self.precision)
     }
 
     /// Bytes of weights one decode step reads: every repacked matrix with its scales, the merged
@@ -315,9 +344,11 @@ impl Engine {
         self.weight_bytes_per_token() + 4 * (self.embed.len() - self.config.d_model)
     }
 
-    /// Bytes of recurrent state per session (`h` and the ring buffers; f32).
+    /// Bytes of recurrent state per session: `h` (f32) and the conv history (f32, or f16 in
+    /// int8 engines).
     pub fn state_bytes(&self) -> usize {
-        4 * self.config.n_layers * self.config.d_model * (1 + self.ring)
+        let history = if f16_conv(self.precision) { 2 } else { 4 };
+        self.config.n_layers * self.config.d_model * (4 + history * self.ring)
     }
 
     fn check(&self, s: &Session) -> Result<(), EngineError> {
@@ -328,6 +359,12 @@ impl Engine {
                 session_layers: s.n_layers,
                 engine_d: c.d_model,
                 engine_layers: c.n_layers,
+            });
+        }
+        if matches!(s.ring, Ring::F16(_)) != f16_conv(self.precision) {
+            return Err(EngineError::SessionPrecision {
+                session: s.precision,
+                engine: self.precision,
             });
         }
         Ok(())
@@ -395,15 +432,35 @@ impl Engine {
             row.copy_from_slice(&self.embed[byte as usize * d..(byte as usize + 1) * d]);
         }
         for (li, l) in self.layers.iter().enumerate() {
-            let ring = &mut s.ring[li * r * d..(li + 1) * r * d];
             for t in 0..n {
                 let slot = ((s.position + t as u64) % r as u64) as usize;
-                kernels::rms_norm(
-                    &b.x[t * d..(t + 1) * d],
-                    &l.norm1,
-                    &mut ring[slot * d..(slot + 1) * d],
-                );
-                kernels::ring_conv(&l.conv, ring, r, d, slot, &mut b.c[t * d..(t + 1) * d]);
+                let (xt, ct) = (&b.x[t * d..(t + 1) * d], &mut b.c[t * d..(t + 1) * d]);
+                match &mut s.ring {
+                    Ring::F32(ring) => {
+                        let ring = &mut ring[li * r * d..(li + 1) * r * d];
+                        kernels::rms_norm(xt, &l.norm1, &mut ring[slot * d..(slot + 1) * d]);
+                        kernels::ring_conv(&l.conv, ring, r, d, slot, ct);
+                    }
+                    Ring::F16(ring) => {
+                        // The normed input goes through `a` (free until the SwiGLU below).
+                        let u = &mut b.a[..d];
+                        kernels::rms_norm(xt, &l.norm1, u);
+                        let ring = &mut ring[li * r * d..(li + 1) * r * d];
+                        // SAFETY: `ring` is this layer's `r · d` history, borrowed mutably.
+                        unsafe {
+                            kernels::ring_conv_cols_f16(
+                                &l.conv,
+                                d,
+                                0,
+                                r,
+                                slot,
+                                u,
+                                ring.as_mut_ptr(),
+                                ct,
+                            )
+                        };
+                    }
+                }
             }
             l.zh.matmul(&b.c[..n * d], n, &mut b.wide[..n * 2 * d], Store::Overwrite);
             let h = &mut s.h[li * d..(li + 1) * d];
@@ -532,7 +589,9 @@ pub struct Session {
     /// `[L, d]`.
     h: LineBuf,
     /// `[L, R, d]`; the conv input of position `p` lives in row `p mod R`.
-    ring: LineBuf,
+    ring: Ring,
+    /// The precision of the engines this session is for.
+    precision: Precision,
     position: u64,
     logits: LineBuf,
     has_logits: bool,
@@ -547,8 +606,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// The zero state of `config`.
-    pub fn new(config: &ModelConfig) -> Self {
+    /// The zero state of `config` for an engine of `precision` (int8 engines keep the conv
+    /// history in f16; [`Engine::new_session`] picks the engine's).
+    pub fn new(config: &ModelConfig, precision: Precision) -> Self {
         let (d, l, f) = (config.d_model, config.n_layers, config.d_ff);
         let ring_len = config.max_kernel();
         Self {
@@ -556,7 +616,12 @@ impl Session {
             n_layers: l,
             ring_len,
             h: LineBuf::zeros(l * d),
-            ring: LineBuf::zeros(l * ring_len * d),
+            ring: if f16_conv(precision) {
+                Ring::F16(Lines::zeros(l * ring_len * d))
+            } else {
+                Ring::F32(LineBuf::zeros(l * ring_len * d))
+            },
+            precision,
             position: 0,
             logits: LineBuf::zeros(VOCAB),
             has_logits: false,
@@ -570,7 +635,10 @@ impl Session {
     /// Back to the zero state.
     pub fn reset(&mut self) {
         self.h.fill(0.0);
-        self.ring.fill(0.0);
+        match &mut self.ring {
+            Ring::F32(r) => r.fill(0.0),
+            Ring::F16(r) => r.fill(0),
+        }
         self.position = 0;
         self.has_logits = false;
     }
@@ -587,6 +655,10 @@ impl Session {
 
     /// Bytes of recurrent state (`h` and ring buffers), independent of the bytes consumed.
     pub fn state_bytes(&self) -> usize {
-        4 * (self.h.len() + self.ring.len())
+        4 * self.h.len()
+            + match &self.ring {
+                Ring::F32(r) => 4 * r.len(),
+                Ring::F16(r) => 2 * r.len(),
+            }
     }
 }

@@ -996,6 +996,92 @@ unsafe fn ring_conv_cols_impl(
     }
 }
 
+/// `x` rounded to IEEE binary16 (to nearest, ties to even; beyond its range to ±∞), as its
+/// bits: how the int8 engines store their conv taps and conv history.
+#[inline]
+pub fn f16_bits(x: f32) -> u16 {
+    half::f16::from_f32(x).to_bits()
+}
+
+/// The binary16 value with bits `b`, as f32 (exact: every binary16 value is an f32 value).
+#[inline]
+pub fn f16_value(b: u16) -> f32 {
+    half::f16::from_bits(b).to_f32()
+}
+
+/// Whether the CPU converts between f16 and f32 in hardware (F16C; every x86-64 CPU with AVX2
+/// in practice).
+#[cfg(target_arch = "x86_64")]
+fn f16c_present() -> bool {
+    static DETECTED: OnceLock<bool> = OnceLock::new();
+    *DETECTED.get_or_init(|| std::arch::is_x86_feature_detected!("f16c"))
+}
+
+/// [`ring_conv_cols`] over an f16 ring (the int8 engines' conv history): `u` is rounded to f16
+/// ([`f16_bits`]) as it is stored; taps, products and sums are f32.
+///
+/// # Safety
+/// As [`ring_conv_cols`], with `ring` pointing at `r` rows of `d` f16 values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ring_conv_cols_f16(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut u16,
+    c: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if simd_enabled() && f16c_present() {
+            // SAFETY: AVX2, FMA and F16C are present; the caller guarantees the rest.
+            unsafe { avx2::ring_conv_cols_f16(conv, d, c0, r, slot, u, ring, c) };
+            return;
+        }
+    }
+    // SAFETY: the caller's guarantees.
+    unsafe { ring_conv_cols_f16_impl(conv, d, c0, r, slot, u, ring, c) };
+}
+
+/// The portable [`ring_conv_cols_f16`].
+///
+/// # Safety
+/// As [`ring_conv_cols_f16`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn ring_conv_cols_f16_impl(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut u16,
+    c: &mut [f32],
+) {
+    let n = c.len();
+    assert!(
+        conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r,
+        "ring_conv_cols_f16: buffers too short"
+    );
+    // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
+    let row = unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) };
+    for (o, &v) in row.iter_mut().zip(u) {
+        *o = f16_bits(v);
+    }
+    for (j, cj) in c.iter_mut().enumerate() {
+        let mut acc = 0.0f32;
+        for k in 0..r {
+            let src = if k <= slot { slot - k } else { slot + r - k };
+            // SAFETY: row `src`, column `c0 + j`: in the ring and not written during the call.
+            let uv = unsafe { *ring.add(src * d + c0 + j) };
+            acc += conv[k * d + c0 + j] * f16_value(uv);
+        }
+        *cj = acc;
+    }
+}
+
 /// `1 / sqrt(mean(x²) + ε)`, the factor of [`rms_norm`].
 #[inline]
 pub fn rms_factor(x: &[f32]) -> f32 {
@@ -1528,6 +1614,54 @@ mod tests {
         assert_eq!(exp(f32::NEG_INFINITY), 0.0);
         assert!(exp(1e4).is_finite() && exp(1e4) > 1e38);
         assert!(sigmoid(1e4) == 1.0 && sigmoid(-1e4) < 1e-37);
+    }
+
+    #[test]
+    fn the_f16_ring_conv_stores_the_rounded_input_and_sums_the_rounded_history() {
+        let (d, r) = (80, 7);
+        let conv = pseudo(r * d, 11);
+        let history: Vec<u16> = pseudo(r * d, 12).iter().map(|&v| f16_bits(4.0 * v)).collect();
+        // Whole vector blocks, 8-lane blocks and scalar tails, at several offsets and slots.
+        for (c0, n) in [(0, d), (3, 70), (16, 9)] {
+            for slot in [0, 3, r - 1] {
+                let u: Vec<f32> = pseudo(n, (c0 + slot) as u32).iter().map(|v| 3.0 * v).collect();
+                for portable in [false, true] {
+                    let mut ring = history.clone();
+                    let mut c = vec![0.0f32; n];
+                    // SAFETY: `ring` is `r · d` values, `c0 + n ≤ d`, `conv` is `r · d`.
+                    unsafe {
+                        let p = ring.as_mut_ptr();
+                        if portable {
+                            ring_conv_cols_f16_impl(&conv, d, c0, r, slot, &u, p, &mut c);
+                        } else {
+                            ring_conv_cols_f16(&conv, d, c0, r, slot, &u, p, &mut c);
+                        }
+                    }
+                    let stored: Vec<u16> = u.iter().map(|&v| f16_bits(v)).collect();
+                    assert_eq!(&ring[slot * d + c0..slot * d + c0 + n], &stored[..]);
+                    let untouched = |i: usize| i / d != slot || i % d < c0 || i % d >= c0 + n;
+                    assert!((0..r * d).filter(|&i| untouched(i)).all(|i| ring[i] == history[i]));
+                    for (j, &got) in c.iter().enumerate() {
+                        let (mut want, mut scale) = (0.0f64, 0.0f64);
+                        for k in 0..r {
+                            let src = (slot + r - k) % r;
+                            let term = conv[k * d + c0 + j] as f64
+                                * f16_value(ring[src * d + c0 + j]) as f64;
+                            want += term;
+                            scale += term.abs();
+                        }
+                        let err = (got as f64 - want).abs();
+                        assert!(err <= 1e-6 * scale, "c0 {c0} slot {slot} j {j}: {got} vs {want}");
+                    }
+                }
+            }
+        }
+        // Rounding to nearest even, as F16C's.
+        assert_eq!(f16_bits(1.0), 0x3c00);
+        assert_eq!(f16_bits(1.0 + 1.0 / 2048.0), 0x3c00); // halfway: to even
+        assert_eq!(f16_bits(1.0 + 3.0 / 2048.0), 0x3c02); // halfway: to even
+        assert_eq!(f16_value(0x3c01), 1.0 + 1.0 / 1024.0);
+        assert_eq!(f16_bits(1e6), 0x7c00);
     }
 
     #[test]

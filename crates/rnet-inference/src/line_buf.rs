@@ -1,5 +1,5 @@
-//! Buffers on cache-line boundaries: `f32` vectors that own whole line pairs ([`LineBuf`]) and
-//! the packed int8 weights ([`LineBytes`]).
+//! Buffers on cache-line boundaries: vectors that own whole line pairs ([`Lines`]: `f32`, and the
+//! int8 engines' f16 conv history) and the packed int8 weights ([`LineBytes`]).
 //!
 //! The decode threads of one session write disjoint ranges of shared vectors (the residual
 //! stream, the conv output, the SwiGLU activations, the ring buffer, the logits), split at
@@ -11,50 +11,69 @@
 //! 128-byte pairs) and owns its allocation up to the next such boundary, so neither a split point
 //! inside it nor a neighbouring allocation shares a line pair with another writer.
 
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 
-/// Alignment and allocation granule of a [`LineBuf`], in bytes.
+/// Alignment and allocation granule of a [`Lines`] buffer, in bytes.
 pub const LINE_PAIR: usize = 128;
 
 /// One aligned block of the allocation.
 #[derive(Clone, Copy)]
 #[repr(C, align(128))]
-struct Block([f32; LINE_PAIR / 4]);
+struct Block([u8; LINE_PAIR]);
 
-/// A fixed-length `f32` buffer aligned to [`LINE_PAIR`] bytes and padded to a multiple of it;
+/// The element types a [`Lines`] buffer holds: plain numbers whose all-zero bit pattern is zero
+/// and for which every bit pattern is a valid value.
+pub trait LineElem: Copy + private::Sealed {}
+impl LineElem for f32 {}
+/// IEEE binary16 values, as their bits (the int8 engines' conv history).
+impl LineElem for u16 {}
+
+mod private {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u16 {}
+}
+
+/// A fixed-length buffer of `T` aligned to [`LINE_PAIR`] bytes and padded to a multiple of it;
 /// it dereferences to a slice of exactly its length.
 #[derive(Clone)]
-pub struct LineBuf {
+pub struct Lines<T> {
     blocks: Vec<Block>,
     len: usize,
+    elem: PhantomData<T>,
 }
 
-impl LineBuf {
+/// An `f32` [`Lines`] buffer: the decode step's shared vectors and scratch.
+pub type LineBuf = Lines<f32>;
+
+impl<T: LineElem> Lines<T> {
     /// `len` zeros.
     pub fn zeros(len: usize) -> Self {
-        let per_block = LINE_PAIR / 4;
-        Self { blocks: vec![Block([0.0; LINE_PAIR / 4]); len.div_ceil(per_block)], len }
+        let blocks = (len * size_of::<T>()).div_ceil(LINE_PAIR);
+        Self { blocks: vec![Block([0; LINE_PAIR]); blocks], len, elem: PhantomData }
     }
 }
 
-impl Deref for LineBuf {
-    type Target = [f32];
+impl<T: LineElem> Deref for Lines<T> {
+    type Target = [T];
 
-    fn deref(&self) -> &[f32] {
-        // SAFETY: `Block` is `repr(C)` over `[f32; 32]` with size = alignment = 128, so the
-        // blocks are a contiguous array of `32 · blocks.len() ≥ len` initialised `f32`s.
-        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<f32>(), self.len) }
+    fn deref(&self) -> &[T] {
+        // SAFETY: `Block` is `repr(C)` over 128 bytes with size = alignment = 128, so the blocks
+        // are `128 · blocks.len() ≥ len · size_of::<T>()` contiguous initialised bytes, aligned
+        // for `T`, and every bit pattern is a valid `T` (`LineElem`).
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<T>(), self.len) }
     }
 }
 
-impl DerefMut for LineBuf {
-    fn deref_mut(&mut self) -> &mut [f32] {
+impl<T: LineElem> DerefMut for Lines<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<f32>(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<T>(), self.len) }
     }
 }
 
-impl std::fmt::Debug for LineBuf {
+impl<T: LineElem + std::fmt::Debug> std::fmt::Debug for Lines<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
@@ -110,7 +129,7 @@ impl std::fmt::Debug for LineBytes {
 
 #[cfg(test)]
 mod tests {
-    use super::{LINE, LINE_PAIR, LineBuf, LineBytes};
+    use super::{LINE, LINE_PAIR, LineBuf, LineBytes, Lines};
 
     #[test]
     fn starts_on_a_line_pair_holds_its_length_and_pads_to_the_next_pair() {
@@ -125,6 +144,9 @@ mod tests {
             }
             let c = b.clone();
             assert_eq!(&c[..], &b[..]);
+            let h = Lines::<u16>::zeros(len);
+            assert_eq!((h.len(), h.as_ptr() as usize % LINE_PAIR), (len, 0));
+            assert_eq!(h.blocks.len() * LINE_PAIR, (2 * len).div_ceil(LINE_PAIR) * LINE_PAIR);
         }
     }
 

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use rnet_model::{ModelConfig, VOCAB};
 
-use super::{Engine, Session, gru_update};
+use super::{Engine, Ring, Session, gru_update};
 use crate::kernels::{self, Matrix, QVec, Store};
 use crate::line_buf::LineBuf;
 use crate::pool::{Pool, Worker};
@@ -152,34 +152,41 @@ impl DecodeThreads {
     }
 }
 
-/// A shared f32 buffer that participants slice by disjoint ranges between barriers.
-#[derive(Clone, Copy)]
-struct Raw {
-    p: *mut f32,
+/// A shared buffer that participants slice by disjoint ranges between barriers.
+struct Raw<T = f32> {
+    p: *mut T,
     len: usize,
 }
 
+impl<T> Clone for Raw<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Raw<T> {}
+
 // SAFETY: participants access disjoint ranges within a phase and whole buffers only in phases
 // where nobody writes them (see the module documentation); the barriers order the phases.
-unsafe impl Send for Raw {}
+unsafe impl<T> Send for Raw<T> {}
 // SAFETY: as above.
-unsafe impl Sync for Raw {}
+unsafe impl<T> Sync for Raw<T> {}
 
-impl Raw {
-    fn of(v: &mut [f32]) -> Self {
+impl<T> Raw<T> {
+    fn of(v: &mut [T]) -> Self {
         Raw { p: v.as_mut_ptr(), len: v.len() }
     }
 
     /// # Safety
     /// Nobody writes `r` while the slice lives.
-    unsafe fn get(&self, r: Range<usize>) -> &[f32] {
+    unsafe fn get(&self, r: Range<usize>) -> &[T] {
         assert!(r.start <= r.end && r.end <= self.len);
         // SAFETY: in bounds (checked); the caller guarantees no writer.
         unsafe { std::slice::from_raw_parts(self.p.add(r.start), r.len()) }
     }
 
     /// A pointer to element `at` (for callers that slice it further themselves).
-    fn ptr_at(&self, at: usize) -> *mut f32 {
+    fn ptr_at(&self, at: usize) -> *mut T {
         assert!(at <= self.len);
         self.p.wrapping_add(at)
     }
@@ -187,11 +194,18 @@ impl Raw {
     /// # Safety
     /// Nobody else reads or writes `r` while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn get_mut(&self, r: Range<usize>) -> &mut [f32] {
+    unsafe fn get_mut(&self, r: Range<usize>) -> &mut [T] {
         assert!(r.start <= r.end && r.end <= self.len);
         // SAFETY: in bounds (checked); the caller guarantees exclusivity.
         unsafe { std::slice::from_raw_parts_mut(self.p.add(r.start), r.len()) }
     }
+}
+
+/// The session's conv history for one step, in its precision.
+#[derive(Clone, Copy)]
+enum RingView {
+    F32(Raw<f32>),
+    F16(Raw<u16>),
 }
 
 /// The session's shared buffers for one step.
@@ -200,7 +214,7 @@ struct Views {
     x: Raw,
     c: Raw,
     h: Raw,
-    ring: Raw,
+    ring: RingView,
     a: Raw,
     logits: Raw,
 }
@@ -283,7 +297,10 @@ impl Engine {
             x: Raw::of(&mut s.x),
             c: Raw::of(&mut s.c),
             h: Raw::of(&mut s.h),
-            ring: Raw::of(&mut s.ring),
+            ring: match &mut s.ring {
+                Ring::F32(r) => RingView::F32(Raw::of(r)),
+                Ring::F16(r) => RingView::F16(Raw::of(r)),
+            },
             a: Raw::of(&mut s.a),
             logits: Raw::of(&mut s.logits),
         };
@@ -415,16 +432,18 @@ impl Engine {
                 if li == 0 {
                     v.x.get_mut(cr.clone()).copy_from_slice(&embed[cr.clone()]);
                 }
-                kernels::ring_conv_cols(
-                    &l.conv,
-                    d,
-                    cr.start,
-                    r,
-                    slot,
-                    &tmp[..nc],
-                    v.ring.ptr_at(li * r * d),
-                    v.c.get_mut(cr.clone()),
-                );
+                let (u, c) = (&tmp[..nc], v.c.get_mut(cr.clone()));
+                let conv = &l.conv;
+                match v.ring {
+                    RingView::F32(ring) => {
+                        let ring = ring.ptr_at(li * r * d);
+                        kernels::ring_conv_cols(conv, d, cr.start, r, slot, u, ring, c);
+                    }
+                    RingView::F16(ring) => {
+                        let ring = ring.ptr_at(li * r * d);
+                        kernels::ring_conv_cols_f16(conv, d, cr.start, r, slot, u, ring, c);
+                    }
+                }
             }
             sync_and_fetch(w, &v.c, 0..d);
             // 2. minGRU gates for `cr`.

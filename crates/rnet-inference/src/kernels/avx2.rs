@@ -608,3 +608,88 @@ pub unsafe fn ring_conv_cols(
         }
     }
 }
+
+/// [`ring_conv_cols`] over an f16 ring (`super::ring_conv_cols_f16`): the same loop with the
+/// history converted by F16C as it is loaded, and `u` rounded to f16 (to nearest even) as it is
+/// stored.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be present; as `super::ring_conv_cols_f16`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn ring_conv_cols_f16(
+    conv: &[f32],
+    d: usize,
+    c0: usize,
+    r: usize,
+    slot: usize,
+    u: &[f32],
+    ring: *mut u16,
+    c: &mut [f32],
+) {
+    let n = c.len();
+    assert!(conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r, "ring_conv_cols_f16");
+    // Rounding control 0: to nearest, ties to even (as `f16_bits`).
+    const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT;
+    let src = |k: usize| if k <= slot { slot - k } else { slot + r - k };
+    let (w, rg) = (conv.as_ptr(), ring as *const u16);
+    // Eight f16 values at `p` as f32 (a macro, so the conversion is inlined into this
+    // function's AVX2 code).
+    macro_rules! half {
+        ($p:expr) => {
+            _mm256_cvtph_ps(_mm_loadu_si128($p.cast()))
+        };
+    }
+    let mut j = 0;
+    // SAFETY (every block): row `slot`, columns `c0..c0 + n`, belong to the caller alone; taps
+    // `k < r` and channels below `c0 + n ≤ d` are inside `conv` (`r · d`, checked) and the ring
+    // (the caller's guarantee); nobody writes the ring rows read.
+    unsafe {
+        let row = ring.add(slot * d + c0);
+        while j + 8 <= n {
+            let v = _mm256_cvtps_ph::<NEAREST>(_mm256_loadu_ps(u.as_ptr().add(j)));
+            _mm_storeu_si128(row.add(j).cast(), v);
+            j += 8;
+        }
+        while j < n {
+            *row.add(j) = super::f16_bits(u[j]);
+            j += 1;
+        }
+        j = 0;
+        while j + 64 <= n {
+            let mut a = [_mm256_setzero_ps(); 8];
+            for k in 0..r {
+                let wp = w.add(k * d + c0 + j);
+                let up = rg.add(src(k) * d + c0 + j);
+                for (l, al) in a.iter_mut().enumerate() {
+                    *al =
+                        _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(8 * l)), half!(up.add(8 * l)), *al);
+                }
+            }
+            for (l, al) in a.iter().enumerate() {
+                _mm256_storeu_ps(c.as_mut_ptr().add(j + 8 * l), *al);
+            }
+            j += 64;
+        }
+        while j + 8 <= n {
+            let mut a = _mm256_setzero_ps();
+            for k in 0..r {
+                let wp = w.add(k * d + c0 + j);
+                let up = rg.add(src(k) * d + c0 + j);
+                a = _mm256_fmadd_ps(_mm256_loadu_ps(wp), half!(up), a);
+            }
+            _mm256_storeu_ps(c.as_mut_ptr().add(j), a);
+            j += 8;
+        }
+        while j < n {
+            let mut a = 0.0f32;
+            for k in 0..r {
+                let (wv, uv) = (*w.add(k * d + c0 + j), *rg.add(src(k) * d + c0 + j));
+                // Fused like the vector lanes (see `ring_conv_cols`).
+                a = wv.mul_add(super::f16_value(uv), a);
+            }
+            c[j] = a;
+            j += 1;
+        }
+    }
+}
