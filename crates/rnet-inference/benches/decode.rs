@@ -10,7 +10,8 @@
 //! decode is also measured *together* with the bound: rounds of one cache read then 64 steps
 //! timed one by one, the ratio taken per round. Then one session per core, the
 //! prefill rate, the int8 products alone against a plain read of the same bytes (one thread, each
-//! int8 kernel the CPU has), and the reference scalar step. Rates are the best of several rounds (the machine
+//! int8 kernel the CPU has; then split by rows over the decode threads, the ceiling of a pooled
+//! step), and the reference scalar step. Rates are the best of several rounds (the machine
 //! may be shared); the load average is printed at the start and the end. `RNET_BENCH_QUICK=1`
 //! shortens every measurement; `RNET_BENCH_THREADS=N` sets the threads of the threaded decode.
 
@@ -127,8 +128,9 @@ fn decode_against_bound(
 /// plain one-thread read of the same number of bytes measured right before, best of several
 /// passes each, for each int8 decode kernel this CPU has. This isolates the kernels from the
 /// rest of the step (and from the other core): how close they stream to the read they are bound
-/// by.
-fn products_against_read(model: &Model, quick: bool) {
+/// by. Then the same products split by rows over `threads` threads as the decode step splits
+/// them ([`products_split`]).
+fn products_against_read(model: &Model, quick: bool, threads: usize) {
     use rnet_inference::kernels::{set_avx512, set_dotprod_allowed, set_vnni_allowed};
     let cfg = model.config();
     let (d, f) = (cfg.d_model, cfg.d_ff);
@@ -200,6 +202,86 @@ fn products_against_read(model: &Model, quick: bool) {
     set_vnni_allowed(true);
     set_avx512(None);
     set_dotprod_allowed(true);
+    if threads > 1 {
+        products_split(&mats, &input, (&qd, &qf), threads, passes);
+    }
+}
+
+/// Rows `i`-th of `parts` of `rows`, in whole groups of 16 (as the decode step splits them).
+fn rows_part(rows: usize, parts: usize, i: usize) -> std::ops::Range<usize> {
+    let units = rows.div_ceil(16);
+    let bound = |j: usize| (units * j / parts * 16).min(rows);
+    bound(i)..bound(i + 1)
+}
+
+/// The int8 products of [`products_against_read`] (default kernel) split by rows over `threads`
+/// threads started together each pass (each stacked `[A; B]` matrix split in each of its halves,
+/// as the decode step does), against a plain read of the same bytes by as many threads measured
+/// right before: the ceiling of a pooled step that did nothing but its products, to compare the
+/// pooled decode's fraction of the cache-resident bound with.
+fn products_split(
+    mats: &[Matrix],
+    input: &[f32],
+    (qd, qf): (&QVec, &QVec),
+    threads: usize,
+    passes: usize,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let bytes: usize = mats.iter().map(|m| m.rows() * m.cols()).sum();
+    let d = mats.first().map_or(0, Matrix::cols);
+    let run = |i: usize, y: &mut [f32]| {
+        for m in mats {
+            let (x, q) = if m.cols() == d { (&input[..d], qd) } else { (&input[..m.cols()], qf) };
+            // `[Wz; Wh]` and `[W_gate; W_up]`: each half split like a matrix of its own.
+            let halves = if m.rows() > m.cols() { 2 } else { 1 };
+            let h = m.rows() / halves;
+            for k in 0..halves {
+                let r = rows_part(h, threads, i);
+                let rows = k * h + r.start..k * h + r.end;
+                let n = rows.len();
+                m.matvec_rows(rows, x, Some(q), &mut y[..n], Store::Overwrite);
+            }
+        }
+    };
+    let read = memory_bandwidth(bytes, threads, passes);
+    let (go, done) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let mut best = f64::INFINITY;
+    std::thread::scope(|scope| {
+        for i in 1..threads {
+            let (go, done, run) = (&go, &done, &run);
+            scope.spawn(move || {
+                let mut y = vec![0.0f32; input.len() * 2];
+                for pass in 1..=passes {
+                    while go.load(Ordering::Acquire) < pass {
+                        std::hint::spin_loop();
+                    }
+                    run(i, &mut y);
+                    done.fetch_add(1, Ordering::Release);
+                }
+                std::hint::black_box(&y);
+            });
+        }
+        let mut y = vec![0.0f32; input.len() * 2];
+        for pass in 1..=passes {
+            let t0 = Instant::now();
+            go.store(pass, Ordering::Release);
+            run(0, &mut y);
+            while done.load(Ordering::Acquire) < pass * (threads - 1) {
+                std::hint::spin_loop();
+            }
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        std::hint::black_box(&y);
+    });
+    let rate = bytes as f64 / best;
+    println!(
+        "[int8 products alone, split by rows over {threads} threads] {} against a plain \
+         {threads}-thread read of the same bytes of {} -> {:.0}% (the ceiling of a pooled step \
+         that did nothing else)",
+        gb(rate),
+        gb(read),
+        100.0 * rate / read
+    );
 }
 
 fn rss_kib() -> u64 {
@@ -404,7 +486,7 @@ fn main() {
         );
     }
 
-    products_against_read(&model, quick);
+    products_against_read(&model, quick, threads);
 
     // The canonical scalar step, for comparison.
     let mut state = RecurrentState::new(&cfg);
