@@ -20,11 +20,11 @@
 //!
 //! Weights are f32 or int8 with one f32 scale per output row ([`Precision`]); the embedding table,
 //! the merged conv taps and the norm gains stay f32 in both. Sessions of int8 engines keep the
-//! conv history in f16 (half the state and half the history's reads per step). In
-//! int8 decode on AVX2 machines the
-//! input vector of each product is quantised too, to int8 in blocks of 32 with one f32 scale per
-//! block ([`kernels::quantize_q8`]), so the inner loop is exact integer multiply-adds; prefill
-//! (and machines without AVX2) multiply the int8 weights by f32 activations.
+//! conv history in f16 (half the state and half the history's reads per step). In int8 decode on
+//! AVX2 machines the input vector of each product is quantised too, to int8 in blocks of 32 with
+//! one f32 scale per block ([`kernels::quantize_q8`]), so the inner loop is exact integer
+//! multiply-adds; prefill (and machines without AVX2) multiply the int8 weights by f32
+//! activations.
 //!
 //! Prefill runs the prompt through the same layers in blocks of up to [`PREFILL_BLOCK`] positions,
 //! with matrix–matrix products (each weight is read once per block instead of once per byte); the

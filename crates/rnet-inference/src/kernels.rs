@@ -997,7 +997,7 @@ unsafe fn ring_conv_cols_impl(
 }
 
 /// `x` rounded to IEEE binary16 (to nearest, ties to even; beyond its range to ±∞), as its
-/// bits: how the int8 engines store their conv taps and conv history.
+/// bits: how the sessions of int8 engines store their conv history.
 #[inline]
 pub fn f16_bits(x: f32) -> u16 {
     half::f16::from_f32(x).to_bits()
