@@ -20,11 +20,11 @@
 //!
 //! Weights are f32 or int8 with one f32 scale per output row ([`Precision`]); the embedding table,
 //! the merged conv taps and the norm gains stay f32 in both. Sessions of int8 engines keep the
-//! conv history in f16 (half the state and half the history's reads per step). In int8 decode on
-//! AVX2 machines the input vector of each product is quantised too, to int8 in blocks of 32 with
-//! one f32 scale per block ([`kernels::quantize_q8`]), so the inner loop is exact integer
-//! multiply-adds; prefill (and machines without AVX2) multiply the int8 weights by f32
-//! activations.
+//! conv history in f16 where the CPU converts it in hardware (x86-64 with AVX2 and F16C: half the
+//! state and half the history's reads per step). In int8 decode on AVX2 machines the input vector
+//! of each product is quantised too, to int8 in blocks of 32 with one f32 scale per block
+//! ([`kernels::quantize_q8`]), so the inner loop is exact integer multiply-adds; prefill (and
+//! machines without AVX2) multiply the int8 weights by f32 activations.
 //!
 //! Prefill runs the prompt through the same layers in blocks of up to [`PREFILL_BLOCK`] positions,
 //! with matrix–matrix products (each weight is read once per block instead of once per byte); the
@@ -98,13 +98,14 @@ pub enum EngineError {
         /// The engine's depth.
         engine_layers: usize,
     },
-    /// A session made for an engine of the other precision (their conv histories differ).
-    #[error("session is for an {session} engine; this engine is {engine}")]
-    SessionPrecision {
-        /// The precision the session was made for.
-        session: Precision,
-        /// The engine's precision.
-        engine: Precision,
+    /// A session whose conv history has another precision than this engine's sessions (int8
+    /// engines keep it in f16 where the CPU converts f16 in hardware, f32 engines in f32).
+    #[error("session keeps its conv history in {session}; this engine's sessions in {engine}")]
+    SessionHistory {
+        /// `"f16"` or `"f32"`: the session's conv history.
+        session: &'static str,
+        /// The same for this engine's sessions.
+        engine: &'static str,
     },
     /// A precision name other than `f32` or `int8`.
     #[error("unknown precision {0:?} (expected f32 or int8)")]
@@ -121,16 +122,20 @@ enum Ring {
     F16(Lines<u16>),
 }
 
-/// Whether sessions of engines of `precision` keep the conv history in f16: int8 ones do. Each
-/// step the conv reads the `K − 1` previous inputs of every channel (0.58 MB at the mainnet
-/// shape in f32, from L3 like the weights, as state the weight bound does not count); in f16
-/// half that. The inputs are normed (`RMSNorm(x)·γ1`), so their rounding (relative 2⁻¹¹) is far
-/// below the int8 engine's own (its product inputs are rounded to 8 bits per block of 32); the
-/// f32 engine stays within 10⁻⁴ of the canonical forward only with an f32 history. The taps stay
-/// f32: rounded to f16, the small ones of trained models lose precision (tried: the trained
-/// regtest model's worst int8 logit error went from 2.5% to 3.4%).
-fn f16_conv(precision: Precision) -> bool {
-    precision == Precision::Int8
+/// Whether an engine of `precision` built now keeps its sessions' conv history in f16: int8
+/// engines do where the CPU converts f16 in hardware inside the AVX2 conv (F16C; every x86-64
+/// CPU with AVX2 in practice). Each step the conv reads the `K − 1` previous inputs of every
+/// channel (0.58 MB at the mainnet shape in f32, from L3 like the weights, as state the weight
+/// bound does not count); in f16 half that. The inputs are normed (`RMSNorm(x)·γ1`), so their
+/// rounding (relative 2⁻¹¹) is far below the int8 engine's own (its product inputs are rounded
+/// to 8 bits per block of 32); the f32 engine stays within 10⁻⁴ of the canonical forward only
+/// with an f32 history. The taps stay f32: rounded to f16, the small ones of trained models lose
+/// precision (tried: the trained regtest model's worst int8 logit error went from 2.5% to 3.4%).
+/// Elsewhere (aarch64, x86 without AVX2) the conversion would be done lane by lane in software,
+/// which costs more than the halved reads save (portable conv, one layer from L1/L2 on this
+/// x86 machine: 6.5 µs against 2.1 in f32), so the history stays f32 there.
+fn f16_history(precision: Precision) -> bool {
+    precision == Precision::Int8 && kernels::f16_conv_in_hardware()
 }
 
 /// One layer's repacked weights.
@@ -171,6 +176,9 @@ pub struct Engine {
     decode: std::sync::OnceLock<std::sync::Arc<DecodeThreads>>,
     /// Whether steps choose between the pool and one thread by measured speed.
     adaptive: bool,
+    /// Whether this engine's sessions keep the conv history in f16 ([`f16_history`], decided
+    /// when the engine is built).
+    f16_history: bool,
 }
 
 fn matrix(precision: Precision, rows: usize, cols: usize, values: Vec<f32>) -> Matrix {
@@ -268,6 +276,7 @@ impl Engine {
             threads: 1,
             decode: std::sync::OnceLock::new(),
             adaptive: true,
+            f16_history: f16_history(precision),
         }
     }
 
@@ -316,7 +325,7 @@ impl Engine {
 
     /// A fresh session (the zero state every evaluation window starts from).
     pub fn new_session(&self) -> Session {
-        Session::new(&self.config, self.precision)
+        Session::new(&self.config, self.f16_history)
     }
 
     /// Bytes of weights one decode step reads: every repacked matrix with its scales, the merged
@@ -347,7 +356,7 @@ impl Engine {
     /// Bytes of recurrent state per session: `h` (f32) and the conv history (f32, or f16 in
     /// int8 engines).
     pub fn state_bytes(&self) -> usize {
-        let history = if f16_conv(self.precision) { 2 } else { 4 };
+        let history = if self.f16_history { 2 } else { 4 };
         self.config.n_layers * self.config.d_model * (4 + history * self.ring)
     }
 
@@ -361,10 +370,12 @@ impl Engine {
                 engine_layers: c.n_layers,
             });
         }
-        if matches!(s.ring, Ring::F16(_)) != f16_conv(self.precision) {
-            return Err(EngineError::SessionPrecision {
-                session: s.precision,
-                engine: self.precision,
+        let kind = |f16: bool| if f16 { "f16" } else { "f32" };
+        let session_f16 = matches!(s.ring, Ring::F16(_));
+        if session_f16 != self.f16_history {
+            return Err(EngineError::SessionHistory {
+                session: kind(session_f16),
+                engine: kind(self.f16_history),
             });
         }
         Ok(())
@@ -590,8 +601,6 @@ pub struct Session {
     h: LineBuf,
     /// `[L, R, d]`; the conv input of position `p` lives in row `p mod R`.
     ring: Ring,
-    /// The precision of the engines this session is for.
-    precision: Precision,
     position: u64,
     logits: LineBuf,
     has_logits: bool,
@@ -606,9 +615,9 @@ pub struct Session {
 }
 
 impl Session {
-    /// The zero state of `config` for an engine of `precision` (int8 engines keep the conv
-    /// history in f16; [`Engine::new_session`] picks the engine's).
-    pub fn new(config: &ModelConfig, precision: Precision) -> Self {
+    /// The zero state of `config`, with the conv history in f16 or f32 ([`Engine::new_session`]
+    /// makes the engine's kind).
+    pub(crate) fn new(config: &ModelConfig, f16_history: bool) -> Self {
         let (d, l, f) = (config.d_model, config.n_layers, config.d_ff);
         let ring_len = config.max_kernel();
         Self {
@@ -616,12 +625,11 @@ impl Session {
             n_layers: l,
             ring_len,
             h: LineBuf::zeros(l * d),
-            ring: if f16_conv(precision) {
+            ring: if f16_history {
                 Ring::F16(Lines::zeros(l * ring_len * d))
             } else {
                 Ring::F32(LineBuf::zeros(l * ring_len * d))
             },
-            precision,
             position: 0,
             logits: LineBuf::zeros(VOCAB),
             has_logits: false,

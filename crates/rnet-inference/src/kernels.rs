@@ -1017,6 +1017,19 @@ fn f16c_present() -> bool {
     *DETECTED.get_or_init(|| std::arch::is_x86_feature_detected!("f16c"))
 }
 
+/// Whether [`ring_conv_cols_f16`] runs its hardware-converting kernel here (x86-64 with AVX2,
+/// FMA and F16C, SIMD kernels not switched off); elsewhere it converts in software.
+pub fn f16_conv_in_hardware() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        simd_enabled() && f16c_present()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// [`ring_conv_cols`] over an f16 ring (the int8 engines' conv history): `u` is rounded to f16
 /// ([`f16_bits`]) as it is stored; taps, products and sums are f32.
 ///
@@ -1035,7 +1048,7 @@ pub unsafe fn ring_conv_cols_f16(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if simd_enabled() && f16c_present() {
+        if f16_conv_in_hardware() {
             // SAFETY: AVX2, FMA and F16C are present; the caller guarantees the rest.
             unsafe { avx2::ring_conv_cols_f16(conv, d, c0, r, slot, u, ring, c) };
             return;
@@ -1070,16 +1083,38 @@ unsafe fn ring_conv_cols_f16_impl(
     for (o, &v) in row.iter_mut().zip(u) {
         *o = f16_bits(v);
     }
-    for (j, cj) in c.iter_mut().enumerate() {
-        let mut acc = 0.0f32;
+    // Channel blocks outermost, as in `ring_conv_cols_impl`, so the lanes vectorise (with
+    // `f16_lanes`, which has no branches).
+    const B: usize = 32;
+    let mut j = 0;
+    while j < n {
+        let w = (n - j).min(B);
+        let mut acc = [0.0f32; B];
         for k in 0..r {
             let src = if k <= slot { slot - k } else { slot + r - k };
-            // SAFETY: row `src`, column `c0 + j`: in the ring and not written during the call.
-            let uv = unsafe { *ring.add(src * d + c0 + j) };
-            acc += conv[k * d + c0 + j] * f16_value(uv);
+            let wk = &conv[k * d + c0 + j..k * d + c0 + j + w];
+            // SAFETY: row `src`, columns `c0 + j..c0 + j + w`: in the ring (the caller's
+            // guarantee) and not written by anyone during this call.
+            let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0 + j), w) };
+            for ((a, &wv), &uv) in acc.iter_mut().zip(wk).zip(ur) {
+                *a += wv * f16_lanes(uv);
+            }
         }
-        *cj = acc;
+        c[j..j + w].copy_from_slice(&acc[..w]);
+        j += w;
     }
+}
+
+/// [`f16_value`] without branches, so that the portable f16 conv's lanes vectorise: the exponent and
+/// mantissa bits moved into place and scaled by 2¹¹² (exact, subnormals included), then
+/// infinities and NaNs (whatever scaled to 2¹⁶ or more) given the all-ones exponent, then the
+/// sign. Equal to [`f16_value`] for every one of the 65,536 bit patterns (tested).
+#[inline(always)]
+fn f16_lanes(b: u16) -> f32 {
+    const TWO_POW_112: f32 = f32::from_bits((127 + 112) << 23);
+    let magnitude = f32::from_bits(((b & 0x7fff) as u32) << 13) * TWO_POW_112;
+    let special = if magnitude >= 65536.0 { 0x7f80_0000 } else { 0 };
+    f32::from_bits(magnitude.to_bits() | special | (((b & 0x8000) as u32) << 16))
 }
 
 /// `1 / sqrt(mean(x²) + ε)`, the factor of [`rms_norm`].
@@ -1662,6 +1697,17 @@ mod tests {
         assert_eq!(f16_bits(1.0 + 3.0 / 2048.0), 0x3c02); // halfway: to even
         assert_eq!(f16_value(0x3c01), 1.0 + 1.0 / 1024.0);
         assert_eq!(f16_bits(1e6), 0x7c00);
+    }
+
+    #[test]
+    fn the_branchless_f16_conversion_equals_the_crate_s_for_every_bit_pattern() {
+        for b in 0..=u16::MAX {
+            let (got, want) = (f16_lanes(b), f16_value(b));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{b:#06x}: {got:e} against {want:e}"
+            );
+        }
     }
 
     #[test]

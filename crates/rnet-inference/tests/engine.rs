@@ -210,8 +210,10 @@ fn weight_and_state_sizes_at_the_mainnet_shape() {
     let q = Engine::new(&model, Precision::Int8);
     let (d, l) = (cfg.d_model, cfg.n_layers);
     assert_eq!(f.state_bytes(), 4 * l * d * (1 + 63));
-    // int8 sessions keep the conv history in f16.
-    assert_eq!(q.state_bytes(), 4 * l * d + 2 * l * d * 63);
+    // int8 sessions keep the conv history in f16 where the CPU converts it in hardware (other
+    // tests may switch the SIMD kernels off while this engine is built: either size).
+    let f16_state = 4 * l * d + 2 * l * d * 63;
+    assert!(q.state_bytes() == f16_state || q.state_bytes() == f.state_bytes());
     assert_eq!(q.new_session().state_bytes(), q.state_bytes());
     assert_eq!(f.new_session().state_bytes(), f.state_bytes());
     assert!(f.weight_bytes_per_token() < 4 * model.param_count());
@@ -290,22 +292,27 @@ fn prefill_and_generation_can_be_abandoned() {
     assert!(out.completion_bytes > 0 && out.completion_bytes < 50, "{}", out.completion_bytes);
 }
 
-/// A session keeps the conv history in its engine's precision (f16 for int8), so one made for
-/// the other precision is refused with a clear error and left as it was.
+/// A session keeps its conv history in its engine's kind (f16 for int8 engines where the CPU
+/// converts in hardware, f32 otherwise), so one of the other kind is refused with a clear error
+/// and left as it was.
 #[test]
-fn a_session_of_the_other_precision_is_refused_and_left_unchanged() {
+fn a_session_of_the_other_history_kind_is_refused_and_left_unchanged() {
     let model = Model::init(ModelConfig::genesis(ModelNetwork::Regtest), 5).unwrap();
     let f = Engine::new(&model, Precision::F32);
     let q = Engine::new(&model, Precision::Int8);
+    let (d, l, r) = (32, 2, 15);
+    assert_eq!(f.state_bytes(), 4 * l * d * (1 + r));
+    let q_f16 = q.state_bytes() == l * d * (4 + 2 * r);
+    assert!(q_f16 || q.state_bytes() == f.state_bytes());
+    if !q_f16 {
+        return; // int8 sessions keep an f32 history on this CPU: nothing to refuse
+    }
     let mut s = f.new_session();
     f.step(&mut s, b'a').unwrap();
     let before = s.logits().unwrap().to_vec();
     let err = q.step(&mut s, b'b').unwrap_err();
-    assert_eq!(
-        err,
-        EngineError::SessionPrecision { session: Precision::F32, engine: Precision::Int8 }
-    );
-    assert!(err.to_string().contains("f32"), "{err}");
+    assert_eq!(err, EngineError::SessionHistory { session: "f32", engine: "f16" });
+    assert!(err.to_string().contains("f32") && err.to_string().contains("f16"), "{err}");
     assert_eq!((s.position(), s.logits().unwrap()), (1, &before[..]));
     assert!(q.prefill(&mut q.new_session(), b"ok").is_ok());
     assert!(f.prefill(&mut q.new_session(), b"no").is_err());
