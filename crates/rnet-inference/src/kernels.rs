@@ -169,19 +169,7 @@ fn time_vnni_kernels() -> (f64, f64) {
     let mut xq = QVec::new();
     xq.quantize(&x);
     let mut y = vec![0.0f32; rows];
-    type Kernel = unsafe fn(
-        &[u8],
-        usize,
-        usize,
-        &[i8],
-        &[f32],
-        usize,
-        usize,
-        &QVec,
-        &[f32],
-        &mut [f32],
-        Store,
-    );
+    use packed::Kernel;
     // One pass of `kernel` over every matrix's packed copy `pick`, in seconds.
     let mut pass = |kernel: Kernel, pick: fn(&(Vec<i8>, LineBytes, LineBytes)) -> &LineBytes| {
         let t0 = std::time::Instant::now();
@@ -950,24 +938,64 @@ pub unsafe fn ring_conv_cols(
     unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
 }
 
+/// The element type of a conv history: what the ring stores of each input and how it is read
+/// back (f32 as it is; f16 bits rounded to nearest even and converted without branches).
+trait History: Copy {
+    /// The value stored for input `v`.
+    fn stored(v: f32) -> Self;
+    /// The stored value as f32.
+    fn value(self) -> f32;
+}
+
+impl History for f32 {
+    #[inline(always)]
+    fn stored(v: f32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn value(self) -> f32 {
+        self
+    }
+}
+
+/// IEEE binary16 bits.
+impl History for u16 {
+    #[inline(always)]
+    fn stored(v: f32) -> Self {
+        f16_bits(v)
+    }
+    #[inline(always)]
+    fn value(self) -> f32 {
+        f16_lanes(self)
+    }
+}
+
+/// The portable [`ring_conv_cols`] and [`ring_conv_cols_f16`].
+///
 /// # Safety
-/// As [`ring_conv_cols`].
+/// As [`ring_conv_cols`], with `ring` pointing at `r` rows of `d` values of `T`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn ring_conv_cols_impl(
+unsafe fn ring_conv_cols_impl<T: History>(
     conv: &[f32],
     d: usize,
     c0: usize,
     r: usize,
     slot: usize,
     u: &[f32],
-    ring: *mut f32,
+    ring: *mut T,
     c: &mut [f32],
 ) {
     let n = c.len();
+    assert!(
+        conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r,
+        "ring_conv_cols: buffers too short"
+    );
     // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
-    unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) }.copy_from_slice(&u[..n]);
-    assert!(conv.len() >= r * d && c0 + n <= d, "ring_conv_cols: conv too short");
+    let row = unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) };
+    for (o, &v) in row.iter_mut().zip(u) {
+        *o = T::stored(v);
+    }
     // Channel blocks outermost: each block's sums stay in registers over all `r` taps (tap `k`
     // reads ring row `slot − k`, walked down to row 0 and then from row `r − 1`).
     const B: usize = 32;
@@ -983,11 +1011,11 @@ unsafe fn ring_conv_cols_impl(
             let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0 + j), w) };
             if w == B {
                 for l in 0..B {
-                    acc[l] += wk[l] * ur[l];
+                    acc[l] += wk[l] * ur[l].value();
                 }
             } else {
                 for l in 0..w {
-                    acc[l] += wk[l] * ur[l];
+                    acc[l] += wk[l] * ur[l].value();
                 }
             }
         }
@@ -1055,57 +1083,11 @@ pub unsafe fn ring_conv_cols_f16(
         }
     }
     // SAFETY: the caller's guarantees.
-    unsafe { ring_conv_cols_f16_impl(conv, d, c0, r, slot, u, ring, c) };
+    unsafe { ring_conv_cols_impl(conv, d, c0, r, slot, u, ring, c) };
 }
 
-/// The portable [`ring_conv_cols_f16`].
-///
-/// # Safety
-/// As [`ring_conv_cols_f16`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn ring_conv_cols_f16_impl(
-    conv: &[f32],
-    d: usize,
-    c0: usize,
-    r: usize,
-    slot: usize,
-    u: &[f32],
-    ring: *mut u16,
-    c: &mut [f32],
-) {
-    let n = c.len();
-    assert!(
-        conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r,
-        "ring_conv_cols_f16: buffers too short"
-    );
-    // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
-    let row = unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) };
-    for (o, &v) in row.iter_mut().zip(u) {
-        *o = f16_bits(v);
-    }
-    // Channel blocks outermost, as in `ring_conv_cols_impl`, so the lanes vectorise (with
-    // `f16_lanes`, which has no branches).
-    const B: usize = 32;
-    let mut j = 0;
-    while j < n {
-        let w = (n - j).min(B);
-        let mut acc = [0.0f32; B];
-        for k in 0..r {
-            let src = if k <= slot { slot - k } else { slot + r - k };
-            let wk = &conv[k * d + c0 + j..k * d + c0 + j + w];
-            // SAFETY: row `src`, columns `c0 + j..c0 + j + w`: in the ring (the caller's
-            // guarantee) and not written by anyone during this call.
-            let ur = unsafe { std::slice::from_raw_parts(ring.add(src * d + c0 + j), w) };
-            for ((a, &wv), &uv) in acc.iter_mut().zip(wk).zip(ur) {
-                *a += wv * f16_lanes(uv);
-            }
-        }
-        c[j..j + w].copy_from_slice(&acc[..w]);
-        j += w;
-    }
-}
-
-/// [`f16_value`] without branches, so that the portable f16 conv's lanes vectorise: the exponent and
+/// [`f16_value`] without branches, so that the portable f16 conv's lanes vectorise: the exponent
+/// and
 /// mantissa bits moved into place and scaled by 2¹¹² (exact, subnormals included), then
 /// infinities and NaNs (whatever scaled to 2¹⁶ or more) given the all-ones exponent, then the
 /// sign. Equal to [`f16_value`] for every one of the 65,536 bit patterns (tested).
@@ -1667,7 +1649,7 @@ mod tests {
                     unsafe {
                         let p = ring.as_mut_ptr();
                         if portable {
-                            ring_conv_cols_f16_impl(&conv, d, c0, r, slot, &u, p, &mut c);
+                            ring_conv_cols_impl(&conv, d, c0, r, slot, &u, p, &mut c);
                         } else {
                             ring_conv_cols_f16(&conv, d, c0, r, slot, &u, p, &mut c);
                         }

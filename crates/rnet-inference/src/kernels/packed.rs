@@ -21,6 +21,13 @@
 use super::{Q8_BLOCK, QVec, Store, q8_row_tail};
 use crate::line_buf::LineBytes;
 
+/// The signature of a packed product (each architecture's `matvec_*` on packed weights): rows
+/// `first..first + rows` of a `total`-row matrix, for the tests and the x86 kernel-width timing
+/// that run several kernels through one loop.
+#[cfg_attr(not(any(test, target_arch = "x86_64")), allow(dead_code))]
+pub type Kernel =
+    unsafe fn(&[u8], usize, usize, &[i8], &[f32], usize, usize, &QVec, &[f32], &mut [f32], Store);
+
 /// Panels per band (sharing each broadcast activation word).
 pub const BAND: usize = 4;
 /// Columns per `vpdpbusd` lane.
@@ -281,20 +288,7 @@ mod tests {
     use super::*;
     use crate::kernels::{Matrix, MatrixData};
 
-    /// A packed product on `packed`: rows `first..first + rows` of a `total`-row matrix.
-    type Kernel = unsafe fn(
-        &[u8],
-        usize,
-        usize,
-        &[i8],
-        &[f32],
-        usize,
-        usize,
-        &QVec,
-        &[f32],
-        &mut [f32],
-        Store,
-    );
+    use super::Kernel;
 
     fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
