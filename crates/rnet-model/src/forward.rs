@@ -92,14 +92,16 @@ pub(crate) fn forward_block(
         kernels::matmul(&prm[l.wz.clone()], d, d, &s.c[..n_t * d], n_t, zp, Store::Overwrite);
         let hp = sized(&mut s.hp, n_t * d);
         kernels::matmul(&prm[l.wh.clone()], d, d, &s.c[..n_t * d], n_t, hp, Store::Overwrite);
+        // z = σ(zp) and g(h̃) for every position at once (the exponentials eight at a time).
+        crate::expf::sigmoid_in_place(&mut s.zp[..n_t * d]);
+        crate::expf::gru_g_in_place(&mut s.hp[..n_t * d]);
         let hs = sized(&mut s.hs, n_t * d);
         let h = &mut state.h[li * d..(li + 1) * d];
-        for ((hrow, zrow), hprow) in
+        for ((hrow, zrow), grow) in
             hs.chunks_exact_mut(d).zip(s.zp.chunks_exact(d)).zip(s.hp.chunks_exact(d))
         {
-            for (((hv, out), &zv), &hpv) in h.iter_mut().zip(hrow).zip(zrow).zip(hprow) {
-                let z = kernels::sigmoid(zv);
-                *hv = (1.0 - z) * *hv + z * kernels::gru_g(hpv);
+            for (((hv, out), &z), &g) in h.iter_mut().zip(hrow).zip(zrow).zip(grow) {
+                *hv = (1.0 - z) * *hv + z * g;
                 *out = *hv;
             }
         }
@@ -130,9 +132,7 @@ pub(crate) fn forward_block(
         kernels::matmul(&prm[l.w_gate.clone()], f, d, tmp, n_t, gate, Store::Overwrite);
         let up = sized(&mut s.up, n_t * f);
         kernels::matmul(&prm[l.w_up.clone()], f, d, tmp, n_t, up, Store::Overwrite);
-        for (g, &u) in gate.iter_mut().zip(up.iter()) {
-            *g = kernels::silu(*g) * u;
-        }
+        crate::expf::silu_mul_in_place(gate, up);
         kernels::matmul(&prm[l.w_down.clone()], d, f, gate, n_t, &mut s.x, Store::Add);
     }
 

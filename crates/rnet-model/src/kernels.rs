@@ -17,7 +17,7 @@ static PORTABLE_ONLY: AtomicBool = AtomicBool::new(false);
 /// Whether the AVX2-compiled kernels may be used on this CPU.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn use_avx2() -> bool {
+pub(crate) fn use_avx2() -> bool {
     !PORTABLE_ONLY.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2")
 }
 
@@ -291,9 +291,9 @@ pub fn gru_g(x: f32) -> f32 {
 /// `z = Σ e_i` (from `0.0`, `i` increasing), `v_i = e_i / z`.
 pub fn softmax_in_place(v: &mut [f32]) {
     let m = max_of(v);
+    crate::expf::exp_minus_in_place(v, m);
     let mut z = 0.0f32;
-    for e in v.iter_mut() {
-        *e = libm::expf(*e - m);
+    for e in v.iter() {
         z += *e;
     }
     for e in v.iter_mut() {
@@ -306,10 +306,7 @@ pub fn softmax_in_place(v: &mut [f32]) {
 /// `loss = (logf(s) + m) - l_target`, all f32.
 pub fn cross_entropy(logits: &[f32], target: usize) -> f32 {
     let m = max_of(logits);
-    let mut s = 0.0f32;
-    for &l in logits {
-        s += libm::expf(l - m);
-    }
+    let s = crate::expf::sum_exp_minus(logits, m);
     (libm::logf(s) + m) - logits[target]
 }
 

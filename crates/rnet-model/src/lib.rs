@@ -11,6 +11,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod evaluator;
+mod expf;
 pub mod forward;
 pub mod growth;
 pub mod init;
