@@ -166,7 +166,7 @@ fn products_against_read(model: &Model, quick: bool, threads: usize) {
         mats.len(),
         mib(bytes)
     );
-    // AVX-512 VNNI or the Arm dot product, then AVX-VNNI and AVX2, or plain NEON, where the CPU
+    // AVX-512 VNNI or the Arm dot product, then 256-bit VNNI and AVX2, or plain NEON, where the CPU
     // has them (the kernel names tell which ran; a setting the CPU lacks falls back and is
     // skipped). The decode above ran on the default: the faster VNNI width as measured.
     let mut seen = Vec::new();

@@ -48,11 +48,12 @@ pub fn simd_enabled() -> bool {
     }
 }
 
-/// When set, the AVX-VNNI decode kernel is skipped (tests compare it with the AVX2 one).
+/// When set, the VNNI decode kernels are skipped (tests compare them with the AVX2 one).
 static NO_VNNI: AtomicBool = AtomicBool::new(false);
 
-/// Lets the int8 decode products use AVX-VNNI (`vpdpbusd`) where the CPU has it (`true`, the
-/// default) or keeps them on the AVX2 kernel (`false`). Results differ only by rounding.
+/// Lets the int8 decode products use `vpdpbusd` (AVX-VNNI or AVX-512 VNNI) where the CPU has it
+/// (`true`, the default) or keeps them on the AVX2 kernel (`false`). Every kernel gives the
+/// same bits; only the speed differs.
 pub fn set_vnni_allowed(allowed: bool) {
     NO_VNNI.store(!allowed, Ordering::Relaxed);
 }
@@ -62,7 +63,7 @@ pub fn set_vnni_allowed(allowed: bool) {
 /// this workspace's minimum, has no stable `avxvnni` target feature.
 // `__cpuid_count` is an unsafe function before Rust 1.89 and a safe one after.
 #[allow(unused_unsafe)]
-fn vnni_detected() -> bool {
+fn avx_vnni_detected() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         static DETECTED: OnceLock<bool> = OnceLock::new();
@@ -85,9 +86,22 @@ fn vnni_detected() -> bool {
     }
 }
 
-/// Whether the int8 decode products use AVX-VNNI now.
+/// Whether the CPU can run the 256-bit VNNI product: with the VEX encoding of `vpdpbusd`
+/// (AVX-VNNI) or the EVEX one (AVX-512 VNNI + VL; [`avx2::matvec_q8_vnni_evex`]).
+fn vnni256_detected() -> bool {
+    avx_vnni_detected() || vnni512_detected()
+}
+
+/// The 256-bit VNNI product in the encoding this CPU has (VEX where it has AVX-VNNI). Only
+/// called where [`vnni256_detected`].
+#[cfg(target_arch = "x86_64")]
+fn vnni256_kernel() -> packed::Kernel {
+    if avx_vnni_detected() { avx2::matvec_q8_vnni } else { avx2::matvec_q8_vnni_evex }
+}
+
+/// Whether the int8 decode products may use a VNNI kernel now (which width: [`vnni512_enabled`]).
 pub fn vnni_enabled() -> bool {
-    simd_enabled() && vnni_detected() && !NO_VNNI.load(Ordering::Relaxed)
+    simd_enabled() && vnni256_detected() && !NO_VNNI.load(Ordering::Relaxed)
 }
 
 /// The choice between the 512-bit and the 256-bit VNNI kernels: [`AVX512_MEASURED`] (the
@@ -97,10 +111,11 @@ const AVX512_MEASURED: u8 = 0;
 const AVX512_ON: u8 = 1;
 const AVX512_OFF: u8 = 2;
 
-/// How the int8 decode products choose AVX-512 VNNI on a CPU that has it: `None` (the default)
-/// uses it unless the CPU also has AVX-VNNI and the 256-bit kernel measured faster
-/// ([`avx512_measured_faster`]); `Some(true)` uses it whenever the CPU has it; `Some(false)` keeps
-/// to the 256-bit kernels. Every kernel gives the same bits; only the speed differs.
+/// How the int8 decode products choose the 512-bit VNNI kernel on a CPU that has AVX-512 VNNI:
+/// `None` (the default) uses it unless the 256-bit kernel measured faster
+/// ([`avx512_measured_faster`]); `Some(true)` uses it; `Some(false)` keeps to the 256-bit
+/// kernels (VNNI in the encoding the CPU has, or AVX2). Every kernel gives the same bits; only
+/// the speed differs.
 pub fn set_avx512(choice: Option<bool>) {
     let v = match choice {
         None => AVX512_MEASURED,
@@ -111,11 +126,12 @@ pub fn set_avx512(choice: Option<bool>) {
 }
 
 /// Whether the 512-bit VNNI product streams int8 weights at least as fast as the 256-bit one on
-/// this CPU, measured once per process when both exist (true when only AVX-512 VNNI does). On
-/// the development machine (AMD EPYC, Zen 5) the 256-bit kernel reads the decode's weights from
-/// L3 about 18% faster (docs/inference.md §7), so which is faster is a property of the core,
-/// not of the width. The measurement: 4 MiB of matrices (beyond L2, like the decode's weights)
-/// packed for both, eight alternating passes each, the best pass of each compared; about 20 ms.
+/// this CPU, measured once per process on a CPU with AVX-512 VNNI (where the 256-bit kernel
+/// always exists too: AVX-VNNI, or the EVEX encoding on 256-bit registers). On the development
+/// machines (AMD EPYC, Zen 4 and Zen 5) the 256-bit kernel reads the decode's weights from L3
+/// faster (docs/inference.md §7), so which is faster is a property of the core, not of the
+/// width. The measurement: 4 MiB of matrices (beyond L2, like the decode's weights) packed for
+/// both, eight alternating passes each, the best pass of each compared; about 20 ms.
 pub fn avx512_measured_faster() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -124,13 +140,10 @@ pub fn avx512_measured_faster() -> bool {
             if !vnni512_detected() {
                 return false;
             }
-            if !vnni_detected() {
-                return true;
-            }
             let (t512, t256) = time_vnni_kernels();
             tracing::debug!(
                 avx512_us = t512 * 1e6,
-                avx_vnni_us = t256 * 1e6,
+                vnni256_us = t256 * 1e6,
                 "int8 decode kernel measured"
             );
             t512 <= t256
@@ -142,7 +155,7 @@ pub fn avx512_measured_faster() -> bool {
     }
 }
 
-/// The best of eight alternating passes of the AVX-512 VNNI and the AVX-VNNI product over 36
+/// The best of eight alternating passes of the 512-bit and the 256-bit VNNI product over 36
 /// int8 matrices of 112 × 1024 back to back (4 MiB: beyond L2, like the decode's weights), in
 /// seconds. Each buffer stays below glibc's default 128 KiB `mmap` threshold: freeing a larger
 /// `mmap`ed block would raise that threshold for the rest of the process, and later
@@ -197,7 +210,7 @@ fn time_vnni_kernels() -> (f64, f64) {
     let (mut t512, mut t256) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..8 {
         t512 = t512.min(pass(avx512::matvec_q8_vnni512, |m| &m.1));
-        t256 = t256.min(pass(avx2::matvec_q8_vnni, |m| &m.2));
+        t256 = t256.min(pass(vnni256_kernel(), |m| &m.2));
     }
     std::hint::black_box(&y);
     (t512, t256)
@@ -264,13 +277,16 @@ pub fn dotprod_enabled() -> bool {
     simd_enabled() && dotprod_detected() && !NO_DOTPROD.load(Ordering::Relaxed)
 }
 
-/// The kernels in use now, for reports: `"avx512-vnni …"`, `"avx-vnni …"`, `"avx2+fma"`,
+/// The kernels in use now, for reports: `"avx512-vnni …"` (512-bit), `"avx-vnni …"` or
+/// `"avx512-vnni 256-bit …"` (the 256-bit kernel, VEX or EVEX), `"avx2+fma"`,
 /// `"neon+dotprod …"`, `"neon"` or `"portable"`.
 pub fn kernel_name() -> &'static str {
     if vnni512_enabled() {
         "avx512-vnni (int8 decode) + avx2+fma"
-    } else if vnni_enabled() {
+    } else if vnni_enabled() && avx_vnni_detected() {
         "avx-vnni (int8 decode) + avx2+fma"
+    } else if vnni_enabled() {
+        "avx512-vnni 256-bit (int8 decode) + avx2+fma"
     } else if dotprod_enabled() {
         "neon+dotprod (int8 decode) + neon"
     } else if simd_enabled() && cfg!(target_arch = "aarch64") {
@@ -308,7 +324,7 @@ pub struct Matrix {
     rows: usize,
     cols: usize,
     data: MatrixData,
-    /// For int8 on AVX-VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
+    /// For int8 on VNNI machines: the weights plus 128 as unsigned bytes (`vpdpbusd`
     /// multiplies unsigned by signed bytes; the offset is taken out once per product), in the
     /// packed order of the 256-bit kernel ([`avx2::pack_vnni`]: 8-row panels). Built with the
     /// matrix where that kernel is the one in use, on first use elsewhere (an AVX-512 machine told
@@ -399,7 +415,7 @@ impl Matrix {
     #[cfg(target_arch = "x86_64")]
     fn offset(&self) -> Option<&[u8]> {
         match &self.data {
-            MatrixData::Int8 { q, .. } if vnni_detected() || vnni512_detected() => {
+            MatrixData::Int8 { q, .. } if vnni256_detected() => {
                 Some(self.offset.get_or_init(|| avx2::pack_vnni(q, self.rows, self.cols)))
             }
             _ => None,
@@ -533,7 +549,7 @@ impl Matrix {
                             if xq.len == cols && vnni_enabled() =>
                         {
                             let packed = self.offset().unwrap_or_default();
-                            avx2::matvec_q8_vnni(
+                            vnni256_kernel()(
                                 packed,
                                 rows.start,
                                 self.rows,
@@ -1530,10 +1546,11 @@ mod tests {
             unsafe {
                 neon::matvec_q8(q, scale, rows, cols, &qv, &x, &mut y, Store::Overwrite)
             };
-            // The VNNI kernels present on this CPU (AVX-VNNI, AVX-512 VNNI).
+            // The VNNI kernels present on this CPU (AVX-VNNI, AVX-512 VNNI; the EVEX 256-bit kernel is
+            // checked bit for bit against the others in `packed`'s tests).
             #[cfg(target_arch = "x86_64")]
             let vnni_kernels: Vec<(&str, VnniKernel)> = [
-                ("avx-vnni", vnni_detected(), avx2::matvec_q8_vnni_row_major as VnniKernel),
+                ("avx-vnni", avx_vnni_detected(), avx2::matvec_q8_vnni_row_major as VnniKernel),
                 (
                     "avx512-vnni",
                     vnni512_detected(),

@@ -4,7 +4,7 @@
 //! * [`engine`]: the recurrent decode engine. A checkpoint's weights are repacked at load (f32, or
 //!   int8 with one f32 scale per output row); a [`Session`] holds O(1) state (per layer the minGRU
 //!   `h` and a conv ring buffer), prefill runs the prompt in position blocks, decode runs one byte
-//!   at a time with vectorised (AVX2 + FMA, and AVX-VNNI for int8, where available)
+//!   at a time with vectorised (AVX2 + FMA, and VNNI for int8, where available)
 //!   matrix–vector products, split by rows across a persistent thread pool when the engine is
 //!   built [`Engine::with_threads`].
 //! * [`sampling`]: temperature, top-k, top-p, repetition / presence / frequency penalties, logit

@@ -179,7 +179,10 @@ fn int8_stays_within_its_documented_tolerance() {
     rnet_inference::kernels::set_avx512(Some(true));
     let vnni512_loss = int8.mean_loss(data).unwrap();
     rnet_inference::kernels::set_avx512(None);
-    assert!(vnni256_loss <= canonical * 1.01, "int8 (AVX-VNNI) loss {vnni256_loss} vs {canonical}");
+    assert!(
+        vnni256_loss <= canonical * 1.01,
+        "int8 (256-bit VNNI) loss {vnni256_loss} vs {canonical}"
+    );
     assert!(vnni512_loss <= canonical * 1.01, "int8 (AVX-512) loss {vnni512_loss} vs {canonical}");
     let int8_loss = int8.mean_loss(data).unwrap();
     println!(

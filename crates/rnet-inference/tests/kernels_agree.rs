@@ -1,4 +1,4 @@
-//! The int8 decode gives the same bits with every x86-64 kernel (AVX-512 VNNI, AVX-VNNI, AVX2):
+//! The int8 decode gives the same bits with every x86-64 kernel (AVX-512 VNNI, 256-bit VNNI, AVX2):
 //! each computes a block's exact integer sum and adds it with one FMA per block, so an int8
 //! session decodes the same bytes on any x86-64 machine with AVX2 and FMA. (Own test binary: it
 //! switches the kernel path, which is process-wide.)
@@ -25,7 +25,7 @@ fn int8_decode_is_bit_identical_on_every_x86_kernel() {
         let bytes = random_bytes(40, 400 + i as u64);
         let engine = Engine::new(&model, Precision::Int8).with_threads(2);
         let mut runs = Vec::new();
-        // AVX-512 VNNI where present, AVX-VNNI where present, AVX2.
+        // AVX-512 VNNI where present, 256-bit VNNI (VEX or EVEX) where present, AVX2.
         for (vnni, avx512) in [(true, true), (true, false), (false, false)] {
             set_vnni_allowed(vnni);
             set_avx512(Some(avx512));

@@ -36,7 +36,7 @@ fn max_abs(v: &[f32]) -> f32 {
 
 #[test]
 fn threaded_decode_is_bit_identical_to_one_thread_and_keeps_the_bounds() {
-    // AVX-512 VNNI and AVX-VNNI (where present), AVX2, portable.
+    // AVX-512 VNNI and 256-bit VNNI (where present), AVX2, portable.
     for (portable, vnni, avx512) in
         [(false, true, true), (false, true, false), (false, false, false), (true, false, false)]
     {

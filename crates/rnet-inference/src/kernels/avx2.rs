@@ -121,43 +121,68 @@ unsafe fn rows_xp<W: Load8, const R: usize, const P: usize>(
     }
 }
 
-/// `acc += Σ_{4 bytes} u8(w) · i8(x)` per i32 lane (`vpdpbusd`, AVX-VNNI, VEX-encoded;
-/// inline assembly because Rust 1.85 has no stable intrinsic for it).
-///
-/// # Safety
-/// The CPU must have AVX-VNNI.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
-    let mut acc = acc;
-    // SAFETY: register-only instruction; the caller guarantees AVX-VNNI.
-    unsafe {
-        std::arch::asm!(
-            "{{vex}} vpdpbusd {acc}, {w}, {x}",
-            acc = inout(ymm_reg) acc,
-            w = in(ymm_reg) w,
-            x = in(ymm_reg) x,
-            options(pure, nomem, nostack, preserves_flags)
-        );
-    }
-    acc
+/// One 256-bit `vpdpbusd`: `acc += Σ_{4 bytes} u8(w) · i8(x)` per i32 lane. The instruction
+/// has two encodings that compute the same thing: VEX (AVX-VNNI: Intel from Alder Lake, AMD from
+/// Zen 5) and EVEX (AVX-512 VNNI with VL: Intel server cores, AMD Zen 4), and a CPU may have
+/// either or both, so the 256-bit kernel is generic over which one it emits.
+pub(super) trait Dot {
+    /// `acc + Σ_{4 bytes} u8(w) · i8(x)` per lane.
+    ///
+    /// # Safety
+    /// The CPU has the encoding's extension (and AVX2).
+    unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
 }
 
-/// Rows per panel of the AVX-VNNI product: the lanes of one 256-bit vector.
+/// The VEX encoding (AVX-VNNI), by inline assembly: the workspace's oldest supported Rust has
+/// no `avxvnni` target feature or intrinsic.
+pub(super) struct VexDot;
+
+impl Dot for VexDot {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        let mut acc = acc;
+        // SAFETY: register-only instruction; the caller guarantees AVX-VNNI.
+        unsafe {
+            std::arch::asm!(
+                "{{vex}} vpdpbusd {acc}, {w}, {x}",
+                acc = inout(ymm_reg) acc,
+                w = in(ymm_reg) w,
+                x = in(ymm_reg) x,
+                options(pure, nomem, nostack, preserves_flags)
+            );
+        }
+        acc
+    }
+}
+
+/// The EVEX encoding (AVX-512 VNNI + VL) on 256-bit registers, by the stable intrinsic; inlined
+/// only into [`matvec_q8_vnni_evex`], which enables those features.
+pub(super) struct EvexDot;
+
+impl Dot for EvexDot {
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX-512 VNNI and VL.
+        unsafe { _mm256_dpbusd_epi32(acc, w, x) }
+    }
+}
+
+/// Rows per panel of the 256-bit VNNI product: the lanes of one 256-bit vector.
 pub const VNNI_PANEL: usize = 8;
 /// Bytes of one piece: four columns of a panel's rows.
 const PIECE: usize = 4 * VNNI_PANEL;
 
-/// `N` adjacent 8-row panels' f32 sums over the whole blocks with AVX-VNNI (see
+/// `N` adjacent 8-row panels' f32 sums over the whole blocks with 256-bit VNNI (see
 /// [`super::packed`]): per 4-column step one `vpdpbusd` per panel, per block one subtraction of
 /// the offset's exact share (`128 · block_sums[b]`), one convert and one FMA. The `N` panels' pieces of one step are adjacent and successive steps `STRIDE` bytes
 /// apart.
 ///
 /// # Safety
 /// `w` holds the panels' `nb` blocks in that order, `xq` `32·nb` values and `s` `nb` scales; the
-/// CPU has AVX2, FMA and AVX-VNNI.
+/// CPU has AVX2, FMA and `D`'s extension.
 #[inline(always)]
-unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
+unsafe fn vnni_panels<D: Dot, const N: usize, const STRIDE: usize>(
     w: *const u8,
     xq: *const i8,
     s: *const f32,
@@ -175,7 +200,7 @@ unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
                 let xv = _mm256_set1_epi32(x.add(b * STEPS + k).read_unaligned());
                 for (g, sum) in sums.iter_mut().enumerate() {
                     let wv = _mm256_loadu_si256(wp.add(k * STRIDE + g * PIECE) as *const __m256i);
-                    *sum = dpbusd(*sum, wv, xv);
+                    *sum = D::dpbusd(*sum, wv, xv);
                 }
             }
             wp = wp.add(STEPS * STRIDE);
@@ -191,10 +216,10 @@ unsafe fn vnni_panels<const N: usize, const STRIDE: usize>(
     }
 }
 
-/// The 256-bit AVX-VNNI code of the packed product.
-struct Vnni256;
+/// The 256-bit VNNI code of the packed product, in either encoding of `vpdpbusd`.
+struct Vnni256<D>(std::marker::PhantomData<D>);
 
-impl Panels for Vnni256 {
+impl<D: Dot> Panels for Vnni256<D> {
     const PANEL: usize = VNNI_PANEL;
     type Acc = __m256;
 
@@ -207,7 +232,7 @@ impl Panels for Vnni256 {
         nb: usize,
     ) -> [__m256; BAND] {
         // SAFETY: forwarded from the caller.
-        unsafe { vnni_panels::<BAND, { BAND * PIECE }>(w, xq, s, sums, nb) }
+        unsafe { vnni_panels::<D, BAND, { BAND * PIECE }>(w, xq, s, sums, nb) }
     }
 
     #[inline(always)]
@@ -222,9 +247,9 @@ impl Panels for Vnni256 {
         // SAFETY: forwarded from the caller.
         let [a] = unsafe {
             if in_band {
-                vnni_panels::<1, { BAND * PIECE }>(w, xq, s, sums, nb)
+                vnni_panels::<D, 1, { BAND * PIECE }>(w, xq, s, sums, nb)
             } else {
-                vnni_panels::<1, PIECE>(w, xq, s, sums, nb)
+                vnni_panels::<D, 1, PIECE>(w, xq, s, sums, nb)
             }
         };
         a
@@ -439,7 +464,39 @@ pub unsafe fn matvec_q8_vnni(
 ) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        packed::matvec::<Vnni256>(packed, first, total, w, scale, rows, cols, xq, x, y, store)
+        packed::matvec::<Vnni256<VexDot>>(
+            packed, first, total, w, scale, rows, cols, xq, x, y, store,
+        )
+    }
+}
+
+/// [`matvec_q8_vnni`] with the EVEX encoding of the same instruction, for CPUs that have
+/// AVX-512 VNNI but not AVX-VNNI (AMD Zen 4, Intel Ice Lake to Sapphire Rapids): the 256-bit
+/// kernel there, to be measured against the 512-bit one ([`super::avx512_measured_faster`]).
+/// Same layout, same bits.
+///
+/// # Safety
+/// As [`matvec_q8_vnni`], with AVX-512 F, VL and VNNI in place of AVX-VNNI.
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matvec_q8_vnni_evex(
+    packed: &[u8],
+    first: usize,
+    total: usize,
+    w: &[i8],
+    scale: &[f32],
+    rows: usize,
+    cols: usize,
+    xq: &QVec,
+    x: &[f32],
+    y: &mut [f32],
+    store: Store,
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        packed::matvec::<Vnni256<EvexDot>>(
+            packed, first, total, w, scale, rows, cols, xq, x, y, store,
+        )
     }
 }
 

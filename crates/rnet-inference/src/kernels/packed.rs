@@ -1,5 +1,5 @@
 //! The rows-in-lanes int8 decode product shared by the AVX-512 VNNI ([`super::avx512`]) and
-//! AVX-VNNI ([`super::avx2`]) kernels: the packed order of the offset weights, the walk over a
+//! 256-bit VNNI ([`super::avx2`]) kernels: the packed order of the offset weights, the walk over a
 //! row range, and the one-row path.
 //!
 //! A *panel* is as many rows as a vector has i32 lanes (16 for 512 bits, 8 for 256). The offset
@@ -314,8 +314,16 @@ mod tests {
             if super::super::vnni512_detected() {
                 kernels.push(("avx512-vnni", 16, true, super::super::avx512::matvec_q8_vnni512));
             }
-            if super::super::vnni_detected() {
+            if super::super::avx_vnni_detected() {
                 kernels.push(("avx-vnni", 8, true, super::super::avx2::matvec_q8_vnni));
+            }
+            if super::super::vnni512_detected() {
+                kernels.push((
+                    "avx512-vnni 256-bit",
+                    8,
+                    true,
+                    super::super::avx2::matvec_q8_vnni_evex,
+                ));
             }
             if std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
