@@ -148,6 +148,22 @@ unsafe fn exp_minus_in_place_avx2(v: &mut [f32], m: f32) {
     }
 }
 
+/// `1 / (1 + expf(−x))` in eight lanes: the scalar `kernels::sigmoid`'s operations (the
+/// negation is exact, as a flip of the sign bit), shared by the sigmoid, g and SiLU helpers.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sigmoid8(x: __m256) -> __m256 {
+    // SAFETY: register-only AVX operations; the caller guarantees AVX2.
+    unsafe {
+        let one = _mm256_set1_ps(1.0);
+        let e = expf8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0)));
+        _mm256_div_ps(one, _mm256_add_ps(one, e))
+    }
+}
+
 /// `v[i] = 1 / (1 + libm::expf(−v[i]))` (the evaluator's sigmoid) for every element.
 pub(crate) fn sigmoid_in_place(v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -172,10 +188,7 @@ unsafe fn sigmoid_in_place_avx2(v: &mut [f32]) {
     for ch in &mut chunks {
         // SAFETY: eight floats; AVX2 is present.
         unsafe {
-            let x = _mm256_loadu_ps(ch.as_ptr());
-            let e = expf8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0)));
-            let one = _mm256_set1_ps(1.0);
-            _mm256_storeu_ps(ch.as_mut_ptr(), _mm256_div_ps(one, _mm256_add_ps(one, e)));
+            _mm256_storeu_ps(ch.as_mut_ptr(), sigmoid8(_mm256_loadu_ps(ch.as_ptr())));
         }
     }
     for e in chunks.into_remainder() {
@@ -249,9 +262,7 @@ unsafe fn gru_g_in_place_avx2(v: &mut [f32]) {
         // SAFETY: eight floats; AVX2 is present.
         unsafe {
             let x = _mm256_loadu_ps(ch.as_ptr());
-            let one = _mm256_set1_ps(1.0);
-            let e = expf8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0)));
-            let sig = _mm256_div_ps(one, _mm256_add_ps(one, e));
+            let sig = sigmoid8(x);
             let lin = _mm256_add_ps(x, _mm256_set1_ps(0.5));
             let pos = _mm256_cmp_ps::<_CMP_GE_OQ>(x, _mm256_setzero_ps());
             _mm256_storeu_ps(ch.as_mut_ptr(), _mm256_blendv_ps(sig, lin, pos));
@@ -288,9 +299,7 @@ unsafe fn silu_mul_in_place_avx2(g: &mut [f32], u: &[f32]) {
         // SAFETY: `i + 8 ≤ g.len() ≤ u.len()`; AVX2 is present.
         unsafe {
             let x = _mm256_loadu_ps(g.as_ptr().add(i));
-            let one = _mm256_set1_ps(1.0);
-            let e = expf8(_mm256_xor_ps(x, _mm256_set1_ps(-0.0)));
-            let sig = _mm256_div_ps(one, _mm256_add_ps(one, e));
+            let sig = sigmoid8(x);
             let out = _mm256_mul_ps(_mm256_mul_ps(x, sig), _mm256_loadu_ps(u.as_ptr().add(i)));
             _mm256_storeu_ps(g.as_mut_ptr().add(i), out);
         }
