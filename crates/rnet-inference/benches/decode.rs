@@ -17,7 +17,8 @@
 
 use std::time::Instant;
 
-use rnet_inference::bench::{CacheRead, memory_bandwidth};
+use rnet_inference::bench::{CacheRead, memory_bandwidth, pool_cost};
+use rnet_inference::engine::BARRIERS_PER_LAYER;
 use rnet_inference::kernels::{Matrix, QVec, Store, kernel_name};
 use rnet_inference::sampling::argmax;
 use rnet_inference::{Engine, Precision};
@@ -415,6 +416,19 @@ fn main() {
                 gb(t.bound),
                 t.bound / wpt as f64
             );
+            if precision == Precision::Int8 {
+                let c = pool_cost(threads, if quick { 5 } else { 15 });
+                let barriers = BARRIERS_PER_LAYER * cfg.n_layers;
+                let sync = c.run + barriers as f64 * c.barrier;
+                println!(
+                    "  the pool's synchronisation alone (median of rounds): an empty run {:.2} µs, one barrier {:.3} µs; a step's run and {barriers} barriers {:.1} µs = {:.0}% of a pooled step ({:.1} µs)",
+                    1e6 * c.run,
+                    1e6 * c.barrier,
+                    1e6 * sync,
+                    100.0 * sync * rate_pool.best,
+                    1e6 / rate_pool.best
+                );
+            }
             if t.bound < ws / 2.0 {
                 println!(
                     "  (the reads of this run ran at under half the {} measured above: a run whose reading threads share a core; its ratio says nothing, run the bench again)",

@@ -87,6 +87,51 @@ impl CacheRead {
     }
 }
 
+/// What the decode pool's synchronisation costs by itself, in seconds (medians of rounds).
+#[derive(Clone, Copy, Debug)]
+pub struct PoolCost {
+    /// One run of a job that does nothing: publishing it, every participant starting it, and
+    /// the caller learning that all finished.
+    pub run: f64,
+    /// One barrier ([`crate::pool::Worker::sync`]) between participants that arrive together.
+    pub barrier: f64,
+}
+
+/// Measures [`PoolCost`] on a pool of `threads` threads: `rounds` rounds of 2,000 empty runs
+/// and 2,000 runs of 32 barriers each, the medians taken (a barrier's cost is the difference
+/// over 32). With one thread both are the cost of a call.
+pub fn pool_cost(threads: usize, rounds: usize) -> PoolCost {
+    const RUNS: usize = 2_000;
+    const BARRIERS: usize = 32;
+    let mut pool = crate::pool::Pool::new(threads);
+    let empty = |_: &crate::pool::Worker<'_>| {};
+    let synced = |w: &crate::pool::Worker<'_>| {
+        for _ in 0..BARRIERS {
+            w.sync();
+        }
+    };
+    let mut time = |job: &(dyn Fn(&crate::pool::Worker<'_>) + Sync)| {
+        let t0 = Instant::now();
+        for _ in 0..RUNS {
+            pool.run(job);
+        }
+        t0.elapsed().as_secs_f64() / RUNS as f64
+    };
+    time(&synced); // starts and warms the threads
+    let (mut runs, mut barriers) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        let run = time(&empty);
+        let with = time(&synced);
+        runs.push(run);
+        barriers.push(((with - run) / BARRIERS as f64).max(0.0));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    PoolCost { run: median(&mut runs), barrier: median(&mut barriers) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +142,15 @@ mod tests {
         assert_eq!(sum_u64(&v), 1000 * 1001 / 2);
         let bw = memory_bandwidth(1 << 20, 2, 2);
         assert!(bw.is_finite() && bw > 1e8, "{bw}");
+    }
+
+    #[test]
+    fn pool_costs_are_finite_and_small() {
+        for threads in [1, 2] {
+            let c = pool_cost(threads, 1);
+            // Microseconds on any machine; a second would mean a lost wake.
+            assert!(c.run.is_finite() && c.run < 0.1, "{c:?}");
+            assert!(c.barrier.is_finite() && c.barrier >= 0.0 && c.barrier < 0.1, "{c:?}");
+        }
     }
 }

@@ -39,6 +39,7 @@ use crate::kernels::{self, Matrix, Store};
 mod decode;
 
 use crate::line_buf::{LineBuf, Lines};
+pub use decode::BARRIERS_PER_LAYER;
 pub(crate) use decode::part;
 use decode::{DecodeThreads, ThreadScratch};
 

@@ -6,15 +6,21 @@
 //! handed work and re-synchronised in well under a microsecond. The pool therefore keeps its
 //! threads alive between steps and synchronises with atomics only: the caller publishes a job
 //! (a borrowed closure) by bumping an epoch counter, every participant (the caller is participant
-//! 0) runs the closure with its index, and inside the closure [`Worker::sync`] is a sense-counting
-//! barrier. Nothing on this path allocates or takes a lock. A waiting thread spins for a short
-//! while ([`SPIN`]) and then parks (`std::thread::park`, a futex on Linux), so an idle pool and a
-//! participant whose partner was descheduled on a busy machine do not burn a core.
+//! 0) runs the closure with its index, and inside the closure [`Worker::sync`] is a barrier. Each
+//! participant counts the barriers it has reached in a counter of its own, on its own cache line,
+//! and waits until every other counter has caught up: arriving is a plain store to a line only
+//! its owner writes, so a barrier costs one transfer of that line to each waiting participant,
+//! where a shared arrival counter costs a locked update per participant and then a release.
+//! Nothing on this path allocates or takes a lock. A waiting thread spins for a short while
+//! ([`SPIN`]) and then parks (`std::thread::park`, a futex on Linux), so an idle pool and a
+//! participant whose partner was descheduled on a busy machine do not burn a core; a parked
+//! thread is counted in `sleepers`, and a participant that changes what others wait on wakes
+//! them only when that count is not zero (no system call and no remote line on the common path).
 
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering, fence};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -27,6 +33,10 @@ pub const SPIN: Duration = Duration::from_micros(50);
 /// Linux it hands the core to any runnable task, low-priority ones included, for a whole time
 /// slice.)
 pub const JOB_SPIN: Duration = Duration::from_millis(2);
+
+/// Longest a parked participant sleeps before it looks again without being woken (every change
+/// it waits for wakes it; this only bounds the cost of a wake that went missing).
+const PARK_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A value alone on its cache line (128 bytes: adjacent-line prefetchers pair lines), so
 /// participants polling different counters do not invalidate each other.
@@ -44,10 +54,15 @@ struct Shared {
     epoch: Padded<AtomicUsize>,
     /// Workers that finished the current job.
     done: Padded<AtomicUsize>,
-    /// Arrivals at the current barrier.
-    arrived: Padded<AtomicUsize>,
-    /// Barrier generation, bumped (release) by the last arrival.
-    generation: Padded<AtomicUsize>,
+    /// Per participant, the barriers it has reached so far (all runs together; written only by
+    /// its participant, except when the caller resets them after a run that panicked).
+    arrivals: Box<[Padded<AtomicUsize>]>,
+    /// Participants parked (or about to park) in [`Shared::wait_until`].
+    sleepers: Padded<AtomicUsize>,
+    /// Per worker (index − 1), the last epoch whose job it has finished including its last
+    /// look at the caller's handle (after reporting `done`): the caller replaces the handle
+    /// only once every worker is past it.
+    finished: Box<[Padded<AtomicUsize>]>,
     /// Set when the pool is dropped.
     quit: AtomicBool,
     /// Set when a participant panicked: barriers stop waiting so the run can end.
@@ -64,9 +79,11 @@ struct Slot {
     caller: Option<Thread>,
 }
 
-// SAFETY: `slot` is written only by the caller while no job is published (all workers have
-// finished the previous one and wait for a new epoch) and read by workers only between observing
-// the new epoch and reporting `done`; every other field is atomic or immutable after start.
+// SAFETY: `slot.job` is written only by the caller while no job is published (all workers have
+// reported `done` for the previous one) and read by workers only between observing the new
+// epoch and reporting `done`; `slot.caller` is also read by a worker just after its `done`, and
+// is replaced only after every worker's `finished` shows it past that; every other field is
+// atomic or immutable after start.
 unsafe impl Sync for Shared {}
 // SAFETY: as above; the raw job pointer is only dereferenced during a run.
 unsafe impl Send for Shared {}
@@ -74,8 +91,8 @@ unsafe impl Send for Shared {}
 impl Shared {
     /// Waits until `ready()`: spins for [`SPIN`] between jobs, for [`JOB_SPIN`] inside one (a
     /// barrier, where the partner is mid-phase and a wake-up would cost more than the phase),
-    /// then parks. Inside a job it gives up early when the pool is poisoned. Returns whether
-    /// `ready()` held.
+    /// then parks, counted in `sleepers`. Inside a job it gives up early when the pool is
+    /// poisoned. Returns whether `ready()` held.
     #[inline]
     fn wait_until(&self, in_job: bool, ready: impl Fn() -> bool) -> bool {
         if ready() {
@@ -101,16 +118,33 @@ impl Shared {
                 }
             }
         }
-        loop {
+        // Counted before `ready` is read again, with a full fence between, pairing with the
+        // fence in `wake_sleepers`: either the waker sees this count and unparks, or this
+        // thread sees the waker's change.
+        self.sleepers.0.fetch_add(1, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        let held = loop {
             if ready() {
-                return true;
+                break true;
             }
             if in_job && self.poisoned.load(Ordering::Relaxed) {
-                return ready();
+                break ready();
             }
-            // Wakers unpark after changing the state `ready` reads; a wake that came before
-            // this park leaves the token set, so park returns at once.
-            std::thread::park_timeout(Duration::from_millis(10));
+            // A wake that came before this park leaves the token set, so park returns at once;
+            // the timeout only bounds the cost of a wake lost to a bug.
+            std::thread::park_timeout(PARK_TIMEOUT);
+        };
+        self.sleepers.0.fetch_sub(1, Ordering::Relaxed);
+        held
+    }
+
+    /// After a change others may wait on (a job published, a job done): unparks every
+    /// participant but `me` if any is parked.
+    #[inline]
+    fn wake_sleepers(&self, me: usize) {
+        fence(Ordering::SeqCst);
+        if self.sleepers.0.load(Ordering::Relaxed) != 0 {
+            self.wake_all(me);
         }
     }
 
@@ -132,18 +166,24 @@ impl Shared {
         }
     }
 
+    /// Participant `me` reaches its next barrier: publishes its count, then waits until every
+    /// other participant's count has reached it (acquire, so their writes before the barrier
+    /// are visible after it).
     fn barrier(&self, me: usize) {
         if self.n == 1 {
             return;
         }
-        let generation = self.generation.0.load(Ordering::Acquire);
-        if self.arrived.0.fetch_add(1, Ordering::AcqRel) + 1 == self.n {
-            self.arrived.0.store(0, Ordering::Relaxed);
-            self.generation.0.store(generation.wrapping_add(1), Ordering::Release);
-            self.wake_all(me);
-        } else {
-            self.wait_until(true, || self.generation.0.load(Ordering::Acquire) != generation);
-        }
+        let mine = &self.arrivals[me].0;
+        let reached = mine.load(Ordering::Relaxed).wrapping_add(1);
+        mine.store(reached, Ordering::Release);
+        self.wake_sleepers(me);
+        // Counts only grow (wrapping after 2⁶⁴ barriers): "has reached" is a non-negative
+        // wrapping difference.
+        self.wait_until(true, || {
+            self.arrivals
+                .iter()
+                .all(|a| a.0.load(Ordering::Acquire).wrapping_sub(reached) as isize >= 0)
+        });
     }
 }
 
@@ -201,8 +241,9 @@ impl Pool {
             n,
             epoch: Padded(AtomicUsize::new(0)),
             done: Padded(AtomicUsize::new(0)),
-            arrived: Padded(AtomicUsize::new(0)),
-            generation: Padded(AtomicUsize::new(0)),
+            arrivals: (0..n).map(|_| Padded(AtomicUsize::new(0))).collect(),
+            sleepers: Padded(AtomicUsize::new(0)),
+            finished: (1..n).map(|_| Padded(AtomicUsize::new(0))).collect(),
             quit: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             slot: UnsafeCell::new(Slot { job: None, caller: None }),
@@ -241,21 +282,36 @@ impl Pool {
             job(&Worker { index: 0, shared: Some(s) });
             return;
         }
-        // SAFETY: no job is in flight (the previous run waited for every worker), so nobody
-        // reads the slot. The lifetime of `job` is erased; it is only used until every worker
-        // has reported `done` below, before this function returns.
+        // SAFETY: a read; workers only read the slot as well.
+        let caller = unsafe { (*s.slot.get()).caller.as_ref().map(Thread::id) };
+        let new_caller = caller != Some(std::thread::current().id());
+        if new_caller {
+            // A worker may still be waking the previous caller after its `done` (rare: the
+            // calling thread changed; the wait is the few instructions left of its run).
+            let epoch = s.epoch.0.load(Ordering::Relaxed);
+            while !s.finished.iter().all(|f| f.0.load(Ordering::Acquire) == epoch) {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: no job is in flight (the previous run waited for every worker's `done`, and
+        // for its `finished` when the handle changes), so nobody reads the slot. The lifetime
+        // of `job` is erased; it is only used until every worker has reported `done` below,
+        // before this function returns.
+        // Fields are written through the raw pointer, so no reference to the whole slot is
+        // formed while a worker may still read `caller`.
         unsafe {
-            let slot = &mut *s.slot.get();
-            slot.job = Some(std::mem::transmute::<*const (dyn Fn(&Worker<'_>) + Sync + '_), Job>(
-                job as *const _,
-            ));
-            if slot.caller.as_ref().map(Thread::id) != Some(std::thread::current().id()) {
-                slot.caller = Some(std::thread::current());
+            let slot = s.slot.get();
+            (*slot).job =
+                Some(std::mem::transmute::<*const (dyn Fn(&Worker<'_>) + Sync + '_), Job>(
+                    job as *const _,
+                ));
+            if new_caller {
+                (*slot).caller = Some(std::thread::current());
             }
         }
         s.done.0.store(0, Ordering::Relaxed);
         s.epoch.0.fetch_add(1, Ordering::Release);
-        s.wake_all(0);
+        s.wake_sleepers(0);
         let mine = catch_unwind(AssertUnwindSafe(|| job(&Worker { index: 0, shared: Some(s) })));
         if mine.is_err() {
             s.poisoned.store(true, Ordering::Release);
@@ -265,7 +321,13 @@ impl Pool {
         // SAFETY: every worker has finished; nobody reads the slot until the next run.
         unsafe { (*s.slot.get()).job = None };
         let poisoned = s.poisoned.swap(false, Ordering::AcqRel);
-        s.arrived.0.store(0, Ordering::Relaxed);
+        if poisoned || mine.is_err() {
+            // Participants left that run at different barriers: start the counts again (every
+            // worker is waiting for the next epoch, whose release publishes this).
+            for a in s.arrivals.iter() {
+                a.0.store(0, Ordering::Relaxed);
+            }
+        }
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
         }
@@ -295,12 +357,9 @@ fn worker_loop(s: &Shared, index: usize) {
                 s.poisoned.store(true, Ordering::Release);
             }
         }
-        if s.done.0.fetch_add(1, Ordering::AcqRel) + 1 == s.n - 1 {
-            // SAFETY: the caller's handle is valid for the whole run.
-            if let Some(c) = unsafe { &(*s.slot.get()).caller } {
-                c.unpark();
-            }
-        }
+        s.done.0.fetch_add(1, Ordering::AcqRel);
+        s.wake_sleepers(index);
+        s.finished[index - 1].0.store(seen, Ordering::Release);
     }
 }
 
@@ -357,6 +416,60 @@ mod tests {
             std::thread::sleep(SPIN * 4);
         }
         assert_eq!(hits.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn a_participant_parked_at_a_barrier_is_woken_by_the_last_arrival() {
+        let mut pool = Pool::new(2);
+        let late = JOB_SPIN * 3;
+        // Participant 1 stays this long in the job after the barrier: a participant 0 that was
+        // not woken at the barrier would sleep until participant 1's `done` wakes it.
+        let after = Duration::from_millis(60);
+        for _ in 0..3 {
+            let passed = std::sync::Mutex::new(None);
+            let t0 = Instant::now();
+            pool.run(&|w: &Worker<'_>| {
+                // Participant 0 spins out its JOB_SPIN at the barrier and parks; participant 1
+                // arrives later and must wake it.
+                if w.index() == 1 {
+                    std::thread::sleep(late);
+                }
+                w.sync();
+                if w.index() == 0 {
+                    *passed.lock().expect("not poisoned") = Some(t0.elapsed());
+                } else {
+                    std::thread::sleep(after);
+                }
+            });
+            let passed = passed.lock().expect("not poisoned").expect("participant 0 ran");
+            assert!(passed >= late);
+            assert!(passed < late + after * 2 / 3, "woken late: {passed:?}");
+        }
+    }
+
+    #[test]
+    fn runs_from_changing_caller_threads_see_every_worker() {
+        let pool = std::sync::Mutex::new(Pool::new(3));
+        let hits = AtomicU64::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for round in 0..50 {
+                        let mut pool = pool.lock().expect("no panic while held");
+                        pool.run(&|w: &Worker<'_>| {
+                            w.sync();
+                            hits.fetch_add(1, Ordering::Relaxed);
+                        });
+                        drop(pool);
+                        if round % 10 == 0 {
+                            // Let the workers park now and then, so wakes are exercised too.
+                            std::thread::sleep(SPIN * 2);
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(hits.load(Ordering::Relaxed), 4 * 50 * 3);
     }
 
     #[test]

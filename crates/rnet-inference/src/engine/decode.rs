@@ -19,7 +19,7 @@
 //!    up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
 //! 5. `x[C] = x'[C] + W_down[C] a`;
 //!
-//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Five barriers per layer; after each, a
+//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Five barriers per layer ([`BARRIERS_PER_LAYER`]); after each, a
 //! participant asks for the whole vector the next phase reads at once ([`sync_and_fetch`]), the
 //! other participants' slices of it being in their caches. Every value is computed
 //! by the same operations in the same order whatever the number of participants, so the split
@@ -37,6 +37,10 @@ use super::{Engine, Ring, Session, gru_update};
 use crate::kernels::{self, Matrix, QVec, Store};
 use crate::line_buf::LineBuf;
 use crate::pool::{Pool, Worker};
+
+/// The barriers of one layer of a pooled decode step (the five phases above; the logits need
+/// none after them).
+pub const BARRIERS_PER_LAYER: usize = 5;
 
 /// One participant's private working vectors.
 #[derive(Clone, Debug)]
