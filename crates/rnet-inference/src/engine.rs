@@ -116,7 +116,8 @@ pub enum EngineError {
     Device(String),
 }
 
-/// A session's conv history `[L, R, d]`: f32, or f16 bits in sessions of int8 engines.
+/// A session's conv history: `L` histories of `R` rows of `d` in the layout of [`kernels::conv_index`],
+/// f32, or f16 bits in sessions of int8 engines.
 #[derive(Clone, Debug)]
 enum Ring {
     F32(LineBuf),
@@ -143,7 +144,8 @@ fn f16_history(precision: Precision) -> bool {
 #[derive(Clone, Debug)]
 struct LayerWeights {
     norm1: Vec<f32>,
-    /// Merged conv taps `[K, d]`, row `k` multiplies the input `k` positions back.
+    /// Merged conv taps, `K` rows of `d` (row `k` multiplies the input `k` positions back), in
+    /// the channel-blocked layout of [`kernels::conv_index`].
     conv: Vec<f32>,
     /// `[Wz; Wh]`, `[2d, d]`.
     zh: Matrix,
@@ -254,7 +256,7 @@ impl Engine {
                 let mv = product_f64(&p[l.wm.clone()], &values_t, d, d, s);
                 LayerWeights {
                     norm1: p[l.norm1.clone()].to_vec(),
-                    conv,
+                    conv: kernels::conv_blocked(&conv, ring, d),
                     zh: matrix(precision, 2 * d, d, cat(&l.wz, &l.wh)),
                     wo: matrix(precision, d, d, p[l.wo.clone()].to_vec()),
                     norm2: p[l.norm2.clone()].to_vec(),
@@ -337,7 +339,7 @@ impl Engine {
             .layers
             .iter()
             .map(|l| {
-                4 * (l.norm1.len() + l.conv.len() + l.norm2.len() + l.norm3.len())
+                4 * (l.norm1.len() + self.ring * d + l.norm2.len() + l.norm3.len())
                     + l.zh.bytes()
                     + l.wo.bytes()
                     + l.kq.bytes()
@@ -357,8 +359,9 @@ impl Engine {
     /// Bytes of recurrent state per session: `h` (f32) and the conv history (f32, or f16 in
     /// int8 engines).
     pub fn state_bytes(&self) -> usize {
+        let (d, l) = (self.config.d_model, self.config.n_layers);
         let history = if self.f16_history { 2 } else { 4 };
-        self.config.n_layers * self.config.d_model * (4 + history * self.ring)
+        l * (4 * d + history * kernels::conv_len(self.ring, d))
     }
 
     fn check(&self, s: &Session) -> Result<(), EngineError> {
@@ -447,31 +450,22 @@ impl Engine {
             for t in 0..n {
                 let slot = ((s.position + t as u64) % r as u64) as usize;
                 let (xt, ct) = (&b.x[t * d..(t + 1) * d], &mut b.c[t * d..(t + 1) * d]);
+                // The normed input goes through `a` (free until the SwiGLU below).
+                let u = &mut b.a[..d];
+                kernels::rms_norm(xt, &l.norm1, u);
+                let per_layer = kernels::conv_len(r, d);
+                let layer = li * per_layer..(li + 1) * per_layer;
+                // SAFETY (both): the ring is this layer's history (`conv_len(r, d)` values),
+                // borrowed mutably.
                 match &mut s.ring {
-                    Ring::F32(ring) => {
-                        let ring = &mut ring[li * r * d..(li + 1) * r * d];
-                        kernels::rms_norm(xt, &l.norm1, &mut ring[slot * d..(slot + 1) * d]);
-                        kernels::ring_conv(&l.conv, ring, r, d, slot, ct);
-                    }
-                    Ring::F16(ring) => {
-                        // The normed input goes through `a` (free until the SwiGLU below).
-                        let u = &mut b.a[..d];
-                        kernels::rms_norm(xt, &l.norm1, u);
-                        let ring = &mut ring[li * r * d..(li + 1) * r * d];
-                        // SAFETY: `ring` is this layer's `r · d` history, borrowed mutably.
-                        unsafe {
-                            kernels::ring_conv_cols_f16(
-                                &l.conv,
-                                d,
-                                0,
-                                r,
-                                slot,
-                                u,
-                                ring.as_mut_ptr(),
-                                ct,
-                            )
-                        };
-                    }
+                    Ring::F32(ring) => unsafe {
+                        let ring = ring[layer].as_mut_ptr();
+                        kernels::ring_conv_cols(&l.conv, d, 0, r, slot, u, ring, ct);
+                    },
+                    Ring::F16(ring) => unsafe {
+                        let ring = ring[layer].as_mut_ptr();
+                        kernels::ring_conv_cols_f16(&l.conv, d, 0, r, slot, u, ring, ct);
+                    },
                 }
             }
             l.zh.matmul(&b.c[..n * d], n, &mut b.wide[..n * 2 * d], Store::Overwrite);
@@ -600,7 +594,8 @@ pub struct Session {
     ring_len: usize,
     /// `[L, d]`.
     h: LineBuf,
-    /// `[L, R, d]`; the conv input of position `p` lives in row `p mod R`.
+    /// `L` histories of `R` rows of `d` in the channel-blocked layout of
+    /// [`kernels::conv_index`]; the conv input of position `p` lives in row `p mod R`.
     ring: Ring,
     position: u64,
     logits: LineBuf,
@@ -627,9 +622,9 @@ impl Session {
             ring_len,
             h: LineBuf::zeros(l * d),
             ring: if f16_history {
-                Ring::F16(Lines::zeros(l * ring_len * d))
+                Ring::F16(Lines::zeros(l * kernels::conv_len(ring_len, d)))
             } else {
-                Ring::F32(LineBuf::zeros(l * ring_len * d))
+                Ring::F32(LineBuf::zeros(l * kernels::conv_len(ring_len, d)))
             },
             position: 0,
             logits: LineBuf::zeros(VOCAB),

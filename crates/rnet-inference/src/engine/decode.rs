@@ -442,11 +442,11 @@ impl Engine {
                 let conv = &l.conv;
                 match v.ring {
                     RingView::F32(ring) => {
-                        let ring = ring.ptr_at(li * r * d);
+                        let ring = ring.ptr_at(li * kernels::conv_len(r, d));
                         kernels::ring_conv_cols(conv, d, cr.start, r, slot, u, ring, c);
                     }
                     RingView::F16(ring) => {
-                        let ring = ring.ptr_at(li * r * d);
+                        let ring = ring.ptr_at(li * kernels::conv_len(r, d));
                         kernels::ring_conv_cols_f16(conv, d, cr.start, r, slot, u, ring, c);
                     }
                 }

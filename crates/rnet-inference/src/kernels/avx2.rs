@@ -595,10 +595,105 @@ unsafe fn row_block<W: Load8, const RR: usize>(
     }
 }
 
-/// The depthwise causal convolution of channels `c0..c0 + c.len()` at one position (see
-/// `super::ring_conv_cols`): stores `u` in ring row `slot`, then per block of 64 channels sums
-/// `conv[k] ⊙ ring[slot − k]` over the `r` taps in eight registers (eight FMA chains: enough
-/// to cover the FMA latency).
+/// The body of the depthwise causal convolution of channels `c0..c0 + c.len()` at one position
+/// over a history of element type `$T` (see `super::ring_conv_cols`), for both history types:
+/// `$load8!(p)` reads eight history values at `p` as f32 and `$store8!(p, v)` stores eight
+/// inputs. Taps and history are in the channel-blocked layout (`super::conv_index`), so each
+/// block of 16 channels reads its taps and its history as two contiguous streams. Four blocks
+/// (64 channels) at a time sum over the `r` taps in eight registers (eight FMA chains: enough to
+/// cover the FMA latency); then single blocks, eight-lane pieces and single channels, every
+/// channel by the same chain of fused multiply-adds, so a channel's sum does not depend on
+/// which of these paths computes it (threads split the channels differently).
+macro_rules! conv_cols_body {
+    ($T:ty, $conv:ident, $d:ident, $c0:ident, $r:ident, $slot:ident, $u:ident, $ring:ident,
+     $c:ident, $load8:ident, $store8:ident, $value:expr, $stored:expr) => {{
+        let n = $c.len();
+        assert!(
+            $conv.len() >= super::conv_len($r, $d) && $c0 + n <= $d && $u.len() >= n && $slot < $r,
+            "ring_conv_cols: buffers too short"
+        );
+        let r = $r;
+        let at = |k: usize, ch: usize| super::conv_index(r, k, ch);
+        // Tap `k` reads history row `slot − k`, walked down to row 0 and then from row `r − 1`.
+        let src = |k: usize| if k <= $slot { $slot - k } else { $slot + r - k };
+        let (w, rg) = ($conv.as_ptr(), $ring as *const $T);
+        // SAFETY (every block): the history row `slot` of channels `c0..c0 + n` belongs to the
+        // caller alone; every index is `conv_index(r, k < r, ch < d)`, inside `conv` (checked)
+        // and the ring (the caller's guarantee); nobody writes the history rows read.
+        unsafe {
+            let mut j = 0;
+            while j < n {
+                let ch = $c0 + j;
+                if ch % 8 == 0 && j + 8 <= n {
+                    $store8!($ring.add(at($slot, ch)), _mm256_loadu_ps($u.as_ptr().add(j)));
+                    j += 8;
+                } else {
+                    *$ring.add(at($slot, ch)) = $stored($u[j]);
+                    j += 1;
+                }
+            }
+            j = 0;
+            while j < n {
+                let ch = $c0 + j;
+                if ch % 16 == 0 && j + 64 <= n {
+                    let b = ch / 16;
+                    let mut a = [_mm256_setzero_ps(); 8];
+                    for k in 0..r {
+                        let s = src(k);
+                        for q in 0..4 {
+                            let wp = w.add(((b + q) * r + k) * 16);
+                            let up = rg.add(((b + q) * r + s) * 16);
+                            for l in 0..2 {
+                                a[2 * q + l] = _mm256_fmadd_ps(
+                                    _mm256_loadu_ps(wp.add(8 * l)),
+                                    $load8!(up.add(8 * l)),
+                                    a[2 * q + l],
+                                );
+                            }
+                        }
+                    }
+                    for (l, al) in a.iter().enumerate() {
+                        _mm256_storeu_ps($c.as_mut_ptr().add(j + 8 * l), *al);
+                    }
+                    j += 64;
+                } else if ch % 16 == 0 && j + 16 <= n {
+                    let mut a = [_mm256_setzero_ps(); 2];
+                    for k in 0..r {
+                        let (wp, up) = (w.add(at(k, ch)), rg.add(at(src(k), ch)));
+                        for (l, al) in a.iter_mut().enumerate() {
+                            *al = _mm256_fmadd_ps(
+                                _mm256_loadu_ps(wp.add(8 * l)),
+                                $load8!(up.add(8 * l)),
+                                *al,
+                            );
+                        }
+                    }
+                    _mm256_storeu_ps($c.as_mut_ptr().add(j), a[0]);
+                    _mm256_storeu_ps($c.as_mut_ptr().add(j + 8), a[1]);
+                    j += 16;
+                } else if ch % 8 == 0 && j + 8 <= n {
+                    let mut a = _mm256_setzero_ps();
+                    for k in 0..r {
+                        let (wp, up) = (w.add(at(k, ch)), rg.add(at(src(k), ch)));
+                        a = _mm256_fmadd_ps(_mm256_loadu_ps(wp), $load8!(up), a);
+                    }
+                    _mm256_storeu_ps($c.as_mut_ptr().add(j), a);
+                    j += 8;
+                } else {
+                    let mut a = 0.0f32;
+                    for k in 0..r {
+                        a = (*w.add(at(k, ch))).mul_add($value(*rg.add(at(src(k), ch))), a);
+                    }
+                    $c[j] = a;
+                    j += 1;
+                }
+            }
+        }
+    }};
+}
+
+/// The depthwise causal convolution of channels `c0..c0 + c.len()` at one position over an f32
+/// history (`super::ring_conv_cols`; the body is `conv_cols_body`).
 ///
 /// # Safety
 /// AVX2 and FMA must be present; as `super::ring_conv_cols`.
@@ -614,61 +709,22 @@ pub unsafe fn ring_conv_cols(
     ring: *mut f32,
     c: &mut [f32],
 ) {
-    let n = c.len();
-    assert!(conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r, "ring_conv_cols");
-    // SAFETY: row `slot`, columns `c0..c0 + n`, belong to the caller alone.
-    unsafe { std::slice::from_raw_parts_mut(ring.add(slot * d + c0), n) }.copy_from_slice(&u[..n]);
-    // Tap `k` reads ring row `slot − k`, walked down to row 0 and then from row `r − 1`.
-    let src = |k: usize| if k <= slot { slot - k } else { slot + r - k };
-    let (w, rg) = (conv.as_ptr(), ring as *const f32);
-    let mut j = 0;
-    // SAFETY (every block): taps `k < r` and channels below `c0 + n ≤ d` are inside `conv`
-    // (`r · d`, checked) and the ring (the caller's guarantee); nobody writes the ring rows read.
-    unsafe {
-        while j + 64 <= n {
-            let mut a = [_mm256_setzero_ps(); 8];
-            for k in 0..r {
-                let wp = w.add(k * d + c0 + j);
-                let up = rg.add(src(k) * d + c0 + j);
-                for (l, al) in a.iter_mut().enumerate() {
-                    *al = _mm256_fmadd_ps(
-                        _mm256_loadu_ps(wp.add(8 * l)),
-                        _mm256_loadu_ps(up.add(8 * l)),
-                        *al,
-                    );
-                }
-            }
-            for (l, al) in a.iter().enumerate() {
-                _mm256_storeu_ps(c.as_mut_ptr().add(j + 8 * l), *al);
-            }
-            j += 64;
-        }
-        while j + 8 <= n {
-            let mut a = _mm256_setzero_ps();
-            for k in 0..r {
-                let wp = w.add(k * d + c0 + j);
-                let up = rg.add(src(k) * d + c0 + j);
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(wp), _mm256_loadu_ps(up), a);
-            }
-            _mm256_storeu_ps(c.as_mut_ptr().add(j), a);
-            j += 8;
-        }
-        while j < n {
-            let mut a = 0.0f32;
-            for k in 0..r {
-                // Fused like the vector lanes, so a channel's sum does not depend on whether
-                // it falls in a vector block (threads split the channels differently).
-                a = (*w.add(k * d + c0 + j)).mul_add(*rg.add(src(k) * d + c0 + j), a);
-            }
-            c[j] = a;
-            j += 1;
-        }
+    macro_rules! load8 {
+        ($p:expr) => {
+            _mm256_loadu_ps($p)
+        };
     }
+    macro_rules! store8 {
+        ($p:expr, $v:expr) => {
+            _mm256_storeu_ps($p, $v)
+        };
+    }
+    conv_cols_body!(f32, conv, d, c0, r, slot, u, ring, c, load8, store8, |v: f32| v, |v: f32| v);
 }
 
-/// [`ring_conv_cols`] over an f16 ring (`super::ring_conv_cols_f16`): the same loop with the
-/// history converted by F16C as it is loaded, and `u` rounded to f16 (to nearest even) as it is
-/// stored.
+/// [`ring_conv_cols`] over an f16 history (`super::ring_conv_cols_f16`): the same loops with
+/// the history converted by F16C as it is loaded, and `u` rounded to f16 (to nearest even) as
+/// it is stored.
 ///
 /// # Safety
 /// AVX2, FMA and F16C must be present; as `super::ring_conv_cols_f16`.
@@ -684,69 +740,32 @@ pub unsafe fn ring_conv_cols_f16(
     ring: *mut u16,
     c: &mut [f32],
 ) {
-    let n = c.len();
-    assert!(conv.len() >= r * d && c0 + n <= d && u.len() >= n && slot < r, "ring_conv_cols_f16");
     // Rounding control 0: to nearest, ties to even (as `f16_bits`).
     const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT;
-    let src = |k: usize| if k <= slot { slot - k } else { slot + r - k };
-    let (w, rg) = (conv.as_ptr(), ring as *const u16);
-    // Eight f16 values at `p` as f32 (a macro, so the conversion is inlined into this
-    // function's AVX2 code).
-    macro_rules! half {
+    // Macros, so the conversions are inlined into this function's F16C code.
+    macro_rules! load8 {
         ($p:expr) => {
             _mm256_cvtph_ps(_mm_loadu_si128($p.cast()))
         };
     }
-    let mut j = 0;
-    // SAFETY (every block): row `slot`, columns `c0..c0 + n`, belong to the caller alone; taps
-    // `k < r` and channels below `c0 + n ≤ d` are inside `conv` (`r · d`, checked) and the ring
-    // (the caller's guarantee); nobody writes the ring rows read.
-    unsafe {
-        let row = ring.add(slot * d + c0);
-        while j + 8 <= n {
-            let v = _mm256_cvtps_ph::<NEAREST>(_mm256_loadu_ps(u.as_ptr().add(j)));
-            _mm_storeu_si128(row.add(j).cast(), v);
-            j += 8;
-        }
-        while j < n {
-            *row.add(j) = super::f16_bits(u[j]);
-            j += 1;
-        }
-        j = 0;
-        while j + 64 <= n {
-            let mut a = [_mm256_setzero_ps(); 8];
-            for k in 0..r {
-                let wp = w.add(k * d + c0 + j);
-                let up = rg.add(src(k) * d + c0 + j);
-                for (l, al) in a.iter_mut().enumerate() {
-                    *al =
-                        _mm256_fmadd_ps(_mm256_loadu_ps(wp.add(8 * l)), half!(up.add(8 * l)), *al);
-                }
-            }
-            for (l, al) in a.iter().enumerate() {
-                _mm256_storeu_ps(c.as_mut_ptr().add(j + 8 * l), *al);
-            }
-            j += 64;
-        }
-        while j + 8 <= n {
-            let mut a = _mm256_setzero_ps();
-            for k in 0..r {
-                let wp = w.add(k * d + c0 + j);
-                let up = rg.add(src(k) * d + c0 + j);
-                a = _mm256_fmadd_ps(_mm256_loadu_ps(wp), half!(up), a);
-            }
-            _mm256_storeu_ps(c.as_mut_ptr().add(j), a);
-            j += 8;
-        }
-        while j < n {
-            let mut a = 0.0f32;
-            for k in 0..r {
-                let (wv, uv) = (*w.add(k * d + c0 + j), *rg.add(src(k) * d + c0 + j));
-                // Fused like the vector lanes (see `ring_conv_cols`).
-                a = wv.mul_add(super::f16_value(uv), a);
-            }
-            c[j] = a;
-            j += 1;
-        }
+    macro_rules! store8 {
+        ($p:expr, $v:expr) => {
+            _mm_storeu_si128($p.cast(), _mm256_cvtps_ph::<NEAREST>($v))
+        };
     }
+    conv_cols_body!(
+        u16,
+        conv,
+        d,
+        c0,
+        r,
+        slot,
+        u,
+        ring,
+        c,
+        load8,
+        store8,
+        super::f16_value,
+        super::f16_bits
+    );
 }
