@@ -998,21 +998,44 @@ unsafe fn ring_conv_cols_impl<T: History>(
         // SAFETY: row `slot` of channel `c0 + j` belongs to the caller alone.
         unsafe { *ring.add(conv_index(r, slot, c0 + j)) = T::stored(v) };
     }
-    // One block of channels (or the part of it in range) at a time: its sums stay in registers
-    // over all `r` taps (tap `k` reads history row `slot − k`, walked down to row 0 and then
-    // from row `r − 1`), and its taps and history rows are contiguous.
+    // Two whole blocks of channels at a time where the range allows, else one block (or the
+    // part of it in range): their sums stay in registers over all `r` taps (tap `k` reads
+    // history row `slot − k`, walked down to row 0 and then from row `r − 1`), and each block's
+    // taps and history rows are contiguous. Two blocks keep eight 4-lane sums in flight (the
+    // scratch conv bench, SSE2, 384 channels × 6 layers from cache: 17.3 µs with one block at a
+    // time, 14.6 µs with two; the `[r, d]` layout's 32-channel loop took 18.0 µs).
     const B: usize = CONV_BLOCK;
+    let src = |k: usize| if k <= slot { slot - k } else { slot + r - k };
     let mut j = 0;
     while j < n {
         let (ch, lane) = (c0 + j, (c0 + j) % B);
+        if lane == 0 && n - j >= 2 * B {
+            let mut acc = [0.0f32; 2 * B];
+            for k in 0..r {
+                for (h, acc) in acc.chunks_exact_mut(B).enumerate() {
+                    let at = conv_index(r, k, ch + h * B);
+                    let wk = &conv[at..at + B];
+                    // SAFETY: history row `src(k)` of the block's 16 channels: in the ring (the
+                    // caller's guarantee) and not written by anyone during this call.
+                    let ur = unsafe {
+                        std::slice::from_raw_parts(ring.add(conv_index(r, src(k), ch + h * B)), B)
+                    };
+                    for l in 0..B {
+                        acc[l] += wk[l] * ur[l].value();
+                    }
+                }
+            }
+            c[j..j + 2 * B].copy_from_slice(&acc);
+            j += 2 * B;
+            continue;
+        }
         let w = (n - j).min(B - lane);
         let mut acc = [0.0f32; B];
         for k in 0..r {
-            let src = if k <= slot { slot - k } else { slot + r - k };
             let wk = &conv[conv_index(r, k, ch)..conv_index(r, k, ch) + w];
-            // SAFETY: history row `src` of channels `ch..ch + w` (one block): in the ring (the
-            // caller's guarantee) and not written by anyone during this call.
-            let ur = unsafe { std::slice::from_raw_parts(ring.add(conv_index(r, src, ch)), w) };
+            // SAFETY: history row `src(k)` of channels `ch..ch + w` (one block): in the ring
+            // (the caller's guarantee) and not written by anyone during this call.
+            let ur = unsafe { std::slice::from_raw_parts(ring.add(conv_index(r, src(k), ch)), w) };
             if w == B {
                 for l in 0..B {
                     acc[l] += wk[l] * ur[l].value();
@@ -1721,31 +1744,35 @@ mod tests {
 
     #[test]
     fn a_channel_s_conv_sum_does_not_depend_on_the_range_it_is_computed_in() {
-        // Decode threads split the channels at different points; every path of the kernel
-        // (four blocks, one block, eight lanes, one channel) must give a channel the same bits.
+        // Decode threads split the channels at different points; every path of the kernels
+        // (SIMD: four blocks, one block, eight lanes, one channel; portable: two blocks, one
+        // block, part of one) must give a channel the same bits.
         let (d, r) = (96, 9);
         let conv = conv_blocked(&pseudo(r * d, 21), r, d);
         let len = conv_len(r, d);
         let u = pseudo(d, 22);
-        let whole = {
-            let (mut ring, mut c) = (vec![0u16; len], vec![0.0f32; d]);
-            let hist: Vec<u16> = pseudo(len, 23).iter().map(|&v| f16_bits(v)).collect();
-            ring.copy_from_slice(&hist);
-            // SAFETY: `ring` is `conv_len(r, d)` values.
-            unsafe { ring_conv_cols_f16(&conv, d, 0, r, 2, &u, ring.as_mut_ptr(), &mut c) };
-            c
-        };
-        for split in [1, 3, 8, 12, 16, 24, 40, 64, 72, 95] {
-            let hist: Vec<u16> = pseudo(len, 23).iter().map(|&v| f16_bits(v)).collect();
-            let mut ring = hist.clone();
-            let mut c = vec![0.0f32; d];
-            let (lo, hi) = c.split_at_mut(split);
-            // SAFETY: as above; the two calls touch disjoint channels.
-            unsafe {
-                ring_conv_cols_f16(&conv, d, 0, r, 2, &u[..split], ring.as_mut_ptr(), lo);
-                ring_conv_cols_f16(&conv, d, split, r, 2, &u[split..], ring.as_mut_ptr(), hi);
+        let hist: Vec<u16> = pseudo(len, 23).iter().map(|&v| f16_bits(v)).collect();
+        // SAFETY (both): `ring` is `conv_len(r, d)` values; the two calls of a split touch
+        // disjoint channels.
+        let conv_range = |portable: bool, c0: usize, ring: &mut [u16], c: &mut [f32]| unsafe {
+            let u = &u[c0..c0 + c.len()];
+            if portable {
+                ring_conv_cols_impl(&conv, d, c0, r, 2, u, ring.as_mut_ptr(), c);
+            } else {
+                ring_conv_cols_f16(&conv, d, c0, r, 2, u, ring.as_mut_ptr(), c);
             }
-            assert_eq!(c, whole, "split at {split}");
+        };
+        for portable in [false, true] {
+            let mut whole = vec![0.0f32; d];
+            conv_range(portable, 0, &mut hist.clone(), &mut whole);
+            for split in [1, 3, 8, 12, 16, 24, 40, 64, 72, 95] {
+                let mut ring = hist.clone();
+                let mut c = vec![0.0f32; d];
+                let (lo, hi) = c.split_at_mut(split);
+                conv_range(portable, 0, &mut ring, lo);
+                conv_range(portable, split, &mut ring, hi);
+                assert_eq!(c, whole, "split at {split}, portable {portable}");
+            }
         }
     }
 
