@@ -116,8 +116,8 @@ pub enum EngineError {
     Device(String),
 }
 
-/// A session's conv history: `L` histories of `R` rows of `d` in the layout of [`kernels::conv_index`],
-/// f32, or f16 bits in sessions of int8 engines.
+/// A session's conv history: `L` histories of `R` rows of `d` in the layout of
+/// [`kernels::conv_index`], f32, or f16 bits in sessions of int8 engines.
 #[derive(Clone, Debug)]
 enum Ring {
     F32(LineBuf),
@@ -442,6 +442,8 @@ impl Engine {
         let cfg = &self.config;
         let (d, f, n_s, r) = (cfg.d_model, cfg.d_ff, cfg.n_slots, self.ring);
         let n = block.len();
+        // One layer's conv history (values of the session's ring).
+        let history = kernels::conv_len(r, d);
         let x = &mut b.x[..n * d];
         for (row, &byte) in x.chunks_exact_mut(d).zip(block) {
             row.copy_from_slice(&self.embed[byte as usize * d..(byte as usize + 1) * d]);
@@ -453,8 +455,7 @@ impl Engine {
                 // The normed input goes through `a` (free until the SwiGLU below).
                 let u = &mut b.a[..d];
                 kernels::rms_norm(xt, &l.norm1, u);
-                let per_layer = kernels::conv_len(r, d);
-                let layer = li * per_layer..(li + 1) * per_layer;
+                let layer = li * history..(li + 1) * history;
                 // SAFETY (both): the ring is this layer's history (`conv_len(r, d)` values),
                 // borrowed mutably.
                 match &mut s.ring {

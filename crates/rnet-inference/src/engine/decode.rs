@@ -19,9 +19,10 @@
 //!    up rows `f + F`, `a[F] = SiLU(g) ⊙ u`;
 //! 5. `x[C] = x'[C] + W_down[C] a`;
 //!
-//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Five barriers per layer ([`BARRIERS_PER_LAYER`]); after each, a
-//! participant asks for the whole vector the next phase reads at once ([`sync_and_fetch`]), the
-//! other participants' slices of it being in their caches. Every value is computed
+//! then `logits[V] = head[V] · (RMSNorm(x)·γf)`. Five barriers per layer
+//! ([`BARRIERS_PER_LAYER`]); after each, a participant asks for the whole vector the next phase
+//! reads at once ([`sync_and_fetch`]), the other participants' slices of it being in their
+//! caches. Every value is computed
 //! by the same operations in the same order whatever the number of participants, so the split
 //! is bit-identical to one thread; with one participant this is the plain single-thread step
 //! (its barriers do nothing).
