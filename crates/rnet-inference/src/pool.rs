@@ -138,8 +138,8 @@ impl Shared {
         held
     }
 
-    /// After a change others may wait on (a job published, a job done): unparks every
-    /// participant but `me` if any is parked.
+    /// After a change others may wait on (a job published, a barrier reached, a job done):
+    /// unparks every participant but `me` if any is parked.
     #[inline]
     fn wake_sleepers(&self, me: usize) {
         fence(Ordering::SeqCst);
